@@ -1,1 +1,7 @@
-//! placeholder
+//! Kuryr's core: configuration, the names and tags of what Kuryr makes in
+//! Neutron and on the host, and the attachment lifecycle that binds a Neutron
+//! port into a container.
+
+pub mod config;
+pub mod ini;
+pub mod naming;
