@@ -4,4 +4,5 @@
 
 pub mod config;
 pub mod ini;
+pub mod ipmath;
 pub mod naming;
