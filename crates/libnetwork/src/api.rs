@@ -1,0 +1,252 @@
+//! The driver interface the HTTP server calls: one method per Docker call.
+//!
+//! `Plugin.Activate` is answered by the server itself. Everything else goes
+//! to a [`Driver`], which returns the typed reply or a [`DriverError`]; the
+//! server turns the error into `{"Err": message}` with a matching non-200
+//! status (see [`ErrorKind::http_status`]).
+
+use std::future::Future;
+
+use crate::wire::{
+    AddressSpaces, AllocateNetworkRequest, AllocateNetworkResponse, CreateEndpointRequest,
+    CreateEndpointResponse, CreateNetworkRequest, DeleteEndpointRequest, DeleteNetworkRequest,
+    DiscoveryNotification, EndpointOperInfoRequest, EndpointOperInfoResponse, FreeNetworkRequest,
+    IpamCapabilities, JoinRequest, JoinResponse, LeaveRequest, NetworkCapabilities,
+    ProgramExternalConnectivityRequest, ReleaseAddressRequest, ReleasePoolRequest,
+    RequestAddressRequest, RequestAddressResponse, RequestPoolRequest, RequestPoolResponse,
+    RevokeExternalConnectivityRequest,
+};
+
+/// What went wrong, which decides the HTTP status of the error reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request is invalid (400).
+    BadRequest,
+    /// A network, endpoint, pool or address is unknown (404).
+    ///
+    /// Docker treats a 404 from `ProgramExternalConnectivity` and
+    /// `RevokeExternalConnectivity` as "not implemented" and ignores it.
+    NotFound,
+    /// The request conflicts with existing state (409).
+    Conflict,
+    /// A dependency (Neutron, Keystone, OVS) is unreachable (503).
+    Unavailable,
+    /// A bug or an unexpected local failure (500).
+    Internal,
+    /// Neutron (or Keystone) answered with this error status, passed on.
+    /// A status outside 400-599 becomes 502.
+    Upstream(u16),
+}
+
+impl ErrorKind {
+    /// The HTTP status of the error reply. Never 2xx.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::NotFound => 404,
+            Self::Conflict => 409,
+            Self::Unavailable => 503,
+            Self::Internal => 500,
+            Self::Upstream(status @ 400..=599) => status,
+            Self::Upstream(_) => 502,
+        }
+    }
+}
+
+/// A failed call: the kind decides the status, the message is what the
+/// Docker user sees (`Error response from daemon: <Call>: <message>`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DriverError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// Message for the user.
+    pub message: String,
+}
+
+impl DriverError {
+    /// An error of any kind.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// 400: the request is invalid.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
+    }
+
+    /// 404: something named in the request does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// 409: conflicts with existing state.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    /// 503: a dependency is unreachable.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// 500: unexpected failure.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// Neutron's (or Keystone's) own error status, passed on.
+    pub fn upstream(status: u16, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Upstream(status), message)
+    }
+
+    /// The HTTP status of the error reply.
+    pub fn http_status(&self) -> u16 {
+        self.kind.http_status()
+    }
+}
+
+/// Result of a driver call.
+pub type DriverResult<T> = Result<T, DriverError>;
+
+/// A Docker network + IPAM driver. The server calls one method per request;
+/// calls may run concurrently.
+///
+/// Implement the methods with `async fn`; the returned futures must be
+/// `Send`. The defaults cover calls that only swarm sends to global-scope
+/// drivers.
+pub trait Driver: Send + Sync + 'static {
+    // ---- NetworkDriver ----
+
+    /// `NetworkDriver.GetCapabilities`: scope of the driver.
+    fn network_capabilities(
+        &self,
+    ) -> impl Future<Output = DriverResult<NetworkCapabilities>> + Send;
+
+    /// `NetworkDriver.CreateNetwork`: after `RequestPool` and the gateway's
+    /// `RequestAddress`. Not replayed by Docker after a plugin restart.
+    fn create_network(
+        &self,
+        req: CreateNetworkRequest,
+    ) -> impl Future<Output = DriverResult<()>> + Send;
+
+    /// `NetworkDriver.DeleteNetwork`: after `ReleaseAddress(gateway)` and
+    /// `ReleasePool`.
+    fn delete_network(
+        &self,
+        req: DeleteNetworkRequest,
+    ) -> impl Future<Output = DriverResult<()>> + Send;
+
+    /// `NetworkDriver.AllocateNetwork`: only on swarm managers, for
+    /// global-scope drivers. Default: no options.
+    fn allocate_network(
+        &self,
+        req: AllocateNetworkRequest,
+    ) -> impl Future<Output = DriverResult<AllocateNetworkResponse>> + Send {
+        let _ = req;
+        async { Ok(AllocateNetworkResponse::default()) }
+    }
+
+    /// `NetworkDriver.FreeNetwork`: counterpart of `allocate_network`.
+    /// Default: nothing to free.
+    fn free_network(
+        &self,
+        req: FreeNetworkRequest,
+    ) -> impl Future<Output = DriverResult<()>> + Send {
+        let _ = req;
+        async { Ok(()) }
+    }
+
+    /// `NetworkDriver.CreateEndpoint`: after the container's
+    /// `RequestAddress`.
+    fn create_endpoint(
+        &self,
+        req: CreateEndpointRequest,
+    ) -> impl Future<Output = DriverResult<CreateEndpointResponse>> + Send;
+
+    /// `NetworkDriver.EndpointOperInfo`: operational data of an endpoint.
+    fn endpoint_oper_info(
+        &self,
+        req: EndpointOperInfoRequest,
+    ) -> impl Future<Output = DriverResult<EndpointOperInfoResponse>> + Send;
+
+    /// `NetworkDriver.DeleteEndpoint`: after `Leave`.
+    fn delete_endpoint(
+        &self,
+        req: DeleteEndpointRequest,
+    ) -> impl Future<Output = DriverResult<()>> + Send;
+
+    /// `NetworkDriver.Join`: the container's sandbox joins the endpoint.
+    fn join(&self, req: JoinRequest) -> impl Future<Output = DriverResult<JoinResponse>> + Send;
+
+    /// `NetworkDriver.Leave`: the sandbox leaves the endpoint.
+    fn leave(&self, req: LeaveRequest) -> impl Future<Output = DriverResult<()>> + Send;
+
+    /// `NetworkDriver.DiscoverNew`: a swarm node appeared. Default: ignored.
+    fn discover_new(
+        &self,
+        req: DiscoveryNotification,
+    ) -> impl Future<Output = DriverResult<()>> + Send {
+        let _ = req;
+        async { Ok(()) }
+    }
+
+    /// `NetworkDriver.DiscoverDelete`: a swarm node left. Default: ignored.
+    fn discover_delete(
+        &self,
+        req: DiscoveryNotification,
+    ) -> impl Future<Output = DriverResult<()>> + Send {
+        let _ = req;
+        async { Ok(()) }
+    }
+
+    /// `NetworkDriver.ProgramExternalConnectivity`: after `Join`, with the
+    /// exposed and published ports.
+    fn program_external_connectivity(
+        &self,
+        req: ProgramExternalConnectivityRequest,
+    ) -> impl Future<Output = DriverResult<()>> + Send;
+
+    /// `NetworkDriver.RevokeExternalConnectivity`: before `Leave`.
+    fn revoke_external_connectivity(
+        &self,
+        req: RevokeExternalConnectivityRequest,
+    ) -> impl Future<Output = DriverResult<()>> + Send;
+
+    // ---- IpamDriver ----
+
+    /// `IpamDriver.GetCapabilities`.
+    fn ipam_capabilities(&self) -> impl Future<Output = DriverResult<IpamCapabilities>> + Send;
+
+    /// `IpamDriver.GetDefaultAddressSpaces`.
+    fn default_address_spaces(&self) -> impl Future<Output = DriverResult<AddressSpaces>> + Send;
+
+    /// `IpamDriver.RequestPool`: first call of `docker network create`.
+    fn request_pool(
+        &self,
+        req: RequestPoolRequest,
+    ) -> impl Future<Output = DriverResult<RequestPoolResponse>> + Send;
+
+    /// `IpamDriver.ReleasePool`: before `DeleteNetwork`.
+    fn release_pool(
+        &self,
+        req: ReleasePoolRequest,
+    ) -> impl Future<Output = DriverResult<()>> + Send;
+
+    /// `IpamDriver.RequestAddress`: the gateway (see
+    /// [`RequestAddressRequest::is_gateway_request`]) or a container address.
+    fn request_address(
+        &self,
+        req: RequestAddressRequest,
+    ) -> impl Future<Output = DriverResult<RequestAddressResponse>> + Send;
+
+    /// `IpamDriver.ReleaseAddress`: after `DeleteEndpoint`, and for the
+    /// gateway on `network rm`.
+    fn release_address(
+        &self,
+        req: ReleaseAddressRequest,
+    ) -> impl Future<Output = DriverResult<()>> + Send;
+}

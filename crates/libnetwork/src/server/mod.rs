@@ -1,0 +1,255 @@
+//! HTTP dispatch of Docker plugin calls to a [`Driver`].
+//!
+//! Docker sends `POST /<Call>` with no `Content-Type` (so no JSON extractor
+//! is used: the body is read as bytes, at most [`MAX_BODY_BYTES`]) and reads
+//! the reply regardless of its content type. Every reply here carries
+//! [`PLUGIN_CONTENT_TYPE`]. Errors are `{"Err": "..."}` with a non-200
+//! status:
+//!
+//! | Case | Status |
+//! |---|---|
+//! | unknown path | 404 |
+//! | method other than POST | 405 |
+//! | body over [`MAX_BODY_BYTES`] | 413 |
+//! | empty body, malformed JSON, wrong field type, missing field | 400 |
+//! | [`DriverError`] | [`ErrorKind::http_status`](crate::api::ErrorKind::http_status) |
+
+mod listen;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, Request as HttpRequest, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::api::{Driver, DriverError};
+use crate::wire::{ActivateResponse, EmptyResponse, ErrorResponse, PluginCall, Request};
+
+pub use listen::{serve_tcp, serve_tcp_listener, serve_unix, PluginSocket, ServeError};
+
+/// Content type of every reply, as Docker's own test plugins and upstream
+/// Kuryr send it. Docker does not check it.
+pub const PLUGIN_CONTENT_TYPE: &str = "application/vnd.docker.plugins.v1+json";
+
+/// Largest request body accepted (1 MiB); Docker's are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How much of a request body goes into the debug log.
+const LOGGED_BODY_BYTES: usize = 4096;
+
+struct AppState<D> {
+    driver: Arc<D>,
+    next_request_id: AtomicU64,
+}
+
+/// The router serving every plugin call with `driver`. Mount it on a unix
+/// socket or TCP listener (see [`serve_unix`], [`serve_tcp`]) or drive it
+/// directly in tests.
+pub fn router<D: Driver>(driver: Arc<D>) -> Router {
+    let state = Arc::new(AppState {
+        driver,
+        next_request_id: AtomicU64::new(1),
+    });
+    Router::new().fallback(handle::<D>).with_state(state)
+}
+
+async fn handle<D: Driver>(
+    State(state): State<Arc<AppState<D>>>,
+    request: HttpRequest<Body>,
+) -> Response {
+    let id = state.next_request_id.fetch_add(1, Ordering::Relaxed);
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("plugin_call", id, path = %path);
+    async move {
+        let started = Instant::now();
+        let response = serve_call(&*state.driver, &path, request).await;
+        tracing::debug!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "reply"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve_call<D: Driver>(driver: &D, path: &str, request: HttpRequest<Body>) -> Response {
+    let Some(call) = PluginCall::from_path(path) else {
+        return error_reply(StatusCode::NOT_FOUND, format!("unknown plugin call {path}"));
+    };
+    if request.method() != Method::POST {
+        let mut response = error_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{path}: method {} not allowed, use POST", request.method()),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let body = match read_body(path, request).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    tracing::debug!(body = %logged_body(&body), "request");
+    let parsed = match Request::parse(call, &body) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            return error_reply(
+                StatusCode::BAD_REQUEST,
+                format!("{path}: invalid request body: {e}"),
+            )
+        }
+    };
+    match dispatch(driver, parsed).await {
+        Ok(response) => response,
+        Err(e) => {
+            let status =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            error_reply(status, e.message)
+        }
+    }
+}
+
+async fn read_body(path: &str, request: HttpRequest<Body>) -> Result<Bytes, Response> {
+    let too_large = || {
+        error_reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{path}: request body larger than {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await {
+        Ok(body) => Ok(body),
+        Err(e) => {
+            let inner = e.into_inner();
+            if inner.is::<http_body_util::LengthLimitError>() {
+                Err(too_large())
+            } else {
+                Err(error_reply(
+                    StatusCode::BAD_REQUEST,
+                    format!("{path}: cannot read request body: {inner}"),
+                ))
+            }
+        }
+    }
+}
+
+fn logged_body(body: &[u8]) -> String {
+    let shown = &body[..body.len().min(LOGGED_BODY_BYTES)];
+    let mut text = String::from_utf8_lossy(shown).trim_end().to_owned();
+    if body.len() > LOGGED_BODY_BYTES {
+        text.push_str(" ...");
+    }
+    text
+}
+
+async fn dispatch<D: Driver>(driver: &D, request: Request) -> Result<Response, DriverError> {
+    Ok(match request {
+        Request::Activate => ok_reply(&ActivateResponse::kuryr()),
+        Request::NetworkGetCapabilities => ok_reply(&driver.network_capabilities().await?),
+        Request::CreateNetwork(req) => {
+            driver.create_network(req).await?;
+            empty_reply()
+        }
+        Request::DeleteNetwork(req) => {
+            driver.delete_network(req).await?;
+            empty_reply()
+        }
+        Request::AllocateNetwork(req) => ok_reply(&driver.allocate_network(req).await?),
+        Request::FreeNetwork(req) => {
+            driver.free_network(req).await?;
+            empty_reply()
+        }
+        Request::CreateEndpoint(req) => ok_reply(&driver.create_endpoint(req).await?),
+        Request::EndpointOperInfo(req) => ok_reply(&driver.endpoint_oper_info(req).await?),
+        Request::DeleteEndpoint(req) => {
+            driver.delete_endpoint(req).await?;
+            empty_reply()
+        }
+        Request::Join(req) => ok_reply(&driver.join(req).await?),
+        Request::Leave(req) => {
+            driver.leave(req).await?;
+            empty_reply()
+        }
+        Request::DiscoverNew(req) => {
+            driver.discover_new(req).await?;
+            empty_reply()
+        }
+        Request::DiscoverDelete(req) => {
+            driver.discover_delete(req).await?;
+            empty_reply()
+        }
+        Request::ProgramExternalConnectivity(req) => {
+            driver.program_external_connectivity(req).await?;
+            empty_reply()
+        }
+        Request::RevokeExternalConnectivity(req) => {
+            driver.revoke_external_connectivity(req).await?;
+            empty_reply()
+        }
+        Request::IpamGetCapabilities => ok_reply(&driver.ipam_capabilities().await?),
+        Request::GetDefaultAddressSpaces => ok_reply(&driver.default_address_spaces().await?),
+        Request::RequestPool(req) => ok_reply(&driver.request_pool(req).await?),
+        Request::ReleasePool(req) => {
+            driver.release_pool(req).await?;
+            empty_reply()
+        }
+        Request::RequestAddress(req) => ok_reply(&driver.request_address(req).await?),
+        Request::ReleaseAddress(req) => {
+            driver.release_address(req).await?;
+            empty_reply()
+        }
+    })
+}
+
+fn empty_reply() -> Response {
+    ok_reply(&EmptyResponse {})
+}
+
+fn ok_reply<T: Serialize>(body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => json_reply(StatusCode::OK, bytes),
+        Err(e) => error_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode reply: {e}"),
+        ),
+    }
+}
+
+/// An error reply; logged at warn with its message.
+fn error_reply(status: StatusCode, message: String) -> Response {
+    tracing::warn!(status = status.as_u16(), err = %message, "call failed");
+    let bytes = serde_json::to_vec(&ErrorResponse { err: message })
+        .unwrap_or_else(|_| br#"{"Err":"internal error"}"#.to_vec());
+    json_reply(status, bytes)
+}
+
+fn json_reply(status: StatusCode, bytes: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PLUGIN_CONTENT_TYPE),
+        )],
+        bytes,
+    )
+        .into_response()
+}
