@@ -1,0 +1,878 @@
+//! Kernel links, addresses and routes over rtnetlink.
+//!
+//! A [`Netlink`] is bound to one network namespace for its whole life: the
+//! host's ([`Netlink::host`]) or a container's ([`Netlink::in_netns`]). Every
+//! operation (create, rename, set MTU, add address...) means "in that
+//! namespace", so the same methods serve the Docker driver (host side) and the
+//! CNI daemon (inside `CNI_NETNS`).
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteType,
+};
+use nix::libc;
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+use tracing::{debug, info, warn};
+
+use crate::error::{netlink_errno, Error, Result};
+use crate::netns::Netns;
+use crate::spec::{self, IpvlanSpec, MacvlanSpec, RouteSpec, VethSpec, VlanSpec};
+use crate::validate::{validate_ifname, validate_mtu, MacAddr};
+use crate::Deleted;
+
+/// Operational state of a link (`IFLA_OPERSTATE`, RFC 2863).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperState {
+    /// Up and able to pass packets.
+    Up,
+    /// Down.
+    Down,
+    /// Down because the lower layer (e.g. veth peer) is down.
+    LowerLayerDown,
+    /// Not determinable (e.g. loopback, some virtual devices).
+    Unknown,
+    /// Waiting for an external event.
+    Dormant,
+    /// A component is missing.
+    NotPresent,
+    /// In test mode.
+    Testing,
+    /// A value unknown to this crate.
+    Other(u8),
+}
+
+impl From<&State> for OperState {
+    fn from(s: &State) -> Self {
+        match s {
+            State::Up => OperState::Up,
+            State::Down => OperState::Down,
+            State::LowerLayerDown => OperState::LowerLayerDown,
+            State::Unknown => OperState::Unknown,
+            State::Dormant => OperState::Dormant,
+            State::NotPresent => OperState::NotPresent,
+            State::Testing => OperState::Testing,
+            State::Other(v) => OperState::Other(*v),
+            _ => OperState::Unknown,
+        }
+    }
+}
+
+/// Scope of an address or route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Global.
+    Universe,
+    /// Site-local.
+    Site,
+    /// Valid on this link only (e.g. fe80::/64, on-link routes).
+    Link,
+    /// Valid on this host only.
+    Host,
+    /// Destination does not exist.
+    Nowhere,
+    /// Other value.
+    Other(u8),
+}
+
+impl From<u8> for Scope {
+    fn from(v: u8) -> Self {
+        match v {
+            0 => Scope::Universe,
+            200 => Scope::Site,
+            253 => Scope::Link,
+            254 => Scope::Host,
+            255 => Scope::Nowhere,
+            other => Scope::Other(other),
+        }
+    }
+}
+
+/// What we know about a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Interface index (namespace-local).
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Hardware address, if it has an Ethernet one.
+    pub mac: Option<MacAddr>,
+    /// MTU.
+    pub mtu: u32,
+    /// Operational state.
+    pub oper_state: OperState,
+    /// Administratively up (`IFF_UP`).
+    pub admin_up: bool,
+    /// Index of the master (bridge) if enslaved.
+    pub master: Option<u32>,
+    /// Link kind (`veth`, `bridge`, `macvlan`...), if virtual.
+    pub kind: Option<String>,
+    /// Parent/peer index (`IFLA_LINK`): the macvlan parent or the veth peer.
+    /// May refer to another namespace.
+    pub parent: Option<u32>,
+}
+
+impl LinkInfo {
+    fn from_message(msg: &LinkMessage) -> Self {
+        let mut info = LinkInfo {
+            index: msg.header.index,
+            name: String::new(),
+            mac: None,
+            mtu: 0,
+            oper_state: OperState::Unknown,
+            admin_up: msg.header.flags.contains(LinkFlags::Up),
+            master: None,
+            kind: spec::link_kind(msg),
+            parent: None,
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => info.name = n.clone(),
+                LinkAttribute::Address(a) => info.mac = MacAddr::from_slice(a),
+                LinkAttribute::Mtu(m) => info.mtu = *m,
+                LinkAttribute::OperState(s) => info.oper_state = s.into(),
+                LinkAttribute::Controller(c) if *c != 0 => info.master = Some(*c),
+                LinkAttribute::Link(l) if *l != 0 => info.parent = Some(*l),
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+/// Both ends of a veth pair as created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VethPair {
+    /// The host end, in the handle's namespace.
+    pub host: LinkInfo,
+    /// The container end, in the namespace it was created in.
+    pub peer: LinkInfo,
+}
+
+/// An address configured on a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressInfo {
+    /// Address with prefix length.
+    pub addr: IpNet,
+    /// Scope (link for fe80::/64).
+    pub scope: Scope,
+    /// Still running DAD (IPv6); not usable yet.
+    pub tentative: bool,
+    /// DAD found a duplicate (IPv6).
+    pub dad_failed: bool,
+}
+
+/// Who installed a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteOrigin {
+    /// The kernel (connected/prefix routes).
+    Kernel,
+    /// Boot-time / `ip route` default protocol.
+    Boot,
+    /// Added statically (what [`Netlink::add_route`] uses).
+    Static,
+    /// IPv6 router advertisement.
+    Ra,
+    /// Anything else.
+    Other(u8),
+}
+
+impl From<RouteProtocol> for RouteOrigin {
+    fn from(p: RouteProtocol) -> Self {
+        match p {
+            RouteProtocol::Kernel => RouteOrigin::Kernel,
+            RouteProtocol::Boot => RouteOrigin::Boot,
+            RouteProtocol::Static => RouteOrigin::Static,
+            RouteProtocol::Ra => RouteOrigin::Ra,
+            other => RouteOrigin::Other(u8::from(other)),
+        }
+    }
+}
+
+/// A route of the main table going out of a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// Destination prefix (`0.0.0.0/0` / `::/0` for default).
+    pub dest: IpNet,
+    /// Next hop, if any.
+    pub gateway: Option<IpAddr>,
+    /// Route scope.
+    pub scope: Scope,
+    /// Who installed it.
+    pub origin: RouteOrigin,
+    /// Metric.
+    pub metric: Option<u32>,
+    /// On-link flag.
+    pub onlink: bool,
+}
+
+impl RouteInfo {
+    fn from_message(msg: &RouteMessage) -> Option<Self> {
+        let mut dest_addr: Option<IpAddr> = None;
+        let mut gateway = None;
+        let mut metric = None;
+        for attr in &msg.attributes {
+            match attr {
+                RouteAttribute::Destination(a) => dest_addr = route_addr(a),
+                RouteAttribute::Gateway(a) => gateway = route_addr(a),
+                RouteAttribute::Priority(p) => metric = Some(*p),
+                _ => {}
+            }
+        }
+        let dest_addr = match dest_addr {
+            Some(a) => a,
+            None => match msg.header.address_family {
+                netlink_packet_route::AddressFamily::Inet => IpAddr::from([0u8; 4]),
+                netlink_packet_route::AddressFamily::Inet6 => IpAddr::from([0u8; 16]),
+                _ => return None,
+            },
+        };
+        let dest = IpNet::new(dest_addr, msg.header.destination_prefix_length).ok()?;
+        Some(RouteInfo {
+            dest,
+            gateway,
+            scope: Scope::from(u8::from(msg.header.scope)),
+            origin: msg.header.protocol.into(),
+            metric,
+            onlink: msg.header.flags.contains(RouteFlags::Onlink),
+        })
+    }
+}
+
+fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+fn route_table(msg: &RouteMessage) -> u32 {
+    msg.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(msg.header.table))
+}
+
+fn route_oif(msg: &RouteMessage) -> Option<u32> {
+    msg.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Oif(i) => Some(*i),
+        _ => None,
+    })
+}
+
+impl AddressInfo {
+    fn from_message(msg: &AddressMessage) -> Option<Self> {
+        let mut local = None;
+        let mut address = None;
+        let mut flags = None;
+        for attr in &msg.attributes {
+            match attr {
+                AddressAttribute::Local(a) => local = Some(*a),
+                AddressAttribute::Address(a) => address = Some(*a),
+                AddressAttribute::Flags(f) => flags = Some(*f),
+                _ => {}
+            }
+        }
+        // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer
+        // on point-to-point links, and the only one present for IPv6.
+        let addr = IpNet::new(local.or(address)?, msg.header.prefix_len).ok()?;
+        let header = msg.header.flags;
+        let tentative = flags.map_or(header.contains(AddressHeaderFlags::Tentative), |f| {
+            f.contains(AddressFlags::Tentative)
+        });
+        let dad_failed = flags.map_or(header.contains(AddressHeaderFlags::Dadfailed), |f| {
+            f.contains(AddressFlags::Dadfailed)
+        });
+        Some(AddressInfo {
+            addr,
+            scope: Scope::from(u8::from(msg.header.scope)),
+            tentative,
+            dad_failed,
+        })
+    }
+}
+
+/// An rtnetlink connection bound to one network namespace.
+///
+/// Cheap to clone; the background connection task ends when the last clone
+/// is dropped.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+    netns: Option<Netns>,
+}
+
+impl std::fmt::Debug for Netlink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Netlink")
+            .field("netns", &self.netns)
+            .finish()
+    }
+}
+
+fn spawn_connection() -> Result<Handle> {
+    let (conn, handle, _unsolicited) = rtnetlink::new_connection().map_err(|e| Error::Io {
+        op: "open netlink socket".into(),
+        source: e,
+    })?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+impl Netlink {
+    /// A connection in the namespace of the calling process (the host).
+    ///
+    /// Must be called inside a tokio runtime. Relies on the rule that no
+    /// runtime thread ever calls `setns`.
+    pub async fn host() -> Result<Self> {
+        Ok(Netlink {
+            handle: spawn_connection()?,
+            netns: None,
+        })
+    }
+
+    /// A connection inside `netns`: the socket is created on a short-lived
+    /// thread that entered the namespace (see [`crate::netns`]); the handle
+    /// can then be used from any task.
+    pub async fn in_netns(netns: &Netns) -> Result<Self> {
+        let runtime = tokio::runtime::Handle::current();
+        let (conn, handle, _unsolicited) = netns
+            .run_in(move || {
+                // The socket registers with this runtime's reactor, but is
+                // created (and thus bound to the netns) on the netns thread.
+                let _guard = runtime.enter();
+                rtnetlink::new_connection().map_err(|e| Error::Io {
+                    op: "open netlink socket in netns".into(),
+                    source: e,
+                })
+            })
+            .await?;
+        tokio::spawn(conn);
+        Ok(Netlink {
+            handle,
+            netns: Some(netns.clone()),
+        })
+    }
+
+    /// The namespace this connection works in (`None` = the host's).
+    pub fn netns(&self) -> Option<&Netns> {
+        self.netns.as_ref()
+    }
+
+    /// Open a connection in the namespace a link was created in, or reuse
+    /// this one when it is the same.
+    async fn for_netns(&self, netns: Option<&Netns>) -> Result<Netlink> {
+        match netns {
+            None => Ok(self.clone()),
+            Some(ns) => Netlink::in_netns(ns).await,
+        }
+    }
+
+    // ----- lookups -------------------------------------------------------
+
+    /// Look a link up by name; `Ok(None)` if absent.
+    pub async fn get_link(&self, name: &str) -> Result<Option<LinkInfo>> {
+        validate_ifname(name)?;
+        let mut stream = self.handle.link().get().match_name(name).execute();
+        match stream.try_next().await {
+            Ok(Some(msg)) => Ok(Some(LinkInfo::from_message(&msg))),
+            Ok(None) => Ok(None),
+            Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(Error::netlink(format!("get link {name}"), e)),
+        }
+    }
+
+    /// Look a link up by index; `Ok(None)` if absent.
+    pub async fn get_link_by_index(&self, index: u32) -> Result<Option<LinkInfo>> {
+        let mut stream = self.handle.link().get().match_index(index).execute();
+        match stream.try_next().await {
+            Ok(Some(msg)) => Ok(Some(LinkInfo::from_message(&msg))),
+            Ok(None) => Ok(None),
+            Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(Error::netlink(format!("get link #{index}"), e)),
+        }
+    }
+
+    /// Look a link up by name; [`Error::LinkNotFound`] if absent.
+    pub async fn link(&self, name: &str) -> Result<LinkInfo> {
+        self.get_link(name)
+            .await?
+            .ok_or_else(|| Error::LinkNotFound { name: name.into() })
+    }
+
+    /// Whether a link with that name exists.
+    pub async fn link_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.get_link(name).await?.is_some())
+    }
+
+    /// All links of the namespace.
+    pub async fn links(&self) -> Result<Vec<LinkInfo>> {
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::netlink("dump links", e))?;
+        Ok(msgs.iter().map(LinkInfo::from_message).collect())
+    }
+
+    async fn index_of(&self, name: &str) -> Result<u32> {
+        Ok(self.link(name).await?.index)
+    }
+
+    // ----- create / delete -----------------------------------------------
+
+    /// Create a veth pair (see [`VethSpec`]); the host end is brought up.
+    ///
+    /// Both ends are created atomically by one RTM_NEWLINK. Afterwards both
+    /// ends are read back; if the peer's MTU did not take (kernels that ignore
+    /// the peer's IFLA_MTU) it is set explicitly. Any failure after creation
+    /// deletes the pair again, so callers never see a half-made pair.
+    /// A taken name gives [`Error::LinkExists`] and leaves the existing link
+    /// alone.
+    pub async fn create_veth(&self, spec: &VethSpec) -> Result<VethPair> {
+        spec.validate()?;
+        let msg = spec::veth_message(spec);
+        if let Err(e) = self.handle.link().add(msg).execute().await {
+            return Err(self.veth_create_error(spec, e).await);
+        }
+        match self.finish_veth(spec).await {
+            Ok(pair) => {
+                info!(host = %spec.host_name, peer = %spec.peer_name, mtu = ?spec.mtu, "created veth pair");
+                Ok(pair)
+            }
+            Err(e) => {
+                warn!(host = %spec.host_name, error = %e, "veth pair setup failed, removing it");
+                if let Err(cleanup) = self.delete_link(&spec.host_name).await {
+                    warn!(host = %spec.host_name, error = %cleanup, "could not remove half-made veth pair");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn finish_veth(&self, spec: &VethSpec) -> Result<VethPair> {
+        let host = self.link(&spec.host_name).await?;
+        let peer_nl = self.for_netns(spec.peer_netns.as_ref()).await?;
+        let mut peer = peer_nl.link(&spec.peer_name).await?;
+        let mut reread = false;
+        if let Some(mtu) = spec.mtu {
+            if peer.mtu != mtu {
+                debug!(peer = %spec.peer_name, "peer MTU not applied at creation, setting it");
+                peer_nl.set_mtu(&spec.peer_name, mtu).await?;
+                reread = true;
+            }
+        }
+        if spec.peer_up {
+            peer_nl.set_up(&spec.peer_name).await?;
+            reread = true;
+        }
+        if reread {
+            peer = peer_nl.link(&spec.peer_name).await?;
+        }
+        Ok(VethPair { host, peer })
+    }
+
+    async fn veth_create_error(&self, spec: &VethSpec, e: rtnetlink::Error) -> Error {
+        if netlink_errno(&e) != Some(libc::EEXIST) {
+            return create_error("veth", &spec.host_name, e);
+        }
+        // Tell which end is taken; the peer may live in another netns.
+        let name = match self.link_exists(&spec.host_name).await {
+            Ok(true) => spec.host_name.clone(),
+            _ => spec.peer_name.clone(),
+        };
+        Error::LinkExists { name }
+    }
+
+    /// Create a macvlan sub-interface on a parent (in this namespace).
+    pub async fn create_macvlan(&self, spec: &MacvlanSpec) -> Result<LinkInfo> {
+        spec.validate()?;
+        let parent = self.index_of(&spec.parent).await?;
+        let msg = spec::macvlan_message(spec, parent);
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| create_error("macvlan", &spec.name, e))?;
+        info!(name = %spec.name, parent = %spec.parent, mode = ?spec.mode, "created macvlan");
+        self.read_back_created(&spec.name, spec.netns.as_ref())
+            .await
+    }
+
+    /// Create an 802.1Q VLAN subinterface. On kernels without 8021q this
+    /// returns [`Error::Unsupported`] with feature `"vlan (8021q)"`.
+    pub async fn create_vlan(&self, spec: &VlanSpec) -> Result<LinkInfo> {
+        spec.validate()?;
+        let parent = self.index_of(&spec.parent).await?;
+        let msg = spec::vlan_message(spec, parent);
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| create_error("vlan (8021q)", &spec.name, e))?;
+        info!(name = %spec.name, parent = %spec.parent, id = spec.vlan_id, "created vlan");
+        self.read_back_created(&spec.name, spec.netns.as_ref())
+            .await
+    }
+
+    /// Create an ipvlan sub-interface. On kernels without ipvlan this returns
+    /// [`Error::Unsupported`] with feature `"ipvlan"`.
+    pub async fn create_ipvlan(&self, spec: &IpvlanSpec) -> Result<LinkInfo> {
+        spec.validate()?;
+        let parent = self.index_of(&spec.parent).await?;
+        let msg = spec::ipvlan_message(spec, parent);
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| create_error("ipvlan", &spec.name, e))?;
+        info!(name = %spec.name, parent = %spec.parent, mode = ?spec.mode, "created ipvlan");
+        self.read_back_created(&spec.name, spec.netns.as_ref())
+            .await
+    }
+
+    async fn read_back_created(&self, name: &str, netns: Option<&Netns>) -> Result<LinkInfo> {
+        let nl = self.for_netns(netns).await?;
+        nl.link(name).await
+    }
+
+    /// Delete a link by name. Missing is fine: [`Deleted::Absent`].
+    /// Deleting either end of a veth pair removes both.
+    pub async fn delete_link(&self, name: &str) -> Result<Deleted> {
+        let Some(link) = self.get_link(name).await? else {
+            return Ok(Deleted::Absent);
+        };
+        match self.handle.link().del(link.index).execute().await {
+            Ok(()) => {
+                info!(name, "deleted link");
+                Ok(Deleted::Removed)
+            }
+            Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(Deleted::Absent),
+            Err(e) => Err(Error::netlink(format!("delete link {name}"), e)),
+        }
+    }
+
+    // ----- bridge --------------------------------------------------------
+
+    /// Make sure a Linux bridge `name` exists and is up; create it if
+    /// missing. [`Error::WrongLinkKind`] if the name is taken by another kind.
+    pub async fn ensure_bridge(&self, name: &str) -> Result<LinkInfo> {
+        validate_ifname(name)?;
+        if self.get_link(name).await?.is_none() {
+            match self
+                .handle
+                .link()
+                .add(spec::bridge_message(name))
+                .execute()
+                .await
+            {
+                Ok(()) => info!(name, "created bridge"),
+                // Lost a race with another creator: fine, check it below.
+                Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {}
+                Err(e) => return Err(create_error("bridge", name, e)),
+            }
+        }
+        let link = self.link(name).await?;
+        if link.kind.as_deref() != Some("bridge") {
+            return Err(Error::WrongLinkKind {
+                name: name.into(),
+                expected: "bridge",
+                actual: link.kind.unwrap_or_else(|| "unknown".into()),
+            });
+        }
+        if !link.admin_up {
+            self.set_up(name).await?;
+            return self.link(name).await;
+        }
+        Ok(link)
+    }
+
+    /// Enslave `link` to `master` (`ip link set LINK master MASTER`).
+    pub async fn set_master(&self, link: &str, master: &str) -> Result<()> {
+        let idx = self.index_of(link).await?;
+        let master_idx = self.index_of(master).await?;
+        self.change(
+            LinkUnspec::new_with_index(idx)
+                .controller(master_idx)
+                .build(),
+            format!("set master of {link} to {master}"),
+        )
+        .await
+    }
+
+    /// Detach `link` from its master (`ip link set LINK nomaster`).
+    pub async fn set_nomaster(&self, link: &str) -> Result<()> {
+        let idx = self.index_of(link).await?;
+        self.change(
+            LinkUnspec::new_with_index(idx).nocontroller().build(),
+            format!("remove {link} from its master"),
+        )
+        .await
+    }
+
+    // ----- link attributes -----------------------------------------------
+
+    async fn change(&self, msg: LinkMessage, op: String) -> Result<()> {
+        debug!(op = %op, "netlink change");
+        self.handle
+            .link()
+            .change(msg)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(op, e))
+    }
+
+    /// Move a link into another namespace. Its addresses and routes are lost
+    /// (the kernel flushes them), so configure it after the move.
+    pub async fn move_to_netns(&self, name: &str, netns: &Netns) -> Result<()> {
+        let idx = self.index_of(name).await?;
+        let msg = spec::setns_message(idx, netns.raw_fd());
+        match self.handle.link().change(msg).execute().await {
+            Ok(()) => {
+                info!(name, netns = %netns.path().display(), "moved link to netns");
+                Ok(())
+            }
+            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {
+                Err(Error::LinkExists { name: name.into() })
+            }
+            Err(e) => Err(Error::netlink(
+                format!("move {name} to {}", netns.path().display()),
+                e,
+            )),
+        }
+    }
+
+    /// Rename a link. Kernels before 6.2 refuse to rename an up link (EBUSY),
+    /// so portable callers set it down first (Docker renames while down).
+    pub async fn rename(&self, name: &str, new_name: &str) -> Result<()> {
+        validate_ifname(new_name)?;
+        let idx = self.index_of(name).await?;
+        let msg = LinkUnspec::new_with_index(idx).name(new_name).build();
+        match self.handle.link().change(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Err(Error::LinkExists {
+                name: new_name.into(),
+            }),
+            Err(e) => Err(Error::netlink(
+                format!("rename {name} to {new_name} (older kernels need the link down)"),
+                e,
+            )),
+        }
+    }
+
+    /// Set a link's MAC address.
+    pub async fn set_mac(&self, name: &str, mac: MacAddr) -> Result<()> {
+        mac.validate_unicast()?;
+        let idx = self.index_of(name).await?;
+        self.change(
+            LinkUnspec::new_with_index(idx)
+                .address(mac.octets().to_vec())
+                .build(),
+            format!("set mac of {name} to {mac}"),
+        )
+        .await
+    }
+
+    /// Set a link's MTU.
+    pub async fn set_mtu(&self, name: &str, mtu: u32) -> Result<()> {
+        validate_mtu(mtu)?;
+        let idx = self.index_of(name).await?;
+        self.change(
+            LinkUnspec::new_with_index(idx).mtu(mtu).build(),
+            format!("set mtu of {name} to {mtu}"),
+        )
+        .await
+    }
+
+    /// Bring a link up.
+    pub async fn set_up(&self, name: &str) -> Result<()> {
+        let idx = self.index_of(name).await?;
+        self.change(
+            LinkUnspec::new_with_index(idx).up().build(),
+            format!("set {name} up"),
+        )
+        .await
+    }
+
+    /// Bring a link down.
+    pub async fn set_down(&self, name: &str) -> Result<()> {
+        let idx = self.index_of(name).await?;
+        self.change(
+            LinkUnspec::new_with_index(idx).down().build(),
+            format!("set {name} down"),
+        )
+        .await
+    }
+
+    // ----- addresses and routes ------------------------------------------
+
+    /// Add an address (v4 or v6, with prefix) to a link. IPv6 addresses are
+    /// added with `nodad` (see `docs/netplumb.md`: usable at once, no
+    /// ~1 s tentative period). An existing identical address gives
+    /// [`Error::AddressExists`].
+    pub async fn add_address(&self, link: &str, addr: IpNet) -> Result<()> {
+        let idx = self.index_of(link).await?;
+        let mut req = self
+            .handle
+            .address()
+            .add(idx, addr.addr(), addr.prefix_len());
+        *req.message_mut() = spec::address_message(idx, addr);
+        match req.execute().await {
+            Ok(()) => {
+                debug!(link, %addr, "added address");
+                Ok(())
+            }
+            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Err(Error::AddressExists {
+                link: link.into(),
+                addr: addr.to_string(),
+            }),
+            Err(e) => Err(Error::netlink(format!("add address {addr} to {link}"), e)),
+        }
+    }
+
+    /// Addresses of a link, both families (including IPv6 link-local).
+    pub async fn addresses(&self, link: &str) -> Result<Vec<AddressInfo>> {
+        let idx = self.index_of(link).await?;
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(idx)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::netlink(format!("list addresses of {link}"), e))?;
+        Ok(msgs.iter().filter_map(AddressInfo::from_message).collect())
+    }
+
+    /// Add a route out of `link` in the main table. Bring the link up and
+    /// add its addresses first: the kernel only accepts a gateway it can
+    /// reach (unless `onlink`). An identical route gives
+    /// [`Error::RouteExists`].
+    pub async fn add_route(&self, link: &str, route: &RouteSpec) -> Result<()> {
+        route.validate()?;
+        let idx = self.index_of(link).await?;
+        match self
+            .handle
+            .route()
+            .add(spec::route_message(idx, route))
+            .execute()
+            .await
+        {
+            Ok(()) => {
+                debug!(link, %route, "added route");
+                Ok(())
+            }
+            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Err(Error::RouteExists {
+                route: format!("{route} dev {link}"),
+            }),
+            Err(e) => Err(Error::netlink(format!("add route {route} dev {link}"), e)),
+        }
+    }
+
+    /// Unicast routes of the main table that go out of `link`, both
+    /// families, including the kernel's connected routes.
+    pub async fn routes(&self, link: &str) -> Result<Vec<RouteInfo>> {
+        let idx = self.index_of(link).await?;
+        let mut out = Vec::new();
+        let queries = [
+            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+        ];
+        for query in queries {
+            let msgs: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(query)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| Error::netlink(format!("list routes of {link}"), e))?;
+            out.extend(
+                msgs.iter()
+                    .filter(|m| route_oif(m) == Some(idx))
+                    .filter(|m| route_table(m) == u32::from(RouteHeader::RT_TABLE_MAIN))
+                    .filter(|m| m.header.kind == RouteType::Unicast)
+                    .filter_map(RouteInfo::from_message),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Map a link-creation failure: EEXIST → [`Error::LinkExists`];
+/// EOPNOTSUPP ("Unknown device type": the kernel has no driver for the kind)
+/// → [`Error::Unsupported`].
+fn create_error(feature: &'static str, name: &str, e: rtnetlink::Error) -> Error {
+    match netlink_errno(&e) {
+        Some(libc::EEXIST) => Error::LinkExists { name: name.into() },
+        Some(libc::EOPNOTSUPP) => Error::Unsupported {
+            feature,
+            detail: format!("creating {name}: Unknown device type (EOPNOTSUPP)"),
+        },
+        _ => Error::netlink(format!("create {feature} {name}"), e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtnetlink::packet_core::ErrorMessage;
+    use std::num::NonZeroI32;
+
+    fn nl_error(errno: i32) -> rtnetlink::Error {
+        let mut msg = ErrorMessage::default();
+        msg.code = NonZeroI32::new(-errno);
+        rtnetlink::Error::NetlinkError(msg)
+    }
+
+    #[test]
+    fn create_error_mapping() {
+        let e = create_error("vlan (8021q)", "v100", nl_error(libc::EOPNOTSUPP));
+        assert!(matches!(
+            e,
+            Error::Unsupported {
+                feature: "vlan (8021q)",
+                ..
+            }
+        ));
+        assert!(
+            e.to_string()
+                .starts_with("kernel lacks vlan (8021q) support"),
+            "{e}"
+        );
+        let e = create_error("ipvlan", "ipv0", nl_error(libc::EOPNOTSUPP));
+        assert!(
+            e.to_string().starts_with("kernel lacks ipvlan support"),
+            "{e}"
+        );
+        let e = create_error("veth", "tap0", nl_error(libc::EEXIST));
+        assert!(matches!(e, Error::LinkExists { ref name } if name == "tap0"));
+        let e = create_error("veth", "tap0", nl_error(libc::EPERM));
+        assert_eq!(e.errno(), Some(libc::EPERM));
+    }
+
+    #[test]
+    fn scope_values() {
+        assert_eq!(Scope::from(0), Scope::Universe);
+        assert_eq!(Scope::from(253), Scope::Link);
+        assert_eq!(Scope::from(254), Scope::Host);
+        assert_eq!(Scope::from(7), Scope::Other(7));
+    }
+}

@@ -1,0 +1,920 @@
+//! Request specifications (what to create) and the pure functions that turn
+//! them into netlink messages. Kept free of I/O so the message contents can be
+//! unit-tested without root or kernel support.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::RawFd;
+
+use ipnet::IpNet;
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
+use netlink_packet_route::link::{
+    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, IpVlanMode, LinkAttribute,
+    LinkInfo, LinkMessage, MacVlanMode,
+};
+use netlink_packet_route::route::{RouteMessage, RouteScope};
+use rtnetlink::{
+    AddressMessageBuilder, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder,
+};
+
+use crate::error::{Error, Result};
+use crate::netns::Netns;
+use crate::validate::{validate_ifname, validate_mtu, validate_vlan_id, MacAddr};
+
+/// A veth pair to create.
+///
+/// The host end is always brought up. The peer (container) end is left down
+/// unless [`VethSpec::peer_up`] is set, so Docker can move and rename it.
+/// `mtu` applies to *both* ends (rtnetlink's `LinkVeth` only sets one).
+#[derive(Clone, Debug)]
+pub struct VethSpec {
+    /// Name of the end that stays in the caller's namespace (plugged into
+    /// OVS or a bridge).
+    pub host_name: String,
+    /// Name of the container end.
+    pub peer_name: String,
+    /// MTU for both ends.
+    pub mtu: Option<u32>,
+    /// MAC for the host end.
+    pub host_mac: Option<MacAddr>,
+    /// MAC for the container end (usually the Neutron port's MAC).
+    pub peer_mac: Option<MacAddr>,
+    /// Create the container end directly inside this namespace (CNI), which
+    /// also avoids clashing with host names such as `eth0`.
+    pub peer_netns: Option<Netns>,
+    /// Bring the container end up right after creation (done as a second
+    /// step: the kernel cannot open a veth end before its peer exists).
+    pub peer_up: bool,
+}
+
+impl VethSpec {
+    /// A pair with both names and nothing else set.
+    pub fn new(host_name: impl Into<String>, peer_name: impl Into<String>) -> Self {
+        VethSpec {
+            host_name: host_name.into(),
+            peer_name: peer_name.into(),
+            mtu: None,
+            host_mac: None,
+            peer_mac: None,
+            peer_netns: None,
+            peer_up: false,
+        }
+    }
+
+    /// Set the MTU of both ends.
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// Set the host end's MAC.
+    pub fn host_mac(mut self, mac: MacAddr) -> Self {
+        self.host_mac = Some(mac);
+        self
+    }
+
+    /// Set the container end's MAC.
+    pub fn peer_mac(mut self, mac: MacAddr) -> Self {
+        self.peer_mac = Some(mac);
+        self
+    }
+
+    /// Create the container end inside `netns`.
+    pub fn peer_netns(mut self, netns: Netns) -> Self {
+        self.peer_netns = Some(netns);
+        self
+    }
+
+    /// Bring the container end up at creation.
+    pub fn peer_up(mut self, up: bool) -> Self {
+        self.peer_up = up;
+        self
+    }
+
+    /// Check names, MTU and MACs.
+    pub fn validate(&self) -> Result<()> {
+        validate_ifname(&self.host_name)?;
+        validate_ifname(&self.peer_name)?;
+        if self.host_name == self.peer_name && self.peer_netns.is_none() {
+            return Err(Error::invalid(
+                "veth peer name",
+                &self.peer_name,
+                "same as the host end",
+            ));
+        }
+        if let Some(mtu) = self.mtu {
+            validate_mtu(mtu)?;
+        }
+        for mac in [self.host_mac, self.peer_mac].into_iter().flatten() {
+            mac.validate_unicast()?;
+        }
+        Ok(())
+    }
+}
+
+/// macvlan modes (`ip link add ... type macvlan mode MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacvlanMode {
+    /// Sub-interfaces of one parent talk to each other directly.
+    Bridge,
+    /// No traffic between sub-interfaces of one parent.
+    Private,
+    /// Traffic between sub-interfaces goes out to the external switch.
+    Vepa,
+    /// Single sub-interface that takes over the parent.
+    Passthru,
+}
+
+impl From<MacvlanMode> for MacVlanMode {
+    fn from(m: MacvlanMode) -> Self {
+        match m {
+            MacvlanMode::Bridge => MacVlanMode::Bridge,
+            MacvlanMode::Private => MacVlanMode::Private,
+            MacvlanMode::Vepa => MacVlanMode::Vepa,
+            MacvlanMode::Passthru => MacVlanMode::Passthrough,
+        }
+    }
+}
+
+/// A macvlan sub-interface to create on a parent link.
+#[derive(Clone, Debug)]
+pub struct MacvlanSpec {
+    /// New link name.
+    pub name: String,
+    /// Parent link, in the handle's namespace.
+    pub parent: String,
+    /// macvlan mode.
+    pub mode: MacvlanMode,
+    /// MAC for the new link (the Neutron port's MAC in nested mode).
+    pub mac: Option<MacAddr>,
+    /// MTU for the new link (must not exceed the parent's).
+    pub mtu: Option<u32>,
+    /// Create the link directly in this namespace.
+    pub netns: Option<Netns>,
+}
+
+impl MacvlanSpec {
+    /// A macvlan with name, parent and mode.
+    pub fn new(name: impl Into<String>, parent: impl Into<String>, mode: MacvlanMode) -> Self {
+        MacvlanSpec {
+            name: name.into(),
+            parent: parent.into(),
+            mode,
+            mac: None,
+            mtu: None,
+            netns: None,
+        }
+    }
+
+    /// Set the MAC.
+    pub fn mac(mut self, mac: MacAddr) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// Set the MTU.
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// Create it inside `netns`.
+    pub fn netns(mut self, netns: Netns) -> Self {
+        self.netns = Some(netns);
+        self
+    }
+
+    /// Check names, MTU and MAC.
+    pub fn validate(&self) -> Result<()> {
+        validate_ifname(&self.name)?;
+        validate_ifname(&self.parent)?;
+        if let Some(mtu) = self.mtu {
+            validate_mtu(mtu)?;
+        }
+        if let Some(mac) = self.mac {
+            mac.validate_unicast()?;
+        }
+        Ok(())
+    }
+}
+
+/// An 802.1Q VLAN subinterface to create (needs the kernel's 8021q).
+#[derive(Clone, Debug)]
+pub struct VlanSpec {
+    /// New link name.
+    pub name: String,
+    /// Parent link.
+    pub parent: String,
+    /// VLAN id, 1..=4094.
+    pub vlan_id: u16,
+    /// MAC for the new link.
+    pub mac: Option<MacAddr>,
+    /// MTU for the new link.
+    pub mtu: Option<u32>,
+    /// Create the link directly in this namespace.
+    pub netns: Option<Netns>,
+}
+
+impl VlanSpec {
+    /// A VLAN subinterface with name, parent and id.
+    pub fn new(name: impl Into<String>, parent: impl Into<String>, vlan_id: u16) -> Self {
+        VlanSpec {
+            name: name.into(),
+            parent: parent.into(),
+            vlan_id,
+            mac: None,
+            mtu: None,
+            netns: None,
+        }
+    }
+
+    /// Set the MAC.
+    pub fn mac(mut self, mac: MacAddr) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// Check names, id, MTU and MAC.
+    pub fn validate(&self) -> Result<()> {
+        validate_ifname(&self.name)?;
+        validate_ifname(&self.parent)?;
+        validate_vlan_id(self.vlan_id)?;
+        if let Some(mtu) = self.mtu {
+            validate_mtu(mtu)?;
+        }
+        if let Some(mac) = self.mac {
+            mac.validate_unicast()?;
+        }
+        Ok(())
+    }
+}
+
+/// ipvlan modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpvlanMode {
+    /// Layer 2: the sub-interface does its own ARP/ND.
+    L2,
+    /// Layer 3: the parent routes for the sub-interfaces.
+    L3,
+}
+
+/// An ipvlan sub-interface to create (needs the kernel's ipvlan).
+#[derive(Clone, Debug)]
+pub struct IpvlanSpec {
+    /// New link name.
+    pub name: String,
+    /// Parent link.
+    pub parent: String,
+    /// Mode.
+    pub mode: IpvlanMode,
+    /// MTU for the new link.
+    pub mtu: Option<u32>,
+    /// Create the link directly in this namespace.
+    pub netns: Option<Netns>,
+}
+
+impl IpvlanSpec {
+    /// An ipvlan with name, parent and mode.
+    pub fn new(name: impl Into<String>, parent: impl Into<String>, mode: IpvlanMode) -> Self {
+        IpvlanSpec {
+            name: name.into(),
+            parent: parent.into(),
+            mode,
+            mtu: None,
+            netns: None,
+        }
+    }
+
+    /// Check names and MTU.
+    pub fn validate(&self) -> Result<()> {
+        validate_ifname(&self.name)?;
+        validate_ifname(&self.parent)?;
+        if let Some(mtu) = self.mtu {
+            validate_mtu(mtu)?;
+        }
+        Ok(())
+    }
+}
+
+/// A route to add on a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Destination; `0.0.0.0/0` or `::/0` for a default route.
+    pub dest: IpNet,
+    /// Next hop. Without one the route is on-link (scope link).
+    pub gateway: Option<IpAddr>,
+    /// Treat the gateway as directly reachable even if no address of the
+    /// link covers it (gateway outside the subnet).
+    pub onlink: bool,
+    /// Route metric (priority).
+    pub metric: Option<u32>,
+}
+
+impl RouteSpec {
+    /// A route to `dest`, on-link, no metric.
+    pub fn new(dest: IpNet) -> Self {
+        RouteSpec {
+            dest,
+            gateway: None,
+            onlink: false,
+            metric: None,
+        }
+    }
+
+    /// Default route (v4 or v6, from the gateway's family) via `gateway`.
+    pub fn default_via(gateway: IpAddr) -> Self {
+        let dest = match gateway {
+            IpAddr::V4(_) => IpNet::new(Ipv4Addr::UNSPECIFIED.into(), 0),
+            IpAddr::V6(_) => IpNet::new(Ipv6Addr::UNSPECIFIED.into(), 0),
+        }
+        .expect("prefix length 0 is valid for both families");
+        RouteSpec::new(dest).via(gateway)
+    }
+
+    /// Set the next hop.
+    pub fn via(mut self, gateway: IpAddr) -> Self {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// Mark the next hop on-link.
+    pub fn onlink(mut self) -> Self {
+        self.onlink = true;
+        self
+    }
+
+    /// Set the metric.
+    pub fn metric(mut self, metric: u32) -> Self {
+        self.metric = Some(metric);
+        self
+    }
+
+    /// Families must match and the destination must be a network address.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(gw) = self.gateway {
+            if gw.is_ipv4() != self.dest.addr().is_ipv4() {
+                return Err(Error::invalid(
+                    "route gateway",
+                    gw,
+                    format!("family differs from {}", self.dest),
+                ));
+            }
+            if gw.is_unspecified() || gw.is_multicast() {
+                return Err(Error::invalid(
+                    "route gateway",
+                    gw,
+                    "must be a unicast address",
+                ));
+            }
+        }
+        if self.dest.trunc() != self.dest {
+            return Err(Error::invalid(
+                "route destination",
+                self.dest,
+                format!("host bits set (did you mean {}?)", self.dest.trunc()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for RouteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.dest)?;
+        if let Some(gw) = self.gateway {
+            write!(f, " via {gw}")?;
+        }
+        if self.onlink {
+            write!(f, " onlink")?;
+        }
+        if let Some(m) = self.metric {
+            write!(f, " metric {m}")?;
+        }
+        Ok(())
+    }
+}
+
+fn opt_attrs(mtu: Option<u32>, mac: Option<MacAddr>) -> Vec<LinkAttribute> {
+    let mut attrs = Vec::new();
+    if let Some(mtu) = mtu {
+        attrs.push(LinkAttribute::Mtu(mtu));
+    }
+    if let Some(mac) = mac {
+        attrs.push(LinkAttribute::Address(mac.octets().to_vec()));
+    }
+    attrs
+}
+
+fn with_attrs<T>(mut b: LinkMessageBuilder<T>, attrs: Vec<LinkAttribute>) -> LinkMessageBuilder<T> {
+    for a in attrs {
+        b = b.append_extra_attribute(a);
+    }
+    b
+}
+
+/// RTM_NEWLINK for a veth pair: one message carries both ends, so creation is
+/// atomic (both or neither). The peer's `ifinfomsg` carries its own name, MTU,
+/// MAC, target netns and up flag.
+pub(crate) fn veth_message(spec: &VethSpec) -> LinkMessage {
+    // The peer is never brought up here: at that point of veth_newlink() its
+    // own peer (the host end) is not registered yet and veth_open() fails
+    // with ENOTCONN. `peer_up` is applied after creation instead.
+    let mut peer = with_attrs(
+        LinkUnspec::new_with_name(&spec.peer_name),
+        opt_attrs(spec.mtu, spec.peer_mac),
+    );
+    if let Some(ns) = &spec.peer_netns {
+        peer = peer.setns_by_fd(ns.raw_fd());
+    }
+    let peer_msg = peer.build();
+
+    let host = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+        .name(spec.host_name.clone())
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)));
+    with_attrs(host, opt_attrs(spec.mtu, spec.host_mac)).build()
+}
+
+/// RTM_NEWLINK for a macvlan on parent `parent_index`.
+pub(crate) fn macvlan_message(spec: &MacvlanSpec, parent_index: u32) -> LinkMessage {
+    let mut b = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::MacVlan)
+        .name(spec.name.clone())
+        .link(parent_index)
+        .set_info_data(InfoData::MacVlan(vec![InfoMacVlan::Mode(spec.mode.into())]));
+    b = with_attrs(b, opt_attrs(spec.mtu, spec.mac));
+    if let Some(ns) = &spec.netns {
+        b = b.setns_by_fd(ns.raw_fd());
+    }
+    b.build()
+}
+
+/// RTM_NEWLINK for a VLAN subinterface on parent `parent_index`.
+pub(crate) fn vlan_message(spec: &VlanSpec, parent_index: u32) -> LinkMessage {
+    let mut b = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Vlan)
+        .name(spec.name.clone())
+        .link(parent_index)
+        .set_info_data(InfoData::Vlan(vec![InfoVlan::Id(spec.vlan_id)]));
+    b = with_attrs(b, opt_attrs(spec.mtu, spec.mac));
+    if let Some(ns) = &spec.netns {
+        b = b.setns_by_fd(ns.raw_fd());
+    }
+    b.build()
+}
+
+/// RTM_NEWLINK for an ipvlan on parent `parent_index`.
+pub(crate) fn ipvlan_message(spec: &IpvlanSpec, parent_index: u32) -> LinkMessage {
+    let mode = match spec.mode {
+        IpvlanMode::L2 => IpVlanMode::L2,
+        IpvlanMode::L3 => IpVlanMode::L3,
+    };
+    let mut b = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::IpVlan)
+        .name(spec.name.clone())
+        .link(parent_index)
+        .set_info_data(InfoData::IpVlan(vec![InfoIpVlan::Mode(mode)]));
+    b = with_attrs(b, opt_attrs(spec.mtu, None));
+    if let Some(ns) = &spec.netns {
+        b = b.setns_by_fd(ns.raw_fd());
+    }
+    b.build()
+}
+
+/// RTM_NEWLINK for a Linux bridge, created up.
+pub(crate) fn bridge_message(name: &str) -> LinkMessage {
+    LinkBridge::new(name).build()
+}
+
+/// RTM_NEWLINK (change) moving link `index` into the namespace behind `fd`.
+pub(crate) fn setns_message(index: u32, fd: RawFd) -> LinkMessage {
+    LinkUnspec::new_with_index(index).setns_by_fd(fd).build()
+}
+
+/// RTM_NEWADDR for `net` on link `index`.
+///
+/// IPv6 addresses get `IFA_F_NODAD`: without it a new address is "tentative"
+/// for about a second while Duplicate Address Detection runs, and the
+/// container cannot use it as a source or bind to it yet (EADDRNOTAVAIL).
+/// Uniqueness is already guaranteed by Neutron's IPAM (and OVN port security
+/// drops spoofing), so DAD buys nothing here and costs startup latency.
+pub(crate) fn address_message(index: u32, net: IpNet) -> AddressMessage {
+    match net {
+        IpNet::V4(n) => AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(n.addr(), n.prefix_len())
+            .build(),
+        IpNet::V6(n) => {
+            let mut msg = AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(index)
+                .address(n.addr(), n.prefix_len())
+                .build();
+            msg.header.flags |= AddressHeaderFlags::Nodad;
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            msg
+        }
+    }
+}
+
+/// RTM_NEWROUTE for `spec` out of link `index`, main table, proto static.
+pub(crate) fn route_message(index: u32, spec: &RouteSpec) -> RouteMessage {
+    let scope = if spec.gateway.is_some() {
+        RouteScope::Universe
+    } else {
+        RouteScope::Link
+    };
+    let mut msg = match (spec.dest, spec.gateway) {
+        (IpNet::V4(d), gw) => {
+            let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(d.addr(), d.prefix_len())
+                .output_interface(index)
+                .scope(scope);
+            if let Some(IpAddr::V4(g)) = gw {
+                b = b.gateway(g);
+            }
+            if spec.onlink {
+                b = b.onlink();
+            }
+            b.build()
+        }
+        (IpNet::V6(d), gw) => {
+            let mut b = RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(d.addr(), d.prefix_len())
+                .output_interface(index)
+                .scope(scope);
+            if let Some(IpAddr::V6(g)) = gw {
+                b = b.gateway(g);
+            }
+            if spec.onlink {
+                b = b.onlink();
+            }
+            b.build()
+        }
+    };
+    if let Some(metric) = spec.metric {
+        msg.attributes
+            .push(netlink_packet_route::route::RouteAttribute::Priority(
+                metric,
+            ));
+    }
+    msg
+}
+
+/// Kind (`veth`, `bridge`...) from a link message's IFLA_LINKINFO.
+pub(crate) fn link_kind(msg: &LinkMessage) -> Option<String> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::Kind(k) => Some(k.to_string()),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::link::LinkFlags;
+    use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteHeader};
+    use netlink_packet_route::AddressFamily;
+    use rtnetlink::packet_core::{Emitable, Parseable};
+
+    fn mac(s: &str) -> MacAddr {
+        s.parse().unwrap()
+    }
+
+    fn attr<'a, T>(msg: &'a LinkMessage, f: impl Fn(&'a LinkAttribute) -> Option<T>) -> Option<T> {
+        msg.attributes.iter().find_map(f)
+    }
+
+    fn info(msg: &LinkMessage) -> &Vec<LinkInfo> {
+        attr(msg, |a| match a {
+            LinkAttribute::LinkInfo(i) => Some(i),
+            _ => None,
+        })
+        .expect("IFLA_LINKINFO present")
+    }
+
+    fn info_data(msg: &LinkMessage) -> &InfoData {
+        info(msg)
+            .iter()
+            .find_map(|i| match i {
+                LinkInfo::Data(d) => Some(d),
+                _ => None,
+            })
+            .expect("IFLA_INFO_DATA present")
+    }
+
+    fn roundtrip(msg: &LinkMessage) -> LinkMessage {
+        let mut buf = vec![0u8; msg.buffer_len()];
+        msg.emit(&mut buf);
+        LinkMessage::parse(buf.as_slice()).expect("emitted message parses back")
+    }
+
+    #[test]
+    fn veth_sets_mtu_and_mac_on_both_ends_and_host_up() {
+        let spec = VethSpec::new("tap-host", "tap-peer")
+            .mtu(1442)
+            .host_mac(mac("fe:16:3e:00:00:01"))
+            .peer_mac(mac("fa:16:3e:00:00:02"));
+        spec.validate().unwrap();
+        let msg = veth_message(&spec);
+
+        assert!(msg.header.flags.contains(LinkFlags::Up));
+        assert!(msg.header.change_mask.contains(LinkFlags::Up));
+        assert_eq!(
+            attr(&msg, |a| match a {
+                LinkAttribute::IfName(n) => Some(n.as_str()),
+                _ => None,
+            }),
+            Some("tap-host")
+        );
+        assert_eq!(
+            attr(&msg, |a| match a {
+                LinkAttribute::Mtu(m) => Some(*m),
+                _ => None,
+            }),
+            Some(1442)
+        );
+        assert_eq!(
+            attr(&msg, |a| match a {
+                LinkAttribute::Address(m) => Some(m.clone()),
+                _ => None,
+            }),
+            Some(vec![0xfe, 0x16, 0x3e, 0, 0, 1])
+        );
+        assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::Veth)));
+
+        let InfoData::Veth(InfoVeth::Peer(peer)) = info_data(&msg) else {
+            panic!("veth info data must carry the peer");
+        };
+        assert!(
+            !peer.header.flags.contains(LinkFlags::Up),
+            "peer stays down by default"
+        );
+        assert_eq!(
+            attr(peer, |a| match a {
+                LinkAttribute::IfName(n) => Some(n.as_str()),
+                _ => None,
+            }),
+            Some("tap-peer")
+        );
+        assert_eq!(
+            attr(peer, |a| match a {
+                LinkAttribute::Mtu(m) => Some(*m),
+                _ => None,
+            }),
+            Some(1442)
+        );
+        assert_eq!(
+            attr(peer, |a| match a {
+                LinkAttribute::Address(m) => Some(m.clone()),
+                _ => None,
+            }),
+            Some(vec![0xfa, 0x16, 0x3e, 0, 0, 2])
+        );
+        assert!(attr(peer, |a| match a {
+            LinkAttribute::NetNsFd(f) => Some(*f),
+            _ => None,
+        })
+        .is_none());
+
+        // The wire encoding round-trips (the peer is a nested ifinfomsg).
+        let back = roundtrip(&msg);
+        let InfoData::Veth(InfoVeth::Peer(peer_back)) = info_data(&back) else {
+            panic!("peer lost in encoding");
+        };
+        assert_eq!(peer_back, peer);
+    }
+
+    #[test]
+    fn veth_peer_in_netns_and_up() {
+        let ns = Netns::current().unwrap();
+        let spec = VethSpec::new("h0", "eth0")
+            .peer_netns(ns.clone())
+            .peer_up(true);
+        spec.validate().unwrap();
+        let msg = veth_message(&spec);
+        let InfoData::Veth(InfoVeth::Peer(peer)) = info_data(&msg) else {
+            panic!("peer missing");
+        };
+        assert!(
+            !peer.header.flags.contains(LinkFlags::Up),
+            "peer_up is applied after creation"
+        );
+        assert_eq!(
+            attr(peer, |a| match a {
+                LinkAttribute::NetNsFd(f) => Some(*f),
+                _ => None,
+            }),
+            Some(ns.raw_fd())
+        );
+        assert!(attr(&msg, |a| match a {
+            LinkAttribute::Mtu(m) => Some(*m),
+            _ => None,
+        })
+        .is_none());
+    }
+
+    #[test]
+    fn veth_validation() {
+        assert!(VethSpec::new("same", "same").validate().is_err());
+        assert!(VethSpec::new("way-too-long-name-x", "p")
+            .validate()
+            .is_err());
+        assert!(VethSpec::new("h", "p").mtu(10).validate().is_err());
+        assert!(VethSpec::new("h", "p")
+            .peer_mac(mac("01:00:00:00:00:01"))
+            .validate()
+            .is_err());
+    }
+
+    #[test]
+    fn macvlan_request() {
+        for (mode, wire) in [
+            (MacvlanMode::Bridge, MacVlanMode::Bridge),
+            (MacvlanMode::Private, MacVlanMode::Private),
+            (MacvlanMode::Vepa, MacVlanMode::Vepa),
+            (MacvlanMode::Passthru, MacVlanMode::Passthrough),
+        ] {
+            let spec = MacvlanSpec::new("mv0", "eth1", mode)
+                .mac(mac("fa:16:3e:aa:bb:cc"))
+                .mtu(1400);
+            spec.validate().unwrap();
+            let msg = macvlan_message(&spec, 7);
+            assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::MacVlan)));
+            assert_eq!(
+                info_data(&msg),
+                &InfoData::MacVlan(vec![InfoMacVlan::Mode(wire)])
+            );
+            assert_eq!(
+                attr(&msg, |a| match a {
+                    LinkAttribute::Link(i) => Some(*i),
+                    _ => None,
+                }),
+                Some(7)
+            );
+            assert_eq!(
+                attr(&msg, |a| match a {
+                    LinkAttribute::Mtu(m) => Some(*m),
+                    _ => None,
+                }),
+                Some(1400)
+            );
+            assert!(
+                attr(&msg, |a| match a {
+                    LinkAttribute::Address(m) => Some(m.len()),
+                    _ => None,
+                }) == Some(6)
+            );
+            assert_eq!(roundtrip(&msg), msg);
+        }
+    }
+
+    #[test]
+    fn vlan_request() {
+        let spec = VlanSpec::new("eth1.100", "eth1", 100).mac(mac("fa:16:3e:01:02:03"));
+        spec.validate().unwrap();
+        let msg = vlan_message(&spec, 3);
+        assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::Vlan)));
+        assert_eq!(info_data(&msg), &InfoData::Vlan(vec![InfoVlan::Id(100)]));
+        assert_eq!(
+            attr(&msg, |a| match a {
+                LinkAttribute::Link(i) => Some(*i),
+                _ => None,
+            }),
+            Some(3)
+        );
+        assert_eq!(
+            attr(&msg, |a| match a {
+                LinkAttribute::Address(m) => Some(m.clone()),
+                _ => None,
+            }),
+            Some(vec![0xfa, 0x16, 0x3e, 1, 2, 3])
+        );
+        assert!(!msg.header.flags.contains(LinkFlags::Up));
+        assert_eq!(roundtrip(&msg), msg);
+        assert!(VlanSpec::new("v", "eth1", 0).validate().is_err());
+        assert!(VlanSpec::new("v", "eth1", 4095).validate().is_err());
+    }
+
+    #[test]
+    fn ipvlan_request() {
+        for (mode, wire) in [
+            (IpvlanMode::L2, IpVlanMode::L2),
+            (IpvlanMode::L3, IpVlanMode::L3),
+        ] {
+            let spec = IpvlanSpec::new("ipv0", "eth1", mode);
+            spec.validate().unwrap();
+            let msg = ipvlan_message(&spec, 9);
+            assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::IpVlan)));
+            assert_eq!(
+                info_data(&msg),
+                &InfoData::IpVlan(vec![InfoIpVlan::Mode(wire)])
+            );
+            assert_eq!(
+                attr(&msg, |a| match a {
+                    LinkAttribute::Link(i) => Some(*i),
+                    _ => None,
+                }),
+                Some(9)
+            );
+            assert_eq!(roundtrip(&msg), msg);
+        }
+    }
+
+    #[test]
+    fn bridge_request_is_up() {
+        let msg = bridge_message("br-knp");
+        assert!(msg.header.flags.contains(LinkFlags::Up));
+        assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::Bridge)));
+        assert_eq!(link_kind(&msg).as_deref(), Some("bridge"));
+    }
+
+    #[test]
+    fn v6_address_has_nodad_v4_has_broadcast() {
+        let v6 = address_message(4, "2001:db8::5/64".parse().unwrap());
+        assert_eq!(v6.header.family, AddressFamily::Inet6);
+        assert_eq!(v6.header.prefix_len, 64);
+        assert_eq!(v6.header.index, 4);
+        assert!(v6.header.flags.contains(AddressHeaderFlags::Nodad));
+        assert!(v6
+            .attributes
+            .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+        assert!(v6
+            .attributes
+            .contains(&AddressAttribute::Local("2001:db8::5".parse().unwrap())));
+
+        let v4 = address_message(4, "10.0.0.5/24".parse().unwrap());
+        assert_eq!(v4.header.family, AddressFamily::Inet);
+        assert!(!v4
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Flags(_))));
+        assert!(v4
+            .attributes
+            .contains(&AddressAttribute::Broadcast("10.0.0.255".parse().unwrap())));
+    }
+
+    #[test]
+    fn route_requests() {
+        let def = route_message(5, &RouteSpec::default_via("10.0.0.1".parse().unwrap()));
+        assert_eq!(def.header.address_family, AddressFamily::Inet);
+        assert_eq!(def.header.destination_prefix_length, 0);
+        assert_eq!(def.header.table, RouteHeader::RT_TABLE_MAIN);
+        assert_eq!(def.header.scope, RouteScope::Universe);
+        assert!(def
+            .attributes
+            .contains(&RouteAttribute::Gateway(RouteAddress::Inet(
+                "10.0.0.1".parse().unwrap()
+            ))));
+        assert!(def.attributes.contains(&RouteAttribute::Oif(5)));
+
+        let host = route_message(5, &RouteSpec::new("192.168.7.7/32".parse().unwrap()));
+        assert_eq!(host.header.scope, RouteScope::Link);
+        assert_eq!(host.header.destination_prefix_length, 32);
+        assert!(!host
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Gateway(_))));
+
+        let v6 = route_message(
+            6,
+            &RouteSpec::new("2001:db8:1::/48".parse().unwrap())
+                .via("2001:db8::1".parse().unwrap())
+                .onlink()
+                .metric(100),
+        );
+        assert_eq!(v6.header.address_family, AddressFamily::Inet6);
+        assert!(v6.header.flags.contains(RouteFlags::Onlink));
+        assert!(v6.attributes.contains(&RouteAttribute::Priority(100)));
+        assert!(v6
+            .attributes
+            .contains(&RouteAttribute::Gateway(RouteAddress::Inet6(
+                "2001:db8::1".parse().unwrap()
+            ))));
+    }
+
+    #[test]
+    fn route_validation() {
+        RouteSpec::default_via("fe80::1".parse().unwrap())
+            .validate()
+            .unwrap();
+        assert!(RouteSpec::new("10.0.0.0/8".parse().unwrap())
+            .via("2001:db8::1".parse().unwrap())
+            .validate()
+            .is_err());
+        assert!(RouteSpec::new("10.0.0.1/8".parse().unwrap())
+            .validate()
+            .is_err());
+        assert!(RouteSpec::new("10.0.0.0/8".parse().unwrap())
+            .via("0.0.0.0".parse().unwrap())
+            .validate()
+            .is_err());
+        assert_eq!(
+            RouteSpec::default_via("10.0.0.1".parse().unwrap())
+                .metric(5)
+                .to_string(),
+            "0.0.0.0/0 via 10.0.0.1 metric 5"
+        );
+    }
+}
