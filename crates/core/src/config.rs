@@ -220,7 +220,9 @@ impl Config {
                     d.capability_scope = match value.as_str() {
                         "local" => CapabilityScope::Local,
                         "global" => CapabilityScope::Global,
-                        _ => return Err(invalid("DEFAULT", &key, &value, "must be local or global")),
+                        _ => {
+                            return Err(invalid("DEFAULT", &key, &value, "must be local or global"))
+                        }
                     }
                 }
                 "local_default_address_space" => d.local_default_address_space = value,
@@ -233,9 +235,18 @@ impl Config {
                 "debug" => d.debug = boolean("DEFAULT", &key, &value)?,
                 // Upstream options that have no meaning here; accepted so an
                 // upstream kuryr.conf loads unchanged.
-                "bindir" | "pybasedir" | "deployment_type" | "port_driver"
-                | "default_port_driver" | "enabled_port_drivers" | "ssl_cert_file"
-                | "ssl_key_file" | "enable_ssl" | "log_file" | "log_dir" | "use_stderr"
+                "bindir"
+                | "pybasedir"
+                | "deployment_type"
+                | "port_driver"
+                | "default_port_driver"
+                | "enabled_port_drivers"
+                | "ssl_cert_file"
+                | "ssl_key_file"
+                | "enable_ssl"
+                | "log_file"
+                | "log_dir"
+                | "use_stderr"
                 | "verbose" => {}
                 _ => self
                     .warnings
@@ -252,11 +263,13 @@ impl Config {
                 "enable_dhcp" => n.enable_dhcp = boolean("neutron", &key, &value)?,
                 "default_subnetpool_v4" => n.default_subnetpool_v4 = value,
                 "default_subnetpool_v6" => n.default_subnetpool_v6 = value,
-                "vif_plugging_is_fatal" => n.vif_plugging_is_fatal = boolean("neutron", &key, &value)?,
+                "vif_plugging_is_fatal" => {
+                    n.vif_plugging_is_fatal = boolean("neutron", &key, &value)?
+                }
                 "vif_plugging_timeout" => {
-                    n.vif_plugging_timeout = value
-                        .parse()
-                        .map_err(|_| invalid("neutron", &key, &value, "must be a whole number of seconds"))?
+                    n.vif_plugging_timeout = value.parse().map_err(|_| {
+                        invalid("neutron", &key, &value, "must be a whole number of seconds")
+                    })?
                 }
                 k if NEUTRON_AUTH_KEYS.contains(&k) => {
                     if !value.is_empty() {
@@ -296,7 +309,9 @@ impl Config {
     /// A file holding a secret should not be readable by other users.
     fn check_file_mode(&mut self, path: &Path) {
         use std::os::unix::fs::PermissionsExt;
-        let has_secret = SECRET_KEYS.iter().any(|k| self.neutron.auth.contains_key(*k));
+        let has_secret = SECRET_KEYS
+            .iter()
+            .any(|k| self.neutron.auth.contains_key(*k));
         if !has_secret {
             return;
         }
@@ -364,7 +379,10 @@ mod tests {
             [neutron]\nauth_type = none\nendpoint = http://127.0.0.1:9696\ndefault_subnetpool_v4 = mypool\nvif_plugging_timeout = 5\nvif_plugging_is_fatal = False\n\
             [binding]\ndefault_driver = kuryr.lib.binding.drivers.veth\nlink_iface = eth0\n";
         let c = Config::parse(text).expect("valid");
-        assert_eq!(c.default.kuryr_uri.as_deref(), Some("http://127.0.0.1:23750"));
+        assert_eq!(
+            c.default.kuryr_uri.as_deref(),
+            Some("http://127.0.0.1:23750")
+        );
         assert_eq!(c.default.capability_scope, CapabilityScope::Global);
         assert_eq!(c.neutron.auth["auth_type"], "none");
         assert_eq!(c.neutron.auth["endpoint"], "http://127.0.0.1:9696");

@@ -136,7 +136,10 @@ mod tests {
         s.parse().expect("ip")
     }
     fn r(a: &str, b: &str) -> AddressRange {
-        AddressRange { start: ip(a), end: ip(b) }
+        AddressRange {
+            start: ip(a),
+            end: ip(b),
+        }
     }
 
     #[test]
@@ -171,7 +174,10 @@ mod tests {
             Some(ip("10.10.1.50")),
         )
         .expect("valid");
-        assert_eq!(pools, vec![r("10.10.1.1", "10.10.1.49"), r("10.10.1.51", "10.10.1.127")]);
+        assert_eq!(
+            pools,
+            vec![r("10.10.1.1", "10.10.1.49"), r("10.10.1.51", "10.10.1.127")]
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! Neutron and on the host, and the attachment lifecycle that binds a Neutron
 //! port into a container.
 
+pub mod binding;
 pub mod config;
+pub mod credentials;
 pub mod ini;
 pub mod ipmath;
 pub mod naming;

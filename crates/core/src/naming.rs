@@ -71,7 +71,10 @@ fn half_from_tags(tags: &[String], low: &str, high: &str) -> Option<String> {
 
 /// Tag marking a pre-existing network adopted for a Docker network.
 pub fn existing_network_tag(docker_network_id: &str) -> String {
-    format!("{EXISTING_NET_TAG}{}", split_at_char(docker_network_id, 12).0)
+    format!(
+        "{EXISTING_NET_TAG}{}",
+        split_at_char(docker_network_id, 12).0
+    )
 }
 
 pub fn network_name(docker_network_id: &str) -> String {
@@ -146,7 +149,10 @@ mod tests {
         );
         assert_eq!(existing_network_tag(NET), "kuryr.net.existing:33b877dad1f5");
         assert_eq!(subnet_name("10.10.1.0/24"), "kuryr-subnet-10.10.1.0/24");
-        assert_eq!(subnetpool_name("kuryrPool", "10.10.1.0/24"), "kuryrPool-10.10.1.0/24");
+        assert_eq!(
+            subnetpool_name("kuryrPool", "10.10.1.0/24"),
+            "kuryrPool-10.10.1.0/24"
+        );
         assert_eq!(port_name(NET), format!("{NET}-port"));
     }
 
@@ -156,7 +162,10 @@ mod tests {
             assert!(tag.len() <= 60, "{tag}");
         }
         assert_eq!(id_from_tags(&id_tags(NET)).as_deref(), Some(NET));
-        assert_eq!(docker_network_from_tags(&docker_network_tags(NET)).as_deref(), Some(NET));
+        assert_eq!(
+            docker_network_from_tags(&docker_network_tags(NET)).as_deref(),
+            Some(NET)
+        );
         assert_eq!(id_from_tags(&docker_network_tags(NET)), None);
         assert_eq!(id_tags("short"), vec!["kuryr.net.uuid.lh:short"]);
     }

@@ -1,11 +1,94 @@
-use clap::Parser;
+//! `kuryr`: Neutron networking for containers. One binary, with a
+//! subcommand per role.
+
+mod libnetwork;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use kuryr_core::config::{Config, DEFAULT_CONFIG_FILE};
+use tracing_subscriber::EnvFilter;
 
 /// Kuryr: Neutron networking for containers.
 #[derive(Parser)]
 #[command(name = "kuryr", version, about)]
-struct Cli {}
+struct Cli {
+    /// kuryr.conf to read (oslo INI, upstream option names).
+    #[arg(long, global = true, env = "KURYR_CONFIG_FILE")]
+    config_file: Option<PathBuf>,
+    /// Log at debug level (or set RUST_LOG).
+    #[arg(long, global = true)]
+    debug: bool,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Docker libnetwork remote network and IPAM driver `kuryr`.
+    Libnetwork(libnetwork::Args),
+    /// Print the configuration in force (secrets hidden) and check the credentials.
+    CheckConfig,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let config = load_config(cli.config_file.as_deref())?;
+    init_logging(cli.debug || config.default.debug);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Libnetwork(args) => runtime.block_on(libnetwork::run(config, args)),
+        Command::CheckConfig => check_config(&config),
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
+    let (path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+    };
+    Ok(Config::load(&path, required)?)
+}
+
+fn init_logging(debug: bool) {
+    let default = if debug { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn check_config(config: &Config) -> Result<()> {
+    let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
+    println!("host: {}", host_name(config)?);
+    println!("auth_type: {}", auth.effective_auth_type());
+    if let Some(url) = &auth.auth_url {
+        println!("auth_url: {url}");
+    }
+    if let Some(endpoint) = &auth.endpoint {
+        println!("endpoint: {endpoint}");
+    }
+    println!("plugin_socket: {}", config.default.plugin_socket.display());
+    println!("integration_bridge: {}", config.binding.integration_bridge);
     Ok(())
+}
+
+/// `binding:host_id` for this host: `[DEFAULT] host`, else the hostname
+/// (what Nova and the Neutron agents use, so ML2 binds the port here).
+pub(crate) fn host_name(config: &Config) -> Result<String> {
+    if let Some(host) = &config.default.host {
+        return Ok(host.clone());
+    }
+    let name =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading the hostname")?;
+    Ok(name.trim().to_string())
 }

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod neutron;
 pub mod server;
 pub mod wire;
 
@@ -17,4 +18,5 @@ pub mod wire;
 mod testutil;
 
 pub use api::{Driver, DriverError, DriverResult, ErrorKind};
+pub use neutron::{DriverSettings, KuryrDriver};
 pub use server::{router, serve_tcp, serve_unix, PluginSocket, ServeError};

@@ -1,0 +1,324 @@
+//! Binding a Neutron port to a container interface on this host, and
+//! unbinding it.
+//!
+//! A binding is a veth pair: the host end goes where the port's
+//! `binding:vif_type` says (an OVS integration bridge with the port's
+//! `iface-id`, or a Linux bridge), the container end carries the port's MAC
+//! and is handed to the runtime (Docker moves it into the sandbox itself; the
+//! CNI path moves it). Every step undoes itself on failure, so a failed
+//! plug leaves no veth and no OVS port.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use netplumb::ovs::{PortSpec, Switch};
+use netplumb::{Deleted, MacAddr, Netlink, VethSpec};
+use openstack::neutron::Neutron;
+use tracing::{debug, info, warn};
+
+use crate::naming;
+
+/// `external_ids` key carrying the owner (Docker endpoint id, CNI container).
+pub const OWNER_KEY: &str = "vm-uuid";
+const IFACE_ID_KEY: &str = "iface-id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("port {port_id} has binding:vif_type {vif_type:?}, which this host cannot plug (supported: ovs, bridge); is binding:host_id right and is the mechanism driver bound to this host?")]
+    UnsupportedVifType { port_id: String, vif_type: String },
+    #[error("host plumbing for port {port_id}: {source}")]
+    Plumbing {
+        port_id: String,
+        #[source]
+        source: netplumb::Error,
+    },
+    #[error("port {port_id} did not become ACTIVE within {timeout:?} (last status {status:?})")]
+    NotActive {
+        port_id: String,
+        timeout: Duration,
+        status: String,
+    },
+    #[error("reading port {port_id} status from Neutron: {source}")]
+    Neutron {
+        port_id: String,
+        #[source]
+        source: openstack::Error,
+    },
+}
+
+/// What to plug: one Neutron port, as the binder needs it.
+#[derive(Debug, Clone)]
+pub struct PlugRequest {
+    pub port_id: String,
+    pub network_id: String,
+    pub mac: MacAddr,
+    pub mtu: Option<u32>,
+    pub vif_type: String,
+    /// Who uses the port (Docker endpoint id): OVS `external_ids:vm-uuid`.
+    pub owner_id: String,
+}
+
+/// The host devices of a plugged port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plugged {
+    pub host_ifname: String,
+    pub container_ifname: String,
+    pub vif_type: String,
+}
+
+/// How a port was seen to be ACTIVE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveVia {
+    /// ovn-controller set `ovn-installed` on the OVS interface.
+    OvnInstalled,
+    /// Neutron reported `status=ACTIVE`.
+    Neutron,
+}
+
+/// Plugs and unplugs ports on this host.
+#[derive(Clone)]
+pub struct Binder {
+    netlink: Netlink,
+    switch: Arc<dyn Switch>,
+    bridge: String,
+}
+
+impl Binder {
+    pub fn new(netlink: Netlink, switch: Arc<dyn Switch>, bridge: impl Into<String>) -> Self {
+        Binder {
+            netlink,
+            switch,
+            bridge: bridge.into(),
+        }
+    }
+
+    pub fn switch(&self) -> &Arc<dyn Switch> {
+        &self.switch
+    }
+
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// Creates the veth pair and plugs its host end by vif_type.
+    pub async fn plug(&self, req: &PlugRequest) -> Result<Plugged, BindError> {
+        let vif_type = req.vif_type.as_str();
+        if !matches!(vif_type, "ovs" | "bridge") {
+            return Err(BindError::UnsupportedVifType {
+                port_id: req.port_id.clone(),
+                vif_type: req.vif_type.clone(),
+            });
+        }
+        let host_ifname = naming::host_veth_name(&req.port_id);
+        let container_ifname = naming::container_veth_name(&req.port_id);
+        let plumbing = |source| BindError::Plumbing {
+            port_id: req.port_id.clone(),
+            source,
+        };
+        // A leftover pair (a crash between plug and record) is replaced.
+        self.netlink
+            .delete_link(&host_ifname)
+            .await
+            .map_err(plumbing)?;
+        let mut spec = VethSpec::new(&host_ifname, &container_ifname).peer_mac(req.mac);
+        if let Some(mtu) = req.mtu {
+            spec = spec.mtu(mtu);
+        }
+        self.netlink.create_veth(&spec).await.map_err(plumbing)?;
+        if let Err(err) = self.attach_host_end(req, &host_ifname).await {
+            self.remove_devices(&host_ifname).await;
+            return Err(err);
+        }
+        info!(port_id = %req.port_id, host_ifname, vif_type, "plugged");
+        Ok(Plugged {
+            host_ifname,
+            container_ifname,
+            vif_type: req.vif_type.clone(),
+        })
+    }
+
+    async fn attach_host_end(&self, req: &PlugRequest, host_ifname: &str) -> Result<(), BindError> {
+        let plumbing = |source| BindError::Plumbing {
+            port_id: req.port_id.clone(),
+            source,
+        };
+        if req.vif_type == "bridge" {
+            let bridge = naming::linux_bridge_name(&req.network_id);
+            self.netlink
+                .ensure_bridge(&bridge)
+                .await
+                .map_err(plumbing)?;
+            self.netlink
+                .set_master(host_ifname, &bridge)
+                .await
+                .map_err(plumbing)?;
+            return Ok(());
+        }
+        let spec = PortSpec::neutron(
+            &self.bridge,
+            host_ifname,
+            &req.port_id,
+            req.mac,
+            &req.owner_id,
+        );
+        self.switch.add_port(&spec).await.map_err(plumbing)?;
+        Ok(())
+    }
+
+    /// Removes the OVS port (if any) and the veth pair. Idempotent.
+    pub async fn unplug(&self, port_id: &str) -> Result<(), BindError> {
+        let host_ifname = naming::host_veth_name(port_id);
+        let plumbing = |source| BindError::Plumbing {
+            port_id: port_id.to_string(),
+            source,
+        };
+        self.switch
+            .delete_port(None, &host_ifname)
+            .await
+            .map_err(plumbing)?;
+        let deleted = self
+            .netlink
+            .delete_link(&host_ifname)
+            .await
+            .map_err(plumbing)?;
+        debug!(port_id, host_ifname, ?deleted, "unplugged");
+        Ok(())
+    }
+
+    /// Best effort cleanup on an error path: log, never fail.
+    async fn remove_devices(&self, host_ifname: &str) {
+        if let Err(err) = self.switch.delete_port(None, host_ifname).await {
+            warn!(host_ifname, %err, "cleanup: removing OVS port failed");
+        }
+        match self.netlink.delete_link(host_ifname).await {
+            Ok(Deleted::Removed | Deleted::Absent) => {}
+            Err(err) => warn!(host_ifname, %err, "cleanup: removing veth failed"),
+        }
+    }
+
+    /// The Neutron port id plugged for `owner_id`, found through OVSDB
+    /// alone (after a restart, without asking Neutron).
+    pub async fn port_of_owner(&self, owner_id: &str) -> Result<Option<String>, netplumb::Error> {
+        let found = self
+            .switch
+            .find_interfaces(OWNER_KEY, Some(owner_id))
+            .await?;
+        Ok(found
+            .into_iter()
+            .find_map(|iface| iface.external_ids.get(IFACE_ID_KEY).cloned()))
+    }
+
+    /// Whether the OVS interface of a port carries `ovn-installed=true`.
+    pub async fn ovn_installed(&self, port_id: &str) -> bool {
+        let host_ifname = naming::host_veth_name(port_id);
+        match self.switch.interface_external_ids(&host_ifname).await {
+            Ok(Some(ids)) => ids.get("ovn-installed").map(String::as_str) == Some("true"),
+            _ => false,
+        }
+    }
+
+    /// Waits until the port is ACTIVE: the local OVN signal when the port is
+    /// on OVS, racing a Neutron poll that starts after `poll_delay` (in case
+    /// the backend is not OVN). The first answer wins.
+    pub async fn wait_active(
+        &self,
+        neutron: &Neutron,
+        port_id: &str,
+        plugged: &Plugged,
+        timeout: Duration,
+        poll_delay: Duration,
+    ) -> Result<ActiveVia, BindError> {
+        let local = async {
+            if plugged.vif_type != "ovs" {
+                return std::future::pending::<Result<ActiveVia, BindError>>().await;
+            }
+            match self
+                .switch
+                .wait_ovn_installed(&plugged.host_ifname, timeout)
+                .await
+            {
+                Ok(_) => Ok(ActiveVia::OvnInstalled),
+                // No OVN signal: leave the answer to Neutron.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let remote = poll_neutron_active(neutron, port_id, timeout, poll_delay);
+        tokio::select! {
+            res = local => res,
+            res = remote => res,
+        }
+    }
+}
+
+/// Polls the port's status: first check after `delay`, then a short backoff
+/// (50 ms doubling to 1 s), until `timeout`.
+pub async fn poll_neutron_active(
+    neutron: &Neutron,
+    port_id: &str,
+    timeout: Duration,
+    delay: Duration,
+) -> Result<ActiveVia, BindError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    tokio::time::sleep(delay.min(timeout)).await;
+    let mut pause = Duration::from_millis(50);
+    let mut status = String::from("unknown");
+    loop {
+        match neutron.get_port(port_id).await {
+            Ok(port) if port.status == "ACTIVE" => return Ok(ActiveVia::Neutron),
+            Ok(port) => status = port.status,
+            Err(source) if source.is_not_found() => {
+                return Err(BindError::Neutron {
+                    port_id: port_id.to_string(),
+                    source,
+                })
+            }
+            Err(err) => warn!(port_id, %err, "polling port status"),
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(BindError::NotActive {
+                port_id: port_id.to_string(),
+                timeout,
+                status,
+            });
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netplumb::ovs::fake::FakeSwitch;
+
+    fn request(vif_type: &str) -> PlugRequest {
+        PlugRequest {
+            port_id: "0f0e0d0c-aaaa-bbbb-cccc-000000000001".into(),
+            network_id: "net".into(),
+            mac: "fa:16:3e:00:00:01".parse().expect("mac"),
+            mtu: Some(1442),
+            vif_type: vif_type.into(),
+            owner_id: "ep".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn unsupported_vif_type_names_it_and_touches_nothing() {
+        let Ok(netlink) = Netlink::host().await else {
+            return;
+        };
+        let switch = Arc::new(FakeSwitch::with_bridge("br-int"));
+        let binder = Binder::new(netlink, switch.clone(), "br-int");
+        let err = binder
+            .plug(&request("binding_failed"))
+            .await
+            .expect_err("must fail");
+        assert!(err.to_string().contains("binding_failed"), "{err}");
+        assert!(switch
+            .find_interfaces("iface-id", None)
+            .await
+            .expect("fake")
+            .is_empty());
+    }
+}

@@ -1,0 +1,131 @@
+//! `kuryr libnetwork`: the Docker remote network and IPAM driver.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use kuryr_core::binding::Binder;
+use kuryr_core::config::Config;
+use kuryr_libnetwork::{DriverSettings, KuryrDriver};
+use netplumb::ovs::{OvsdbClient, Switch};
+use netplumb::Netlink;
+use openstack::neutron::Neutron;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Unix socket to serve (overrides `[DEFAULT] plugin_socket`).
+    #[arg(long)]
+    socket: Option<std::path::PathBuf>,
+}
+
+pub async fn run(config: Config, args: Args) -> Result<()> {
+    let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
+    let neutron = Neutron::new(auth).context("building the Neutron client")?;
+    check_neutron(&neutron).await;
+    let host = crate::host_name(&config)?;
+    let netlink = Netlink::host().await.context("opening netlink")?;
+    let switch: Arc<dyn Switch> = Arc::new(OvsdbClient::new(config.binding.ovsdb_socket.clone()));
+    let binder = Binder::new(netlink, switch, config.binding.integration_bridge.clone());
+    let settings = DriverSettings::from_config(&config, host.clone());
+    let driver = Arc::new(KuryrDriver::new(neutron, binder, settings));
+    info!(
+        host,
+        version = env!("CARGO_PKG_VERSION"),
+        "kuryr libnetwork starting"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let socket = args
+        .socket
+        .unwrap_or_else(|| config.default.plugin_socket.clone());
+    let unix = tokio::spawn(kuryr_libnetwork::serve_unix(
+        socket,
+        driver.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let tcp = match &config.default.kuryr_uri {
+        Some(uri) => {
+            let address = tcp_address(uri)?;
+            Some(tokio::spawn(kuryr_libnetwork::serve_tcp(
+                address,
+                driver.clone(),
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
+    wait_for_signal().await?;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    unix.await.context("unix socket server task")??;
+    if let Some(tcp) = tcp {
+        tcp.await.context("TCP server task")??;
+    }
+    Ok(())
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Upstream's `kuryr_uri` (`http://127.0.0.1:23750`) as a listen address.
+fn tcp_address(uri: &str) -> Result<SocketAddr> {
+    let rest = uri.strip_prefix("http://").unwrap_or(uri);
+    let hostport = rest.trim_end_matches('/');
+    let address: SocketAddr = hostport
+        .parse()
+        .with_context(|| format!("[DEFAULT] kuryr_uri = {uri:?} is not http://<ip>:<port>"))?;
+    if !address.ip().is_loopback() {
+        warn!(%address, "the plugin API has no authentication; serving it beyond loopback exposes Neutron");
+    }
+    if address.port() == 0 {
+        bail!("[DEFAULT] kuryr_uri = {uri:?} needs a port");
+    }
+    Ok(address)
+}
+
+/// Startup does not fail when Neutron is briefly away (containers keep
+/// running and Docker retries), but says so.
+async fn check_neutron(neutron: &Neutron) {
+    match neutron.list_extensions().await {
+        Ok(extensions) => {
+            for needed in ["subnet_allocation", "standard-attr-tag", "binding"] {
+                if !extensions.iter().any(|e| e.alias == needed) {
+                    warn!(
+                        extension = needed,
+                        "Neutron lacks an extension Kuryr relies on"
+                    );
+                }
+            }
+        }
+        Err(err) => warn!(%err, "Neutron is not answering yet"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kuryr_uri_forms() {
+        assert_eq!(
+            tcp_address("http://127.0.0.1:23750").expect("ok").port(),
+            23750
+        );
+        assert_eq!(tcp_address("127.0.0.1:23750/").expect("ok").port(), 23750);
+        assert!(tcp_address("http://localhost").is_err());
+    }
+}

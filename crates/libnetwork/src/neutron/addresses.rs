@@ -1,0 +1,321 @@
+//! Docker's `RequestAddress`/`ReleaseAddress`: a container address is a
+//! Neutron port, created bound to this host in one POST.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use kuryr_core::{ipmath, naming};
+use openstack::neutron::{FixedIpRequest, Port, PortCreate, PortUpdate, Query, Resource, Subnet};
+use tracing::{info, warn};
+
+use super::pools::PoolId;
+use super::{neutron_error, KuryrDriver, PoolInfo};
+use crate::api::{DriverError, DriverResult};
+use crate::wire::{ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse};
+
+impl KuryrDriver {
+    pub(super) async fn request_address_impl(
+        &self,
+        req: RequestAddressRequest,
+    ) -> DriverResult<RequestAddressResponse> {
+        let id = PoolId::parse(&req.pool_id)?;
+        let pool = self.resolve_pool(&id).await?;
+        if req.options.is_gateway_request() {
+            let address = gateway_address(&pool, req.address)?;
+            return Ok(RequestAddressResponse {
+                address,
+                data: BTreeMap::new(),
+            });
+        }
+        let subnet = pool.subnet.ok_or_else(|| {
+            DriverError::not_found(format!(
+                "pool {id} has no Neutron subnet: its Docker network does not exist"
+            ))
+        })?;
+        if let Some(ip) = req.address {
+            if !pool.cidr.contains(&ip) {
+                return Err(DriverError::bad_request(format!(
+                    "address {ip} is not in {}",
+                    pool.cidr
+                )));
+            }
+        }
+        let mac = req.options.mac_address().map(ToString::to_string);
+        let port = self.create_address_port(&subnet, req.address, mac).await?;
+        let ip = port
+            .fixed_ips
+            .iter()
+            .find(|f| f.subnet_id == subnet.id)
+            .map(|f| f.ip_address)
+            .ok_or_else(|| {
+                DriverError::internal(format!(
+                    "port {} has no address on subnet {}",
+                    port.id, subnet.id
+                ))
+            })?;
+        info!(port_id = %port.id, %ip, "address allocated");
+        self.cache().addresses.insert(ip, port);
+        let address = IpNet::new(ip, pool.cidr.prefix_len())
+            .map_err(|e| DriverError::internal(format!("bad prefix: {e}")))?;
+        Ok(RequestAddressResponse {
+            address,
+            data: BTreeMap::new(),
+        })
+    }
+
+    /// The port for one container address: bound to this host, owned by
+    /// Kuryr, tagged, in one POST. An unused existing port that holds the
+    /// requested address is adopted instead.
+    async fn create_address_port(
+        &self,
+        subnet: &Subnet,
+        ip: Option<IpAddr>,
+        mac: Option<String>,
+    ) -> DriverResult<Port> {
+        let body = PortCreate {
+            name: Some(naming::UNBOUND_PORT_NAME.to_string()),
+            fixed_ips: Some(vec![FixedIpRequest {
+                subnet_id: Some(subnet.id.clone()),
+                ip_address: ip,
+            }]),
+            mac_address: mac,
+            device_owner: Some(naming::DEVICE_OWNER.to_string()),
+            binding_host_id: Some(self.settings.host.clone()),
+            admin_state_up: Some(true),
+            tags: Some(vec![naming::DEVICE_OWNER.to_string()]),
+            ..PortCreate::new(subnet.network_id.clone())
+        };
+        match self.neutron.create_port(&body).await {
+            Ok(port) => Ok(port),
+            Err(err) if ip.is_some() && err.neutron_type() == Some("IpAddressAlreadyAllocated") => {
+                let ip = ip.expect("checked above");
+                self.adopt_existing_port(subnet, ip).await
+            }
+            Err(err) => Err(neutron_error("creating the container's port", err)),
+        }
+    }
+
+    async fn adopt_existing_port(&self, subnet: &Subnet, ip: IpAddr) -> DriverResult<Port> {
+        let ports = self
+            .neutron
+            .list_ports(
+                &Query::new()
+                    .fixed_ip_subnet(&subnet.id)
+                    .fixed_ip_address(ip),
+            )
+            .await
+            .map_err(|e| neutron_error("looking up the port holding the address", e))?;
+        let mut port = ports.into_iter().next().ok_or_else(|| {
+            DriverError::conflict(format!(
+                "address {ip} is allocated in Neutron but no port holds it"
+            ))
+        })?;
+        if !port.device_id.is_empty() {
+            return Err(DriverError::conflict(format!(
+                "address {ip} belongs to port {} in use by {} {}",
+                port.id, port.device_owner, port.device_id
+            )));
+        }
+        let ours = port.tags.iter().any(|t| t == naming::DEVICE_OWNER);
+        if !ours && !port.tags.iter().any(|t| t == naming::EXISTING_PORT_TAG) {
+            self.neutron
+                .add_tag(Resource::Ports, &port.id, naming::EXISTING_PORT_TAG)
+                .await
+                .map_err(|e| neutron_error("tagging the adopted port", e))?;
+            port.tags.push(naming::EXISTING_PORT_TAG.to_string());
+        }
+        info!(port_id = %port.id, %ip, "adopted existing port");
+        Ok(port)
+    }
+
+    pub(super) async fn release_address_impl(
+        &self,
+        req: ReleaseAddressRequest,
+    ) -> DriverResult<()> {
+        let ip = req
+            .address
+            .ok_or_else(|| DriverError::bad_request("ReleaseAddress without an Address"))?;
+        let id = PoolId::parse(&req.pool_id)?;
+        let cached = self.cache().addresses.remove(&ip);
+        let pool = match self.resolve_pool(&id).await {
+            Ok(pool) => pool,
+            Err(err) if err.http_status() == 404 => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let Some(subnet) = pool.subnet else {
+            return Ok(());
+        };
+        if subnet.gateway_ip == Some(ip) {
+            return Ok(());
+        }
+        let port = match cached {
+            Some(port) => Some(port),
+            None => self
+                .neutron
+                .list_ports(
+                    &Query::new()
+                        .fixed_ip_subnet(&subnet.id)
+                        .fixed_ip_address(ip),
+                )
+                .await
+                .map_err(|e| neutron_error("looking up the address's port", e))?
+                .into_iter()
+                .next(),
+        };
+        match port {
+            None => Ok(()),
+            Some(port) => self.release_port(&port).await,
+        }
+    }
+
+    /// Deletes a port Kuryr made; resets and untags an adopted one; leaves
+    /// anything else alone.
+    pub(super) async fn release_port(&self, port: &Port) -> DriverResult<()> {
+        if port.tags.iter().any(|t| t == naming::EXISTING_PORT_TAG) {
+            return self.reset_adopted_port(port).await;
+        }
+        if !port.tags.iter().any(|t| t == naming::DEVICE_OWNER) {
+            warn!(port_id = %port.id, "not releasing a port Kuryr did not make");
+            return Ok(());
+        }
+        match self.neutron.delete_port(&port.id).await {
+            Ok(()) => {
+                info!(port_id = %port.id, "port deleted");
+                Ok(())
+            }
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(neutron_error(&format!("deleting port {}", port.id), e)),
+        }
+    }
+
+    async fn reset_adopted_port(&self, port: &Port) -> DriverResult<()> {
+        let update = PortUpdate {
+            device_owner: Some(String::new()),
+            device_id: Some(String::new()),
+            binding_host_id: Some(String::new()),
+            ..PortUpdate::default()
+        };
+        let current = match self.neutron.update_port(&port.id, &update).await {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(neutron_error("resetting the adopted port", e)),
+        };
+        let kept: Vec<&String> = current
+            .tags
+            .iter()
+            .filter(|t| !is_kuryr_port_tag(t))
+            .collect();
+        self.neutron
+            .replace_tags(Resource::Ports, &port.id, &kept)
+            .await
+            .map_err(|e| neutron_error("untagging the adopted port", e))?;
+        info!(port_id = %port.id, "adopted port reset");
+        Ok(())
+    }
+}
+
+fn is_kuryr_port_tag(tag: &str) -> bool {
+    tag == naming::EXISTING_PORT_TAG || tag == naming::DEVICE_OWNER || tag.starts_with("kuryr.")
+}
+
+/// The gateway Docker asks for while creating a network: the subnet's when
+/// it exists (a different request is refused), else the requested one, else
+/// the one Neutron will pick (the first address).
+fn gateway_address(pool: &PoolInfo, requested: Option<IpAddr>) -> DriverResult<IpNet> {
+    let prefix = pool.cidr.prefix_len();
+    let to_net = |ip: IpAddr| {
+        IpNet::new(ip, prefix).map_err(|e| DriverError::internal(format!("bad prefix: {e}")))
+    };
+    if let Some(subnet) = &pool.subnet {
+        let Some(existing) = subnet.gateway_ip else {
+            return Err(DriverError::bad_request(format!(
+                "Neutron subnet {} has no gateway",
+                subnet.id
+            )));
+        };
+        if requested.is_some_and(|r| r != existing) {
+            return Err(DriverError::conflict(format!(
+                "requested gateway {} does not match the gateway {existing} of Neutron subnet {}",
+                requested.map(|r| r.to_string()).unwrap_or_default(),
+                subnet.id
+            )));
+        }
+        return to_net(existing);
+    }
+    match requested {
+        Some(ip) => {
+            ipmath::check_gateway(pool.cidr, ip)
+                .map_err(|e| DriverError::bad_request(e.to_string()))?;
+            to_net(ip)
+        }
+        None => {
+            let ip = ipmath::default_gateway(pool.cidr).ok_or_else(|| {
+                DriverError::bad_request(format!("{} has no room for a gateway", pool.cidr))
+            })?;
+            to_net(ip)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(cidr: &str, gateway: Option<&str>) -> PoolInfo {
+        let subnet = gateway.map(|gw| Subnet {
+            id: "s".into(),
+            cidr: cidr.into(),
+            gateway_ip: Some(gw.parse().expect("ip")),
+            ..Subnet::default()
+        });
+        PoolInfo {
+            cidr: cidr.parse().expect("cidr"),
+            sub_pool: None,
+            subnet,
+        }
+    }
+
+    #[test]
+    fn gateway_before_subnet_exists() {
+        let p = pool("10.10.1.0/24", None);
+        assert_eq!(
+            gateway_address(&p, None).expect("ok").to_string(),
+            "10.10.1.1/24"
+        );
+        let gw = "10.10.1.254".parse().ok();
+        assert_eq!(
+            gateway_address(&p, gw).expect("ok").to_string(),
+            "10.10.1.254/24"
+        );
+        let outside = "10.10.2.1".parse().ok();
+        assert_eq!(
+            gateway_address(&p, outside).expect_err("bad").http_status(),
+            400
+        );
+    }
+
+    #[test]
+    fn gateway_of_existing_subnet() {
+        let p = pool("10.10.1.0/24", Some("10.10.1.1"));
+        assert_eq!(
+            gateway_address(&p, None).expect("ok").to_string(),
+            "10.10.1.1/24"
+        );
+        let other = "10.10.1.2".parse().ok();
+        assert_eq!(
+            gateway_address(&p, other)
+                .expect_err("conflict")
+                .http_status(),
+            409
+        );
+    }
+
+    #[test]
+    fn kuryr_tags_are_recognised() {
+        assert!(is_kuryr_port_tag("kuryr.port.existing"));
+        assert!(is_kuryr_port_tag("compute:kuryr"));
+        assert!(is_kuryr_port_tag("kuryr.net.uuid.lh:abc"));
+        assert!(!is_kuryr_port_tag("team:blue"));
+    }
+}

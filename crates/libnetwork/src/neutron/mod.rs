@@ -1,0 +1,279 @@
+//! The Neutron-backed [`Driver`]: Docker's network and IPAM calls become
+//! Neutron networks, subnets, subnetpools and ports, bound on this host
+//! through [`kuryr_core::binding`].
+//!
+//! Neutron is the only source of truth. The caches below only save calls:
+//! every entry can be rebuilt from Neutron's names and tags (or OVSDB's
+//! `external_ids`) after a restart, and each handler does so on a miss.
+//! docs/mapping.md describes the mapping and the calls each handler makes.
+
+mod addresses;
+mod endpoints;
+mod networks;
+mod pools;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use kuryr_core::binding::{Binder, Plugged};
+use kuryr_core::config::Config;
+use openstack::neutron::{Neutron, Port, Subnet};
+
+use crate::api::{Driver, DriverError, DriverResult};
+use crate::wire::{
+    AddressSpaces, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest,
+    DeleteEndpointRequest, DeleteNetworkRequest, EndpointOperInfoRequest, EndpointOperInfoResponse,
+    IpamCapabilities, JoinRequest, JoinResponse, LeaveRequest, NetworkCapabilities,
+    ProgramExternalConnectivityRequest, ReleaseAddressRequest, ReleasePoolRequest,
+    RequestAddressRequest, RequestAddressResponse, RequestPoolRequest, RequestPoolResponse,
+    RevokeExternalConnectivityRequest, Scope,
+};
+
+pub use pools::PoolId;
+
+/// What the driver needs from `kuryr.conf`, resolved once at start.
+#[derive(Debug, Clone)]
+pub struct DriverSettings {
+    /// `binding:host_id` of ports bound here.
+    pub host: String,
+    /// `[DEFAULT] capability_scope`.
+    pub scope: Scope,
+    /// `[DEFAULT] local_default_address_space`.
+    pub local_address_space: String,
+    /// `[DEFAULT] global_default_address_space`.
+    pub global_address_space: String,
+    /// `[DEFAULT] subnetpool_name_prefix`.
+    pub subnetpool_name_prefix: String,
+    /// `[neutron] default_subnetpool_v4`.
+    pub default_subnetpool_v4: String,
+    /// `[neutron] default_subnetpool_v6`.
+    pub default_subnetpool_v6: String,
+    /// `[neutron] enable_dhcp`.
+    pub enable_dhcp: bool,
+    /// `[DEFAULT] process_external_connectivity`.
+    pub process_external_connectivity: bool,
+    /// `[binding] veth_dst_prefix`.
+    pub veth_dst_prefix: String,
+    /// Wait for ACTIVE at most this long; zero disables the wait.
+    pub active_timeout: Duration,
+    /// `[neutron] vif_plugging_is_fatal`.
+    pub active_is_fatal: bool,
+}
+
+impl DriverSettings {
+    /// Settings from `kuryr.conf`; `host` is this host's `binding:host_id`.
+    pub fn from_config(config: &Config, host: String) -> Self {
+        let d = &config.default;
+        let n = &config.neutron;
+        DriverSettings {
+            host,
+            scope: match d.capability_scope {
+                kuryr_core::config::CapabilityScope::Local => Scope::Local,
+                kuryr_core::config::CapabilityScope::Global => Scope::Global,
+            },
+            local_address_space: d.local_default_address_space.clone(),
+            global_address_space: d.global_default_address_space.clone(),
+            subnetpool_name_prefix: d.subnetpool_name_prefix.clone(),
+            default_subnetpool_v4: n.default_subnetpool_v4.clone(),
+            default_subnetpool_v6: n.default_subnetpool_v6.clone(),
+            enable_dhcp: n.enable_dhcp,
+            process_external_connectivity: d.process_external_connectivity,
+            veth_dst_prefix: config.binding.veth_dst_prefix.clone(),
+            active_timeout: Duration::from_secs(n.vif_plugging_timeout),
+            active_is_fatal: n.vif_plugging_is_fatal,
+        }
+    }
+}
+
+/// A Docker network as Neutron has it.
+#[derive(Debug, Clone)]
+struct NetworkInfo {
+    neutron_id: String,
+    mtu: Option<u32>,
+    subnets: Vec<Subnet>,
+}
+
+/// What a Docker pool id resolves to.
+#[derive(Debug, Clone)]
+struct PoolInfo {
+    cidr: IpNet,
+    /// `--ip-range`, applied as the subnet's allocation pool.
+    sub_pool: Option<IpNet>,
+    subnet: Option<Subnet>,
+}
+
+/// A plugged endpoint.
+#[derive(Debug, Clone)]
+struct EndpointInfo {
+    port: Port,
+    plugged: Plugged,
+    subnets: Vec<Subnet>,
+    exposed_sg: Option<String>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Docker network id → Neutron network.
+    networks: HashMap<String, NetworkInfo>,
+    /// Docker pool id → pool.
+    pools: HashMap<String, PoolInfo>,
+    /// Subnetpool name → id (the default pools).
+    pool_ids: HashMap<String, String>,
+    /// Address → port handed out by RequestAddress.
+    addresses: HashMap<IpAddr, Port>,
+    /// Docker endpoint id → endpoint.
+    endpoints: HashMap<String, EndpointInfo>,
+}
+
+/// The Docker driver backed by Neutron.
+pub struct KuryrDriver {
+    neutron: Neutron,
+    binder: Binder,
+    settings: DriverSettings,
+    cache: Mutex<Cache>,
+}
+
+impl KuryrDriver {
+    /// A driver using this Neutron client and binder.
+    pub fn new(neutron: Neutron, binder: Binder, settings: DriverSettings) -> Self {
+        KuryrDriver {
+            neutron,
+            binder,
+            settings,
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// The Neutron client (for call counts).
+    pub fn neutron(&self) -> &Neutron {
+        &self.neutron
+    }
+
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Turns a Neutron failure into Docker's error shape, keeping Neutron's
+/// status, error type and request id so an operator can find it in logs.
+pub(crate) fn neutron_error(context: &str, err: openstack::Error) -> DriverError {
+    if let Some(api) = err.api() {
+        let kind = api.kind.as_deref().unwrap_or("error");
+        let request = api
+            .request_id
+            .as_deref()
+            .map(|id| format!(" (request {id})"))
+            .unwrap_or_default();
+        let message = format!("{context}: Neutron {kind}: {}{request}", api.message);
+        return DriverError::new(
+            crate::api::ErrorKind::Upstream(api.status.as_u16()),
+            message,
+        );
+    }
+    if err.is_connect() || err.is_timeout() {
+        return DriverError::unavailable(format!("{context}: Neutron is unreachable: {err}"));
+    }
+    DriverError::internal(format!("{context}: {err}"))
+}
+
+impl Driver for KuryrDriver {
+    async fn network_capabilities(&self) -> DriverResult<NetworkCapabilities> {
+        Ok(NetworkCapabilities {
+            scope: self.settings.scope,
+            connectivity_scope: Some(self.settings.scope),
+        })
+    }
+
+    async fn create_network(&self, req: CreateNetworkRequest) -> DriverResult<()> {
+        self.create_network_impl(req).await
+    }
+
+    async fn delete_network(&self, req: DeleteNetworkRequest) -> DriverResult<()> {
+        self.delete_network_impl(&req.network_id).await
+    }
+
+    async fn create_endpoint(
+        &self,
+        req: CreateEndpointRequest,
+    ) -> DriverResult<CreateEndpointResponse> {
+        self.create_endpoint_impl(req).await
+    }
+
+    async fn endpoint_oper_info(
+        &self,
+        req: EndpointOperInfoRequest,
+    ) -> DriverResult<EndpointOperInfoResponse> {
+        self.endpoint_oper_info_impl(&req.network_id, &req.endpoint_id)
+            .await
+    }
+
+    async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> DriverResult<()> {
+        self.delete_endpoint_impl(&req.endpoint_id).await
+    }
+
+    async fn join(&self, req: JoinRequest) -> DriverResult<JoinResponse> {
+        self.join_impl(&req.network_id, &req.endpoint_id).await
+    }
+
+    async fn leave(&self, _req: LeaveRequest) -> DriverResult<()> {
+        // Docker takes the interface out of the sandbox itself; the devices
+        // are removed in DeleteEndpoint.
+        Ok(())
+    }
+
+    async fn program_external_connectivity(
+        &self,
+        req: ProgramExternalConnectivityRequest,
+    ) -> DriverResult<()> {
+        self.program_external_connectivity_impl(req).await
+    }
+
+    async fn revoke_external_connectivity(
+        &self,
+        req: RevokeExternalConnectivityRequest,
+    ) -> DriverResult<()> {
+        self.revoke_external_connectivity_impl(&req.network_id, &req.endpoint_id)
+            .await
+    }
+
+    async fn ipam_capabilities(&self) -> DriverResult<IpamCapabilities> {
+        // The port, created in RequestAddress, brings its own MAC; Docker
+        // takes it from CreateEndpoint. docs/mapping.md says why.
+        Ok(IpamCapabilities {
+            requires_mac_address: false,
+            requires_request_replay: false,
+        })
+    }
+
+    async fn default_address_spaces(&self) -> DriverResult<AddressSpaces> {
+        Ok(AddressSpaces {
+            local_default_address_space: self.settings.local_address_space.clone(),
+            global_default_address_space: self.settings.global_address_space.clone(),
+        })
+    }
+
+    async fn request_pool(&self, req: RequestPoolRequest) -> DriverResult<RequestPoolResponse> {
+        self.request_pool_impl(req).await
+    }
+
+    async fn release_pool(&self, req: ReleasePoolRequest) -> DriverResult<()> {
+        self.release_pool_impl(&req.pool_id).await
+    }
+
+    async fn request_address(
+        &self,
+        req: RequestAddressRequest,
+    ) -> DriverResult<RequestAddressResponse> {
+        self.request_address_impl(req).await
+    }
+
+    async fn release_address(&self, req: ReleaseAddressRequest) -> DriverResult<()> {
+        self.release_address_impl(req).await
+    }
+}

@@ -1,0 +1,506 @@
+//! Docker's `CreateNetwork`/`DeleteNetwork`.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use kuryr_core::{ini::parse_bool, ipmath, naming};
+use openstack::neutron::{
+    AllocationPool, Network, NetworkCreate, NetworkUpdate, Query, Resource, Subnet, SubnetCreate,
+    SubnetUpdate,
+};
+use tracing::{info, warn};
+
+use super::pools::{PoolId, PoolOptions, OPT_NET_SHARED};
+use super::{neutron_error, KuryrDriver, NetworkInfo, PoolInfo};
+use crate::api::{DriverError, DriverResult};
+use crate::wire::{CreateNetworkRequest, IpamData};
+
+const OPT_NET_UUID: &str = "neutron.net.uuid";
+const OPT_NET_NAME: &str = "neutron.net.name";
+
+/// The network-level `-o` options.
+struct NetOptions {
+    uuid: Option<String>,
+    name: Option<String>,
+    shared: bool,
+    v4: PoolOptions,
+    v6: PoolOptions,
+}
+
+impl NetOptions {
+    fn parse(generic: &BTreeMap<String, String>) -> DriverResult<NetOptions> {
+        // PoolOptions refuses unknown neutron.* keys; the network's own two
+        // are taken out first.
+        let mut rest = generic.clone();
+        let uuid = rest.remove(OPT_NET_UUID).filter(|v| !v.trim().is_empty());
+        let name = rest.remove(OPT_NET_NAME).filter(|v| !v.trim().is_empty());
+        let shared = match generic.get(OPT_NET_SHARED) {
+            Some(v) => parse_bool(v).ok_or_else(|| {
+                DriverError::bad_request(format!(
+                    "option {OPT_NET_SHARED}={v:?} must be true or false"
+                ))
+            })?,
+            None => false,
+        };
+        Ok(NetOptions {
+            uuid,
+            name,
+            shared,
+            v4: PoolOptions::parse(&rest, false)?,
+            v6: PoolOptions::parse(&rest, true)?,
+        })
+    }
+
+    fn adopts(&self) -> bool {
+        self.uuid.is_some() || self.name.is_some()
+    }
+}
+
+/// One address family of the network being created.
+struct Family {
+    id: PoolId,
+    info: PoolInfo,
+    gateway: Option<std::net::IpAddr>,
+}
+
+impl KuryrDriver {
+    pub(super) async fn create_network_impl(&self, req: CreateNetworkRequest) -> DriverResult<()> {
+        let generic = req.options.generic.clone().unwrap_or_default();
+        let opts = NetOptions::parse(&generic)?;
+        let mut families = Vec::new();
+        for (data, family_opts) in [
+            (req.ipv4_data.first(), &opts.v4),
+            (req.ipv6_data.first(), &opts.v6),
+        ] {
+            if let Some(data) = data {
+                families.push(self.family_for(data, family_opts).await?);
+            }
+        }
+        let docker_id = req.network_id.as_str();
+        let (network, adopted) = self.network_for(docker_id, &opts, &families).await?;
+        let mut subnets = Vec::new();
+        for family in &families {
+            match self.ensure_subnet(&network, family).await {
+                Ok(subnet) => subnets.push(subnet),
+                Err(err) => {
+                    self.undo_network(&network, adopted, docker_id, &subnets)
+                        .await;
+                    return Err(err);
+                }
+            }
+        }
+        let mut cache = self.cache();
+        for (family, subnet) in families.iter().zip(&subnets) {
+            if let Some(info) = cache.pools.get_mut(&family.id.to_string()) {
+                info.subnet = Some(subnet.clone());
+            }
+        }
+        cache.networks.insert(
+            docker_id.to_string(),
+            NetworkInfo {
+                neutron_id: network.id.clone(),
+                mtu: network.mtu,
+                subnets,
+            },
+        );
+        info!(docker_network = docker_id, neutron_network = %network.id, adopted, "network created");
+        Ok(())
+    }
+
+    /// Finds the pool Docker allocated this family from. Docker does not
+    /// pass the pool id here, only its cidr.
+    async fn family_for(&self, data: &IpamData, opts: &PoolOptions) -> DriverResult<Family> {
+        let cidr = data
+            .pool
+            .ok_or_else(|| DriverError::bad_request("CreateNetwork: IPAM data without a Pool"))?
+            .trunc();
+        let gateway = data.gateway.map(|g| g.addr());
+        let wanted_pool = if opts.pool_uuid.is_some() || opts.pool_name.is_some() {
+            Some(self.find_pool_by_option(opts).await?.id)
+        } else {
+            None
+        };
+        let cached: Vec<(String, PoolInfo)> = self
+            .cache()
+            .pools
+            .iter()
+            .filter(|(_, info)| info.cidr == cidr)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let pick = cached
+            .iter()
+            .filter_map(|(key, info)| PoolId::parse(key).ok().map(|id| (id, info)))
+            .filter(|(id, _)| wanted_pool.is_none() || id.subnetpool() == wanted_pool.as_deref())
+            .min_by_key(|(_, info)| info.subnet.is_some());
+        if let Some((id, info)) = pick {
+            return Ok(Family {
+                id,
+                info: info.clone(),
+                gateway,
+            });
+        }
+        // Not cached (a restart since RequestPool): find it in Neutron.
+        let id = match wanted_pool {
+            Some(pool) => PoolId::Carved { pool, cidr },
+            None => {
+                let name = naming::subnetpool_name(
+                    &self.settings.subnetpool_name_prefix,
+                    &cidr.to_string(),
+                );
+                let pools = self
+                    .neutron
+                    .list_subnetpools(&Query::new().name(&name).fields(["id"]))
+                    .await
+                    .map_err(|e| neutron_error("looking up the network's subnetpool", e))?;
+                let pool = pools.into_iter().next().ok_or_else(|| {
+                    DriverError::not_found(format!("no Kuryr subnetpool for {cidr}: was it requested with --ipam-driver kuryr?"))
+                })?;
+                PoolId::Dedicated { pool: pool.id }
+            }
+        };
+        let info = self.resolve_pool(&id).await?;
+        Ok(Family { id, info, gateway })
+    }
+
+    /// Adopts the network named in the options, or a pending network that
+    /// holds a default-pool subnet, or creates one; then tags it.
+    async fn network_for(
+        &self,
+        docker_id: &str,
+        opts: &NetOptions,
+        families: &[Family],
+    ) -> DriverResult<(Network, bool)> {
+        if opts.adopts() {
+            let network = self.find_network_by_option(opts).await?;
+            if network.shared != opts.shared {
+                return Err(DriverError::conflict(format!(
+                    "network {} has shared={}, which conflicts with {OPT_NET_SHARED}={}",
+                    network.id, network.shared, opts.shared
+                )));
+            }
+            let mut tags = network.tags.clone();
+            tags.extend(naming::id_tags(docker_id));
+            tags.push(naming::existing_network_tag(docker_id));
+            tags.dedup();
+            self.neutron
+                .replace_tags(Resource::Networks, &network.id, &tags)
+                .await
+                .map_err(|e| neutron_error("tagging the adopted network", e))?;
+            return Ok((network, true));
+        }
+        let name = naming::network_name(docker_id);
+        let pending = families
+            .iter()
+            .find_map(|f| f.info.subnet.as_ref().map(|s| s.network_id.clone()));
+        let network = match pending {
+            Some(pending_id) => self
+                .neutron
+                .update_network(
+                    &pending_id,
+                    &NetworkUpdate {
+                        name: Some(name),
+                        ..NetworkUpdate::default()
+                    },
+                )
+                .await
+                .map_err(|e| neutron_error("naming the network", e))?,
+            None => self
+                .neutron
+                .create_network(&NetworkCreate {
+                    name: Some(name),
+                    admin_state_up: Some(true),
+                    shared: opts.shared.then_some(true),
+                    ..NetworkCreate::default()
+                })
+                .await
+                .map_err(|e| neutron_error("creating the network", e))?,
+        };
+        if let Err(err) = self
+            .neutron
+            .replace_tags(Resource::Networks, &network.id, &naming::id_tags(docker_id))
+            .await
+        {
+            self.delete_network_quietly(&network.id).await;
+            return Err(neutron_error("tagging the network", err));
+        }
+        Ok((network, false))
+    }
+
+    async fn find_network_by_option(&self, opts: &NetOptions) -> DriverResult<Network> {
+        let (query, what) = match (&opts.uuid, &opts.name) {
+            (Some(id), _) => (Query::new().id(id), format!("id {id}")),
+            (None, Some(name)) => (Query::new().name(name), format!("name {name:?}")),
+            (None, None) => return Err(DriverError::bad_request("no neutron.net option given")),
+        };
+        let networks = self
+            .neutron
+            .list_networks(&query)
+            .await
+            .map_err(|e| neutron_error("looking up the network", e))?;
+        match networks.len() {
+            0 => Err(DriverError::not_found(format!(
+                "no Neutron network with {what}"
+            ))),
+            1 => Ok(networks.into_iter().next().expect("length checked")),
+            n => Err(DriverError::conflict(format!(
+                "{n} Neutron networks have {what}: use neutron.net.uuid"
+            ))),
+        }
+    }
+
+    /// The subnet of one family on `network`: already there, moved from a
+    /// pending network, an existing subnet of an adopted network, or new.
+    async fn ensure_subnet(&self, network: &Network, family: &Family) -> DriverResult<Subnet> {
+        let cidr = family.info.cidr;
+        if let Some(subnet) = &family.info.subnet {
+            if subnet.network_id == network.id {
+                return self.name_pending_subnet(subnet, cidr).await;
+            }
+            if matches!(family.id, PoolId::Existing { .. }) {
+                return Err(DriverError::bad_request(format!(
+                    "subnet {} belongs to Neutron network {}: add -o neutron.net.uuid={}",
+                    subnet.id, subnet.network_id, subnet.network_id
+                )));
+            }
+            // A default-pool subnet on its own pending network: move it.
+            self.delete_subnet_and_pending_network(subnet).await?;
+        }
+        if let Some(existing) = self.existing_subnet(network, cidr).await? {
+            if let Some(pool) = family.id.subnetpool() {
+                self.neutron
+                    .add_tag(Resource::Subnets, &existing.id, pool)
+                    .await
+                    .map_err(|e| neutron_error("tagging the existing subnet", e))?;
+            }
+            return Ok(existing);
+        }
+        self.create_subnet(network, family).await
+    }
+
+    async fn existing_subnet(
+        &self,
+        network: &Network,
+        cidr: IpNet,
+    ) -> DriverResult<Option<Subnet>> {
+        if network.subnets.is_empty() {
+            return Ok(None);
+        }
+        let subnets = self
+            .neutron
+            .list_subnets(&Query::new().network_id(&network.id).cidr(cidr.to_string()))
+            .await
+            .map_err(|e| neutron_error("looking up the network's subnets", e))?;
+        Ok(subnets.into_iter().next())
+    }
+
+    async fn create_subnet(&self, network: &Network, family: &Family) -> DriverResult<Subnet> {
+        let cidr = family.info.cidr;
+        let allocation_pools = match family.info.sub_pool {
+            Some(range) => Some(
+                ipmath::allocation_pools_for_range(
+                    cidr,
+                    range,
+                    family.gateway.or_else(|| ipmath::default_gateway(cidr)),
+                )
+                .map_err(|e| DriverError::bad_request(e.to_string()))?
+                .into_iter()
+                .map(|r| AllocationPool {
+                    start: r.start,
+                    end: r.end,
+                })
+                .collect(),
+            ),
+            None => None,
+        };
+        let body = SubnetCreate {
+            name: Some(naming::subnet_name(&cidr.to_string())),
+            subnetpool_id: family.id.subnetpool().map(str::to_string),
+            gateway_ip: family.gateway.map(Some),
+            allocation_pools,
+            enable_dhcp: Some(self.settings.enable_dhcp),
+            ..SubnetCreate::new(network.id.clone(), cidr.to_string())
+        };
+        self.neutron
+            .create_subnet(&body)
+            .await
+            .map_err(|e| neutron_error(&format!("creating subnet {cidr}"), e))
+    }
+
+    /// A subnet carved in RequestPool was named before its cidr was known.
+    async fn name_pending_subnet(&self, subnet: &Subnet, cidr: IpNet) -> DriverResult<Subnet> {
+        let name = naming::subnet_name(&cidr.to_string());
+        if subnet.name == name {
+            return Ok(subnet.clone());
+        }
+        self.neutron
+            .update_subnet(
+                &subnet.id,
+                &SubnetUpdate {
+                    name: Some(name),
+                    ..SubnetUpdate::default()
+                },
+            )
+            .await
+            .map_err(|e| neutron_error("naming the subnet", e))
+    }
+
+    async fn delete_subnet_and_pending_network(&self, subnet: &Subnet) -> DriverResult<()> {
+        match self.neutron.delete_subnet(&subnet.id).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(neutron_error("moving the default-pool subnet", e)),
+        }
+        self.delete_network_quietly(&subnet.network_id).await;
+        Ok(())
+    }
+
+    /// Removes what a failed CreateNetwork made, so nothing half-made stays.
+    async fn undo_network(
+        &self,
+        network: &Network,
+        adopted: bool,
+        docker_id: &str,
+        subnets: &[Subnet],
+    ) {
+        for subnet in subnets
+            .iter()
+            .filter(|s| naming::is_kuryr_subnet_name(&s.name))
+        {
+            if let Err(err) = self.neutron.delete_subnet(&subnet.id).await {
+                warn!(subnet = %subnet.id, %err, "cleanup: deleting subnet failed");
+            }
+        }
+        if adopted {
+            self.untag_adopted_network(&network.id, docker_id).await;
+        } else {
+            self.delete_network_quietly(&network.id).await;
+        }
+    }
+
+    async fn untag_adopted_network(&self, network_id: &str, docker_id: &str) {
+        let ours: Vec<String> = naming::id_tags(docker_id)
+            .into_iter()
+            .chain([naming::existing_network_tag(docker_id)])
+            .collect();
+        match self.neutron.get_tags(Resource::Networks, network_id).await {
+            Ok(tags) => {
+                let kept: Vec<&String> = tags.iter().filter(|t| !ours.contains(t)).collect();
+                if let Err(err) = self
+                    .neutron
+                    .replace_tags(Resource::Networks, network_id, &kept)
+                    .await
+                {
+                    warn!(network_id, %err, "untagging the adopted network failed");
+                }
+            }
+            Err(err) => warn!(network_id, %err, "reading the adopted network's tags failed"),
+        }
+    }
+
+    /// The Neutron network of a Docker network, from the cache or by tags.
+    pub(super) async fn network_info(&self, docker_id: &str) -> DriverResult<NetworkInfo> {
+        if let Some(info) = self.cache().networks.get(docker_id) {
+            return Ok(info.clone());
+        }
+        let network = self
+            .find_network_by_docker_id(docker_id)
+            .await?
+            .ok_or_else(|| {
+                DriverError::not_found(format!(
+                    "no Neutron network is tagged for Docker network {docker_id}"
+                ))
+            })?;
+        let subnets = self
+            .neutron
+            .list_subnets(&Query::new().network_id(&network.id))
+            .await
+            .map_err(|e| neutron_error("listing the network's subnets", e))?;
+        let info = NetworkInfo {
+            neutron_id: network.id,
+            mtu: network.mtu,
+            subnets,
+        };
+        self.cache()
+            .networks
+            .insert(docker_id.to_string(), info.clone());
+        Ok(info)
+    }
+
+    async fn find_network_by_docker_id(&self, docker_id: &str) -> DriverResult<Option<Network>> {
+        let networks = self
+            .neutron
+            .list_networks(&Query::new().tags(naming::id_tags(docker_id)))
+            .await
+            .map_err(|e| neutron_error("looking up the network by its tags", e))?;
+        Ok(networks.into_iter().next())
+    }
+
+    pub(super) async fn delete_network_impl(&self, docker_id: &str) -> DriverResult<()> {
+        self.cache().networks.remove(docker_id);
+        let Some(network) = self.find_network_by_docker_id(docker_id).await? else {
+            warn!(docker_network = docker_id, "no Neutron network to delete");
+            return Ok(());
+        };
+        if network
+            .tags
+            .contains(&naming::existing_network_tag(docker_id))
+        {
+            self.delete_kuryr_subnets(&network).await?;
+            self.untag_adopted_network(&network.id, docker_id).await;
+            info!(docker_network = docker_id, neutron_network = %network.id, "adopted network released");
+            return Ok(());
+        }
+        match self.neutron.delete_network(&network.id).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                return Err(neutron_error(
+                    &format!("deleting network {}", network.id),
+                    e,
+                ))
+            }
+        }
+        info!(docker_network = docker_id, neutron_network = %network.id, "network deleted");
+        Ok(())
+    }
+
+    async fn delete_kuryr_subnets(&self, network: &Network) -> DriverResult<()> {
+        let subnets = self
+            .neutron
+            .list_subnets(&Query::new().network_id(&network.id))
+            .await
+            .map_err(|e| neutron_error("listing the network's subnets", e))?;
+        for subnet in subnets
+            .iter()
+            .filter(|s| naming::is_kuryr_subnet_name(&s.name))
+        {
+            match self.neutron.delete_subnet(&subnet.id).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(neutron_error(&format!("deleting subnet {}", subnet.id), e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_options() {
+        let mut generic = BTreeMap::new();
+        generic.insert(OPT_NET_NAME.to_string(), "ext".to_string());
+        generic.insert("neutron.pool.name".to_string(), "p".to_string());
+        let opts = NetOptions::parse(&generic).expect("valid");
+        assert!(opts.adopts());
+        assert_eq!(opts.name.as_deref(), Some("ext"));
+        assert_eq!(opts.v4.pool_name.as_deref(), Some("p"));
+        generic.insert("neutron.nett.name".to_string(), "typo".to_string());
+        assert_eq!(
+            NetOptions::parse(&generic).err().map(|e| e.http_status()),
+            Some(400)
+        );
+    }
+}

@@ -1,0 +1,708 @@
+//! IPAM pools: Docker's `RequestPool`/`ReleasePool`, and resolving a pool id
+//! to its Neutron subnet.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ipnet::IpNet;
+use kuryr_core::{ini::parse_bool, naming};
+use openstack::neutron::{
+    NetworkCreate, Query, Subnet, SubnetCreate, SubnetPool, SubnetPoolCreate,
+};
+use tracing::{info, warn};
+
+use super::{neutron_error, KuryrDriver, PoolInfo};
+use crate::api::{DriverError, DriverResult};
+use crate::wire::{RequestPoolRequest, RequestPoolResponse};
+
+/// Tag on a Kuryr-made subnetpool recording Docker's `--ip-range`.
+const IP_RANGE_TAG: &str = "kuryr.ip_range:";
+
+pub(super) const OPT_POOL_UUID: &str = "neutron.pool.uuid";
+pub(super) const OPT_POOL_NAME: &str = "neutron.pool.name";
+pub(super) const OPT_POOL_V6_UUID: &str = "neutron.pool.v6.uuid";
+pub(super) const OPT_POOL_V6_NAME: &str = "neutron.pool.v6.name";
+pub(super) const OPT_SUBNET_UUID: &str = "neutron.subnet.uuid";
+pub(super) const OPT_SUBNET_NAME: &str = "neutron.subnet.name";
+pub(super) const OPT_SUBNET_V6_UUID: &str = "neutron.subnet.v6.uuid";
+pub(super) const OPT_SUBNET_V6_NAME: &str = "neutron.subnet.v6.name";
+pub(super) const OPT_NET_SHARED: &str = "neutron.net.shared";
+
+/// The pool id Kuryr hands Docker. Opaque to Docker; it carries what is
+/// needed to find the Neutron subnet again without any local state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PoolId {
+    /// A subnetpool Kuryr made for one `--subnet` (upstream's format: the
+    /// bare subnetpool id).
+    Dedicated {
+        /// Subnetpool id.
+        pool: String,
+    },
+    /// A subnet of `cidr` carved from a shared subnetpool (the default
+    /// pools, or one named with `neutron.pool.*`): `<pool id>/<cidr>`.
+    Carved {
+        /// Subnetpool id.
+        pool: String,
+        /// The subnet's cidr.
+        cidr: IpNet,
+    },
+    /// An existing Neutron subnet named with `neutron.subnet.*`:
+    /// `subnet:<subnet id>`.
+    Existing {
+        /// Subnet id.
+        subnet: String,
+    },
+}
+
+impl PoolId {
+    /// Parses a pool id Kuryr handed out (400 for anything else).
+    pub fn parse(text: &str) -> Result<PoolId, DriverError> {
+        let bad = || DriverError::bad_request(format!("PoolID {text:?} was not made by Kuryr"));
+        if let Some(subnet) = text.strip_prefix("subnet:") {
+            return if is_neutron_id(subnet) {
+                Ok(PoolId::Existing {
+                    subnet: subnet.to_string(),
+                })
+            } else {
+                Err(bad())
+            };
+        }
+        match text.split_once('/') {
+            Some((pool, cidr)) if is_neutron_id(pool) => Ok(PoolId::Carved {
+                pool: pool.to_string(),
+                cidr: cidr.parse().map_err(|_| bad())?,
+            }),
+            None if is_neutron_id(text) => Ok(PoolId::Dedicated {
+                pool: text.to_string(),
+            }),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The subnetpool behind it, if any.
+    pub fn subnetpool(&self) -> Option<&str> {
+        match self {
+            PoolId::Dedicated { pool } | PoolId::Carved { pool, .. } => Some(pool),
+            PoolId::Existing { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for PoolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolId::Dedicated { pool } => f.write_str(pool),
+            PoolId::Carved { pool, cidr } => write!(f, "{pool}/{cidr}"),
+            PoolId::Existing { subnet } => write!(f, "subnet:{subnet}"),
+        }
+    }
+}
+
+fn is_neutron_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// The `neutron.*` IPAM options of one address family.
+#[derive(Debug, Default)]
+pub(super) struct PoolOptions {
+    pub pool_uuid: Option<String>,
+    pub pool_name: Option<String>,
+    pub subnet_uuid: Option<String>,
+    pub subnet_name: Option<String>,
+    pub shared: bool,
+}
+
+impl PoolOptions {
+    /// Reads the options of `--ipam-opt` (or `-o`), refusing unknown
+    /// `neutron.*` keys so a typo does not silently change the outcome.
+    pub fn parse(options: &BTreeMap<String, String>, v6: bool) -> DriverResult<PoolOptions> {
+        let mut out = PoolOptions::default();
+        for (key, value) in options {
+            let value = value.trim().to_string();
+            match key.as_str() {
+                OPT_POOL_UUID if !v6 => out.pool_uuid = Some(value),
+                OPT_POOL_NAME if !v6 => out.pool_name = Some(value),
+                OPT_POOL_V6_UUID if v6 => out.pool_uuid = Some(value),
+                OPT_POOL_V6_NAME if v6 => out.pool_name = Some(value),
+                OPT_SUBNET_UUID if !v6 => out.subnet_uuid = Some(value),
+                OPT_SUBNET_NAME if !v6 => out.subnet_name = Some(value),
+                OPT_SUBNET_V6_UUID if v6 => out.subnet_uuid = Some(value),
+                OPT_SUBNET_V6_NAME if v6 => out.subnet_name = Some(value),
+                OPT_NET_SHARED => {
+                    out.shared = parse_bool(&value).ok_or_else(|| {
+                        DriverError::bad_request(format!("option {key}={value:?} must be true or false"))
+                    })?
+                }
+                OPT_POOL_UUID | OPT_POOL_NAME | OPT_POOL_V6_UUID | OPT_POOL_V6_NAME
+                | OPT_SUBNET_UUID | OPT_SUBNET_NAME | OPT_SUBNET_V6_UUID | OPT_SUBNET_V6_NAME => {}
+                k if k.starts_with("neutron.") => {
+                    return Err(DriverError::bad_request(format!(
+                        "unknown option {k:?}; known: neutron.net.uuid, neutron.net.name, neutron.net.shared, \
+                         neutron.pool.uuid, neutron.pool.name, neutron.pool.v6.uuid, neutron.pool.v6.name, \
+                         neutron.subnet.uuid, neutron.subnet.name, neutron.subnet.v6.uuid, neutron.subnet.v6.name"
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl KuryrDriver {
+    pub(super) async fn request_pool_impl(
+        &self,
+        req: RequestPoolRequest,
+    ) -> DriverResult<RequestPoolResponse> {
+        let opts = PoolOptions::parse(&req.options, req.v6)?;
+        if let Some(sub_pool) = req.sub_pool {
+            let inside = req.pool.is_some_and(|pool| pool.contains(&sub_pool));
+            if !inside {
+                return Err(DriverError::bad_request(format!(
+                    "--ip-range {sub_pool} must lie inside --subnet{}",
+                    req.pool.map(|p| format!(" {p}")).unwrap_or_default()
+                )));
+            }
+        }
+        let (id, info) = match req.pool {
+            Some(cidr) => {
+                self.pool_for_cidr(cidr.trunc(), req.sub_pool, &opts)
+                    .await?
+            }
+            None => self.carve_default_pool(req.v6, &opts).await?,
+        };
+        let cidr = info.cidr;
+        info!(pool_id = %id, %cidr, "pool ready");
+        self.cache().pools.insert(id.to_string(), info);
+        Ok(RequestPoolResponse {
+            pool_id: id.to_string(),
+            pool: cidr,
+            data: BTreeMap::new(),
+        })
+    }
+
+    async fn pool_for_cidr(
+        &self,
+        cidr: IpNet,
+        sub_pool: Option<IpNet>,
+        opts: &PoolOptions,
+    ) -> DriverResult<(PoolId, PoolInfo)> {
+        if opts.subnet_uuid.is_some() || opts.subnet_name.is_some() {
+            let subnet = self.find_subnet_by_option(opts).await?;
+            if subnet.cidr.parse::<IpNet>().ok() != Some(cidr) {
+                return Err(DriverError::bad_request(format!(
+                    "subnet {} has cidr {}, not the requested {cidr}",
+                    subnet.id, subnet.cidr
+                )));
+            }
+            let id = PoolId::Existing {
+                subnet: subnet.id.clone(),
+            };
+            return Ok((
+                id,
+                PoolInfo {
+                    cidr,
+                    sub_pool,
+                    subnet: Some(subnet),
+                },
+            ));
+        }
+        if opts.pool_uuid.is_some() || opts.pool_name.is_some() {
+            let pool = self.find_pool_by_option(opts).await?;
+            let inside = pool
+                .prefixes
+                .iter()
+                .filter_map(|p| p.parse::<IpNet>().ok())
+                .any(|prefix| prefix.contains(&cidr));
+            if !inside {
+                return Err(DriverError::bad_request(format!(
+                    "--subnet {cidr} is not inside subnetpool {} ({})",
+                    pool.name,
+                    pool.prefixes.join(", ")
+                )));
+            }
+            let id = PoolId::Carved {
+                pool: pool.id,
+                cidr,
+            };
+            return Ok((
+                id,
+                PoolInfo {
+                    cidr,
+                    sub_pool,
+                    subnet: None,
+                },
+            ));
+        }
+        let pool = self
+            .ensure_dedicated_pool(cidr, sub_pool, opts.shared)
+            .await?;
+        Ok((
+            PoolId::Dedicated { pool: pool.id },
+            PoolInfo {
+                cidr,
+                sub_pool,
+                subnet: None,
+            },
+        ))
+    }
+
+    /// `kuryrPool-<cidr>`, made for this one Docker network. A pool of that
+    /// name that already holds a subnet belongs to another network: sharing
+    /// it would let that network's `network rm` delete this one's subnet.
+    async fn ensure_dedicated_pool(
+        &self,
+        cidr: IpNet,
+        sub_pool: Option<IpNet>,
+        shared: bool,
+    ) -> DriverResult<SubnetPool> {
+        let name =
+            naming::subnetpool_name(&self.settings.subnetpool_name_prefix, &cidr.to_string());
+        let ctx = format!("subnetpool {name}");
+        let existing = self
+            .neutron
+            .list_subnetpools(&Query::new().name(&name))
+            .await
+            .map_err(|e| neutron_error(&ctx, e))?;
+        let mut used_by = None;
+        for pool in existing {
+            let used = self
+                .neutron
+                .list_subnets(
+                    &Query::new()
+                        .subnetpool_id(&pool.id)
+                        .fields(["id", "network_id"]),
+                )
+                .await
+                .map_err(|e| neutron_error(&ctx, e))?;
+            match used.first() {
+                Some(subnet) => used_by = Some(subnet.network_id.clone()),
+                None => {
+                    // A leftover of a network create that failed: take it.
+                    self.set_ip_range_tag(&pool, sub_pool).await?;
+                    return Ok(pool);
+                }
+            }
+        }
+        if let Some(network) = used_by {
+            return Err(DriverError::conflict(format!(
+                "{cidr} is already used by Neutron network {network} (subnetpool {name}); to give two Docker \
+                 networks the same subnet, create a Neutron subnetpool for each and pass \
+                 --ipam-opt neutron.pool.name=<pool> -o neutron.pool.name=<pool>"
+            )));
+        }
+        let body = SubnetPoolCreate {
+            name: name.clone(),
+            prefixes: vec![cidr.to_string()],
+            default_prefixlen: Some(u32::from(cidr.prefix_len())),
+            min_prefixlen: Some(u32::from(cidr.prefix_len())),
+            shared: shared.then_some(true),
+            ..SubnetPoolCreate::default()
+        };
+        let pool = self
+            .neutron
+            .create_subnetpool(&body)
+            .await
+            .map_err(|e| neutron_error(&ctx, e))?;
+        self.set_ip_range_tag(&pool, sub_pool).await?;
+        Ok(pool)
+    }
+
+    async fn set_ip_range_tag(
+        &self,
+        pool: &SubnetPool,
+        sub_pool: Option<IpNet>,
+    ) -> DriverResult<()> {
+        let mut tags: Vec<String> = pool
+            .tags
+            .iter()
+            .filter(|t| !t.starts_with(IP_RANGE_TAG))
+            .cloned()
+            .collect();
+        if let Some(range) = sub_pool {
+            tags.push(format!("{IP_RANGE_TAG}{range}"));
+        }
+        if tags == pool.tags {
+            return Ok(());
+        }
+        self.neutron
+            .replace_tags(openstack::neutron::Resource::SubnetPools, &pool.id, &tags)
+            .await
+            .map(|_| ())
+            .map_err(|e| neutron_error("recording --ip-range on the subnetpool", e))
+    }
+
+    /// No `--subnet`: Neutron carves a subnet from the default pool. It
+    /// needs a network to hold it, so a pending network is made now and
+    /// becomes the Docker network in CreateNetwork.
+    async fn carve_default_pool(
+        &self,
+        v6: bool,
+        opts: &PoolOptions,
+    ) -> DriverResult<(PoolId, PoolInfo)> {
+        let pool_id = if opts.pool_uuid.is_some() || opts.pool_name.is_some() {
+            self.find_pool_by_option(opts).await?.id
+        } else {
+            let name = if v6 {
+                &self.settings.default_subnetpool_v6
+            } else {
+                &self.settings.default_subnetpool_v4
+            };
+            self.default_pool_id(name).await?
+        };
+        let ctx = "carving a subnet from the default subnetpool";
+        let network = self
+            .neutron
+            .create_network(&NetworkCreate {
+                name: Some(naming::PENDING_NETWORK_NAME.to_string()),
+                admin_state_up: Some(true),
+                shared: opts.shared.then_some(true),
+                ..NetworkCreate::default()
+            })
+            .await
+            .map_err(|e| neutron_error(ctx, e))?;
+        let body = SubnetCreate {
+            name: Some(naming::subnet_name("pending")),
+            subnetpool_id: Some(pool_id.clone()),
+            enable_dhcp: Some(self.settings.enable_dhcp),
+            network_id: network.id.clone(),
+            ip_version: if v6 { 6 } else { 4 },
+            ..SubnetCreate::default()
+        };
+        let subnet = match self.neutron.create_subnet(&body).await {
+            Ok(subnet) => subnet,
+            Err(err) => {
+                self.delete_network_quietly(&network.id).await;
+                return Err(neutron_error(ctx, err));
+            }
+        };
+        let cidr: IpNet = subnet.cidr.parse().map_err(|_| {
+            DriverError::internal(format!("Neutron returned a bad cidr {:?}", subnet.cidr))
+        })?;
+        let id = PoolId::Carved {
+            pool: pool_id,
+            cidr,
+        };
+        Ok((
+            id,
+            PoolInfo {
+                cidr,
+                sub_pool: None,
+                subnet: Some(subnet),
+            },
+        ))
+    }
+
+    pub(super) async fn default_pool_id(&self, name: &str) -> DriverResult<String> {
+        if let Some(id) = self.cache().pool_ids.get(name) {
+            return Ok(id.clone());
+        }
+        let pools = self
+            .neutron
+            .list_subnetpools(&Query::new().name(name).fields(["id"]))
+            .await
+            .map_err(|e| neutron_error(&format!("default subnetpool {name}"), e))?;
+        let pool = pools.into_iter().next().ok_or_else(|| {
+            DriverError::not_found(format!(
+                "default subnetpool {name:?} does not exist in Neutron: create it, or give --subnet \
+                 (see [neutron] default_subnetpool_v4/_v6)"
+            ))
+        })?;
+        self.cache()
+            .pool_ids
+            .insert(name.to_string(), pool.id.clone());
+        Ok(pool.id)
+    }
+
+    pub(super) async fn find_pool_by_option(&self, opts: &PoolOptions) -> DriverResult<SubnetPool> {
+        let (query, what) = match (&opts.pool_uuid, &opts.pool_name) {
+            (Some(id), _) => (Query::new().id(id), format!("id {id}")),
+            (None, Some(name)) => (Query::new().name(name), format!("name {name:?}")),
+            (None, None) => return Err(DriverError::bad_request("no neutron.pool option given")),
+        };
+        let pools = self
+            .neutron
+            .list_subnetpools(&query)
+            .await
+            .map_err(|e| neutron_error("looking up the subnetpool", e))?;
+        match pools.len() {
+            0 => Err(DriverError::not_found(format!(
+                "no Neutron subnetpool with {what}"
+            ))),
+            1 => Ok(pools.into_iter().next().expect("length checked")),
+            n => Err(DriverError::conflict(format!(
+                "{n} Neutron subnetpools have {what}: use neutron.pool.uuid"
+            ))),
+        }
+    }
+
+    async fn find_subnet_by_option(&self, opts: &PoolOptions) -> DriverResult<Subnet> {
+        let (query, what) = match (&opts.subnet_uuid, &opts.subnet_name) {
+            (Some(id), _) => (Query::new().id(id), format!("id {id}")),
+            (None, Some(name)) => (Query::new().name(name), format!("name {name:?}")),
+            (None, None) => return Err(DriverError::bad_request("no neutron.subnet option given")),
+        };
+        let subnets = self
+            .neutron
+            .list_subnets(&query)
+            .await
+            .map_err(|e| neutron_error("looking up the subnet", e))?;
+        match subnets.len() {
+            0 => Err(DriverError::not_found(format!(
+                "no Neutron subnet with {what}"
+            ))),
+            1 => Ok(subnets.into_iter().next().expect("length checked")),
+            n => Err(DriverError::conflict(format!(
+                "{n} Neutron subnets have {what}: use neutron.subnet.uuid"
+            ))),
+        }
+    }
+
+    /// The pool behind a Docker pool id, from the cache or Neutron. Its
+    /// `subnet` is None while the network is not created yet.
+    pub(super) async fn resolve_pool(&self, id: &PoolId) -> DriverResult<PoolInfo> {
+        if let Some(info) = self.cache().pools.get(&id.to_string()) {
+            return Ok(info.clone());
+        }
+        let info = self.lookup_pool(id).await?;
+        self.cache().pools.insert(id.to_string(), info.clone());
+        Ok(info)
+    }
+
+    async fn lookup_pool(&self, id: &PoolId) -> DriverResult<PoolInfo> {
+        let ctx = format!("pool {id}");
+        match id {
+            PoolId::Existing { subnet } => {
+                let subnet = self
+                    .neutron
+                    .get_subnet(subnet)
+                    .await
+                    .map_err(|e| neutron_error(&ctx, e))?;
+                let cidr = parse_cidr(&subnet)?;
+                Ok(PoolInfo {
+                    cidr,
+                    sub_pool: None,
+                    subnet: Some(subnet),
+                })
+            }
+            PoolId::Carved { pool, cidr } => {
+                let subnet = self.subnet_of_pool(pool, Some(*cidr)).await?;
+                Ok(PoolInfo {
+                    cidr: *cidr,
+                    sub_pool: None,
+                    subnet,
+                })
+            }
+            PoolId::Dedicated { pool } => {
+                let subnetpool = self
+                    .neutron
+                    .get_subnetpool(pool)
+                    .await
+                    .map_err(|e| neutron_error(&ctx, e))?;
+                let cidr = subnetpool
+                    .prefixes
+                    .first()
+                    .and_then(|p| p.parse::<IpNet>().ok())
+                    .ok_or_else(|| {
+                        DriverError::internal(format!("subnetpool {pool} has no prefix"))
+                    })?;
+                let sub_pool = subnetpool
+                    .tags
+                    .iter()
+                    .find_map(|t| t.strip_prefix(IP_RANGE_TAG))
+                    .and_then(|r| r.parse().ok());
+                let subnet = self.subnet_of_pool(pool, None).await?;
+                Ok(PoolInfo {
+                    cidr,
+                    sub_pool,
+                    subnet,
+                })
+            }
+        }
+    }
+
+    /// The subnet allocated from `pool` (with `cidr`), or the existing
+    /// subnet Kuryr tagged with the pool id when it adopted a network.
+    async fn subnet_of_pool(
+        &self,
+        pool: &str,
+        cidr: Option<IpNet>,
+    ) -> DriverResult<Option<Subnet>> {
+        let ctx = format!("subnet of pool {pool}");
+        let with_cidr = |q: Query| match cidr {
+            Some(c) => q.cidr(c.to_string()),
+            None => q,
+        };
+        let subnets = self
+            .neutron
+            .list_subnets(&with_cidr(Query::new().subnetpool_id(pool)))
+            .await
+            .map_err(|e| neutron_error(&ctx, e))?;
+        if let Some(subnet) = subnets.into_iter().next() {
+            return Ok(Some(subnet));
+        }
+        let tagged = self
+            .neutron
+            .list_subnets(&with_cidr(Query::new().tags([pool])))
+            .await
+            .map_err(|e| neutron_error(&ctx, e))?;
+        Ok(tagged.into_iter().next())
+    }
+
+    pub(super) async fn release_pool_impl(&self, pool_id: &str) -> DriverResult<()> {
+        let id = PoolId::parse(pool_id)?;
+        let cached = self.cache().pools.remove(pool_id);
+        match &id {
+            PoolId::Existing { .. } => Ok(()),
+            PoolId::Carved { pool, cidr } => {
+                let subnet = match cached.and_then(|c| c.subnet) {
+                    Some(s) => Some(s),
+                    None => self.subnet_of_pool(pool, Some(*cidr)).await?,
+                };
+                if let Some(subnet) = subnet {
+                    self.release_kuryr_subnet(&subnet, pool).await?;
+                }
+                Ok(())
+            }
+            PoolId::Dedicated { pool } => {
+                let subnets = self
+                    .neutron
+                    .list_subnets(&Query::new().subnetpool_id(pool))
+                    .await
+                    .map_err(|e| neutron_error("listing the pool's subnets", e))?;
+                for subnet in &subnets {
+                    self.release_kuryr_subnet(subnet, pool).await?;
+                }
+                self.delete_dedicated_pool(pool).await
+            }
+        }
+    }
+
+    /// Deletes a subnet Kuryr made (and its network, if that is still the
+    /// pending one); untags an adopted subnet.
+    async fn release_kuryr_subnet(&self, subnet: &Subnet, pool: &str) -> DriverResult<()> {
+        if !naming::is_kuryr_subnet_name(&subnet.name) {
+            if subnet.tags.iter().any(|t| t == pool) {
+                if let Err(err) = self
+                    .neutron
+                    .remove_tag(openstack::neutron::Resource::Subnets, &subnet.id, pool)
+                    .await
+                {
+                    warn!(subnet = %subnet.id, %err, "removing the pool tag of an adopted subnet");
+                }
+            }
+            return Ok(());
+        }
+        match self.neutron.delete_subnet(&subnet.id).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) if e.is_conflict() => {
+                warn!(subnet = %subnet.id, err = %e, "subnet still in use; left for DeleteNetwork");
+                return Ok(());
+            }
+            Err(e) => return Err(neutron_error(&format!("deleting subnet {}", subnet.id), e)),
+        }
+        if let Ok(network) = self.neutron.get_network(&subnet.network_id).await {
+            if network.name == naming::PENDING_NETWORK_NAME && network.subnets.len() <= 1 {
+                self.delete_network_quietly(&network.id).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_dedicated_pool(&self, pool: &str) -> DriverResult<()> {
+        let subnetpool = match self.neutron.get_subnetpool(pool).await {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(neutron_error("reading the subnetpool", e)),
+        };
+        let ours = subnetpool
+            .name
+            .starts_with(&format!("{}-", self.settings.subnetpool_name_prefix))
+            && !subnetpool
+                .tags
+                .iter()
+                .any(|t| t == naming::EXISTING_SUBNETPOOL_TAG);
+        if !ours {
+            return Ok(());
+        }
+        match self.neutron.delete_subnetpool(pool).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) if e.is_conflict() => {
+                warn!(pool, err = %e, "subnetpool still in use; not deleted");
+                Ok(())
+            }
+            Err(e) => Err(neutron_error("deleting the subnetpool", e)),
+        }
+    }
+
+    pub(super) async fn delete_network_quietly(&self, network_id: &str) {
+        if let Err(err) = self.neutron.delete_network(network_id).await {
+            if !err.is_not_found() {
+                warn!(network_id, %err, "cleanup: deleting network failed");
+            }
+        }
+    }
+}
+
+pub(super) fn parse_cidr(subnet: &Subnet) -> DriverResult<IpNet> {
+    subnet.cidr.parse().map_err(|_| {
+        DriverError::internal(format!(
+            "subnet {} has a bad cidr {:?}",
+            subnet.id, subnet.cidr
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_ids_round_trip() {
+        for text in [
+            "5f2bd9d5-6f6e-4bd0-9a8e-0a7c1c2d3e4f",
+            "5f2bd9d5-6f6e-4bd0-9a8e-0a7c1c2d3e4f/10.10.3.0/24",
+            "5f2bd9d5-6f6e-4bd0-9a8e-0a7c1c2d3e4f/fd10:10::/64",
+            "subnet:5f2bd9d5-6f6e-4bd0-9a8e-0a7c1c2d3e4f",
+        ] {
+            let id = PoolId::parse(text).expect("valid");
+            assert_eq!(id.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn foreign_pool_ids_are_bad_requests() {
+        for text in [
+            "",
+            "probe-pool-10.98.1.0/24",
+            "abc/notacidr",
+            "subnet:",
+            "x y",
+        ] {
+            let err = PoolId::parse(text).expect_err(text);
+            assert_eq!(err.http_status(), 400, "{text}");
+        }
+    }
+
+    #[test]
+    fn options_by_family_and_unknown_neutron_keys() {
+        let mut opts = BTreeMap::new();
+        opts.insert(OPT_POOL_NAME.to_string(), "p4".to_string());
+        opts.insert(OPT_POOL_V6_NAME.to_string(), "p6".to_string());
+        opts.insert(OPT_NET_SHARED.to_string(), "True".to_string());
+        opts.insert("com.docker.whatever".to_string(), "x".to_string());
+        let v4 = PoolOptions::parse(&opts, false).expect("valid");
+        assert_eq!(v4.pool_name.as_deref(), Some("p4"));
+        assert!(v4.shared);
+        let v6 = PoolOptions::parse(&opts, true).expect("valid");
+        assert_eq!(v6.pool_name.as_deref(), Some("p6"));
+        opts.insert("neutron.pool.nmae".to_string(), "typo".to_string());
+        let err = PoolOptions::parse(&opts, false).expect_err("typo");
+        assert!(err.message.contains("neutron.pool.nmae"));
+        let mut bad = BTreeMap::new();
+        bad.insert(OPT_NET_SHARED.to_string(), "perhaps".to_string());
+        assert!(PoolOptions::parse(&bad, false).is_err());
+    }
+}
