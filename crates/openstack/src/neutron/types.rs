@@ -1,0 +1,1178 @@
+//! Neutron resources as returned by the API, and the request bodies.
+//!
+//! Reply types accept missing fields (so `fields=` selections parse), `null`
+//! where a value is expected (it becomes the default), numbers sent as
+//! strings where Neutron does that, and ignore unknown fields. Request types
+//! serialize only the fields that are set; each has an `extra` map for
+//! attributes this crate does not model. Neutron 29 accepts `tags` in the
+//! create body of ports only (with the `tag_ports_during_bulk_creation`
+//! extension driver); tag other resources with
+//! [`Neutron::replace_tags`](super::Neutron::replace_tags) after creating them.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::de::{nd, opt_u32};
+
+fn is_empty_map(m: &Map<String, Value>) -> bool {
+    m.is_empty()
+}
+
+// ---------------------------------------------------------------- replies
+
+/// An API extension (`GET /v2.0/extensions`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Extension {
+    /// Alias used to check for the extension (e.g. `trunk`).
+    #[serde(deserialize_with = "nd")]
+    pub alias: String,
+    /// Human name.
+    #[serde(deserialize_with = "nd")]
+    pub name: String,
+    /// Description.
+    #[serde(deserialize_with = "nd")]
+    pub description: String,
+    /// Last update timestamp.
+    #[serde(deserialize_with = "nd")]
+    pub updated: String,
+}
+
+/// A network.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Network {
+    /// UUID.
+    #[serde(deserialize_with = "nd")]
+    pub id: String,
+    /// Name.
+    #[serde(deserialize_with = "nd")]
+    pub name: String,
+    /// Description.
+    #[serde(deserialize_with = "nd")]
+    pub description: String,
+    /// `ACTIVE`, `DOWN`, `BUILD` or `ERROR`.
+    #[serde(deserialize_with = "nd")]
+    pub status: String,
+    /// Subnet ids.
+    #[serde(deserialize_with = "nd")]
+    pub subnets: Vec<String>,
+    /// Tags.
+    #[serde(deserialize_with = "nd")]
+    pub tags: Vec<String>,
+    /// MTU.
+    #[serde(deserialize_with = "opt_u32")]
+    pub mtu: Option<u32>,
+    /// Shared with all projects.
+    #[serde(deserialize_with = "nd")]
+    pub shared: bool,
+    /// Owner project.
+    pub project_id: Option<String>,
+    /// Administrative state.
+    #[serde(deserialize_with = "nd")]
+    pub admin_state_up: bool,
+    /// `provider:network_type` (admin only).
+    #[serde(rename = "provider:network_type")]
+    pub network_type: Option<String>,
+    /// `provider:physical_network` (admin only).
+    #[serde(rename = "provider:physical_network")]
+    pub physical_network: Option<String>,
+    /// `provider:segmentation_id` (admin only).
+    #[serde(rename = "provider:segmentation_id", deserialize_with = "opt_u32")]
+    pub segmentation_id: Option<u32>,
+    /// `router:external`.
+    #[serde(rename = "router:external", deserialize_with = "nd")]
+    pub router_external: bool,
+    /// Default port security of new ports.
+    pub port_security_enabled: Option<bool>,
+    /// Revision, bumped on every change.
+    pub revision_number: Option<u64>,
+}
+
+/// An allocation pool of a subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationPool {
+    /// First address.
+    pub start: IpAddr,
+    /// Last address.
+    pub end: IpAddr,
+}
+
+/// A static route of a subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    /// Destination CIDR.
+    pub destination: String,
+    /// Next hop.
+    pub nexthop: IpAddr,
+}
+
+/// A subnet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Subnet {
+    /// UUID.
+    #[serde(deserialize_with = "nd")]
+    pub id: String,
+    /// Name.
+    #[serde(deserialize_with = "nd")]
+    pub name: String,
+    /// Description.
+    #[serde(deserialize_with = "nd")]
+    pub description: String,
+    /// Network id.
+    #[serde(deserialize_with = "nd")]
+    pub network_id: String,
+    /// CIDR, e.g. `10.0.0.0/24`.
+    #[serde(deserialize_with = "nd")]
+    pub cidr: String,
+    /// 4 or 6.
+    #[serde(deserialize_with = "opt_u32")]
+    pub ip_version: Option<u32>,
+    /// Gateway, or `None` when the subnet has none.
+    pub gateway_ip: Option<IpAddr>,
+    /// Allocation pools.
+    #[serde(deserialize_with = "nd")]
+    pub allocation_pools: Vec<AllocationPool>,
+    /// Static routes.
+    #[serde(deserialize_with = "nd")]
+    pub host_routes: Vec<HostRoute>,
+    /// DNS servers.
+    #[serde(deserialize_with = "nd")]
+    pub dns_nameservers: Vec<String>,
+    /// DHCP enabled.
+    #[serde(deserialize_with = "nd")]
+    pub enable_dhcp: bool,
+    /// The subnetpool the CIDR came from.
+    pub subnetpool_id: Option<String>,
+    /// IPv6 address mode.
+    pub ipv6_address_mode: Option<String>,
+    /// IPv6 router advertisement mode.
+    pub ipv6_ra_mode: Option<String>,
+    /// Tags.
+    #[serde(deserialize_with = "nd")]
+    pub tags: Vec<String>,
+    /// Owner project.
+    pub project_id: Option<String>,
+    /// Revision.
+    pub revision_number: Option<u64>,
+}
+
+/// A subnetpool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubnetPool {
+    /// UUID.
+    #[serde(deserialize_with = "nd")]
+    pub id: String,
+    /// Name.
+    #[serde(deserialize_with = "nd")]
+    pub name: String,
+    /// Description.
+    #[serde(deserialize_with = "nd")]
+    pub description: String,
+    /// Prefixes (CIDRs) of the pool.
+    #[serde(deserialize_with = "nd")]
+    pub prefixes: Vec<String>,
+    /// Default prefix length (Neutron sends it as a string).
+    #[serde(deserialize_with = "opt_u32")]
+    pub default_prefixlen: Option<u32>,
+    /// Minimum prefix length.
+    #[serde(deserialize_with = "opt_u32")]
+    pub min_prefixlen: Option<u32>,
+    /// Maximum prefix length.
+    #[serde(deserialize_with = "opt_u32")]
+    pub max_prefixlen: Option<u32>,
+    /// 4 or 6.
+    #[serde(deserialize_with = "opt_u32")]
+    pub ip_version: Option<u32>,
+    /// Shared with all projects.
+    #[serde(deserialize_with = "nd")]
+    pub shared: bool,
+    /// The default pool.
+    #[serde(deserialize_with = "nd")]
+    pub is_default: bool,
+    /// Address scope.
+    pub address_scope_id: Option<String>,
+    /// Tags.
+    #[serde(deserialize_with = "nd")]
+    pub tags: Vec<String>,
+    /// Owner project.
+    pub project_id: Option<String>,
+    /// Revision.
+    pub revision_number: Option<u64>,
+}
+
+/// An address of a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedIp {
+    /// Subnet id.
+    pub subnet_id: String,
+    /// Address.
+    pub ip_address: IpAddr,
+}
+
+/// An allowed address pair of a port (request and reply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressPair {
+    /// Address or CIDR.
+    pub ip_address: String,
+    /// MAC; the port's own when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+}
+
+/// A subport of a trunk (request and reply).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubPort {
+    /// The subport's port id.
+    #[serde(deserialize_with = "nd")]
+    pub port_id: String,
+    /// `vlan` (or `inherit`).
+    #[serde(deserialize_with = "nd")]
+    pub segmentation_type: String,
+    /// VLAN id.
+    #[serde(deserialize_with = "opt_u32", skip_serializing_if = "Option::is_none")]
+    pub segmentation_id: Option<u32>,
+    /// MAC of the subport (only in a port's `trunk_details`; never sent).
+    #[serde(skip_serializing)]
+    pub mac_address: Option<String>,
+}
+
+impl SubPort {
+    /// A VLAN subport, as sent to `add_subports`.
+    pub fn vlan(port_id: impl Into<String>, vlan_id: u32) -> Self {
+        SubPort {
+            port_id: port_id.into(),
+            segmentation_type: "vlan".into(),
+            segmentation_id: Some(vlan_id),
+            mac_address: None,
+        }
+    }
+}
+
+/// `trunk_details` of a trunk's parent port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrunkDetails {
+    /// Trunk id.
+    #[serde(deserialize_with = "nd")]
+    pub trunk_id: String,
+    /// Subports.
+    #[serde(deserialize_with = "nd")]
+    pub sub_ports: Vec<SubPort>,
+}
+
+/// A port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Port {
+    /// UUID.
+    #[serde(deserialize_with = "nd")]
+    pub id: String,
+    /// Name.
+    #[serde(deserialize_with = "nd")]
+    pub name: String,
+    /// Description.
+    #[serde(deserialize_with = "nd")]
+    pub description: String,
+    /// Network id.
+    #[serde(deserialize_with = "nd")]
+    pub network_id: String,
+    /// MAC address.
+    #[serde(deserialize_with = "nd")]
+    pub mac_address: String,
+    /// Addresses.
+    #[serde(deserialize_with = "nd")]
+    pub fixed_ips: Vec<FixedIp>,
+    /// Owner kind, e.g. `compute:kuryr`.
+    #[serde(deserialize_with = "nd")]
+    pub device_owner: String,
+    /// Owner id.
+    #[serde(deserialize_with = "nd")]
+    pub device_id: String,
+    /// `ACTIVE`, `DOWN`, `BUILD` or `ERROR` (read-only).
+    #[serde(deserialize_with = "nd")]
+    pub status: String,
+    /// Tags.
+    #[serde(deserialize_with = "nd")]
+    pub tags: Vec<String>,
+    /// Administrative state.
+    #[serde(deserialize_with = "nd")]
+    pub admin_state_up: bool,
+    /// `binding:host_id` (admin only).
+    #[serde(rename = "binding:host_id", deserialize_with = "nd")]
+    pub binding_host_id: String,
+    /// `binding:vif_type`, e.g. `ovs`, `unbound`, `binding_failed`.
+    #[serde(rename = "binding:vif_type", deserialize_with = "nd")]
+    pub binding_vif_type: String,
+    /// `binding:vif_details`.
+    #[serde(rename = "binding:vif_details")]
+    pub binding_vif_details: Value,
+    /// `binding:vnic_type`, e.g. `normal`.
+    #[serde(rename = "binding:vnic_type", deserialize_with = "nd")]
+    pub binding_vnic_type: String,
+    /// `binding:profile`.
+    #[serde(rename = "binding:profile")]
+    pub binding_profile: Value,
+    /// Allowed address pairs.
+    #[serde(deserialize_with = "nd")]
+    pub allowed_address_pairs: Vec<AddressPair>,
+    /// Security group ids.
+    #[serde(deserialize_with = "nd")]
+    pub security_groups: Vec<String>,
+    /// Port security.
+    pub port_security_enabled: Option<bool>,
+    /// Revision, for `If-Match: revision_number=N`.
+    pub revision_number: Option<u64>,
+    /// Set when the port is a trunk parent.
+    pub trunk_details: Option<TrunkDetails>,
+    /// Owner project.
+    pub project_id: Option<String>,
+}
+
+/// A trunk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Trunk {
+    /// UUID.
+    #[serde(deserialize_with = "nd")]
+    pub id: String,
+    /// Name.
+    #[serde(deserialize_with = "nd")]
+    pub name: String,
+    /// Description.
+    #[serde(deserialize_with = "nd")]
+    pub description: String,
+    /// Parent port id.
+    #[serde(deserialize_with = "nd")]
+    pub port_id: String,
+    /// `ACTIVE`, `DOWN`, `BUILD`, `DEGRADED` or `ERROR`.
+    #[serde(deserialize_with = "nd")]
+    pub status: String,
+    /// Administrative state.
+    #[serde(deserialize_with = "nd")]
+    pub admin_state_up: bool,
+    /// Subports.
+    #[serde(deserialize_with = "nd")]
+    pub sub_ports: Vec<SubPort>,
+    /// Tags.
+    #[serde(deserialize_with = "nd")]
+    pub tags: Vec<String>,
+    /// Owner project.
+    pub project_id: Option<String>,
+    /// Revision.
+    pub revision_number: Option<u64>,
+}
+
+/// A security group rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityGroupRule {
+    /// UUID.
+    #[serde(deserialize_with = "nd")]
+    pub id: String,
+    /// Group id.
+    #[serde(deserialize_with = "nd")]
+    pub security_group_id: String,
+    /// `ingress` or `egress`.
+    #[serde(deserialize_with = "nd")]
+    pub direction: String,
+    /// `IPv4` or `IPv6`.
+    #[serde(deserialize_with = "nd")]
+    pub ethertype: String,
+    /// Protocol name or number; `None` for any.
+    pub protocol: Option<String>,
+    /// Lowest port.
+    #[serde(deserialize_with = "opt_u32")]
+    pub port_range_min: Option<u32>,
+    /// Highest port.
+    #[serde(deserialize_with = "opt_u32")]
+    pub port_range_max: Option<u32>,
+    /// Remote CIDR.
+    pub remote_ip_prefix: Option<String>,
+    /// Remote group.
+    pub remote_group_id: Option<String>,
+    /// Description.
+    #[serde(deserialize_with = "nd")]
+    pub description: String,
+    /// Owner project.
+    pub project_id: Option<String>,
+    /// Revision.
+    pub revision_number: Option<u64>,
+}
+
+/// A security group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityGroup {
+    /// UUID.
+    #[serde(deserialize_with = "nd")]
+    pub id: String,
+    /// Name.
+    #[serde(deserialize_with = "nd")]
+    pub name: String,
+    /// Description.
+    #[serde(deserialize_with = "nd")]
+    pub description: String,
+    /// Rules.
+    #[serde(deserialize_with = "nd")]
+    pub security_group_rules: Vec<SecurityGroupRule>,
+    /// Stateful.
+    pub stateful: Option<bool>,
+    /// Tags.
+    #[serde(deserialize_with = "nd")]
+    pub tags: Vec<String>,
+    /// Owner project.
+    pub project_id: Option<String>,
+    /// Revision.
+    pub revision_number: Option<u64>,
+}
+
+/// A floating IP.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FloatingIp {
+    /// UUID.
+    #[serde(deserialize_with = "nd")]
+    pub id: String,
+    /// The floating address.
+    pub floating_ip_address: Option<IpAddr>,
+    /// External network id.
+    #[serde(deserialize_with = "nd")]
+    pub floating_network_id: String,
+    /// Associated port.
+    pub port_id: Option<String>,
+    /// Associated fixed address.
+    pub fixed_ip_address: Option<IpAddr>,
+    /// Router.
+    pub router_id: Option<String>,
+    /// `ACTIVE`, `DOWN` or `ERROR`.
+    #[serde(deserialize_with = "nd")]
+    pub status: String,
+    /// Description.
+    #[serde(deserialize_with = "nd")]
+    pub description: String,
+    /// Tags.
+    #[serde(deserialize_with = "nd")]
+    pub tags: Vec<String>,
+    /// Owner project.
+    pub project_id: Option<String>,
+    /// Revision.
+    pub revision_number: Option<u64>,
+}
+
+/// Quotas of a project (reply, and body of an update: only set fields are
+/// sent). `-1` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Quota {
+    /// Networks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<i64>,
+    /// Subnets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<i64>,
+    /// Subnetpools.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnetpool: Option<i64>,
+    /// Ports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Routers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub router: Option<i64>,
+    /// Floating IPs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floatingip: Option<i64>,
+    /// Security groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_group: Option<i64>,
+    /// Security group rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_group_rule: Option<i64>,
+    /// Other quotas (e.g. `rbac_policy`, `trunk`).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+// ---------------------------------------------------------------- requests
+
+/// An address asked for in a port create/update: a subnet, an address, or
+/// both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FixedIpRequest {
+    /// Subnet to allocate from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    /// Exact address wanted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<IpAddr>,
+}
+
+impl FixedIpRequest {
+    /// Any address from `subnet_id`.
+    pub fn subnet(subnet_id: impl Into<String>) -> Self {
+        FixedIpRequest {
+            subnet_id: Some(subnet_id.into()),
+            ip_address: None,
+        }
+    }
+
+    /// Exactly `ip` (from `subnet_id` when given).
+    pub fn address(ip: IpAddr, subnet_id: Option<String>) -> Self {
+        FixedIpRequest {
+            subnet_id,
+            ip_address: Some(ip),
+        }
+    }
+}
+
+/// Body of a network create.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NetworkCreate {
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Administrative state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_state_up: Option<bool>,
+    /// Shared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
+    /// MTU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// `provider:network_type`.
+    #[serde(
+        rename = "provider:network_type",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_type: Option<String>,
+    /// `provider:physical_network`.
+    #[serde(
+        rename = "provider:physical_network",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub physical_network: Option<String>,
+    /// `provider:segmentation_id`.
+    #[serde(
+        rename = "provider:segmentation_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub segmentation_id: Option<u32>,
+    /// `router:external`.
+    #[serde(rename = "router:external", skip_serializing_if = "Option::is_none")]
+    pub router_external: Option<bool>,
+    /// Default port security.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_security_enabled: Option<bool>,
+    /// Owner project (admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+/// Body of a network update.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NetworkUpdate {
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Administrative state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_state_up: Option<bool>,
+    /// Shared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
+    /// MTU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// `router:external`.
+    #[serde(rename = "router:external", skip_serializing_if = "Option::is_none")]
+    pub router_external: Option<bool>,
+    /// Default port security.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_security_enabled: Option<bool>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+/// Body of a subnet create.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SubnetCreate {
+    /// Network id (required).
+    pub network_id: String,
+    /// 4 or 6 (required).
+    pub ip_version: u8,
+    /// CIDR; may be omitted with `subnetpool_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `Some(None)` sends `null`: no gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_ip: Option<Option<IpAddr>>,
+    /// Allocation pools.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocation_pools: Option<Vec<AllocationPool>>,
+    /// Static routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_routes: Option<Vec<HostRoute>>,
+    /// DNS servers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_nameservers: Option<Vec<String>>,
+    /// DHCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_dhcp: Option<bool>,
+    /// Allocate the CIDR from this pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnetpool_id: Option<String>,
+    /// Prefix length wanted from the pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefixlen: Option<u32>,
+    /// IPv6 address mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_address_mode: Option<String>,
+    /// IPv6 RA mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_ra_mode: Option<String>,
+    /// Owner project (admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+impl SubnetCreate {
+    /// A subnet of `cidr` on `network_id`; the IP version follows the CIDR.
+    pub fn new(network_id: impl Into<String>, cidr: impl Into<String>) -> Self {
+        let cidr = cidr.into();
+        SubnetCreate {
+            network_id: network_id.into(),
+            ip_version: if cidr.contains(':') { 6 } else { 4 },
+            cidr: Some(cidr),
+            ..SubnetCreate::default()
+        }
+    }
+}
+
+/// Body of a subnet update.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SubnetUpdate {
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `Some(None)` sends `null`: remove the gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_ip: Option<Option<IpAddr>>,
+    /// Allocation pools.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocation_pools: Option<Vec<AllocationPool>>,
+    /// Static routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_routes: Option<Vec<HostRoute>>,
+    /// DNS servers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_nameservers: Option<Vec<String>>,
+    /// DHCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_dhcp: Option<bool>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+/// Body of a subnetpool create.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SubnetPoolCreate {
+    /// Name (required by Neutron).
+    pub name: String,
+    /// Prefixes (required).
+    pub prefixes: Vec<String>,
+    /// Default prefix length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_prefixlen: Option<u32>,
+    /// Minimum prefix length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_prefixlen: Option<u32>,
+    /// Maximum prefix length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_prefixlen: Option<u32>,
+    /// Shared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
+    /// Default pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_default: Option<bool>,
+    /// Address scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_scope_id: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Owner project (admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+/// Body of a subnetpool update.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SubnetPoolUpdate {
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Prefixes (may only grow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<Vec<String>>,
+    /// Default prefix length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_prefixlen: Option<u32>,
+    /// Minimum prefix length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_prefixlen: Option<u32>,
+    /// Maximum prefix length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_prefixlen: Option<u32>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+/// Body of a port create. Only set fields are sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PortCreate {
+    /// Network id (required).
+    pub network_id: String,
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// MAC address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// Addresses wanted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_ips: Option<Vec<FixedIpRequest>>,
+    /// Owner kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_owner: Option<String>,
+    /// Owner id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// `binding:host_id` (admin by default policy).
+    #[serde(rename = "binding:host_id", skip_serializing_if = "Option::is_none")]
+    pub binding_host_id: Option<String>,
+    /// `binding:vnic_type`.
+    #[serde(rename = "binding:vnic_type", skip_serializing_if = "Option::is_none")]
+    pub binding_vnic_type: Option<String>,
+    /// `binding:profile`.
+    #[serde(rename = "binding:profile", skip_serializing_if = "Option::is_none")]
+    pub binding_profile: Option<Value>,
+    /// Administrative state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_state_up: Option<bool>,
+    /// Security groups (`Some(vec![])` for none at all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
+    /// Tags (bulk creation needs the `tag_ports_during_bulk_creation` driver).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// Allowed address pairs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_address_pairs: Option<Vec<AddressPair>>,
+    /// Owner project (admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Port security.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_security_enabled: Option<bool>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+impl PortCreate {
+    /// A port on `network_id` with everything else left to Neutron.
+    pub fn new(network_id: impl Into<String>) -> Self {
+        PortCreate {
+            network_id: network_id.into(),
+            ..PortCreate::default()
+        }
+    }
+}
+
+/// Body of a port update. Only set fields are sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PortUpdate {
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// MAC address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// Addresses (replaces all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_ips: Option<Vec<FixedIpRequest>>,
+    /// Owner kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_owner: Option<String>,
+    /// Owner id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// `binding:host_id` (`""` unbinds).
+    #[serde(rename = "binding:host_id", skip_serializing_if = "Option::is_none")]
+    pub binding_host_id: Option<String>,
+    /// `binding:profile`.
+    #[serde(rename = "binding:profile", skip_serializing_if = "Option::is_none")]
+    pub binding_profile: Option<Value>,
+    /// Administrative state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_state_up: Option<bool>,
+    /// Security groups (replaces all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
+    /// Allowed address pairs (replaces all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_address_pairs: Option<Vec<AddressPair>>,
+    /// Port security.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_security_enabled: Option<bool>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+/// Body of a trunk create.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TrunkCreate {
+    /// Parent port (required; create the trunk before binding it).
+    pub port_id: String,
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Administrative state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_state_up: Option<bool>,
+    /// Initial subports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_ports: Option<Vec<SubPort>>,
+    /// Owner project (admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+/// Body of a trunk update.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TrunkUpdate {
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Administrative state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_state_up: Option<bool>,
+}
+
+/// Body of a security group create.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SecurityGroupCreate {
+    /// Name (required).
+    pub name: String,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Stateful.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stateful: Option<bool>,
+    /// Owner project (admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+/// Body of a security group rule create.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SecurityGroupRuleCreate {
+    /// Group (required).
+    pub security_group_id: String,
+    /// `ingress` or `egress` (required).
+    pub direction: String,
+    /// `IPv4` or `IPv6`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ethertype: Option<String>,
+    /// Protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Lowest port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_range_min: Option<u32>,
+    /// Highest port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_range_max: Option<u32>,
+    /// Remote CIDR.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_ip_prefix: Option<String>,
+    /// Remote group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_group_id: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Owner project (admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+/// Body of a floating IP create.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FloatingIpCreate {
+    /// External network (required).
+    pub floating_network_id: String,
+    /// Exact floating address wanted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floating_ip_address: Option<IpAddr>,
+    /// Subnet of the external network to allocate from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    /// Port to associate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_id: Option<String>,
+    /// Fixed address of the port to associate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_ip_address: Option<IpAddr>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Owner project (admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+/// Body of a floating IP update.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FloatingIpUpdate {
+    /// `Some(None)` sends `null`: disassociate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_id: Option<Option<String>>,
+    /// Fixed address of the port to associate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_ip_address: Option<IpAddr>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Other attributes, sent as is.
+    #[serde(flatten, skip_serializing_if = "is_empty_map")]
+    pub extra: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn port_with_real_shape() {
+        let port: Port = serde_json::from_value(json!({
+            "id": "p1", "name": "", "network_id": "n1", "mac_address": "fa:16:3e:00:00:01",
+            "admin_state_up": true, "status": "DOWN", "device_id": "", "device_owner": "",
+            "fixed_ips": [{"subnet_id": "s1", "ip_address": "10.0.0.5"},
+                          {"subnet_id": "s6", "ip_address": "fd00::5"}],
+            "allowed_address_pairs": [{"ip_address": "10.0.0.0/24", "mac_address": "fa:16:3e:00:00:02"}],
+            "extra_dhcp_opts": [], "security_groups": ["sg"], "description": null,
+            "binding:vnic_type": "normal", "binding:profile": {}, "binding:host_id": "vm",
+            "binding:vif_type": "ovs",
+            "binding:vif_details": {"port_filter": true, "bridge_name": "br-int", "datapath_type": "netdev"},
+            "port_security_enabled": true, "tags": ["a"], "created_at": "2026-11-28T01:00:00Z",
+            "revision_number": 3, "project_id": "proj", "tenant_id": "proj",
+            "trunk_details": {"trunk_id": "t1", "sub_ports": [
+                {"port_id": "sp", "segmentation_type": "vlan", "segmentation_id": 101,
+                 "mac_address": "fa:16:3e:00:00:03"}]},
+            "dns_name": null, "qos_policy_id": null
+        }))
+        .unwrap();
+        assert_eq!(
+            port.fixed_ips[1].ip_address,
+            "fd00::5".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(port.binding_vif_details["bridge_name"], "br-int");
+        assert_eq!(port.description, "");
+        assert_eq!(port.revision_number, Some(3));
+        let td = port.trunk_details.unwrap();
+        assert_eq!(td.sub_ports[0].segmentation_id, Some(101));
+        assert_eq!(
+            td.sub_ports[0].mac_address.as_deref(),
+            Some("fa:16:3e:00:00:03")
+        );
+    }
+
+    #[test]
+    fn partial_port_from_fields_selection() {
+        let p: Port = serde_json::from_value(json!({"id": "p1", "device_id": "d"})).unwrap();
+        assert_eq!(p.id, "p1");
+        assert!(p.fixed_ips.is_empty());
+        assert_eq!(p.binding_vif_details, Value::Null);
+    }
+
+    #[test]
+    fn subnetpool_prefixlens_as_strings_or_numbers() {
+        let sp: SubnetPool = serde_json::from_value(json!({
+            "id": "sp", "name": "kuryr", "prefixes": ["10.10.0.0/16"],
+            "default_prefixlen": "24", "min_prefixlen": "8", "max_prefixlen": 32,
+            "ip_version": 4, "shared": false, "is_default": false, "address_scope_id": null
+        }))
+        .unwrap();
+        assert_eq!(sp.default_prefixlen, Some(24));
+        assert_eq!(sp.min_prefixlen, Some(8));
+        assert_eq!(sp.max_prefixlen, Some(32));
+    }
+
+    #[test]
+    fn subnet_without_gateway() {
+        let s: Subnet = serde_json::from_value(json!({
+            "id": "s", "network_id": "n", "cidr": "10.0.0.0/24", "ip_version": 4,
+            "gateway_ip": null, "allocation_pools": [{"start": "10.0.0.2", "end": "10.0.0.254"}],
+            "host_routes": [], "dns_nameservers": [], "enable_dhcp": true, "subnetpool_id": null
+        }))
+        .unwrap();
+        assert_eq!(s.gateway_ip, None);
+        assert_eq!(s.allocation_pools[0].end.to_string(), "10.0.0.254");
+    }
+
+    #[test]
+    fn network_provider_fields() {
+        let n: Network = serde_json::from_value(json!({
+            "id": "n", "provider:network_type": "geneve", "provider:segmentation_id": 7,
+            "router:external": false, "mtu": 1442, "subnets": null
+        }))
+        .unwrap();
+        assert_eq!(n.network_type.as_deref(), Some("geneve"));
+        assert_eq!(n.segmentation_id, Some(7));
+        assert_eq!(n.mtu, Some(1442));
+    }
+
+    #[test]
+    fn port_create_sends_only_what_is_set() {
+        let mut extra = Map::new();
+        extra.insert("dns_name".into(), json!("c1"));
+        let body = serde_json::to_value(PortCreate {
+            name: Some("p".into()),
+            fixed_ips: Some(vec![
+                FixedIpRequest::subnet("s1"),
+                FixedIpRequest::address("10.0.0.9".parse().unwrap(), None),
+            ]),
+            binding_host_id: Some("host".into()),
+            allowed_address_pairs: Some(vec![AddressPair {
+                ip_address: "10.0.0.7".into(),
+                mac_address: None,
+            }]),
+            extra,
+            ..PortCreate::new("n1")
+        })
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({"network_id": "n1", "name": "p", "binding:host_id": "host",
+                   "fixed_ips": [{"subnet_id": "s1"}, {"ip_address": "10.0.0.9"}],
+                   "allowed_address_pairs": [{"ip_address": "10.0.0.7"}],
+                   "dns_name": "c1"})
+        );
+    }
+
+    #[test]
+    fn nullable_updates() {
+        let body = serde_json::to_value(FloatingIpUpdate {
+            port_id: Some(None),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(body, json!({"port_id": null}));
+        let body = serde_json::to_value(SubnetUpdate {
+            gateway_ip: Some(None),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(body, json!({"gateway_ip": null}));
+        assert_eq!(
+            serde_json::to_value(SubnetUpdate::default()).unwrap(),
+            json!({})
+        );
+    }
+
+    #[test]
+    fn subport_sends_no_mac() {
+        let mut sp = SubPort::vlan("p", 100);
+        sp.mac_address = Some("fa:16:3e:00:00:01".into());
+        assert_eq!(
+            serde_json::to_value(&sp).unwrap(),
+            json!({"port_id": "p", "segmentation_type": "vlan", "segmentation_id": 100})
+        );
+    }
+
+    #[test]
+    fn quota_roundtrip_keeps_unknown() {
+        let q: Quota =
+            serde_json::from_value(json!({"port": 50, "network": 10, "trunk": -1})).unwrap();
+        assert_eq!(q.port, Some(50));
+        assert_eq!(q.other["trunk"], json!(-1));
+        let upd = Quota {
+            port: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(serde_json::to_value(upd).unwrap(), json!({"port": 5}));
+    }
+
+    #[test]
+    fn subnet_create_infers_version() {
+        assert_eq!(SubnetCreate::new("n", "fd00::/64").ip_version, 6);
+        assert_eq!(SubnetCreate::new("n", "10.0.0.0/24").ip_version, 4);
+    }
+}
