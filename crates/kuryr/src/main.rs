@@ -17,6 +17,9 @@ struct Cli {
     /// kuryr.conf to read (oslo INI, upstream option names).
     #[arg(long, global = true, env = "KURYR_CONFIG_FILE")]
     config_file: Option<PathBuf>,
+    /// `binding:host_id` of this host (overrides `[DEFAULT] host`; default: the hostname).
+    #[arg(long, global = true, env = "KURYR_HOST")]
+    host: Option<String>,
     /// Log at debug level (or set RUST_LOG).
     #[arg(long, global = true)]
     debug: bool,
@@ -34,7 +37,10 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let config = load_config(cli.config_file.as_deref())?;
+    let mut config = load_config(cli.config_file.as_deref())?;
+    if let Some(host) = cli.host.filter(|h| !h.trim().is_empty()) {
+        config.default.host = Some(host.trim().to_string());
+    }
     init_logging(cli.debug || config.default.debug);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
