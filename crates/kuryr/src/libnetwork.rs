@@ -21,6 +21,12 @@ pub struct Args {
 }
 
 pub async fn run(config: Config, args: Args) -> Result<()> {
+    if config.binding.driver != "veth" {
+        bail!(
+            "[binding] driver = {}: only the veth driver (bare metal: OVS or Linux bridge) is implemented so far",
+            config.binding.driver
+        );
+    }
     let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
     let neutron = Neutron::new(auth).context("building the Neutron client")?;
     check_neutron(&neutron).await;
