@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn stack_mode() -> Option<String> {
-    std::env::var("KURYR_STACK_AUTH").ok().filter(|m| !m.is_empty())
+    std::env::var("KURYR_STACK_AUTH")
+        .ok()
+        .filter(|m| !m.is_empty())
 }
 
 fn repo_root() -> PathBuf {
@@ -51,7 +53,9 @@ fn managed_plugin_serves_a_network() {
     match stack_mode().as_deref() {
         None => return eprintln!("skipped: no stack (run via scripts/test)"),
         Some("noauth") => {}
-        Some(other) => return eprintln!("skipped: managed plugin test runs in noauth mode, not {other}"),
+        Some(other) => {
+            return eprintln!("skipped: managed plugin test runs in noauth mode, not {other}")
+        }
     }
     let suffix = std::process::id();
     let plugin = format!("kuryr-test/plugin{suffix}:latest");
@@ -61,7 +65,11 @@ fn managed_plugin_serves_a_network() {
         network: network.clone(),
     };
     let build = repo_root().join("deploy/docker-plugin/build");
-    let mut build_args = vec![build.to_string_lossy().into_owned(), "--name".into(), plugin.clone()];
+    let mut build_args = vec![
+        build.to_string_lossy().into_owned(),
+        "--name".into(),
+        plugin.clone(),
+    ];
     match std::env::var("KURYR_PLUGIN_BINARY") {
         Ok(binary) if !binary.is_empty() => build_args.extend(["--binary".into(), binary]),
         _ => build_args.push("--debug".into()),
@@ -83,18 +91,51 @@ fn managed_plugin_serves_a_network() {
     must(&["docker", "plugin", "enable", &plugin]);
 
     must(&[
-        "docker", "network", "create", "-d", &plugin, "--ipam-driver", &plugin, "--subnet", "10.10.213.0/24",
+        "docker",
+        "network",
+        "create",
+        "-d",
+        &plugin,
+        "--ipam-driver",
+        &plugin,
+        "--subnet",
+        "10.10.213.0/24",
         &network,
     ]);
-    let addr = must(&["docker", "run", "--rm", "--network", &network, "kbox", "ip", "-o", "-4", "addr", "show", "eth0"]);
-    assert!(addr.contains("10.10.213."), "container address from the plugin's Neutron port: {addr}");
+    let addr = must(&[
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        &network,
+        "kbox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(
+        addr.contains("10.10.213."),
+        "container address from the plugin's Neutron port: {addr}"
+    );
     must(&["docker", "network", "rm", &network]);
 
-    for query in ["subnets?cidr=10.10.213.0/24", "subnetpools?name=kuryrPool-10.10.213.0/24"] {
+    for query in [
+        "subnets?cidr=10.10.213.0/24",
+        "subnetpools?name=kuryrPool-10.10.213.0/24",
+    ] {
         let left = must(&["curl", "-sf", &format!("{endpoint}/v2.0/{query}")]);
-        assert!(!left.contains("10.10.213."), "left in Neutron after network rm: {left}");
+        assert!(
+            !left.contains("10.10.213."),
+            "left in Neutron after network rm: {left}"
+        );
     }
     drop(cleanup);
     let (_, plugins) = run(&["docker", "plugin", "ls", "--format", "{{.Name}}"]);
-    assert!(!plugins.contains(&format!("plugin{suffix}")), "plugin removed: {plugins}");
+    assert!(
+        !plugins.contains(&format!("plugin{suffix}")),
+        "plugin removed: {plugins}"
+    );
 }

@@ -12,10 +12,10 @@ use openstack::neutron::{
     FixedIpRequest, Port, PortUpdate, Query, Resource, SecurityGroupCreate,
     SecurityGroupRuleCreate, Subnet,
 };
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-use super::{neutron_error, EndpointInfo, KuryrDriver};
+use super::{neutron_error, EndpointInfo, KuryrDriver, ACTIVE_SEEN_FRESH};
 use crate::api::{DriverError, DriverResult, ErrorKind};
 use crate::wire::{
     CreateEndpointRequest, CreateEndpointResponse, EndpointInterface, EndpointOperInfoResponse,
@@ -68,15 +68,14 @@ impl KuryrDriver {
                 cache.addresses.insert(*ip, port.clone());
             }
         }
-        let plugged = self
-            .plug_and_wait(ep, &net.neutron_id, net.mtu, &port)
-            .await?;
-        let subnets: Vec<Subnet> = net
-            .subnets
-            .iter()
-            .filter(|s| port.fixed_ips.iter().any(|f| f.subnet_id == s.id))
-            .cloned()
-            .collect();
+        // The subnets are read again while the port comes up: an operator
+        // may have changed host_routes (or the gateway) since CreateNetwork
+        // filled the cache, and Join hands them to the container.
+        let (plugged, subnets) = tokio::join!(
+            self.plug_and_wait(ep, &net.neutron_id, net.mtu, &port),
+            self.port_subnets(&net.neutron_id, &port, &net.subnets)
+        );
+        let (plugged, active_seen) = plugged?;
         let mac = port.mac_address.clone();
         self.cache().endpoints.insert(
             ep.to_string(),
@@ -85,6 +84,7 @@ impl KuryrDriver {
                 plugged,
                 subnets,
                 exposed_sg: None,
+                active_seen,
             },
         );
         let interface = match requested_mac {
@@ -98,6 +98,23 @@ impl KuryrDriver {
             }),
         };
         Ok(CreateEndpointResponse { interface })
+    }
+
+    /// The current subnets of the port's addresses; the cached ones (with a
+    /// warning) if Neutron cannot say.
+    async fn port_subnets(&self, network_id: &str, port: &Port, cached: &[Subnet]) -> Vec<Subnet> {
+        let on_port = |s: &Subnet| port.fixed_ips.iter().any(|f| f.subnet_id == s.id);
+        match self
+            .neutron
+            .list_subnets(&Query::new().network_id(network_id))
+            .await
+        {
+            Ok(subnets) => subnets.into_iter().filter(on_port).collect(),
+            Err(err) => {
+                warn!(port_id = %port.id, %err, "reading the subnets; using cached ones");
+                cached.iter().filter(|s| on_port(s)).cloned().collect()
+            }
+        }
     }
 
     /// The port RequestAddress made for `ip`: from the cache, else Neutron.
@@ -138,8 +155,10 @@ impl KuryrDriver {
             fixed_ips = Some(all);
             self.release_port(&extra).await?;
         }
+        // An adopted port keeps the name its owner gave it.
+        let adopted = primary.tags.iter().any(|t| t == naming::EXISTING_PORT_TAG);
         let update = PortUpdate {
-            name: Some(naming::port_name(ep)),
+            name: (!adopted).then(|| naming::port_name(ep)),
             device_id: Some(ep.to_string()),
             device_owner: (primary.device_owner != naming::DEVICE_OWNER)
                 .then(|| naming::DEVICE_OWNER.to_string()),
@@ -177,7 +196,7 @@ impl KuryrDriver {
         network_id: &str,
         mtu: Option<u32>,
         port: &Port,
-    ) -> DriverResult<Plugged> {
+    ) -> DriverResult<(Plugged, Option<Instant>)> {
         let mac = port.mac_address.parse().map_err(|_| {
             DriverError::internal(format!(
                 "port {} has a bad MAC {:?}",
@@ -195,7 +214,7 @@ impl KuryrDriver {
         let plugged = self.binder.plug(&request).await.map_err(bind_error)?;
         let timeout = self.settings.active_timeout;
         if timeout.is_zero() {
-            return Ok(plugged);
+            return Ok((plugged, None));
         }
         match self
             .binder
@@ -208,7 +227,10 @@ impl KuryrDriver {
             )
             .await
         {
-            Ok(via) => info!(port_id = %port.id, ?via, "port ACTIVE"),
+            Ok(via) => {
+                info!(port_id = %port.id, ?via, "port ACTIVE");
+                return Ok((plugged, Some(Instant::now())));
+            }
             Err(err) if self.settings.active_is_fatal => {
                 if let Err(cleanup) = self.binder.unplug(&port.id).await {
                     warn!(port_id = %port.id, %cleanup, "cleanup after a failed wait");
@@ -219,7 +241,7 @@ impl KuryrDriver {
                 warn!(port_id = %port.id, %err, "port not ACTIVE; going on (vif_plugging_is_fatal = false)")
             }
         }
-        Ok(plugged)
+        Ok((plugged, None))
     }
 
     /// The endpoint, from the cache or rebuilt from Neutron (its port is
@@ -247,6 +269,7 @@ impl KuryrDriver {
             plugged,
             subnets,
             exposed_sg: None,
+            active_seen: None,
         };
         Ok(info)
     }
@@ -318,10 +341,13 @@ impl KuryrDriver {
             .cache()
             .endpoints
             .get(ep)
-            .map(|i| (i.port.id.clone(), i.plugged.vif_type.clone()));
+            .map(|i| (i.port.id.clone(), i.active_seen));
         let (port_id, status) = match cached {
-            // ovn-installed is the event behind Neutron's ACTIVE: no call.
-            Some((id, vif)) if vif == "ovs" && self.binder.ovn_installed(&id).await => {
+            // Docker asks right after Join, only for port mappings: the
+            // ACTIVE CreateEndpoint just saw answers without a call. Later
+            // calls ask Neutron, whose status (admin down, say) is the truth;
+            // ovn-installed on the interface does not reflect it.
+            Some((id, Some(seen))) if seen.elapsed() < ACTIVE_SEEN_FRESH => {
                 (id, "ACTIVE".to_string())
             }
             Some((id, _)) => {
@@ -524,4 +550,142 @@ fn requests(port: &Port) -> Vec<FixedIpRequest> {
             ip_address: Some(f.ip_address),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake_neutron::FakeNeutron;
+    use super::*;
+    use openstack::neutron::{FixedIp, HostRoute};
+    use serde_json::json;
+    use std::time::Duration;
+
+    const EP: &str = "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0";
+    const NET: &str = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0";
+
+    fn port(tags: &[&str], name: &str) -> Port {
+        Port {
+            id: "p1".into(),
+            name: name.into(),
+            network_id: "n1".into(),
+            mac_address: "fa:16:3e:00:00:01".into(),
+            fixed_ips: vec![FixedIp {
+                subnet_id: "s1".into(),
+                ip_address: "10.1.2.5".parse().expect("ip"),
+            }],
+            tags: tags.iter().map(ToString::to_string).collect(),
+            ..Port::default()
+        }
+    }
+
+    async fn claimed_body(primary: Port) -> serde_json::Value {
+        let fake = FakeNeutron::start().await;
+        fake.on(
+            "PUT",
+            "/v2.0/ports/p1",
+            200,
+            json!({"port": primary.clone()}),
+        );
+        fake.on("PUT", "/v2.0/ports/p1/tags", 200, json!({"tags": []}));
+        let driver = fake.driver().await;
+        driver
+            .claim_port(EP, NET, vec![primary], None)
+            .await
+            .expect("claimed");
+        fake.calls()[0].body["port"].clone()
+    }
+
+    /// An existing port picked by `--ip` keeps its owner's name; a port
+    /// Kuryr made is named after the endpoint.
+    #[tokio::test]
+    async fn only_kuryrs_own_ports_are_renamed() {
+        let adopted = claimed_body(port(&["kuryr.port.existing", "team:blue"], "mine")).await;
+        assert!(adopted.get("name").is_none(), "{adopted}");
+        assert_eq!(adopted["device_id"], EP);
+        let own = claimed_body(port(&["compute:kuryr"], "kuryr-unbound-port")).await;
+        assert_eq!(own["name"], format!("{EP}-port"));
+    }
+
+    fn cached_endpoint(active_seen: Option<Instant>) -> EndpointInfo {
+        EndpointInfo {
+            port: port(&["compute:kuryr"], "x"),
+            plugged: Plugged {
+                host_ifname: "tapp1".into(),
+                container_ifname: "t_cp1".into(),
+                vif_type: "ovs".into(),
+            },
+            subnets: Vec::new(),
+            exposed_sg: None,
+            active_seen,
+        }
+    }
+
+    /// Right after CreateEndpoint saw ACTIVE, EndpointOperInfo answers
+    /// without a call; later it reports Neutron's status (admin down, say).
+    #[tokio::test]
+    async fn endpoint_oper_info_reports_neutrons_status() {
+        let fake = FakeNeutron::start().await;
+        fake.on(
+            "GET",
+            "/v2.0/ports/p1",
+            200,
+            json!({"port": {"id": "p1", "status": "DOWN"}}),
+        );
+        let driver = fake.driver().await;
+        driver
+            .cache()
+            .endpoints
+            .insert(EP.into(), cached_endpoint(Some(Instant::now())));
+        let fresh = driver.endpoint_oper_info_impl(NET, EP).await.expect("ok");
+        assert_eq!(fresh.value["status"], "ACTIVE");
+        assert_eq!(fresh.value["port_id"], "p1");
+        assert!(fake.calls().is_empty());
+
+        let long_ago = Instant::now().checked_sub(ACTIVE_SEEN_FRESH + Duration::from_secs(1));
+        driver
+            .cache()
+            .endpoints
+            .insert(EP.into(), cached_endpoint(long_ago));
+        let later = driver.endpoint_oper_info_impl(NET, EP).await.expect("ok");
+        assert_eq!(later.value["status"], "DOWN");
+        assert_eq!(fake.lines(), vec!["GET /v2.0/ports/p1"]);
+    }
+
+    /// Join's routes come from the subnets as Neutron has them now, not as
+    /// they were when the network was created.
+    #[tokio::test]
+    async fn endpoint_subnets_are_read_fresh() {
+        let fake = FakeNeutron::start().await;
+        fake.on(
+            "GET",
+            "/v2.0/subnets",
+            200,
+            json!({"subnets": [
+                {"id": "s1", "network_id": "n1", "cidr": "10.1.2.0/24", "gateway_ip": "10.1.2.1",
+                 "host_routes": [{"destination": "192.0.2.0/24", "nexthop": "10.1.2.254"}]},
+                {"id": "s2", "network_id": "n1", "cidr": "10.1.3.0/24"}
+            ]}),
+        );
+        let driver = fake.driver().await;
+        let stale = vec![Subnet {
+            id: "s1".into(),
+            ..Subnet::default()
+        }];
+        let subnets = driver.port_subnets("n1", &port(&[], "x"), &stale).await;
+        assert_eq!(subnets.len(), 1, "only the port's subnet");
+        assert_eq!(
+            subnets[0].host_routes,
+            vec![HostRoute {
+                destination: "192.0.2.0/24".into(),
+                nexthop: "10.1.2.254".parse().expect("ip"),
+            }]
+        );
+        assert!(fake.calls()[0].query.contains("network_id=n1"));
+
+        // Neutron failing: the cached subnets, not an error.
+        let broken = FakeNeutron::start().await;
+        let driver = broken.driver().await;
+        let subnets = driver.port_subnets("n1", &port(&[], "x"), &stale).await;
+        assert_eq!(subnets, stale);
+    }
 }

@@ -9,13 +9,15 @@
 
 mod addresses;
 mod endpoints;
+#[cfg(test)]
+mod fake_neutron;
 mod networks;
 mod pools;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use kuryr_core::binding::{Binder, Plugged};
@@ -112,7 +114,15 @@ struct EndpointInfo {
     plugged: Plugged,
     subnets: Vec<Subnet>,
     exposed_sg: Option<String>,
+    /// When CreateEndpoint saw the port ACTIVE (EndpointOperInfo answers
+    /// from this for [`ACTIVE_SEEN_FRESH`], then asks Neutron).
+    active_seen: Option<Instant>,
 }
+
+/// How long an ACTIVE seen by CreateEndpoint answers EndpointOperInfo
+/// without asking Neutron: Docker calls it twice right after Join, only to
+/// read port mappings.
+const ACTIVE_SEEN_FRESH: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Cache {

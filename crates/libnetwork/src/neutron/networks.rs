@@ -189,8 +189,12 @@ impl KuryrDriver {
             return Ok((network, true));
         }
         let name = naming::network_name(docker_id);
+        // Only a subnet carved from a pool in RequestPool sits on a pending
+        // network of Kuryr's; a subnet named with neutron.subnet.* is the
+        // user's, and so is its network (adopted only with neutron.net.*).
         let pending = families
             .iter()
+            .filter(|f| !matches!(f.id, PoolId::Existing { .. }))
             .find_map(|f| f.info.subnet.as_ref().map(|s| s.network_id.clone()));
         let network = match pending {
             Some(pending_id) => self
@@ -253,8 +257,16 @@ impl KuryrDriver {
     async fn ensure_subnet(&self, network: &Network, family: &Family) -> DriverResult<Subnet> {
         let cidr = family.info.cidr;
         if let Some(subnet) = &family.info.subnet {
+            if matches!(family.id, PoolId::Existing { .. }) && subnet.network_id == network.id {
+                // The user's subnet on the adopted network: used as it is.
+                return Ok(subnet.clone());
+            }
             if subnet.network_id == network.id {
-                return self.name_pending_subnet(subnet, cidr).await;
+                let named = self.name_pending_subnet(subnet, cidr).await?;
+                return match family.id.subnetpool() {
+                    Some(pool) => self.tag_with_pool(named, pool).await,
+                    None => Ok(named),
+                };
             }
             if matches!(family.id, PoolId::Existing { .. }) {
                 return Err(DriverError::bad_request(format!(
@@ -266,15 +278,39 @@ impl KuryrDriver {
             self.delete_subnet_and_pending_network(subnet).await?;
         }
         if let Some(existing) = self.existing_subnet(network, cidr).await? {
-            if let Some(pool) = family.id.subnetpool() {
-                self.neutron
-                    .add_tag(Resource::Subnets, &existing.id, pool)
-                    .await
-                    .map_err(|e| neutron_error("tagging the existing subnet", e))?;
-            }
-            return Ok(existing);
+            return match family.id.subnetpool() {
+                Some(pool) => self.tag_with_pool(existing, pool).await,
+                None => Ok(existing),
+            };
         }
-        self.create_subnet(network, family).await
+        let subnet = self.create_subnet(network, family).await?;
+        let Some(pool) = family.id.subnetpool() else {
+            return Ok(subnet);
+        };
+        let id = subnet.id.clone();
+        match self.tag_with_pool(subnet, pool).await {
+            Ok(tagged) => Ok(tagged),
+            Err(err) => {
+                if let Err(cleanup) = self.neutron.delete_subnet(&id).await {
+                    warn!(subnet = %id, %cleanup, "cleanup: deleting subnet failed");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Tags a subnet with the id of its subnetpool, as upstream does (and
+    /// how an adopted subnet is found again from its Docker pool id).
+    async fn tag_with_pool(&self, mut subnet: Subnet, pool: &str) -> DriverResult<Subnet> {
+        if subnet.tags.iter().any(|t| t == pool) {
+            return Ok(subnet);
+        }
+        self.neutron
+            .add_tag(Resource::Subnets, &subnet.id, pool)
+            .await
+            .map_err(|e| neutron_error("tagging the subnet with its subnetpool id", e))?;
+        subnet.tags.push(pool.to_string());
+        Ok(subnet)
     }
 
     async fn existing_subnet(
@@ -486,7 +522,167 @@ impl KuryrDriver {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fake_neutron::FakeNeutron;
     use super::*;
+    use serde_json::{json, Value};
+
+    const DOCKER_NET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn user_subnet() -> Subnet {
+        Subnet {
+            id: "s-user".into(),
+            name: "user-subnet".into(),
+            network_id: "n-user".into(),
+            cidr: "10.1.2.0/24".into(),
+            gateway_ip: "10.1.2.254".parse().ok(),
+            ..Subnet::default()
+        }
+    }
+
+    fn existing_family() -> Family {
+        Family {
+            id: PoolId::Existing {
+                subnet: "s-user".into(),
+            },
+            info: PoolInfo {
+                cidr: "10.1.2.0/24".parse().expect("cidr"),
+                sub_pool: None,
+                subnet: Some(user_subnet()),
+            },
+            gateway: None,
+        }
+    }
+
+    /// `--ipam-opt neutron.subnet.uuid=` without `-o neutron.net.*`: the
+    /// user's network is not taken for a pending one (renamed, tagged, and
+    /// deleted on `network rm`), and the subnet is refused with a hint.
+    #[tokio::test]
+    async fn a_users_subnet_does_not_make_its_network_kuryrs() {
+        let fake = FakeNeutron::start().await;
+        fake.on(
+            "POST",
+            "/v2.0/networks",
+            201,
+            json!({"network": {"id": "n-new", "name": "kuryr-net-01234567", "subnets": []}}),
+        );
+        fake.on("PUT", "/v2.0/networks/n-new/tags", 200, json!({"tags": []}));
+        let driver = fake.driver().await;
+        let opts = NetOptions::parse(&BTreeMap::new()).expect("no options");
+        let families = [existing_family()];
+        let (network, adopted) = driver
+            .network_for(DOCKER_NET, &opts, &families)
+            .await
+            .expect("a new network");
+        assert_eq!(network.id, "n-new");
+        assert!(!adopted);
+        let err = driver
+            .ensure_subnet(&network, &families[0])
+            .await
+            .expect_err("the subnet is on another network");
+        assert_eq!(err.http_status(), 400);
+        assert!(err.message.contains("-o neutron.net.uuid=n-user"), "{err}");
+        let touched: Vec<String> = fake
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains("n-user") || l.contains("s-user"))
+            .collect();
+        assert!(
+            touched.is_empty(),
+            "the user's objects were touched: {touched:?}"
+        );
+    }
+
+    /// The same subnet on its adopted network is used as it is: not renamed
+    /// (a `kuryr-subnet-` name would get it deleted on `network rm`).
+    #[tokio::test]
+    async fn a_users_subnet_on_the_adopted_network_is_left_as_is() {
+        let fake = FakeNeutron::start().await;
+        let driver = fake.driver().await;
+        let network = Network {
+            id: "n-user".into(),
+            subnets: vec!["s-user".into()],
+            ..Network::default()
+        };
+        let subnet = driver
+            .ensure_subnet(&network, &existing_family())
+            .await
+            .expect("used as is");
+        assert_eq!(subnet.name, "user-subnet");
+        assert!(fake.calls().is_empty(), "{:?}", fake.lines());
+    }
+
+    fn dedicated_family() -> Family {
+        Family {
+            id: PoolId::Dedicated { pool: "p1".into() },
+            info: PoolInfo {
+                cidr: "10.1.2.0/24".parse().expect("cidr"),
+                sub_pool: None,
+                subnet: None,
+            },
+            gateway: "10.1.2.1".parse().ok(),
+        }
+    }
+
+    /// Kuryr's subnets carry their subnetpool id as a tag, as upstream's.
+    #[tokio::test]
+    async fn a_created_subnet_is_tagged_with_its_pool() {
+        let fake = FakeNeutron::start().await;
+        fake.on(
+            "POST",
+            "/v2.0/subnets",
+            201,
+            json!({"subnet": {"id": "s1", "network_id": "n1", "cidr": "10.1.2.0/24",
+                              "name": "kuryr-subnet-10.1.2.0/24", "subnetpool_id": "p1", "tags": []}}),
+        );
+        fake.on("PUT", "/v2.0/subnets/s1/tags/p1", 201, Value::Null);
+        let driver = fake.driver().await;
+        let network = Network {
+            id: "n1".into(),
+            ..Network::default()
+        };
+        let subnet = driver
+            .ensure_subnet(&network, &dedicated_family())
+            .await
+            .expect("created");
+        assert_eq!(subnet.tags, vec!["p1".to_string()]);
+        assert_eq!(
+            fake.lines(),
+            vec!["POST /v2.0/subnets", "PUT /v2.0/subnets/s1/tags/p1"]
+        );
+    }
+
+    /// A subnet that cannot be tagged is not left behind.
+    #[tokio::test]
+    async fn an_untaggable_subnet_is_deleted() {
+        let fake = FakeNeutron::start().await;
+        fake.on(
+            "POST",
+            "/v2.0/subnets",
+            201,
+            json!({"subnet": {"id": "s1", "network_id": "n1", "cidr": "10.1.2.0/24"}}),
+        );
+        fake.on(
+            "PUT",
+            "/v2.0/subnets/s1/tags/p1",
+            403,
+            json!({"NeutronError": {"type": "PolicyNotAuthorized", "message": "no", "detail": ""}}),
+        );
+        fake.on("DELETE", "/v2.0/subnets/s1", 204, Value::Null);
+        let driver = fake.driver().await;
+        let network = Network {
+            id: "n1".into(),
+            ..Network::default()
+        };
+        let err = driver
+            .ensure_subnet(&network, &dedicated_family())
+            .await
+            .expect_err("tagging failed");
+        assert_eq!(err.http_status(), 403);
+        assert_eq!(
+            fake.lines().last().map(String::as_str),
+            Some("DELETE /v2.0/subnets/s1")
+        );
+    }
 
     #[test]
     fn network_options() {

@@ -266,15 +266,7 @@ impl KuryrDriver {
             .map_err(|e| neutron_error(&ctx, e))?;
         let mut used_by = None;
         for pool in existing {
-            let used = self
-                .neutron
-                .list_subnets(
-                    &Query::new()
-                        .subnetpool_id(&pool.id)
-                        .fields(["id", "network_id"]),
-                )
-                .await
-                .map_err(|e| neutron_error(&ctx, e))?;
+            let used = self.subnets_of_dedicated_pool(&pool.id).await?;
             match used.first() {
                 Some(subnet) => used_by = Some(subnet.network_id.clone()),
                 None => {
@@ -565,17 +557,34 @@ impl KuryrDriver {
                 Ok(())
             }
             PoolId::Dedicated { pool } => {
-                let subnets = self
-                    .neutron
-                    .list_subnets(&Query::new().subnetpool_id(pool))
-                    .await
-                    .map_err(|e| neutron_error("listing the pool's subnets", e))?;
+                let subnets = self.subnets_of_dedicated_pool(pool).await?;
                 for subnet in &subnets {
                     self.release_kuryr_subnet(subnet, pool).await?;
                 }
                 self.delete_dedicated_pool(pool).await
             }
         }
+    }
+
+    /// The subnets a Docker network uses from a `kuryrPool-<cidr>`. Kuryr
+    /// tags each with the pool id: the ones it made from the pool, and an
+    /// adopted network's existing subnet (which is not from the pool, yet
+    /// makes the pool taken). Subnets made before that tag existed are found
+    /// by `subnetpool_id`.
+    async fn subnets_of_dedicated_pool(&self, pool: &str) -> DriverResult<Vec<Subnet>> {
+        let ctx = "listing the subnets of the subnetpool";
+        let tagged = self
+            .neutron
+            .list_subnets(&Query::new().tags([pool]))
+            .await
+            .map_err(|e| neutron_error(ctx, e))?;
+        if !tagged.is_empty() {
+            return Ok(tagged);
+        }
+        self.neutron
+            .list_subnets(&Query::new().subnetpool_id(pool))
+            .await
+            .map_err(|e| neutron_error(ctx, e))
     }
 
     /// Deletes a subnet Kuryr made (and its network, if that is still the
@@ -657,7 +666,96 @@ pub(super) fn parse_cidr(subnet: &Subnet) -> DriverResult<IpNet> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fake_neutron::FakeNeutron;
     use super::*;
+    use serde_json::{json, Value};
+
+    /// `network rm` of an adopted network whose existing subnet Kuryr
+    /// tagged with the pool id: the tag goes, the subnet stays, and the
+    /// Kuryr-made subnetpool is deleted.
+    #[tokio::test]
+    async fn release_of_a_dedicated_pool_untags_an_adopted_subnet() {
+        let pool = "0c0ffee0-0000-4000-8000-000000000001";
+        let fake = FakeNeutron::start().await;
+        fake.on(
+            "GET",
+            "/v2.0/subnets",
+            200,
+            json!({"subnets": [{"id": "s-user", "name": "user-subnet", "network_id": "n-user",
+                                "cidr": "10.1.2.0/24", "tags": [pool, "team:blue"]}]}),
+        );
+        fake.on(
+            "DELETE",
+            &format!("/v2.0/subnets/s-user/tags/{pool}"),
+            204,
+            Value::Null,
+        );
+        fake.on(
+            "GET",
+            &format!("/v2.0/subnetpools/{pool}"),
+            200,
+            json!({"subnetpool": {"id": pool, "name": "kuryrPool-10.1.2.0/24",
+                                   "prefixes": ["10.1.2.0/24"], "tags": []}}),
+        );
+        fake.on(
+            "DELETE",
+            &format!("/v2.0/subnetpools/{pool}"),
+            204,
+            Value::Null,
+        );
+        let driver = fake.driver().await;
+        driver.release_pool_impl(pool).await.expect("released");
+        let calls = fake.calls();
+        assert!(
+            calls[0].query.contains(&format!("tags={pool}")),
+            "subnets found by the pool tag: {:?}",
+            calls[0]
+        );
+        let lines = fake.lines();
+        assert!(lines.contains(&format!("DELETE /v2.0/subnets/s-user/tags/{pool}")));
+        assert!(!lines.contains(&"DELETE /v2.0/subnets/s-user".to_string()));
+        assert_eq!(
+            lines.last(),
+            Some(&format!("DELETE /v2.0/subnetpools/{pool}"))
+        );
+    }
+
+    /// A `kuryrPool-<cidr>` whose only user is an adopted network's
+    /// existing subnet (tagged, not from the pool) is taken: a second Docker
+    /// network with the same cidr is refused instead of sharing it (its
+    /// `network rm` would delete the other network's subnet).
+    #[tokio::test]
+    async fn a_pool_used_by_an_adopted_subnet_is_not_shared() {
+        let pool = "0c0ffee0-0000-4000-8000-000000000002";
+        let fake = FakeNeutron::start().await;
+        fake.on(
+            "GET",
+            "/v2.0/subnetpools",
+            200,
+            json!({"subnetpools": [{"id": pool, "name": "kuryrPool-10.1.2.0/24",
+                                     "prefixes": ["10.1.2.0/24"], "tags": []}]}),
+        );
+        fake.on(
+            "GET",
+            "/v2.0/subnets",
+            200,
+            json!({"subnets": [{"id": "s-user", "network_id": "n-user", "cidr": "10.1.2.0/24",
+                                "tags": [pool]}]}),
+        );
+        let driver = fake.driver().await;
+        let cidr: IpNet = "10.1.2.0/24".parse().expect("cidr");
+        let err = driver
+            .ensure_dedicated_pool(cidr, None, false)
+            .await
+            .expect_err("taken");
+        assert_eq!(err.http_status(), 409);
+        assert!(err.message.contains("n-user"), "{err}");
+        assert!(
+            !fake.lines().iter().any(|l| l.starts_with("POST")),
+            "{:?}",
+            fake.lines()
+        );
+    }
 
     #[test]
     fn pool_ids_round_trip() {
