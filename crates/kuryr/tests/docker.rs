@@ -280,6 +280,42 @@ fn network_without_gateway_gets_the_subnet_gateway() {
     f.assert_clean(&docker_net, &[&cidr], &[]);
 }
 
+/// `--mac-address`: the port takes the user's MAC in the same PUT that
+/// names it, and the container carries it.
+#[test]
+fn mac_address_requested_by_the_user() {
+    let Some(f) = Fixture::new("mac_address_requested_by_the_user") else {
+        return;
+    };
+    // The docker 28 CLI refuses --mac-address against a 1.41 engine; the
+    // engine's own 20.10 CLI sends it.
+    let client = "/usr/bin/docker";
+    assert!(
+        std::path::Path::new(client).exists(),
+        "Debian's docker CLI at {client}"
+    );
+    let cidr = format!("{}.0/24", fresh_v4());
+    f.uses_cidr(&cidr);
+    let net = f.name("net");
+    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let network = f.stack.network_of_docker(&docker_net);
+    let c = f.name("c1");
+    let mac = "02:42:ac:11:7e:57";
+    let out = f.try_run_detached_with(client, &c, &net, &["--mac-address", mac]);
+    assert!(
+        out.status.success(),
+        "docker run --mac-address: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = attachment(&c, &net);
+    let port = check_port(&f, &a, &network.id);
+    assert_eq!(port.mac_address, mac, "Neutron port MAC");
+    assert_eq!(eth0(&c).mac, mac, "container MAC");
+    f.remove_container(&c);
+    f.remove_network(&net);
+    f.assert_clean(&docker_net, &[&cidr], &[&port.id]);
+}
+
 /// No `--subnet`: the subnet is carved from the default pool `kuryr`,
 /// which survives `network rm`.
 #[test]

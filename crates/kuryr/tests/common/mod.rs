@@ -913,11 +913,23 @@ impl Fixture {
     }
 
     pub fn try_run_detached(&self, name: &str, network: &str, extra: &[&str]) -> Output {
+        self.try_run_detached_with("docker", name, network, extra)
+    }
+
+    /// Like [`Fixture::try_run_detached`] with another docker client (the
+    /// engine's own 20.10 CLI speaks API 1.41, which `--mac-address` needs).
+    pub fn try_run_detached_with(
+        &self,
+        client: &str,
+        name: &str,
+        network: &str,
+        extra: &[&str],
+    ) -> Output {
         self.containers.borrow_mut().push(name.to_string());
         let mut all = vec!["run", "-d", "--network", network, "--name", name];
         all.extend_from_slice(extra);
         all.extend_from_slice(&["kbox", "sleep", "1000"]);
-        run("docker", &all)
+        run(client, &all)
     }
 
     /// `docker rm -f`.

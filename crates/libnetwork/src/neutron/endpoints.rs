@@ -157,14 +157,28 @@ impl KuryrDriver {
         }
         // An adopted port keeps the name its owner gave it.
         let adopted = primary.tags.iter().any(|t| t == naming::EXISTING_PORT_TAG);
+        let mac = mac.filter(|m| !m.eq_ignore_ascii_case(&primary.mac_address));
+        let mut bound_host = primary.binding_host_id.clone();
+        if mac.is_some() && is_bound(&primary) {
+            // Neutron refuses a new MAC on a bound port (PortBound): unbind
+            // first. Only `--mac-address` pays this extra call.
+            let unbind = PortUpdate {
+                binding_host_id: Some(String::new()),
+                ..PortUpdate::default()
+            };
+            self.neutron
+                .update_port(&primary.id, &unbind)
+                .await
+                .map_err(|e| neutron_error("unbinding the port to change its MAC", e))?;
+            bound_host.clear();
+        }
         let update = PortUpdate {
             name: (!adopted).then(|| naming::port_name(ep)),
             device_id: Some(ep.to_string()),
             device_owner: (primary.device_owner != naming::DEVICE_OWNER)
                 .then(|| naming::DEVICE_OWNER.to_string()),
-            binding_host_id: (primary.binding_host_id != self.settings.host)
-                .then(|| self.settings.host.clone()),
-            mac_address: mac.filter(|m| !m.eq_ignore_ascii_case(&primary.mac_address)),
+            binding_host_id: (bound_host != self.settings.host).then(|| self.settings.host.clone()),
+            mac_address: mac,
             fixed_ips,
             ..PortUpdate::default()
         };
@@ -540,6 +554,15 @@ impl KuryrDriver {
         info!(endpoint = ep, "exposed ports revoked");
         Ok(())
     }
+}
+
+/// Bound to a host by a mechanism driver (a MAC change is refused then).
+fn is_bound(port: &Port) -> bool {
+    !port.binding_host_id.is_empty()
+        && !matches!(
+            port.binding_vif_type.as_str(),
+            "" | "unbound" | "binding_failed"
+        )
 }
 
 fn requests(port: &Port) -> Vec<FixedIpRequest> {

@@ -1,0 +1,416 @@
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Mutex;
+
+use axum::http::Request as HttpRequest;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::*;
+use crate::spec::CniCommand;
+use crate::testutil::{fixture, TempDir};
+
+/// Records calls; answers ADD with the kuryr fixture result, or fails
+/// every call with `fail`.
+#[derive(Default)]
+struct FakeHandler {
+    calls: Mutex<Vec<Call>>,
+    fail: Mutex<Option<CniError>>,
+}
+
+impl FakeHandler {
+    fn failing(err: CniError) -> Self {
+        Self {
+            fail: Mutex::new(Some(err)),
+            ..Self::default()
+        }
+    }
+
+    fn record(&self, call: Call) -> Result<(), CniError> {
+        self.calls.lock().unwrap().push(call);
+        match &*self.fail.lock().unwrap() {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl CniHandler for FakeHandler {
+    async fn add(&self, req: AttachmentRequest) -> Result<AddResult, CniError> {
+        self.record(Call::Add(req))?;
+        AddResult::parse(&fixture("kuryr/result-1.1.0.json"), CniVersion::V1_1_0)
+    }
+
+    async fn del(&self, req: AttachmentRequest) -> Result<(), CniError> {
+        self.record(Call::Del(req))
+    }
+
+    async fn check(&self, req: AttachmentRequest) -> Result<(), CniError> {
+        self.record(Call::Check(req))
+    }
+
+    async fn gc(&self, req: GcRequest) -> Result<(), CniError> {
+        self.record(Call::Gc(req))
+    }
+
+    async fn status(&self, req: StatusRequest) -> Result<(), CniError> {
+        self.record(Call::Status(req))
+    }
+}
+
+struct Reply {
+    status: u16,
+    json: Value,
+}
+
+async fn send(app: &Router, method: &str, path: &str, body: Vec<u8>) -> Reply {
+    let request = HttpRequest::builder()
+        .method(method)
+        .uri(path)
+        .header("Content-Type", "application/json")
+        .header("Content-Length", body.len())
+        .body(Body::from(body))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "reply is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    Reply { status, json }
+}
+
+async fn post(app: &Router, body: &Value) -> Reply {
+    send(app, "POST", "/cni", serde_json::to_vec(body).unwrap()).await
+}
+
+fn config(version: &str) -> Value {
+    json!({
+        "cniVersion": version,
+        "name": "kuryr",
+        "type": "kuryr-cni",
+        "neutron": {"network": "pods", "security_groups": ["default"]}
+    })
+}
+
+fn request(command: &str, config: Value) -> Value {
+    json!({
+        "command": command,
+        "container_id": "3f2c1a9e8b7d",
+        "netns": "/var/run/netns/blue",
+        "ifname": "eth0",
+        "args": {"IgnoreUnknown": "1", "K8S_POD_NAMESPACE": "default", "K8S_POD_NAME": "web"},
+        "path": ["/opt/cni/bin"],
+        "config": config
+    })
+}
+
+#[track_caller]
+fn assert_cni_error(reply: &Reply, status: u16, code: u32, version: &str, msg_part: &str) {
+    assert_eq!(reply.status, status, "{}", reply.json);
+    assert_eq!(reply.json["code"], code, "{}", reply.json);
+    assert_eq!(reply.json["cniVersion"], version, "{}", reply.json);
+    let msg = reply.json["msg"].as_str().unwrap();
+    assert!(msg.contains(msg_part), "{msg:?} lacks {msg_part:?}");
+}
+
+fn app() -> (Arc<FakeHandler>, Router) {
+    let handler = Arc::new(FakeHandler::default());
+    (handler.clone(), router(handler))
+}
+
+#[tokio::test]
+async fn add_result_is_converted_to_the_requested_version() {
+    let (handler, app) = app();
+    for version in CniVersion::SUPPORTED {
+        let reply = post(&app, &request("ADD", config(version.as_str()))).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        assert_eq!(
+            reply.json,
+            json!({"result": fixture(&format!("kuryr/result-{version}.json"))}),
+            "{version}"
+        );
+    }
+    let calls = handler.calls();
+    assert_eq!(calls.len(), 5);
+    let Call::Add(req) = &calls[0] else { panic!() };
+    assert_eq!(req.version, CniVersion::V0_3_0);
+    assert_eq!(req.container_id, "3f2c1a9e8b7d");
+    assert_eq!(req.ifname, "eth0");
+    assert_eq!(req.netns.as_deref(), Some("/var/run/netns/blue"));
+    assert_eq!(req.args.k8s_pod_name(), Some("web"));
+    assert_eq!(req.path, vec!["/opt/cni/bin"]);
+    assert_eq!(req.raw_config, config("0.3.0"));
+}
+
+#[tokio::test]
+async fn other_commands_answer_empty() {
+    let (handler, app) = app();
+    let mut with_prev = config("1.1.0");
+    with_prev["prevResult"] = fixture("kuryr/result-1.1.0.json");
+    for command in ["DEL", "CHECK"] {
+        let reply = post(&app, &request(command, with_prev.clone())).await;
+        assert_eq!((reply.status, &reply.json), (200, &json!({})), "{command}");
+    }
+    let mut gc = config("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "c1", "ifname": "eth0"}]);
+    let reply = post(
+        &app,
+        &json!({"command": "GC", "path": ["/opt/cni/bin"], "config": gc}),
+    )
+    .await;
+    assert_eq!((reply.status, &reply.json), (200, &json!({})));
+    let reply = post(
+        &app,
+        &json!({"command": "STATUS", "config": config("1.1.0")}),
+    )
+    .await;
+    assert_eq!((reply.status, &reply.json), (200, &json!({})));
+
+    let commands: Vec<CniCommand> = handler.calls().iter().map(Call::command).collect();
+    assert_eq!(
+        commands,
+        [
+            CniCommand::Del,
+            CniCommand::Check,
+            CniCommand::Gc,
+            CniCommand::Status
+        ]
+    );
+    let calls = handler.calls();
+    let Call::Check(check) = &calls[1] else {
+        panic!()
+    };
+    assert_eq!(check.prev_result.as_ref().unwrap().interfaces.len(), 2);
+    let Call::Gc(gc) = &calls[2] else { panic!() };
+    assert_eq!(gc.valid_attachments[0].container_id, "c1");
+}
+
+#[tokio::test]
+async fn version_is_answered_without_the_handler() {
+    let (handler, app) = app();
+    let reply = post(
+        &app,
+        &json!({"command": "VERSION", "config": {"cniVersion": "0.4.0"}}),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json["result"]["cniVersion"], "0.4.0");
+    assert_eq!(
+        reply.json["result"]["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(handler.calls().is_empty());
+}
+
+#[tokio::test]
+async fn handler_errors_keep_the_cni_shape() {
+    let cases = [
+        (CniError::unknown_container("no such container"), 404, 3),
+        (CniError::try_again_later("neutron is busy"), 503, 11),
+        (CniError::plugin_not_available("neutron is down"), 503, 50),
+        (CniError::limited_connectivity("ovn is down"), 503, 51),
+        (CniError::internal("bug"), 500, 999),
+        (
+            CniError::new(ErrorCode::Other(120), "quota exceeded"),
+            500,
+            120,
+        ),
+    ];
+    for (err, status, code) in cases {
+        let handler = Arc::new(FakeHandler::failing(err.clone().with_details("more")));
+        let app = router(handler);
+        let reply = post(&app, &request("ADD", config("0.4.0"))).await;
+        assert_cni_error(&reply, status, code, "0.4.0", &err.msg);
+        assert_eq!(reply.json["details"], "more");
+    }
+}
+
+#[tokio::test]
+async fn invalid_requests_never_reach_the_handler() {
+    let (handler, app) = app();
+    let mut bad_ifname = request("ADD", config("1.1.0"));
+    bad_ifname["ifname"] = json!("eth0:1");
+    assert_cni_error(
+        &post(&app, &bad_ifname).await,
+        400,
+        4,
+        "1.1.0",
+        "invalid CNI_IFNAME",
+    );
+
+    let mut no_netns = request("CHECK", config("0.4.0"));
+    no_netns.as_object_mut().unwrap().remove("netns");
+    assert_cni_error(
+        &post(&app, &no_netns).await,
+        400,
+        4,
+        "0.4.0",
+        "missing for CHECK: CNI_NETNS",
+    );
+
+    let old = request("ADD", json!({"cniVersion": "0.2.0", "name": "kuryr"}));
+    assert_cni_error(&post(&app, &old).await, 400, 1, "1.1.0", "0.2.0");
+
+    let unnamed = request("ADD", json!({"cniVersion": "1.0.0"}));
+    assert_cni_error(&post(&app, &unnamed).await, 400, 7, "1.0.0", "no name");
+
+    let check = request("CHECK", config("1.1.0"));
+    assert_cni_error(
+        &post(&app, &check).await,
+        400,
+        7,
+        "1.1.0",
+        "CHECK needs prevResult",
+    );
+
+    let gc = json!({"command": "GC", "path": ["/opt/cni/bin"], "config": config("1.1.0")});
+    assert_cni_error(
+        &post(&app, &gc).await,
+        400,
+        7,
+        "1.1.0",
+        "GC needs cni.dev/valid-attachments",
+    );
+
+    let status = json!({"command": "STATUS", "config": config("1.0.0")});
+    assert_cni_error(
+        &post(&app, &status).await,
+        400,
+        1,
+        "1.0.0",
+        "STATUS is not part of CNI 1.0.0",
+    );
+
+    assert!(handler.calls().is_empty());
+}
+
+#[tokio::test]
+async fn kuryr_rules_apply_to_add_and_check() {
+    let (handler, app) = app();
+    let mut typo = config("1.1.0");
+    typo["neutron"]["netwrk"] = json!("pods");
+    assert_cni_error(
+        &post(&app, &request("ADD", typo)).await,
+        400,
+        2,
+        "1.1.0",
+        "neutron.netwrk = \"pods\"",
+    );
+    let mut ipam = config("1.1.0");
+    ipam["ipam"] = json!({"type": "host-local", "subnet": "10.1.0.0/16"});
+    let reply = post(&app, &request("ADD", ipam.clone())).await;
+    assert_cni_error(&reply, 400, 2, "1.1.0", "ipam = {");
+    assert!(reply.json["details"].as_str().unwrap().contains("Neutron"));
+    let mut masq = config("1.1.0");
+    masq["ipMasq"] = json!(true);
+    assert_cni_error(
+        &post(&app, &request("ADD", masq)).await,
+        400,
+        2,
+        "1.1.0",
+        "ipMasq = true",
+    );
+
+    let mut strict_args = request("ADD", config("1.1.0"));
+    strict_args["args"] = json!({"K8S_POD_NAME": "web", "FOO": "1"});
+    assert_cni_error(
+        &post(&app, &strict_args).await,
+        400,
+        4,
+        "1.1.0",
+        "unknown CNI_ARGS keys: FOO",
+    );
+    assert!(handler.calls().is_empty());
+
+    // DEL stays permissive so that cleanup always runs.
+    let mut del = request("DEL", ipam);
+    del["args"] = json!({"FOO": "1"});
+    assert_eq!(post(&app, &del).await.status, 200);
+    assert_eq!(handler.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn malformed_http_requests() {
+    let (handler, app) = app();
+    let reply = send(&app, "POST", "/cni", b"{not json".to_vec()).await;
+    assert_cni_error(&reply, 400, 6, "1.1.0", "invalid kuryr CNI request");
+    let reply = post(
+        &app,
+        &json!({"command": "ADD", "config": {"cniVersion": "0.3.1"}, "args": []}),
+    )
+    .await;
+    assert_cni_error(&reply, 400, 6, "0.3.1", "invalid kuryr CNI request");
+    let reply = post(&app, &json!({"command": "BOGUS", "config": {}})).await;
+    assert_cni_error(&reply, 400, 6, "1.1.0", "invalid CNI_COMMAND");
+
+    let reply = send(&app, "POST", "/addNetwork", b"{}".to_vec()).await;
+    assert_cni_error(&reply, 404, 999, "1.1.0", "unknown path /addNetwork");
+
+    let request = HttpRequest::builder()
+        .method("GET")
+        .uri("/cni")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "POST");
+
+    let huge = vec![b' '; MAX_BODY_BYTES + 1];
+    let reply = send(&app, "POST", "/cni", huge).await;
+    assert_cni_error(&reply, 413, 5, "1.1.0", "larger than");
+    assert!(handler.calls().is_empty());
+}
+
+#[tokio::test]
+async fn socket_lifecycle() {
+    let dir = TempDir::new("server-socket");
+    let path = dir.join("run/kuryr/cni.sock");
+    let socket = CniSocket::bind(&path).await.unwrap();
+    assert_eq!(socket.path(), path);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+
+    // A live socket is not taken over.
+    assert!(matches!(
+        CniSocket::bind(&path).await,
+        Err(ServeError::InUse { .. })
+    ));
+    // Shutting down removes the socket.
+    let handler = Arc::new(FakeHandler::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(socket.serve(handler, async {
+        let _ = stopped.await;
+    }));
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    assert!(!path.exists());
+
+    // A stale socket (no listener) is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let socket = CniSocket::bind(&path).await.unwrap();
+    drop(socket);
+    assert!(!path.exists());
+
+    // A regular file is left alone.
+    std::fs::write(&path, "not a socket").unwrap();
+    assert!(matches!(
+        CniSocket::bind(&path).await,
+        Err(ServeError::NotASocket { .. })
+    ));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
+}

@@ -1,0 +1,638 @@
+//! End to end: the real `kuryr-cni` binary, run the way a CNI runtime runs
+//! it (environment + stdin, result on stdout), against the daemon server
+//! on a temporary unix socket with a fake handler.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use kuryr_cni::spec::{
+    AddResult, CniError, CniVersion, ErrorCode, Interface, IpConfig, NetConfList, Route,
+};
+use kuryr_cni::{AttachmentRequest, Call, CniHandler, CniSocket, GcRequest, StatusRequest};
+use serde_json::{json, Map, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kuryr-cni");
+
+/// Answers ADD with one interface in the sandbox (appended to any
+/// prevResult), and fails any call whose configuration has
+/// `"fail": {"code": N, "msg": "..."}`.
+#[derive(Default)]
+struct FakeHandler {
+    calls: Mutex<Vec<Call>>,
+}
+
+impl FakeHandler {
+    fn record(&self, call: Call) -> Result<(), CniError> {
+        let fail = match &call {
+            Call::Add(r) | Call::Del(r) | Call::Check(r) => r.raw_config.get("fail").cloned(),
+            Call::Gc(r) => r.raw_config.get("fail").cloned(),
+            Call::Status(r) => r.raw_config.get("fail").cloned(),
+            Call::Version(_) => None,
+        };
+        self.calls.lock().unwrap().push(call);
+        match fail {
+            Some(f) => Err(CniError::new(
+                ErrorCode::from_code(f["code"].as_u64().unwrap() as u32),
+                f["msg"].as_str().unwrap(),
+            )
+            .with_details("from the fake handler")),
+            None => Ok(()),
+        }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl CniHandler for FakeHandler {
+    async fn add(&self, req: AttachmentRequest) -> Result<AddResult, CniError> {
+        let mut own = AddResult::default();
+        own.interfaces.push(Interface {
+            name: req.ifname.clone(),
+            mac: Some("fa:16:3e:11:22:33".into()),
+            mtu: Some(1442),
+            sandbox: req.netns.clone(),
+            ..Interface::default()
+        });
+        own.ips.push(IpConfig::new(
+            "10.10.0.5/24".parse().unwrap(),
+            Some("10.10.0.1".parse().unwrap()),
+            Some(0),
+        ));
+        own.routes.push(Route::new(
+            "0.0.0.0/0".parse().unwrap(),
+            Some("10.10.0.1".parse().unwrap()),
+        ));
+        own.dns.nameservers.push("10.10.0.2".into());
+        let result = match req.prev_result.clone() {
+            Some(mut prev) => {
+                prev.append(own);
+                prev
+            }
+            None => own,
+        };
+        self.record(Call::Add(req))?;
+        Ok(result)
+    }
+
+    async fn del(&self, req: AttachmentRequest) -> Result<(), CniError> {
+        self.record(Call::Del(req))
+    }
+
+    async fn check(&self, req: AttachmentRequest) -> Result<(), CniError> {
+        self.record(Call::Check(req))
+    }
+
+    async fn gc(&self, req: GcRequest) -> Result<(), CniError> {
+        self.record(Call::Gc(req))
+    }
+
+    async fn status(&self, req: StatusRequest) -> Result<(), CniError> {
+        self.record(Call::Status(req))
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "kuryr-cni-e2e-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Daemon {
+    _dir: TempDir,
+    socket: PathBuf,
+    handler: Arc<FakeHandler>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), kuryr_cni::ServeError>>>,
+}
+
+impl Daemon {
+    async fn start(tag: &str) -> Self {
+        let dir = TempDir::new(tag);
+        let socket = dir.0.join("run/kuryr/cni.sock");
+        let handler = Arc::new(FakeHandler::default());
+        let bound = CniSocket::bind(&socket).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(bound.serve(handler.clone(), async {
+            let _ = stopped.await;
+        }));
+        Self {
+            _dir: dir,
+            socket,
+            handler,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {:?} / {:?}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    #[track_caller]
+    fn assert_ok_silent(&self) {
+        assert_eq!(
+            self.code, 0,
+            "stdout {:?} stderr {:?}",
+            self.stdout, self.stderr
+        );
+        assert_eq!(self.stdout, "");
+    }
+
+    #[track_caller]
+    fn assert_error(&self, code: u32, version: &str, msg_part: &str) -> Value {
+        assert_ne!(self.code, 0, "stdout {:?}", self.stdout);
+        let reply = self.json();
+        assert_eq!(reply["code"], code, "{reply}");
+        assert_eq!(reply["cniVersion"], version, "{reply}");
+        let msg = reply["msg"].as_str().unwrap();
+        assert!(msg.contains(msg_part), "{msg:?} lacks {msg_part:?}");
+        reply
+    }
+}
+
+/// Runs the binary in a clean environment, as a runtime would.
+async fn run_plugin(socket: &Path, env: &[(&str, &str)], stdin: &Value) -> Outcome {
+    let socket = socket.to_path_buf();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let stdin = if stdin.is_null() {
+        String::new()
+    } else {
+        stdin.to_string()
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(BIN)
+            .env_clear()
+            .env("KURYR_CNI_SOCKET", &socket)
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+fn attachment_env(command: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", "3f2c1a9e8b7d"),
+        ("CNI_NETNS", "/var/run/netns/cni-3f2c"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/usr/lib/cni:/opt/cni/bin"),
+        (
+            "CNI_ARGS",
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=3f2c1a9e8b7d;K8S_POD_UID=0b7c",
+        ),
+    ]
+}
+
+fn config(version: &str) -> Value {
+    json!({
+        "cniVersion": version,
+        "name": "kuryr",
+        "type": "kuryr-cni",
+        "neutron": {"network": "pods", "subnet": "pods-v4", "security_groups": ["default"]}
+    })
+}
+
+fn kuryr_conflist() -> NetConfList {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/kuryr/conflist.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_prints_the_result_in_the_requested_version() {
+    let mut daemon = Daemon::start("add").await;
+    for version in CniVersion::SUPPORTED {
+        let out = run_plugin(
+            &daemon.socket,
+            &attachment_env("ADD"),
+            &config(version.as_str()),
+        )
+        .await;
+        assert_eq!(out.code, 0, "{version}: {} {}", out.stdout, out.stderr);
+        assert!(out.stderr.is_empty(), "{}", out.stderr);
+        let result = out.json();
+        assert_eq!(result["cniVersion"], version.as_str());
+        let ip = &result["ips"][0];
+        assert_eq!(ip["address"], "10.10.0.5/24");
+        assert_eq!(ip["interface"], 0);
+        assert_eq!(
+            ip.get("version").is_some(),
+            version < CniVersion::V1_0_0,
+            "{version}"
+        );
+        let iface = &result["interfaces"][0];
+        assert_eq!(iface["name"], "eth0");
+        assert_eq!(iface["sandbox"], "/var/run/netns/cni-3f2c");
+        assert_eq!(
+            iface.get("mtu").is_some(),
+            version == CniVersion::V1_1_0,
+            "{version}"
+        );
+        assert_eq!(
+            result["routes"][0],
+            json!({"dst": "0.0.0.0/0", "gw": "10.10.0.1"})
+        );
+        assert_eq!(result["dns"], json!({"nameservers": ["10.10.0.2"]}));
+    }
+    let calls = daemon.handler.calls();
+    assert_eq!(calls.len(), CniVersion::SUPPORTED.len());
+    let Call::Add(req) = &calls[0] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(req.container_id, "3f2c1a9e8b7d");
+    assert_eq!(req.ifname, "eth0");
+    assert_eq!(req.args.k8s_pod_namespace(), Some("default"));
+    assert_eq!(req.args.k8s_pod_uid(), Some("0b7c"));
+    assert_eq!(req.path, vec!["/usr/lib/cni", "/opt/cni/bin"]);
+    assert_eq!(
+        req.config.neutron.as_ref().unwrap().subnet.as_deref(),
+        Some("pods-v4")
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn del_check_gc_status_succeed_silently() {
+    let mut daemon = Daemon::start("verbs").await;
+    let add = run_plugin(&daemon.socket, &attachment_env("ADD"), &config("1.1.0")).await;
+    assert_eq!(add.code, 0);
+    let mut with_prev = config("1.1.0");
+    with_prev["prevResult"] = add.json();
+
+    run_plugin(&daemon.socket, &attachment_env("CHECK"), &with_prev)
+        .await
+        .assert_ok_silent();
+    run_plugin(&daemon.socket, &attachment_env("DEL"), &with_prev)
+        .await
+        .assert_ok_silent();
+    // DEL again, without netns (already gone) and without prevResult.
+    let del_env: Vec<_> = attachment_env("DEL")
+        .into_iter()
+        .filter(|(k, _)| *k != "CNI_NETNS")
+        .collect();
+    run_plugin(&daemon.socket, &del_env, &config("1.1.0"))
+        .await
+        .assert_ok_silent();
+
+    let mut gc = config("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "a0b1c2", "ifname": "eth0"}]);
+    let gc_env = [("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")];
+    run_plugin(&daemon.socket, &gc_env, &gc)
+        .await
+        .assert_ok_silent();
+    run_plugin(
+        &daemon.socket,
+        &[("CNI_COMMAND", "STATUS")],
+        &config("1.1.0"),
+    )
+    .await
+    .assert_ok_silent();
+
+    let calls = daemon.handler.calls();
+    let commands: Vec<&str> = calls.iter().map(|c| c.command().as_str()).collect();
+    assert_eq!(commands, ["ADD", "CHECK", "DEL", "DEL", "GC", "STATUS"]);
+    let Call::Del(second_del) = &calls[3] else {
+        panic!()
+    };
+    assert_eq!(second_del.netns, None);
+    assert_eq!(second_del.prev_result, None);
+    let Call::Gc(gc) = &calls[4] else { panic!() };
+    assert_eq!(gc.valid_attachments[0].container_id, "a0b1c2");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_needs_no_daemon() {
+    let dir = TempDir::new("version");
+    let out = run_plugin(
+        &dir.0.join("absent.sock"),
+        &[("CNI_COMMAND", "VERSION")],
+        &json!({"cniVersion": "1.1.0"}),
+    )
+    .await;
+    assert_eq!(out.code, 0);
+    assert_eq!(
+        out.json(),
+        json!({"cniVersion": "1.1.0", "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]})
+    );
+    // libcni sends {"cniVersion": ...}; some callers send nothing.
+    let out = run_plugin(
+        &dir.0.join("absent.sock"),
+        &[("CNI_COMMAND", "VERSION")],
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(out.code, 0);
+    assert_eq!(out.json()["cniVersion"], "1.1.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_errors_reach_the_runtime() {
+    let mut daemon = Daemon::start("errors").await;
+    for (code, command) in [(3, "DEL"), (7, "ADD"), (11, "ADD"), (120, "ADD")] {
+        let mut failing = config("0.4.0");
+        failing["fail"] = json!({"code": code, "msg": format!("failure {code}")});
+        let out = run_plugin(&daemon.socket, &attachment_env(command), &failing).await;
+        let reply = out.assert_error(code, "0.4.0", &format!("failure {code}"));
+        assert_eq!(reply["details"], "from the fake handler");
+        assert!(out.stderr.contains(&format!("failure {code}")));
+    }
+    let mut down = config("1.1.0");
+    down["fail"] = json!({"code": 50, "msg": "neutron unreachable"});
+    run_plugin(&daemon.socket, &[("CNI_COMMAND", "STATUS")], &down)
+        .await
+        .assert_error(50, "1.1.0", "neutron unreachable");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_gives_spec_error_codes() {
+    let mut daemon = Daemon::start("invalid").await;
+    let socket = daemon.socket.clone();
+    let bad_ifname: Vec<_> = attachment_env("ADD")
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "CNI_IFNAME" {
+                (k, "eth0/1")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    run_plugin(&socket, &bad_ifname, &config("1.0.0"))
+        .await
+        .assert_error(4, "1.0.0", "invalid CNI_IFNAME");
+    let no_container: Vec<_> = attachment_env("ADD")
+        .into_iter()
+        .filter(|(k, _)| *k != "CNI_CONTAINERID")
+        .collect();
+    run_plugin(&socket, &no_container, &config("1.1.0"))
+        .await
+        .assert_error(4, "1.1.0", "CNI_CONTAINERID");
+    run_plugin(&socket, &[("CNI_COMMAND", "UP")], &config("1.1.0"))
+        .await
+        .assert_error(4, "1.1.0", "invalid CNI_COMMAND");
+    run_plugin(
+        &socket,
+        &attachment_env("ADD"),
+        &json!({"cniVersion": "0.2.0", "name": "kuryr"}),
+    )
+    .await
+    .assert_error(1, "1.1.0", "0.2.0");
+    run_plugin(&socket, &attachment_env("CHECK"), &config("0.3.1"))
+        .await
+        .assert_error(1, "0.3.1", "CHECK is not part of CNI 0.3.1");
+    run_plugin(&socket, &attachment_env("ADD"), &Value::Null)
+        .await
+        .assert_error(6, "1.1.0", "empty");
+    let mut typo = config("1.1.0");
+    typo["neutron"]["securitygroups"] = json!(["web"]);
+    run_plugin(&socket, &attachment_env("ADD"), &typo)
+        .await
+        .assert_error(2, "1.1.0", "neutron.securitygroups = [\"web\"]");
+    assert!(daemon.handler.calls().is_empty());
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_daemon_is_code_11_and_status_50() {
+    let mut daemon = Daemon::start("absent").await;
+    let socket = daemon.socket.clone();
+    daemon.stop().await;
+    assert!(
+        !socket.exists(),
+        "the server removes its socket on shutdown"
+    );
+    for command in ["ADD", "DEL"] {
+        let out = run_plugin(&socket, &attachment_env(command), &config("1.0.0")).await;
+        out.assert_error(
+            11,
+            "1.0.0",
+            &format!("kuryr daemon is not running at {}", socket.display()),
+        );
+    }
+    let mut gc = config("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([]);
+    run_plugin(
+        &socket,
+        &[("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")],
+        &gc,
+    )
+    .await
+    .assert_error(11, "1.1.0", "not running");
+    run_plugin(&socket, &[("CNI_COMMAND", "STATUS")], &config("1.1.0"))
+        .await
+        .assert_error(50, "1.1.0", "kuryr daemon is not running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_plugin_of_a_chain() {
+    let mut daemon = Daemon::start("chain").await;
+    let list = kuryr_conflist();
+    let capability_args: Map<String, Value> = [
+        ("mac".to_string(), json!("fa:16:3e:aa:bb:cc")),
+        ("portMappings".to_string(), json!([])),
+    ]
+    .into_iter()
+    .collect();
+
+    // ADD: first in the chain, so no prevResult; runtimeConfig carries the
+    // declared capability.
+    let add_config = list.request_config(0, &capability_args, None).unwrap();
+    assert!(add_config.get("prevResult").is_none());
+    let add = run_plugin(&daemon.socket, &attachment_env("ADD"), &add_config).await;
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let our_result = add.json();
+
+    // Our stdout is a valid prevResult for the next plugins.
+    let tuning_config = list
+        .request_config(1, &capability_args, Some(&our_result))
+        .unwrap();
+    assert_eq!(tuning_config["prevResult"], our_result);
+    let parsed = AddResult::parse(&tuning_config["prevResult"], CniVersion::V1_1_0).unwrap();
+    assert_eq!(parsed.interfaces[0].name, "eth0");
+
+    // Suppose tuning changed the MAC: the chain's final result comes back
+    // to us on CHECK and DEL, and reaches the daemon untouched.
+    let mut final_result = our_result.clone();
+    final_result["interfaces"][0]["mac"] = json!("fa:16:3e:aa:bb:cc");
+    for command in ["CHECK", "DEL"] {
+        let config = list
+            .request_config(0, &capability_args, Some(&final_result))
+            .unwrap();
+        run_plugin(&daemon.socket, &attachment_env(command), &config)
+            .await
+            .assert_ok_silent();
+    }
+    let calls = daemon.handler.calls();
+    let Call::Add(add_req) = &calls[0] else {
+        panic!()
+    };
+    assert_eq!(add_req.raw_config, add_config);
+    assert_eq!(
+        add_req.config.runtime_config.as_ref().unwrap()["mac"],
+        "fa:16:3e:aa:bb:cc"
+    );
+    for call in &calls[1..] {
+        let (Call::Check(req) | Call::Del(req)) = call else {
+            panic!("{call:?}")
+        };
+        assert_eq!(req.raw_config["prevResult"], final_result);
+        let prev = req.prev_result.as_ref().unwrap();
+        assert_eq!(prev.interfaces[0].mac.as_deref(), Some("fa:16:3e:aa:bb:cc"));
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_plugin_of_a_chain_keeps_prev_result() {
+    let mut daemon = Daemon::start("later").await;
+    let bridge_result: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/spec-1.1.0/add-1-bridge-result.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut cfg = config("1.0.0");
+    cfg["prevResult"] = bridge_result;
+    let env: Vec<_> = attachment_env("ADD")
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "CNI_IFNAME" {
+                (k, "eth1")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let out = run_plugin(&daemon.socket, &env, &cfg).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let result = out.json();
+    let names: Vec<&str> = result["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cni0", "veth3243", "eth0", "eth1"]);
+    assert_eq!(result["ips"][1]["interface"], 3);
+    assert_eq!(result["cniVersion"], "1.0.0");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_adds() {
+    let mut daemon = Daemon::start("concurrent").await;
+    let ids: Vec<String> = (0..8).map(|i| format!("ctr{i}")).collect();
+    let runs = ids.iter().map(|id| {
+        let socket = daemon.socket.clone();
+        let id = id.clone();
+        async move {
+            let env: Vec<(&str, &str)> = attachment_env("ADD")
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == "CNI_CONTAINERID" {
+                        (k, id.as_str())
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect();
+            run_plugin(&socket, &env, &config("1.1.0")).await
+        }
+    });
+    for out in futures_join_all(runs).await {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let mut seen: Vec<String> = daemon
+        .handler
+        .calls()
+        .iter()
+        .map(|c| match c {
+            Call::Add(r) => r.container_id.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ids);
+    daemon.stop().await;
+}
+
+/// `join_all` without the futures crate.
+async fn futures_join_all<F: std::future::Future<Output = Outcome> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<Outcome> {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.push(handle.await.unwrap());
+    }
+    outcomes
+}
