@@ -139,3 +139,116 @@ fn managed_plugin_serves_a_network() {
         "plugin removed: {plugins}"
     );
 }
+
+/// Stops the TCP-served kuryr and removes what the spec-file test made.
+struct TcpPlugin {
+    child: std::process::Child,
+    spec: PathBuf,
+    network: String,
+    dir: PathBuf,
+}
+
+impl Drop for TcpPlugin {
+    fn drop(&mut self) {
+        let _ = run(&["docker", "network", "rm", &self.network]);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.spec);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Upstream's way: `kuryr_uri` on TCP plus a spec file in /etc/docker/plugins.
+#[test]
+fn spec_file_over_tcp() {
+    match stack_mode().as_deref() {
+        None => return eprintln!("skipped: no stack (run via scripts/test)"),
+        Some("noauth") => {}
+        Some(other) => {
+            return eprintln!("skipped: spec file test runs in noauth mode, not {other}")
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port();
+    let name = format!("ktcp{}", std::process::id());
+    let dir = std::env::temp_dir().join(&name);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let conf = dir.join("kuryr.conf");
+    std::fs::write(
+        &conf,
+        format!("[DEFAULT]\nkuryr_uri = http://127.0.0.1:{port}\n"),
+    )
+    .expect("write conf");
+    let child = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+        .args([
+            "--config-file",
+            &conf.to_string_lossy(),
+            "libnetwork",
+            "--socket",
+        ])
+        .arg(dir.join("unused.sock"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("kuryr.log")).expect("log file"))
+        .spawn()
+        .expect("start kuryr libnetwork");
+    std::fs::create_dir_all("/etc/docker/plugins").expect("/etc/docker/plugins");
+    let spec = PathBuf::from(format!("/etc/docker/plugins/{name}.spec"));
+    std::fs::write(&spec, format!("http://127.0.0.1:{port}\n")).expect("write spec");
+    let guard = TcpPlugin {
+        child,
+        spec,
+        network: format!("{name}-net"),
+        dir,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kuryr did not listen on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    must(&[
+        "docker",
+        "network",
+        "create",
+        "-d",
+        &name,
+        "--ipam-driver",
+        &name,
+        "--subnet",
+        "10.10.214.0/24",
+        &guard.network,
+    ]);
+    let addr = must(&[
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        &guard.network,
+        "kbox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(
+        addr.contains("10.10.214."),
+        "container address through the TCP plugin: {addr}"
+    );
+    must(&["docker", "network", "rm", &guard.network]);
+    let endpoint = std::env::var("OS_ENDPOINT").expect("OS_ENDPOINT from scripts/stack env");
+    let left = must(&[
+        "curl",
+        "-sf",
+        &format!("{endpoint}/v2.0/subnets?cidr=10.10.214.0/24"),
+    ]);
+    assert!(
+        !left.contains("10.10.214."),
+        "left in Neutron after network rm: {left}"
+    );
+}
