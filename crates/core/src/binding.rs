@@ -8,11 +8,12 @@
 //! CNI path moves it). Every step undoes itself on failure, so a failed
 //! plug leaves no veth and no OVS port.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use netplumb::ovs::{PortSpec, Switch};
-use netplumb::{Deleted, MacAddr, Netlink, VethSpec};
+use netplumb::{Deleted, IpNet, MacAddr, Netlink, Netns, RouteSpec, VethSpec};
 use openstack::neutron::Neutron;
 use tracing::{debug, info, warn};
 
@@ -125,7 +126,10 @@ impl Binder {
             spec = spec.mtu(mtu);
         }
         self.netlink.create_veth(&spec).await.map_err(plumbing)?;
-        if let Err(err) = self.attach_host_end(req, &host_ifname).await {
+        if let Err(err) = self
+            .attach_host_end(req, &host_ifname, &BTreeMap::new())
+            .await
+        {
             self.remove_devices(&host_ifname).await;
             return Err(err);
         }
@@ -137,7 +141,67 @@ impl Binder {
         })
     }
 
-    async fn attach_host_end(&self, req: &PlugRequest, host_ifname: &str) -> Result<(), BindError> {
+    /// CNI mode: creates the veth pair with its container end directly in
+    /// `target.netns`, named `target.ifname`, carrying the port's MAC and
+    /// MTU, its addresses and routes, and up; plugs the host end by
+    /// vif_type. Undoes everything on failure (deleting the host end also
+    /// removes the container end).
+    pub async fn plug_into_netns(
+        &self,
+        req: &PlugRequest,
+        target: &NetnsTarget,
+    ) -> Result<NetnsPlugged, BindError> {
+        let vif_type = req.vif_type.as_str();
+        if !matches!(vif_type, "ovs" | "bridge") {
+            return Err(BindError::UnsupportedVifType {
+                port_id: req.port_id.clone(),
+                vif_type: req.vif_type.clone(),
+            });
+        }
+        let host_ifname = naming::host_veth_name(&req.port_id);
+        let plumbing = |source| BindError::Plumbing {
+            port_id: req.port_id.clone(),
+            source,
+        };
+        self.netlink
+            .delete_link(&host_ifname)
+            .await
+            .map_err(plumbing)?;
+        let mut spec = VethSpec::new(&host_ifname, &target.ifname)
+            .peer_mac(req.mac)
+            .peer_netns(target.netns.clone())
+            .peer_up(true);
+        if let Some(mtu) = req.mtu {
+            spec = spec.mtu(mtu);
+        }
+        let pair = self.netlink.create_veth(&spec).await.map_err(plumbing)?;
+        let configured = async {
+            self.attach_host_end(req, &host_ifname, &target.external_ids)
+                .await?;
+            configure_container_end(target).await.map_err(plumbing)
+        };
+        if let Err(err) = configured.await {
+            self.remove_devices(&host_ifname).await;
+            return Err(err);
+        }
+        info!(port_id = %req.port_id, host_ifname, ifname = %target.ifname, vif_type, "plugged into netns");
+        Ok(NetnsPlugged {
+            plugged: Plugged {
+                host_ifname,
+                container_ifname: target.ifname.clone(),
+                vif_type: req.vif_type.clone(),
+            },
+            host_mac: pair.host.mac,
+        })
+    }
+
+    /// `extra_ids` go on the OVS interface next to Neutron's keys.
+    async fn attach_host_end(
+        &self,
+        req: &PlugRequest,
+        host_ifname: &str,
+        extra_ids: &BTreeMap<String, String>,
+    ) -> Result<(), BindError> {
         let plumbing = |source| BindError::Plumbing {
             port_id: req.port_id.clone(),
             source,
@@ -154,13 +218,16 @@ impl Binder {
                 .map_err(plumbing)?;
             return Ok(());
         }
-        let spec = PortSpec::neutron(
+        let mut spec = PortSpec::neutron(
             &self.bridge,
             host_ifname,
             &req.port_id,
             req.mac,
             &req.owner_id,
         );
+        for (key, value) in extra_ids {
+            spec = spec.external_id(key, value);
+        }
         self.switch.add_port(&spec).await.map_err(plumbing)?;
         Ok(())
     }
@@ -248,6 +315,43 @@ impl Binder {
             res = remote => res,
         }
     }
+}
+
+/// A port plugged in CNI mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsPlugged {
+    pub plugged: Plugged,
+    /// MAC of the host end (for the CNI result).
+    pub host_mac: Option<MacAddr>,
+}
+
+/// Where and how the container end goes in CNI mode.
+#[derive(Debug, Clone)]
+pub struct NetnsTarget {
+    pub netns: Netns,
+    /// `CNI_IFNAME`.
+    pub ifname: String,
+    pub addresses: Vec<IpNet>,
+    /// Added in order, after the addresses (gateways must be reachable).
+    pub routes: Vec<RouteSpec>,
+    /// Extra `external_ids` of the OVS interface (what finds the host side
+    /// when its Neutron port is gone).
+    pub external_ids: BTreeMap<String, String>,
+}
+
+async fn configure_container_end(target: &NetnsTarget) -> Result<(), netplumb::Error> {
+    let inside = Netlink::in_netns(&target.netns).await?;
+    for addr in &target.addresses {
+        inside.add_address(&target.ifname, *addr).await?;
+    }
+    for route in &target.routes {
+        match inside.add_route(&target.ifname, route).await {
+            // Two subnets of one family may name the same default route.
+            Ok(()) | Err(netplumb::Error::RouteExists { .. }) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// Polls the port's status: first check after `delay`, then a short backoff

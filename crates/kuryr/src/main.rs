@@ -1,6 +1,8 @@
 //! `kuryr`: Neutron networking for containers. One binary, with a
 //! subcommand per role.
 
+mod cni;
+mod daemon;
 mod libnetwork;
 
 use std::path::PathBuf;
@@ -31,6 +33,8 @@ struct Cli {
 enum Command {
     /// Serve the Docker libnetwork remote network and IPAM driver `kuryr`.
     Libnetwork(libnetwork::Args),
+    /// Serve the CNI node daemon for the `kuryr-cni` plugin.
+    Daemon(daemon::Args),
     /// Print the configuration in force (secrets hidden) and check the credentials.
     CheckConfig,
 }
@@ -51,6 +55,7 @@ fn main() -> Result<()> {
         .context("starting the async runtime")?;
     match cli.command {
         Command::Libnetwork(args) => runtime.block_on(libnetwork::run(config, args)),
+        Command::Daemon(args) => runtime.block_on(daemon::run(config, args)),
         Command::CheckConfig => check_config(&config),
     }
 }

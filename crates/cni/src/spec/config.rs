@@ -117,6 +117,10 @@ pub struct NeutronConfig {
     /// Project (tenant) name or UUID owning the ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// Kubernetes namespace (`K8S_POD_NAMESPACE` in `CNI_ARGS`) to network
+    /// name or UUID; a namespace listed here overrides `network`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_networks: Option<BTreeMap<String, String>>,
     /// Unknown keys (rejected by validation).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -124,7 +128,13 @@ pub struct NeutronConfig {
 
 impl NeutronConfig {
     /// The keys this version understands.
-    pub const KEYS: [&'static str; 4] = ["network", "subnet", "security_groups", "project"];
+    pub const KEYS: [&'static str; 5] = [
+        "network",
+        "subnet",
+        "security_groups",
+        "project",
+        "namespace_networks",
+    ];
 
     /// Error 2 for an unknown key (naming key and value), error 7 for an
     /// empty name.
@@ -147,6 +157,16 @@ impl NeutronConfig {
                     "neutron.{key} must not be empty"
                 )));
             }
+        }
+        if let Some((ns, _)) = self
+            .namespace_networks
+            .iter()
+            .flatten()
+            .find(|(ns, net)| ns.trim().is_empty() || net.trim().is_empty())
+        {
+            return Err(CniError::invalid_config(format!(
+                "neutron.namespace_networks[{ns:?}]: namespace and network must not be empty"
+            )));
         }
         if let Some(i) = self
             .security_groups

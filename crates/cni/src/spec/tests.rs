@@ -613,6 +613,21 @@ fn neutron_section() {
         ErrorCode::InvalidNetworkConfig,
         "neutron.security_groups[1] must not be empty",
     );
+    let mapped = parse(json!({"network": "pods", "namespace_networks": {"team-b": "net-b"}}));
+    mapped.validate().unwrap();
+    assert_eq!(
+        mapped
+            .namespace_networks
+            .as_ref()
+            .and_then(|m| m.get("team-b"))
+            .map(String::as_str),
+        Some("net-b")
+    );
+    assert_code(
+        parse(json!({"namespace_networks": {"team-b": ""}})).validate(),
+        ErrorCode::InvalidNetworkConfig,
+        "neutron.namespace_networks[\"team-b\"]",
+    );
     // Absent security groups (Neutron's default group) differ from none.
     assert_eq!(parse(json!({})).security_groups, None);
     assert_eq!(
