@@ -286,7 +286,8 @@ impl Binder {
 
     /// Waits until the port is ACTIVE: the local OVN signal when the port is
     /// on OVS, racing a Neutron poll that starts after `poll_delay` (in case
-    /// the backend is not OVN). The first answer wins.
+    /// the backend is not OVN; at once for a Linux bridge port). The first
+    /// answer wins.
     pub async fn wait_active(
         &self,
         neutron: &Neutron,
@@ -309,7 +310,13 @@ impl Binder {
                 Err(_) => std::future::pending().await,
             }
         };
-        let remote = poll_neutron_active(neutron, port_id, timeout, poll_delay);
+        // Without the OVN signal there is nothing to wait for first.
+        let delay = if plugged.vif_type == "ovs" {
+            poll_delay
+        } else {
+            Duration::ZERO
+        };
+        let remote = poll_neutron_active(neutron, port_id, timeout, delay);
         tokio::select! {
             res = local => res,
             res = remote => res,
