@@ -8,3 +8,4 @@ pub mod credentials;
 pub mod ini;
 pub mod ipmath;
 pub mod naming;
+pub mod socket;

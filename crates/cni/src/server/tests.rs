@@ -8,6 +8,7 @@ use tower::ServiceExt;
 use super::*;
 use crate::spec::CniCommand;
 use crate::testutil::{fixture, TempDir};
+use kuryr_core::socket::SocketError;
 
 /// Records calls; answers ADD with the kuryr fixture result, or fails
 /// every call with `fail`.
@@ -387,7 +388,7 @@ async fn socket_lifecycle() {
     // A live socket is not taken over.
     assert!(matches!(
         CniSocket::bind(&path).await,
-        Err(ServeError::InUse { .. })
+        Err(ServeError::Socket(SocketError::InUse { .. }))
     ));
     // Shutting down removes the socket.
     let handler = Arc::new(FakeHandler::default());
@@ -410,7 +411,7 @@ async fn socket_lifecycle() {
     std::fs::write(&path, "not a socket").unwrap();
     assert!(matches!(
         CniSocket::bind(&path).await,
-        Err(ServeError::NotASocket { .. })
+        Err(ServeError::Socket(SocketError::NotASocket { .. }))
     ));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
 }

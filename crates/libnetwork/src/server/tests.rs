@@ -15,6 +15,7 @@ use super::*;
 use crate::api::{DriverError, ErrorKind};
 use crate::testutil::{exchanges, strip_empty, FakeDriver, FIXTURE_EXCHANGES};
 use crate::wire::PluginCall;
+use kuryr_core::socket::SocketError;
 
 const NET: &str = "01895533501ecd92f270b168b6e64e20f9be172e124dabd894f0adedf6da04da";
 const EP: &str = "2660d1f57c38b6bd91faa73e9c343ddb5d2bf858e23d95968ad755bd200b55fc";
@@ -558,13 +559,19 @@ async fn bind_refuses_a_live_socket_and_a_regular_file() {
     let file = dir.join("not-a-socket");
     std::fs::write(&file, "keep me").unwrap();
     let err = PluginSocket::bind(&file).await.unwrap_err();
-    assert!(matches!(err, ServeError::NotASocket { .. }), "{err}");
+    assert!(
+        matches!(err, ServeError::Socket(SocketError::NotASocket { .. })),
+        "{err}"
+    );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
 
     let path = dir.join("kuryr.sock");
     let first = PluginSocket::bind(&path).await.unwrap();
     let err = PluginSocket::bind(&path).await.unwrap_err();
-    assert!(matches!(err, ServeError::InUse { .. }), "{err}");
+    assert!(
+        matches!(err, ServeError::Socket(SocketError::InUse { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("in use by another running server"));
     drop(first);
     assert!(!path.exists(), "dropping the bound socket removes it");
