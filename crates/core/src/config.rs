@@ -53,6 +53,9 @@ pub struct DefaultOptions {
     pub kuryr_uri: Option<String>,
     /// Unix socket Docker discovers the plugin on.
     pub plugin_socket: PathBuf,
+    /// Kuryr-specific: `ip:port` serving `/metrics` and `/healthz`
+    /// (unset: off).
+    pub metrics_address: Option<String>,
     pub capability_scope: CapabilityScope,
     pub local_default_address_space: String,
     pub global_default_address_space: String,
@@ -137,6 +140,7 @@ impl Default for Config {
             default: DefaultOptions {
                 kuryr_uri: None,
                 plugin_socket: PathBuf::from("/run/docker/plugins/kuryr.sock"),
+                metrics_address: None,
                 capability_scope: CapabilityScope::Local,
                 local_default_address_space: "no_address_space".into(),
                 global_default_address_space: "no_address_space".into(),
@@ -216,6 +220,7 @@ impl Config {
             match key.as_str() {
                 "kuryr_uri" => d.kuryr_uri = non_empty(&value),
                 "plugin_socket" => d.plugin_socket = PathBuf::from(&value),
+                "metrics_address" => d.metrics_address = non_empty(&value),
                 "capability_scope" => {
                     d.capability_scope = match value.as_str() {
                         "local" => CapabilityScope::Local,
@@ -371,6 +376,14 @@ mod tests {
         assert_eq!(c.default.capability_scope, CapabilityScope::Local);
         assert_eq!(c.binding.veth_dst_prefix, "eth");
         assert_eq!(c.default.local_default_address_space, "no_address_space");
+    }
+
+    #[test]
+    fn metrics_address_is_off_unless_set() {
+        assert_eq!(Config::default().default.metrics_address, None);
+        let c = Config::parse("[DEFAULT]\nmetrics_address = 127.0.0.1:9655\n").expect("valid");
+        assert_eq!(c.default.metrics_address.as_deref(), Some("127.0.0.1:9655"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]

@@ -7,5 +7,6 @@ pub mod config;
 pub mod credentials;
 pub mod ini;
 pub mod ipmath;
+pub mod metrics;
 pub mod naming;
 pub mod socket;

@@ -22,6 +22,9 @@ pub struct Args {
     /// Unix socket to serve (the plugin's `KURYR_CNI_SOCKET`).
     #[arg(long, default_value = kuryr_cni::proto::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// `ip:port` serving `/metrics` and `/healthz` (overrides `[DEFAULT] metrics_address`).
+    #[arg(long)]
+    metrics_address: Option<String>,
 }
 
 pub async fn run(config: Config, args: Args) -> Result<()> {
@@ -45,6 +48,7 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
         active_timeout: Duration::from_secs(config.neutron.vif_plugging_timeout),
         active_is_fatal: config.neutron.vif_plugging_is_fatal,
     };
+    let health = Arc::new(crate::metrics::Health::new(Arc::new(neutron.clone())));
     let handler = Arc::new(NeutronCni::new(neutron, binder, settings));
     let socket = kuryr_cni::CniSocket::bind(&args.socket)
         .await
@@ -55,13 +59,29 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "kuryr daemon serving CNI"
     );
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let server = tokio::spawn(socket.serve(handler, async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    }));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    health.set_served(true);
+    let server = {
+        let (health, stop) = (health.clone(), crate::libnetwork::stopped(stop_rx.clone()));
+        tokio::spawn(async move {
+            let result = socket.serve(handler, stop).await;
+            health.set_served(false);
+            result
+        })
+    };
+    let metrics = crate::metrics::spawn(
+        args.metrics_address.as_deref(),
+        &config,
+        health,
+        crate::libnetwork::stopped(stop_rx),
+    )
+    .await?;
     crate::libnetwork::wait_for_signal().await?;
     info!("shutting down");
     let _ = stop_tx.send(true);
     server.await.context("CNI server task")??;
+    if let Some(metrics) = metrics {
+        metrics.await.context("metrics listener task")??;
+    }
     Ok(())
 }

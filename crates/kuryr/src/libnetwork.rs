@@ -18,6 +18,9 @@ pub struct Args {
     /// Unix socket to serve (overrides `[DEFAULT] plugin_socket`).
     #[arg(long)]
     socket: Option<std::path::PathBuf>,
+    /// `ip:port` serving `/metrics` and `/healthz` (overrides `[DEFAULT] metrics_address`).
+    #[arg(long)]
+    metrics_address: Option<String>,
 }
 
 pub async fn run(config: Config, args: Args) -> Result<()> {
@@ -35,6 +38,7 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
     let switch: Arc<dyn Switch> = Arc::new(OvsdbClient::new(config.binding.ovsdb_socket.clone()));
     let binder = Binder::new(netlink, switch, config.binding.integration_bridge.clone());
     let settings = DriverSettings::from_config(&config, host.clone());
+    let health = Arc::new(crate::metrics::Health::new(Arc::new(neutron.clone())));
     let driver = Arc::new(KuryrDriver::new(neutron, binder, settings));
     info!(
         host,
@@ -46,11 +50,23 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
     let socket = args
         .socket
         .unwrap_or_else(|| config.default.plugin_socket.clone());
-    let unix = tokio::spawn(kuryr_libnetwork::serve_unix(
-        socket,
-        driver.clone(),
+    let unix = {
+        let (driver, health, stop) = (driver.clone(), health.clone(), stopped(stop_rx.clone()));
+        tokio::spawn(async move {
+            let socket = kuryr_libnetwork::PluginSocket::bind(socket).await?;
+            health.set_served(true);
+            let result = socket.serve(driver, stop).await;
+            health.set_served(false);
+            result
+        })
+    };
+    let metrics = crate::metrics::spawn(
+        args.metrics_address.as_deref(),
+        &config,
+        health,
         stopped(stop_rx.clone()),
-    ));
+    )
+    .await?;
     let tcp = match &config.default.kuryr_uri {
         Some(uri) => {
             let address = tcp_address(uri)?;
@@ -69,10 +85,13 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
     if let Some(tcp) = tcp {
         tcp.await.context("TCP server task")??;
     }
+    if let Some(metrics) = metrics {
+        metrics.await.context("metrics listener task")??;
+    }
     Ok(())
 }
 
-async fn stopped(mut rx: watch::Receiver<bool>) {
+pub(crate) async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 

@@ -4,6 +4,7 @@
 mod cni;
 mod daemon;
 mod libnetwork;
+mod metrics;
 
 use std::path::PathBuf;
 

@@ -108,6 +108,8 @@ struct Counters {
     delete: AtomicU64,
     other: AtomicU64,
     auth: AtomicU64,
+    /// Replies from the service by (method, status); Keystone excluded.
+    replies: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
 }
 
 impl Counters {
@@ -120,6 +122,14 @@ impl Counters {
             _ => &self.other,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_reply(&self, method: &Method, status: StatusCode) {
+        // Counters stay meaningful after a panic elsewhere held the lock.
+        let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+        *replies
+            .entry((method.as_str().to_owned(), status.as_u16()))
+            .or_default() += 1;
     }
 
     fn snapshot(&self) -> CallStats {
@@ -400,6 +410,21 @@ impl Client {
         self.inner.counters.snapshot()
     }
 
+    /// Replies received from the service so far as `(method, status,
+    /// count)`, sorted; retries count once per reply, Keystone is excluded.
+    pub fn reply_counts(&self) -> Vec<(String, u16, u64)> {
+        let replies = self
+            .inner
+            .counters
+            .replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        replies
+            .iter()
+            .map(|((method, status), n)| (method.clone(), *status, *n))
+            .collect()
+    }
+
     /// Authenticates now (if needed) and returns the service endpoint.
     pub async fn endpoint(&self) -> Result<Url> {
         Ok(self.session().await?.endpoint.clone())
@@ -549,6 +574,9 @@ impl Client {
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
             match outcome {
                 Ok((status, request_id, subject_token, body)) => {
+                    if !a.is_auth {
+                        self.inner.counters.count_reply(a.method, status);
+                    }
                     tracing::debug!(
                         method = %a.method,
                         path = a.path,

@@ -103,6 +103,7 @@ async fn noauth_sends_no_token_and_counts_calls() {
     assert_eq!(reqs[0].headers.get("accept").unwrap(), "application/json");
     let calls = neutron.calls();
     assert_eq!((calls.get, calls.total(), calls.auth), (1, 1, 0));
+    assert_eq!(neutron.reply_counts(), vec![("GET".to_string(), 200, 1)]);
 }
 
 #[tokio::test]

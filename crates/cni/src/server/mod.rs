@@ -134,18 +134,53 @@ async fn handle<H: CniHandler>(
     async move {
         let started = Instant::now();
         let response = serve_call(&*state.handler, request).await;
+        let elapsed = started.elapsed();
         tracing::debug!(
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "reply"
         );
+        record(&response, elapsed);
         response
     }
     .instrument(span)
     .await
 }
 
+/// What [`serve_call`] learnt for the metrics, carried in the response's
+/// extensions: the CNI verb (once parsed) and the error code of a failure.
+#[derive(Clone, Copy)]
+struct Verb(&'static str);
+
+#[derive(Clone, Copy)]
+struct FailedWith(u32);
+
+fn record(response: &HttpResponse, elapsed: std::time::Duration) {
+    let operation = response
+        .extensions()
+        .get::<Verb>()
+        .map_or("unknown", |verb| verb.0);
+    let kind = response
+        .extensions()
+        .get::<FailedWith>()
+        .map(|code| code.0.to_string());
+    kuryr_core::metrics::global().observe(operation, elapsed, kind.as_deref());
+}
+
 async fn serve_call<H: CniHandler>(handler: &H, request: HttpRequest<Body>) -> HttpResponse {
+    let mut verb = None;
+    let mut response = serve_verb(handler, request, &mut verb).await;
+    if let Some(verb) = verb {
+        response.extensions_mut().insert(Verb(verb));
+    }
+    response
+}
+
+async fn serve_verb<H: CniHandler>(
+    handler: &H,
+    request: HttpRequest<Body>,
+    verb: &mut Option<&'static str>,
+) -> HttpResponse {
     let latest = CniVersion::LATEST;
     if request.uri().path() != CALL_PATH {
         let err = CniError::internal(format!(
@@ -181,6 +216,7 @@ async fn serve_call<H: CniHandler>(handler: &H, request: HttpRequest<Body>) -> H
         }
     };
     let version = parsed.reply_version();
+    *verb = Some(parsed.command.as_str());
     tracing::info!(
         command = %parsed.command,
         container_id = parsed.container_id.as_deref().unwrap_or(""),
@@ -266,7 +302,11 @@ fn error_reply(status: StatusCode, err: &CniError, version: CniVersion) -> HttpR
         )
         .into_bytes()
     });
-    json_reply(status, body)
+    let mut response = json_reply(status, body);
+    response
+        .extensions_mut()
+        .insert(FailedWith(err.code.code()));
+    response
 }
 
 fn ok_reply<T: Serialize>(body: &T) -> HttpResponse {

@@ -415,3 +415,36 @@ async fn socket_lifecycle() {
     ));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
 }
+
+fn metric(prefix: &str) -> f64 {
+    kuryr_core::metrics::global()
+        .render(&[])
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn calls_are_timed_by_verb_and_errors_counted_by_code() {
+    let added = "kuryr_operation_duration_seconds_count{operation=\"ADD\"}";
+    let failed = "kuryr_operation_errors_total{operation=\"DEL\",kind=\"121\"}";
+    let unknown = "kuryr_operation_duration_seconds_count{operation=\"unknown\"}";
+    let before = (metric(added), metric(failed), metric(unknown));
+    let (_, app) = app();
+    let reply = post(&app, &request("ADD", config("1.1.0"))).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let handler = Arc::new(FakeHandler::failing(CniError::new(
+        ErrorCode::Other(121),
+        "quota exceeded",
+    )));
+    let reply = post(&router(handler), &request("DEL", config("1.1.0"))).await;
+    assert_eq!(reply.status, 500, "{}", reply.json);
+    let reply = send(&app, "POST", "/cni", b"{".to_vec()).await;
+    assert_eq!(reply.status, 400);
+    // Other tests record into the same registry concurrently: compare at least.
+    assert!(metric(added) >= before.0 + 1.0);
+    assert!(metric(failed) >= before.1 + 1.0);
+    assert!(metric(unknown) >= before.2 + 1.0);
+}

@@ -72,15 +72,28 @@ async fn handle<D: Driver>(
     async move {
         let started = Instant::now();
         let response = serve_call(&*state.driver, &path, request).await;
+        let elapsed = started.elapsed();
         tracing::debug!(
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "reply"
         );
+        record(&path, response.status(), elapsed);
         response
     }
     .instrument(span)
     .await
+}
+
+/// Records the call in the process-wide metrics; unknown paths share one
+/// `operation` so a scanner cannot grow the label set.
+fn record(path: &str, status: StatusCode, elapsed: std::time::Duration) {
+    let operation = match PluginCall::from_path(path) {
+        Some(call) => call.path().trim_start_matches('/'),
+        None => "unknown",
+    };
+    let kind = (!status.is_success()).then(|| kuryr_core::metrics::status_class(status.as_u16()));
+    kuryr_core::metrics::global().observe(operation, elapsed, kind.as_deref());
 }
 
 async fn serve_call<D: Driver>(driver: &D, path: &str, request: HttpRequest<Body>) -> Response {

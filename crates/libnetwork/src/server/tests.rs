@@ -616,3 +616,35 @@ async fn serves_on_tcp() {
     stop.send(()).unwrap();
     bounded("server shutdown", server).await.unwrap().unwrap();
 }
+
+fn metric(prefix: &str) -> f64 {
+    kuryr_core::metrics::global()
+        .render(&[])
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn calls_are_timed_and_errors_counted_by_status_class() {
+    let activated = "kuryr_operation_duration_seconds_count{operation=\"Plugin.Activate\"}";
+    let bad =
+        "kuryr_operation_errors_total{operation=\"NetworkDriver.CreateNetwork\",kind=\"4xx\"}";
+    let unknown = "kuryr_operation_errors_total{operation=\"unknown\",kind=\"4xx\"}";
+    let before = (metric(activated), metric(bad), metric(unknown));
+    let (_, app) = app();
+    assert_eq!(
+        post(&app, "/Plugin.Activate", "").await.status,
+        StatusCode::OK
+    );
+    let reply = post(&app, "/NetworkDriver.CreateNetwork", "{").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = post(&app, "/No.Such", "{}").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    // Other tests record into the same registry concurrently: compare at least.
+    assert!(metric(activated) >= before.0 + 1.0);
+    assert!(metric(bad) >= before.1 + 1.0);
+    assert!(metric(unknown) >= before.2 + 1.0);
+}

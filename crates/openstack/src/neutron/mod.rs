@@ -165,6 +165,12 @@ impl Neutron {
         self.client.calls()
     }
 
+    /// Replies received so far as `(method, status, count)`; see
+    /// [`Client::reply_counts`].
+    pub fn reply_counts(&self) -> Vec<(String, u16, u64)> {
+        self.client.reply_counts()
+    }
+
     // ------------------------------------------------------------ generic
 
     /// `GET /v2.0/{collection}` with `query`, following `{collection}_links`
