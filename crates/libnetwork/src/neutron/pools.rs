@@ -611,10 +611,10 @@ impl KuryrDriver {
             }
             Err(e) => return Err(neutron_error(&format!("deleting subnet {}", subnet.id), e)),
         }
-        if let Ok(network) = self.neutron.get_network(&subnet.network_id).await {
-            if network.name == naming::PENDING_NETWORK_NAME && network.subnets.len() <= 1 {
-                self.delete_network_quietly(&network.id).await;
-            }
+        // A subnet still named "pending" was never claimed by CreateNetwork
+        // (which renames it), so its network was made for it alone.
+        if subnet.name == naming::subnet_name("pending") {
+            self.delete_network_quietly(&subnet.network_id).await;
         }
         Ok(())
     }
