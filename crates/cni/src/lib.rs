@@ -15,7 +15,8 @@
 pub mod plugin;
 pub mod proto;
 pub mod server;
-pub mod spec;
+/// The CNI spec types, which live in `kuryr-wire` (fuzzed on their own).
+pub use kuryr_wire::cni as spec;
 
 #[cfg(test)]
 mod testutil;

@@ -19,17 +19,6 @@ pub(crate) fn fixture(rel: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
-/// Every fixture file name in `tests/fixtures/<dir>`, sorted.
-pub(crate) fn fixture_names(dir: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixture_path(dir))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    names.sort();
-    names
-}
-
 /// A directory under the system temp dir, removed on drop.
 pub(crate) struct TempDir(pub(crate) PathBuf);
 

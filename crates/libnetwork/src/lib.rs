@@ -12,7 +12,8 @@
 pub mod api;
 pub mod neutron;
 pub mod server;
-pub mod wire;
+/// The Docker wire types, which live in `kuryr-wire` (fuzzed on their own).
+pub use kuryr_wire::docker as wire;
 
 #[cfg(test)]
 mod testutil;

@@ -39,10 +39,6 @@ pub(crate) struct Exchange {
     pub req: Value,
     /// The exact request body bytes Docker sent.
     pub body: Vec<u8>,
-    /// Recorded `Content-Length`, where the capture has it.
-    pub clen: Option<usize>,
-    /// Recorded raw body (possibly cut short by the recorder).
-    pub raw: Option<String>,
     pub code: u16,
     pub resp: Value,
 }
@@ -70,8 +66,6 @@ pub(crate) fn exchanges() -> Vec<Exchange> {
                 path: v["path"].as_str().expect("path").to_owned(),
                 req,
                 body,
-                clen: v.get("clen").and_then(Value::as_u64).map(|n| n as usize),
-                raw: v.get("raw").and_then(Value::as_str).map(str::to_owned),
                 code: v["code"].as_u64().expect("code") as u16,
                 resp: v["resp"].clone(),
                 at,
@@ -160,34 +154,6 @@ fn is_empty(v: &Value) -> bool {
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
         _ => false,
-    }
-}
-
-/// The JSON of a parsed request's payload (`null` for calls without one).
-pub(crate) fn request_json(request: &Request) -> Value {
-    fn j<T: Serialize>(v: &T) -> Value {
-        serde_json::to_value(v).expect("serialize")
-    }
-    match request {
-        Request::Activate
-        | Request::NetworkGetCapabilities
-        | Request::IpamGetCapabilities
-        | Request::GetDefaultAddressSpaces => Value::Null,
-        Request::CreateNetwork(r) => j(r),
-        Request::DeleteNetwork(r) | Request::FreeNetwork(r) => j(r),
-        Request::AllocateNetwork(r) => j(r),
-        Request::CreateEndpoint(r) => j(r),
-        Request::EndpointOperInfo(r)
-        | Request::DeleteEndpoint(r)
-        | Request::Leave(r)
-        | Request::RevokeExternalConnectivity(r) => j(r),
-        Request::Join(r) => j(r),
-        Request::DiscoverNew(r) | Request::DiscoverDelete(r) => j(r),
-        Request::ProgramExternalConnectivity(r) => j(r),
-        Request::RequestPool(r) => j(r),
-        Request::ReleasePool(r) => j(r),
-        Request::RequestAddress(r) => j(r),
-        Request::ReleaseAddress(r) => j(r),
     }
 }
 

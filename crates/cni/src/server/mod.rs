@@ -204,7 +204,16 @@ async fn serve_verb<H: CniHandler>(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let parsed: Request = match serde_json::from_slice(&body) {
+    // serde reads a JSON array as the struct's fields in order: refuse it.
+    let as_array = body.trim_ascii_start().first() == Some(&b'[');
+    let decoded = if as_array {
+        Err(serde::de::Error::custom(
+            "invalid type: array, expected a JSON object",
+        ))
+    } else {
+        serde_json::from_slice::<Request>(&body)
+    };
+    let parsed: Request = match decoded {
         Ok(parsed) => parsed,
         Err(e) => {
             let version = serde_json::from_slice::<serde_json::Value>(&body)

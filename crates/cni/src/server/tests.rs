@@ -295,6 +295,16 @@ async fn invalid_requests_never_reach_the_handler() {
         "STATUS is not part of CNI 1.0.0",
     );
 
+    // A JSON array must not be read as the request's fields in order.
+    let as_array = json!(["ADD", "c1", "/proc/1/ns/net", "eth0"]);
+    assert_cni_error(
+        &post(&app, &as_array).await,
+        400,
+        6,
+        "1.1.0",
+        "expected a JSON object",
+    );
+
     assert!(handler.calls().is_empty());
 }
 

@@ -648,3 +648,30 @@ async fn calls_are_timed_and_errors_counted_by_status_class() {
     assert!(metric(bad) >= before.1 + 1.0);
     assert!(metric(unknown) >= before.2 + 1.0);
 }
+
+#[tokio::test]
+async fn every_call_rejects_bodies_that_are_not_its_object() {
+    let (driver, app) = app();
+    // Beyond serde_json's recursion limit (128).
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let bodies: Vec<Vec<u8>> = vec![
+        b"[]".to_vec(),
+        b"42".to_vec(),
+        b"\"text\"".to_vec(),
+        b"true".to_vec(),
+        b"{\"NetworkID\": ".to_vec(),
+        b"\"\xff\xfe\"".to_vec(),
+        deep.into_bytes(),
+    ];
+    for call in PluginCall::ALL.into_iter().filter(|c| c.has_payload()) {
+        for body in &bodies {
+            let reply = send(&app, "POST", call.path(), body.clone()).await;
+            assert_error(
+                &reply,
+                StatusCode::BAD_REQUEST,
+                &format!("{}: invalid request body", call.path()),
+            );
+        }
+    }
+    assert!(driver.calls().is_empty(), "{:?}", driver.calls());
+}

@@ -197,9 +197,15 @@ impl Request {
     ///
     /// For calls without payload, an empty body, `null` or any object is
     /// accepted. For the others, an empty body or `null` is
-    /// [`BodyError::Missing`].
+    /// [`BodyError::Missing`]. Anything but a JSON object is refused; in
+    /// particular an array, which serde would otherwise read as the
+    /// struct's fields in order (`[]` as a `RequestPool` with every field
+    /// unset).
     pub fn parse(call: PluginCall, body: &[u8]) -> Result<Self, BodyError> {
         let no_body = is_blank_or_null(body);
+        if !no_body {
+            require_object(body)?;
+        }
         if !call.has_payload() {
             if !no_body {
                 parse_json::<NoPayload>(body)?;
@@ -262,6 +268,17 @@ impl Request {
             Self::ReleaseAddress(_) => PluginCall::ReleaseAddress,
         }
     }
+}
+
+/// Refuses a JSON array (serde reads other non-objects as type errors
+/// with its own message).
+fn require_object(body: &[u8]) -> Result<(), BodyError> {
+    if body.trim_ascii_start().first() == Some(&b'[') {
+        return Err(BodyError::Invalid(
+            "invalid type: array, expected a JSON object".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn is_blank_or_null(body: &[u8]) -> bool {

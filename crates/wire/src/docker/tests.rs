@@ -896,3 +896,29 @@ fn mac_address_forms() {
         Err(MacAddressError::BadEncoding)
     );
 }
+
+#[test]
+fn bodies_that_are_not_objects_are_refused_for_every_call() {
+    // serde alone would read an array as the struct's fields in order.
+    let arrays: [&[u8]; 2] = [
+        b"[]",
+        b" [\"01895533501ecd92f270b168b6e64e20f9be172e124dabd894f0adedf6da04da\"]",
+    ];
+    for call in PluginCall::ALL {
+        for body in arrays {
+            let err = Request::parse(call, body).expect_err(call.path());
+            assert_eq!(
+                err.to_string(),
+                "invalid type: array, expected a JSON object",
+                "{call}"
+            );
+        }
+        for body in [&b"42"[..], b"\"x\"", b"true"] {
+            let err = Request::parse(call, body).expect_err(call.path());
+            assert!(
+                err.to_string().starts_with("invalid type: "),
+                "{call}: {err}"
+            );
+        }
+    }
+}

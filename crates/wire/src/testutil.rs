@@ -1,0 +1,217 @@
+//! Test helpers: the recorded Docker traffic (in crates/libnetwork's
+//! fixtures) and the CNI fixtures (in crates/cni's).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::docker::*;
+
+/// The captures from `shared/fixtures/docker-wire/`, as copied into
+/// crates/libnetwork.
+pub(crate) const FIXTURES: [(&str, &str); 3] = [
+    (
+        "docker-20.10-requests.jsonl",
+        include_str!("../../libnetwork/tests/fixtures/docker-wire/docker-20.10-requests.jsonl"),
+    ),
+    (
+        "docker-20.10-raw-session.jsonl",
+        include_str!("../../libnetwork/tests/fixtures/docker-wire/docker-20.10-raw-session.jsonl"),
+    ),
+    (
+        "docker-20.10-ovs-session.jsonl",
+        include_str!("../../libnetwork/tests/fixtures/docker-wire/docker-20.10-ovs-session.jsonl"),
+    ),
+];
+
+/// Docker-to-plugin calls in the captures (lines that are not `exec`).
+pub(crate) const FIXTURE_EXCHANGES: usize = 69;
+
+/// One recorded Docker call and the reply Docker accepted.
+#[derive(Debug, Clone)]
+pub(crate) struct Exchange {
+    /// `file:line`, for assertion messages.
+    pub at: String,
+    pub path: String,
+    /// The parsed request as recorded (`null` for an empty body).
+    pub req: Value,
+    /// The exact request body bytes Docker sent.
+    pub body: Vec<u8>,
+    /// Recorded `Content-Length`, where the capture has it.
+    pub clen: Option<usize>,
+    /// Recorded raw body (possibly cut short by the recorder).
+    pub raw: Option<String>,
+    pub code: u16,
+    pub resp: Value,
+}
+
+/// Every Docker call of every capture, in order.
+pub(crate) fn exchanges() -> Vec<Exchange> {
+    let mut out = Vec::new();
+    for (file, text) in FIXTURES {
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let at = format!("{file}:{}", n + 1);
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{at}: {e}"));
+            if v.get("exec").is_some() {
+                continue;
+            }
+            let req = v["req"].clone();
+            let body = if req.is_null() {
+                Vec::new()
+            } else {
+                go_body(&raw_json_member(line, "req"))
+            };
+            out.push(Exchange {
+                path: v["path"].as_str().expect("path").to_owned(),
+                req,
+                body,
+                clen: v.get("clen").and_then(Value::as_u64).map(|n| n as usize),
+                raw: v.get("raw").and_then(Value::as_str).map(str::to_owned),
+                code: v["code"].as_u64().expect("code") as u16,
+                resp: v["resp"].clone(),
+                at,
+            });
+        }
+    }
+    out
+}
+
+/// The source text of the object member `key` of a one-line JSON object,
+/// keeping the recorder's key order (which is Go's encoding order).
+fn raw_json_member(line: &str, key: &str) -> String {
+    let marker = format!("\"{key}\": ");
+    let start = line.find(&marker).expect("member") + marker.len();
+    let bytes = line.as_bytes();
+    let (mut depth, mut in_str, mut escaped) = (0i32, false, false);
+    for (i, &b) in bytes.iter().enumerate().skip(start) {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return line[start..=i].to_owned();
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced member {key}");
+}
+
+/// Re-encodes recorder JSON text (Python's `", "`/`": "` separators) the
+/// way Go's `json.Encoder` wrote it: compact, with a trailing newline.
+fn go_body(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 1);
+    let (mut in_str, mut escaped) = (false, false);
+    for &b in text.as_bytes() {
+        if in_str {
+            out.push(b);
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_str = true;
+            out.push(b);
+        } else if !b.is_ascii_whitespace() {
+            out.push(b);
+        }
+    }
+    out.push(b'\n');
+    out
+}
+
+/// Drops `null`, `""`, `[]` and `{}` (recursively): Go's zero values, which
+/// Docker sends and our replies omit.
+pub(crate) fn strip_empty(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), strip_empty(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_empty).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// The JSON of a parsed request's payload (`null` for calls without one).
+pub(crate) fn request_json(request: &Request) -> Value {
+    fn j<T: Serialize>(v: &T) -> Value {
+        serde_json::to_value(v).expect("serialize")
+    }
+    match request {
+        Request::Activate
+        | Request::NetworkGetCapabilities
+        | Request::IpamGetCapabilities
+        | Request::GetDefaultAddressSpaces => Value::Null,
+        Request::CreateNetwork(r) => j(r),
+        Request::DeleteNetwork(r) | Request::FreeNetwork(r) => j(r),
+        Request::AllocateNetwork(r) => j(r),
+        Request::CreateEndpoint(r) => j(r),
+        Request::EndpointOperInfo(r)
+        | Request::DeleteEndpoint(r)
+        | Request::Leave(r)
+        | Request::RevokeExternalConnectivity(r) => j(r),
+        Request::Join(r) => j(r),
+        Request::DiscoverNew(r) | Request::DiscoverDelete(r) => j(r),
+        Request::ProgramExternalConnectivity(r) => j(r),
+        Request::RequestPool(r) => j(r),
+        Request::ReleasePool(r) => j(r),
+        Request::RequestAddress(r) => j(r),
+        Request::ReleaseAddress(r) => j(r),
+    }
+}
+
+/// Path of a file under crates/cni's `tests/fixtures/`.
+pub(crate) fn fixture_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../cni/tests/fixtures")
+        .join(rel)
+}
+
+/// A JSON fixture under `tests/fixtures/`.
+pub(crate) fn fixture(rel: &str) -> Value {
+    let path = fixture_path(rel);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Every fixture file name in `tests/fixtures/<dir>`, sorted.
+pub(crate) fn fixture_names(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_path(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
