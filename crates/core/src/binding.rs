@@ -7,8 +7,14 @@
 //! and is handed to the runtime (Docker moves it into the sandbox itself; the
 //! CNI path moves it). Every step undoes itself on failure, so a failed
 //! plug leaves no veth and no OVS port.
+//!
+//! In a VM (`[binding] driver` = macvlan, ipvlan or vlan) there is no veth
+//! and no OVS port: see [`nested`].
+
+mod nested;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +24,8 @@ use openstack::neutron::Neutron;
 use tracing::{debug, info, warn};
 
 use crate::naming;
+
+pub use nested::{NestedConfig, NestedMode, VmPort, VmPortClient};
 
 /// `external_ids` key carrying the owner (Docker endpoint id, CNI container).
 pub const OWNER_KEY: &str = "vm-uuid";
@@ -39,12 +47,16 @@ pub enum BindError {
         timeout: Duration,
         status: String,
     },
-    #[error("reading port {port_id} status from Neutron: {source}")]
+    #[error("Neutron, for port {port_id}: {source}")]
     Neutron {
         port_id: String,
         #[source]
         source: openstack::Error,
     },
+    /// Nested binding cannot work as configured (no VM port for
+    /// `link_iface`, the VM port is no trunk, no free VLAN id, ...).
+    #[error("nested binding of port {port_id}: {reason}")]
+    Nested { port_id: String, reason: String },
 }
 
 /// What to plug: one Neutron port, as the binder needs it.
@@ -57,6 +69,9 @@ pub struct PlugRequest {
     pub vif_type: String,
     /// Who uses the port (Docker endpoint id): OVS `external_ids:vm-uuid`.
     pub owner_id: String,
+    /// The port's addresses: nested macvlan/ipvlan allow them on the VM
+    /// port (the veth binding does not use them).
+    pub fixed_ips: Vec<IpAddr>,
 }
 
 /// The host devices of a plugged port.
@@ -74,6 +89,9 @@ pub enum ActiveVia {
     OvnInstalled,
     /// Neutron reported `status=ACTIVE`.
     Neutron,
+    /// Nested macvlan/ipvlan: the port is only an allowed address pair of
+    /// the VM port, is never bound, and stays DOWN; nothing to wait for.
+    NotAwaited,
 }
 
 /// Plugs and unplugs ports on this host.
@@ -82,6 +100,8 @@ pub struct Binder {
     netlink: Netlink,
     switch: Arc<dyn Switch>,
     bridge: String,
+    /// Set for the nested drivers (containers in a VM).
+    nested: Option<Arc<nested::Nested>>,
 }
 
 impl Binder {
@@ -90,7 +110,35 @@ impl Binder {
             netlink,
             switch,
             bridge: bridge.into(),
+            nested: None,
         }
+    }
+
+    /// A binder for containers in a VM: every port is bound by `config`'s
+    /// nested driver on `link_iface`, whatever its vif_type.
+    pub fn with_nested(mut self, neutron: Neutron, config: NestedConfig) -> Self {
+        let nested = nested::Nested::new(neutron, self.netlink.clone(), config);
+        self.nested = Some(Arc::new(nested));
+        self
+    }
+
+    /// The nested driver in use, if any.
+    pub fn nested_mode(&self) -> Option<NestedMode> {
+        self.nested.as_ref().map(|n| n.mode)
+    }
+
+    /// The Neutron side of nested binding (the VM port), if nested.
+    pub fn vm_port_client(&self) -> Option<&VmPortClient> {
+        self.nested.as_ref().map(|n| &n.client)
+    }
+
+    /// Whether ports are bound to this host (`binding:host_id`). Not in
+    /// nested mode: the VM's port is bound to the hypervisor, and the
+    /// container ports must stay unbound (ML2/OVN then makes a port whose
+    /// IP is an allowed address pair of the VM port a `virtual` port that
+    /// follows the VM port; a bound one would claim the traffic itself).
+    pub fn binds_host(&self) -> bool {
+        self.nested.is_none()
     }
 
     pub fn switch(&self) -> &Arc<dyn Switch> {
@@ -103,6 +151,9 @@ impl Binder {
 
     /// Creates the veth pair and plugs its host end by vif_type.
     pub async fn plug(&self, req: &PlugRequest) -> Result<Plugged, BindError> {
+        if let Some(nested) = &self.nested {
+            return nested.plug(&self.netlink, req, None).await;
+        }
         let vif_type = req.vif_type.as_str();
         if !matches!(vif_type, "ovs" | "bridge") {
             return Err(BindError::UnsupportedVifType {
@@ -151,6 +202,13 @@ impl Binder {
         req: &PlugRequest,
         target: &NetnsTarget,
     ) -> Result<NetnsPlugged, BindError> {
+        if let Some(nested) = &self.nested {
+            let plugged = nested.plug(&self.netlink, req, Some(target)).await?;
+            return Ok(NetnsPlugged {
+                plugged,
+                host_mac: None,
+            });
+        }
         let vif_type = req.vif_type.as_str();
         if !matches!(vif_type, "ovs" | "bridge") {
             return Err(BindError::UnsupportedVifType {
@@ -234,6 +292,9 @@ impl Binder {
 
     /// Removes the OVS port (if any) and the veth pair. Idempotent.
     pub async fn unplug(&self, port_id: &str) -> Result<(), BindError> {
+        if let Some(nested) = &self.nested {
+            return nested.unplug(&self.netlink, port_id).await;
+        }
         let host_ifname = naming::host_veth_name(port_id);
         let plumbing = |source| BindError::Plumbing {
             port_id: port_id.to_string(),
@@ -266,6 +327,10 @@ impl Binder {
     /// The Neutron port id plugged for `owner_id`, found through OVSDB
     /// alone (after a restart, without asking Neutron).
     pub async fn port_of_owner(&self, owner_id: &str) -> Result<Option<String>, netplumb::Error> {
+        if let Some(nested) = &self.nested {
+            // No OVS port in a VM: only what this process plugged.
+            return Ok(nested.port_of_owner(owner_id));
+        }
         let found = self
             .switch
             .find_interfaces(OWNER_KEY, Some(owner_id))
@@ -296,6 +361,13 @@ impl Binder {
         timeout: Duration,
         poll_delay: Duration,
     ) -> Result<ActiveVia, BindError> {
+        if let Some(nested) = &self.nested {
+            if !nested.mode.goes_active() {
+                return Ok(ActiveVia::NotAwaited);
+            }
+            // A subport: Neutron sets it ACTIVE once the parent is bound.
+            return poll_neutron_active(neutron, port_id, timeout, Duration::ZERO).await;
+        }
         let local = async {
             if plugged.vif_type != "ovs" {
                 return std::future::pending::<Result<ActiveVia, BindError>>().await;
@@ -321,6 +393,54 @@ impl Binder {
             res = local => res,
             res = remote => res,
         }
+    }
+
+    /// Whether the container end of a port's veth pair is in the host
+    /// namespace (a pool port's, or one Docker gave back at Leave).
+    pub async fn container_end_present(&self, port_id: &str) -> bool {
+        let name = naming::container_veth_name(port_id);
+        matches!(self.netlink.link_exists(&name).await, Ok(true))
+    }
+
+    /// CNI mode with a pre-plugged (pool) port: moves its container end
+    /// into `target.netns`, renames it `target.ifname`, brings it up and
+    /// gives it the addresses and routes. The OVS side is the caller's.
+    pub async fn adopt_into_netns(
+        &self,
+        port_id: &str,
+        plugged: &Plugged,
+        target: &NetnsTarget,
+    ) -> Result<NetnsPlugged, BindError> {
+        let plumbing = |source| BindError::Plumbing {
+            port_id: port_id.to_string(),
+            source,
+        };
+        self.netlink
+            .move_to_netns(&plugged.container_ifname, &target.netns)
+            .await
+            .map_err(plumbing)?;
+        let inside = Netlink::in_netns(&target.netns).await.map_err(plumbing)?;
+        inside
+            .rename(&plugged.container_ifname, &target.ifname)
+            .await
+            .map_err(plumbing)?;
+        inside.set_up(&target.ifname).await.map_err(plumbing)?;
+        configure_container_end(target).await.map_err(plumbing)?;
+        let host_mac = self
+            .netlink
+            .get_link(&plugged.host_ifname)
+            .await
+            .map_err(plumbing)?
+            .and_then(|l| l.mac);
+        info!(port_id, ifname = %target.ifname, "pool port moved into netns");
+        Ok(NetnsPlugged {
+            plugged: Plugged {
+                host_ifname: plugged.host_ifname.clone(),
+                container_ifname: target.ifname.clone(),
+                vif_type: plugged.vif_type.clone(),
+            },
+            host_mac,
+        })
     }
 }
 
@@ -411,7 +531,57 @@ mod tests {
             mtu: Some(1442),
             vif_type: vif_type.into(),
             owner_id: "ep".into(),
+            fixed_ips: vec!["10.0.0.5".parse().expect("ip")],
         }
+    }
+
+    /// Nested: no host binding, no wait for a port that never goes ACTIVE,
+    /// a port without addresses refused before any Neutron call (the
+    /// endpoint here answers nothing).
+    #[tokio::test]
+    async fn nested_binder_dispatch() {
+        let Ok(netlink) = Netlink::host().await else {
+            return;
+        };
+        let neutron =
+            Neutron::new(openstack::AuthOptions::noauth("http://127.0.0.1:9")).expect("client");
+        let switch = Arc::new(FakeSwitch::with_bridge("br-int"));
+        let veth = Binder::new(netlink.clone(), switch.clone(), "br-int");
+        assert!(veth.binds_host() && veth.nested_mode().is_none());
+        let binder = Binder::new(netlink, switch, "br-int").with_nested(
+            neutron.clone(),
+            NestedConfig {
+                mode: NestedMode::Macvlan,
+                link_iface: "eth0".into(),
+            },
+        );
+        assert!(!binder.binds_host());
+        assert_eq!(binder.nested_mode(), Some(NestedMode::Macvlan));
+        assert_eq!(
+            binder.vm_port_client().map(|c| c.link_iface()),
+            Some("eth0")
+        );
+        let mut req = request("unbound");
+        req.fixed_ips.clear();
+        let err = binder.plug(&req).await.expect_err("no addresses");
+        assert!(matches!(err, BindError::Nested { .. }), "{err}");
+        let plugged = Plugged {
+            host_ifname: String::new(),
+            container_ifname: "t_c0f0e0d0c-aa".into(),
+            vif_type: "macvlan".into(),
+        };
+        let via = binder
+            .wait_active(
+                &neutron,
+                &req.port_id,
+                &plugged,
+                Duration::from_secs(5),
+                Duration::ZERO,
+            )
+            .await
+            .expect("not awaited");
+        assert_eq!(via, ActiveVia::NotAwaited);
+        assert_eq!(binder.port_of_owner("ep").await.expect("ok"), None);
     }
 
     #[tokio::test]

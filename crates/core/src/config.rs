@@ -90,11 +90,24 @@ pub struct BindingOptions {
     pub ovsdb_socket: PathBuf,
 }
 
+/// `[vif_pool]`: pre-plugged port pools (upstream kuryr-kubernetes'
+/// option names). `ports_pool_min = 0` (the default) turns them off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VifPoolOptions {
+    pub ports_pool_min: usize,
+    /// 0: no limit.
+    pub ports_pool_max: usize,
+    pub ports_pool_batch: usize,
+    /// Seconds between two refills of one pool, at least.
+    pub ports_pool_update_frequency: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub default: DefaultOptions,
     pub neutron: NeutronOptions,
     pub binding: BindingOptions,
+    pub vif_pool: VifPoolOptions,
     /// Things worth telling the operator that do not stop us (unknown
     /// options, a world-readable file holding a password).
     pub warnings: Vec<String>,
@@ -164,6 +177,12 @@ impl Default for Config {
                 integration_bridge: "br-int".into(),
                 ovsdb_socket: PathBuf::from("/var/run/openvswitch/db.sock"),
             },
+            vif_pool: VifPoolOptions {
+                ports_pool_min: 0,
+                ports_pool_max: 0,
+                ports_pool_batch: 10,
+                ports_pool_update_frequency: 1,
+            },
             warnings: Vec::new(),
         }
     }
@@ -204,8 +223,9 @@ impl Config {
         config.apply_default(ini.section("DEFAULT"))?;
         config.apply_neutron(ini.section("neutron"))?;
         config.apply_binding(ini.section("binding"))?;
+        config.apply_vif_pool(ini.section("vif_pool"))?;
         for name in ini.section_names() {
-            if !matches!(name, "DEFAULT" | "neutron" | "binding") {
+            if !matches!(name, "DEFAULT" | "neutron" | "binding" | "vif_pool") {
                 config
                     .warnings
                     .push(format!("ignoring unknown config section [{name}]"));
@@ -307,6 +327,40 @@ impl Config {
                     .warnings
                     .push(format!("ignoring unknown option [binding] {key}")),
             }
+        }
+        Ok(())
+    }
+
+    fn apply_vif_pool(&mut self, opts: BTreeMap<String, String>) -> Result<(), ConfigError> {
+        let p = &mut self.vif_pool;
+        for (key, value) in opts {
+            let number = || {
+                value
+                    .parse::<usize>()
+                    .map_err(|_| invalid("vif_pool", &key, &value, "must be a whole number"))
+            };
+            match key.as_str() {
+                "ports_pool_min" => p.ports_pool_min = number()?,
+                "ports_pool_max" => p.ports_pool_max = number()?,
+                "ports_pool_batch" => {
+                    p.ports_pool_batch = number()?;
+                    if p.ports_pool_batch == 0 {
+                        return Err(invalid("vif_pool", &key, &value, "must be at least 1"));
+                    }
+                }
+                "ports_pool_update_frequency" => p.ports_pool_update_frequency = number()? as u64,
+                _ => self
+                    .warnings
+                    .push(format!("ignoring unknown option [vif_pool] {key}")),
+            }
+        }
+        if p.ports_pool_max > 0 && p.ports_pool_max < p.ports_pool_min {
+            return Err(invalid(
+                "vif_pool",
+                "ports_pool_max",
+                &p.ports_pool_max.to_string(),
+                "must be 0 (no limit) or at least ports_pool_min",
+            ));
         }
         Ok(())
     }
@@ -446,5 +500,34 @@ mod tests {
         let c = Config::load(&path, true).expect("valid");
         assert!(c.warnings.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn vif_pool_section() {
+        let c = Config::parse("[DEFAULT]\n").expect("valid");
+        assert_eq!(c.vif_pool.ports_pool_min, 0, "pools are off by default");
+        assert_eq!(c.vif_pool.ports_pool_batch, 10);
+        let c = Config::parse(
+            "[vif_pool]\nports_pool_min = 2\nports_pool_max = 8\nports_pool_batch = 4\nports_pool_update_frequency = 3\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.vif_pool,
+            VifPoolOptions {
+                ports_pool_min: 2,
+                ports_pool_max: 8,
+                ports_pool_batch: 4,
+                ports_pool_update_frequency: 3,
+            }
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        for bad in [
+            "ports_pool_min = -1",
+            "ports_pool_batch = 0",
+            "ports_pool_min = 5\nports_pool_max = 2",
+        ] {
+            let err = Config::parse(&format!("[vif_pool]\n{bad}\n")).expect_err(bad);
+            assert!(err.to_string().contains("vif_pool"), "{err}");
+        }
     }
 }

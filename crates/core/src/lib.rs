@@ -5,8 +5,10 @@
 pub mod binding;
 pub mod config;
 pub mod credentials;
+pub mod gc;
 pub mod ini;
 pub mod ipmath;
 pub mod metrics;
 pub mod naming;
 pub mod socket;
+pub mod vif_pool;

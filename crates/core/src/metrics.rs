@@ -22,6 +22,8 @@ pub const OPERATION_DURATION: &str = "kuryr_operation_duration_seconds";
 pub const OPERATION_ERRORS: &str = "kuryr_operation_errors_total";
 /// Neutron replies, labelled `method` and `status`.
 pub const NEUTRON_REQUESTS: &str = "kuryr_neutron_requests_total";
+/// Ready ports of each port pool, labelled `network_id` and `subnet_id`.
+pub const POOL_READY_PORTS: &str = "kuryr_port_pool_ready_ports";
 
 #[derive(Debug, Clone, Default)]
 struct Histogram {
@@ -45,6 +47,8 @@ impl Histogram {
 struct Inner {
     durations: BTreeMap<String, Histogram>,
     errors: BTreeMap<(String, String), u64>,
+    /// (network id, subnet id) → ready ports.
+    pools: BTreeMap<(String, String), usize>,
 }
 
 /// Operation latencies and errors. Cheap to record into from many tasks.
@@ -80,6 +84,20 @@ impl Metrics {
                 .entry((operation.to_owned(), kind.to_owned()))
                 .or_default() += 1;
         }
+    }
+
+    /// Records the number of ready ports of a port pool.
+    pub fn set_pool_size(&self, network_id: &str, subnet_id: &str, ready: usize) {
+        self.lock()
+            .pools
+            .insert((network_id.to_owned(), subnet_id.to_owned()), ready);
+    }
+
+    /// Forgets a deleted pool.
+    pub fn remove_pool_size(&self, network_id: &str, subnet_id: &str) {
+        self.lock()
+            .pools
+            .remove(&(network_id.to_owned(), subnet_id.to_owned()));
     }
 
     /// The Prometheus text exposition of these metrics plus Neutron reply
@@ -141,6 +159,19 @@ impl Metrics {
                 out,
                 "{NEUTRON_REQUESTS}{{method=\"{}\",status=\"{status}\"}} {n}",
                 escape(method)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {POOL_READY_PORTS} Pre-plugged ports ready in each port pool."
+        );
+        let _ = writeln!(out, "# TYPE {POOL_READY_PORTS} gauge");
+        for ((network, subnet), n) in &inner.pools {
+            let _ = writeln!(
+                out,
+                "{POOL_READY_PORTS}{{network_id=\"{}\",subnet_id=\"{}\"}} {n}",
+                escape(network),
+                escape(subnet)
             );
         }
         out
@@ -214,6 +245,21 @@ mod tests {
         assert!(text.contains("# TYPE kuryr_operation_errors_total counter\n"));
         assert!(text.contains("kuryr_neutron_requests_total{method=\"POST\",status=\"201\"} 4\n"));
         assert!(text.contains("kuryr_neutron_requests_total{method=\"GET\",status=\"404\"} 1\n"));
+    }
+
+    #[test]
+    fn pool_sizes_are_a_gauge() {
+        let m = Metrics::new();
+        m.set_pool_size("n1", "s1", 3);
+        m.set_pool_size("n1", "s1", 2);
+        m.set_pool_size("n2", "s2", 5);
+        m.remove_pool_size("n2", "s2");
+        let text = m.render(&[]);
+        assert!(text.contains("# TYPE kuryr_port_pool_ready_ports gauge\n"));
+        assert!(
+            text.contains("kuryr_port_pool_ready_ports{network_id=\"n1\",subnet_id=\"s1\"} 2\n")
+        );
+        assert!(!text.contains("n2"), "{text}");
     }
 
     #[test]

@@ -10,6 +10,31 @@
 pub const DEVICE_OWNER: &str = "compute:kuryr";
 /// Name of a port created for an address before its endpoint exists.
 pub const UNBOUND_PORT_NAME: &str = "kuryr-unbound-port";
+/// Name of a pre-plugged port waiting in a pool (upstream
+/// kuryr-kubernetes' constant).
+pub const POOL_PORT_NAME: &str = "kuryr-pool-port";
+/// Tag on a port that belongs to a pool (ready or being returned), next to
+/// [`DEVICE_OWNER`]. A claimed port loses it once its owner is recorded.
+pub const POOL_TAG: &str = "kuryr.pool";
+/// Next to [`POOL_TAG`]: whose pools a port is in, `kuryr.pool.<service>:
+/// <hash of the socket path>` (service `docker` or `cni`), so two services,
+/// or two instances on their own sockets, never take each other's ports.
+/// Stable across restarts on the same socket.
+pub fn pool_owner_tag(service: &str, socket: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    // FNV-1a: stable across builds (unlike std's hasher).
+    let hash = socket
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("kuryr.pool.{service}:{hash:016x}")
+}
+/// OVS `external_ids` key on a ready pool port's interface, valued with its
+/// Neutron network id. A ready pool port has no `vm-uuid`.
+pub const OVS_POOL_KEY: &str = "kuryr-pool";
 /// Tag on a pre-existing port that Kuryr adopted (reset, never deleted).
 pub const EXISTING_PORT_TAG: &str = "kuryr.port.existing";
 /// Tag on a pre-existing subnetpool that Kuryr uses (never deleted).

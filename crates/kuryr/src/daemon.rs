@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use kuryr_core::binding::Binder;
+use kuryr_core::binding::{Binder, NestedConfig, NestedMode};
 use kuryr_core::config::Config;
 use netplumb::ovs::{OvsdbClient, Switch};
 use netplumb::Netlink;
@@ -17,6 +17,26 @@ use tracing::{info, warn};
 
 use crate::cni::{NeutronCni, Settings};
 
+/// The binder for `[binding] driver`: as is for veth; for macvlan, ipvlan
+/// and vlan, nested on `[binding] link_iface` (docs/nested.md).
+pub(crate) fn nested_binder(binder: Binder, config: &Config, neutron: &Neutron) -> Result<Binder> {
+    let driver = config.binding.driver.as_str();
+    let Some(mode) = NestedMode::from_driver(driver) else {
+        if driver != "veth" {
+            bail!("[binding] driver = {driver}: not a binding driver this host can use");
+        }
+        return Ok(binder);
+    };
+    let Some(link_iface) = config.binding.link_iface.clone() else {
+        bail!("[binding] driver = {driver} needs [binding] link_iface (the VM's NIC)");
+    };
+    info!(
+        driver,
+        link_iface, "nested binding: containers ride on the VM's port"
+    );
+    Ok(binder.with_nested(neutron.clone(), NestedConfig { mode, link_iface }))
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Unix socket to serve (the plugin's `KURYR_CNI_SOCKET`).
@@ -25,15 +45,13 @@ pub struct Args {
     /// `ip:port` serving `/metrics` and `/healthz` (overrides `[DEFAULT] metrics_address`).
     #[arg(long)]
     metrics_address: Option<String>,
+    /// Skip the garbage collection (`kuryr gc`) run in the background (at start, then every 10 minutes).
+    /// Tests that leave leaks on purpose set `KURYR_NO_GC=true`.
+    #[arg(long, env = "KURYR_NO_GC")]
+    no_gc: bool,
 }
 
 pub async fn run(config: Config, args: Args) -> Result<()> {
-    if config.binding.driver != "veth" {
-        bail!(
-            "[binding] driver = {}: only the veth driver is implemented for CNI",
-            config.binding.driver
-        );
-    }
     let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
     let neutron = Neutron::new(auth).context("building the Neutron client")?;
     if let Err(err) = neutron.list_extensions().await {
@@ -43,13 +61,19 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
     let netlink = Netlink::host().await.context("opening netlink")?;
     let switch: Arc<dyn Switch> = Arc::new(OvsdbClient::new(config.binding.ovsdb_socket.clone()));
     let binder = Binder::new(netlink, switch, config.binding.integration_bridge.clone());
+    let binder = nested_binder(binder, &config, &neutron)?;
     let settings = Settings {
         host: host.clone(),
         active_timeout: Duration::from_secs(config.neutron.vif_plugging_timeout),
         active_is_fatal: config.neutron.vif_plugging_is_fatal,
+        pool: kuryr_core::vif_pool::PoolSettings::from_config(&config),
+        pool_owner_tag: kuryr_core::naming::pool_owner_tag("cni", &args.socket),
     };
     let health = Arc::new(crate::metrics::Health::new(Arc::new(neutron.clone())));
+    let gc_neutron = neutron.clone();
     let handler = Arc::new(NeutronCni::new(neutron, binder, settings));
+    // Before serving: the first ADD after a restart takes a pool port found again.
+    handler.recover_pools().await;
     let socket = kuryr_cni::CniSocket::bind(&args.socket)
         .await
         .with_context(|| format!("binding {}", args.socket.display()))?;
@@ -76,6 +100,9 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
         crate::libnetwork::stopped(stop_rx),
     )
     .await?;
+    if !args.no_gc {
+        crate::gc::spawn_at_start(&config, gc_neutron, config.default.plugin_socket.clone());
+    }
     crate::libnetwork::wait_for_signal().await?;
     info!("shutting down");
     let _ = stop_tx.send(true);

@@ -21,15 +21,13 @@ pub struct Args {
     /// `ip:port` serving `/metrics` and `/healthz` (overrides `[DEFAULT] metrics_address`).
     #[arg(long)]
     metrics_address: Option<String>,
+    /// Skip the garbage collection (`kuryr gc`) run in the background (at start, then every 10 minutes).
+    /// Tests that leave leaks on purpose set `KURYR_NO_GC=true`.
+    #[arg(long, env = "KURYR_NO_GC")]
+    no_gc: bool,
 }
 
 pub async fn run(config: Config, args: Args) -> Result<()> {
-    if config.binding.driver != "veth" {
-        bail!(
-            "[binding] driver = {}: only the veth driver (bare metal: OVS or Linux bridge) is implemented so far",
-            config.binding.driver
-        );
-    }
     let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
     let neutron = Neutron::new(auth).context("building the Neutron client")?;
     check_neutron(&neutron).await;
@@ -37,8 +35,14 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
     let netlink = Netlink::host().await.context("opening netlink")?;
     let switch: Arc<dyn Switch> = Arc::new(OvsdbClient::new(config.binding.ovsdb_socket.clone()));
     let binder = Binder::new(netlink, switch, config.binding.integration_bridge.clone());
-    let settings = DriverSettings::from_config(&config, host.clone());
+    let binder = crate::daemon::nested_binder(binder, &config, &neutron)?;
+    let mut settings = DriverSettings::from_config(&config, host.clone());
+    if let Some(socket) = &args.socket {
+        // Pool ports belong to the socket served (one plugin per socket).
+        settings.pool_owner_tag = kuryr_core::naming::pool_owner_tag("docker", socket);
+    }
     let health = Arc::new(crate::metrics::Health::new(Arc::new(neutron.clone())));
+    let driver_neutron = neutron.clone();
     let driver = Arc::new(KuryrDriver::new(neutron, binder, settings));
     info!(
         host,
@@ -46,10 +50,26 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
         "kuryr libnetwork starting"
     );
 
+    // Before serving, so the first container after a restart is served
+    // from the pool found again (one GET, plus OVSDB reads).
+    driver.recover_pools().await;
+    {
+        let driver = driver.clone();
+        tokio::spawn(async move {
+            match driver.reconcile_owners().await {
+                Ok(0) => {}
+                Ok(n) => info!(ports = n, "recorded owners a crash left out"),
+                Err(err) => warn!(%err, "reconciling port owners failed"),
+            }
+        });
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let socket = args
         .socket
         .unwrap_or_else(|| config.default.plugin_socket.clone());
+    if !args.no_gc {
+        crate::gc::spawn_at_start(&config, driver_neutron.clone(), socket.clone());
+    }
     let unix = {
         let (driver, health, stop) = (driver.clone(), health.clone(), stopped(stop_rx.clone()));
         tokio::spawn(async move {
@@ -82,6 +102,7 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
     info!("shutting down");
     let _ = stop_tx.send(true);
     unix.await.context("unix socket server task")??;
+    driver.settle_all().await;
     if let Some(tcp) = tcp {
         tcp.await.context("TCP server task")??;
     }

@@ -3,8 +3,10 @@
 
 mod cni;
 mod daemon;
+mod gc;
 mod libnetwork;
 mod metrics;
+mod status;
 
 use std::path::PathBuf;
 
@@ -38,6 +40,10 @@ enum Command {
     Daemon(daemon::Args),
     /// Print the configuration in force (secrets hidden) and check the credentials.
     CheckConfig,
+    /// Remove what this host's Kuryr made and nobody uses (ports, veths, OVS ports).
+    Gc(gc::Args),
+    /// Print this host's view: networks, attachments, pools and health.
+    Status(status::Args),
 }
 
 fn main() -> Result<()> {
@@ -58,6 +64,8 @@ fn main() -> Result<()> {
         Command::Libnetwork(args) => runtime.block_on(libnetwork::run(config, args)),
         Command::Daemon(args) => runtime.block_on(daemon::run(config, args)),
         Command::CheckConfig => check_config(&config),
+        Command::Gc(args) => runtime.block_on(gc::run(config, args)),
+        Command::Status(args) => runtime.block_on(status::run(config, args)),
     }
 }
 

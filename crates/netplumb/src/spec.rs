@@ -235,6 +235,18 @@ impl VlanSpec {
         self
     }
 
+    /// Set the MTU.
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// Create it inside `netns` (nested CNI: straight into the container).
+    pub fn netns(mut self, netns: Netns) -> Self {
+        self.netns = Some(netns);
+        self
+    }
+
     /// Check names, id, MTU and MAC.
     pub fn validate(&self) -> Result<()> {
         validate_ifname(&self.name)?;
@@ -284,6 +296,18 @@ impl IpvlanSpec {
             mtu: None,
             netns: None,
         }
+    }
+
+    /// Set the MTU.
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// Create it inside `netns` (nested CNI: straight into the container).
+    pub fn netns(mut self, netns: Netns) -> Self {
+        self.netns = Some(netns);
+        self
     }
 
     /// Check names and MTU.
@@ -820,6 +844,56 @@ mod tests {
             );
             assert_eq!(roundtrip(&msg), msg);
         }
+    }
+
+    /// Nested CNI: the VLAN subinterface and the ipvlan are created straight
+    /// in the container's netns, with the network's MTU.
+    #[test]
+    fn vlan_and_ipvlan_into_netns_with_mtu() {
+        let ns = Netns::current().unwrap();
+        let netns_fd = |msg: &LinkMessage| {
+            attr(msg, |a| match a {
+                LinkAttribute::NetNsFd(f) => Some(*f),
+                _ => None,
+            })
+        };
+        let mtu = |msg: &LinkMessage| {
+            attr(msg, |a| match a {
+                LinkAttribute::Mtu(m) => Some(*m),
+                _ => None,
+            })
+        };
+        let vlan = VlanSpec::new("eth0", "ens3", 4094)
+            .mac(mac("fa:16:3e:01:02:04"))
+            .mtu(1442)
+            .netns(ns.clone());
+        vlan.validate().unwrap();
+        let msg = vlan_message(&vlan, 2);
+        assert_eq!(info_data(&msg), &InfoData::Vlan(vec![InfoVlan::Id(4094)]));
+        assert_eq!(netns_fd(&msg), Some(ns.raw_fd()));
+        assert_eq!(mtu(&msg), Some(1442));
+        assert_eq!(roundtrip(&msg), msg);
+
+        let ipvlan = IpvlanSpec::new("eth0", "ens3", IpvlanMode::L2)
+            .mtu(1442)
+            .netns(ns.clone());
+        ipvlan.validate().unwrap();
+        let msg = ipvlan_message(&ipvlan, 2);
+        assert_eq!(netns_fd(&msg), Some(ns.raw_fd()));
+        assert_eq!(mtu(&msg), Some(1442));
+        assert!(
+            attr(&msg, |a| match a {
+                LinkAttribute::Address(m) => Some(m.len()),
+                _ => None,
+            })
+            .is_none(),
+            "an ipvlan shares its parent's MAC"
+        );
+        assert_eq!(roundtrip(&msg), msg);
+        assert!(IpvlanSpec::new("eth0", "ens3", IpvlanMode::L2)
+            .mtu(10)
+            .validate()
+            .is_err());
     }
 
     #[test]

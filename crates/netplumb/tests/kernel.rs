@@ -510,6 +510,49 @@ async fn ipvlan_or_clear_unsupported() {
     }
 }
 
+/// Nested CNI: VLAN subinterface and ipvlan created straight in the
+/// container's netns (with MTU), or the kernel's missing feature named and
+/// nothing left in either namespace.
+#[tokio::test]
+async fn vlan_and_ipvlan_into_netns_or_clear_unsupported() {
+    if !require_root("vlan_and_ipvlan_into_netns_or_clear_unsupported") {
+        return;
+    }
+    let nl = Netlink::host().await.unwrap();
+    let (parent, peer) = (unique("knp-h"), unique("knp-p"));
+    let _g = LinkGuard(parent.clone());
+    nl.create_veth(&VethSpec::new(&parent, &peer).mtu(1500))
+        .await
+        .unwrap();
+    let ns = NetnsGuard::new();
+    let inner = Netlink::in_netns(&ns.ns).await.unwrap();
+    let vlan = VlanSpec::new("eth0", &parent, 42)
+        .mac(mac("fa:16:3e:00:00:2a"))
+        .mtu(1400)
+        .netns(ns.ns.clone());
+    let ipvlan = IpvlanSpec::new("eth1", &parent, IpvlanMode::L2)
+        .mtu(1400)
+        .netns(ns.ns.clone());
+    for (name, result, feature) in [
+        ("eth0", nl.create_vlan(&vlan).await, "vlan (8021q)"),
+        ("eth1", nl.create_ipvlan(&ipvlan).await, "ipvlan"),
+    ] {
+        match result {
+            Ok(link) => {
+                assert_eq!(link.name, name);
+                assert_eq!(link.mtu, 1400);
+                assert!(inner.link_exists(name).await.unwrap());
+            }
+            Err(e @ Error::Unsupported { .. }) => {
+                assert!(e.to_string().contains(feature), "{e}");
+                assert!(!inner.link_exists(name).await.unwrap());
+                eprintln!("skipped {feature} into netns: {e}");
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn linux_bridge_attach_detach() {
     if !require_root("linux_bridge_attach_detach") {

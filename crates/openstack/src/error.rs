@@ -188,6 +188,12 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
+    /// The connection failed after it was made (reset, closed early): the
+    /// request's outcome is unknown.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Error::Transport { .. })
+    }
+
     pub(crate) fn transport(method: &str, path: &str, source: reqwest::Error) -> Self {
         let (method, path) = (method.to_owned(), path.to_owned());
         if source.is_connect() {

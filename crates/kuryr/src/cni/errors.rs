@@ -25,16 +25,20 @@ pub fn neutron(what: &str, err: &openstack::Error) -> CniError {
 }
 
 pub fn is_transient(err: &openstack::Error) -> bool {
-    err.is_connect() || err.is_timeout() || err.is_server_error() || err.is_conflict()
+    err.is_connect()
+        || err.is_timeout()
+        || err.is_transport()
+        || err.is_server_error()
+        || err.is_conflict()
 }
 
 pub fn bind(err: &BindError) -> CniError {
     match err {
         BindError::NotActive { .. } => CniError::new(NOT_ACTIVE, err.to_string()),
-        BindError::Neutron { source, .. } => neutron("waiting for the port", source),
-        BindError::UnsupportedVifType { .. } | BindError::Plumbing { .. } => {
-            CniError::new(PLUMBING_FAILED, err.to_string())
-        }
+        BindError::Neutron { source, .. } => neutron("binding the port", source),
+        BindError::UnsupportedVifType { .. }
+        | BindError::Plumbing { .. }
+        | BindError::Nested { .. } => CniError::new(PLUMBING_FAILED, err.to_string()),
     }
 }
 

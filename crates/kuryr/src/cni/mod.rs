@@ -14,10 +14,13 @@ use std::time::Duration;
 use kuryr_cni::proto::{AttachmentRequest, GcRequest, StatusRequest};
 use kuryr_cni::spec::{Interface, IpConfig, Route};
 use kuryr_cni::{AddResult, CniError, CniHandler};
-use kuryr_core::binding::{Binder, NetnsTarget, PlugRequest, OWNER_KEY};
-use kuryr_core::naming::DEVICE_OWNER;
+use kuryr_core::binding::{Binder, NetnsPlugged, NetnsTarget, PlugRequest, OWNER_KEY};
+use kuryr_core::naming::{self, DEVICE_OWNER};
+use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort, PortPool};
 use netplumb::{IpNet, MacAddr, Netns, RouteSpec};
-use openstack::neutron::{FixedIpRequest, Neutron, Port, PortCreate, Query, Subnet};
+use openstack::neutron::{
+    FixedIpRequest, Neutron, Port, PortCreate, PortUpdate, Query, Resource, Subnet,
+};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 /// When the Neutron status poll starts, racing the local ovn-installed
@@ -33,6 +36,10 @@ pub struct Settings {
     pub active_timeout: Duration,
     /// Whether a port that is not ACTIVE in time fails the ADD.
     pub active_is_fatal: bool,
+    /// `[vif_pool]` (min 0: no pools).
+    pub pool: PoolSettings,
+    /// Tag marking this daemon's pool ports ([`naming::pool_owner_tag`]).
+    pub pool_owner_tag: String,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +61,8 @@ pub struct NeutronCni {
     /// One call at a time per attachment: a DEL sent while its ADD still
     /// runs (a runtime that timed out) waits, then finds the port.
     attachments: Mutex<HashMap<(String, String), AttachmentLock>>,
+    /// Pre-plugged ports (docs/cni.md § Port pools).
+    pool: Arc<PortPool>,
 }
 
 type AttachmentLock = Arc<tokio::sync::Mutex<()>>;
@@ -68,7 +77,14 @@ struct Layout {
 
 impl NeutronCni {
     pub fn new(neutron: Neutron, binder: Binder, settings: Settings) -> Self {
+        let pool = PortPool::new(
+            neutron.clone(),
+            binder.clone(),
+            kuryr_core::vif_pool::ready_timeout(settings.active_timeout),
+            settings.pool_owner_tag.clone(),
+        );
         NeutronCni {
+            pool,
             neutron,
             binder,
             settings,
@@ -105,6 +121,12 @@ impl NeutronCni {
             )));
         }
         let network = self.network_for(req).await?;
+        if let Some(result) = self
+            .add_from_pool(req, &network, &netns, netns_path)
+            .await?
+        {
+            return Ok(result);
+        }
         let body = self.port_body(req, &network).await?;
         let subnets_query = Query::new().network_id(&network.id);
         let (port, subnets) = tokio::join!(
@@ -163,6 +185,7 @@ impl NeutronCni {
             mtu: network.mtu,
             vif_type: port.binding_vif_type.clone(),
             owner_id: req.container_id.clone(),
+            fixed_ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
         };
         let target = NetnsTarget {
             netns,
@@ -194,45 +217,204 @@ impl NeutronCni {
             Err(err) if self.settings.active_is_fatal => return Err(errors::bind(&err)),
             Err(err) => warn!(port_id = %port.id, %err, "port not ACTIVE; continuing"),
         }
-        let ours = AddResult {
-            cni_version: None,
-            interfaces: vec![
-                Interface {
-                    name: plugged.plugged.host_ifname.clone(),
-                    mac: plugged.host_mac.map(|m| m.to_string()),
-                    mtu: network.mtu,
-                    ..Interface::default()
-                },
-                Interface {
-                    name: req.ifname.clone(),
-                    mac: Some(mac.to_string()),
-                    mtu: network.mtu,
-                    sandbox: Some(netns_path.to_string()),
-                    ..Interface::default()
-                },
-            ],
-            ips: layout
-                .addresses
-                .iter()
-                .map(|(addr, gw)| IpConfig::new(*addr, *gw, Some(1)))
-                .collect(),
-            routes: layout
-                .routes
-                .iter()
-                .map(|r| Route::new(r.dest, r.gateway))
-                .collect(),
-            dns: kuryr_cni::spec::Dns {
-                nameservers: layout.nameservers,
-                ..Default::default()
-            },
-        };
-        Ok(match &req.prev_result {
-            Some(prev) => {
-                let mut chained = prev.clone();
-                chained.append(ours);
-                chained
+        Ok(add_result(
+            req,
+            &plugged,
+            &mac.to_string(),
+            network.mtu,
+            layout,
+            netns_path,
+        ))
+    }
+
+    /// ADD from a ready pool port, when pools are on and the request asks
+    /// for nothing a pool port lacks (security groups, project): one GET
+    /// (the subnets), then local work only; the port's owner reaches
+    /// Neutron after the reply. `None`: not served from a pool.
+    async fn add_from_pool(
+        &self,
+        req: &AttachmentRequest,
+        network: &NetworkRef,
+        netns: &Netns,
+        netns_path: &str,
+    ) -> Result<Option<AddResult>, CniError> {
+        let conf = req.config.neutron.clone().unwrap_or_default();
+        if !self.settings.pool.enabled()
+            || !self.binder.binds_host()
+            || conf.security_groups.is_some()
+            || conf.project.is_some()
+        {
+            return Ok(None);
+        }
+        let subnets = self
+            .neutron
+            .list_subnets(&Query::new().network_id(&network.id))
+            .await
+            .map_err(|e| errors::neutron("listing the subnets", &e))?;
+        let subnet = match &conf.subnet {
+            Some(reference) => {
+                let id = self.subnet_id(&network.id, reference).await?;
+                subnets.iter().find(|s| s.id == id)
             }
-            None => ours,
+            // A pool port has one address: single-subnet networks only.
+            None if subnets.len() == 1 => subnets.first(),
+            None => None,
+        };
+        let Some(subnet) = subnet else {
+            return Ok(None);
+        };
+        let key = PoolKey::new(
+            network.id.clone(),
+            subnet.id.clone(),
+            self.settings.host.clone(),
+            Vec::new(),
+            String::new(),
+        );
+        if self.pool.settings(&key).is_none() {
+            self.pool.configure(&key, self.settings.pool, network.mtu);
+        }
+        let Some(pooled) = self.pool.take(&key) else {
+            return Ok(None);
+        };
+        match self
+            .claim_pooled(req, network, netns, netns_path, &subnets, &pooled)
+            .await
+        {
+            Ok(result) => Ok(Some(result)),
+            Err(err) => {
+                self.pool.discard(&pooled.port.id).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn claim_pooled(
+        &self,
+        req: &AttachmentRequest,
+        network: &NetworkRef,
+        netns: &Netns,
+        netns_path: &str,
+        subnets: &[Subnet],
+        pooled: &PooledPort,
+    ) -> Result<AddResult, CniError> {
+        let port = &pooled.port;
+        let layout = layout_of(port, subnets)?;
+        let cni_network = req.config.name.as_deref().unwrap_or_default();
+        let mut ids = tags::ovs_external_ids(cni_network, &req.ifname);
+        ids.insert(OWNER_KEY.to_string(), req.container_id.clone());
+        self.binder
+            .switch()
+            .update_interface_external_ids(
+                &pooled.plugged.host_ifname,
+                &ids,
+                &[naming::OVS_POOL_KEY],
+            )
+            .await
+            .map_err(|e| errors::plumbing("claiming the pool port in OVSDB", &e))?;
+        let target = NetnsTarget {
+            netns: netns.clone(),
+            ifname: req.ifname.clone(),
+            addresses: layout.addresses.iter().map(|(a, _)| *a).collect(),
+            routes: layout.routes.clone(),
+            external_ids: Default::default(),
+        };
+        let plugged = self
+            .binder
+            .adopt_into_netns(&port.id, &pooled.plugged, &target)
+            .await
+            .map_err(|e| errors::bind(&e))?;
+        info!(port_id = %port.id, network_id = %network.id, "pool port taken");
+        let owner = PortOwner {
+            name: tags::port_name(&req.container_id, &req.ifname),
+            device_id: req.container_id.clone(),
+            tags: tags::port_tags(&req.container_id, &req.ifname, cni_network),
+        };
+        tokio::spawn(record_owner(self.neutron.clone(), port.id.clone(), owner));
+        Ok(add_result(
+            req,
+            &plugged,
+            &port.mac_address,
+            network.mtu,
+            layout,
+            netns_path,
+        ))
+    }
+
+    /// At start: re-adopts this host's ready CNI pool ports, then records
+    /// the owner of any pool port a crash left claimed in OVSDB only.
+    pub async fn recover_pools(&self) {
+        self.pool
+            .recover(&self.settings.host, self.settings.pool)
+            .await;
+        let found = match self
+            .binder
+            .switch()
+            .find_interfaces(tags::OVS_IFNAME_KEY, None)
+            .await
+        {
+            Ok(found) => found,
+            Err(err) => {
+                warn!(%err, "reading OVSDB at start");
+                return;
+            }
+        };
+        let claimed: HashMap<String, (String, String, String)> = found
+            .into_iter()
+            .filter_map(|i| {
+                let ids = i.external_ids;
+                Some((
+                    ids.get("iface-id")?.clone(),
+                    (
+                        ids.get(OWNER_KEY)?.clone(),
+                        ids.get(tags::OVS_IFNAME_KEY)?.clone(),
+                        ids.get(tags::OVS_NETWORK_KEY).cloned().unwrap_or_default(),
+                    ),
+                ))
+            })
+            .collect();
+        if claimed.is_empty() {
+            return;
+        }
+        let query = Query::new()
+            .binding_host_id(&self.settings.host)
+            .name(naming::POOL_PORT_NAME)
+            .tags([self.settings.pool_owner_tag.as_str()]);
+        let ports = match self.neutron.list_ports(&query).await {
+            Ok(ports) => ports,
+            Err(err) => {
+                warn!(%err, "listing pool ports at start");
+                return;
+            }
+        };
+        for port in ports {
+            if let Some((cid, ifname, net)) = claimed.get(&port.id) {
+                info!(port_id = %port.id, container_id = %cid, "recording the owner a crash left out");
+                let owner = PortOwner {
+                    name: tags::port_name(cid, ifname),
+                    device_id: cid.clone(),
+                    tags: tags::port_tags(cid, ifname, net),
+                };
+                record_owner(self.neutron.clone(), port.id, owner).await;
+            }
+        }
+    }
+
+    /// The port of an attachment through OVSDB alone (`vm-uuid` and
+    /// `kuryr-cni-ifname`): a pool port whose owner is not in Neutron yet.
+    async fn port_in_ovsdb(&self, container_id: &str, ifname: &str) -> Option<String> {
+        if !self.binder.binds_host() {
+            return None;
+        }
+        let found = self
+            .binder
+            .switch()
+            .find_interfaces(OWNER_KEY, Some(container_id))
+            .await
+            .ok()?;
+        found.into_iter().find_map(|i| {
+            (i.external_ids.get(tags::OVS_IFNAME_KEY).map(String::as_str) == Some(ifname))
+                .then(|| i.external_ids.get("iface-id").cloned())
+                .flatten()
         })
     }
 
@@ -267,7 +449,8 @@ impl NeutronCni {
             name: Some(tags::port_name(&req.container_id, &req.ifname)),
             device_owner: Some(DEVICE_OWNER.to_string()),
             device_id: Some(req.container_id.clone()),
-            binding_host_id: Some(self.settings.host.clone()),
+            // Nested (in a VM): the port stays unbound (docs/nested.md).
+            binding_host_id: self.binder.binds_host().then(|| self.settings.host.clone()),
             admin_state_up: Some(true),
             tags: Some(tags::port_tags(&req.container_id, &req.ifname, cni_network)),
             fixed_ips,
@@ -423,8 +606,13 @@ impl NeutronCni {
         let query = Query::new()
             .device_owner(DEVICE_OWNER)
             .device_id(container_id)
-            .binding_host_id(&self.settings.host)
             .tags([tags::ifname_tag(ifname)]);
+        // Nested ports are unbound; the container id alone finds them.
+        let query = if self.binder.binds_host() {
+            query.binding_host_id(&self.settings.host)
+        } else {
+            query
+        };
         self.neutron
             .list_ports(&query)
             .await
@@ -454,6 +642,11 @@ impl NeutronCni {
     async fn del_attachment(&self, req: &AttachmentRequest) -> Result<(), CniError> {
         let ports = self.ports_of(&req.container_id, &req.ifname).await?;
         if ports.is_empty() {
+            if let Some(port_id) = self.port_in_ovsdb(&req.container_id, &req.ifname).await {
+                self.remove(&port_id).await?;
+                info!(port_id, "pool port removed");
+                return Ok(());
+            }
             debug!("DEL: nothing to remove");
         }
         for port in &ports {
@@ -511,6 +704,10 @@ impl NeutronCni {
         valid: &HashSet<(&str, &str)>,
         first_error: &mut Option<CniError>,
     ) {
+        if !self.binder.binds_host() {
+            // Nested: no OVS in the VM; the links went with their netns.
+            return;
+        }
         let found = match self
             .binder
             .switch()
@@ -543,6 +740,89 @@ impl NeutronCni {
                     first_error.get_or_insert(errors::bind(&err));
                 }
             }
+        }
+    }
+}
+
+/// The CNI result of an attachment (chained after `prevResult`, if any).
+fn add_result(
+    req: &AttachmentRequest,
+    plugged: &NetnsPlugged,
+    mac: &str,
+    network_mtu: Option<u32>,
+    layout: Layout,
+    netns_path: &str,
+) -> AddResult {
+    let mut interfaces = vec![
+        Interface {
+            name: plugged.plugged.host_ifname.clone(),
+            mac: plugged.host_mac.map(|m| m.to_string()),
+            mtu: network_mtu,
+            ..Interface::default()
+        },
+        Interface {
+            name: req.ifname.clone(),
+            mac: Some(mac.to_string()),
+            mtu: network_mtu,
+            sandbox: Some(netns_path.to_string()),
+            ..Interface::default()
+        },
+    ];
+    // Nested (macvlan/ipvlan/vlan in a VM): no host end.
+    interfaces.retain(|i| !i.name.is_empty());
+    let container_index = u32::from(interfaces.len() > 1);
+    let ours = AddResult {
+        cni_version: None,
+        interfaces,
+        ips: layout
+            .addresses
+            .iter()
+            .map(|(addr, gw)| IpConfig::new(*addr, *gw, Some(container_index)))
+            .collect(),
+        routes: layout
+            .routes
+            .iter()
+            .map(|r| Route::new(r.dest, r.gateway))
+            .collect(),
+        dns: kuryr_cni::spec::Dns {
+            nameservers: layout.nameservers,
+            ..Default::default()
+        },
+    };
+    match &req.prev_result {
+        Some(prev) => {
+            let mut chained = prev.clone();
+            chained.append(ours);
+            chained
+        }
+        None => ours,
+    }
+}
+
+/// What a claimed pool port's Neutron record should say.
+struct PortOwner {
+    name: String,
+    device_id: String,
+    tags: Vec<String>,
+}
+
+/// Records a claimed pool port's owner after the ADD answered: name and
+/// device_id in one PUT, the tags in the other, concurrently. A port
+/// deleted meanwhile (a quick DEL) is fine; other failures are logged and
+/// repaired at the next start ([`NeutronCni::recover_pools`]).
+async fn record_owner(neutron: Neutron, port_id: String, owner: PortOwner) {
+    let update = PortUpdate {
+        name: Some(owner.name),
+        device_id: Some(owner.device_id),
+        ..PortUpdate::default()
+    };
+    let (updated, tagged) = tokio::join!(
+        neutron.update_port(&port_id, &update),
+        neutron.replace_tags(Resource::Ports, &port_id, &owner.tags)
+    );
+    for err in [updated.err(), tagged.err()].into_iter().flatten() {
+        if !err.is_not_found() {
+            warn!(port_id, %err, "recording the pool port's owner failed; retried at the next start");
         }
     }
 }

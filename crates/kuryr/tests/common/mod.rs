@@ -1126,3 +1126,13 @@ impl Drop for Fixture {
         self.sweep_neutron();
     }
 }
+
+// ------------------------------------------------------------- gc, status, crash
+
+impl Fixture {
+    /// Registers a container the test runs itself (e.g. from another
+    /// thread), so the fixture removes it at the end.
+    pub fn track_container(&self, name: &str) {
+        self.containers.borrow_mut().push(name.to_string());
+    }
+}

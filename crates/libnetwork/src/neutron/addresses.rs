@@ -9,6 +9,8 @@ use kuryr_core::{ipmath, naming};
 use openstack::neutron::{FixedIpRequest, Port, PortCreate, PortUpdate, Query, Resource, Subnet};
 use tracing::{info, warn};
 
+use kuryr_core::vif_pool::{PoolKey, PooledPort};
+
 use super::pools::PoolId;
 use super::{neutron_error, KuryrDriver, PoolInfo};
 use crate::api::{DriverError, DriverResult};
@@ -41,6 +43,35 @@ impl KuryrDriver {
                 )));
             }
         }
+        if req.address.is_none() && req.options.mac_address().is_none() {
+            if let Some((key, pooled)) = self.take_pooled(&subnet) {
+                let ip = pooled
+                    .port
+                    .fixed_ips
+                    .iter()
+                    .find(|f| f.subnet_id == subnet.id)
+                    .map(|f| f.ip_address);
+                if let Some(ip) = ip {
+                    info!(port_id = %pooled.port.id, %ip, "address from the port pool");
+                    let mut cache = self.cache();
+                    cache.addresses.insert(ip, pooled.port.clone());
+                    cache.pooled.insert(ip, (key, pooled));
+                    let address = IpNet::new(ip, pool.cidr.prefix_len())
+                        .map_err(|e| DriverError::internal(format!("bad prefix: {e}")))?;
+                    return Ok(RequestAddressResponse {
+                        address,
+                        data: BTreeMap::new(),
+                    });
+                }
+                warn!(port_id = %pooled.port.id, "pool port without an address on its subnet; deleting it");
+                let pool = self.pool.clone();
+                tokio::spawn(async move { pool.discard(&pooled.port.id).await });
+            }
+        }
+        if req.address.is_some() {
+            // A released port may still be on its way out.
+            self.settle_network(&subnet.network_id).await;
+        }
         let mac = req.options.mac_address().map(ToString::to_string);
         let port = self.create_address_port(&subnet, req.address, mac).await?;
         let ip = port
@@ -64,6 +95,21 @@ impl KuryrDriver {
         })
     }
 
+    /// A ready port of the subnet's pool, if pools are on for its network
+    /// (the pool is made, and starts filling, on first use).
+    fn take_pooled(&self, subnet: &Subnet) -> Option<(PoolKey, PooledPort)> {
+        let settings = self.pool_settings_of(&subnet.network_id);
+        if !settings.enabled() {
+            return None;
+        }
+        let key = self.pool_key(subnet);
+        if self.pool.settings(&key).is_none() {
+            self.pool.configure(&key, settings, None);
+        }
+        let pooled = self.pool.take(&key)?;
+        Some((key, pooled))
+    }
+
     /// The port for one container address: bound to this host, owned by
     /// Kuryr, tagged, in one POST. An unused existing port that holds the
     /// requested address is adopted instead.
@@ -81,7 +127,8 @@ impl KuryrDriver {
             }]),
             mac_address: mac,
             device_owner: Some(naming::DEVICE_OWNER.to_string()),
-            binding_host_id: Some(self.settings.host.clone()),
+            // Nested (in a VM): the port stays unbound (docs/nested.md).
+            binding_host_id: self.binder.binds_host().then(|| self.settings.host.clone()),
             admin_state_up: Some(true),
             tags: Some(vec![naming::DEVICE_OWNER.to_string()]),
             ..PortCreate::new(subnet.network_id.clone())
@@ -137,6 +184,26 @@ impl KuryrDriver {
             .address
             .ok_or_else(|| DriverError::bad_request("ReleaseAddress without an Address"))?;
         let id = PoolId::parse(&req.pool_id)?;
+        let back = {
+            let mut cache = self.cache();
+            let back = cache
+                .returning
+                .remove(&ip)
+                .or_else(|| cache.pooled.remove(&ip));
+            if back.is_some() {
+                cache.addresses.remove(&ip);
+            }
+            back
+        };
+        if let Some((key, pooled)) = back {
+            // Back to its pool after the reply (behind the claim's update).
+            let pool = self.pool.clone();
+            let port_id = pooled.port.id.clone();
+            self.defer(&port_id, &key.network_id.clone(), async move {
+                pool.give_back(&key, pooled).await;
+            });
+            return Ok(());
+        }
         let cached = self.cache().addresses.remove(&ip);
         let pool = match self.resolve_pool(&id).await {
             Ok(pool) => pool,
@@ -165,6 +232,21 @@ impl KuryrDriver {
         };
         match port {
             None => Ok(()),
+            Some(port) if is_own_port(&port) => {
+                // Deleted after the reply: the address stays taken in
+                // Neutron until then, and whatever reuses it (a specific
+                // `--ip`, the network's deletion) waits for this first.
+                let neutron = self.neutron.clone();
+                let id = port.id.clone();
+                self.defer(&port.id, &port.network_id, async move {
+                    match neutron.delete_port(&id).await {
+                        Ok(()) => info!(port_id = %id, "port deleted"),
+                        Err(e) if e.is_not_found() => {}
+                        Err(err) => warn!(port_id = %id, %err, "deleting the released port failed"),
+                    }
+                });
+                Ok(())
+            }
             Some(port) => self.release_port(&port).await,
         }
     }
@@ -213,6 +295,12 @@ impl KuryrDriver {
         info!(port_id = %port.id, "adopted port reset");
         Ok(())
     }
+}
+
+/// A port Kuryr made (not an adopted one): deleted on release.
+fn is_own_port(port: &Port) -> bool {
+    port.tags.iter().any(|t| t == naming::DEVICE_OWNER)
+        && !port.tags.iter().any(|t| t == naming::EXISTING_PORT_TAG)
 }
 
 fn is_kuryr_port_tag(tag: &str) -> bool {

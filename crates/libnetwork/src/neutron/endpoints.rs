@@ -2,20 +2,21 @@
 //! host, `Join` describes it to Docker, `DeleteEndpoint` unplugs it, and
 //! exposed ports become a security group on the port.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use kuryr_core::binding::{BindError, PlugRequest, Plugged};
+use kuryr_core::binding::{ActiveVia, BindError, PlugRequest, Plugged};
+use kuryr_core::vif_pool::{PoolKey, PooledPort};
 use kuryr_core::{ipmath, naming};
 use openstack::neutron::{
-    FixedIpRequest, Port, PortUpdate, Query, Resource, SecurityGroupCreate,
+    FixedIpRequest, Neutron, Port, PortUpdate, Query, Resource, SecurityGroupCreate,
     SecurityGroupRuleCreate, Subnet,
 };
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-use super::{neutron_error, EndpointInfo, KuryrDriver, ACTIVE_SEEN_FRESH};
+use super::{neutron_error, EndpointInfo, KuryrDriver, NetworkInfo, ACTIVE_SEEN_FRESH};
 use crate::api::{DriverError, DriverResult, ErrorKind};
 use crate::wire::{
     CreateEndpointRequest, CreateEndpointResponse, EndpointInterface, EndpointOperInfoResponse,
@@ -29,7 +30,9 @@ fn bind_error(err: BindError) -> DriverError {
     let kind = match &err {
         BindError::UnsupportedVifType { .. } => ErrorKind::Conflict,
         BindError::NotActive { .. } => ErrorKind::Unavailable,
-        BindError::Neutron { .. } | BindError::Plumbing { .. } => ErrorKind::Internal,
+        BindError::Neutron { .. } | BindError::Plumbing { .. } | BindError::Nested { .. } => {
+            ErrorKind::Internal
+        }
     };
     DriverError::new(kind, err.to_string())
 }
@@ -51,6 +54,42 @@ impl KuryrDriver {
                 "CreateEndpoint without an address: create the network with --ipam-driver kuryr",
             ));
         }
+        let requested_mac = req.interface.mac_address.as_ref().map(ToString::to_string);
+        let pooled: Vec<(PoolKey, PooledPort)> = {
+            let mut cache = self.cache();
+            addresses
+                .iter()
+                .filter_map(|ip| cache.pooled.remove(ip))
+                .collect()
+        };
+        for (key, pooled) in pooled {
+            let mac_ok = requested_mac
+                .as_ref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(&pooled.port.mac_address));
+            if addresses.len() == 1 && mac_ok {
+                match self
+                    .claim_pooled(
+                        ep,
+                        &req.network_id,
+                        &net,
+                        key,
+                        pooled,
+                        requested_mac.is_some(),
+                    )
+                    .await
+                {
+                    Ok(response) => return Ok(response),
+                    Err(err) => {
+                        warn!(endpoint = ep, %err, "claiming the pool port locally failed; plugging it again")
+                    }
+                }
+            } else {
+                // Dual stack or a new MAC: the port is plugged afresh below.
+                if let Err(err) = self.binder.unplug(&pooled.port.id).await {
+                    warn!(port_id = %pooled.port.id, %err, "unplugging the pool port");
+                }
+            }
+        }
         let mut ports = Vec::new();
         for ip in &addresses {
             let port = self.port_of_address(&net.neutron_id, *ip).await?;
@@ -58,10 +97,21 @@ impl KuryrDriver {
                 ports.push(port);
             }
         }
-        let requested_mac = req.interface.mac_address.as_ref().map(ToString::to_string);
-        let port = self
-            .claim_port(ep, &req.network_id, ports, requested_mac.clone())
-            .await?;
+        let deferred = ports.len() == 1
+            && requested_mac
+                .as_ref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(&ports[0].mac_address))
+            && self.owner_deferrable(&ports[0]);
+        let port = if deferred {
+            let mut port = ports.remove(0);
+            port.name = naming::port_name(ep);
+            port.device_id = ep.to_string();
+            port.tags = owner_tags(&port.tags, ep, &req.network_id);
+            port
+        } else {
+            self.claim_port(ep, &req.network_id, ports, requested_mac.clone())
+                .await?
+        };
         {
             let mut cache = self.cache();
             for ip in &addresses {
@@ -76,6 +126,15 @@ impl KuryrDriver {
             self.port_subnets(&net.neutron_id, &port, &net.subnets)
         );
         let (plugged, active_seen) = plugged?;
+        if deferred {
+            // The owner is on the OVS interface already (vm-uuid), which is
+            // what DeleteEndpoint and a restart find it by.
+            self.defer(
+                &port.id,
+                &port.network_id,
+                record_owner(self.neutron.clone(), port.clone()),
+            );
+        }
         let mac = port.mac_address.clone();
         self.cache().endpoints.insert(
             ep.to_string(),
@@ -85,6 +144,7 @@ impl KuryrDriver {
                 subnets,
                 exposed_sg: None,
                 active_seen,
+                pool: None,
             },
         );
         let interface = match requested_mac {
@@ -97,6 +157,71 @@ impl KuryrDriver {
                 ..EndpointInterface::default()
             }),
         };
+        Ok(CreateEndpointResponse { interface })
+    }
+
+    /// A ready pool port for the endpoint: its owner goes on the OVS
+    /// interface (one local transaction), Neutron learns it after the reply,
+    /// and the port is ACTIVE already. No Neutron call.
+    async fn claim_pooled(
+        &self,
+        ep: &str,
+        docker_net: &str,
+        net: &NetworkInfo,
+        key: PoolKey,
+        pooled: PooledPort,
+        mac_requested: bool,
+    ) -> DriverResult<CreateEndpointResponse> {
+        self.pool
+            .claim_local(&pooled, ep)
+            .await
+            .map_err(|e| DriverError::internal(e.to_string()))?;
+        let mut port = pooled.port;
+        port.name = naming::port_name(ep);
+        port.device_id = ep.to_string();
+        port.tags = owner_tags(&port.tags, ep, docker_net);
+        let subnets = net
+            .subnets
+            .iter()
+            .filter(|s| port.fixed_ips.iter().any(|f| f.subnet_id == s.id))
+            .cloned()
+            .collect();
+        let mac = port.mac_address.clone();
+        {
+            let mut cache = self.cache();
+            for f in &port.fixed_ips {
+                cache.addresses.insert(f.ip_address, port.clone());
+            }
+            cache.endpoints.insert(
+                ep.to_string(),
+                EndpointInfo {
+                    port: port.clone(),
+                    plugged: pooled.plugged,
+                    subnets,
+                    exposed_sg: None,
+                    active_seen: Some(Instant::now()),
+                    pool: Some(key),
+                },
+            );
+        }
+        info!(port_id = %port.id, endpoint = ep, "pool port claimed");
+        let network_id = port.network_id.clone();
+        let port_id = port.id.clone();
+        self.defer(
+            &port_id,
+            &network_id,
+            record_owner(self.neutron.clone(), port),
+        );
+        let interface = (!mac_requested)
+            .then(|| {
+                mac.parse()
+                    .map(|mac| EndpointInterface {
+                        mac_address: Some(mac),
+                        ..EndpointInterface::default()
+                    })
+                    .map_err(|_| DriverError::internal(format!("Neutron MAC {mac:?}")))
+            })
+            .transpose()?;
         Ok(CreateEndpointResponse { interface })
     }
 
@@ -132,6 +257,17 @@ impl KuryrDriver {
                 "no Neutron port holds {ip} on network {network_id}: addresses must come from --ipam-driver kuryr"
             ))
         })
+    }
+
+    /// Whether the port's Neutron update can wait until after the reply:
+    /// Kuryr made it bound to this host (so its vif_type is known) and
+    /// nothing about it (MAC, addresses, owner) must change before plugging.
+    fn owner_deferrable(&self, port: &Port) -> bool {
+        !port.tags.iter().any(|t| t == naming::EXISTING_PORT_TAG)
+            && port.tags.iter().any(|t| t == naming::DEVICE_OWNER)
+            && port.device_owner == naming::DEVICE_OWNER
+            && port.binding_host_id == self.settings.host
+            && is_bound(port)
     }
 
     /// Names the port after the endpoint and tags it (one PUT, one tag PUT).
@@ -177,7 +313,8 @@ impl KuryrDriver {
             device_id: Some(ep.to_string()),
             device_owner: (primary.device_owner != naming::DEVICE_OWNER)
                 .then(|| naming::DEVICE_OWNER.to_string()),
-            binding_host_id: (bound_host != self.settings.host).then(|| self.settings.host.clone()),
+            binding_host_id: (self.binder.binds_host() && bound_host != self.settings.host)
+                .then(|| self.settings.host.clone()),
             mac_address: mac,
             fixed_ips,
             ..PortUpdate::default()
@@ -187,15 +324,7 @@ impl KuryrDriver {
             .update_port(&primary.id, &update)
             .await
             .map_err(|e| neutron_error("binding the port to the endpoint", e))?;
-        let mut tags = port.tags.clone();
-        for tag in naming::id_tags(ep)
-            .into_iter()
-            .chain(naming::docker_network_tags(docker_net))
-        {
-            if !tags.contains(&tag) {
-                tags.push(tag);
-            }
-        }
+        let tags = owner_tags(&port.tags, ep, docker_net);
         self.neutron
             .replace_tags(Resource::Ports, &port.id, &tags)
             .await
@@ -224,6 +353,7 @@ impl KuryrDriver {
             mtu,
             vif_type: port.binding_vif_type.clone(),
             owner_id: ep.to_string(),
+            fixed_ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
         };
         let plugged = self.binder.plug(&request).await.map_err(bind_error)?;
         let timeout = self.settings.active_timeout;
@@ -241,6 +371,9 @@ impl KuryrDriver {
             )
             .await
         {
+            // Nested macvlan/ipvlan: the port stays DOWN in Neutron, and
+            // EndpointOperInfo says so.
+            Ok(ActiveVia::NotAwaited) => return Ok((plugged, None)),
             Ok(via) => {
                 info!(port_id = %port.id, ?via, "port ACTIVE");
                 return Ok((plugged, Some(Instant::now())));
@@ -284,17 +417,89 @@ impl KuryrDriver {
             subnets,
             exposed_sg: None,
             active_seen: None,
+            pool: None,
         };
         Ok(info)
     }
 
+    /// The endpoint's port: by its tags, else (its owner not recorded in
+    /// Neutron yet, a crash in between) through OVSDB's vm-uuid.
     async fn port_of_endpoint(&self, ep: &str) -> DriverResult<Option<Port>> {
         let ports = self
             .neutron
             .list_ports(&Query::new().tags(naming::id_tags(ep)))
             .await
             .map_err(|e| neutron_error("looking up the endpoint's port", e))?;
-        Ok(ports.into_iter().find(|p| p.device_id == ep))
+        if let Some(port) = ports.into_iter().find(|p| p.device_id == ep) {
+            return Ok(Some(port));
+        }
+        let Ok(Some(id)) = self.binder.port_of_owner(ep).await else {
+            return Ok(None);
+        };
+        match self.neutron.get_port(&id).await {
+            Ok(port) => Ok(Some(port)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(neutron_error("reading the endpoint's port", e)),
+        }
+    }
+
+    /// At start: an endpoint's port whose deferred Neutron update was lost
+    /// (the process died between the reply and the update) is plugged, with
+    /// its endpoint in OVSDB (`vm-uuid`), but still carries the unbound or
+    /// pool name and no device_id. Records its owner now. One GET, plus one
+    /// network GET and the update per such port. Returns how many.
+    pub async fn reconcile_owners(&self) -> DriverResult<usize> {
+        let interfaces = self
+            .binder
+            .switch()
+            .find_interfaces(kuryr_core::binding::OWNER_KEY, None)
+            .await
+            .map_err(|e| DriverError::internal(format!("reading OVSDB: {e}")))?;
+        let owners: HashMap<String, String> = interfaces
+            .into_iter()
+            .filter_map(|i| {
+                let ep = i.external_ids.get(kuryr_core::binding::OWNER_KEY)?;
+                let port = i.external_ids.get("iface-id")?;
+                (!ep.is_empty()).then(|| (port.clone(), ep.clone()))
+            })
+            .collect();
+        if owners.is_empty() {
+            return Ok(0);
+        }
+        let ports = self
+            .neutron
+            .list_ports(
+                &Query::new()
+                    .binding_host_id(&self.settings.host)
+                    .device_owner(naming::DEVICE_OWNER)
+                    .name(naming::UNBOUND_PORT_NAME)
+                    .name(naming::POOL_PORT_NAME),
+            )
+            .await
+            .map_err(|e| neutron_error("listing ports whose owner is not recorded", e))?;
+        let mut repaired = 0;
+        for mut port in ports.into_iter().filter(|p| p.device_id.is_empty()) {
+            let Some(ep) = owners.get(&port.id) else {
+                continue;
+            };
+            let network = match self.neutron.get_network(&port.network_id).await {
+                Ok(network) => network,
+                Err(err) => {
+                    warn!(port_id = %port.id, %err, "reading the port's network");
+                    continue;
+                }
+            };
+            let Some(docker_net) = naming::id_from_tags(&network.tags) else {
+                continue;
+            };
+            port.name = naming::port_name(ep);
+            port.device_id = ep.clone();
+            port.tags = owner_tags(&port.tags, ep, &docker_net);
+            info!(port_id = %port.id, endpoint = %ep, "recording the owner a crash left out");
+            record_owner(self.neutron.clone(), port).await;
+            repaired += 1;
+        }
+        Ok(repaired)
     }
 
     pub(super) async fn join_impl(&self, docker_net: &str, ep: &str) -> DriverResult<JoinResponse> {
@@ -329,7 +534,13 @@ impl KuryrDriver {
     }
 
     pub(super) async fn delete_endpoint_impl(&self, ep: &str) -> DriverResult<()> {
-        let cached = self.cache().endpoints.remove(ep).map(|info| info.port.id);
+        let cached = self.cache().endpoints.remove(ep);
+        if let Some(info) = &cached {
+            if self.keep_for_pool(info).await {
+                return Ok(());
+            }
+        }
+        let cached = cached.map(|info| info.port.id);
         let port_id = match cached {
             Some(id) => Some(id),
             None => match self.binder.port_of_owner(ep).await {
@@ -344,6 +555,36 @@ impl KuryrDriver {
                 Ok(())
             }
         }
+    }
+
+    /// A pool port whose veth pair Docker gave back intact (the container
+    /// end is in the host namespace again, under its own name) is reset in
+    /// OVSDB and kept plugged; ReleaseAddress returns it to its pool.
+    async fn keep_for_pool(&self, info: &EndpointInfo) -> bool {
+        let Some(key) = &info.pool else {
+            return false;
+        };
+        if !self.pool_settings_of(&key.network_id).enabled()
+            || !self.binder.container_end_present(&info.port.id).await
+        {
+            return false;
+        }
+        let pooled = PooledPort {
+            port: info.port.clone(),
+            plugged: info.plugged.clone(),
+        };
+        if let Err(err) = self.pool.reset_local(&pooled).await {
+            warn!(port_id = %info.port.id, %err, "resetting the pool port; unplugging it");
+            return false;
+        }
+        let mut cache = self.cache();
+        for f in &info.port.fixed_ips {
+            cache
+                .returning
+                .insert(f.ip_address, (key.clone(), pooled.clone()));
+        }
+        info!(port_id = %info.port.id, "endpoint deleted; port kept plugged for its pool");
+        true
     }
 
     pub(super) async fn endpoint_oper_info_impl(
@@ -556,6 +797,54 @@ impl KuryrDriver {
     }
 }
 
+/// A claimed port's tags: its own (less the pool's) plus the endpoint's
+/// and the Docker network's.
+pub(super) fn owner_tags(current: &[String], ep: &str, docker_net: &str) -> Vec<String> {
+    let mut tags: Vec<String> = current
+        .iter()
+        .filter(|t| *t != naming::POOL_TAG)
+        .cloned()
+        .collect();
+    for tag in naming::id_tags(ep)
+        .into_iter()
+        .chain(naming::docker_network_tags(docker_net))
+    {
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    tags
+}
+
+/// Records a claimed port's owner in Neutron after Docker got its reply:
+/// name and device_id in one PUT, the tags in the other, concurrently
+/// (they touch different fields). `port` carries the wanted name,
+/// device_id and tags. A port deleted meanwhile is fine; any other failure
+/// is logged and repaired at the next start ([`KuryrDriver::reconcile_owners`]).
+pub(super) async fn record_owner(neutron: Neutron, port: Port) {
+    let update = PortUpdate {
+        name: Some(port.name.clone()),
+        device_id: Some(port.device_id.clone()),
+        ..PortUpdate::default()
+    };
+    let (updated, tagged) = tokio::join!(
+        neutron.update_port(&port.id, &update),
+        neutron.replace_tags(Resource::Ports, &port.id, &port.tags)
+    );
+    for (what, result) in [
+        ("name and device_id", updated.map(|_| ())),
+        ("tags", tagged.map(|_| ())),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(err) => {
+                warn!(port_id = %port.id, %err, "recording the port's {what} failed; retried at the next start")
+            }
+        }
+    }
+}
+
 /// Bound to a host by a mechanism driver (a MAC change is refused then).
 fn is_bound(port: &Port) -> bool {
     !port.binding_host_id.is_empty()
@@ -640,6 +929,7 @@ mod tests {
             subnets: Vec::new(),
             exposed_sg: None,
             active_seen,
+            pool: None,
         }
     }
 

@@ -112,6 +112,8 @@ pub(crate) fn settings() -> DriverSettings {
         veth_dst_prefix: "eth".into(),
         active_timeout: std::time::Duration::from_secs(1),
         active_is_fatal: true,
+        pool: kuryr_core::vif_pool::PoolSettings::default(),
+        pool_owner_tag: "kuryr.pool.docker:test".into(),
     }
 }
 

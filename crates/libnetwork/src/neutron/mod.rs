@@ -12,16 +12,19 @@ mod endpoints;
 #[cfg(test)]
 mod fake_neutron;
 mod networks;
+#[cfg(test)]
+mod pool_tests;
 mod pools;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use kuryr_core::binding::{Binder, Plugged};
 use kuryr_core::config::Config;
+use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort, PortPool};
 use openstack::neutron::{Neutron, Port, Subnet};
 
 use crate::api::{Driver, DriverError, DriverResult};
@@ -63,6 +66,12 @@ pub struct DriverSettings {
     pub active_timeout: Duration,
     /// `[neutron] vif_plugging_is_fatal`.
     pub active_is_fatal: bool,
+    /// `[vif_pool]`: the pools of networks without their own options
+    /// (`min = 0`: off). Forced off for bindings other than veth.
+    pub pool: PoolSettings,
+    /// Tag marking this plugin's pool ports ([`kuryr_core::naming::pool_owner_tag`]
+    /// of the socket it serves).
+    pub pool_owner_tag: String,
 }
 
 impl DriverSettings {
@@ -86,6 +95,11 @@ impl DriverSettings {
             veth_dst_prefix: config.binding.veth_dst_prefix.clone(),
             active_timeout: Duration::from_secs(n.vif_plugging_timeout),
             active_is_fatal: n.vif_plugging_is_fatal,
+            pool: PoolSettings::from_config(config),
+            pool_owner_tag: kuryr_core::naming::pool_owner_tag(
+                "docker",
+                &config.default.plugin_socket,
+            ),
         }
     }
 }
@@ -117,6 +131,8 @@ struct EndpointInfo {
     /// When CreateEndpoint saw the port ACTIVE (EndpointOperInfo answers
     /// from this for [`ACTIVE_SEEN_FRESH`], then asks Neutron).
     active_seen: Option<Instant>,
+    /// The pool the port came from (it goes back there on release).
+    pool: Option<PoolKey>,
 }
 
 /// How long an ACTIVE seen by CreateEndpoint answers EndpointOperInfo
@@ -136,6 +152,21 @@ struct Cache {
     addresses: HashMap<IpAddr, Port>,
     /// Docker endpoint id → endpoint.
     endpoints: HashMap<String, EndpointInfo>,
+    /// Address → pool port handed out by RequestAddress, not yet claimed
+    /// by CreateEndpoint.
+    pooled: HashMap<IpAddr, (PoolKey, PooledPort)>,
+    /// Address → pool port reset by DeleteEndpoint (veth intact), to go
+    /// back to its pool at ReleaseAddress.
+    returning: HashMap<IpAddr, (PoolKey, PooledPort)>,
+    /// Neutron network id → its own pool sizes (`-o kuryr.ports_pool_*`).
+    pool_settings: HashMap<String, PoolSettings>,
+}
+
+/// A Neutron update that runs after Docker got its reply.
+struct Background {
+    /// The port's Neutron network: DeleteNetwork waits for these first.
+    network_id: String,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// The Docker driver backed by Neutron.
@@ -144,17 +175,128 @@ pub struct KuryrDriver {
     binder: Binder,
     settings: DriverSettings,
     cache: Mutex<Cache>,
+    pool: Arc<PortPool>,
+    /// Deferred Neutron work, by port id (docs/benchmarks.md says why each
+    /// is safe to defer). A new task for a port runs after the previous one.
+    background: Mutex<HashMap<String, Background>>,
 }
 
 impl KuryrDriver {
     /// A driver using this Neutron client and binder.
     pub fn new(neutron: Neutron, binder: Binder, settings: DriverSettings) -> Self {
+        let pool = PortPool::new(
+            neutron.clone(),
+            binder.clone(),
+            kuryr_core::vif_pool::ready_timeout(settings.active_timeout),
+            settings.pool_owner_tag.clone(),
+        );
         KuryrDriver {
             neutron,
             binder,
             settings,
             cache: Mutex::new(Cache::default()),
+            pool,
+            background: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Runs `work` for `port_id` after Docker's reply, behind any earlier
+    /// work for the same port. Failures are logged by `work` itself.
+    pub(crate) fn defer<F>(&self, port_id: &str, network_id: &str, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut background = self.background();
+        let previous = background.remove(port_id).map(|b| b.task);
+        let task = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            work.await;
+        });
+        background.insert(
+            port_id.to_string(),
+            Background {
+                network_id: network_id.to_string(),
+                task,
+            },
+        );
+        // Finished entries are dropped here, so the map stays small.
+        background.retain(|_, b| !b.task.is_finished());
+    }
+
+    /// Waits for the deferred work of ports matching `which`.
+    async fn settle(&self, which: impl Fn(&str, &Background) -> bool) {
+        let tasks: Vec<_> = {
+            let mut background = self.background();
+            let ids: Vec<String> = background
+                .iter()
+                .filter(|(id, b)| which(id, b))
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter()
+                .filter_map(|id| background.remove(id))
+                .map(|b| b.task)
+                .collect()
+        };
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits for the deferred work on one network's ports (before the
+    /// network, or one of its addresses, is reused or deleted).
+    pub(crate) async fn settle_network(&self, network_id: &str) {
+        self.settle(|_, b| b.network_id == network_id).await;
+    }
+
+    /// Waits for all deferred work (at shutdown, so nothing is left half done).
+    pub async fn settle_all(&self) {
+        self.settle(|_, _| true).await;
+    }
+
+    fn background(&self) -> MutexGuard<'_, HashMap<String, Background>> {
+        self.background
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The port pools (for tests and metrics).
+    pub fn port_pool(&self) -> &Arc<PortPool> {
+        &self.pool
+    }
+
+    /// At start: re-adopts this host's ready pool ports (one GET) with the
+    /// `[vif_pool]` sizes. Returns how many.
+    pub async fn recover_pools(&self) -> usize {
+        self.pool
+            .recover(&self.settings.host, self.settings.pool)
+            .await
+    }
+
+    /// The pool sizes of a Neutron network.
+    fn pool_settings_of(&self, network_id: &str) -> PoolSettings {
+        if !self.binder.binds_host() {
+            // Nested (in a VM): pools are for veth binding only, also when
+            // a network asks for one (docs/nested.md).
+            return PoolSettings::default();
+        }
+        self.cache()
+            .pool_settings
+            .get(network_id)
+            .copied()
+            .unwrap_or(self.settings.pool)
+    }
+
+    /// The key of the pool serving addresses of `subnet` here.
+    fn pool_key(&self, subnet: &Subnet) -> PoolKey {
+        PoolKey::new(
+            subnet.network_id.clone(),
+            subnet.id.clone(),
+            self.settings.host.clone(),
+            Vec::new(),
+            String::new(),
+        )
     }
 
     /// The Neutron client (for call counts).

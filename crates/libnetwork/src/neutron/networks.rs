@@ -8,6 +8,9 @@ use openstack::neutron::{
     AllocationPool, Network, NetworkCreate, NetworkUpdate, Query, Resource, Subnet, SubnetCreate,
     SubnetUpdate,
 };
+use std::time::Duration;
+
+use kuryr_core::vif_pool::PoolSettings;
 use tracing::{info, warn};
 
 use super::pools::{PoolId, PoolOptions, OPT_NET_SHARED};
@@ -17,6 +20,9 @@ use crate::wire::{CreateNetworkRequest, IpamData};
 
 const OPT_NET_UUID: &str = "neutron.net.uuid";
 const OPT_NET_NAME: &str = "neutron.net.name";
+/// `-o kuryr.ports_pool_min=N` and its siblings: this network's own pool
+/// sizes (over `[vif_pool]`).
+const OPT_POOL_PREFIX: &str = "kuryr.ports_pool_";
 
 /// The network-level `-o` options.
 struct NetOptions {
@@ -25,10 +31,49 @@ struct NetOptions {
     shared: bool,
     v4: PoolOptions,
     v6: PoolOptions,
+    /// Port pool sizes given for this network.
+    port_pool: Option<PoolSettings>,
+}
+
+/// The network's `kuryr.ports_pool_*` options over `defaults`; `None` when
+/// it names none. Unknown or malformed ones are refused.
+fn port_pool_options(
+    generic: &BTreeMap<String, String>,
+    defaults: PoolSettings,
+) -> DriverResult<Option<PoolSettings>> {
+    let mut settings = defaults;
+    let mut any = false;
+    for (key, value) in generic {
+        let Some(name) = key.strip_prefix(OPT_POOL_PREFIX) else {
+            continue;
+        };
+        let n: usize = value.trim().parse().map_err(|_| {
+            DriverError::bad_request(format!("option {key}={value:?} must be a whole number"))
+        })?;
+        match name {
+            "min" => settings.min = n,
+            "max" => settings.max = n,
+            "batch" if n > 0 => settings.batch = n,
+            "update_frequency" => settings.update_frequency = Duration::from_secs(n as u64),
+            _ => {
+                return Err(DriverError::bad_request(format!(
+                    "unknown option {key} (known: {OPT_POOL_PREFIX}min, max, batch (at least 1), update_frequency)"
+                )))
+            }
+        }
+        any = true;
+    }
+    if settings.max > 0 && settings.max < settings.min {
+        return Err(DriverError::bad_request(format!(
+            "option {OPT_POOL_PREFIX}max={} must be 0 (no limit) or at least {OPT_POOL_PREFIX}min={}",
+            settings.max, settings.min
+        )));
+    }
+    Ok(any.then_some(settings))
 }
 
 impl NetOptions {
-    fn parse(generic: &BTreeMap<String, String>) -> DriverResult<NetOptions> {
+    fn parse(generic: &BTreeMap<String, String>, pools: PoolSettings) -> DriverResult<NetOptions> {
         // PoolOptions refuses unknown neutron.* keys; the network's own two
         // are taken out first.
         let mut rest = generic.clone();
@@ -48,6 +93,7 @@ impl NetOptions {
             shared,
             v4: PoolOptions::parse(&rest, false)?,
             v6: PoolOptions::parse(&rest, true)?,
+            port_pool: port_pool_options(generic, pools)?,
         })
     }
 
@@ -66,7 +112,7 @@ struct Family {
 impl KuryrDriver {
     pub(super) async fn create_network_impl(&self, req: CreateNetworkRequest) -> DriverResult<()> {
         let generic = req.options.generic.clone().unwrap_or_default();
-        let opts = NetOptions::parse(&generic)?;
+        let opts = NetOptions::parse(&generic, self.settings.pool)?;
         let mut families = Vec::new();
         for (data, family_opts) in [
             (req.ipv4_data.first(), &opts.v4),
@@ -95,7 +141,19 @@ impl KuryrDriver {
                 info.subnet = Some(subnet.clone());
             }
         }
-        cache.networks.insert(
+        if let Some(sizes) = opts.port_pool {
+            cache.pool_settings.insert(network.id.clone(), sizes);
+        }
+        drop(cache);
+        // Warm-up: the network's pools start filling now.
+        let sizes = self.pool_settings_of(&network.id);
+        if sizes.enabled() {
+            for subnet in &subnets {
+                self.pool
+                    .configure(&self.pool_key(subnet), sizes, network.mtu);
+            }
+        }
+        self.cache().networks.insert(
             docker_id.to_string(),
             NetworkInfo {
                 neutron_id: network.id.clone(),
@@ -477,6 +535,18 @@ impl KuryrDriver {
             warn!(docker_network = docker_id, "no Neutron network to delete");
             return Ok(());
         };
+        // Released ports are deleted after their reply; Neutron refuses to
+        // delete a network that still has them.
+        self.settle_network(&network.id).await;
+        // Pool ports too (Docker knows nothing of them).
+        self.pool
+            .drain_network(
+                &network.id,
+                &self.settings.host,
+                self.pool_settings_of(&network.id).enabled(),
+            )
+            .await;
+        self.cache().pool_settings.remove(&network.id);
         if network
             .tags
             .contains(&naming::existing_network_tag(docker_id))
@@ -567,7 +637,8 @@ mod tests {
         );
         fake.on("PUT", "/v2.0/networks/n-new/tags", 200, json!({"tags": []}));
         let driver = fake.driver().await;
-        let opts = NetOptions::parse(&BTreeMap::new()).expect("no options");
+        let opts =
+            NetOptions::parse(&BTreeMap::new(), PoolSettings::default()).expect("no options");
         let families = [existing_family()];
         let (network, adopted) = driver
             .network_for(DOCKER_NET, &opts, &families)
@@ -689,13 +760,15 @@ mod tests {
         let mut generic = BTreeMap::new();
         generic.insert(OPT_NET_NAME.to_string(), "ext".to_string());
         generic.insert("neutron.pool.name".to_string(), "p".to_string());
-        let opts = NetOptions::parse(&generic).expect("valid");
+        let opts = NetOptions::parse(&generic, PoolSettings::default()).expect("valid");
         assert!(opts.adopts());
         assert_eq!(opts.name.as_deref(), Some("ext"));
         assert_eq!(opts.v4.pool_name.as_deref(), Some("p"));
         generic.insert("neutron.nett.name".to_string(), "typo".to_string());
         assert_eq!(
-            NetOptions::parse(&generic).err().map(|e| e.http_status()),
+            NetOptions::parse(&generic, PoolSettings::default())
+                .err()
+                .map(|e| e.http_status()),
             Some(400)
         );
     }

@@ -602,6 +602,16 @@ impl KuryrDriver {
             }
             return Ok(());
         }
+        // Docker releases the pool before it deletes the network: released
+        // ports still being deleted, and the network's pool ports, go first.
+        self.settle_network(&subnet.network_id).await;
+        self.pool
+            .drain_network(
+                &subnet.network_id,
+                &self.settings.host,
+                self.pool_settings_of(&subnet.network_id).enabled(),
+            )
+            .await;
         match self.neutron.delete_subnet(&subnet.id).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}

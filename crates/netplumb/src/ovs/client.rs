@@ -453,6 +453,42 @@ impl OvsdbClient {
         Ok(())
     }
 
+    /// See [`Switch::update_interface_external_ids`]: set `set` and remove
+    /// `remove` in one transaction. [`Error::InterfaceNotFound`] if there
+    /// is no such interface.
+    pub async fn update_interface_external_ids(
+        &self,
+        name: &str,
+        set: &BTreeMap<String, String>,
+        remove: &[&str],
+    ) -> Result<()> {
+        validate_ifname(name)?;
+        validate_external_ids(set)?;
+        for k in remove {
+            validate_ovs_key(k)?;
+        }
+        let mut mutations = proto::map_upsert_mutations("external_ids", set);
+        let removed: Vec<Value> = remove
+            .iter()
+            .filter(|k| !set.contains_key(**k))
+            .map(|k| json!(k))
+            .collect();
+        mutations.push(json!(["external_ids", "delete", proto::set(removed)]));
+        let res = self
+            .transact(
+                "update interface external_ids",
+                vec![
+                    json!({"op": "mutate", "table": "Interface", "where": [eq("name", json!(name))],
+                            "mutations": mutations}),
+                ],
+            )
+            .await?;
+        if proto::count(&res, 0)? == 0 {
+            return Err(Error::InterfaceNotFound { name: name.into() });
+        }
+        Ok(())
+    }
+
     /// Wait until the Interface `name` satisfies `ready`, using a
     /// `monitor_cond` on that row: the initial state is checked first, then
     /// every change pushed by ovsdb-server, until `timeout`. The interface
@@ -664,6 +700,17 @@ impl Switch for OvsdbClient {
         ids: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(OvsdbClient::set_interface_external_ids(self, name, ids))
+    }
+
+    fn update_interface_external_ids<'a>(
+        &'a self,
+        name: &'a str,
+        set: &'a BTreeMap<String, String>,
+        remove: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(OvsdbClient::update_interface_external_ids(
+            self, name, set, remove,
+        ))
     }
 
     fn wait_ovn_installed<'a>(

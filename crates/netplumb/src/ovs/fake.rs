@@ -259,6 +259,28 @@ impl Switch for FakeSwitch {
         })
     }
 
+    fn update_interface_external_ids<'a>(
+        &'a self,
+        name: &'a str,
+        set: &'a BTreeMap<String, String>,
+        remove: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            validate_ifname(name)?;
+            validate_external_ids(set)?;
+            self.modify(|st| match st.interfaces.get_mut(name) {
+                Some(i) => {
+                    for k in remove {
+                        i.external_ids.remove(*k);
+                    }
+                    i.external_ids.extend(set.clone());
+                    Ok(())
+                }
+                None => Err(Error::InterfaceNotFound { name: name.into() }),
+            })
+        })
+    }
+
     fn wait_ovn_installed<'a>(
         &'a self,
         name: &'a str,
@@ -300,6 +322,27 @@ mod tests {
             Deleted::Removed
         );
         assert_eq!(sw.delete_port(None, "tap0").await.unwrap(), Deleted::Absent);
+    }
+
+    #[tokio::test]
+    async fn update_sets_and_removes_in_one_call() {
+        let sw: Arc<dyn Switch> = Arc::new(FakeSwitch::with_bridge("br-int"));
+        let mac = "fa:16:3e:00:00:01".parse().unwrap();
+        let spec = PortSpec::neutron("br-int", "tap0", "p1", mac, "vm");
+        sw.add_port(&spec).await.unwrap();
+        let set = BTreeMap::from([("kuryr-pool".to_string(), "net".to_string())]);
+        sw.update_interface_external_ids("tap0", &set, &["vm-uuid", "absent"])
+            .await
+            .unwrap();
+        let ids = sw.interface_external_ids("tap0").await.unwrap().unwrap();
+        assert_eq!(ids.get("kuryr-pool").map(String::as_str), Some("net"));
+        assert!(!ids.contains_key("vm-uuid"));
+        assert_eq!(ids.get("iface-id").map(String::as_str), Some("p1"));
+        let err = sw
+            .update_interface_external_ids("tap9", &set, &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InterfaceNotFound { .. }));
     }
 
     #[tokio::test]

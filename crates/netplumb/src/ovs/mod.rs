@@ -267,6 +267,16 @@ pub trait Switch: Send + Sync {
         ids: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<()>>;
 
+    /// Set some external_ids of an interface and remove others, in one
+    /// transaction (no reader sees half of the change).
+    /// [`Error::InterfaceNotFound`] if there is no such interface.
+    fn update_interface_external_ids<'a>(
+        &'a self,
+        name: &'a str,
+        set: &'a BTreeMap<String, String>,
+        remove: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<()>>;
+
     /// Wait until the interface has `external_ids:ovn-installed="true"`.
     /// Returns at once if it already has. [`Error::Timeout`] otherwise.
     fn wait_ovn_installed<'a>(

@@ -1,0 +1,243 @@
+//! CNI helpers for the reliability tests: a `kuryr daemon` started by the
+//! test (killed by PID on drop), a Neutron network with one /24 subnet,
+//! netns, and calls of the real `kuryr-cni` binary. Everything made is
+//! removed on drop.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use openstack::neutron::{NetworkCreate, Port, Query, SubnetCreate};
+use serde_json::{json, Value};
+
+use crate::common::{fresh_v4, hex, link_exists, ok, run, veth_names, wait_for, Stack};
+
+pub fn kuryr_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kuryr"))
+}
+
+/// The plugin binary, built next to `kuryr` (`cargo build -p kuryr-cni`).
+pub fn kuryr_cni_bin() -> PathBuf {
+    let bin = kuryr_bin()
+        .parent()
+        .expect("kuryr lives in a directory")
+        .join("kuryr-cni");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p kuryr-cni`",
+        bin.display()
+    );
+    bin
+}
+
+/// What `kuryr-cni` printed and whether it succeeded.
+#[derive(Debug)]
+pub struct CniOut {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl CniOut {
+    /// The error result (`code`, `msg`) of a failed call.
+    pub fn error(&self) -> (u64, String) {
+        assert!(!self.success, "expected a failure, got {}", self.stdout);
+        let v: Value = serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("error output is not JSON ({e}): {}", self.stdout));
+        (
+            v["code"].as_u64().expect("error code"),
+            v["msg"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+}
+
+/// A daemon, its network and netns.
+pub struct CniWorld<'a> {
+    pub stack: &'a Stack,
+    daemon: Option<Child>,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub net_name: String,
+    pub network_id: String,
+    pub suffix: String,
+    netns: Vec<String>,
+}
+
+impl<'a> CniWorld<'a> {
+    /// A network `kcw-<hex>` with a /24 subnet, and a daemon whose
+    /// environment adds `env` to the test's (`OS_*` from scripts/stack).
+    pub fn new(stack: &'a Stack, env: &[(&str, String)]) -> CniWorld<'a> {
+        let _ = kuryr_cni_bin();
+        let suffix = hex(8);
+        let dir = std::env::temp_dir().join(format!("kuryr-cw-{suffix}"));
+        std::fs::create_dir_all(&dir).expect("test dir");
+        let mut w = CniWorld {
+            stack,
+            daemon: None,
+            socket: dir.join("cni.sock"),
+            dir,
+            net_name: format!("kcw-{suffix}"),
+            network_id: String::new(),
+            suffix,
+            netns: Vec::new(),
+        };
+        let net = stack
+            .block_on(stack.neutron.create_network(&NetworkCreate {
+                name: Some(w.net_name.clone()),
+                admin_state_up: Some(true),
+                ..NetworkCreate::default()
+            }))
+            .expect("creating the network");
+        w.network_id = net.id.clone();
+        stack
+            .block_on(stack.neutron.create_subnet(&SubnetCreate {
+                name: Some(format!("{}-v4", w.net_name)),
+                ..SubnetCreate::new(net.id, format!("{}.0/24", fresh_v4()))
+            }))
+            .expect("creating the subnet");
+        let log = std::fs::File::create(w.log_path()).expect("daemon log");
+        let mut cmd = Command::new(kuryr_bin());
+        cmd.args(["--debug", "daemon", "--socket"])
+            .arg(&w.socket)
+            .env("KURYR_CONFIG_FILE", "/dev/null")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        w.daemon = Some(cmd.spawn().expect("starting kuryr daemon"));
+        let socket = w.socket.clone();
+        wait_for("the daemon's socket", Duration::from_secs(60), || {
+            std::os::unix::net::UnixStream::connect(&socket)
+                .ok()
+                .map(|_| ())
+        });
+        w
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("daemon.log")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn daemon_alive(&mut self) -> bool {
+        matches!(self.daemon.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// A new netns `kcw-<hex>-<tag>`; returns its path.
+    pub fn netns(&mut self, tag: &str) -> String {
+        let name = format!("kcw-{}-{tag}", self.suffix);
+        ok("ip", &["netns", "add", &name]);
+        self.netns.push(name.clone());
+        format!("/var/run/netns/{name}")
+    }
+
+    pub fn conf(&self) -> Value {
+        json!({
+            "cniVersion": "1.1.0",
+            "name": format!("kcw{}", self.suffix),
+            "type": "kuryr-cni",
+            "neutron": {"network": self.net_name},
+        })
+    }
+
+    /// A container id unique to this world.
+    pub fn container_id(&self, tag: &str) -> String {
+        format!("{tag}{}{}", self.suffix, hex(48))
+    }
+
+    pub fn call(&self, command: &str, cid: &str, netns: &str) -> CniOut {
+        cni(&self.socket, command, cid, netns, &self.conf())
+    }
+
+    /// Kuryr's ports on the network (DHCP/metadata ports excluded).
+    pub fn kuryr_ports(&self) -> Vec<Port> {
+        self.stack
+            .ports(Query::new().network_id(&self.network_id))
+            .into_iter()
+            .filter(|p| !p.device_owner.starts_with("network:"))
+            .collect()
+    }
+}
+
+impl Drop for CniWorld<'_> {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            // SIGTERM by PID first, so the socket file is removed.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let n = &self.stack.neutron;
+        if !self.network_id.is_empty() {
+            let ports = self
+                .stack
+                .block_on(n.list_ports(&Query::new().network_id(&self.network_id)))
+                .unwrap_or_default();
+            for port in ports {
+                let (host, _) = veth_names(&port.id);
+                let _ = run(
+                    "ovs-vsctl",
+                    &["--timeout=10", "--if-exists", "del-port", &host],
+                );
+                if link_exists(&host) {
+                    let _ = run("ip", &["link", "del", &host]);
+                }
+                let _ = self.stack.block_on(n.delete_port(&port.id));
+            }
+            let _ = self.stack.block_on(n.delete_network(&self.network_id));
+        }
+        for ns in &self.netns {
+            let _ = run("ip", &["netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One `kuryr-cni` call with `eth0` as the interface.
+pub fn cni(socket: &Path, command: &str, cid: &str, netns: &str, conf: &Value) -> CniOut {
+    let started = Instant::now();
+    let mut child = Command::new(kuryr_cni_bin())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KURYR_CNI_SOCKET", socket)
+        .env("CNI_COMMAND", command)
+        .env("CNI_PATH", "/usr/lib/cni")
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", "eth0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running kuryr-cni");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(conf.to_string().as_bytes())
+        .expect("writing the config");
+    let out = child.wait_with_output().expect("kuryr-cni output");
+    CniOut {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        elapsed: started.elapsed(),
+    }
+}

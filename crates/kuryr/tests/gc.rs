@@ -1,0 +1,278 @@
+//! Functional tests of `kuryr gc` against the real stack: leaks made on
+//! purpose (a port left by a killed RequestAddress, a CNI port whose netns
+//! is gone, a veth whose port is gone, an OVS port without a Neutron port,
+//! an adopted port whose endpoint is gone) are listed by `--dry-run`, which
+//! removes nothing, and removed by `gc`, which leaves a live container's
+//! port, a live CNI attachment and everything foreign alone.
+//!
+//! `eval "$(scripts/stack env)"; cargo test -p kuryr --test gc`.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use openstack::neutron::{FixedIpRequest, Port, PortCreate, Query, Resource};
+
+const DEVICE_OWNER: &str = "compute:kuryr";
+
+/// A random UUID-shaped id (no Neutron port has it).
+fn fake_uuid() -> String {
+    let h = hex(32);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// `kuryr gc <args>` with the fixture's config, scoped to `network`.
+fn kuryr_gc(f: &Fixture, network: &str, args: &[&str]) -> (bool, String) {
+    let socket = f.kuryr.socket.to_string_lossy().into_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+        .arg("--config-file")
+        .arg(&f.kuryr.config)
+        .args(["--host", &f.stack.host, "gc", "--network", network])
+        .args(["--plugin-socket", &socket])
+        .args(args)
+        .output()
+        .expect("running kuryr gc");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "kuryr gc {args:?}:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), stdout)
+}
+
+fn make_port(f: &Fixture, network: &str, body: PortCreate) -> Port {
+    let s = &f.stack;
+    let subnet = s.subnets(Query::new().network_id(network)).remove(0);
+    let port = s
+        .block_on(s.neutron.create_port(&PortCreate {
+            fixed_ips: Some(vec![FixedIpRequest {
+                subnet_id: Some(subnet.id),
+                ip_address: None,
+            }]),
+            ..body
+        }))
+        .expect("creating a port");
+    f.made(Resource::Ports, &port.id);
+    port
+}
+
+fn ours(f: &Fixture, network: &str, name: &str, device_id: &str, tags: &[&str]) -> PortCreate {
+    PortCreate {
+        name: Some(name.into()),
+        device_owner: Some(DEVICE_OWNER.into()),
+        device_id: Some(device_id.into()),
+        binding_host_id: Some(f.stack.host.clone()),
+        tags: Some(tags.iter().map(ToString::to_string).collect()),
+        ..PortCreate::new(network)
+    }
+}
+
+fn veth(name: &str) {
+    let peer = format!("t_c{}", &name[3..]);
+    ok(
+        "ip",
+        &["link", "add", name, "type", "veth", "peer", "name", &peer],
+    );
+}
+
+fn ovs_port(name: &str, iface_id: &str) {
+    veth(name);
+    ok(
+        "ovs-vsctl",
+        &[
+            "--timeout=10",
+            "add-port",
+            "br-int",
+            name,
+            "--",
+            "set",
+            "Interface",
+            name,
+            &format!("external_ids:iface-id={iface_id}"),
+            "external_ids:vm-uuid=gc-test-leak",
+        ],
+    );
+}
+
+fn would(out: &str, what: &str, id: &str) -> bool {
+    out.lines()
+        .any(|l| l.starts_with(&format!("would {what}")) && l.contains(id))
+}
+
+fn did(out: &str, what: &str, id: &str) -> bool {
+    out.lines().any(|l| l.starts_with(what) && l.contains(id))
+}
+
+fn mentioned_for_removal(out: &str, id: &str) -> bool {
+    out.lines()
+        .any(|l| l.contains(id) && !l.starts_with("keep port"))
+}
+
+#[test]
+fn gc_lists_then_removes_exactly_the_leaks() {
+    let Some(f) = Fixture::new("gc_lists_then_removes_exactly_the_leaks") else {
+        return;
+    };
+    let s = &f.stack;
+    let cidr = format!("{}.0/24", fresh_v4());
+    f.uses_cidr(&cidr);
+    let net = f.name("net");
+    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let network = s.network_of_docker(&docker_net).id;
+    let live = f.run_detached(&f.name("live"), &net, &[]);
+    let live_port = s.port_of_endpoint(&live.endpoint);
+    let (live_veth, _) = veth_names(&live_port.id);
+
+    // A port left by a RequestAddress whose CreateEndpoint never came.
+    let unbound = make_port(
+        &f,
+        &network,
+        ours(&f, &network, "kuryr-unbound-port", "", &[DEVICE_OWNER]),
+    );
+    // A CNI attachment whose netns (and so its veth) is gone.
+    let cni_tags = [
+        DEVICE_OWNER,
+        "kuryr.cni.cid.lh:gcdead",
+        "kuryr.cni.ifname:eth0",
+        "kuryr.cni.net:gc",
+    ];
+    let cni_dead = make_port(
+        &f,
+        &network,
+        ours(&f, &network, "kuryr-cni-gcdead-eth0", "gcdead", &cni_tags),
+    );
+    // A CNI attachment alive: its host veth exists.
+    let cni_live_tags = [
+        DEVICE_OWNER,
+        "kuryr.cni.cid.lh:gclive",
+        "kuryr.cni.ifname:eth0",
+        "kuryr.cni.net:gc",
+    ];
+    let cni_live = make_port(
+        &f,
+        &network,
+        ours(
+            &f,
+            &network,
+            "kuryr-cni-gclive-eth0",
+            "gclive",
+            &cni_live_tags,
+        ),
+    );
+    let (cni_live_veth, _) = veth_names(&cni_live.id);
+    veth(&cni_live_veth);
+    // An adopted port whose endpoint Docker no longer has.
+    let adopted = make_port(
+        &f,
+        &network,
+        ours(
+            &f,
+            &network,
+            "operator-port",
+            &hex(64),
+            &["kuryr.port.existing", "operator"],
+        ),
+    );
+    // Host devices whose Neutron port does not exist.
+    let (lost_veth, _) = veth_names(&fake_uuid());
+    veth(&lost_veth);
+    let lost_ovs_id = fake_uuid();
+    let (lost_ovs, _) = veth_names(&lost_ovs_id);
+    ovs_port(&lost_ovs, &lost_ovs_id);
+
+    // The default grace keeps the fresh unbound port.
+    let (success, out) = kuryr_gc(&f, &network, &["--dry-run"]);
+    assert!(success);
+    assert!(
+        did(&out, "keep port", &unbound.id),
+        "a fresh address port is kept: {out}"
+    );
+
+    let (success, out) = kuryr_gc(&f, &network, &["--dry-run", "--min-age", "0"]);
+    assert!(success);
+    assert!(would(&out, "delete port", &unbound.id), "{out}");
+    assert!(would(&out, "delete port", &cni_dead.id), "{out}");
+    assert!(would(&out, "reset port", &adopted.id), "{out}");
+    assert!(would(&out, "remove veth", &lost_veth), "{out}");
+    assert!(would(&out, "remove OVS port", &lost_ovs), "{out}");
+    for id in [&live_port.id, &cni_live.id] {
+        assert!(!mentioned_for_removal(&out, id), "{id} is in use: {out}");
+    }
+    // The dry run removed nothing.
+    for id in [&unbound.id, &cni_dead.id, &adopted.id] {
+        assert!(s.port(id).is_some(), "dry run deleted {id}");
+    }
+    assert!(link_exists(&lost_veth) && link_exists(&lost_ovs));
+    assert!(ovs_ports(&s.bridge).contains(&lost_ovs));
+    let adopted_now = s.port(&adopted.id).expect("adopted port");
+    assert_eq!(adopted_now.device_owner, DEVICE_OWNER, "dry run reset it");
+
+    let (success, out) = kuryr_gc(&f, &network, &["--min-age", "0"]);
+    assert!(success, "{out}");
+    assert!(did(&out, "delete port", &unbound.id), "{out}");
+    assert!(did(&out, "reset port", &adopted.id), "{out}");
+    assert!(s.port(&unbound.id).is_none(), "unbound port left");
+    assert!(s.port(&cni_dead.id).is_none(), "dead CNI port left");
+    assert!(!link_exists(&lost_veth), "veth {lost_veth} left");
+    assert!(!link_exists(&lost_ovs), "veth {lost_ovs} left");
+    assert!(!ovs_ports(&s.bridge).contains(&lost_ovs), "OVS port left");
+    let reset = s
+        .port(&adopted.id)
+        .expect("an adopted port is never deleted");
+    assert_eq!(reset.device_owner, "");
+    assert_eq!(reset.device_id, "");
+    assert_eq!(reset.binding_host_id, "");
+    assert_eq!(reset.tags, vec!["operator".to_string()]);
+    // What is in use is untouched.
+    assert!(s.port(&live_port.id).is_some(), "live container's port");
+    assert!(link_exists(&live_veth), "live container's veth");
+    assert!(s.port(&cni_live.id).is_some(), "live CNI port");
+    assert!(link_exists(&cni_live_veth));
+
+    // A second pass finds nothing more on this network.
+    let (_, out) = kuryr_gc(&f, &network, &["--dry-run", "--min-age", "0"]);
+    for id in [&live_port.id, &cni_live.id, &adopted.id, &unbound.id] {
+        assert!(!mentioned_for_removal(&out, id), "{out}");
+    }
+    let _ = run("ip", &["link", "del", &cni_live_veth]);
+}
+
+#[test]
+fn gc_keeps_docker_ports_when_docker_does_not_answer() {
+    let Some(f) = Fixture::new("gc_keeps_docker_ports_when_docker_does_not_answer") else {
+        return;
+    };
+    let s = &f.stack;
+    let cidr = format!("{}.0/24", fresh_v4());
+    f.uses_cidr(&cidr);
+    let net = f.name("net");
+    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let network = s.network_of_docker(&docker_net).id;
+    let unbound = make_port(
+        &f,
+        &network,
+        ours(&f, &network, "kuryr-unbound-port", "", &[DEVICE_OWNER]),
+    );
+    let (success, out) = kuryr_gc(
+        &f,
+        &network,
+        &[
+            "--min-age",
+            "0",
+            "--docker-socket",
+            "/nonexistent/docker.sock",
+        ],
+    );
+    assert!(success, "{out}");
+    assert!(did(&out, "keep port", &unbound.id), "{out}");
+    assert!(out.contains("Docker did not answer"), "{out}");
+    assert!(s.port(&unbound.id).is_some(), "deleted on doubt");
+}
