@@ -399,9 +399,17 @@ fn verdict(port: &PortRecord, snapshot: &Snapshot, settings: &Settings) -> Verdi
             net.driver
         )),
         Some(Ok(Some(net))) => {
-            if !port.device_id.is_empty() && net.endpoints.contains(&port.device_id) {
+            // The owner is written to Neutron after Docker's reply (and
+            // after a restart if a crash came first); OVSDB's vm-uuid has
+            // it from the plug on.
+            let owner = if port.device_id.is_empty() {
+                plugged_owner(port, snapshot).unwrap_or_default()
+            } else {
+                port.device_id.clone()
+            };
+            if !owner.is_empty() && net.endpoints.contains(&owner) {
                 Verdict::Live
-            } else if port.device_id.is_empty() {
+            } else if owner.is_empty() {
                 garbage(format!(
                     "address port with no endpoint on Docker network {docker_net}"
                 ))
@@ -413,6 +421,15 @@ fn verdict(port: &PortRecord, snapshot: &Snapshot, settings: &Settings) -> Verdi
             }
         }
     }
+}
+
+/// The owner (`vm-uuid`) on the OVS interface plugged for `port`, if any.
+fn plugged_owner(port: &PortRecord, snapshot: &Snapshot) -> Option<String> {
+    snapshot
+        .ovs_interfaces
+        .iter()
+        .find(|i| i.external_ids.get(IFACE_ID_KEY) == Some(&port.id))
+        .and_then(|i| i.external_ids.get(OWNER_KEY).cloned())
 }
 
 /// Parses Neutron's `2026-11-28T04:00:00Z` (also with fractions or
@@ -762,6 +779,24 @@ mod tests {
             parse_timestamp(NOW)
         );
         assert_eq!(parse_timestamp("garbage"), None);
+    }
+
+    #[test]
+    fn unrecorded_owner_is_read_from_ovsdb() {
+        // The owner PUT failed (or a crash came first): Neutron still says
+        // kuryr-unbound-port, OVSDB knows the endpoint.
+        let unrecorded = port(
+            P1,
+            naming::UNBOUND_PORT_NAME,
+            "",
+            &["compute:kuryr"],
+            HOUR_AGO,
+        );
+        let mut snap = snapshot(vec![unrecorded], &["ep"]);
+        snap.ovs_interfaces = vec![ovs("tap1", P1)];
+        let plan = plan(&snap, &settings());
+        assert_eq!(plan.live, 1, "{:?}", plan.actions);
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
     }
 
     #[test]
