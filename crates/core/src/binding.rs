@@ -442,6 +442,25 @@ impl Binder {
             host_mac,
         })
     }
+
+    /// CNI mode, once the port is ACTIVE: a gratuitous ARP for each IPv4
+    /// address from inside the container, so that peers which knew the
+    /// address at a previous holder's MAC learn the new one at once (see
+    /// [`netplumb::garp`]). Best effort: a failure is logged, never fatal.
+    pub async fn announce(&self, port_id: &str, mac: MacAddr, target: &NetnsTarget) {
+        for addr in &target.addresses {
+            let IpAddr::V4(ip) = addr.addr() else {
+                continue;
+            };
+            let sent =
+                netplumb::garp::send_gratuitous_arp(Some(&target.netns), &target.ifname, mac, ip)
+                    .await;
+            match sent {
+                Ok(()) => debug!(port_id, %ip, "gratuitous ARP sent"),
+                Err(err) => warn!(port_id, %ip, %err, "gratuitous ARP failed"),
+            }
+        }
+    }
 }
 
 /// A port plugged in CNI mode.

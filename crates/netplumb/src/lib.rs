@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod garp;
 mod link;
 pub mod netns;
 pub mod ovs;

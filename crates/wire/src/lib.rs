@@ -11,5 +11,6 @@
 pub mod cni;
 pub mod docker;
 
-#[cfg(test)]
-mod testutil;
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
+pub mod testutil;

@@ -10,7 +10,7 @@ use crate::docker::*;
 
 /// The captures from `shared/fixtures/docker-wire/`, as copied into
 /// crates/libnetwork.
-pub(crate) const FIXTURES: [(&str, &str); 3] = [
+pub const FIXTURES: [(&str, &str); 3] = [
     (
         "docker-20.10-requests.jsonl",
         include_str!("../../libnetwork/tests/fixtures/docker-wire/docker-20.10-requests.jsonl"),
@@ -26,11 +26,11 @@ pub(crate) const FIXTURES: [(&str, &str); 3] = [
 ];
 
 /// Docker-to-plugin calls in the captures (lines that are not `exec`).
-pub(crate) const FIXTURE_EXCHANGES: usize = 69;
+pub const FIXTURE_EXCHANGES: usize = 69;
 
 /// One recorded Docker call and the reply Docker accepted.
 #[derive(Debug, Clone)]
-pub(crate) struct Exchange {
+pub struct Exchange {
     /// `file:line`, for assertion messages.
     pub at: String,
     pub path: String,
@@ -47,7 +47,7 @@ pub(crate) struct Exchange {
 }
 
 /// Every Docker call of every capture, in order.
-pub(crate) fn exchanges() -> Vec<Exchange> {
+pub fn exchanges() -> Vec<Exchange> {
     let mut out = Vec::new();
     for (file, text) in FIXTURES {
         for (n, line) in text.lines().enumerate() {
@@ -139,7 +139,7 @@ fn go_body(text: &str) -> Vec<u8> {
 
 /// Drops `null`, `""`, `[]` and `{}` (recursively): Go's zero values, which
 /// Docker sends and our replies omit.
-pub(crate) fn strip_empty(v: &Value) -> Value {
+pub fn strip_empty(v: &Value) -> Value {
     match v {
         Value::Object(map) => Value::Object(
             map.iter()
@@ -163,7 +163,7 @@ fn is_empty(v: &Value) -> bool {
 }
 
 /// The JSON of a parsed request's payload (`null` for calls without one).
-pub(crate) fn request_json(request: &Request) -> Value {
+pub fn request_json(request: &Request) -> Value {
     fn j<T: Serialize>(v: &T) -> Value {
         serde_json::to_value(v).expect("serialize")
     }
@@ -191,14 +191,14 @@ pub(crate) fn request_json(request: &Request) -> Value {
 }
 
 /// Path of a file under crates/cni's `tests/fixtures/`.
-pub(crate) fn fixture_path(rel: &str) -> PathBuf {
+pub fn fixture_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../cni/tests/fixtures")
         .join(rel)
 }
 
 /// A JSON fixture under `tests/fixtures/`.
-pub(crate) fn fixture(rel: &str) -> Value {
+pub fn fixture(rel: &str) -> Value {
     let path = fixture_path(rel);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -206,7 +206,7 @@ pub(crate) fn fixture(rel: &str) -> Value {
 }
 
 /// Every fixture file name in `tests/fixtures/<dir>`, sorted.
-pub(crate) fn fixture_names(dir: &str) -> Vec<String> {
+pub fn fixture_names(dir: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixture_path(dir))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

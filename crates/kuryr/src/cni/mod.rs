@@ -217,6 +217,7 @@ impl NeutronCni {
             Err(err) if self.settings.active_is_fatal => return Err(errors::bind(&err)),
             Err(err) => warn!(port_id = %port.id, %err, "port not ACTIVE; continuing"),
         }
+        self.binder.announce(&port.id, mac, &target).await;
         Ok(add_result(
             req,
             &plugged,
@@ -324,6 +325,10 @@ impl NeutronCni {
             .await
             .map_err(|e| errors::bind(&e))?;
         info!(port_id = %port.id, network_id = %network.id, "pool port taken");
+        // A pool port is ACTIVE already.
+        if let Ok(mac) = port.mac_address.parse() {
+            self.binder.announce(&port.id, mac, &target).await;
+        }
         let owner = PortOwner {
             name: tags::port_name(&req.container_id, &req.ifname),
             device_id: req.container_id.clone(),
