@@ -1314,3 +1314,66 @@ fn plugin_restart_mid_container_life() {
     f.remove_network(&net);
     f.assert_clean(&docker_net, &[&cidr], &[&port_a.id, &port_b.id]);
 }
+
+/// An address that moves to a new container at once (Neutron reuses freed
+/// addresses): a peer that just answered the old holder learns the new MAC
+/// from Kuryr's gratuitous ARP, instead of answering into the void for up
+/// to 45 s (OVN answers the new holder's own ARP requests itself).
+#[test]
+fn reused_address_reaches_a_peer_at_once() {
+    let Some(f) = Fixture::new("reused_address_reaches_a_peer_at_once") else {
+        return;
+    };
+    let p = fresh_v4();
+    let cidr = format!("{p}.0/24");
+    f.uses_cidr(&cidr);
+    let net = f.name("net");
+    f.create_network(&net, &["--subnet", &cidr, "--gateway", &format!("{p}.1")]);
+    let anchor = f.name("anchor");
+    let anchor_ip = f.run_detached(&anchor, &net, &[]).ip.expect("anchor IP");
+    let reused = format!("{p}.77");
+
+    let old = f.name("old");
+    let old_att = f.run_detached(&old, &net, &["--ip", &reused]);
+    ping(&old, anchor_ip);
+    // The anchor now maps the address to the old container's MAC.
+    let neighbour = |c: &str| {
+        exec(c, &["ip", "neigh", "show"])
+            .lines()
+            .filter(|l| l.starts_with(&format!("{reused} ")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let neigh = neighbour(&anchor);
+    assert!(
+        neigh.contains(&old_att.mac.to_lowercase()),
+        "anchor neighbours: {neigh}"
+    );
+    f.remove_container(&old);
+
+    let new = f.name("new");
+    let new_att = f.run_detached(&new, &net, &["--ip", &reused]);
+    assert_ne!(new_att.mac, old_att.mac, "a new port, a new MAC");
+    // Within 3 s: the anchor's entry for the address would stay REACHABLE
+    // (old MAC) for 15-45 s without the announcement, which Kuryr sends as
+    // soon as Docker has configured the interface in the sandbox.
+    let mut neigh = neighbour(&anchor);
+    for _ in 0..30 {
+        if neigh.contains(&new_att.mac.to_lowercase()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        neigh = neighbour(&anchor);
+    }
+    assert!(
+        neigh.contains(&new_att.mac.to_lowercase()),
+        "the anchor still maps {reused} to the old MAC: {neigh}\n{}",
+        f.kuryr
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("gratuitous") || l.contains("ExternalConnectivity"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    ping(&new, anchor_ip);
+}

@@ -23,6 +23,10 @@ use crate::wire::{
     InterfaceName, JoinResponse, ProgramExternalConnectivityRequest, RouteType, StaticRoute,
 };
 
+/// How long a started container's interface may take to appear configured
+/// in its sandbox before the gratuitous ARP is given up.
+const ANNOUNCE_PATIENCE: Duration = Duration::from_secs(10);
+
 /// How long the local OVN signal may take before Neutron is asked too.
 const NEUTRON_POLL_DELAY: Duration = Duration::from_secs(2);
 
@@ -534,6 +538,7 @@ impl KuryrDriver {
     }
 
     pub(super) async fn delete_endpoint_impl(&self, ep: &str) -> DriverResult<()> {
+        self.cache().sandboxes.remove(ep);
         let cached = self.cache().endpoints.remove(ep);
         if let Some(info) = &cached {
             if self.keep_for_pool(info).await {
@@ -624,10 +629,46 @@ impl KuryrDriver {
         Ok(EndpointOperInfoResponse { value })
     }
 
+    /// A gratuitous ARP from the container tells peers that knew a reused
+    /// address at its previous holder's MAC (see `netplumb::garp`). Docker
+    /// configures the interface only when the runtime has made the
+    /// container's netns, after its last plugin call of the start, so this
+    /// waits for that in the background. Veth binding only (ipvlan shares
+    /// the VM's MAC); best effort.
+    async fn announce_endpoint(&self, ep: &str) {
+        let sandbox = self.cache().sandboxes.remove(ep);
+        let info = self.cache().endpoints.get(ep).cloned();
+        let (Some(sandbox), Some(info)) = (sandbox, info) else {
+            return;
+        };
+        if !matches!(info.plugged.vif_type.as_str(), "ovs" | "bridge") {
+            return;
+        }
+        let Ok(mac) = info.port.mac_address.parse() else {
+            return;
+        };
+        let ips: Vec<std::net::Ipv4Addr> = info
+            .port
+            .fixed_ips
+            .iter()
+            .filter_map(|f| match f.ip_address {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let binder = self.binder.clone();
+        tokio::spawn(async move {
+            binder
+                .announce_in_sandbox(&info.port.id, &sandbox, mac, &ips, ANNOUNCE_PATIENCE)
+                .await;
+        });
+    }
+
     pub(super) async fn program_external_connectivity_impl(
         &self,
         req: ProgramExternalConnectivityRequest,
     ) -> DriverResult<()> {
+        self.announce_endpoint(&req.endpoint_id).await;
         if !self.settings.process_external_connectivity || req.options.exposed_ports.is_empty() {
             return Ok(());
         }

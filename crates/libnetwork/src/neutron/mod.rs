@@ -160,6 +160,9 @@ struct Cache {
     returning: HashMap<IpAddr, (PoolKey, PooledPort)>,
     /// Neutron network id → its own pool sizes (`-o kuryr.ports_pool_*`).
     pool_settings: HashMap<String, PoolSettings>,
+    /// Docker endpoint id → its sandbox (`Join`'s `SandboxKey`), until
+    /// `ProgramExternalConnectivity` announces the addresses from there.
+    sandboxes: HashMap<String, String>,
 }
 
 /// A Neutron update that runs after Docker got its reply.
@@ -370,7 +373,11 @@ impl Driver for KuryrDriver {
     }
 
     async fn join(&self, req: JoinRequest) -> DriverResult<JoinResponse> {
-        self.join_impl(&req.network_id, &req.endpoint_id).await
+        let reply = self.join_impl(&req.network_id, &req.endpoint_id).await?;
+        self.cache()
+            .sandboxes
+            .insert(req.endpoint_id, req.sandbox_key);
+        Ok(reply)
     }
 
     async fn leave(&self, _req: LeaveRequest) -> DriverResult<()> {
