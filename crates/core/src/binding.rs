@@ -457,7 +457,7 @@ impl Binder {
         ips: &[std::net::Ipv4Addr],
         patience: Duration,
     ) {
-        if ips.is_empty() {
+        if ips.is_empty() || !self.binds_host() {
             return;
         }
         let deadline = tokio::time::Instant::now() + patience;
@@ -482,11 +482,16 @@ impl Binder {
         }
     }
 
-    /// CNI mode, once the port is ACTIVE: a gratuitous ARP for each IPv4
-    /// address from inside the container, so that peers which knew the
+    /// CNI mode, once the port is ACTIVE (veth binding only): a gratuitous
+    /// ARP for each IPv4 address from inside the container, so that peers which knew the
     /// address at a previous holder's MAC learn the new one at once (see
     /// [`netplumb::garp`]). Best effort: a failure is logged, never fatal.
     pub async fn announce(&self, port_id: &str, mac: MacAddr, target: &NetnsTarget) {
+        // Nested: ipvlan speaks with the VM's MAC, and the VM port answers
+        // for the container addresses: the port's MAC must not be claimed.
+        if !self.binds_host() {
+            return;
+        }
         for addr in &target.addresses {
             let IpAddr::V4(ip) = addr.addr() else {
                 continue;
