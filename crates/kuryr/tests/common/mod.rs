@@ -1136,3 +1136,18 @@ impl Fixture {
         self.containers.borrow_mut().push(name.to_string());
     }
 }
+
+/// Stops a process the test started: SIGTERM by PID (so it removes its
+/// socket), up to 5 s to exit, then SIGKILL.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
