@@ -61,6 +61,10 @@ pub struct DefaultOptions {
     pub global_default_address_space: String,
     pub subnetpool_name_prefix: String,
     pub process_external_connectivity: bool,
+    /// `ip_range_as_subnet` (Kuryr-specific): Docker's `--ip-range` becomes
+    /// the Neutron subnet, named after it, as upstream kuryr-libnetwork
+    /// makes it, instead of the allocation pool of the `--subnet` subnet.
+    pub ip_range_as_subnet: bool,
     /// `binding:host_id` for ports of this host; the hostname when unset.
     pub host: Option<String>,
     pub debug: bool,
@@ -159,6 +163,7 @@ impl Default for Config {
                 global_default_address_space: "no_address_space".into(),
                 subnetpool_name_prefix: "kuryrPool".into(),
                 process_external_connectivity: true,
+                ip_range_as_subnet: false,
                 host: None,
                 debug: false,
             },
@@ -256,6 +261,7 @@ impl Config {
                 "process_external_connectivity" => {
                     d.process_external_connectivity = boolean("DEFAULT", &key, &value)?
                 }
+                "ip_range_as_subnet" => d.ip_range_as_subnet = boolean("DEFAULT", &key, &value)?,
                 "host" => d.host = non_empty(&value),
                 "debug" => d.debug = boolean("DEFAULT", &key, &value)?,
                 // Upstream options that have no meaning here; accepted so an

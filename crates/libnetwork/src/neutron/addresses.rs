@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use kuryr_core::vif_pool::{PoolKey, PooledPort};
 
 use super::pools::PoolId;
-use super::{neutron_error, KuryrDriver, PoolInfo};
+use super::{neutron_error, KuryrDriver, PoolInfo, SubnetAddr};
 use crate::api::{DriverError, DriverResult};
 use crate::wire::{ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse};
 
@@ -24,7 +24,15 @@ impl KuryrDriver {
         let id = PoolId::parse(&req.pool_id)?;
         let pool = self.resolve_pool(&id).await?;
         if req.options.is_gateway_request() {
-            let address = gateway_address(&pool, req.address)?;
+            let address = gateway_address(&pool, req.address).map_err(|mut err| {
+                if self.settings.ip_range_as_subnet && err.http_status() == 400 {
+                    err.message.push_str(
+                        " ([DEFAULT] ip_range_as_subnet = true makes --ip-range the Neutron subnet: \
+                         give a --gateway inside the range)",
+                    );
+                }
+                err
+            })?;
             return Ok(RequestAddressResponse {
                 address,
                 data: BTreeMap::new(),
@@ -53,13 +61,12 @@ impl KuryrDriver {
                     .map(|f| f.ip_address);
                 if let Some(ip) = ip {
                     info!(port_id = %pooled.port.id, %ip, "address from the port pool");
+                    let at = SubnetAddr::new(&subnet.id, ip);
                     let mut cache = self.cache();
-                    cache.addresses.insert(ip, pooled.port.clone());
-                    cache.pooled.insert(ip, (key, pooled));
-                    let address = IpNet::new(ip, pool.cidr.prefix_len())
-                        .map_err(|e| DriverError::internal(format!("bad prefix: {e}")))?;
+                    cache.addresses.insert(at.clone(), pooled.port.clone());
+                    cache.pooled.insert(at, (key, pooled));
                     return Ok(RequestAddressResponse {
-                        address,
+                        address: address_on(&subnet, ip)?,
                         data: BTreeMap::new(),
                     });
                 }
@@ -86,11 +93,11 @@ impl KuryrDriver {
                 ))
             })?;
         info!(port_id = %port.id, %ip, "address allocated");
-        self.cache().addresses.insert(ip, port);
-        let address = IpNet::new(ip, pool.cidr.prefix_len())
-            .map_err(|e| DriverError::internal(format!("bad prefix: {e}")))?;
+        self.cache()
+            .addresses
+            .insert(SubnetAddr::new(&subnet.id, ip), port);
         Ok(RequestAddressResponse {
-            address,
+            address: address_on(&subnet, ip)?,
             data: BTreeMap::new(),
         })
     }
@@ -184,16 +191,24 @@ impl KuryrDriver {
             .address
             .ok_or_else(|| DriverError::bad_request("ReleaseAddress without an Address"))?;
         let id = PoolId::parse(&req.pool_id)?;
-        let back = {
+        // The pool names the subnet, and the address is looked up on that
+        // subnet alone: another network may hold the same address.
+        let pool = match self.resolve_pool(&id).await {
+            Ok(pool) => pool,
+            Err(err) if err.http_status() == 404 => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let Some(subnet) = pool.subnet else {
+            return Ok(());
+        };
+        let at = SubnetAddr::new(&subnet.id, ip);
+        let (back, cached) = {
             let mut cache = self.cache();
             let back = cache
                 .returning
-                .remove(&ip)
-                .or_else(|| cache.pooled.remove(&ip));
-            if back.is_some() {
-                cache.addresses.remove(&ip);
-            }
-            back
+                .remove(&at)
+                .or_else(|| cache.pooled.remove(&at));
+            (back, cache.addresses.remove(&at))
         };
         if let Some((key, pooled)) = back {
             // Back to its pool after the reply (behind the claim's update).
@@ -204,15 +219,6 @@ impl KuryrDriver {
             });
             return Ok(());
         }
-        let cached = self.cache().addresses.remove(&ip);
-        let pool = match self.resolve_pool(&id).await {
-            Ok(pool) => pool,
-            Err(err) if err.http_status() == 404 => return Ok(()),
-            Err(err) => return Err(err),
-        };
-        let Some(subnet) = pool.subnet else {
-            return Ok(());
-        };
         if subnet.gateway_ip == Some(ip) {
             return Ok(());
         }
@@ -230,25 +236,20 @@ impl KuryrDriver {
                 .into_iter()
                 .next(),
         };
-        match port {
-            None => Ok(()),
-            Some(port) if is_own_port(&port) => {
-                // Deleted after the reply: the address stays taken in
-                // Neutron until then, and whatever reuses it (a specific
-                // `--ip`, the network's deletion) waits for this first.
-                let neutron = self.neutron.clone();
-                let id = port.id.clone();
-                self.defer(&port.id, &port.network_id, async move {
-                    match neutron.delete_port(&id).await {
-                        Ok(()) => info!(port_id = %id, "port deleted"),
-                        Err(e) if e.is_not_found() => {}
-                        Err(err) => warn!(port_id = %id, %err, "deleting the released port failed"),
-                    }
-                });
-                Ok(())
-            }
-            Some(port) => self.release_port(&port).await,
+        let Some(port) = port else {
+            return Ok(());
+        };
+        if !SubnetAddr::of_port(&port).any(|a| a == at) {
+            warn!(port_id = %port.id, %ip, subnet = %subnet.id, "the port does not hold the released address on its pool's subnet; left alone");
+            return Ok(());
         }
+        // Released before the reply, so that what Neutron shows matches
+        // Docker once `docker rm` or `network disconnect` returns
+        // (docs/benchmarks.md § Releasing an address weighs this against the
+        // round trip it costs the rm path). The port's owner update, if
+        // still running, goes first.
+        self.settle_port(&port.id).await;
+        self.release_port(&port).await
     }
 
     /// Deletes a port Kuryr made; resets and untags an adopted one; leaves
@@ -297,10 +298,11 @@ impl KuryrDriver {
     }
 }
 
-/// A port Kuryr made (not an adopted one): deleted on release.
-fn is_own_port(port: &Port) -> bool {
-    port.tags.iter().any(|t| t == naming::DEVICE_OWNER)
-        && !port.tags.iter().any(|t| t == naming::EXISTING_PORT_TAG)
+/// The container's address with its Neutron subnet's prefix, which is the
+/// pool's except where an adopted network's subnet is its `--ip-range`.
+fn address_on(subnet: &Subnet, ip: IpAddr) -> DriverResult<IpNet> {
+    let cidr = super::pools::parse_cidr(subnet)?;
+    IpNet::new(ip, cidr.prefix_len()).map_err(|e| DriverError::internal(format!("bad prefix: {e}")))
 }
 
 fn is_kuryr_port_tag(tag: &str) -> bool {
@@ -396,6 +398,69 @@ mod tests {
                 .expect_err("conflict")
                 .http_status(),
             409
+        );
+    }
+
+    const SUBNET_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    const SUBNET_B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+    /// Kuryr's own port at `ip` on one of two subnets of the same cidr,
+    /// as RequestAddress leaves it in the cache.
+    fn cache_address(driver: &KuryrDriver, subnet_id: &str, port_id: &str, ip: IpAddr) {
+        let subnet = Subnet {
+            id: subnet_id.into(),
+            network_id: format!("net-of-{subnet_id}"),
+            cidr: "10.1.2.0/24".into(),
+            gateway_ip: "10.1.2.1".parse().ok(),
+            ..Subnet::default()
+        };
+        let port = Port {
+            id: port_id.into(),
+            network_id: subnet.network_id.clone(),
+            fixed_ips: vec![openstack::neutron::FixedIp {
+                subnet_id: subnet_id.into(),
+                ip_address: ip,
+            }],
+            tags: vec![naming::DEVICE_OWNER.into()],
+            ..Port::default()
+        };
+        let mut cache = driver.cache();
+        cache.pools.insert(
+            format!("subnet:{subnet_id}"),
+            PoolInfo {
+                cidr: "10.1.2.0/24".parse().expect("cidr"),
+                sub_pool: None,
+                subnet: Some(subnet),
+            },
+        );
+        cache.addresses.insert(SubnetAddr::new(subnet_id, ip), port);
+    }
+
+    /// Two networks whose subnets share a cidr, each with a container at
+    /// the same address: releasing it on one deletes that network's port
+    /// only, before the reply, and leaves the other's port alone.
+    #[tokio::test]
+    async fn releasing_an_address_touches_only_its_own_subnets_port() {
+        let fake = super::super::fake_neutron::FakeNeutron::start().await;
+        fake.on("DELETE", "/v2.0/ports/port-a", 204, serde_json::Value::Null);
+        let driver = fake.driver().await;
+        let ip: IpAddr = "10.1.2.5".parse().expect("ip");
+        cache_address(&driver, SUBNET_A, "port-a", ip);
+        cache_address(&driver, SUBNET_B, "port-b", ip);
+        let req = serde_json::from_value(
+            serde_json::json!({"PoolID": format!("subnet:{SUBNET_A}"), "Address": "10.1.2.5"}),
+        )
+        .expect("request");
+        driver.release_address_impl(req).await.expect("released");
+        assert_eq!(fake.lines(), vec!["DELETE /v2.0/ports/port-a"]);
+        let cache = driver.cache();
+        assert!(!cache.addresses.contains_key(&SubnetAddr::new(SUBNET_A, ip)));
+        assert_eq!(
+            cache
+                .addresses
+                .get(&SubnetAddr::new(SUBNET_B, ip))
+                .map(|p| p.id.as_str()),
+            Some("port-b")
         );
     }
 

@@ -16,7 +16,7 @@ use openstack::neutron::{
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-use super::{neutron_error, EndpointInfo, KuryrDriver, NetworkInfo, ACTIVE_SEEN_FRESH};
+use super::{neutron_error, EndpointInfo, KuryrDriver, NetworkInfo, SubnetAddr, ACTIVE_SEEN_FRESH};
 use crate::api::{DriverError, DriverResult, ErrorKind};
 use crate::wire::{
     CreateEndpointRequest, CreateEndpointResponse, EndpointInterface, EndpointOperInfoResponse,
@@ -29,6 +29,14 @@ const ANNOUNCE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How long the local OVN signal may take before Neutron is asked too.
 const NEUTRON_POLL_DELAY: Duration = Duration::from_secs(2);
+
+/// The subnet among a network's that holds `ip` (a network's subnets never
+/// overlap).
+fn subnet_holding(subnets: &[Subnet], ip: IpAddr) -> Option<&Subnet> {
+    subnets
+        .iter()
+        .find(|s| s.cidr.parse::<IpNet>().is_ok_and(|cidr| cidr.contains(&ip)))
+}
 
 fn bind_error(err: BindError) -> DriverError {
     let kind = match &err {
@@ -59,11 +67,19 @@ impl KuryrDriver {
             ));
         }
         let requested_mac = req.interface.mac_address.as_ref().map(ToString::to_string);
+        // Each address on the network's subnet that holds it: the same
+        // address may be another network's too.
+        let at: Vec<(IpAddr, Option<SubnetAddr>)> = addresses
+            .iter()
+            .map(|ip| {
+                let subnet = subnet_holding(&net.subnets, *ip);
+                (*ip, subnet.map(|s| SubnetAddr::new(&s.id, *ip)))
+            })
+            .collect();
         let pooled: Vec<(PoolKey, PooledPort)> = {
             let mut cache = self.cache();
-            addresses
-                .iter()
-                .filter_map(|ip| cache.pooled.remove(ip))
+            at.iter()
+                .filter_map(|(_, a)| cache.pooled.remove(a.as_ref()?))
                 .collect()
         };
         for (key, pooled) in pooled {
@@ -95,8 +111,10 @@ impl KuryrDriver {
             }
         }
         let mut ports = Vec::new();
-        for ip in &addresses {
-            let port = self.port_of_address(&net.neutron_id, *ip).await?;
+        for (ip, on_subnet) in &at {
+            let port = self
+                .port_of_address(&net.neutron_id, *ip, on_subnet.as_ref())
+                .await?;
             if !ports.iter().any(|p: &Port| p.id == port.id) {
                 ports.push(port);
             }
@@ -118,8 +136,8 @@ impl KuryrDriver {
         };
         {
             let mut cache = self.cache();
-            for ip in &addresses {
-                cache.addresses.insert(*ip, port.clone());
+            for a in SubnetAddr::of_port(&port) {
+                cache.addresses.insert(a, port.clone());
             }
         }
         // The subnets are read again while the port comes up: an operator
@@ -193,8 +211,8 @@ impl KuryrDriver {
         let mac = port.mac_address.clone();
         {
             let mut cache = self.cache();
-            for f in &port.fixed_ips {
-                cache.addresses.insert(f.ip_address, port.clone());
+            for a in SubnetAddr::of_port(&port) {
+                cache.addresses.insert(a, port.clone());
             }
             cache.endpoints.insert(
                 ep.to_string(),
@@ -246,10 +264,16 @@ impl KuryrDriver {
         }
     }
 
-    /// The port RequestAddress made for `ip`: from the cache, else Neutron.
-    async fn port_of_address(&self, network_id: &str, ip: IpAddr) -> DriverResult<Port> {
-        if let Some(port) = self.cache().addresses.get(&ip) {
-            return Ok(port.clone());
+    /// The port RequestAddress made for `ip` on this network: from the
+    /// cache (by the subnet holding it), else Neutron.
+    async fn port_of_address(
+        &self,
+        network_id: &str,
+        ip: IpAddr,
+        at: Option<&SubnetAddr>,
+    ) -> DriverResult<Port> {
+        if let Some(port) = at.and_then(|a| self.cache().addresses.get(a).cloned()) {
+            return Ok(port);
         }
         let ports = self
             .neutron
@@ -516,6 +540,7 @@ impl KuryrDriver {
             disable_gateway_service: true,
             ..JoinResponse::default()
         };
+        let own: Vec<IpAddr> = info.port.fixed_ips.iter().map(|f| f.ip_address).collect();
         for subnet in &info.subnets {
             match subnet.gateway_ip {
                 Some(gw @ IpAddr::V4(_)) => response.gateway = Some(gw),
@@ -527,6 +552,16 @@ impl KuryrDriver {
                     warn!(subnet = %subnet.id, destination = %route.destination, "skipping a bad host route");
                     continue;
                 };
+                if own.contains(&route.nexthop) {
+                    // Docker would refuse the route and the container would
+                    // not start: one bad route must not cost the container.
+                    warn!(
+                        subnet = %subnet.id, endpoint = ep, %destination, nexthop = %route.nexthop,
+                        "skipping a host route whose nexthop is the container's own address \
+                         (keep nexthops out of the subnet's allocation pools)"
+                    );
+                    continue;
+                }
                 response.static_routes.push(StaticRoute {
                     destination,
                     route_type: RouteType::NextHop,
@@ -583,10 +618,8 @@ impl KuryrDriver {
             return false;
         }
         let mut cache = self.cache();
-        for f in &info.port.fixed_ips {
-            cache
-                .returning
-                .insert(f.ip_address, (key.clone(), pooled.clone()));
+        for a in SubnetAddr::of_port(&info.port) {
+            cache.returning.insert(a, (key.clone(), pooled.clone()));
         }
         info!(port_id = %info.port.id, "endpoint deleted; port kept plugged for its pool");
         true
@@ -1041,5 +1074,55 @@ mod tests {
         let driver = broken.driver().await;
         let subnets = driver.port_subnets("n1", &port(&[], "x"), &stale).await;
         assert_eq!(subnets, stale);
+    }
+
+    /// A host route whose nexthop is the container's own address (Neutron
+    /// handed out the nexthop, which lay in the allocation pool) is left
+    /// out of Join: Docker would refuse it and the container would not
+    /// start. The other routes stay.
+    #[tokio::test]
+    async fn join_leaves_out_a_route_through_the_container_itself() {
+        let fake = FakeNeutron::start().await;
+        let driver = fake.driver().await;
+        let mut own = port(&[naming::DEVICE_OWNER], "x");
+        own.fixed_ips[0].ip_address = "10.1.2.254".parse().expect("ip");
+        let route = |destination: &str, nexthop: &str| HostRoute {
+            destination: destination.into(),
+            nexthop: nexthop.parse().expect("ip"),
+        };
+        let subnet = Subnet {
+            id: "s1".into(),
+            cidr: "10.1.2.0/24".into(),
+            gateway_ip: "10.1.2.1".parse().ok(),
+            host_routes: vec![
+                route("192.0.2.0/24", "10.1.2.254"),
+                route("198.51.100.0/24", "10.1.2.253"),
+            ],
+            ..Subnet::default()
+        };
+        driver.cache().endpoints.insert(
+            EP.into(),
+            EndpointInfo {
+                plugged: Plugged {
+                    host_ifname: naming::host_veth_name(&own.id),
+                    container_ifname: naming::container_veth_name(&own.id),
+                    vif_type: "ovs".into(),
+                },
+                port: own,
+                subnets: vec![subnet],
+                exposed_sg: None,
+                active_seen: None,
+                pool: None,
+            },
+        );
+        let reply = driver.join_impl(NET, EP).await.expect("joined");
+        let hops: Vec<String> = reply
+            .static_routes
+            .iter()
+            .map(|r| format!("{} via {:?}", r.destination, r.next_hop))
+            .collect();
+        assert_eq!(hops, vec!["198.51.100.0/24 via Some(10.1.2.253)"]);
+        assert_eq!(reply.gateway, "10.1.2.1".parse().ok());
+        assert!(fake.calls().is_empty());
     }
 }

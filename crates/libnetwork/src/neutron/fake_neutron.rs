@@ -86,6 +86,11 @@ impl FakeNeutron {
 
     /// A driver talking to this fake (noauth), with a fake OVS switch.
     pub async fn driver(&self) -> KuryrDriver {
+        self.driver_with(settings()).await
+    }
+
+    /// The same with its own settings.
+    pub async fn driver_with(&self, settings: DriverSettings) -> KuryrDriver {
         let neutron = Neutron::new(AuthOptions::noauth(format!("http://{}", self.addr)))
             .expect("a client for the fake");
         let netlink = Netlink::host().await.expect("a netlink socket");
@@ -94,7 +99,7 @@ impl FakeNeutron {
             Arc::new(FakeSwitch::with_bridge("br-int")),
             "br-int",
         );
-        KuryrDriver::new(neutron, binder, settings())
+        KuryrDriver::new(neutron, binder, settings)
     }
 }
 
@@ -109,6 +114,7 @@ pub(crate) fn settings() -> DriverSettings {
         default_subnetpool_v6: "kuryr6".into(),
         enable_dhcp: true,
         process_external_connectivity: true,
+        ip_range_as_subnet: false,
         veth_dst_prefix: "eth".into(),
         active_timeout: std::time::Duration::from_secs(1),
         active_is_fatal: true,

@@ -60,6 +60,9 @@ pub struct DriverSettings {
     pub enable_dhcp: bool,
     /// `[DEFAULT] process_external_connectivity`.
     pub process_external_connectivity: bool,
+    /// `[DEFAULT] ip_range_as_subnet`: `--ip-range` is the subnet, as
+    /// upstream makes it.
+    pub ip_range_as_subnet: bool,
     /// `[binding] veth_dst_prefix`.
     pub veth_dst_prefix: String,
     /// Wait for ACTIVE at most this long; zero disables the wait.
@@ -92,6 +95,7 @@ impl DriverSettings {
             default_subnetpool_v6: n.default_subnetpool_v6.clone(),
             enable_dhcp: n.enable_dhcp,
             process_external_connectivity: d.process_external_connectivity,
+            ip_range_as_subnet: d.ip_range_as_subnet,
             veth_dst_prefix: config.binding.veth_dst_prefix.clone(),
             active_timeout: Duration::from_secs(n.vif_plugging_timeout),
             active_is_fatal: n.vif_plugging_is_fatal,
@@ -140,6 +144,31 @@ struct EndpointInfo {
 /// read port mappings.
 const ACTIVE_SEEN_FRESH: Duration = Duration::from_secs(2);
 
+/// A container address as Neutron holds it: on one subnet. Overlapping
+/// CIDRs are normal in Neutron (two networks, each with a container at
+/// 10.0.0.5), so an address alone names no port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SubnetAddr {
+    subnet_id: String,
+    ip: IpAddr,
+}
+
+impl SubnetAddr {
+    fn new(subnet_id: &str, ip: IpAddr) -> Self {
+        SubnetAddr {
+            subnet_id: subnet_id.to_string(),
+            ip,
+        }
+    }
+
+    /// Every address of the port, each on its own subnet.
+    fn of_port(port: &Port) -> impl Iterator<Item = SubnetAddr> + '_ {
+        port.fixed_ips
+            .iter()
+            .map(|f| SubnetAddr::new(&f.subnet_id, f.ip_address))
+    }
+}
+
 #[derive(Default)]
 struct Cache {
     /// Docker network id → Neutron network.
@@ -149,15 +178,15 @@ struct Cache {
     /// Subnetpool name → id (the default pools).
     pool_ids: HashMap<String, String>,
     /// Address → port handed out by RequestAddress.
-    addresses: HashMap<IpAddr, Port>,
+    addresses: HashMap<SubnetAddr, Port>,
     /// Docker endpoint id → endpoint.
     endpoints: HashMap<String, EndpointInfo>,
     /// Address → pool port handed out by RequestAddress, not yet claimed
     /// by CreateEndpoint.
-    pooled: HashMap<IpAddr, (PoolKey, PooledPort)>,
+    pooled: HashMap<SubnetAddr, (PoolKey, PooledPort)>,
     /// Address → pool port reset by DeleteEndpoint (veth intact), to go
     /// back to its pool at ReleaseAddress.
-    returning: HashMap<IpAddr, (PoolKey, PooledPort)>,
+    returning: HashMap<SubnetAddr, (PoolKey, PooledPort)>,
     /// Neutron network id → its own pool sizes (`-o kuryr.ports_pool_*`).
     pool_settings: HashMap<String, PoolSettings>,
     /// Docker endpoint id → its sandbox (`Join`'s `SandboxKey`), until
@@ -251,6 +280,11 @@ impl KuryrDriver {
     /// network, or one of its addresses, is reused or deleted).
     pub(crate) async fn settle_network(&self, network_id: &str) {
         self.settle(|_, b| b.network_id == network_id).await;
+    }
+
+    /// Waits for the deferred work on one port (before it is deleted).
+    pub(crate) async fn settle_port(&self, port_id: &str) {
+        self.settle(|id, _| id == port_id).await;
     }
 
     /// Waits for all deferred work (at shutdown, so nothing is left half done).

@@ -13,13 +13,11 @@ use std::time::Duration;
 use kuryr_core::vif_pool::PoolSettings;
 use tracing::{info, warn};
 
-use super::pools::{PoolId, PoolOptions, OPT_NET_SHARED};
+use super::pools::{PoolId, PoolOptions, OPT_NET_NAME, OPT_NET_SHARED, OPT_NET_UUID};
 use super::{neutron_error, KuryrDriver, NetworkInfo, PoolInfo};
 use crate::api::{DriverError, DriverResult};
 use crate::wire::{CreateNetworkRequest, IpamData};
 
-const OPT_NET_UUID: &str = "neutron.net.uuid";
-const OPT_NET_NAME: &str = "neutron.net.name";
 /// `-o kuryr.ports_pool_min=N` and its siblings: this network's own pool
 /// sizes (over `[vif_pool]`).
 const OPT_POOL_PREFIX: &str = "kuryr.ports_pool_";
@@ -109,21 +107,54 @@ struct Family {
     gateway: Option<std::net::IpAddr>,
 }
 
+/// Whether a cached pool of the right cidr can be the one this network's
+/// family came from: its subnetpool and subnet are the ones the options
+/// name, and a user's subnet lies on the adopted network.
+fn pool_fits(
+    id: &PoolId,
+    info: &PoolInfo,
+    opts: &PoolOptions,
+    wanted_pool: Option<&str>,
+    adopt: Option<&Network>,
+) -> bool {
+    if wanted_pool.is_some() && id.subnetpool() != wanted_pool {
+        return false;
+    }
+    // Only a pool made from a user's subnet (`--ipam-opt neutron.subnet.*`)
+    // has one to compare; the others get theirs in CreateNetwork.
+    let (PoolId::Existing { .. }, Some(subnet)) = (id, info.subnet.as_ref()) else {
+        return true;
+    };
+    let named = match (&opts.subnet_uuid, &opts.subnet_name) {
+        (Some(uuid), _) => &subnet.id == uuid,
+        (None, Some(name)) => &subnet.name == name,
+        (None, None) => true,
+    };
+    named && adopt.is_none_or(|network| subnet.network_id == network.id)
+}
+
 impl KuryrDriver {
     pub(super) async fn create_network_impl(&self, req: CreateNetworkRequest) -> DriverResult<()> {
         let generic = req.options.generic.clone().unwrap_or_default();
         let opts = NetOptions::parse(&generic, self.settings.pool)?;
+        // The adopted network is found first: it tells which pool this
+        // network's addresses came from when two pools share a CIDR.
+        let adopt = if opts.adopts() {
+            Some(self.find_network_by_option(&opts).await?)
+        } else {
+            None
+        };
         let mut families = Vec::new();
         for (data, family_opts) in [
             (req.ipv4_data.first(), &opts.v4),
             (req.ipv6_data.first(), &opts.v6),
         ] {
             if let Some(data) = data {
-                families.push(self.family_for(data, family_opts).await?);
+                families.push(self.family_for(data, family_opts, adopt.as_ref()).await?);
             }
         }
         let docker_id = req.network_id.as_str();
-        let (network, adopted) = self.network_for(docker_id, &opts, &families).await?;
+        let (network, adopted) = self.network_for(docker_id, &opts, adopt, &families).await?;
         let mut subnets = Vec::new();
         for family in &families {
             match self.ensure_subnet(&network, family).await {
@@ -166,8 +197,16 @@ impl KuryrDriver {
     }
 
     /// Finds the pool Docker allocated this family from. Docker does not
-    /// pass the pool id here, only its cidr.
-    async fn family_for(&self, data: &IpamData, opts: &PoolOptions) -> DriverResult<Family> {
+    /// pass the pool id here, only its cidr, and two pools may share a cidr
+    /// (overlapping tenant networks): the options and the adopted network
+    /// narrow the choice, and what is left is chosen by a fixed order, never
+    /// by a map's iteration order.
+    async fn family_for(
+        &self,
+        data: &IpamData,
+        opts: &PoolOptions,
+        adopt: Option<&Network>,
+    ) -> DriverResult<Family> {
         let cidr = data
             .pool
             .ok_or_else(|| DriverError::bad_request("CreateNetwork: IPAM data without a Pool"))?
@@ -178,24 +217,33 @@ impl KuryrDriver {
         } else {
             None
         };
-        let cached: Vec<(String, PoolInfo)> = self
-            .cache()
-            .pools
-            .iter()
-            .filter(|(_, info)| info.cidr == cidr)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let pick = cached
-            .iter()
-            .filter_map(|(key, info)| PoolId::parse(key).ok().map(|id| (id, info)))
-            .filter(|(id, _)| wanted_pool.is_none() || id.subnetpool() == wanted_pool.as_deref())
-            .min_by_key(|(_, info)| info.subnet.is_some());
+        let pick = {
+            let cache = self.cache();
+            let in_use = |subnet: &Subnet| {
+                cache
+                    .networks
+                    .values()
+                    .any(|n| n.subnets.iter().any(|s| s.id == subnet.id))
+            };
+            cache
+                .pools
+                .iter()
+                .filter(|(_, info)| info.cidr == cidr)
+                .filter_map(|(key, info)| PoolId::parse(key).ok().map(|id| (id, info)))
+                .filter(|(id, info)| pool_fits(id, info, opts, wanted_pool.as_deref(), adopt))
+                .map(|(id, info)| {
+                    let used = info.subnet.as_ref().is_some_and(in_use);
+                    (
+                        (used, info.subnet.is_some(), id.to_string()),
+                        id,
+                        info.clone(),
+                    )
+                })
+                .min_by(|a, b| a.0.cmp(&b.0))
+                .map(|(_, id, info)| (id, info))
+        };
         if let Some((id, info)) = pick {
-            return Ok(Family {
-                id,
-                info: info.clone(),
-                gateway,
-            });
+            return Ok(Family { id, info, gateway });
         }
         // Not cached (a restart since RequestPool): find it in Neutron.
         let id = match wanted_pool {
@@ -210,10 +258,20 @@ impl KuryrDriver {
                     .list_subnetpools(&Query::new().name(&name).fields(["id"]))
                     .await
                     .map_err(|e| neutron_error("looking up the network's subnetpool", e))?;
-                let pool = pools.into_iter().next().ok_or_else(|| {
-                    DriverError::not_found(format!("no Kuryr subnetpool for {cidr}: was it requested with --ipam-driver kuryr?"))
-                })?;
-                PoolId::Dedicated { pool: pool.id }
+                match pools.into_iter().next() {
+                    Some(pool) => PoolId::Dedicated { pool: pool.id },
+                    // A user's subnet named in `-o` as in `--ipam-opt`.
+                    None if opts.subnet_uuid.is_some() || opts.subnet_name.is_some() => {
+                        PoolId::Existing {
+                            subnet: self.find_subnet_by_option(opts).await?.id,
+                        }
+                    }
+                    None => {
+                        return Err(DriverError::not_found(format!(
+                            "no Kuryr subnetpool for {cidr}: was it requested with --ipam-driver kuryr?"
+                        )))
+                    }
+                }
             }
         };
         let info = self.resolve_pool(&id).await?;
@@ -226,10 +284,10 @@ impl KuryrDriver {
         &self,
         docker_id: &str,
         opts: &NetOptions,
+        adopt: Option<Network>,
         families: &[Family],
     ) -> DriverResult<(Network, bool)> {
-        if opts.adopts() {
-            let network = self.find_network_by_option(opts).await?;
+        if let Some(network) = adopt {
             if network.shared != opts.shared {
                 return Err(DriverError::conflict(format!(
                     "network {} has shared={}, which conflicts with {OPT_NET_SHARED}={}",
@@ -335,7 +393,10 @@ impl KuryrDriver {
             // A default-pool subnet on its own pending network: move it.
             self.delete_subnet_and_pending_network(subnet).await?;
         }
-        if let Some(existing) = self.existing_subnet(network, cidr).await? {
+        if let Some(existing) = self
+            .existing_subnet(network, cidr, family.info.sub_pool)
+            .await?
+        {
             return match family.id.subnetpool() {
                 Some(pool) => self.tag_with_pool(existing, pool).await,
                 None => Ok(existing),
@@ -371,20 +432,30 @@ impl KuryrDriver {
         Ok(subnet)
     }
 
+    /// The network's own subnet for this family: the one of the pool's
+    /// cidr or, on an adopted network, the one that is the `--ip-range`
+    /// (upstream's recipe, where the range is the subnet).
     async fn existing_subnet(
         &self,
         network: &Network,
         cidr: IpNet,
+        range: Option<IpNet>,
     ) -> DriverResult<Option<Subnet>> {
         if network.subnets.is_empty() {
             return Ok(None);
         }
         let subnets = self
             .neutron
-            .list_subnets(&Query::new().network_id(&network.id).cidr(cidr.to_string()))
+            .list_subnets(&Query::new().network_id(&network.id))
             .await
             .map_err(|e| neutron_error("looking up the network's subnets", e))?;
-        Ok(subnets.into_iter().next())
+        let with_cidr = |want: IpNet| {
+            subnets
+                .iter()
+                .find(|s| s.cidr.parse::<IpNet>().ok() == Some(want))
+                .cloned()
+        };
+        Ok(with_cidr(cidr).or_else(|| range.and_then(with_cidr)))
     }
 
     async fn create_subnet(&self, network: &Network, family: &Family) -> DriverResult<Subnet> {
@@ -641,7 +712,7 @@ mod tests {
             NetOptions::parse(&BTreeMap::new(), PoolSettings::default()).expect("no options");
         let families = [existing_family()];
         let (network, adopted) = driver
-            .network_for(DOCKER_NET, &opts, &families)
+            .network_for(DOCKER_NET, &opts, None, &families)
             .await
             .expect("a new network");
         assert_eq!(network.id, "n-new");
@@ -752,6 +823,142 @@ mod tests {
         assert_eq!(
             fake.lines().last().map(String::as_str),
             Some("DELETE /v2.0/subnets/s1")
+        );
+    }
+
+    /// A cached pool made from a user's subnet (`--ipam-opt neutron.subnet.*`).
+    fn cache_user_pool(driver: &KuryrDriver, subnet_id: &str, network_id: &str, name: &str) {
+        let subnet = Subnet {
+            id: subnet_id.into(),
+            name: name.into(),
+            network_id: network_id.into(),
+            ..user_subnet()
+        };
+        driver.cache().pools.insert(
+            PoolId::Existing {
+                subnet: subnet_id.into(),
+            }
+            .to_string(),
+            PoolInfo {
+                cidr: "10.1.2.0/24".parse().expect("cidr"),
+                sub_pool: None,
+                subnet: Some(subnet),
+            },
+        );
+    }
+
+    const SUBNET_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    const SUBNET_B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+    fn ipam_data() -> IpamData {
+        serde_json::from_value(json!({"AddressSpace": "", "Pool": "10.1.2.0/24"})).expect("data")
+    }
+
+    /// Two Docker networks over two Neutron networks whose subnets share a
+    /// cidr: CreateNetwork carries only the cidr, and the adopted network
+    /// (or the subnet named in `-o`) picks the pool, whatever order the
+    /// cache holds them in.
+    #[tokio::test]
+    async fn pools_of_one_cidr_are_told_apart_by_the_adopted_network_or_subnet() {
+        let fake = FakeNeutron::start().await;
+        for _ in 0..16 {
+            // A new map each time: a fresh random iteration order.
+            let driver = fake.driver().await;
+            cache_user_pool(&driver, SUBNET_A, "n-a", "sub-a");
+            cache_user_pool(&driver, SUBNET_B, "n-b", "sub-b");
+            let network_b = Network {
+                id: "n-b".into(),
+                ..Network::default()
+            };
+            let family = driver
+                .family_for(&ipam_data(), &PoolOptions::default(), Some(&network_b))
+                .await
+                .expect("found");
+            assert_eq!(family.id.to_string(), format!("subnet:{SUBNET_B}"));
+            let named_a = PoolOptions {
+                subnet_name: Some("sub-a".into()),
+                ..PoolOptions::default()
+            };
+            let family = driver
+                .family_for(&ipam_data(), &named_a, None)
+                .await
+                .expect("found");
+            assert_eq!(family.id.to_string(), format!("subnet:{SUBNET_A}"));
+        }
+        assert!(fake.calls().is_empty(), "{:?}", fake.lines());
+    }
+
+    /// With nothing to tell them apart, the pool no created network uses
+    /// yet is the new network's, and a tie goes by the pool id: never a
+    /// map's order.
+    #[tokio::test]
+    async fn an_unhinted_pick_prefers_the_unused_pool_and_is_stable() {
+        let fake = FakeNeutron::start().await;
+        for _ in 0..16 {
+            let driver = fake.driver().await;
+            cache_user_pool(&driver, SUBNET_A, "n-a", "sub-a");
+            cache_user_pool(&driver, SUBNET_B, "n-b", "sub-b");
+            let tie = driver
+                .family_for(&ipam_data(), &PoolOptions::default(), None)
+                .await
+                .expect("found");
+            assert_eq!(tie.id.to_string(), format!("subnet:{SUBNET_A}"));
+            let used = driver.cache().pools[&tie.id.to_string()].clone();
+            driver.cache().networks.insert(
+                "docker-a".into(),
+                NetworkInfo {
+                    neutron_id: "n-a".into(),
+                    mtu: None,
+                    subnets: used.subnet.into_iter().collect(),
+                },
+            );
+            let next = driver
+                .family_for(&ipam_data(), &PoolOptions::default(), None)
+                .await
+                .expect("found");
+            assert_eq!(next.id.to_string(), format!("subnet:{SUBNET_B}"));
+        }
+    }
+
+    /// Upstream's recipe: `--subnet 10.1.0.0/16 --ip-range 10.1.2.0/24`
+    /// over an adopted network whose subnet is the range. That subnet is
+    /// used (tagged with the pool), not a /16 that Neutron would refuse as
+    /// overlapping.
+    #[tokio::test]
+    async fn an_adopted_subnet_that_is_the_ip_range_is_used() {
+        let fake = FakeNeutron::start().await;
+        fake.on(
+            "GET",
+            "/v2.0/subnets",
+            200,
+            json!({"subnets": [{"id": "s-range", "name": "theirs", "network_id": "n-user",
+                                "cidr": "10.1.2.0/24", "tags": []}]}),
+        );
+        fake.on("PUT", "/v2.0/subnets/s-range/tags/p1", 201, Value::Null);
+        let driver = fake.driver().await;
+        let network = Network {
+            id: "n-user".into(),
+            subnets: vec!["s-range".into()],
+            ..Network::default()
+        };
+        let family = Family {
+            id: PoolId::Dedicated { pool: "p1".into() },
+            info: PoolInfo {
+                cidr: "10.1.0.0/16".parse().expect("cidr"),
+                sub_pool: "10.1.2.0/24".parse().ok(),
+                subnet: None,
+            },
+            gateway: "10.1.2.1".parse().ok(),
+        };
+        let subnet = driver
+            .ensure_subnet(&network, &family)
+            .await
+            .expect("adopted");
+        assert_eq!(subnet.id, "s-range");
+        assert_eq!(subnet.name, "theirs");
+        assert_eq!(
+            fake.lines(),
+            vec!["GET /v2.0/subnets", "PUT /v2.0/subnets/s-range/tags/p1"]
         );
     }
 

@@ -13,7 +13,7 @@ use openstack::neutron::{FixedIp, Port, Subnet};
 use serde_json::json;
 
 use super::fake_neutron::FakeNeutron;
-use super::{KuryrDriver, NetworkInfo, PoolInfo};
+use super::{KuryrDriver, NetworkInfo, PoolInfo, SubnetAddr};
 use crate::api::Driver;
 
 const EP: &str = "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0";
@@ -54,6 +54,11 @@ fn pool_port(id: &str, ip: &str) -> PooledPort {
             vif_type: "ovs".into(),
         },
     }
+}
+
+/// An address on subnet `s1`.
+fn addr(ip: &str) -> SubnetAddr {
+    SubnetAddr::new("s1", ip.parse().expect("ip"))
 }
 
 fn sizes(min: usize, max: usize) -> PoolSettings {
@@ -219,7 +224,7 @@ async fn a_released_port_returns_to_its_pool() {
     driver
         .cache()
         .returning
-        .insert("10.1.2.5".parse().expect("ip"), (key.clone(), pooled));
+        .insert(addr("10.1.2.5"), (key.clone(), pooled));
     let req = serde_json::from_value(
         json!({"PoolID": "subnet:5f2bd9d5-6f6e-4bd0-9a8e-0a7c1c2d3e4f", "Address": "10.1.2.5"}),
     )
@@ -263,10 +268,10 @@ async fn a_full_pool_deletes_what_comes_back() {
         serde_json::Value::Null,
     );
     let (driver, key) = driver_with_pool(&fake, sizes(1, 1), &[pool_port("p2", "10.1.2.6")]).await;
-    driver.cache().returning.insert(
-        "10.1.2.5".parse().expect("ip"),
-        (key.clone(), pool_port(PORT, "10.1.2.5")),
-    );
+    driver
+        .cache()
+        .returning
+        .insert(addr("10.1.2.5"), (key.clone(), pool_port(PORT, "10.1.2.5")));
     let req = serde_json::from_value(
         json!({"PoolID": "subnet:5f2bd9d5-6f6e-4bd0-9a8e-0a7c1c2d3e4f", "Address": "10.1.2.5"}),
     )

@@ -18,6 +18,9 @@ use crate::wire::{RequestPoolRequest, RequestPoolResponse};
 /// Tag on a Kuryr-made subnetpool recording Docker's `--ip-range`.
 const IP_RANGE_TAG: &str = "kuryr.ip_range:";
 
+pub(super) const OPT_NET_UUID: &str = "neutron.net.uuid";
+pub(super) const OPT_NET_NAME: &str = "neutron.net.name";
+pub(super) const OPT_NET_SHARED: &str = "neutron.net.shared";
 pub(super) const OPT_POOL_UUID: &str = "neutron.pool.uuid";
 pub(super) const OPT_POOL_NAME: &str = "neutron.pool.name";
 pub(super) const OPT_POOL_V6_UUID: &str = "neutron.pool.v6.uuid";
@@ -26,7 +29,23 @@ pub(super) const OPT_SUBNET_UUID: &str = "neutron.subnet.uuid";
 pub(super) const OPT_SUBNET_NAME: &str = "neutron.subnet.name";
 pub(super) const OPT_SUBNET_V6_UUID: &str = "neutron.subnet.v6.uuid";
 pub(super) const OPT_SUBNET_V6_NAME: &str = "neutron.subnet.v6.name";
-pub(super) const OPT_NET_SHARED: &str = "neutron.net.shared";
+
+/// Every `neutron.*` option, accepted alike in `-o` and `--ipam-opt`:
+/// operators pass one set to both, as upstream's documentation shows, and
+/// each side reads the keys it needs. Any other `neutron.*` key is refused.
+pub(super) const NEUTRON_OPTIONS: [&str; 11] = [
+    OPT_NET_UUID,
+    OPT_NET_NAME,
+    OPT_NET_SHARED,
+    OPT_POOL_UUID,
+    OPT_POOL_NAME,
+    OPT_POOL_V6_UUID,
+    OPT_POOL_V6_NAME,
+    OPT_SUBNET_UUID,
+    OPT_SUBNET_NAME,
+    OPT_SUBNET_V6_UUID,
+    OPT_SUBNET_V6_NAME,
+];
 
 /// The pool id Kuryr hands Docker. Opaque to Docker; it carries what is
 /// needed to find the Neutron subnet again without any local state.
@@ -130,16 +149,16 @@ impl PoolOptions {
                 OPT_SUBNET_V6_NAME if v6 => out.subnet_name = Some(value),
                 OPT_NET_SHARED => {
                     out.shared = parse_bool(&value).ok_or_else(|| {
-                        DriverError::bad_request(format!("option {key}={value:?} must be true or false"))
+                        DriverError::bad_request(format!(
+                            "option {key}={value:?} must be true or false"
+                        ))
                     })?
                 }
-                OPT_POOL_UUID | OPT_POOL_NAME | OPT_POOL_V6_UUID | OPT_POOL_V6_NAME
-                | OPT_SUBNET_UUID | OPT_SUBNET_NAME | OPT_SUBNET_V6_UUID | OPT_SUBNET_V6_NAME => {}
+                k if NEUTRON_OPTIONS.contains(&k) => {}
                 k if k.starts_with("neutron.") => {
                     return Err(DriverError::bad_request(format!(
-                        "unknown option {k:?}; known: neutron.net.uuid, neutron.net.name, neutron.net.shared, \
-                         neutron.pool.uuid, neutron.pool.name, neutron.pool.v6.uuid, neutron.pool.v6.name, \
-                         neutron.subnet.uuid, neutron.subnet.name, neutron.subnet.v6.uuid, neutron.subnet.v6.name"
+                        "unknown option {k:?}; known: {}",
+                        NEUTRON_OPTIONS.join(", ")
                     )))
                 }
                 _ => {}
@@ -152,9 +171,21 @@ impl PoolOptions {
 impl KuryrDriver {
     pub(super) async fn request_pool_impl(
         &self,
-        req: RequestPoolRequest,
+        mut req: RequestPoolRequest,
     ) -> DriverResult<RequestPoolResponse> {
         let opts = PoolOptions::parse(&req.options, req.v6)?;
+        if self.settings.ip_range_as_subnet {
+            // Upstream's meaning: the range is the subnet, and the pool
+            // Docker is handed back is the range.
+            if let (Some(pool), Some(range)) = (req.pool, req.sub_pool.take()) {
+                if !pool.contains(&range) {
+                    return Err(DriverError::bad_request(format!(
+                        "--ip-range {range} must lie inside --subnet {pool}"
+                    )));
+                }
+                req.pool = Some(range.trunc());
+            }
+        }
         if let Some(sub_pool) = req.sub_pool {
             let inside = req.pool.is_some_and(|pool| pool.contains(&sub_pool));
             if !inside {
@@ -428,7 +459,7 @@ impl KuryrDriver {
         }
     }
 
-    async fn find_subnet_by_option(&self, opts: &PoolOptions) -> DriverResult<Subnet> {
+    pub(super) async fn find_subnet_by_option(&self, opts: &PoolOptions) -> DriverResult<Subnet> {
         let (query, what) = match (&opts.subnet_uuid, &opts.subnet_name) {
             (Some(id), _) => (Query::new().id(id), format!("id {id}")),
             (None, Some(name)) => (Query::new().name(name), format!("name {name:?}")),
@@ -767,6 +798,56 @@ mod tests {
         );
     }
 
+    /// `[DEFAULT] ip_range_as_subnet = true`: the range is the pool, named
+    /// after it, and Docker is handed the range back, as upstream does.
+    #[tokio::test]
+    async fn with_ip_range_as_subnet_the_range_is_the_pool() {
+        let pool = "0c0ffee0-0000-4000-8000-000000000003";
+        let fake = FakeNeutron::start().await;
+        fake.on("GET", "/v2.0/subnetpools", 200, json!({"subnetpools": []}));
+        fake.on(
+            "POST",
+            "/v2.0/subnetpools",
+            201,
+            json!({"subnetpool": {"id": pool, "name": "kuryrPool-10.1.2.0/24",
+                                   "prefixes": ["10.1.2.0/24"], "tags": []}}),
+        );
+        let settings = super::super::fake_neutron::settings();
+        let driver = fake
+            .driver_with(super::super::DriverSettings {
+                ip_range_as_subnet: true,
+                ..settings
+            })
+            .await;
+        let req = serde_json::from_value(json!({
+            "AddressSpace": "no_address_space", "Pool": "10.1.0.0/16",
+            "SubPool": "10.1.2.0/24", "Options": {}, "V6": false
+        }))
+        .expect("request");
+        let reply = driver.request_pool_impl(req).await.expect("pool");
+        assert_eq!(reply.pool.to_string(), "10.1.2.0/24");
+        assert_eq!(reply.pool_id, pool);
+        let post = fake
+            .calls()
+            .into_iter()
+            .find(|c| c.method == "POST")
+            .expect("a POST");
+        assert_eq!(post.body["subnetpool"]["name"], "kuryrPool-10.1.2.0/24");
+        assert_eq!(post.body["subnetpool"]["prefixes"], json!(["10.1.2.0/24"]));
+        // Docker's gateway request outside the range is refused, saying why.
+        let gw = serde_json::from_value(json!({
+            "PoolID": pool, "Address": "10.1.0.1",
+            "Options": {"RequestAddressType": "com.docker.network.gateway"}
+        }))
+        .expect("request");
+        let err = driver
+            .request_address_impl(gw)
+            .await
+            .expect_err("outside the range");
+        assert_eq!(err.http_status(), 400);
+        assert!(err.message.contains("ip_range_as_subnet"), "{err}");
+    }
+
     #[test]
     fn pool_ids_round_trip() {
         for text in [
@@ -812,5 +893,22 @@ mod tests {
         let mut bad = BTreeMap::new();
         bad.insert(OPT_NET_SHARED.to_string(), "perhaps".to_string());
         assert!(PoolOptions::parse(&bad, false).is_err());
+    }
+
+    /// One set of options serves `-o` and `--ipam-opt` alike, as upstream
+    /// accepts it, and the refusal lists exactly what is accepted.
+    #[test]
+    fn ipam_accepts_every_neutron_option_it_lists() {
+        for key in NEUTRON_OPTIONS {
+            let value = if key == OPT_NET_SHARED { "false" } else { "x" };
+            let opts = BTreeMap::from([(key.to_string(), value.to_string())]);
+            for v6 in [false, true] {
+                PoolOptions::parse(&opts, v6).unwrap_or_else(|e| panic!("{key}: {e}"));
+            }
+        }
+        let bad = BTreeMap::from([("neutron.net.nmae".to_string(), "x".to_string())]);
+        let err = PoolOptions::parse(&bad, false).expect_err("typo");
+        let listed = err.message.split("known: ").nth(1).expect("a list");
+        assert_eq!(listed, NEUTRON_OPTIONS.join(", "));
     }
 }
