@@ -177,6 +177,28 @@ impl Stack {
         self.subnets(Query::new().cidr(cidr))
     }
 
+    /// Waits until an endpoint has exactly one port (device_id = endpoint
+    /// id) and Neutron reports it ACTIVE; returns it.
+    pub fn wait_active_port_of_endpoint(&self, endpoint: &str, timeout: Duration) -> Port {
+        wait_for(
+            &format!("one ACTIVE port with device_id {endpoint}"),
+            timeout,
+            || {
+                let ports = self.ports_of_endpoint(endpoint);
+                (ports.len() == 1 && ports[0].status == "ACTIVE").then(|| ports[0].clone())
+            },
+        )
+    }
+
+    /// The ports of a network other than Neutron's own
+    /// (`network:distributed` metadata port, `network:dhcp`, routers).
+    pub fn non_neutron_ports(&self, network_id: &str) -> Vec<Port> {
+        self.ports(Query::new().network_id(network_id))
+            .into_iter()
+            .filter(|p| !p.device_owner.starts_with("network:"))
+            .collect()
+    }
+
     /// The id of a default subnetpool (`kuryr`, `kuryr6`).
     pub fn default_pool(&self, name: &str) -> SubnetPool {
         let mut pools = self.subnetpools(Query::new().name(name));
@@ -591,6 +613,54 @@ pub fn ping(container: &str, target: IpAddr) {
     panic!("{container} cannot ping {target}: {last}");
 }
 
+/// Starts `ping -i 0.2 <target>` in the background inside `container`,
+/// writing to `/tmp/<tag>.ping` there; [`stop_background_ping`] ends it.
+pub fn start_background_ping(container: &str, target: IpAddr, tag: &str) {
+    docker(&[
+        "exec",
+        "-d",
+        container,
+        "sh",
+        "-c",
+        &format!("exec ping -i 0.2 {target} >/tmp/{tag}.ping 2>&1"),
+    ]);
+}
+
+/// Interrupts the background ping of [`start_background_ping`] (so it
+/// prints its statistics); returns (transmitted, received) and the output.
+pub fn stop_background_ping(container: &str, tag: &str) -> (u64, u64, String) {
+    docker(&["exec", container, "killall", "-INT", "ping"]);
+    let path = format!("/tmp/{tag}.ping");
+    let text = wait_for(
+        "the background ping's statistics",
+        Duration::from_secs(10),
+        || {
+            let text = docker(&["exec", container, "cat", &path]);
+            text.contains("packets received").then_some(text)
+        },
+    );
+    let stats = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_default()
+        .to_string();
+    let number_before = |word: &str| -> u64 {
+        let words: Vec<&str> = stats.split_whitespace().collect();
+        words
+            .iter()
+            .position(|w| w.starts_with(word))
+            .and_then(|i| i.checked_sub(2))
+            .and_then(|i| words.get(i))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {word} count in {stats:?}"))
+    };
+    (
+        number_before("transmitted"),
+        number_before("received"),
+        text,
+    )
+}
+
 // ------------------------------------------------------------- the plugin
 
 /// One `kuryr libnetwork` process with its own driver name and config.
@@ -602,27 +672,65 @@ pub struct Kuryr {
     pub config: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
+    /// Extra environment of the plugin process ([`Kuryr::set_env`]).
+    env: Vec<(String, String)>,
 }
 
 impl Kuryr {
     /// Writes `kuryr.conf` (the given text) into a temp dir and starts the
     /// plugin on its own socket; returns once it answers Plugin.Activate.
     pub fn start(config: &str) -> Kuryr {
+        let mut k = Kuryr::prepare(config);
+        k.spawn();
+        k
+    }
+
+    /// Like [`Kuryr::start`] without starting the plugin: the name, socket
+    /// and `kuryr.conf` are ready; [`Kuryr::launch`] starts it.
+    pub fn prepare(config: &str) -> Kuryr {
         let name = format!("kt{}", hex(10));
         let dir = std::env::temp_dir().join(format!("kuryr-test-{name}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config_path = dir.join("kuryr.conf");
         std::fs::write(&config_path, config).expect("writing kuryr.conf");
-        let mut k = Kuryr {
+        Kuryr {
             socket: PathBuf::from(format!("/run/docker/plugins/{name}.sock")),
             log: dir.join("kuryr.log"),
             config: config_path,
             dir,
             name,
             child: None,
-        };
-        k.spawn();
-        k
+            env: Vec::new(),
+        }
+    }
+
+    /// Starts the plugin (prepared, or stopped); returns once it answers.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        self.spawn();
+    }
+
+    /// Sets an environment variable for the next start (e.g. `KURYR_NO_GC`).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// Replaces `kuryr.conf`; read at the next start.
+    pub fn rewrite_config(&mut self, config: &str) {
+        std::fs::write(&self.config, config).expect("writing kuryr.conf");
+    }
+
+    /// Stops the plugin gracefully ([`terminate`]: SIGTERM by PID, SIGKILL
+    /// after 5 s), as an operator's service manager would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     fn spawn(&mut self) {
@@ -632,6 +740,7 @@ impl Kuryr {
             .open(&self.log)
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("--config-file")
             .arg(&self.config)
             .arg("--debug")
@@ -760,8 +869,28 @@ impl Drop for Kuryr {
 /// A minimal HTTP/1.1 POST over a unix socket, as dockerd sends them (no
 /// Content-Type). Handles `Content-Length` and chunked replies.
 pub fn http_post(socket: &Path, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
-    let mut stream = UnixStream::connect(socket)?;
+    let stream = UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    post_on(stream, path, body)
+}
+
+/// The same POST over TCP, to a plugin served on `kuryr_uri` (upstream's
+/// way, registered with Docker by a spec file).
+pub fn http_post_tcp(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    post_on(stream, path, body)
+}
+
+fn post_on(
+    mut stream: impl Read + Write,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: plugin\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
@@ -838,7 +967,21 @@ impl Fixture {
         let stack = stack(test)?;
         let kuryr = Kuryr::start(config);
         eprintln!("{test}: driver {}", kuryr.name);
-        Some(Fixture {
+        Some(Fixture::around(stack, kuryr))
+    }
+
+    /// The fixture with its plugin prepared but not started: the test
+    /// starts it with `f.kuryr.launch()` (after another driver served
+    /// first, say). Cleanup works either way.
+    pub fn with_plugin_stopped(test: &str, config: &str) -> Option<Fixture> {
+        let stack = stack(test)?;
+        let kuryr = Kuryr::prepare(config);
+        eprintln!("{test}: driver {} (not started yet)", kuryr.name);
+        Some(Fixture::around(stack, kuryr))
+    }
+
+    fn around(stack: Stack, kuryr: Kuryr) -> Fixture {
+        Fixture {
             stack,
             kuryr,
             containers: RefCell::default(),
@@ -847,7 +990,7 @@ impl Fixture {
             endpoints: RefCell::default(),
             cidrs: RefCell::default(),
             made: RefCell::default(),
-        })
+        }
     }
 
     pub fn driver(&self) -> &str {
@@ -891,9 +1034,27 @@ impl Fixture {
     }
 
     fn try_create_network(&self, name: &str, args: &[&str]) -> Output {
-        self.networks.borrow_mut().push(name.to_string());
         let driver = self.driver().to_string();
-        let mut all = vec!["network", "create", "-d", &driver, "--ipam-driver", &driver];
+        self.try_create_network_with(&driver, name, args)
+    }
+
+    /// [`Fixture::create_network`] through another driver name (e.g. one
+    /// registered by a spec file); the network is removed at the end too.
+    pub fn create_network_with(&self, driver: &str, name: &str, args: &[&str]) -> String {
+        let out = self.try_create_network_with(driver, name, args);
+        assert!(
+            out.status.success(),
+            "docker network create -d {driver} {name} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        self.docker_net_ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    fn try_create_network_with(&self, driver: &str, name: &str, args: &[&str]) -> Output {
+        self.networks.borrow_mut().push(name.to_string());
+        let mut all = vec!["network", "create", "-d", driver, "--ipam-driver", driver];
         all.extend_from_slice(args);
         all.push(name);
         run("docker", &all)
@@ -938,6 +1099,11 @@ impl Fixture {
         self.containers.borrow_mut().retain(|c| c != name);
     }
 
+    /// `docker network disconnect <network> <container>`.
+    pub fn disconnect(&self, network: &str, container: &str) {
+        docker(&["network", "disconnect", network, container]);
+    }
+
     /// `docker network rm`.
     pub fn remove_network(&self, name: &str) {
         docker(&["network", "rm", name]);
@@ -960,7 +1126,36 @@ impl Fixture {
         });
     }
 
+    /// Asserts that Neutron holds nothing Kuryr made for this Docker
+    /// network and these cidrs (network, Kuryr subnetpool and subnets),
+    /// whatever other containers of the test still run.
+    pub fn assert_network_clean(&self, docker_net: &str, cidrs: &[&str]) {
+        eventually("nothing left of the network", || {
+            self.network_leftovers(docker_net, cidrs)
+        });
+    }
+
     fn leftovers(&self, docker_net: &str, cidrs: &[&str], port_ids: &[&str]) -> Vec<String> {
+        let s = &self.stack;
+        let mut left = self.network_leftovers(docker_net, cidrs);
+        for port in port_ids {
+            if s.port(port).is_some() {
+                left.push(format!("Neutron port {port}"));
+            }
+            left.extend(host_leftovers(&s.bridge, port));
+        }
+        for ep in self.endpoints.borrow().iter() {
+            for p in s.ports_of_endpoint(ep) {
+                left.push(format!("port {} of endpoint {ep}", p.id));
+            }
+            if !ovs_interfaces_with("vm-uuid", ep).is_empty() {
+                left.push(format!("OVS interface of endpoint {ep}"));
+            }
+        }
+        left
+    }
+
+    fn network_leftovers(&self, docker_net: &str, cidrs: &[&str]) -> Vec<String> {
         let s = &self.stack;
         let mut left = Vec::new();
         for n in s.networks_of_docker(docker_net) {
@@ -977,20 +1172,6 @@ impl Fixture {
                 if sn.name == format!("kuryr-subnet-{cidr}") {
                     left.push(format!("subnet {} {}", sn.id, sn.name));
                 }
-            }
-        }
-        for port in port_ids {
-            if s.port(port).is_some() {
-                left.push(format!("Neutron port {port}"));
-            }
-            left.extend(host_leftovers(&s.bridge, port));
-        }
-        for ep in self.endpoints.borrow().iter() {
-            for p in s.ports_of_endpoint(ep) {
-                left.push(format!("port {} of endpoint {ep}", p.id));
-            }
-            if !ovs_interfaces_with("vm-uuid", ep).is_empty() {
-                left.push(format!("OVS interface of endpoint {ep}"));
             }
         }
         left

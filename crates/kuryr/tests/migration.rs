@@ -1,0 +1,582 @@
+//! Switching from upstream kuryr-libnetwork to `kuryr libnetwork`, tested
+//! through the real Docker engine, Neutron ML2/OVN and OVS of
+//! `scripts/stack` (docs/migration.md describes the same steps for an
+//! operator).
+//!
+//! 1. Upstream 18.0.0 (`kuryr-server` from its venv, `KURYR_UPSTREAM_VENV`,
+//!    default /opt/kuryr-stack/upstream-venv: install it with
+//!    `scripts/upstream install`) serves driver `kuryrmig` on
+//!    127.0.0.1:23781, registered by /etc/docker/plugins/kuryrmig.spec. It
+//!    makes three networks (`--subnet` + `--gateway`; `--subnet` +
+//!    `--ip-range` + `--gateway`; one adopting a Neutron network made by the
+//!    test) and four containers.
+//! 2. Upstream is stopped by PID; ours starts on the same address
+//!    (`[DEFAULT] kuryr_uri`) behind the same spec file, with `KURYR_NO_GC`.
+//! 3. The old containers keep pinging (also during the switch); new
+//!    containers join upstream's networks, with ours in its default mode and
+//!    with `ip_range_as_subnet = true`; then disconnecting and removing
+//!    upstream's containers and removing upstream's networks leaves nothing
+//!    upstream made, in Neutron or on the host.
+//!
+//! Run: `eval "$(scripts/stack env)"; cargo test -p kuryr --test migration -- --nocapture`.
+//! Without a stack the test prints a skip notice and passes; without
+//! upstream's venv it fails.
+
+mod common;
+#[path = "common/upstream.rs"]
+mod upstream;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::*;
+use openstack::neutron::{NetworkCreate, Port, Query, Resource, SubnetCreate};
+use upstream::{SpecFile, Upstream};
+
+/// The driver name Docker knows both plugins by (one after the other).
+const DRIVER: &str = "kuryrmig";
+/// The loopback port both serve on.
+const PORT: u16 = 23781;
+const WAIT: Duration = Duration::from_secs(60);
+/// A tag the operator put on the Neutron network and subnet that a Docker
+/// network adopts: it must survive.
+const USER_TAG: &str = "team:mig";
+
+fn ours_config(ip_range_as_subnet: bool) -> String {
+    format!(
+        "[DEFAULT]\nkuryr_uri = http://127.0.0.1:{PORT}\nip_range_as_subnet = {ip_range_as_subnet}\n"
+    )
+}
+
+fn step(t0: Instant, what: &str) {
+    eprintln!("[migration {:>6.1}s] {what}", t0.elapsed().as_secs_f64());
+}
+
+/// A container's port as the driver that attached it left it: bound here,
+/// ACTIVE, holding the address Docker reports, on the expected network, and
+/// inside `subnet_cidr`; its host end on br-int.
+fn check_attachment(f: &Fixture, att: &Attachment, network_id: &str, subnet_cidr: &str) -> Port {
+    let s = &f.stack;
+    let port = s.wait_active_port_of_endpoint(&att.endpoint, WAIT);
+    assert_eq!(port.network_id, network_id, "port {} network", port.id);
+    assert_eq!(
+        port.binding_host_id, s.host,
+        "port {} binding:host_id",
+        port.id
+    );
+    assert_eq!(port.binding_vif_type, "ovs", "port {} vif_type", port.id);
+    assert_eq!(port.device_owner, "compute:kuryr", "port {} owner", port.id);
+    let ip = att.ip.expect("an IPv4 address");
+    assert!(
+        port.fixed_ips.iter().any(|f| f.ip_address == ip),
+        "port {} holds {:?}, Docker says {ip}",
+        port.id,
+        port.fixed_ips
+    );
+    assert!(
+        v4_cidr_contains(subnet_cidr, &format!("{ip}/32")),
+        "{ip} is not in {subnet_cidr}"
+    );
+    assert!(
+        port.mac_address.eq_ignore_ascii_case(&att.mac),
+        "MAC: port {} vs Docker {}",
+        port.mac_address,
+        att.mac
+    );
+    let (tap, _) = veth_names(&port.id);
+    assert!(link_exists(&tap), "host veth {tap} missing");
+    assert!(
+        ovs_ports(&s.bridge).contains(&tap),
+        "{tap} not on {}",
+        s.bridge
+    );
+    assert_eq!(
+        ovs_external_id(&tap, "iface-id").as_deref(),
+        Some(port.id.as_str())
+    );
+    port
+}
+
+fn pings_both_ways(a: &str, a_ip: IpAddr, b: &str, b_ip: IpAddr) {
+    ping(a, b_ip);
+    ping(b, a_ip);
+}
+
+#[test]
+fn switch_from_upstream_kuryr_libnetwork() {
+    let t0 = Instant::now();
+    let test = "switch_from_upstream_kuryr_libnetwork";
+    // Declared before the fixture so they are dropped after it: the
+    // fixture removes containers and networks while a plugin still serves
+    // the driver name (upstream if the test fails before the switch).
+    let _spec: SpecFile;
+    let mut up: Upstream;
+    let Some(mut f) = Fixture::with_plugin_stopped(test, &ours_config(false)) else {
+        return;
+    };
+    let venv = upstream::venv();
+    upstream::server_bin(&venv);
+    let addr: SocketAddr = ([127, 0, 0, 1], PORT).into();
+    upstream::assert_port_free(PORT);
+    let neutron_url = std::env::var("OS_ENDPOINT")
+        .or_else(|_| std::env::var("OS_NEUTRON_ENDPOINT"))
+        .expect("OS_ENDPOINT from scripts/stack env");
+
+    // ------------------------------------------------------------ names
+    let h = hex(6);
+    let third = 10 + u8::from_str_radix(&hex(2), 16).expect("hex") % 120 * 2;
+    let cidr1 = format!("10.231.{third}.0/24");
+    let gw1 = format!("10.231.{third}.1");
+    let cidr3 = format!("10.231.{}.0/24", third + 1);
+    let gw3 = format!("10.231.{}.1", third + 1);
+    let (cidr2, range2, gw2) = ("10.232.0.0/16", "10.232.0.0/24", "10.232.0.1");
+    for c in [&cidr1, cidr2, range2, &cidr3] {
+        f.uses_cidr(c);
+    }
+    {
+        let s = &f.stack;
+        for c in [&cidr1, cidr2, range2, &cidr3] {
+            assert!(
+                s.subnets_with_cidr(c).is_empty() && s.kuryr_pools(c).is_empty(),
+                "Neutron already has a subnet or kuryrPool for {c}: a leftover of an earlier run?"
+            );
+        }
+    }
+    let net1 = format!("mig-net-{h}");
+    let net2 = format!("mig-range-{h}");
+    let net3 = format!("mig-adopt-{h}");
+    let premade = format!("mig-premade-{h}");
+    let c = |n: &str| format!("mig-{n}-{h}");
+
+    // The operator's Neutron network that a Docker network adopts.
+    let s = &f.stack;
+    let pre = s
+        .block_on(s.neutron.create_network(&NetworkCreate {
+            name: Some(premade.clone()),
+            admin_state_up: Some(true),
+            ..NetworkCreate::default()
+        }))
+        .expect("creating the pre-made network");
+    f.made(Resource::Networks, &pre.id);
+    let pre_subnet = s
+        .block_on(s.neutron.create_subnet(&SubnetCreate {
+            name: Some(format!("{premade}-subnet")),
+            gateway_ip: Some(Some(gw3.parse().expect("ip"))),
+            ..SubnetCreate::new(pre.id.clone(), cidr3.clone())
+        }))
+        .expect("creating the pre-made subnet");
+    for (res, id) in [
+        (Resource::Networks, &pre.id),
+        (Resource::Subnets, &pre_subnet.id),
+    ] {
+        s.block_on(s.neutron.replace_tags(res, id, &[USER_TAG]))
+            .expect("tagging the pre-made objects");
+    }
+
+    // ------------------------------------------------------------ 1. upstream
+    _spec = SpecFile::register(DRIVER, addr);
+    up = Upstream::start(&venv, addr, &neutron_url);
+    step(
+        t0,
+        &format!(
+            "upstream kuryr-server pid {} serves {DRIVER} on {addr}",
+            up.pid().unwrap_or(0)
+        ),
+    );
+    let id1 = f.create_network_with(DRIVER, &net1, &["--subnet", &cidr1, "--gateway", &gw1]);
+    let id2 = f.create_network_with(
+        DRIVER,
+        &net2,
+        &["--subnet", cidr2, "--ip-range", range2, "--gateway", gw2],
+    );
+    let id3 = f.create_network_with(
+        DRIVER,
+        &net3,
+        &[
+            "--subnet",
+            &cidr3,
+            "--gateway",
+            &gw3,
+            "-o",
+            &format!("neutron.net.name={premade}"),
+        ],
+    );
+    step(t0, "upstream made three networks");
+
+    // What upstream made in Neutron, as docs/mapping.md names it.
+    let n1 = s.network_of_docker(&id1);
+    assert_eq!(n1.name, format!("kuryr-net-{}", &id1[..8]));
+    let n2 = s.network_of_docker(&id2);
+    let n3 = s.network_of_docker(&id3);
+    assert_eq!(n3.id, pre.id, "upstream adopted the pre-made network");
+    assert!(
+        n3.tags
+            .contains(&format!("kuryr.net.existing:{}", &id3[..12])),
+        "adopted network tags: {:?}",
+        n3.tags
+    );
+    let sub1 = s.subnets(Query::new().network_id(&n1.id));
+    assert_eq!(sub1.len(), 1, "{sub1:#?}");
+    assert_eq!(sub1[0].cidr, cidr1);
+    assert_eq!(sub1[0].name, format!("kuryr-subnet-{cidr1}"));
+    let sub2 = s.subnets(Query::new().network_id(&n2.id));
+    assert_eq!(sub2.len(), 1, "{sub2:#?}");
+    // Upstream makes the --ip-range the subnet (docs/migration.md).
+    assert_eq!(sub2[0].cidr, range2, "upstream: the range is the subnet");
+    assert_eq!(sub2[0].name, format!("kuryr-subnet-{range2}"));
+    assert_eq!(s.kuryr_pools(&cidr1).len(), 1, "kuryrPool-{cidr1}");
+    assert_eq!(s.kuryr_pools(range2).len(), 1, "kuryrPool-{range2}");
+    let pool3 = s.kuryr_pools(&cidr3);
+    assert_eq!(pool3.len(), 1, "kuryrPool-{cidr3} for the adopted network");
+    let tagged = s.subnet(&pre_subnet.id).expect("the pre-made subnet");
+    assert!(
+        tagged.tags.contains(&pool3[0].id),
+        "upstream tags the adopted subnet with its pool: {:?}",
+        tagged.tags
+    );
+
+    let (a1, a2, a3, a4) = (c("a1"), c("a2"), c("a3"), c("a4"));
+    let att_a1 = f.run_detached(&a1, &net1, &[]);
+    let att_a2 = f.run_detached(&a2, &net1, &[]);
+    let att_a3 = f.run_detached(&a3, &net2, &[]);
+    let att_a4 = f.run_detached(&a4, &net3, &[]);
+    let port_a1 = check_attachment(&f, &att_a1, &n1.id, &cidr1);
+    let port_a2 = check_attachment(&f, &att_a2, &n1.id, &cidr1);
+    let port_a3 = check_attachment(&f, &att_a3, &n2.id, range2);
+    let port_a4 = check_attachment(&f, &att_a4, &n3.id, &cidr3);
+    step(
+        t0,
+        "upstream started four containers; their ports are ACTIVE",
+    );
+    let upstream_ports = [&port_a1, &port_a2, &port_a3, &port_a4];
+    for p in upstream_ports {
+        eprintln!(
+            "  upstream port {} name {:?} tags {:?}",
+            p.id, p.name, p.tags
+        );
+    }
+    let (ip_a1, ip_a2, ip_a3, ip_a4) = (
+        att_a1.ip.expect("a1 ip"),
+        att_a2.ip.expect("a2 ip"),
+        att_a3.ip.expect("a3 ip"),
+        att_a4.ip.expect("a4 ip"),
+    );
+    pings_both_ways(&a1, ip_a1, &a2, ip_a2);
+    step(t0, "a1 and a2 ping each other through OVN (upstream)");
+    start_background_ping(&a1, ip_a2, "across");
+
+    // ------------------------------------------------------------ 2. the switch
+    let switch = Instant::now();
+    up.stop();
+    f.kuryr.set_env("KURYR_NO_GC", "true");
+    f.kuryr.launch();
+    upstream::wait_activate(addr, WAIT, || true);
+    step(
+        t0,
+        &format!(
+            "upstream stopped, ours (pid {}) serves {DRIVER} on {addr}: switch took {:.1}s",
+            f.kuryr.pid(),
+            switch.elapsed().as_secs_f64()
+        ),
+    );
+    let upstream_errors = up.errors();
+    if !upstream_errors.is_empty() {
+        eprintln!("upstream logged errors:\n{}", upstream_errors.join("\n"));
+    }
+
+    // Ours runs with KURYR_NO_GC here; what would its garbage collector
+    // say of upstream's ports? (Dry run, on these networks only, judged as
+    // driver kuryrmig: the plugin socket's file name is the driver name.)
+    {
+        let mut args = vec![
+            "--config-file".to_string(),
+            f.kuryr.config.display().to_string(),
+            "gc".to_string(),
+            "--dry-run".to_string(),
+            "--min-age".to_string(),
+            "0".to_string(),
+            "--plugin-socket".to_string(),
+            format!("/run/docker/plugins/{DRIVER}.sock"),
+        ];
+        for n in [&n1, &n2, &n3] {
+            args.push("--network".to_string());
+            args.push(n.id.clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(env!("CARGO_BIN_EXE_kuryr"), &args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("kuryr gc --dry-run on upstream's networks:\n{text}");
+        assert!(out.status.success(), "kuryr gc --dry-run failed");
+        for p in [&port_a1, &port_a2, &port_a3, &port_a4] {
+            assert!(
+                !text.lines().any(|l| l.contains(&p.id)),
+                "gc would touch upstream's live port {}",
+                p.id
+            );
+        }
+        assert!(
+            text.contains("4 ports in use"),
+            "gc sees upstream's 4 ports in use"
+        );
+        step(t0, "kuryr gc --dry-run leaves upstream's live ports alone");
+    }
+
+    // ------------------------------------------------------------ 3a. old containers
+    pings_both_ways(&a1, ip_a1, &a2, ip_a2);
+    step(t0, "a1 and a2 still ping each other (ours serving)");
+
+    // New containers on upstream's networks, ours in its default mode.
+    let (b1, b2, b3) = (c("b1"), c("b2"), c("b3"));
+    let att_b1 = f.run_detached(&b1, &net1, &[]);
+    let att_b2 = f.run_detached(&b2, &net2, &[]);
+    let att_b3 = f.run_detached(&b3, &net3, &[]);
+    let port_b1 = check_attachment(&f, &att_b1, &n1.id, &cidr1);
+    let port_b2 = check_attachment(&f, &att_b2, &n2.id, range2);
+    let port_b3 = check_attachment(&f, &att_b3, &n3.id, &cidr3);
+    for (old, new) in [(&att_a1, &att_b1), (&att_a3, &att_b2), (&att_a4, &att_b3)] {
+        assert_eq!(
+            new.prefix, old.prefix,
+            "prefix of a new container vs an old one"
+        );
+        assert_eq!(
+            new.gateway, old.gateway,
+            "gateway of a new container vs an old one"
+        );
+    }
+    assert_eq!(att_b2.prefix, 24, "upstream's range network: a /24 subnet");
+    let ip_b1 = att_b1.ip.expect("b1 ip");
+    let ip_b2 = att_b2.ip.expect("b2 ip");
+    let ip_b3 = att_b3.ip.expect("b3 ip");
+    pings_both_ways(&b1, ip_b1, &a1, ip_a1);
+    pings_both_ways(&b2, ip_b2, &a3, ip_a3);
+    pings_both_ways(&b3, ip_b3, &a4, ip_a4);
+    step(
+        t0,
+        "ours: new containers on the three upstream networks ping the old ones",
+    );
+
+    // ------------------------------------------------------------ 3b. ip_range_as_subnet
+    f.kuryr.stop();
+    f.kuryr.rewrite_config(&ours_config(true));
+    f.kuryr.launch();
+    upstream::wait_activate(addr, WAIT, || true);
+    assert!(
+        !f.kuryr
+            .log_text()
+            .contains("unknown option [DEFAULT] ip_range_as_subnet"),
+        "this build does not know [DEFAULT] ip_range_as_subnet"
+    );
+    step(t0, "ours restarted with ip_range_as_subnet = true");
+    // The mode is in force: a new network's --ip-range becomes its subnet.
+    {
+        let third4 = third + 2;
+        let cidr4 = format!("10.231.{third4}.0/24");
+        let range4 = format!("10.231.{third4}.128/25");
+        let gw4 = format!("10.231.{third4}.129");
+        f.uses_cidr(&cidr4);
+        f.uses_cidr(&range4);
+        let net4 = format!("mig-new-{h}");
+        let id4 = f.create_network_with(
+            DRIVER,
+            &net4,
+            &["--subnet", &cidr4, "--ip-range", &range4, "--gateway", &gw4],
+        );
+        let s = &f.stack;
+        let n4 = s.network_of_docker(&id4);
+        let sub4 = s.subnets(Query::new().network_id(&n4.id));
+        assert_eq!(sub4.len(), 1, "{sub4:#?}");
+        assert_eq!(
+            sub4[0].cidr, range4,
+            "ip_range_as_subnet: the range is the subnet"
+        );
+        f.remove_network(&net4);
+        f.assert_network_clean(&id4, &[&cidr4, &range4]);
+        step(
+            t0,
+            "ip_range_as_subnet in force: a new network's range is its subnet",
+        );
+    }
+    let (d1, d2, d3) = (c("d1"), c("d2"), c("d3"));
+    let att_d1 = f.run_detached(&d1, &net1, &[]);
+    let att_d2 = f.run_detached(&d2, &net2, &[]);
+    let att_d3 = f.run_detached(&d3, &net3, &[]);
+    let port_d1 = check_attachment(&f, &att_d1, &n1.id, &cidr1);
+    let port_d2 = check_attachment(&f, &att_d2, &n2.id, range2);
+    let port_d3 = check_attachment(&f, &att_d3, &n3.id, &cidr3);
+    assert_eq!(att_d2.prefix, 24);
+    ping(&d1, ip_a2);
+    ping(&d2, ip_a3);
+    ping(&d3, ip_a4);
+    ping(&a3, att_d2.ip.expect("d2 ip"));
+    for (name, port) in [(&d1, &port_d1), (&d2, &port_d2), (&d3, &port_d3)] {
+        f.remove_container(name);
+        f.assert_port_gone(&port.id);
+    }
+    step(
+        t0,
+        "ours with ip_range_as_subnet: containers joined, pinged, removed cleanly",
+    );
+    f.kuryr.stop();
+    f.kuryr.rewrite_config(&ours_config(false));
+    f.kuryr.launch();
+    upstream::wait_activate(addr, WAIT, || true);
+    step(t0, "ours restarted in its default mode");
+
+    // The ping that ran across both switches and restarts.
+    let (sent, received, out) = stop_background_ping(&a1, "across");
+    eprintln!(
+        "across the switch: {sent} sent, {received} received ({:.0} s)",
+        sent as f64 * 0.2
+    );
+    assert!(sent >= 10, "the background ping ran: {out}");
+    assert!(
+        received + 1 >= sent,
+        "a1 → a2 lost packets across the switch: {sent} sent, {received} received"
+    );
+
+    // ------------------------------------------------------------ 3c. cleanup
+    let s = &f.stack;
+    // An upstream endpoint taken off its network, then its container.
+    f.disconnect(&net1, &a2);
+    f.assert_port_gone(&port_a2.id);
+    step(
+        t0,
+        "docker network disconnect of an upstream endpoint: port, veth, OVS port gone",
+    );
+    f.remove_container(&a2);
+    f.remove_container(&a1);
+    f.assert_port_gone(&port_a1.id);
+    f.remove_container(&b1);
+    f.assert_port_gone(&port_b1.id);
+    for (name, port) in [
+        (&a3, &port_a3),
+        (&b2, &port_b2),
+        (&a4, &port_a4),
+        (&b3, &port_b3),
+    ] {
+        f.remove_container(name);
+        f.assert_port_gone(&port.id);
+    }
+    step(
+        t0,
+        "docker rm -f of upstream's and ours' containers: ports, veths, OVS ports gone",
+    );
+
+    f.remove_network(&net1);
+    f.assert_clean(&id1, &[&cidr1], &[&port_a1.id, &port_a2.id, &port_b1.id]);
+    assert!(s.network(&n1.id).is_none(), "network {} deleted", n1.id);
+    assert!(
+        s.subnet(&sub1[0].id).is_none(),
+        "subnet {} deleted",
+        sub1[0].id
+    );
+    step(
+        t0,
+        "docker network rm of upstream's --subnet network: nothing left",
+    );
+
+    f.remove_network(&net2);
+    f.assert_clean(
+        &id2,
+        &[cidr2, range2],
+        &[&port_a3.id, &port_b2.id, &port_d2.id],
+    );
+    assert!(s.network(&n2.id).is_none(), "network {} deleted", n2.id);
+    assert!(
+        s.subnet(&sub2[0].id).is_none(),
+        "subnet {} deleted",
+        sub2[0].id
+    );
+    step(
+        t0,
+        "docker network rm of upstream's --ip-range network: nothing left",
+    );
+
+    f.remove_network(&net3);
+    f.assert_clean(&id3, &[&cidr3], &[&port_a4.id, &port_b3.id, &port_d3.id]);
+    eventually("the adopted network back as the operator made it", || {
+        let mut wrong = Vec::new();
+        match s.network(&pre.id) {
+            None => wrong.push(format!("the adopted network {} was deleted", pre.id)),
+            Some(n) => {
+                if n.tags != [USER_TAG.to_string()] {
+                    wrong.push(format!("network tags {:?}", n.tags));
+                }
+                if n.name != premade {
+                    wrong.push(format!("network renamed to {:?}", n.name));
+                }
+            }
+        }
+        match s.subnet(&pre_subnet.id) {
+            None => wrong.push(format!("its subnet {} was deleted", pre_subnet.id)),
+            Some(sn) => {
+                if sn.tags != [USER_TAG.to_string()] {
+                    wrong.push(format!("subnet tags {:?}", sn.tags));
+                }
+            }
+        }
+        for p in s.non_neutron_ports(&pre.id) {
+            wrong.push(format!("port {} ({}) left", p.id, p.name));
+        }
+        for p in s.kuryr_pools(&cidr3) {
+            wrong.push(format!("subnetpool {} left", p.id));
+        }
+        wrong
+    });
+    step(
+        t0,
+        "docker network rm of the adopted network: network and subnet kept, untagged",
+    );
+
+    // Nothing of Kuryr's on the host: no veth or OVS port of any port.
+    let all_ports = [
+        &port_a1, &port_a2, &port_a3, &port_a4, &port_b1, &port_b2, &port_b3, &port_d1, &port_d2,
+        &port_d3,
+    ];
+    for p in all_ports {
+        assert_unplugged(&s.bridge, &p.id);
+        assert!(s.port(&p.id).is_none(), "port {} left", p.id);
+    }
+    let tags_left: Vec<String> = s
+        .networks(Query::new().tags_any(id_tags(&id3)))
+        .iter()
+        .map(|n| n.id.clone())
+        .collect();
+    assert!(tags_left.is_empty(), "networks still tagged: {tags_left:?}");
+    // Who served what: upstream made a1..a4, ours b1..b3 and d1..d3.
+    let up_log = up.log_text();
+    let ours_log = f.kuryr.log_text();
+    for att in [&att_a1, &att_a2, &att_a3, &att_a4] {
+        assert!(
+            up_log.contains(&att.endpoint),
+            "upstream served {}",
+            att.endpoint
+        );
+    }
+    for att in [&att_b1, &att_b2, &att_b3, &att_d1, &att_d2, &att_d3] {
+        assert!(
+            ours_log.contains(&att.endpoint),
+            "ours served {}",
+            att.endpoint
+        );
+        assert!(
+            !up_log.contains(&att.endpoint),
+            "upstream did not serve {}",
+            att.endpoint
+        );
+    }
+    let complaints: Vec<&str> = ours_log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    eprintln!(
+        "ours logged {} warnings/errors over the whole run:\n{}",
+        complaints.len(),
+        complaints.join("\n")
+    );
+    step(t0, &format!("done in {:.1}s", t0.elapsed().as_secs_f64()));
+}
