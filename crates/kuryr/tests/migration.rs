@@ -359,6 +359,23 @@ fn switch_from_upstream_kuryr_libnetwork() {
         "ours: new containers on the three upstream networks ping the old ones",
     );
 
+    // An upstream container restarted: Docker deletes its endpoint (ours
+    // releases upstream's port) and makes a new one (ours makes the port).
+    docker(&["restart", "-t", "1", &a4]);
+    f.assert_port_gone(&port_a4.id);
+    let att_a4r = attachment(&a4, &net3);
+    assert_ne!(
+        att_a4r.endpoint, att_a4.endpoint,
+        "a new endpoint after restart"
+    );
+    let port_a4r = check_attachment(&f, &att_a4r, &n3.id, &cidr3);
+    pings_both_ways(&a4, att_a4r.ip.expect("a4 ip"), &b3, ip_b3);
+    let ip_a4 = att_a4r.ip.expect("a4 ip");
+    step(
+        t0,
+        "docker restart of an upstream container: upstream's port released, ours made, pings",
+    );
+
     // ------------------------------------------------------------ 3b. ip_range_as_subnet
     f.kuryr.stop();
     f.kuryr.rewrite_config(&ours_config(true));
@@ -455,7 +472,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
     for (name, port) in [
         (&a3, &port_a3),
         (&b2, &port_b2),
-        (&a4, &port_a4),
+        (&a4, &port_a4r),
         (&b3, &port_b3),
     ] {
         f.remove_container(name);
@@ -497,7 +514,11 @@ fn switch_from_upstream_kuryr_libnetwork() {
     );
 
     f.remove_network(&net3);
-    f.assert_clean(&id3, &[&cidr3], &[&port_a4.id, &port_b3.id, &port_d3.id]);
+    f.assert_clean(
+        &id3,
+        &[&cidr3],
+        &[&port_a4.id, &port_a4r.id, &port_b3.id, &port_d3.id],
+    );
     eventually("the adopted network back as the operator made it", || {
         let mut wrong = Vec::new();
         match s.network(&pre.id) {
@@ -534,8 +555,8 @@ fn switch_from_upstream_kuryr_libnetwork() {
 
     // Nothing of Kuryr's on the host: no veth or OVS port of any port.
     let all_ports = [
-        &port_a1, &port_a2, &port_a3, &port_a4, &port_b1, &port_b2, &port_b3, &port_d1, &port_d2,
-        &port_d3,
+        &port_a1, &port_a2, &port_a3, &port_a4, &port_a4r, &port_b1, &port_b2, &port_b3, &port_d1,
+        &port_d2, &port_d3,
     ];
     for p in all_ports {
         assert_unplugged(&s.bridge, &p.id);
@@ -557,7 +578,9 @@ fn switch_from_upstream_kuryr_libnetwork() {
             att.endpoint
         );
     }
-    for att in [&att_b1, &att_b2, &att_b3, &att_d1, &att_d2, &att_d3] {
+    for att in [
+        &att_b1, &att_b2, &att_b3, &att_a4r, &att_d1, &att_d2, &att_d3,
+    ] {
         assert!(
             ours_log.contains(&att.endpoint),
             "ours served {}",
