@@ -8,8 +8,8 @@
                                                   networks, subnetpools)
     neutron_leftovers.py - test-of CIDR           the test that uses CIDR (or "?")
 
-An object is the suite's when it did not exist at the snapshot and lies in
-one of the fixed CIDRs the suite's tests use (below); an address carved from
+An object is the suite's when it did not exist at the snapshot and has one
+of the fixed CIDRs the suite's tests use (below); an address carved from
 the stack's own subnetpools (kuryr, kuryr6) never is, so other work on the
 stack is left alone. A network with no subnet left is the suite's when it
 is named as the suite names its own (8 hex digits) or is tagged for one of
@@ -24,20 +24,30 @@ import sys
 import urllib.request
 
 P = "kuryr_libnetwork.tests.fullstack."
-# The fixed CIDRs of each test (read from the suite's source).
-RANGES = [
-    ("10.0.0.0/16", P + "test_network.NetworkTest.test_create_delete_network_with_kuryr_driver"),
-    ("10.3.0.0/16", P + "test_container.ContainerTest.test_connect_disconnect_container"),
-    ("10.4.0.0/16", P + "test_network.NetworkTest.test_create_delete_dualstack_network_with_kuryr_driver"),
-    ("2001:db8:a0b:12f0::/64", P + "test_network.NetworkTest.test_create_delete_dualstack_network_with_kuryr_driver"),
-    ("10.10.0.0/16", P + "test_ipam.IpamTest.test_container_ipam_release_address_with_existing_network"),
-    ("10.11.0.0/16", P + "test_ipam.IpamTest.test_container_ipam_request_release_pool"),
-    ("10.12.0.0/16", P + "test_ipam.IpamTest.test_container_ipam_request_address"),
-    ("10.13.0.0/16", P + "test_ipam.IpamTest.test_container_ipam_release_address"),
-    ("10.14.0.0/16", P + "test_ipam.IpamTest.test_container_ipam_request_address_with_existing_port"),
-    ("fe81::/64", P + "test_ipam.IpamTest.test_container_ipam_request_address_with_existing_port"),
-    ("10.15.0.0/16", P + "test_ipam.IpamTest.test_container_ipam_release_address_with_existing_port_same_ip"),
-]
+# The fixed CIDRs of each test (read from the suite's source): its --subnet
+# and --ip-range, or the subnets it makes itself. Matched exactly, so other
+# work in nearby ranges (e.g. 10.10.213.0/24 carved by another test) is never
+# taken for the suite's.
+TESTS = {
+    P + "test_network.NetworkTest.test_create_delete_network_with_kuryr_driver":
+        ["10.0.0.0/16", "10.0.0.0/24"],
+    P + "test_container.ContainerTest.test_connect_disconnect_container":
+        ["10.3.0.0/16", "10.3.0.0/24"],
+    P + "test_network.NetworkTest.test_create_delete_dualstack_network_with_kuryr_driver":
+        ["10.4.0.0/16", "10.4.0.0/24", "2001:db8:a0b:12f0::/64"],
+    P + "test_ipam.IpamTest.test_container_ipam_release_address_with_existing_network":
+        ["10.10.0.0/16", "10.10.0.0/24"],
+    P + "test_ipam.IpamTest.test_container_ipam_request_release_pool":
+        ["10.11.0.0/16", "10.11.0.0/24"],
+    P + "test_ipam.IpamTest.test_container_ipam_request_address":
+        ["10.12.0.0/16", "10.12.0.0/24"],
+    P + "test_ipam.IpamTest.test_container_ipam_release_address":
+        ["10.13.0.0/16", "10.13.0.0/24"],
+    P + "test_ipam.IpamTest.test_container_ipam_request_address_with_existing_port":
+        ["10.14.0.0/24", "fe81::/64"],
+    P + "test_ipam.IpamTest.test_container_ipam_release_address_with_existing_port_same_ip":
+        ["10.15.0.0/24"],
+}
 STACK_POOLS = ("kuryr", "kuryr6")
 # Networks the suite makes itself are named get_random_string(8): 8 hex digits.
 SUITE_NAME = re.compile(r"^[0-9a-f]{8}$")
@@ -48,9 +58,8 @@ def test_of(cidr):
         net = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return "?"
-    for r, test in RANGES:
-        r = ipaddress.ip_network(r)
-        if net.version == r.version and (net.subnet_of(r) or r.subnet_of(net)):
+    for test, cidrs in TESTS.items():
+        if any(net == ipaddress.ip_network(c) for c in cidrs):
             return test
     return "?"
 
