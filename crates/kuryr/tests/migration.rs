@@ -12,9 +12,11 @@
 //!    test) and four containers.
 //! 2. Upstream is stopped by PID; ours starts on the same address
 //!    (`[DEFAULT] kuryr_uri`) behind the same spec file, with `KURYR_NO_GC`.
-//! 3. The old containers keep pinging (also during the switch); new
-//!    containers join upstream's networks, with ours in its default mode and
-//!    with `ip_range_as_subnet = true`; then disconnecting and removing
+//! 3. The old containers keep pinging (also during the switch);
+//!    `kuryr gc --dry-run` and `kuryr status` see upstream's ports in use;
+//!    new containers join upstream's networks, with ours in its default mode
+//!    and with `ip_range_as_subnet = true`; an upstream container restarted
+//!    gets its new port from ours; then disconnecting and removing
 //!    upstream's containers and removing upstream's networks leaves nothing
 //!    upstream made, in Neutron or on the host.
 //!
@@ -323,6 +325,38 @@ fn switch_from_upstream_kuryr_libnetwork() {
             "gc sees upstream's 4 ports in use"
         );
         step(t0, "kuryr gc --dry-run leaves upstream's live ports alone");
+
+        // And `kuryr status` lists upstream's networks and attachments.
+        let out = run(
+            env!("CARGO_BIN_EXE_kuryr"),
+            &[
+                "--config-file",
+                &f.kuryr.config.display().to_string(),
+                "status",
+                "--plugin-socket",
+                &format!("/run/docker/plugins/{DRIVER}.sock"),
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "kuryr status failed: {text}");
+        for id in [&id1, &id2, &id3] {
+            assert!(
+                text.lines().any(|l| l.contains(&id[..12])),
+                "kuryr status lists Docker network {id}:\n{text}"
+            );
+        }
+        for p in [&port_a1, &port_a2, &port_a3, &port_a4] {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(&p.id) && l.contains("[in use]")),
+                "kuryr status lists upstream's port {} in use:\n{text}",
+                p.id
+            );
+        }
+        step(
+            t0,
+            "kuryr status lists upstream's networks and ports, in use",
+        );
     }
 
     // ------------------------------------------------------------ 3a. old containers
