@@ -76,7 +76,8 @@ impl KuryrDriver {
             }
         }
         if req.address.is_some() {
-            // A released port may still be on its way out.
+            // A pool port given back above the pool's max may still be on
+            // its way out, holding the address.
             self.settle_network(&subnet.network_id).await;
         }
         let mac = req.options.mac_address().map(ToString::to_string);

@@ -606,8 +606,9 @@ impl KuryrDriver {
             warn!(docker_network = docker_id, "no Neutron network to delete");
             return Ok(());
         };
-        // Released ports are deleted after their reply; Neutron refuses to
-        // delete a network that still has them.
+        // Work deferred past a reply (owner updates, pool ports on their way
+        // back, or deleted above the pool's max) finishes first: Neutron
+        // refuses to delete a network that still has ports.
         self.settle_network(&network.id).await;
         // Pool ports too (Docker knows nothing of them).
         self.pool

@@ -633,8 +633,8 @@ impl KuryrDriver {
             }
             return Ok(());
         }
-        // Docker releases the pool before it deletes the network: released
-        // ports still being deleted, and the network's pool ports, go first.
+        // Docker releases the pool before it deletes the network: deferred
+        // work on its ports, and the network's pool ports, go first.
         self.settle_network(&subnet.network_id).await;
         self.pool
             .drain_network(
