@@ -32,7 +32,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::*;
-use openstack::neutron::{NetworkCreate, Port, Query, Resource, SubnetCreate};
+use openstack::neutron::{NetworkCreate, Port, Query, Resource, SubnetCreate, SubnetPoolCreate};
 use upstream::{SpecFile, Upstream};
 
 /// The driver name Docker knows both plugins by (one after the other).
@@ -126,18 +126,23 @@ fn switch_from_upstream_kuryr_libnetwork() {
 
     // ------------------------------------------------------------ names
     let h = hex(6);
-    let third = 10 + u8::from_str_radix(&hex(2), 16).expect("hex") % 120 * 2;
+    // Even, so that third + 2 starts a /23: third, +1, +2/+3 (the
+    // operator's subnetpool), +4.
+    let third = 10 + u8::from_str_radix(&hex(2), 16).expect("hex") % 40 * 6;
     let cidr1 = format!("10.231.{third}.0/24");
     let gw1 = format!("10.231.{third}.1");
     let cidr3 = format!("10.231.{}.0/24", third + 1);
     let gw3 = format!("10.231.{}.1", third + 1);
     let (cidr2, range2, gw2) = ("10.232.0.0/16", "10.232.0.0/24", "10.232.0.1");
-    for c in [&cidr1, cidr2, range2, &cidr3] {
+    let pool_prefix5 = format!("10.231.{}.0/23", third + 2);
+    let cidr5 = format!("10.231.{}.0/24", third + 2);
+    let gw5 = format!("10.231.{}.1", third + 2);
+    for c in [&cidr1, cidr2, range2, &cidr3, &cidr5] {
         f.uses_cidr(c);
     }
     {
         let s = &f.stack;
-        for c in [&cidr1, cidr2, range2, &cidr3] {
+        for c in [&cidr1, cidr2, range2, &cidr3, &cidr5, &pool_prefix5] {
             assert!(
                 s.subnets_with_cidr(c).is_empty() && s.kuryr_pools(c).is_empty(),
                 "Neutron already has a subnet or kuryrPool for {c}: a leftover of an earlier run?"
@@ -147,6 +152,8 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let net1 = format!("mig-net-{h}");
     let net2 = format!("mig-range-{h}");
     let net3 = format!("mig-adopt-{h}");
+    let net5 = format!("mig-pool-{h}");
+    let op_pool_name = format!("mig-oppool-{h}");
     let premade = format!("mig-premade-{h}");
     let c = |n: &str| format!("mig-{n}-{h}");
 
@@ -174,6 +181,18 @@ fn switch_from_upstream_kuryr_libnetwork() {
         s.block_on(s.neutron.replace_tags(res, id, &[USER_TAG]))
             .expect("tagging the pre-made objects");
     }
+
+    // The operator's subnetpool that a Docker network takes its subnet from
+    // (`--ipam-opt neutron.pool.name=…`, upstream's documented recipe).
+    let op_pool = s
+        .block_on(s.neutron.create_subnetpool(&SubnetPoolCreate {
+            name: op_pool_name.clone(),
+            prefixes: vec![pool_prefix5.clone()],
+            default_prefixlen: Some(24),
+            ..SubnetPoolCreate::default()
+        }))
+        .expect("creating the operator's subnetpool");
+    f.made(Resource::SubnetPools, &op_pool.id);
 
     // ------------------------------------------------------------ 1. upstream
     _spec = SpecFile::register(DRIVER, addr);
@@ -203,7 +222,22 @@ fn switch_from_upstream_kuryr_libnetwork() {
             &format!("neutron.net.name={premade}"),
         ],
     );
-    step(t0, "upstream made three networks");
+    let pool_opt = format!("neutron.pool.name={op_pool_name}");
+    let id5 = f.create_network_with(
+        DRIVER,
+        &net5,
+        &[
+            "--subnet",
+            &cidr5,
+            "--gateway",
+            &gw5,
+            "--ipam-opt",
+            &pool_opt,
+            "-o",
+            &pool_opt,
+        ],
+    );
+    step(t0, "upstream made four networks");
 
     // What upstream made in Neutron, as docs/mapping.md names it.
     let n1 = s.network_of_docker(&id1);
@@ -230,6 +264,20 @@ fn switch_from_upstream_kuryr_libnetwork() {
     assert_eq!(s.kuryr_pools(range2).len(), 1, "kuryrPool-{range2}");
     let pool3 = s.kuryr_pools(&cidr3);
     assert_eq!(pool3.len(), 1, "kuryrPool-{cidr3} for the adopted network");
+    let n5 = s.network_of_docker(&id5);
+    let sub5 = s.subnets(Query::new().network_id(&n5.id));
+    assert_eq!(sub5.len(), 1, "{sub5:#?}");
+    assert_eq!(sub5[0].cidr, cidr5);
+    let up_pools5 = s.kuryr_pools(&cidr5);
+    eprintln!(
+        "  upstream's network on the operator's pool: subnet {} subnetpool_id {:?} tags {:?}; \
+         kuryrPool-{cidr5}: {:?}; operator's pool tags {:?}",
+        sub5[0].id,
+        sub5[0].subnetpool_id,
+        sub5[0].tags,
+        up_pools5.iter().map(|p| &p.id).collect::<Vec<_>>(),
+        s.subnetpool(&op_pool.id).map(|p| p.tags)
+    );
     let tagged = s.subnet(&pre_subnet.id).expect("the pre-made subnet");
     assert!(
         tagged.tags.contains(&pool3[0].id),
@@ -242,15 +290,18 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let att_a2 = f.run_detached(&a2, &net1, &[]);
     let att_a3 = f.run_detached(&a3, &net2, &[]);
     let att_a4 = f.run_detached(&a4, &net3, &[]);
+    let a5 = c("a5");
+    let att_a5 = f.run_detached(&a5, &net5, &[]);
     let port_a1 = check_attachment(&f, &att_a1, &n1.id, &cidr1);
     let port_a2 = check_attachment(&f, &att_a2, &n1.id, &cidr1);
     let port_a3 = check_attachment(&f, &att_a3, &n2.id, range2);
     let port_a4 = check_attachment(&f, &att_a4, &n3.id, &cidr3);
+    let port_a5 = check_attachment(&f, &att_a5, &n5.id, &cidr5);
     step(
         t0,
-        "upstream started four containers; their ports are ACTIVE",
+        "upstream started five containers; their ports are ACTIVE",
     );
-    let upstream_ports = [&port_a1, &port_a2, &port_a3, &port_a4];
+    let upstream_ports = [&port_a1, &port_a2, &port_a3, &port_a4, &port_a5];
     for p in upstream_ports {
         eprintln!(
             "  upstream port {} name {:?} tags {:?}",
@@ -300,7 +351,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
             "--plugin-socket".to_string(),
             format!("/run/docker/plugins/{DRIVER}.sock"),
         ];
-        for n in [&n1, &n2, &n3] {
+        for n in [&n1, &n2, &n3, &n5] {
             args.push("--network".to_string());
             args.push(n.id.clone());
         }
@@ -313,7 +364,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
         );
         eprintln!("kuryr gc --dry-run on upstream's networks:\n{text}");
         assert!(out.status.success(), "kuryr gc --dry-run failed");
-        for p in [&port_a1, &port_a2, &port_a3, &port_a4] {
+        for p in upstream_ports {
             assert!(
                 !text.lines().any(|l| l.contains(&p.id)),
                 "gc would touch upstream's live port {}",
@@ -321,8 +372,8 @@ fn switch_from_upstream_kuryr_libnetwork() {
             );
         }
         assert!(
-            text.contains("4 ports in use"),
-            "gc sees upstream's 4 ports in use"
+            text.contains("5 ports in use"),
+            "gc sees upstream's 5 ports in use"
         );
         step(t0, "kuryr gc --dry-run leaves upstream's live ports alone");
 
@@ -339,13 +390,13 @@ fn switch_from_upstream_kuryr_libnetwork() {
         );
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(out.status.success(), "kuryr status failed: {text}");
-        for id in [&id1, &id2, &id3] {
+        for id in [&id1, &id2, &id3, &id5] {
             assert!(
                 text.lines().any(|l| l.contains(&id[..12])),
                 "kuryr status lists Docker network {id}:\n{text}"
             );
         }
-        for p in [&port_a1, &port_a2, &port_a3, &port_a4] {
+        for p in upstream_ports {
             assert!(
                 text.lines()
                     .any(|l| l.contains(&p.id) && l.contains("[in use]")),
@@ -410,6 +461,50 @@ fn switch_from_upstream_kuryr_libnetwork() {
         "docker restart of an upstream container: upstream's port released, ours made, pings",
     );
 
+    // A new container on upstream's network from the operator's subnetpool.
+    //
+    // BLOCKED on crates/libnetwork/src/neutron/pools.rs (not ours to edit
+    // here): for this network Docker's pool id is the `kuryrPool-<cidr>`
+    // upstream made in RequestPool, but upstream allocated the subnet from
+    // the operator's pool (subnetpool_id and tag = the operator's pool id).
+    // `KuryrDriver::lookup_pool` (PoolId::Dedicated) asks `subnet_of_pool`
+    // for a subnet whose subnetpool_id or tag is the kuryrPool id, finds
+    // none, and RequestAddress answers 404 "pool … has no Neutron subnet".
+    // Upstream falls back to the subnet with the pool's cidr. Until that
+    // fallback exists, this step is skipped when exactly that error comes
+    // back; remove the skip once it passes.
+    let b5 = c("b5");
+    let out = f.try_run_detached(&b5, &net5, &[]);
+    let joined5 = if !out.status.success()
+        && String::from_utf8_lossy(&out.stderr).contains("has no Neutron subnet")
+    {
+        eprintln!(
+            "SKIPPED (BLOCKED on pools.rs lookup_pool/subnet_of_pool): a new container on \
+             upstream's network from the operator's subnetpool fails: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        None
+    } else {
+        assert!(
+            out.status.success(),
+            "docker run {b5} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let att_b5 = attachment(&b5, &net5);
+        let port_b5 = check_attachment(&f, &att_b5, &n5.id, &cidr5);
+        pings_both_ways(
+            &b5,
+            att_b5.ip.expect("b5 ip"),
+            &a5,
+            att_a5.ip.expect("a5 ip"),
+        );
+        step(
+            t0,
+            "ours: a new container on upstream's network from the operator's subnetpool pings",
+        );
+        Some((att_b5, port_b5))
+    };
+
     // ------------------------------------------------------------ 3b. ip_range_as_subnet
     f.kuryr.stop();
     f.kuryr.rewrite_config(&ours_config(true));
@@ -424,7 +519,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
     step(t0, "ours restarted with ip_range_as_subnet = true");
     // The mode is in force: a new network's --ip-range becomes its subnet.
     {
-        let third4 = third + 2;
+        let third4 = third + 4;
         let cidr4 = format!("10.231.{third4}.0/24");
         let range4 = format!("10.231.{third4}.128/25");
         let gw4 = format!("10.231.{third4}.129");
@@ -517,6 +612,80 @@ fn switch_from_upstream_kuryr_libnetwork() {
         "docker rm -f of upstream's and ours' containers: ports, veths, OVS ports gone",
     );
 
+    let mut ports5 = vec![port_a5.clone()];
+    ports5.extend(joined5.iter().map(|(_, p)| p.clone()));
+    f.remove_container(&a5);
+    f.remove_container(&b5);
+    // BLOCKED on the same lookup (pools.rs): ReleaseAddress resolves
+    // Docker's pool id to no subnet and releases nothing, so upstream's port
+    // of a5 stays in Neutron (its veth and OVS port do go: DeleteEndpoint
+    // finds them through OVSDB). Skipped only while that is so.
+    let blocked5 = joined5.is_none();
+    for port in &ports5 {
+        if blocked5 && port.id == port_a5.id {
+            assert_unplugged(&s.bridge, &port.id);
+            std::thread::sleep(Duration::from_secs(2));
+            if s.port(&port.id).is_some() {
+                eprintln!(
+                    "SKIPPED (BLOCKED on pools.rs lookup_pool/subnet_of_pool): docker rm -f of \
+                     upstream's container on the operator's-pool network leaves its port {} in \
+                     Neutron (ReleaseAddress finds no subnet for the pool)",
+                    port.id
+                );
+                continue;
+            }
+        }
+        f.assert_port_gone(&port.id);
+    }
+    f.remove_network(&net5);
+    if blocked5 && s.port(&port_a5.id).is_some() {
+        // BLOCKED, a consequence of the port above: DeleteNetwork gets 409
+        // NetworkInUse from Neutron (Docker removes its network anyway), so
+        // the Neutron network and subnet stay. The fixture deletes them.
+        eprintln!(
+            "SKIPPED (BLOCKED on pools.rs lookup_pool/subnet_of_pool): docker network rm of \
+             upstream's operator's-pool network leaves Neutron network {} and subnet {} \
+             (DeleteNetwork: NetworkInUse, upstream's port {} is still there)",
+            n5.id, sub5[0].id, port_a5.id
+        );
+        eprintln!(
+            "  kuryrPool-{cidr5} after network rm: {:?}",
+            s.kuryr_pools(&cidr5)
+                .iter()
+                .map(|p| &p.id)
+                .collect::<Vec<_>>()
+        );
+        // Removed here, so the checks below are about the other networks.
+        s.block_on(s.neutron.delete_port(&port_a5.id))
+            .expect("deleting the leaked port");
+        s.block_on(s.neutron.delete_network(&n5.id))
+            .expect("deleting the leaked network");
+    } else {
+        let ids5: Vec<&str> = ports5.iter().map(|p| p.id.as_str()).collect();
+        f.assert_clean(&id5, &[&cidr5], &ids5);
+        assert!(s.network(&n5.id).is_none(), "network {} deleted", n5.id);
+        assert!(
+            s.subnet(&sub5[0].id).is_none(),
+            "subnet {} deleted",
+            sub5[0].id
+        );
+        step(
+            t0,
+            "docker network rm of upstream's network from the operator's pool: nothing left",
+        );
+    }
+    // The operator's pool stays. Upstream tagged it `kuryr.subnetpool.existing`
+    // in RequestPool and, for a --subnet other than the pool's prefix, never
+    // removes that tag itself (its ReleasePool gets the kuryrPool's id); ours
+    // leaves it too (docs/migration.md).
+    let op_pool_after = s
+        .subnetpool(&op_pool.id)
+        .expect("the operator's subnetpool is kept");
+    eprintln!(
+        "  operator's pool tags after network rm: {:?}",
+        op_pool_after.tags
+    );
+
     f.remove_network(&net1);
     f.assert_clean(&id1, &[&cidr1], &[&port_a1.id, &port_a2.id, &port_b1.id]);
     assert!(s.network(&n1.id).is_none(), "network {} deleted", n1.id);
@@ -592,7 +761,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
         &port_a1, &port_a2, &port_a3, &port_a4, &port_a4r, &port_b1, &port_b2, &port_b3, &port_d1,
         &port_d2, &port_d3,
     ];
-    for p in all_ports {
+    for p in all_ports.into_iter().chain(&ports5) {
         assert_unplugged(&s.bridge, &p.id);
         assert!(s.port(&p.id).is_none(), "port {} left", p.id);
     }
@@ -602,19 +771,20 @@ fn switch_from_upstream_kuryr_libnetwork() {
         .map(|n| n.id.clone())
         .collect();
     assert!(tags_left.is_empty(), "networks still tagged: {tags_left:?}");
-    // Who served what: upstream made a1..a4, ours b1..b3 and d1..d3.
+    // Who served what: upstream made a1..a5, ours the others.
     let up_log = up.log_text();
     let ours_log = f.kuryr.log_text();
-    for att in [&att_a1, &att_a2, &att_a3, &att_a4] {
+    for att in [&att_a1, &att_a2, &att_a3, &att_a4, &att_a5] {
         assert!(
             up_log.contains(&att.endpoint),
             "upstream served {}",
             att.endpoint
         );
     }
-    for att in [
+    let ours_atts = [
         &att_b1, &att_b2, &att_b3, &att_a4r, &att_d1, &att_d2, &att_d3,
-    ] {
+    ];
+    for att in ours_atts.into_iter().chain(joined5.iter().map(|(a, _)| a)) {
         assert!(
             ours_log.contains(&att.endpoint),
             "ours served {}",
