@@ -1109,7 +1109,7 @@ fn range_and_wider() -> (String, String, String) {
         let p = fresh_v4();
         let (a, b) = p.rsplit_once('.').expect("a.b.c");
         let low: u8 = b.parse().expect("octet");
-        if low % 2 == 0 {
+        if low.is_multiple_of(2) {
             let _ = fresh_v4();
             return (format!("{p}.0/24"), format!("{a}.{low}.0/23"), p);
         }
