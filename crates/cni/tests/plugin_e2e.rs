@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use kuryr_cni::spec::{
+use kuryr_cni_daemon::spec::{
     AddResult, CniError, CniVersion, ErrorCode, Interface, IpConfig, NetConfList, Route,
 };
-use kuryr_cni::{AttachmentRequest, Call, CniHandler, CniSocket, GcRequest, StatusRequest};
+use kuryr_cni_daemon::{AttachmentRequest, Call, CniHandler, CniSocket, GcRequest, StatusRequest};
 use serde_json::{json, Map, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kuryr-cni");
@@ -123,7 +123,7 @@ struct Daemon {
     socket: PathBuf,
     handler: Arc<FakeHandler>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), kuryr_cni::ServeError>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), kuryr_cni_daemon::ServeError>>>,
 }
 
 impl Daemon {

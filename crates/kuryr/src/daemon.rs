@@ -40,7 +40,7 @@ pub(crate) fn nested_binder(binder: Binder, config: &Config, neutron: &Neutron) 
 #[derive(clap::Args)]
 pub struct Args {
     /// Unix socket to serve (the plugin's `KURYR_CNI_SOCKET`).
-    #[arg(long, default_value = kuryr_cni::proto::DEFAULT_SOCKET)]
+    #[arg(long, default_value = kuryr_cni_daemon::proto::DEFAULT_SOCKET)]
     socket: PathBuf,
     /// `ip:port` serving `/metrics` and `/healthz` (overrides `[DEFAULT] metrics_address`).
     #[arg(long)]
@@ -74,7 +74,7 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
     let handler = Arc::new(NeutronCni::new(neutron, binder, settings));
     // Before serving: the first ADD after a restart takes a pool port found again.
     handler.recover_pools().await;
-    let socket = kuryr_cni::CniSocket::bind(&args.socket)
+    let socket = kuryr_cni_daemon::CniSocket::bind(&args.socket)
         .await
         .with_context(|| format!("binding {}", args.socket.display()))?;
     info!(

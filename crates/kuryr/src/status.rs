@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     plugin_socket: Option<PathBuf>,
     /// The CNI daemon's socket.
-    #[arg(long, default_value = kuryr_cni::proto::DEFAULT_SOCKET, env = "KURYR_CNI_SOCKET")]
+    #[arg(long, default_value = kuryr_cni_daemon::proto::DEFAULT_SOCKET, env = "KURYR_CNI_SOCKET")]
     cni_socket: PathBuf,
 }
 
@@ -52,7 +52,7 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
         "cni_socket",
         probe_socket(
             &args.cni_socket,
-            kuryr_cni::proto::CALL_PATH,
+            kuryr_cni_daemon::proto::CALL_PATH,
             status_call.to_string().as_bytes(),
         )
         .await,

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use serde_json::json;
 
 use super::*;
-use crate::testutil::{fixture, TempDir};
+use kuryr_wire::testutil::{fixture, TempDir};
 
 struct Outcome {
     status: i32,

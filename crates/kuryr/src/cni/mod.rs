@@ -11,9 +11,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kuryr_cni::proto::{AttachmentRequest, GcRequest, StatusRequest};
-use kuryr_cni::spec::{Interface, IpConfig, Route};
-use kuryr_cni::{AddResult, CniError, CniHandler};
+use kuryr_cni_daemon::proto::{AttachmentRequest, GcRequest, StatusRequest};
+use kuryr_cni_daemon::spec::{Interface, IpConfig, Route};
+use kuryr_cni_daemon::{AddResult, CniError, CniHandler};
 use kuryr_core::binding::{Binder, NetnsPlugged, NetnsTarget, PlugRequest, OWNER_KEY};
 use kuryr_core::naming::{self, DEVICE_OWNER};
 use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort, PortPool};
@@ -789,7 +789,7 @@ fn add_result(
             .iter()
             .map(|r| Route::new(r.dest, r.gateway))
             .collect(),
-        dns: kuryr_cni::spec::Dns {
+        dns: kuryr_cni_daemon::spec::Dns {
             nameservers: layout.nameservers,
             ..Default::default()
         },

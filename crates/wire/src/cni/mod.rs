@@ -8,12 +8,15 @@
 //!   versions by [`AddResult::to_version`].
 //! - [`VersionResult`], [`GcAttachment`].
 //! - [`CniError`] / [`ErrorReply`]: the error result and its codes.
+//! - [`proto`]: Kuryr's plugin <-> daemon protocol on top of them.
 
 mod config;
 mod env;
 mod error;
 mod result;
 mod version;
+
+pub mod proto;
 
 #[cfg(test)]
 mod tests;

@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use super::*;
-use crate::spec::CniCommand;
-use crate::testutil::{fixture, TempDir};
 use kuryr_core::socket::SocketError;
+use kuryr_wire::cni::CniCommand;
+use kuryr_wire::testutil::{fixture, TempDir};
 
 /// Records calls; answers ADD with the kuryr fixture result, or fails
 /// every call with `fail`.

@@ -16,7 +16,7 @@
 //! A success is `200` with [`Response`] `{"result": <ADD result in the
 //! configuration's cniVersion>}` (`{}` for the other commands). A failure is
 //! a non-200 status whose body is the CNI error object
-//! ([`ErrorReply`](crate::spec::ErrorReply)), which the plugin prints as is.
+//! ([`ErrorReply`](super::ErrorReply)), which the plugin prints as is.
 //!
 //! [`Request::validate`] applies the spec's checks and turns a request
 //! into a typed [`Call`]; the plugin runs it before sending (so bad input
@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::spec::{
+use super::{
     AddResult, CniArgs, CniCommand, CniEnv, CniError, CniVersion, GcAttachment, NetConf,
     VALID_ATTACHMENTS_KEY,
 };

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::spec::ErrorCode;
+use crate::cni::ErrorCode;
 use crate::testutil::fixture;
 
 fn add_request(config: Value) -> Request {

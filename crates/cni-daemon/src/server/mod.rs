@@ -29,11 +29,13 @@ use axum::Router;
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::proto::{
+use kuryr_wire::cni::proto::{
     reply_version_of, AttachmentRequest, Call, GcRequest, Request, Response, StatusRequest,
     CALL_PATH, MAX_BODY_BYTES,
 };
-use crate::spec::{AddResult, CniArgs, CniError, CniVersion, ErrorCode, NetConf, VersionResult};
+use kuryr_wire::cni::{
+    AddResult, CniArgs, CniError, CniVersion, ErrorCode, NetConf, VersionResult,
+};
 
 pub use listen::{serve_unix, CniSocket, ServeError};
 
