@@ -4,17 +4,21 @@
 //! - [`server`]: the [`CniHandler`] trait and the unix-socket server that
 //!   validates each request, dispatches it and answers in the CNI shapes of
 //!   the requested `cniVersion`.
+//! - [`handler`]: the Neutron-backed handler, [`NeutronCni`]: one Neutron
+//!   port per attachment, plugged into the container's netns.
 //!
-//! The Neutron-backed handler is the `kuryr daemon` subcommand's
-//! (crates/kuryr/src/cni); it moves here with the redesign (issue 12).
+//! `kuryr daemon` (crates/kuryr/src/daemon.rs) builds the clients from the
+//! configuration and serves [`NeutronCni`] with [`serve_unix`].
 
 #![warn(missing_docs)]
 
+pub mod handler;
 pub mod server;
 
 /// The protocol and CNI types, from `kuryr-wire`.
 pub use kuryr_wire::cni::{self as spec, proto};
 
+pub use handler::{NeutronCni, Settings};
 pub use proto::{AttachmentRequest, Call, GcRequest, Request, Response, StatusRequest};
 pub use server::{router, serve_unix, CniHandler, CniSocket, ServeError};
 pub use spec::{AddResult, CniCommand, CniError, CniVersion, ErrorCode, NetConf};

@@ -29,10 +29,6 @@ use tracing::{info, warn};
 use crate::binding::OWNER_KEY;
 use crate::naming::{self, OVS_POOL_KEY, POOL_PORT_NAME, POOL_TAG as POOL_PORT_TAG};
 
-/// Tag prefix carrying a CNI attachment's container id (crates/kuryr cni tags).
-const CNI_CID_TAG: &str = "kuryr.cni.cid.lh:";
-const CNI_CID_HIGH_TAG: &str = "kuryr.cni.cid.uh:";
-const CNI_IFNAME_TAG: &str = "kuryr.cni.ifname:";
 const IFACE_ID_KEY: &str = "iface-id";
 const HOST_VETH_PREFIX: &str = "tap";
 
@@ -138,17 +134,7 @@ impl PortRecord {
 
     /// `(container id, ifname)` of a CNI attachment port.
     pub fn cni_attachment(&self) -> Option<(String, String)> {
-        let low = self.tags.iter().find_map(|t| t.strip_prefix(CNI_CID_TAG))?;
-        let high = self
-            .tags
-            .iter()
-            .find_map(|t| t.strip_prefix(CNI_CID_HIGH_TAG))
-            .unwrap_or("");
-        let ifname = self
-            .tags
-            .iter()
-            .find_map(|t| t.strip_prefix(CNI_IFNAME_TAG))?;
-        Some((format!("{low}{high}"), ifname.to_string()))
+        naming::cni::attachment_of(&self.tags)
     }
 
     pub fn is_pool_port(&self) -> bool {

@@ -5,6 +5,8 @@
 //! objects (docs/mapping.md lists them). Neutron's API limits a tag to 60
 //! characters, which is why a 64-hex Docker id is split into two halves.
 
+pub mod cni;
+
 /// `device_owner` of every port Kuryr binds (upstream's constant). Also the
 /// tag that marks a port as made by Kuryr.
 pub const DEVICE_OWNER: &str = "compute:kuryr";

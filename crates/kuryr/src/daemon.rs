@@ -15,7 +15,7 @@ use openstack::neutron::Neutron;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::cni::{NeutronCni, Settings};
+use kuryr_cni_daemon::{NeutronCni, Settings};
 
 /// The binder for `[binding] driver`: as is for veth; for macvlan, ipvlan
 /// and vlan, nested on `[binding] link_iface` (docs/nested.md).

@@ -1,7 +1,6 @@
 //! `kuryr`: Neutron networking for containers. One binary, with a
 //! subcommand per role.
 
-mod cni;
 mod daemon;
 mod gc;
 mod libnetwork;

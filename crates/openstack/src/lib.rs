@@ -31,6 +31,8 @@
 pub mod auth;
 mod client;
 mod error;
+#[cfg(feature = "test-support")]
+pub mod fake;
 pub mod neutron;
 mod secret;
 

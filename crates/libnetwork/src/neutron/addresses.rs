@@ -442,7 +442,8 @@ mod tests {
     /// only, before the reply, and leaves the other's port alone.
     #[tokio::test]
     async fn releasing_an_address_touches_only_its_own_subnets_port() {
-        let fake = super::super::fake_neutron::FakeNeutron::start().await;
+        use super::super::fake_neutron::{FakeDriver, FakeNeutron};
+        let fake = FakeNeutron::start().await;
         fake.on("DELETE", "/v2.0/ports/port-a", 204, serde_json::Value::Null);
         let driver = fake.driver().await;
         let ip: IpAddr = "10.1.2.5".parse().expect("ip");

@@ -940,7 +940,7 @@ fn requests(port: &Port) -> Vec<FixedIpRequest> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake_neutron::FakeNeutron;
+    use super::super::fake_neutron::{FakeDriver, FakeNeutron};
     use super::*;
     use openstack::neutron::{FixedIp, HostRoute};
     use serde_json::json;

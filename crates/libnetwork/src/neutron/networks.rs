@@ -664,7 +664,7 @@ impl KuryrDriver {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake_neutron::FakeNeutron;
+    use super::super::fake_neutron::{FakeDriver, FakeNeutron};
     use super::*;
     use serde_json::{json, Value};
 

@@ -12,7 +12,7 @@ use netplumb::ovs::PortSpec;
 use openstack::neutron::{FixedIp, Port, Subnet};
 use serde_json::json;
 
-use super::fake_neutron::FakeNeutron;
+use super::fake_neutron::{FakeDriver, FakeNeutron};
 use super::{KuryrDriver, NetworkInfo, PoolInfo, SubnetAddr};
 use crate::api::Driver;
 

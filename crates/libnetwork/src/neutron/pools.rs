@@ -707,7 +707,7 @@ pub(super) fn parse_cidr(subnet: &Subnet) -> DriverResult<IpNet> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake_neutron::FakeNeutron;
+    use super::super::fake_neutron::{FakeDriver, FakeNeutron};
     use super::*;
     use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! CHECK: the attachment in the netns against its Neutron port.
 
-use kuryr_cni_daemon::proto::AttachmentRequest;
-use kuryr_cni_daemon::CniError;
+use crate::proto::AttachmentRequest;
+use crate::CniError;
 use netplumb::{MacAddr, Netlink, Netns};
 use openstack::neutron::Query;
 

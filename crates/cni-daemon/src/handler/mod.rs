@@ -4,18 +4,17 @@
 
 mod check;
 mod errors;
-mod tags;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kuryr_cni_daemon::proto::{AttachmentRequest, GcRequest, StatusRequest};
-use kuryr_cni_daemon::spec::{Interface, IpConfig, Route};
-use kuryr_cni_daemon::{AddResult, CniError, CniHandler};
+use crate::proto::{AttachmentRequest, GcRequest, StatusRequest};
+use crate::spec::{Interface, IpConfig, Route};
+use crate::{AddResult, CniError, CniHandler};
 use kuryr_core::binding::{Binder, NetnsPlugged, NetnsTarget, PlugRequest, OWNER_KEY};
-use kuryr_core::naming::{self, DEVICE_OWNER};
+use kuryr_core::naming::{self, cni as tags, DEVICE_OWNER};
 use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort, PortPool};
 use netplumb::{IpNet, MacAddr, Netns, RouteSpec};
 use openstack::neutron::{
@@ -76,6 +75,7 @@ struct Layout {
 }
 
 impl NeutronCni {
+    /// A handler using this Neutron client and binder.
     pub fn new(neutron: Neutron, binder: Binder, settings: Settings) -> Self {
         let pool = PortPool::new(
             neutron.clone(),
@@ -789,7 +789,7 @@ fn add_result(
             .iter()
             .map(|r| Route::new(r.dest, r.gateway))
             .collect(),
-        dns: kuryr_cni_daemon::spec::Dns {
+        dns: crate::spec::Dns {
             nameservers: layout.nameservers,
             ..Default::default()
         },

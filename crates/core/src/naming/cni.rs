@@ -1,9 +1,10 @@
 //! Names and tags of the Neutron ports the CNI path makes (docs/cni.md
-//! § Mapping to Neutron). Neutron limits a tag to 60 characters.
+//! § Mapping to Neutron), written once here for the daemon and GC alike.
+//! Neutron limits a tag to 60 characters.
 
 use std::collections::BTreeMap;
 
-use kuryr_core::naming::DEVICE_OWNER;
+use super::DEVICE_OWNER;
 
 const CID_LOW_HALF: &str = "kuryr.cni.cid.lh:";
 const CID_HIGH_HALF: &str = "kuryr.cni.cid.uh:";
@@ -54,6 +55,7 @@ pub fn container_id_tags(container_id: &str) -> Vec<String> {
     tags
 }
 
+/// `kuryr.cni.ifname:<ifname>`.
 pub fn ifname_tag(ifname: &str) -> String {
     format!("{IFNAME}{ifname}")
 }

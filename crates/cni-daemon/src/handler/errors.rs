@@ -1,7 +1,7 @@
 //! How failures of the Neutron-backed handler become CNI errors
 //! (docs/cni.md § Errors).
 
-use kuryr_cni_daemon::{CniError, ErrorCode};
+use crate::{CniError, ErrorCode};
 use kuryr_core::binding::BindError;
 
 /// 100: Neutron refused a request (4xx other than a bad configuration).
