@@ -4,6 +4,8 @@
 
 mod check;
 mod errors;
+#[cfg(test)]
+mod fake_tests;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
