@@ -462,48 +462,22 @@ fn switch_from_upstream_kuryr_libnetwork() {
     );
 
     // A new container on upstream's network from the operator's subnetpool.
-    //
-    // BLOCKED on crates/libnetwork/src/neutron/pools.rs (not ours to edit
-    // here): for this network Docker's pool id is the `kuryrPool-<cidr>`
-    // upstream made in RequestPool, but upstream allocated the subnet from
-    // the operator's pool (subnetpool_id and tag = the operator's pool id).
-    // `KuryrDriver::lookup_pool` (PoolId::Dedicated) asks `subnet_of_pool`
-    // for a subnet whose subnetpool_id or tag is the kuryrPool id, finds
-    // none, and RequestAddress answers 404 "pool … has no Neutron subnet".
-    // Upstream falls back to the subnet with the pool's cidr. Until that
-    // fallback exists, this step is skipped when exactly that error comes
-    // back; remove the skip once it passes.
+    // Docker's pool id there is the `kuryrPool-<cidr>` upstream made in
+    // RequestPool, while upstream allocated the subnet from the operator's
+    // pool: ours finds it as upstream does, by the pool's cidr.
     let b5 = c("b5");
-    let out = f.try_run_detached(&b5, &net5, &[]);
-    let joined5 = if !out.status.success()
-        && String::from_utf8_lossy(&out.stderr).contains("has no Neutron subnet")
-    {
-        eprintln!(
-            "SKIPPED (BLOCKED on pools.rs lookup_pool/subnet_of_pool): a new container on \
-             upstream's network from the operator's subnetpool fails: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        None
-    } else {
-        assert!(
-            out.status.success(),
-            "docker run {b5} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let att_b5 = attachment(&b5, &net5);
-        let port_b5 = check_attachment(&f, &att_b5, &n5.id, &cidr5);
-        pings_both_ways(
-            &b5,
-            att_b5.ip.expect("b5 ip"),
-            &a5,
-            att_a5.ip.expect("a5 ip"),
-        );
-        step(
-            t0,
-            "ours: a new container on upstream's network from the operator's subnetpool pings",
-        );
-        Some((att_b5, port_b5))
-    };
+    let att_b5 = f.run_detached(&b5, &net5, &[]);
+    let port_b5 = check_attachment(&f, &att_b5, &n5.id, &cidr5);
+    pings_both_ways(
+        &b5,
+        att_b5.ip.expect("b5 ip"),
+        &a5,
+        att_a5.ip.expect("a5 ip"),
+    );
+    step(
+        t0,
+        "ours: a new container on upstream's network from the operator's subnetpool pings",
+    );
 
     // ------------------------------------------------------------ 3b. ip_range_as_subnet
     f.kuryr.stop();
@@ -612,68 +586,25 @@ fn switch_from_upstream_kuryr_libnetwork() {
         "docker rm -f of upstream's and ours' containers: ports, veths, OVS ports gone",
     );
 
-    let mut ports5 = vec![port_a5.clone()];
-    ports5.extend(joined5.iter().map(|(_, p)| p.clone()));
+    let ports5 = [port_a5.clone(), port_b5];
     f.remove_container(&a5);
     f.remove_container(&b5);
-    // BLOCKED on the same lookup (pools.rs): ReleaseAddress resolves
-    // Docker's pool id to no subnet and releases nothing, so upstream's port
-    // of a5 stays in Neutron (its veth and OVS port do go: DeleteEndpoint
-    // finds them through OVSDB). Skipped only while that is so.
-    let blocked5 = joined5.is_none();
     for port in &ports5 {
-        if blocked5 && port.id == port_a5.id {
-            assert_unplugged(&s.bridge, &port.id);
-            std::thread::sleep(Duration::from_secs(2));
-            if s.port(&port.id).is_some() {
-                eprintln!(
-                    "SKIPPED (BLOCKED on pools.rs lookup_pool/subnet_of_pool): docker rm -f of \
-                     upstream's container on the operator's-pool network leaves its port {} in \
-                     Neutron (ReleaseAddress finds no subnet for the pool)",
-                    port.id
-                );
-                continue;
-            }
-        }
         f.assert_port_gone(&port.id);
     }
     f.remove_network(&net5);
-    if blocked5 && s.port(&port_a5.id).is_some() {
-        // BLOCKED, a consequence of the port above: DeleteNetwork gets 409
-        // NetworkInUse from Neutron (Docker removes its network anyway), so
-        // the Neutron network and subnet stay. The fixture deletes them.
-        eprintln!(
-            "SKIPPED (BLOCKED on pools.rs lookup_pool/subnet_of_pool): docker network rm of \
-             upstream's operator's-pool network leaves Neutron network {} and subnet {} \
-             (DeleteNetwork: NetworkInUse, upstream's port {} is still there)",
-            n5.id, sub5[0].id, port_a5.id
-        );
-        eprintln!(
-            "  kuryrPool-{cidr5} after network rm: {:?}",
-            s.kuryr_pools(&cidr5)
-                .iter()
-                .map(|p| &p.id)
-                .collect::<Vec<_>>()
-        );
-        // Removed here, so the checks below are about the other networks.
-        s.block_on(s.neutron.delete_port(&port_a5.id))
-            .expect("deleting the leaked port");
-        s.block_on(s.neutron.delete_network(&n5.id))
-            .expect("deleting the leaked network");
-    } else {
-        let ids5: Vec<&str> = ports5.iter().map(|p| p.id.as_str()).collect();
-        f.assert_clean(&id5, &[&cidr5], &ids5);
-        assert!(s.network(&n5.id).is_none(), "network {} deleted", n5.id);
-        assert!(
-            s.subnet(&sub5[0].id).is_none(),
-            "subnet {} deleted",
-            sub5[0].id
-        );
-        step(
-            t0,
-            "docker network rm of upstream's network from the operator's pool: nothing left",
-        );
-    }
+    let ids5: Vec<&str> = ports5.iter().map(|p| p.id.as_str()).collect();
+    f.assert_clean(&id5, &[&cidr5], &ids5);
+    assert!(s.network(&n5.id).is_none(), "network {} deleted", n5.id);
+    assert!(
+        s.subnet(&sub5[0].id).is_none(),
+        "subnet {} deleted",
+        sub5[0].id
+    );
+    step(
+        t0,
+        "docker network rm of upstream's network from the operator's pool: nothing left",
+    );
     // The operator's pool stays. Upstream tagged it `kuryr.subnetpool.existing`
     // in RequestPool and, for a --subnet other than the pool's prefix, never
     // removes that tag itself (its ReleasePool gets the kuryrPool's id); ours
@@ -782,9 +713,9 @@ fn switch_from_upstream_kuryr_libnetwork() {
         );
     }
     let ours_atts = [
-        &att_b1, &att_b2, &att_b3, &att_a4r, &att_d1, &att_d2, &att_d3,
+        &att_b1, &att_b2, &att_b3, &att_a4r, &att_d1, &att_d2, &att_d3, &att_b5,
     ];
-    for att in ours_atts.into_iter().chain(joined5.iter().map(|(a, _)| a)) {
+    for att in ours_atts {
         assert!(
             ours_log.contains(&att.endpoint),
             "ours served {}",

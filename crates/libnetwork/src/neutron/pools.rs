@@ -297,7 +297,13 @@ impl KuryrDriver {
             .map_err(|e| neutron_error(&ctx, e))?;
         let mut used_by = None;
         for pool in existing {
-            let used = self.subnets_of_dedicated_pool(&pool.id).await?;
+            let mut used = self.subnets_of_dedicated_pool(&pool.id).await?;
+            if used.is_empty() {
+                // Upstream's kuryrPool of a network whose subnet it took
+                // from a pool named in neutron.pool.* (lookup_pool finds
+                // that subnet by cidr): taken as well.
+                used.extend(self.upstream_subnet_from_named_pool(cidr).await?);
+            }
             match used.first() {
                 Some(subnet) => used_by = Some(subnet.network_id.clone()),
                 None => {
@@ -534,13 +540,60 @@ impl KuryrDriver {
                     .iter()
                     .find_map(|t| t.strip_prefix(IP_RANGE_TAG))
                     .and_then(|r| r.parse().ok());
-                let subnet = self.subnet_of_pool(pool, None).await?;
+                let subnet = match self.subnet_of_pool(pool, None).await? {
+                    Some(subnet) => Some(subnet),
+                    None => self.upstream_subnet_from_named_pool(cidr).await?,
+                };
                 Ok(PoolInfo {
                     cidr,
                     sub_pool,
                     subnet,
                 })
             }
+        }
+    }
+
+    /// Upstream kuryr-libnetwork, given `neutron.pool.*` and a `--subnet`
+    /// other than that pool's prefix, answered RequestPool with a
+    /// `kuryrPool-<cidr>` of its own (the id Docker keeps) but allocated the
+    /// subnet from the named pool, which it tagged `kuryr.subnetpool.existing`:
+    /// the subnet is `kuryr-subnet-<cidr>`, its `subnetpool_id` the named
+    /// pool, tagged with that id. Found by cidr, as upstream does; subnets
+    /// this driver made (their pools never carry that tag) are not taken.
+    async fn upstream_subnet_from_named_pool(&self, cidr: IpNet) -> DriverResult<Option<Subnet>> {
+        let cidr_text = cidr.to_string();
+        let ctx = format!("subnet with cidr {cidr_text}");
+        let candidates = self
+            .neutron
+            .list_subnets(
+                &Query::new()
+                    .cidr(cidr_text.clone())
+                    .name(naming::subnet_name(&cidr_text)),
+            )
+            .await
+            .map_err(|e| neutron_error(&ctx, e))?;
+        let mut found = Vec::new();
+        for subnet in candidates {
+            let Some(pool) = subnet.subnetpool_id.clone() else {
+                continue;
+            };
+            if !subnet.tags.contains(&pool) {
+                continue;
+            }
+            let named = match self.neutron.get_subnetpool(&pool).await {
+                Ok(p) => p.tags.iter().any(|t| t == naming::EXISTING_SUBNETPOOL_TAG),
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(neutron_error(&ctx, e)),
+            };
+            if named {
+                found.push(subnet);
+            }
+        }
+        match found.len() {
+            0 | 1 => Ok(found.pop()),
+            n => Err(DriverError::conflict(format!(
+                "{n} subnets upstream kuryr-libnetwork made have cidr {cidr_text}: cannot tell which one this pool's is"
+            ))),
         }
     }
 
