@@ -37,10 +37,20 @@ impl Call {
     }
 }
 
+/// One scripted reply.
+struct Route {
+    method: String,
+    path: String,
+    /// Matches only a query containing this text (as sent, URL-encoded).
+    query: Option<String>,
+    status: u16,
+    body: Value,
+}
+
 #[derive(Default)]
 struct Script {
-    /// (method, path, status, body); the latest matching entry wins.
-    routes: Vec<(String, String, u16, Value)>,
+    /// The latest matching entry wins.
+    routes: Vec<Route>,
     calls: Vec<Call>,
 }
 
@@ -68,9 +78,24 @@ impl FakeNeutron {
     /// Answers `method path` (exact path, any query) with `status` and `body`
     /// (`Value::Null` for an empty body).
     pub fn on(&self, method: &str, path: &str, status: u16, body: Value) {
-        self.lock()
-            .routes
-            .push((method.to_string(), path.to_string(), status, body));
+        self.route(method, path, None, status, body);
+    }
+
+    /// Like [`FakeNeutron::on`], for requests whose query contains `query`
+    /// (URL-encoded as sent, e.g. `tags=kuryr.cni.net%3Akn`): one path
+    /// answered differently by filter.
+    pub fn on_query(&self, method: &str, path: &str, query: &str, status: u16, body: Value) {
+        self.route(method, path, Some(query), status, body);
+    }
+
+    fn route(&self, method: &str, path: &str, query: Option<&str>, status: u16, body: Value) {
+        self.lock().routes.push(Route {
+            method: method.to_string(),
+            path: path.to_string(),
+            query: query.map(str::to_string),
+            status,
+            body,
+        });
     }
 
     /// Every request so far, in order.
@@ -106,18 +131,23 @@ async fn handle(
 ) -> Response {
     let mut script = script.lock().unwrap_or_else(|p| p.into_inner());
     let path = uri.path().to_string();
-    script.calls.push(Call {
-        method: method.to_string(),
-        path: path.clone(),
-        query: uri.query().unwrap_or_default().to_string(),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    });
+    let query = uri.query().unwrap_or_default().to_string();
     let found = script
         .routes
         .iter()
         .rev()
-        .find(|(m, p, _, _)| *m == method.as_str() && *p == path)
-        .map(|(_, _, status, body)| (*status, body.clone()));
+        .find(|r| {
+            r.method == method.as_str()
+                && r.path == path
+                && r.query.as_ref().is_none_or(|q| query.contains(q.as_str()))
+        })
+        .map(|r| (r.status, r.body.clone()));
+    script.calls.push(Call {
+        method: method.to_string(),
+        path: path.clone(),
+        query,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    });
     let (status, body) = found.unwrap_or_else(|| {
         (
             404,

@@ -901,6 +901,61 @@ mod tests {
         assert!(err.message.contains("ip_range_as_subnet"), "{err}");
     }
 
+    /// Upstream's network from an operator's pool P: Docker holds the id of
+    /// a `kuryrPool-<cidr>` with no subnet, and the subnet (from P, tagged
+    /// with P's id) is found by its cidr, only when P carries upstream's
+    /// `kuryr.subnetpool.existing` tag.
+    #[tokio::test]
+    async fn upstreams_subnet_from_an_operators_pool_is_found_by_cidr() {
+        let kuryr_pool = "0c0ffee0-0000-4000-8000-000000000004";
+        for (tagged, found) in [(true, true), (false, false)] {
+            let fake = FakeNeutron::start().await;
+            fake.on(
+                "GET",
+                &format!("/v2.0/subnetpools/{kuryr_pool}"),
+                200,
+                json!({"subnetpool": {"id": kuryr_pool, "name": "kuryrPool-10.1.2.0/24",
+                                       "prefixes": ["10.1.2.0/24"], "tags": []}}),
+            );
+            // By the kuryrPool's id (subnetpool_id, then tag): nothing.
+            fake.on("GET", "/v2.0/subnets", 200, json!({"subnets": []}));
+            // By the cidr and upstream's name: the subnet from P.
+            fake.on_query(
+                "GET",
+                "/v2.0/subnets",
+                "cidr=10.1.2.0",
+                200,
+                json!({"subnets": [{"id": "s-up", "name": "kuryr-subnet-10.1.2.0/24",
+                                    "network_id": "n-up", "cidr": "10.1.2.0/24",
+                                    "subnetpool_id": "p-op", "tags": ["p-op"]}]}),
+            );
+            let tags = if tagged {
+                json!([naming::EXISTING_SUBNETPOOL_TAG])
+            } else {
+                json!([])
+            };
+            fake.on(
+                "GET",
+                "/v2.0/subnetpools/p-op",
+                200,
+                json!({"subnetpool": {"id": "p-op", "name": "operators",
+                                       "prefixes": ["10.1.0.0/16"], "tags": tags}}),
+            );
+            let driver = fake.driver().await;
+            let info = driver
+                .lookup_pool(&PoolId::Dedicated {
+                    pool: kuryr_pool.into(),
+                })
+                .await
+                .expect("looked up");
+            assert_eq!(
+                info.subnet.map(|s| s.id),
+                found.then(|| "s-up".to_string()),
+                "pool tagged: {tagged}"
+            );
+        }
+    }
+
     #[test]
     fn pool_ids_round_trip() {
         for text in [
