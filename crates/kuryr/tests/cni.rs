@@ -12,111 +12,19 @@
 //! port. ADD and DEL latencies are printed (`latency ADD ...`), never
 //! asserted.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use kuryr_testkit::cni_util::Daemon;
+use kuryr_testkit::*;
 use openstack::neutron::{HostRoute, NetworkCreate, Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
 const DEVICE_OWNER: &str = "compute:kuryr";
 
-// ------------------------------------------------------------- binaries
-
-fn kuryr_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kuryr"))
-}
-
-/// The plugin binary, built next to `kuryr` (same target dir).
-fn kuryr_cni_bin() -> PathBuf {
-    let bin = kuryr_bin()
-        .parent()
-        .expect("kuryr lives in a directory")
-        .join("kuryr-cni");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p kuryr-cni` (scripts/test builds the workspace)",
-        bin.display()
-    );
-    bin
-}
-
 // ------------------------------------------------------------- the daemon
-
-struct Daemon {
-    child: Option<Child>,
-    socket: PathBuf,
-    log: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl Daemon {
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Daemon {
-        let mut daemon = Daemon {
-            child: None,
-            socket: dir.join("cni.sock"),
-            log: dir.join("daemon.log"),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        daemon.spawn();
-        daemon
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("daemon log");
-        let mut cmd = Command::new(kuryr_bin());
-        cmd.args(["--debug", "daemon", "--socket"])
-            .arg(&self.socket)
-            .env("KURYR_CONFIG_FILE", "/dev/null")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("starting kuryr daemon");
-        self.child = Some(child);
-        let socket = self.socket.clone();
-        wait_for("the daemon's socket", Duration::from_secs(20), || {
-            std::os::unix::net::UnixStream::connect(&socket)
-                .ok()
-                .map(|_| ())
-        });
-    }
-
-    /// `kill -9`: the socket file stays behind, as after a crash.
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.kill9();
-        self.spawn();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGTERM by PID first, so the socket file is removed.
-            common::terminate(&mut child);
-        }
-    }
-}
 
 // ------------------------------------------------------------- plugin calls
 
@@ -236,7 +144,7 @@ impl Fixture {
         let (id, prefix) = f.make_network(&f.net_name.clone());
         f.net_id = id;
         f.prefix = prefix;
-        f.daemon = Some(Daemon::start(&f.dir, &[]));
+        f.daemon = Some(Daemon::start(&f.dir, &["--debug"], &[]));
         f
     }
 
@@ -749,6 +657,7 @@ fn status_follows_neutron() {
     std::fs::create_dir_all(&dir).expect("dir");
     let down = Daemon::start(
         &dir,
+        &["--debug"],
         &[
             ("OS_ENDPOINT", &endpoint),
             ("OS_NEUTRON_ENDPOINT", &endpoint),

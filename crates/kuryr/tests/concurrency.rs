@@ -8,16 +8,14 @@
 //! Run: `eval "$(scripts/stack env)"; cargo build -p kuryr-cni;
 //! cargo test -p kuryr --test concurrency -- --nocapture`.
 
-#[path = "common/cni_util.rs"]
-mod cni_util;
-mod common;
+use kuryr_testkit::cni_util;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use cni_util::{cni, CniWorld};
-use common::*;
+use kuryr_testkit::*;
 use openstack::neutron::{Port, Query};
 
 const N: usize = 50;

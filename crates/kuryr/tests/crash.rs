@@ -17,16 +17,15 @@
 //! `eval "$(scripts/stack env)"; cargo build -p kuryr-cni;
 //!  cargo test -p kuryr --test crash -- --nocapture`.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use kuryr_testkit::cni_util::Daemon;
+use kuryr_testkit::*;
 use openstack::neutron::Query;
 use serde_json::{json, Value};
 
@@ -50,84 +49,6 @@ impl Rng {
 
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
-    }
-}
-
-fn kuryr_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kuryr"))
-}
-
-fn kuryr_cni_bin() -> PathBuf {
-    let bin = kuryr_bin()
-        .parent()
-        .expect("kuryr lives in a directory")
-        .join("kuryr-cni");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p kuryr-cni`",
-        bin.display()
-    );
-    bin
-}
-
-/// `kuryr daemon` on its own socket.
-struct Daemon {
-    child: Option<Child>,
-    socket: PathBuf,
-    log: PathBuf,
-    host: String,
-}
-
-impl Daemon {
-    fn start(dir: &Path, host: &str) -> Daemon {
-        let mut d = Daemon {
-            child: None,
-            socket: dir.join("cni.sock"),
-            log: dir.join("daemon.log"),
-            host: host.to_string(),
-        };
-        d.spawn();
-        d
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("daemon log");
-        let child = Command::new(kuryr_bin())
-            .args(["--host", &self.host, "daemon", "--socket"])
-            .arg(&self.socket)
-            .env("KURYR_CONFIG_FILE", "/dev/null")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting kuryr daemon");
-        self.child = Some(child);
-        let socket = self.socket.clone();
-        wait_for("the daemon's socket", Duration::from_secs(20), || {
-            std::os::unix::net::UnixStream::connect(&socket)
-                .ok()
-                .map(|_| ())
-        });
-    }
-
-    fn restart(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.spawn();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            common::terminate(&mut child);
-        }
     }
 }
 
@@ -273,7 +194,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
     let docker_net = f.create_network(&net, &["--subnet", &cidr]);
     let network = f.stack.network_of_docker(&docker_net).id;
     let dir = f.kuryr.dir.clone();
-    let mut daemon = Daemon::start(&dir, &f.stack.host);
+    let mut daemon = Daemon::start(&dir, &["--host", &f.stack.host], &[]);
     let conf = json!({
         "cniVersion": "1.1.0",
         "name": format!("crash{}", f.driver()),

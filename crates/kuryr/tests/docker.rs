@@ -6,17 +6,15 @@
 //! Without `KURYR_STACK_AUTH` every test prints a skip notice and passes.
 //!
 //! Each test runs its own plugin under its own driver name (see
-//! `common::Fixture`), and checks what a user would: `docker` output, the
+//! `kuryr_testkit::Fixture`), and checks what a user would: `docker` output, the
 //! Neutron objects (names and tags as docs/mapping.md says), the host
 //! devices and OVS ports, and the container's view of eth0.
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::*;
+use kuryr_testkit::*;
 use openstack::neutron::{
     AllocationPool, HostRoute, NetworkCreate, Port, PortCreate, PortUpdate, Query, Resource,
     SubnetCreate, SubnetPoolCreate, SubnetUpdate,

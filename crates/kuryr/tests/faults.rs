@@ -14,18 +14,15 @@
 //! attempt (5 and 10 s proved too short for a plain POST to Neutron on a
 //! loaded 2-core host). Times are printed (`fault ...`), never asserted.
 
-#[path = "common/cni_util.rs"]
-mod cni_util;
-mod common;
-#[path = "common/fault_proxy.rs"]
-mod fault_proxy;
+use kuryr_testkit::cni_util;
+use kuryr_testkit::fault_proxy;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::*;
 use fault_proxy::{Fault, FaultProxy};
+use kuryr_testkit::*;
 use openstack::neutron::Query;
 
 /// Seconds per Neutron request in the tests' kuryr.conf.

@@ -7,11 +7,9 @@
 //!
 //! `eval "$(scripts/stack env)"; cargo test -p kuryr --test gc`.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use kuryr_testkit::*;
 use openstack::neutron::{FixedIpRequest, Port, PortCreate, Query, Resource};
 
 const DEVICE_OWNER: &str = "compute:kuryr";
@@ -32,7 +30,7 @@ fn fake_uuid() -> String {
 /// `kuryr gc <args>` with the fixture's config, scoped to `network`.
 fn kuryr_gc(f: &Fixture, network: &str, args: &[&str]) -> (bool, String) {
     let socket = f.kuryr.socket.to_string_lossy().into_owned();
-    let out = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+    let out = Command::new(kuryr_bin())
         .arg("--config-file")
         .arg(&f.kuryr.config)
         .args(["--host", &f.stack.host, "gc", "--network", network])

@@ -181,7 +181,7 @@ fn spec_file_over_tcp() {
         format!("[DEFAULT]\nkuryr_uri = http://127.0.0.1:{port}\n"),
     )
     .expect("write conf");
-    let child = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+    let child = Command::new(kuryr_testkit::kuryr_bin())
         .args([
             "--config-file",
             &conf.to_string_lossy(),

@@ -75,7 +75,7 @@ fn healthz_and_metrics_after_a_container() {
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let socket = PathBuf::from(format!("/run/docker/plugins/{name}.sock"));
-    let child = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+    let child = Command::new(kuryr_testkit::kuryr_bin())
         .args(["libnetwork", "--metrics-address"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--socket")

@@ -24,14 +24,12 @@
 //! Without a stack the test prints a skip notice and passes; without
 //! upstream's venv it fails.
 
-mod common;
-#[path = "common/upstream.rs"]
-mod upstream;
+use kuryr_testkit::upstream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::*;
+use kuryr_testkit::*;
 use openstack::neutron::{NetworkCreate, Port, Query, Resource, SubnetCreate, SubnetPoolCreate};
 use upstream::{SpecFile, Upstream};
 
@@ -356,7 +354,8 @@ fn switch_from_upstream_kuryr_libnetwork() {
             args.push(n.id.clone());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run(env!("CARGO_BIN_EXE_kuryr"), &args);
+        let kuryr = kuryr_bin();
+        let out = run(&kuryr.to_string_lossy(), &args);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -378,8 +377,9 @@ fn switch_from_upstream_kuryr_libnetwork() {
         step(t0, "kuryr gc --dry-run leaves upstream's live ports alone");
 
         // And `kuryr status` lists upstream's networks and attachments.
+        let kuryr = kuryr_bin();
         let out = run(
-            env!("CARGO_BIN_EXE_kuryr"),
+            &kuryr.to_string_lossy(),
             &[
                 "--config-file",
                 &f.kuryr.config.display().to_string(),

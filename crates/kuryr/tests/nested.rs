@@ -9,18 +9,16 @@
 //! This kernel has no 8021q and no ipvlan: the VLAN and ipvlan tests check
 //! the Neutron side for real and skip the link side with a message.
 
-mod common;
-
 use std::io::Write;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
 use kuryr_core::binding::{
     BindError, Binder, NestedConfig, NestedMode, NetnsTarget, PlugRequest, VmPortClient,
 };
+use kuryr_testkit::*;
 use netplumb::ovs::fake::FakeSwitch;
 use netplumb::{Netlink, Netns};
 use openstack::neutron::{
@@ -957,7 +955,7 @@ fn cni_macvlan_in_a_vm() {
     .expect("config");
     let socket = dir.join("cni.sock");
     let log = std::fs::File::create(dir.join("daemon.log")).expect("log");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+    let mut daemon = Command::new(kuryr_bin())
         .arg("--config-file")
         .arg(&config)
         .args(["--debug", "daemon", "--socket"])
@@ -1073,10 +1071,7 @@ fn cni_call(
     netns: &str,
     conf: &Value,
 ) -> (bool, Value) {
-    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kuryr"))
-        .parent()
-        .expect("dir")
-        .join("kuryr-cni");
+    let bin = kuryr_bin().parent().expect("dir").join("kuryr-cni");
     assert!(
         bin.exists(),
         "{} missing: cargo build -p kuryr-cni",

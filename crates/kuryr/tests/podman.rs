@@ -24,40 +24,19 @@
 //! there too, or that DEL goes to the default socket, fails, and podman
 //! forgets the attachment (a leaked port).
 
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use kuryr_testkit::cni_util::Daemon;
+use kuryr_testkit::*;
 use openstack::neutron::{NetworkCreate, Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
 const DEVICE_OWNER: &str = "compute:kuryr";
 /// Longest one podman command may take before the test fails.
 const PODMAN_TIMEOUT: Duration = Duration::from_secs(180);
-
-// ------------------------------------------------------------- binaries
-
-fn kuryr_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kuryr"))
-}
-
-/// The plugin binary, built next to `kuryr` (same target dir).
-fn kuryr_cni_bin() -> PathBuf {
-    let bin = kuryr_bin()
-        .parent()
-        .expect("kuryr lives in a directory")
-        .join("kuryr-cni");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p kuryr-cni` (scripts/test builds the workspace)",
-        bin.display()
-    );
-    bin
-}
 
 /// podman from `PATH`; its absence on a noauth stack fails the test.
 fn podman_bin(test: &str) -> PathBuf {
@@ -115,47 +94,6 @@ fn run_cmd(mut cmd: Command, what: &str, timeout: Duration) -> Output {
 
 // ------------------------------------------------------------- the daemon
 
-struct Daemon {
-    child: Option<Child>,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path) -> Daemon {
-        let socket = dir.join("cni.sock");
-        let log = std::fs::File::create(dir.join("daemon.log")).expect("daemon log");
-        let child = Command::new(kuryr_bin())
-            .args(["--debug", "daemon", "--socket"])
-            .arg(&socket)
-            .env("KURYR_CONFIG_FILE", "/dev/null")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting kuryr daemon");
-        let daemon = Daemon {
-            child: Some(child),
-            socket,
-        };
-        let socket = daemon.socket.clone();
-        wait_for("the daemon's socket", Duration::from_secs(20), || {
-            std::os::unix::net::UnixStream::connect(&socket)
-                .ok()
-                .map(|_| ())
-        });
-        daemon
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGTERM by PID first, so the socket file is removed.
-            common::terminate(&mut child);
-        }
-    }
-}
-
 // ------------------------------------------------------------- the world
 
 /// One Neutron network and the CNI network (conflist) that names it.
@@ -206,7 +144,7 @@ impl World {
             nets: Vec::new(),
             containers: Vec::new(),
         };
-        w.daemon = Some(Daemon::start(&w.dir));
+        w.daemon = Some(Daemon::start(&w.dir, &["--debug"], &[]));
         w.write_containers_conf();
         // The plugin dir holds only kuryr-cni; Debian's plugins stay in /usr/lib/cni.
         std::fs::copy(kuryr_cni_bin(), w.dir.join("bin/kuryr-cni")).expect("copying kuryr-cni");

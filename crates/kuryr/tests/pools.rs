@@ -6,13 +6,11 @@
 //! `eval "$(scripts/stack env)"; cargo test -p kuryr --test pools`.
 //! Without `KURYR_STACK_AUTH` every test prints a skip notice and passes.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::*;
+use kuryr_testkit::*;
 use openstack::neutron::{Port, Query};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -257,7 +255,7 @@ impl CniDaemon {
             .append(true)
             .open(&self.log)
             .expect("daemon log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kuryr"))
+        let child = std::process::Command::new(kuryr_bin())
             .args(["--debug", "--config-file"])
             .arg(&self.config)
             .args(["daemon", "--no-gc", "--socket"])
@@ -306,10 +304,7 @@ fn cni(
     conf: &serde_json::Value,
 ) -> serde_json::Value {
     use std::io::Write;
-    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_kuryr"))
-        .parent()
-        .expect("bin dir")
-        .join("kuryr-cni");
+    let bin = kuryr_bin().parent().expect("bin dir").join("kuryr-cni");
     let mut child = std::process::Command::new(bin)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

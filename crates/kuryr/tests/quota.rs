@@ -10,15 +10,13 @@
 //!
 //! Run: `eval "$(scripts/stack env)"; cargo test -p kuryr --test quota`.
 
-mod common;
-#[path = "common/fault_proxy.rs"]
-mod fault_proxy;
+use kuryr_testkit::fault_proxy;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::*;
 use fault_proxy::{Fault, FaultProxy};
+use kuryr_testkit::*;
 use openstack::neutron::{Neutron, Query, Quota};
 use openstack::AuthOptions;
 

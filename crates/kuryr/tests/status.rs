@@ -6,16 +6,14 @@
 //!
 //! `eval "$(scripts/stack env)"; cargo test -p kuryr --test status`.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use kuryr_testkit::*;
 use serde_json::Value;
 
 fn kuryr_status(f: &Fixture, args: &[&str]) -> (bool, String) {
     let socket = f.kuryr.socket.to_string_lossy().into_owned();
-    let out = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+    let out = Command::new(kuryr_bin())
         .arg("--config-file")
         .arg(&f.kuryr.config)
         .args([

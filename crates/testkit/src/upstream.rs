@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{hex, http_post_tcp, terminate};
+use crate::{hex, http_post_tcp, terminate};
 
 /// Where upstream is installed: `KURYR_UPSTREAM_VENV`, default
 /// `/opt/kuryr-stack/upstream-venv`.

@@ -13,25 +13,8 @@ use std::time::{Duration, Instant};
 use openstack::neutron::{NetworkCreate, Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
-use crate::common::{fresh_v4, hex, link_exists, ok, run, veth_names, wait_for, Stack};
-
-pub fn kuryr_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kuryr"))
-}
-
-/// The plugin binary, built next to `kuryr` (`cargo build -p kuryr-cni`).
-pub fn kuryr_cni_bin() -> PathBuf {
-    let bin = kuryr_bin()
-        .parent()
-        .expect("kuryr lives in a directory")
-        .join("kuryr-cni");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p kuryr-cni`",
-        bin.display()
-    );
-    bin
-}
+use crate::{fresh_v4, hex, link_exists, ok, run, veth_names, wait_for, Stack};
+pub use crate::{kuryr_bin, kuryr_cni_bin};
 
 /// What `kuryr-cni` printed and whether it succeeded.
 #[derive(Debug)]
@@ -55,10 +38,101 @@ impl CniOut {
     }
 }
 
+/// `kuryr [ARGS] daemon --socket DIR/cni.sock`, its stderr appended to
+/// `DIR/daemon.log`, with the test's environment (`OS_*` from
+/// scripts/stack) plus `env`; `KURYR_CONFIG_FILE=/dev/null`. Waits for the
+/// socket. Dropping it stops the daemon by PID (SIGTERM, so the socket file
+/// goes).
+pub struct Daemon {
+    child: Option<Child>,
+    /// The CNI socket.
+    pub socket: PathBuf,
+    /// The daemon's log.
+    pub log: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Daemon {
+    /// Starts the daemon and waits for its socket.
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut daemon = Daemon {
+            child: None,
+            socket: dir.join("cni.sock"),
+            log: dir.join("daemon.log"),
+            args: args.iter().map(ToString::to_string).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("daemon log");
+        let mut cmd = Command::new(kuryr_bin());
+        cmd.args(&self.args)
+            .args(["daemon", "--socket"])
+            .arg(&self.socket)
+            .env("KURYR_CONFIG_FILE", "/dev/null")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("starting kuryr daemon"));
+        let socket = self.socket.clone();
+        wait_for("the daemon's socket", Duration::from_secs(60), || {
+            std::os::unix::net::UnixStream::connect(&socket)
+                .ok()
+                .map(|_| ())
+        });
+    }
+
+    /// `kill -9`: the socket file stays behind, as after a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `kill -9`, then start again on the same socket.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            crate::terminate(&mut child);
+        }
+    }
+}
+
 /// A daemon, its network and netns.
 pub struct CniWorld<'a> {
     pub stack: &'a Stack,
-    daemon: Option<Child>,
+    daemon: Option<Daemon>,
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub net_name: String,
@@ -99,24 +173,8 @@ impl<'a> CniWorld<'a> {
                 ..SubnetCreate::new(net.id, format!("{}.0/24", fresh_v4()))
             }))
             .expect("creating the subnet");
-        let log = std::fs::File::create(w.log_path()).expect("daemon log");
-        let mut cmd = Command::new(kuryr_bin());
-        cmd.args(["--debug", "daemon", "--socket"])
-            .arg(&w.socket)
-            .env("KURYR_CONFIG_FILE", "/dev/null")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        w.daemon = Some(cmd.spawn().expect("starting kuryr daemon"));
-        let socket = w.socket.clone();
-        wait_for("the daemon's socket", Duration::from_secs(60), || {
-            std::os::unix::net::UnixStream::connect(&socket)
-                .ok()
-                .map(|_| ())
-        });
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        w.daemon = Some(Daemon::start(&w.dir, &["--debug"], &env));
         w
     }
 
@@ -130,7 +188,7 @@ impl<'a> CniWorld<'a> {
 
     /// Whether the daemon process is still running.
     pub fn daemon_alive(&mut self) -> bool {
-        matches!(self.daemon.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.daemon.as_mut().is_some_and(Daemon::is_alive)
     }
 
     /// A new netns `kcw-<hex>-<tag>`; returns its path.
@@ -171,10 +229,8 @@ impl<'a> CniWorld<'a> {
 
 impl Drop for CniWorld<'_> {
     fn drop(&mut self) {
-        if let Some(mut child) = self.daemon.take() {
-            // SIGTERM by PID first, so the socket file is removed.
-            super::terminate(&mut child);
-        }
+        // Stopped first (by PID), so nothing races the cleanup.
+        self.daemon.take();
         let n = &self.stack.neutron;
         if !self.network_id.is_empty() {
             let ports = self

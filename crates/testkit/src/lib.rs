@@ -1,5 +1,9 @@
-//! Harness for the functional tests of `kuryr libnetwork` against the real
-//! stack of `scripts/stack` (Neutron ML2/OVN, OVS `br-int`, dockerd).
+//! The test kit: the harness of the functional tests against the real
+//! stack of `scripts/stack` (Neutron ML2/OVN, OVS `br-int`, dockerd), one
+//! copy for every test binary (a dev-dependency of the crates whose tests
+//! use it). Modules: [`cni_util`] (the CNI daemon and `kuryr-cni`),
+//! [`fault_proxy`] (a fault-injecting Neutron proxy on loopback),
+//! [`upstream`] (upstream kuryr-libnetwork's `kuryr-server`).
 //!
 //! Each test gets a [`Fixture`]: its own `kuryr libnetwork` process serving
 //! its own driver name `kt<hex>` on `/run/docker/plugins/kt<hex>.sock`, with
@@ -12,7 +16,9 @@
 //! `KURYR_STACK_AUTH` a test prints a skip notice and passes; in keystone
 //! mode it skips too (the Keystone path is tested in the openstack crate).
 
-#![allow(dead_code)]
+pub mod cni_util;
+pub mod fault_proxy;
+pub mod upstream;
 
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
@@ -29,6 +35,37 @@ use std::time::{Duration, Instant, SystemTime};
 use openstack::neutron::{Network, Neutron, Port, Query, Resource, Subnet, SubnetPool};
 use openstack::AuthOptions;
 use serde_json::Value;
+
+/// The `kuryr` binary of this build: `$KURYR_BIN`, else the one cargo built
+/// next to the running test (`target/<profile>/kuryr`; cargo builds a
+/// package's binaries before its integration tests).
+pub fn kuryr_bin() -> PathBuf {
+    built_binary("KURYR_BIN", "kuryr", "kuryr")
+}
+
+/// The `kuryr-cni` plugin binary, found the same way (`$KURYR_CNI_BIN`).
+pub fn kuryr_cni_bin() -> PathBuf {
+    built_binary("KURYR_CNI_BIN", "kuryr-cni", "kuryr-cni")
+}
+
+fn built_binary(env: &str, name: &str, package: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test>-<hash>
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(name))
+        .expect("a test runs from target/<profile>/deps");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p {package}` (scripts/test builds the workspace), or set {env}",
+        bin.display()
+    );
+    bin
+}
 
 /// Longest a docker command may take before the test fails.
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(180);
@@ -739,7 +776,7 @@ impl Kuryr {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kuryr"))
+        let child = Command::new(kuryr_bin())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("--config-file")
             .arg(&self.config)
