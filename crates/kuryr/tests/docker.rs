@@ -189,19 +189,7 @@ fn user_flow_network_containers_ping_and_cleanup() {
     ping(&ca, b.ip.expect("b's address"));
     ping(&cb, a_ip);
     // As in the issue: a throwaway container pings a.
-    docker(&[
-        "run",
-        "--rm",
-        "--network",
-        &net,
-        "kbox",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "5",
-        &a_ip.to_string(),
-    ]);
+    ping_from_new_container(&net, a_ip);
 
     f.remove_container(&ca);
     f.assert_port_gone(&port_a.id);
@@ -656,19 +644,7 @@ fn existing_network(test: &str, how: Adopt) {
         Some(gw),
         "the container's gateway is the subnet's"
     );
-    docker(&[
-        "run",
-        "--rm",
-        "--network",
-        &net,
-        "kbox",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "5",
-        &a.ip.expect("v4").to_string(),
-    ]);
+    ping_from_new_container(&net, a.ip.expect("v4"));
     f.remove_container(&c);
     f.remove_network(&net);
 
@@ -757,19 +733,7 @@ fn existing_port_picked_by_ip() {
     assert!(port.tags.contains(&"team:blue".to_string()));
     assert_eq!(port.name, port_name, "an adopted port keeps its name");
     check_plugged(&f, &port, &a.endpoint);
-    docker(&[
-        "run",
-        "--rm",
-        "--network",
-        &net,
-        "kbox",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "5",
-        &wanted_ip.to_string(),
-    ]);
+    ping_from_new_container(&net, wanted_ip);
 
     f.remove_container(&c);
     let after = wait_for("the adopted port reset", WAIT, || {
@@ -999,19 +963,7 @@ fn overlapping_cidrs_on_two_adopted_networks() {
     assert_eq!(other.binding_host_id, s.host, "still bound");
     assert_eq!(other.status, "ACTIVE");
     check_plugged(&f, &other, &ports[1].0.endpoint);
-    docker(&[
-        "run",
-        "--rm",
-        "--network",
-        &nets[1].0,
-        "kbox",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "5",
-        &same,
-    ]);
+    ping_from_new_container(&nets[1].0, ip(&same));
 
     f.remove_container(&names[1]);
     f.assert_port_gone(&ports[1].1.id);
@@ -1077,19 +1029,7 @@ fn adopted_subnet_that_is_the_ip_range() {
     assert_eq!(port.fixed_ips[0].subnet_id, subnet_id);
     assert_eq!(a.prefix, 24, "the Neutron subnet's prefix");
     assert_eq!(a.gateway, Some(gw));
-    docker(&[
-        "run",
-        "--rm",
-        "--network",
-        &net,
-        "kbox",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "5",
-        &a.ip.expect("v4").to_string(),
-    ]);
+    ping_from_new_container(&net, a.ip.expect("v4"));
     f.remove_container(&c);
     f.remove_network(&net);
     f.assert_clean(&docker_net, &[&wide, &range], &[&port.id]);

@@ -576,6 +576,24 @@ pub fn attachment(container: &str, network: &str) -> Attachment {
     }
 }
 
+/// A throwaway container on `network` pings `target` once (`docker run
+/// --rm … ping -c 1 -W 5`); must succeed.
+pub fn ping_from_new_container(network: &str, target: IpAddr) {
+    docker(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "kbox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "5",
+        &target.to_string(),
+    ]);
+}
+
 /// `docker exec <c> <args>`; must succeed.
 pub fn exec(container: &str, args: &[&str]) -> String {
     let mut all = vec!["exec", container];
