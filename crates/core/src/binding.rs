@@ -31,41 +31,68 @@ pub use nested::{NestedConfig, NestedMode, VmPort, VmPortClient};
 pub const OWNER_KEY: &str = "vm-uuid";
 const IFACE_ID_KEY: &str = "iface-id";
 
+/// Why a port could not be plugged, unplugged or seen ACTIVE.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
+    /// The port's vif_type is not one this host plugs.
     #[error("port {port_id} has binding:vif_type {vif_type:?}, which this host cannot plug (supported: ovs, bridge); is binding:host_id right and is the mechanism driver bound to this host?")]
-    UnsupportedVifType { port_id: String, vif_type: String },
+    UnsupportedVifType {
+        /// The port.
+        port_id: String,
+        /// Its `binding:vif_type`.
+        vif_type: String,
+    },
+    /// Netlink or OVSDB failed.
     #[error("host plumbing for port {port_id}: {source}")]
     Plumbing {
+        /// The port.
         port_id: String,
+        /// What failed.
         #[source]
         source: netplumb::Error,
     },
+    /// The port stayed DOWN past the deadline.
     #[error("port {port_id} did not become ACTIVE within {timeout:?} (last status {status:?})")]
     NotActive {
+        /// The port.
         port_id: String,
+        /// How long was waited.
         timeout: Duration,
+        /// Neutron's last word on it.
         status: String,
     },
+    /// A Neutron call failed.
     #[error("Neutron, for port {port_id}: {source}")]
     Neutron {
+        /// The port.
         port_id: String,
+        /// What failed.
         #[source]
         source: openstack::Error,
     },
     /// Nested binding cannot work as configured (no VM port for
     /// `link_iface`, the VM port is no trunk, no free VLAN id, ...).
     #[error("nested binding of port {port_id}: {reason}")]
-    Nested { port_id: String, reason: String },
+    Nested {
+        /// The container's port.
+        port_id: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// What to plug: one Neutron port, as the binder needs it.
 #[derive(Debug, Clone)]
 pub struct PlugRequest {
+    /// The Neutron port.
     pub port_id: String,
+    /// Its network (the Linux bridge binding names the bridge after it).
     pub network_id: String,
+    /// Its MAC, given to the container end.
     pub mac: MacAddr,
+    /// The network's MTU, when Neutron says.
     pub mtu: Option<u32>,
+    /// Its `binding:vif_type` (`ovs`, `bridge`).
     pub vif_type: String,
     /// Who uses the port (Docker endpoint id): OVS `external_ids:vm-uuid`.
     pub owner_id: String,
@@ -77,8 +104,11 @@ pub struct PlugRequest {
 /// The host devices of a plugged port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plugged {
+    /// The host end (`tap<port id[:11]>`).
     pub host_ifname: String,
+    /// The container end before the runtime renames it (`t_c<port id[:11]>`).
     pub container_ifname: String,
+    /// How it was plugged (`ovs`, `bridge`, a nested mode).
     pub vif_type: String,
 }
 
@@ -105,6 +135,7 @@ pub struct Binder {
 }
 
 impl Binder {
+    /// A binder over this netlink handle and switch, plugging into `bridge`.
     pub fn new(netlink: Netlink, switch: Arc<dyn Switch>, bridge: impl Into<String>) -> Self {
         Binder {
             netlink,
@@ -141,10 +172,12 @@ impl Binder {
         self.nested.is_none()
     }
 
+    /// The OVS switch (OVSDB) it plugs into.
     pub fn switch(&self) -> &Arc<dyn Switch> {
         &self.switch
     }
 
+    /// The integration bridge (`[binding] integration_bridge`).
     pub fn bridge(&self) -> &str {
         &self.bridge
     }
@@ -510,6 +543,7 @@ impl Binder {
 /// A port plugged in CNI mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetnsPlugged {
+    /// The host and container ends.
     pub plugged: Plugged,
     /// MAC of the host end (for the CNI result).
     pub host_mac: Option<MacAddr>,
@@ -518,9 +552,11 @@ pub struct NetnsPlugged {
 /// Where and how the container end goes in CNI mode.
 #[derive(Debug, Clone)]
 pub struct NetnsTarget {
+    /// The container's network namespace.
     pub netns: Netns,
     /// `CNI_IFNAME`.
     pub ifname: String,
+    /// The port's addresses with their prefixes.
     pub addresses: Vec<IpNet>,
     /// Added in order, after the addresses (gateways must be reachable).
     pub routes: Vec<RouteSpec>,

@@ -8,23 +8,38 @@ use std::path::{Path, PathBuf};
 
 use crate::ini::{parse_bool, parse_list, IniError, IniFile};
 
+/// Where `kuryr.conf` is read from unless `--config-file` says otherwise.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/kuryr/kuryr.conf";
 
 /// Errors from reading the configuration. Each names the file and option.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The file is not INI as oslo.config reads it.
     #[error("config file {path}: {source}")]
-    Syntax { path: PathBuf, source: IniError },
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Where and what.
+        source: IniError,
+    },
+    /// An option has a value Kuryr cannot use.
     #[error("config option [{section}] {option} = {value:?}: {reason}")]
     Invalid {
+        /// Its section.
         section: &'static str,
+        /// The option.
         option: String,
+        /// The value as written.
         value: String,
+        /// Why it is refused.
         reason: String,
     },
 }
@@ -32,11 +47,14 @@ pub enum ConfigError {
 /// Docker's capability scope for the network driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CapabilityScope {
+    /// `local`: networks of this host only.
     Local,
+    /// `global`: networks across the Swarm.
     Global,
 }
 
 impl CapabilityScope {
+    /// The option's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             CapabilityScope::Local => "local",
@@ -56,10 +74,15 @@ pub struct DefaultOptions {
     /// Kuryr-specific: `ip:port` serving `/metrics` and `/healthz`
     /// (unset: off).
     pub metrics_address: Option<String>,
+    /// `capability_scope`: Docker's scope of the driver's networks.
     pub capability_scope: CapabilityScope,
+    /// `local_default_address_space`.
     pub local_default_address_space: String,
+    /// `global_default_address_space`.
     pub global_default_address_space: String,
+    /// `subnetpool_name_prefix`: `kuryrPool` gives `kuryrPool-<cidr>`.
     pub subnetpool_name_prefix: String,
+    /// `process_external_connectivity`: exposed ports become security group rules.
     pub process_external_connectivity: bool,
     /// `ip_range_as_subnet` (Kuryr-specific): Docker's `--ip-range` becomes
     /// the Neutron subnet, named after it, as upstream kuryr-libnetwork
@@ -67,6 +90,7 @@ pub struct DefaultOptions {
     pub ip_range_as_subnet: bool,
     /// `binding:host_id` for ports of this host; the hostname when unset.
     pub host: Option<String>,
+    /// `debug`: debug logging.
     pub debug: bool,
 }
 
@@ -76,9 +100,13 @@ pub struct NeutronOptions {
     /// keystoneauth options as written (`auth_type`, `auth_url`, `username`…).
     /// Turned into a client configuration by the binary, merged with `OS_*`.
     pub auth: BTreeMap<String, String>,
+    /// `enable_dhcp` of the subnets Kuryr makes.
     pub enable_dhcp: bool,
+    /// `default_subnetpool_v4`: where a network without `--subnet` is carved from.
     pub default_subnetpool_v4: String,
+    /// `default_subnetpool_v6`.
     pub default_subnetpool_v6: String,
+    /// `vif_plugging_is_fatal`: a port not ACTIVE in time fails the attach.
     pub vif_plugging_is_fatal: bool,
     /// Seconds to wait for a port to become ACTIVE; 0 disables the wait.
     pub vif_plugging_timeout: u64,
@@ -87,10 +115,15 @@ pub struct NeutronOptions {
 /// `[binding]`.
 #[derive(Debug, Clone)]
 pub struct BindingOptions {
+    /// `veth_dst_prefix`: Docker renames the container end to `<prefix><N>`.
     pub veth_dst_prefix: String,
+    /// `driver`: `veth` (default) or a nested one (`macvlan`, `ipvlan`, `vlan`), upstream's module paths accepted.
     pub driver: String,
+    /// `link_iface`: the VM's NIC, for the nested drivers.
     pub link_iface: Option<String>,
+    /// `integration_bridge`: `br-int`.
     pub integration_bridge: String,
+    /// `ovsdb_socket`: OVSDB's unix socket.
     pub ovsdb_socket: PathBuf,
 }
 
@@ -98,19 +131,26 @@ pub struct BindingOptions {
 /// option names). `ports_pool_min = 0` (the default) turns them off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VifPoolOptions {
+    /// `ports_pool_min`: ready ports kept per pool (0: pools off).
     pub ports_pool_min: usize,
     /// 0: no limit.
     pub ports_pool_max: usize,
+    /// `ports_pool_batch`: ports made in one bulk POST.
     pub ports_pool_batch: usize,
     /// Seconds between two refills of one pool, at least.
     pub ports_pool_update_frequency: u64,
 }
 
+/// `kuryr.conf`, parsed and checked (docs/configuration.md).
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `[DEFAULT]`.
     pub default: DefaultOptions,
+    /// `[neutron]`.
     pub neutron: NeutronOptions,
+    /// `[binding]`.
     pub binding: BindingOptions,
+    /// `[vif_pool]`.
     pub vif_pool: VifPoolOptions,
     /// Things worth telling the operator that do not stop us (unknown
     /// options, a world-readable file holding a password).
@@ -219,6 +259,7 @@ impl Config {
         }
     }
 
+    /// Parses `kuryr.conf` text (unknown options become warnings).
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let ini = IniFile::parse(text).map_err(|source| ConfigError::Syntax {
             path: PathBuf::from("<text>"),

@@ -47,14 +47,24 @@ const OPTION_TO_ENV: &[(&str, &str)] = &[
     ("timeout", "OS_TIMEOUT"),
 ];
 
+/// Why no usable credentials were found; each names where to fix them.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
+    /// `[neutron]` of `kuryr.conf` is wrong.
     #[error("[neutron] in kuryr.conf: {0}")]
     ConfigFile(ConfigError),
+    /// An `OS_*` variable is wrong.
     #[error("OS_* environment: {0}")]
     Environment(ConfigError),
+    /// The `clouds.yaml` entry is wrong.
     #[error("clouds.yaml cloud {cloud:?}: {source}")]
-    CloudsYaml { cloud: String, source: ConfigError },
+    CloudsYaml {
+        /// The cloud's name (`OS_CLOUD` or `[neutron] cloud`).
+        cloud: String,
+        /// What is wrong.
+        source: ConfigError,
+    },
+    /// A required option is missing everywhere.
     #[error("incomplete OpenStack credentials: {0} (set it in [neutron] of kuryr.conf, as OS_* variables, or in clouds.yaml with OS_CLOUD)")]
     Incomplete(ConfigError),
 }

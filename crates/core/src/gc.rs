@@ -34,17 +34,24 @@ const HOST_VETH_PREFIX: &str = "tap";
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Why collecting the snapshot or applying an action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
+    /// A Neutron call failed.
     #[error("{what}: {source}")]
     Neutron {
+        /// What was being done.
         what: String,
+        /// Neutron's error.
         #[source]
         source: openstack::Error,
     },
+    /// Netlink or OVSDB failed.
     #[error("{what}: {source}")]
     Host {
+        /// What was being done.
         what: String,
+        /// The host's error.
         #[source]
         source: netplumb::Error,
     },
@@ -99,18 +106,30 @@ pub struct Settings {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct PortRecord {
+    /// Port id.
     pub id: String,
+    /// Name (`kuryr-unbound-port`, `<endpoint>-port`, `kuryr-pool-port`, `kuryr-cni-…`).
     pub name: String,
+    /// Its network.
     pub network_id: String,
+    /// Owner: Docker endpoint id or CNI container id.
     pub device_id: String,
+    /// `compute:kuryr` for Kuryr's ports.
     pub device_owner: String,
+    /// `binding:host_id`.
     #[serde(rename = "binding:host_id")]
     pub binding_host_id: String,
+    /// Tags (owner, pool, adoption).
     pub tags: Vec<String>,
+    /// MAC address.
     pub mac_address: String,
+    /// Addresses.
     pub fixed_ips: Vec<FixedIp>,
+    /// Neutron's status.
     pub status: String,
+    /// Creation time (RFC 3339), for the grace period.
     pub created_at: Option<String>,
+    /// Last change (RFC 3339), for the grace period.
     pub updated_at: Option<String>,
 }
 
@@ -137,10 +156,12 @@ impl PortRecord {
         naming::cni::attachment_of(&self.tags)
     }
 
+    /// A ready port of a port pool (never garbage while pooled).
     pub fn is_pool_port(&self) -> bool {
         self.name == POOL_PORT_NAME || self.has_tag(POOL_PORT_TAG)
     }
 
+    /// A user's port Kuryr adopted (`kuryr.port.existing`): reset, never deleted.
     pub fn is_adopted(&self) -> bool {
         self.has_tag(naming::EXISTING_PORT_TAG)
     }
@@ -171,24 +192,38 @@ pub struct Snapshot {
 pub enum Action {
     /// Unplug and delete a port Kuryr made.
     DeletePort {
+        /// The port.
         port_id: String,
+        /// Its name, for the report.
         name: String,
+        /// Why it is garbage.
         reason: String,
     },
     /// Unplug an adopted port, clear its owner and host, remove Kuryr's tags.
     ResetPort {
+        /// The port.
         port_id: String,
+        /// Its name, for the report.
         name: String,
+        /// Why it is garbage.
         reason: String,
     },
     /// An OVS port (and its veth) whose Neutron port does not exist.
     RemoveOvsPort {
+        /// The OVS port's name.
         ifname: String,
+        /// Its `iface-id`.
         port_id: String,
+        /// Why it is garbage.
         reason: String,
     },
     /// A `tap…` veth whose Neutron port does not exist.
-    RemoveVeth { ifname: String, reason: String },
+    RemoveVeth {
+        /// The veth's name.
+        ifname: String,
+        /// Why it is garbage.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Action {
@@ -218,14 +253,18 @@ impl std::fmt::Display for Action {
 /// operator sees what GC could not decide).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
+    /// The port.
     pub port_id: String,
+    /// Why it was kept.
     pub reason: String,
 }
 
 /// What [`plan`] decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// What to remove, in order.
     pub actions: Vec<Action>,
+    /// What was kept though it may be garbage.
     pub kept: Vec<Kept>,
     /// Ports found in use.
     pub live: usize,
@@ -456,8 +495,11 @@ pub fn now() -> u64 {
 
 /// Host and Neutron access for [`collect`] and [`apply`].
 pub struct Host<'a> {
+    /// The Neutron client.
     pub neutron: &'a Neutron,
+    /// OVSDB.
     pub switch: &'a dyn Switch,
+    /// Netlink.
     pub netlink: &'a Netlink,
 }
 
@@ -584,7 +626,9 @@ async fn docker_networks_of(
 /// What one action did.
 #[derive(Debug)]
 pub struct Outcome {
+    /// The action.
     pub action: Action,
+    /// Why it failed, if it did.
     pub error: Option<String>,
 }
 

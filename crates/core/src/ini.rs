@@ -18,11 +18,14 @@ pub struct IniFile {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("line {line}: {message}")]
 pub struct IniError {
+    /// 1-based line number.
     pub line: usize,
+    /// What is wrong.
     pub message: String,
 }
 
 impl IniFile {
+    /// Parses oslo.config INI text: sections, `key = value`, comments, continuation lines.
     pub fn parse(text: &str) -> Result<Self, IniError> {
         let mut file = IniFile::default();
         let mut section: Option<String> = None;
@@ -95,6 +98,7 @@ impl IniFile {
         self.sections.get(name).cloned().unwrap_or_default()
     }
 
+    /// The sections, in order.
     pub fn section_names(&self) -> impl Iterator<Item = &str> {
         self.sections.keys().map(String::as_str)
     }

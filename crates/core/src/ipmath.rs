@@ -8,20 +8,41 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+/// Address arithmetic refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IpMathError {
+    /// The range is not inside the subnet.
     #[error("--ip-range {range} is not inside --subnet {subnet}")]
-    RangeOutsideSubnet { range: IpNet, subnet: IpNet },
+    RangeOutsideSubnet {
+        /// `--ip-range`.
+        range: IpNet,
+        /// `--subnet`.
+        subnet: IpNet,
+    },
+    /// The range holds no usable address.
     #[error("--ip-range {range} leaves no usable address in {subnet}")]
-    EmptyRange { range: IpNet, subnet: IpNet },
+    EmptyRange {
+        /// `--ip-range`.
+        range: IpNet,
+        /// `--subnet`.
+        subnet: IpNet,
+    },
+    /// The gateway is not inside the subnet.
     #[error("gateway {gateway} is not inside subnet {subnet}")]
-    GatewayOutsideSubnet { gateway: IpAddr, subnet: IpNet },
+    GatewayOutsideSubnet {
+        /// The gateway.
+        gateway: IpAddr,
+        /// The subnet.
+        subnet: IpNet,
+    },
 }
 
 /// An inclusive address range, as Neutron's `allocation_pools` entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressRange {
+    /// First address.
     pub start: IpAddr,
+    /// Last address.
     pub end: IpAddr,
 }
 

@@ -44,6 +44,7 @@ pub const EXISTING_SUBNETPOOL_TAG: &str = "kuryr.subnetpool.existing";
 /// Tag on a network created for a default-pool allocation before Docker
 /// named it (between RequestPool and CreateNetwork).
 pub const PENDING_NETWORK_TAG: &str = "kuryr.net.pending";
+/// Name of that network until CreateNetwork names it.
 pub const PENDING_NETWORK_NAME: &str = "kuryr-net-pending";
 
 const NET_NAME_PREFIX: &str = "kuryr-net-";
@@ -86,6 +87,7 @@ pub fn id_from_tags(tags: &[String]) -> Option<String> {
     half_from_tags(tags, ID_LOW_HALF, ID_HIGH_HALF)
 }
 
+/// The Docker network id from a port's `kuryr.docker.net.lh/uh` tags.
 pub fn docker_network_from_tags(tags: &[String]) -> Option<String> {
     half_from_tags(tags, DOCKER_NET_LOW_HALF, DOCKER_NET_HIGH_HALF)
 }
@@ -104,18 +106,22 @@ pub fn existing_network_tag(docker_network_id: &str) -> String {
     )
 }
 
+/// `kuryr-net-<docker network id[:8]>`.
 pub fn network_name(docker_network_id: &str) -> String {
     format!("{NET_NAME_PREFIX}{}", split_at_char(docker_network_id, 8).0)
 }
 
+/// `kuryr-subnet-<cidr>`.
 pub fn subnet_name(cidr: &str) -> String {
     format!("{SUBNET_NAME_PREFIX}{cidr}")
 }
 
+/// Whether Kuryr named (and so made) this subnet.
 pub fn is_kuryr_subnet_name(name: &str) -> bool {
     name.starts_with(SUBNET_NAME_PREFIX)
 }
 
+/// `<prefix>-<cidr>` (`kuryrPool-10.0.0.0/24`).
 pub fn subnetpool_name(prefix: &str, cidr: &str) -> String {
     format!("{prefix}-{cidr}")
 }
@@ -125,6 +131,7 @@ pub fn port_name(endpoint_id: &str) -> String {
     format!("{endpoint_id}-port")
 }
 
+/// `<port id>-exposed_ports`: the security group of a port's exposed ports.
 pub fn exposed_ports_sg_name(port_id: &str) -> String {
     format!("{port_id}{EXPOSED_SG_SUFFIX}")
 }

@@ -18,22 +18,48 @@ const SOCKET_DIR_MODE: u32 = 0o700;
 pub enum SocketError {
     /// The socket's parent directory could not be created.
     #[error("cannot create socket directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: io::Error },
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// Something other than a socket is in the way; it is left alone.
     #[error("{path} exists and is not a unix socket; not removing it")]
-    NotASocket { path: PathBuf },
+    NotASocket {
+        /// What is there.
+        path: PathBuf,
+    },
     /// Another process accepts connections on the socket.
     #[error("{path} is in use by another running server")]
-    InUse { path: PathBuf },
+    InUse {
+        /// The socket.
+        path: PathBuf,
+    },
     /// A stale socket file could not be inspected or removed.
     #[error("cannot remove stale socket {path}: {source}")]
-    RemoveStale { path: PathBuf, source: io::Error },
+    RemoveStale {
+        /// The socket file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// Binding failed.
     #[error("cannot listen on {path}: {source}")]
-    Bind { path: PathBuf, source: io::Error },
+    Bind {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// The socket's mode could not be restricted.
     #[error("cannot set mode {SOCKET_MODE:o} on {path}: {source}")]
-    Permissions { path: PathBuf, source: io::Error },
+    Permissions {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// Binds `path`: creates the parent directory (mode 0700) if missing,
@@ -119,6 +145,7 @@ impl SocketFile {
         Self { path, identity }
     }
 
+    /// The socket's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

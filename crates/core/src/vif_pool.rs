@@ -26,6 +26,7 @@ use crate::naming;
 /// What a pool serves: ports alike in everything a container may ask for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PoolKey {
+    /// The Neutron network.
     pub network_id: String,
     /// Pool ports have one fixed IP, on this subnet.
     pub subnet_id: String,
@@ -38,6 +39,7 @@ pub struct PoolKey {
 }
 
 impl PoolKey {
+    /// A key; the security groups are sorted here, so their order never splits a pool.
     pub fn new(
         network_id: impl Into<String>,
         subnet_id: impl Into<String>,
@@ -110,6 +112,7 @@ impl PoolSettings {
         }
     }
 
+    /// Whether pools are on (`min > 0`).
     pub fn enabled(&self) -> bool {
         self.min > 0
     }
@@ -134,14 +137,23 @@ pub fn ready_timeout(vif_plugging_timeout: Duration) -> Duration {
 /// A ready port: ACTIVE, plugged, its container end in the host namespace.
 #[derive(Debug, Clone)]
 pub struct PooledPort {
+    /// The Neutron port, as Neutron last showed it.
     pub port: Port,
+    /// Its host devices.
     pub plugged: Plugged,
 }
 
+/// A pool operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
+    /// Filling, claiming or returning failed.
     #[error("port pool of network {network_id}: {message}")]
-    Failed { network_id: String, message: String },
+    Failed {
+        /// The pool's network.
+        network_id: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 struct PoolState {

@@ -38,7 +38,7 @@ pub(crate) fn nested_binder(binder: Binder, config: &Config, neutron: &Neutron) 
 }
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Unix socket to serve (the plugin's `KURYR_CNI_SOCKET`).
     #[arg(long, default_value = kuryr_cni_daemon::proto::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -51,7 +51,7 @@ pub struct Args {
     no_gc: bool,
 }
 
-pub async fn run(config: Config, args: Args) -> Result<()> {
+pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
     let neutron = Neutron::new(auth).context("building the Neutron client")?;
     if let Err(err) = neutron.list_extensions().await {

@@ -18,14 +18,14 @@ use tokio::net::UnixStream;
 use tracing::{info, warn};
 
 /// Docker's API socket.
-pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+pub(crate) const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// How long one Docker API call may take before GC gives up on Docker.
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default grace for ports that may be between two calls of their owner.
 const DEFAULT_MIN_AGE: &str = "10m";
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print what would be removed and why; remove nothing.
     #[arg(long)]
     dry_run: bool,
@@ -46,7 +46,7 @@ pub struct Args {
 }
 
 /// Parses `600`, `90s`, `10m`, `1h`.
-pub fn parse_age(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_age(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => text.split_at(i),
@@ -65,7 +65,7 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
 }
 
 /// The Docker driver name Kuryr serves: the plugin socket's file stem.
-pub fn driver_name(plugin_socket: &Path) -> String {
+pub(crate) fn driver_name(plugin_socket: &Path) -> String {
     plugin_socket
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -73,12 +73,12 @@ pub fn driver_name(plugin_socket: &Path) -> String {
 }
 
 /// Docker's view over its API socket (HTTP/1.0, one connection per call).
-pub struct DockerOwners {
+pub(crate) struct DockerOwners {
     socket: PathBuf,
 }
 
 impl DockerOwners {
-    pub fn new(socket: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(socket: impl Into<PathBuf>) -> Self {
         DockerOwners {
             socket: socket.into(),
         }
@@ -105,7 +105,10 @@ impl DockerOwners {
 
 impl DockerOwners {
     /// `(id, name)` of Docker's networks of this driver.
-    pub async fn networks_of_driver(&self, driver: &str) -> Result<Vec<(String, String)>, String> {
+    pub(crate) async fn networks_of_driver(
+        &self,
+        driver: &str,
+    ) -> Result<Vec<(String, String)>, String> {
         let filters = serde_json::json!({ "driver": [driver] }).to_string();
         let path = format!("/networks?filters={}", percent_encode(&filters));
         let (status, body) = tokio::time::timeout(DOCKER_TIMEOUT, docker_get(&self.socket, &path))
@@ -167,13 +170,13 @@ fn parse_network(body: &str) -> Result<DockerNetwork, String> {
 }
 
 /// One GET over a unix socket.
-pub async fn docker_get(socket: &Path, path: &str) -> std::io::Result<(u16, String)> {
+pub(crate) async fn docker_get(socket: &Path, path: &str) -> std::io::Result<(u16, String)> {
     unix_http(socket, "GET", path, b"").await
 }
 
 /// One request over a unix socket. HTTP/1.0, so the reply is neither
 /// chunked nor kept alive: the body is whatever follows the head.
-pub async fn unix_http(
+pub(crate) async fn unix_http(
     socket: &Path,
     method: &str,
     path: &str,
@@ -201,7 +204,7 @@ pub async fn unix_http(
 }
 
 /// Everything a run needs, opened from the configuration.
-pub struct Collector {
+pub(crate) struct Collector {
     pub neutron: Neutron,
     pub switch: Arc<dyn Switch>,
     pub netlink: Netlink,
@@ -210,7 +213,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub async fn open(
+    pub(crate) async fn open(
         config: &Config,
         neutron: Neutron,
         docker_socket: &Path,
@@ -253,7 +256,7 @@ impl Collector {
     }
 
     /// The snapshot and what GC would do with it.
-    pub async fn survey(&self) -> Result<(gc::Snapshot, gc::Plan)> {
+    pub(crate) async fn survey(&self) -> Result<(gc::Snapshot, gc::Plan)> {
         let snapshot = gc::collect(&self.host(), &self.owners, &self.settings).await?;
         let plan = gc::plan(&snapshot, &self.settings);
         Ok((snapshot, plan))
@@ -261,7 +264,7 @@ impl Collector {
 
     /// One pass: snapshot, plan, and (unless `dry_run`) apply. Returns the
     /// report lines and whether every action succeeded.
-    pub async fn run(&self, dry_run: bool) -> Result<(Vec<String>, bool)> {
+    pub(crate) async fn run(&self, dry_run: bool) -> Result<(Vec<String>, bool)> {
         let host = self.host();
         let (_, plan) = self.survey().await?;
         let mut lines = Vec::new();
@@ -303,7 +306,7 @@ impl Collector {
     }
 }
 
-pub async fn run(config: Config, args: Args) -> Result<()> {
+pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
     let neutron = Neutron::new(auth).context("building the Neutron client")?;
     let plugin_socket = args
@@ -333,7 +336,7 @@ pub async fn run(config: Config, args: Args) -> Result<()> {
 /// and Docker's ports are kept when Docker does not answer. It runs again
 /// every grace period, so what a crash left too young to collect at start
 /// (an address port whose ReleaseAddress died with the plugin) goes too.
-pub fn spawn_at_start(config: &Config, neutron: Neutron, plugin_socket: PathBuf) {
+pub(crate) fn spawn_at_start(config: &Config, neutron: Neutron, plugin_socket: PathBuf) {
     let config = config.clone();
     tokio::spawn(async move {
         let min_age = parse_age(DEFAULT_MIN_AGE).unwrap_or(Duration::from_secs(600));

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Unix socket to serve (overrides `[DEFAULT] plugin_socket`).
     #[arg(long)]
     socket: Option<std::path::PathBuf>,
@@ -27,7 +27,7 @@ pub struct Args {
     no_gc: bool,
 }
 
-pub async fn run(config: Config, args: Args) -> Result<()> {
+pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
     let neutron = Neutron::new(auth).context("building the Neutron client")?;
     check_neutron(&neutron).await;

@@ -19,7 +19,7 @@ use openstack::{ApiRequest, Method};
 use tracing::{info, warn};
 
 /// How long a Neutron answer keeps `/healthz` green without asking again.
-pub const FRESH_FOR: Duration = Duration::from_secs(10);
+pub(crate) const FRESH_FOR: Duration = Duration::from_secs(10);
 
 /// Longest a `/healthz` probe waits for Neutron.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,7 +27,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// What `/healthz` needs from Neutron; a fake in tests.
-pub trait Backend: Send + Sync + 'static {
+pub(crate) trait Backend: Send + Sync + 'static {
     /// One cheap call: `Ok` when Neutron answered it.
     fn probe(&self) -> ProbeFuture<'_>;
     /// Replies so far as `(method, status, count)`.
@@ -53,14 +53,14 @@ impl Backend for Neutron {
 }
 
 /// Readiness: the plugin socket is served and Neutron answered recently.
-pub struct Health {
+pub(crate) struct Health {
     backend: Arc<dyn Backend>,
     served: AtomicBool,
     last_ok: Mutex<Option<Instant>>,
 }
 
 impl Health {
-    pub fn new(backend: Arc<dyn Backend>) -> Self {
+    pub(crate) fn new(backend: Arc<dyn Backend>) -> Self {
         Self {
             backend,
             served: AtomicBool::new(false),
@@ -69,12 +69,12 @@ impl Health {
     }
 
     /// Whether the plugin socket is bound and being served.
-    pub fn set_served(&self, served: bool) {
+    pub(crate) fn set_served(&self, served: bool) {
         self.served.store(served, Ordering::Relaxed);
     }
 
     /// `Ok` when ready, else a one-line reason.
-    pub async fn check(&self) -> Result<(), String> {
+    pub(crate) async fn check(&self) -> Result<(), String> {
         if !self.served.load(Ordering::Relaxed) {
             return Err("the plugin socket is not being served".into());
         }
@@ -111,7 +111,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// The `/metrics` and `/healthz` routes.
-pub fn router(health: Arc<Health>) -> Router {
+pub(crate) fn router(health: Arc<Health>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -138,7 +138,7 @@ async fn healthz(State(health): State<Arc<Health>>) -> Response {
 
 /// Parses `[DEFAULT] metrics_address` / `--metrics-address`; warns when it
 /// is not loopback (the endpoints have no authentication).
-pub fn parse_address(text: &str) -> Result<SocketAddr> {
+pub(crate) fn parse_address(text: &str) -> Result<SocketAddr> {
     let address: SocketAddr = text
         .trim()
         .parse()
@@ -152,7 +152,7 @@ pub fn parse_address(text: &str) -> Result<SocketAddr> {
 /// Starts the listener when `flag` or `[DEFAULT] metrics_address` names an
 /// address; `None` when metrics are off. A busy address fails here, at
 /// startup.
-pub async fn spawn<F>(
+pub(crate) async fn spawn<F>(
     flag: Option<&str>,
     config: &kuryr_core::config::Config,
     health: Arc<Health>,

@@ -18,7 +18,7 @@ use crate::gc::{unix_http, Collector, DOCKER_SOCKET};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -33,7 +33,7 @@ pub struct Args {
     cni_socket: PathBuf,
 }
 
-pub async fn run(config: Config, args: Args) -> Result<()> {
+pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
     let neutron = Neutron::new(auth).context("building the Neutron client")?;
     let plugin_socket = args

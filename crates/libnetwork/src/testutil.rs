@@ -20,17 +20,17 @@ pub(crate) struct FakeDriver {
 
 impl FakeDriver {
     /// Answer `call` with `reply` (the JSON of its response type).
-    pub fn reply_with(&self, call: PluginCall, reply: Value) {
+    pub(crate) fn reply_with(&self, call: PluginCall, reply: Value) {
         self.replies.lock().unwrap().insert(call, Ok(reply));
     }
 
     /// Fail `call` with `err`.
-    pub fn fail_with(&self, call: PluginCall, err: DriverError) {
+    pub(crate) fn fail_with(&self, call: PluginCall, err: DriverError) {
         self.replies.lock().unwrap().insert(call, Err(err));
     }
 
     /// Calls so far, with the JSON of their typed request.
-    pub fn calls(&self) -> Vec<(PluginCall, Value)> {
+    pub(crate) fn calls(&self) -> Vec<(PluginCall, Value)> {
         self.calls.lock().unwrap().clone()
     }
 

@@ -19,8 +19,12 @@
 #![warn(missing_docs)]
 
 pub mod error;
+// A packet socket inside the container's netns: libc calls.
+#[allow(unsafe_code)]
 pub mod garp;
 mod link;
+// setns(2) on the calling thread.
+#[allow(unsafe_code)]
 pub mod netns;
 pub mod ovs;
 mod spec;

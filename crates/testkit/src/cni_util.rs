@@ -19,9 +19,13 @@ pub use crate::{kuryr_bin, kuryr_cni_bin};
 /// What `kuryr-cni` printed and whether it succeeded.
 #[derive(Debug)]
 pub struct CniOut {
+    /// Exit status 0.
     pub success: bool,
+    /// What it printed (the result, or the CNI error).
     pub stdout: String,
+    /// Its stderr.
     pub stderr: String,
+    /// How long it ran.
     pub elapsed: Duration,
 }
 
@@ -131,12 +135,18 @@ impl Drop for Daemon {
 
 /// A daemon, its network and netns.
 pub struct CniWorld<'a> {
+    /// The stack.
     pub stack: &'a Stack,
     daemon: Option<Daemon>,
+    /// Its temp dir (daemon log, socket).
     pub dir: PathBuf,
+    /// The daemon's socket.
     pub socket: PathBuf,
+    /// The Neutron network's name (`kcw-<hex>`).
     pub net_name: String,
+    /// The Neutron network's id.
     pub network_id: String,
+    /// The hex that names this world's objects.
     pub suffix: String,
     netns: Vec<String>,
 }
@@ -178,10 +188,12 @@ impl<'a> CniWorld<'a> {
         w
     }
 
+    /// The daemon's log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("daemon.log")
     }
 
+    /// The daemon's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
@@ -199,6 +211,7 @@ impl<'a> CniWorld<'a> {
         format!("/var/run/netns/{name}")
     }
 
+    /// The CNI configuration naming this world's network.
     pub fn conf(&self) -> Value {
         json!({
             "cniVersion": "1.1.0",
@@ -213,6 +226,7 @@ impl<'a> CniWorld<'a> {
         format!("{tag}{}{}", self.suffix, hex(48))
     }
 
+    /// One `kuryr-cni` call on this world's daemon.
     pub fn call(&self, command: &str, cid: &str, netns: &str) -> CniOut {
         cni(&self.socket, command, cid, netns, &self.conf())
     }

@@ -85,6 +85,7 @@ struct State {
 
 /// The proxy; stops when dropped.
 pub struct FaultProxy {
+    /// Where the proxy listens (loopback).
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     rt: Option<tokio::runtime::Runtime>,

@@ -75,6 +75,7 @@ const DOCKER_TIMEOUT: Duration = Duration::from_secs(180);
 /// The stack under test.
 pub struct Stack {
     rt: tokio::runtime::Runtime,
+    /// An admin Neutron client.
     pub neutron: Neutron,
     /// `binding:host_id` ports bound here must carry.
     pub host: String,
@@ -116,10 +117,12 @@ pub fn stack(test: &str) -> Option<Stack> {
 }
 
 impl Stack {
+    /// Runs a future on the kit's runtime.
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
 
+    /// A network, or None when Neutron has none with that id.
     pub fn network(&self, id: &str) -> Option<Network> {
         match self.block_on(self.neutron.get_network(id)) {
             Ok(n) => Some(n),
@@ -128,6 +131,7 @@ impl Stack {
         }
     }
 
+    /// A subnet, or None.
     pub fn subnet(&self, id: &str) -> Option<Subnet> {
         match self.block_on(self.neutron.get_subnet(id)) {
             Ok(s) => Some(s),
@@ -136,6 +140,7 @@ impl Stack {
         }
     }
 
+    /// A subnetpool, or None.
     pub fn subnetpool(&self, id: &str) -> Option<SubnetPool> {
         match self.block_on(self.neutron.get_subnetpool(id)) {
             Ok(p) => Some(p),
@@ -144,6 +149,7 @@ impl Stack {
         }
     }
 
+    /// A port, or None.
     pub fn port(&self, id: &str) -> Option<Port> {
         match self.block_on(self.neutron.get_port(id)) {
             Ok(p) => Some(p),
@@ -152,21 +158,25 @@ impl Stack {
         }
     }
 
+    /// Networks matching the query.
     pub fn networks(&self, query: Query) -> Vec<Network> {
         self.block_on(self.neutron.list_networks(&query))
             .expect("listing networks")
     }
 
+    /// Subnets matching the query.
     pub fn subnets(&self, query: Query) -> Vec<Subnet> {
         self.block_on(self.neutron.list_subnets(&query))
             .expect("listing subnets")
     }
 
+    /// Subnetpools matching the query.
     pub fn subnetpools(&self, query: Query) -> Vec<SubnetPool> {
         self.block_on(self.neutron.list_subnetpools(&query))
             .expect("listing subnetpools")
     }
 
+    /// Ports matching the query.
     pub fn ports(&self, query: Query) -> Vec<Port> {
         self.block_on(self.neutron.list_ports(&query))
             .expect("listing ports")
@@ -332,6 +342,7 @@ pub fn run(cmd: &str, args: &[&str]) -> Output {
     run_with_timeout(cmd, args, DOCKER_TIMEOUT)
 }
 
+/// Runs a command, killing it after `timeout`.
 pub fn run_with_timeout(cmd: &str, args: &[&str], timeout: Duration) -> Output {
     let mut child = Command::new(cmd)
         .args(args)
@@ -400,10 +411,12 @@ pub fn fails(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_string()
 }
 
+/// `docker <args>`; must succeed; its stdout.
 pub fn docker(args: &[&str]) -> String {
     ok("docker", args)
 }
 
+/// `docker <args>`; must fail; its stderr.
 pub fn docker_fails(args: &[&str]) -> String {
     fails("docker", args)
 }
@@ -467,6 +480,7 @@ pub fn ovs_interfaces_with(key: &str, value: &str) -> Vec<String> {
     out.split_whitespace().map(str::to_string).collect()
 }
 
+/// The ports of an OVS bridge.
 pub fn ovs_ports(bridge: &str) -> Vec<String> {
     ok("ovs-vsctl", &["--timeout=10", "list-ports", bridge])
         .lines()
@@ -542,17 +556,27 @@ pub fn assert_unplugged(bridge: &str, port_id: &str) {
 /// One container's attachment to one Docker network, per `docker inspect`.
 #[derive(Debug, Clone)]
 pub struct Attachment {
+    /// Docker's endpoint id.
     pub endpoint: String,
+    /// Docker's network id.
     pub network_id: String,
+    /// IPv4 address.
     pub ip: Option<IpAddr>,
+    /// IPv4 prefix length.
     pub prefix: u8,
+    /// IPv4 gateway.
     pub gateway: Option<IpAddr>,
+    /// IPv6 address.
     pub ipv6: Option<IpAddr>,
+    /// IPv6 prefix length.
     pub ipv6_prefix: u8,
+    /// IPv6 gateway.
     pub ipv6_gateway: Option<IpAddr>,
+    /// MAC address.
     pub mac: String,
 }
 
+/// A container's attachment to a network, from `docker inspect`.
 pub fn attachment(container: &str, network: &str) -> Attachment {
     let info = inspect(container);
     let net = &info["NetworkSettings"]["Networks"][network];
@@ -604,7 +628,9 @@ pub fn exec(container: &str, args: &[&str]) -> String {
 /// What eth0 looks like inside a container.
 #[derive(Debug)]
 pub struct Eth0 {
+    /// MAC address, lower case.
     pub mac: String,
+    /// MTU.
     pub mtu: u32,
     /// `addr/prefix` of every global address.
     pub addresses: Vec<String>,
@@ -614,6 +640,7 @@ pub struct Eth0 {
     pub routes6: Vec<String>,
 }
 
+/// The container's `eth0`, from `ip` inside it.
 pub fn eth0(container: &str) -> Eth0 {
     let mac = exec(container, &["cat", "/sys/class/net/eth0/address"]);
     let mtu = exec(container, &["cat", "/sys/class/net/eth0/mtu"])
@@ -722,9 +749,13 @@ pub fn stop_background_ping(container: &str, tag: &str) -> (u64, u64, String) {
 pub struct Kuryr {
     /// Driver name for `-d` and `--ipam-driver`.
     pub name: String,
+    /// Its plugin socket (`/run/docker/plugins/<name>.sock`).
     pub socket: PathBuf,
+    /// Its temp dir.
     pub dir: PathBuf,
+    /// Its `kuryr.conf`.
     pub config: PathBuf,
+    /// Its log (stderr, with `--debug`).
     pub log: PathBuf,
     child: Option<Child>,
     /// Extra environment of the plugin process ([`Kuryr::set_env`]).
@@ -784,6 +815,7 @@ impl Kuryr {
         }
     }
 
+    /// Whether the process still runs.
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
@@ -836,6 +868,7 @@ impl Kuryr {
         }
     }
 
+    /// Its PID.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
@@ -854,6 +887,7 @@ impl Kuryr {
         }
     }
 
+    /// Its log so far.
     pub fn log_text(&self) -> String {
         std::fs::read(&self.log)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -876,6 +910,7 @@ impl Kuryr {
             .collect()
     }
 
+    /// The log's length in lines (a mark for `neutron_calls_since`).
     pub fn log_len(&self) -> usize {
         std::fs::metadata(&self.log)
             .map(|m| m.len() as usize)
@@ -1001,7 +1036,9 @@ enum Made {
 
 /// A test's plugin plus everything to clean up when the test ends.
 pub struct Fixture {
+    /// The stack.
     pub stack: Stack,
+    /// This test's plugin.
     pub kuryr: Kuryr,
     containers: RefCell<Vec<String>>,
     networks: RefCell<Vec<String>>,
@@ -1018,6 +1055,7 @@ impl Fixture {
         Fixture::with_config(test, "[DEFAULT]\n")
     }
 
+    /// The fixture with this `kuryr.conf`.
     pub fn with_config(test: &str, config: &str) -> Option<Fixture> {
         let stack = stack(test)?;
         let kuryr = Kuryr::start(config);
@@ -1048,6 +1086,7 @@ impl Fixture {
         }
     }
 
+    /// The Docker driver name this test's plugin serves.
     pub fn driver(&self) -> &str {
         &self.kuryr.name
     }
@@ -1128,6 +1167,7 @@ impl Fixture {
         att
     }
 
+    /// `docker run -d` of `kbox sleep 1000` on `network`; the output, success or not.
     pub fn try_run_detached(&self, name: &str, network: &str, extra: &[&str]) -> Output {
         self.try_run_detached_with("docker", name, network, extra)
     }

@@ -78,11 +78,14 @@ pub fn wait_activate(addr: SocketAddr, timeout: Duration, mut alive: impl FnMut(
 /// `/etc/docker/plugins/<name>.spec` naming a TCP address: Docker finds the
 /// driver `<name>` there (when no `<name>.sock` exists). Removed on drop.
 pub struct SpecFile {
+    /// The driver name.
     pub name: String,
+    /// `/etc/docker/plugins/<name>.spec`.
     pub path: PathBuf,
 }
 
 impl SpecFile {
+    /// Writes the spec file pointing Docker's `name` at `http://<addr>`.
     pub fn register(name: &str, addr: SocketAddr) -> SpecFile {
         let dir = Path::new("/etc/docker/plugins");
         std::fs::create_dir_all(dir).expect("/etc/docker/plugins");
@@ -112,8 +115,11 @@ impl Drop for SpecFile {
 
 /// Upstream's `kuryr-server`, serving on `http://<addr>` (its `kuryr_uri`).
 pub struct Upstream {
+    /// Where it serves.
     pub addr: SocketAddr,
+    /// Its temp dir.
     pub dir: PathBuf,
+    /// Its `kuryr.conf`.
     pub config: PathBuf,
     /// Upstream's own log (`[DEFAULT] log_file`, debug).
     pub log: PathBuf,
@@ -179,6 +185,7 @@ impl Upstream {
         up
     }
 
+    /// Its PID while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -192,6 +199,7 @@ impl Upstream {
         }
     }
 
+    /// Its log so far.
     pub fn log_text(&self) -> String {
         let read = |p: &Path| {
             std::fs::read(p)

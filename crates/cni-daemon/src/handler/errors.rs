@@ -5,17 +5,17 @@ use crate::{CniError, ErrorCode};
 use kuryr_core::binding::BindError;
 
 /// 100: Neutron refused a request (4xx other than a bad configuration).
-pub const NEUTRON_REFUSED: ErrorCode = ErrorCode::Other(100);
+pub(super) const NEUTRON_REFUSED: ErrorCode = ErrorCode::Other(100);
 /// 101: host plumbing (veth, netns, OVS) failed.
-pub const PLUMBING_FAILED: ErrorCode = ErrorCode::Other(101);
+pub(super) const PLUMBING_FAILED: ErrorCode = ErrorCode::Other(101);
 /// 102: the port did not become ACTIVE in time.
-pub const NOT_ACTIVE: ErrorCode = ErrorCode::Other(102);
+pub(super) const NOT_ACTIVE: ErrorCode = ErrorCode::Other(102);
 /// 103: CHECK found the attachment differs from Neutron.
-pub const CHECK_MISMATCH: ErrorCode = ErrorCode::Other(103);
+pub(super) const CHECK_MISMATCH: ErrorCode = ErrorCode::Other(103);
 
 /// A Neutron failure while doing `what`: transient trouble (no answer,
 /// timeout, 5xx, 409) is 11 so the runtime retries; anything else 100.
-pub fn neutron(what: &str, err: &openstack::Error) -> CniError {
+pub(super) fn neutron(what: &str, err: &openstack::Error) -> CniError {
     let msg = format!("{what}: {err}");
     if is_transient(err) {
         CniError::try_again_later(msg)
@@ -24,7 +24,7 @@ pub fn neutron(what: &str, err: &openstack::Error) -> CniError {
     }
 }
 
-pub fn is_transient(err: &openstack::Error) -> bool {
+pub(super) fn is_transient(err: &openstack::Error) -> bool {
     err.is_connect()
         || err.is_timeout()
         || err.is_transport()
@@ -32,7 +32,7 @@ pub fn is_transient(err: &openstack::Error) -> bool {
         || err.is_conflict()
 }
 
-pub fn bind(err: &BindError) -> CniError {
+pub(super) fn bind(err: &BindError) -> CniError {
     match err {
         BindError::NotActive { .. } => CniError::new(NOT_ACTIVE, err.to_string()),
         BindError::Neutron { source, .. } => neutron("binding the port", source),
@@ -42,10 +42,10 @@ pub fn bind(err: &BindError) -> CniError {
     }
 }
 
-pub fn plumbing(what: &str, err: &netplumb::Error) -> CniError {
+pub(super) fn plumbing(what: &str, err: &netplumb::Error) -> CniError {
     CniError::new(PLUMBING_FAILED, format!("{what}: {err}"))
 }
 
-pub fn mismatch(msg: impl Into<String>) -> CniError {
+pub(super) fn mismatch(msg: impl Into<String>) -> CniError {
     CniError::new(CHECK_MISMATCH, msg)
 }

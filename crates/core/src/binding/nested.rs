@@ -42,8 +42,11 @@ const VLAN_IDS: std::ops::RangeInclusive<u16> = 1..=4094;
 /// Which nested driver (`[binding] driver`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NestedMode {
+    /// `[binding] driver = macvlan` (upstream `nested`): a macvlan of `link_iface`, the addresses paired on the VM port.
     Macvlan,
+    /// `ipvlan`: an ipvlan (L2) of `link_iface` sharing the VM's MAC, the addresses paired on the VM port.
     Ipvlan,
+    /// `vlan`: a trunk subport, a VLAN link of `link_iface` with the subport's MAC.
     Vlan,
 }
 
@@ -80,6 +83,7 @@ impl NestedMode {
 /// Settings of the nested drivers.
 #[derive(Debug, Clone)]
 pub struct NestedConfig {
+    /// The driver.
     pub mode: NestedMode,
     /// The VM's NIC (`[binding] link_iface`), in the host namespace.
     pub link_iface: String,
@@ -88,7 +92,9 @@ pub struct NestedConfig {
 /// What the VM port is, found once by `link_iface`'s MAC.
 #[derive(Debug, Clone)]
 pub struct VmPort {
+    /// The VM port's id.
     pub id: String,
+    /// Its MAC (how it was found).
     pub mac: String,
     /// Set when the VM port is a trunk parent.
     pub trunk_id: Option<String>,
@@ -140,6 +146,7 @@ pub struct VmPortClient {
 }
 
 impl VmPortClient {
+    /// A client for the VM port behind `link_iface`, found on first use.
     pub fn new(neutron: Neutron, netlink: Netlink, link_iface: impl Into<String>) -> Self {
         VmPortClient {
             neutron,
@@ -150,6 +157,7 @@ impl VmPortClient {
         }
     }
 
+    /// The VM's NIC in the host namespace.
     pub fn link_iface(&self) -> &str {
         &self.link_iface
     }

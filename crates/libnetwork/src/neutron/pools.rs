@@ -134,7 +134,7 @@ pub(super) struct PoolOptions {
 impl PoolOptions {
     /// Reads the options of `--ipam-opt` (or `-o`), refusing unknown
     /// `neutron.*` keys so a typo does not silently change the outcome.
-    pub fn parse(options: &BTreeMap<String, String>, v6: bool) -> DriverResult<PoolOptions> {
+    pub(super) fn parse(options: &BTreeMap<String, String>, v6: bool) -> DriverResult<PoolOptions> {
         let mut out = PoolOptions::default();
         for (key, value) in options {
             let value = value.trim().to_string();

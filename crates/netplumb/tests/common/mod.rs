@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use netplumb::{netns, Netlink, Netns};
 
 /// True when running as root; otherwise prints why the test is skipped.
-pub fn require_root(test: &str) -> bool {
+pub(crate) fn require_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
@@ -17,7 +17,7 @@ pub fn require_root(test: &str) -> bool {
 }
 
 /// Six random hex digits, unique per call in this process.
-pub fn rand_hex() -> String {
+pub(crate) fn rand_hex() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
@@ -26,14 +26,14 @@ pub fn rand_hex() -> String {
 }
 
 /// `prefix` + random suffix, e.g. `knp-a1b2c3` (keep prefix <= 8 chars).
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let name = format!("{prefix}{}", rand_hex());
     assert!(name.len() <= 15, "test name too long: {name}");
     name
 }
 
 /// Deletes a host link when dropped, even if the test panicked.
-pub struct LinkGuard(pub String);
+pub(crate) struct LinkGuard(pub String);
 
 impl Drop for LinkGuard {
     fn drop(&mut self) {
@@ -55,13 +55,13 @@ impl Drop for LinkGuard {
 }
 
 /// A named netns (`/run/netns/knp-…`) deleted on drop, with its links.
-pub struct NetnsGuard {
+pub(crate) struct NetnsGuard {
     pub name: String,
     pub ns: Netns,
 }
 
 impl NetnsGuard {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let name = unique("knp-");
         let ns = netns::create_named(&name).expect("create test netns");
         NetnsGuard { name, ns }
