@@ -12,12 +12,11 @@
 //! port. ADD and DEL latencies are printed (`latency ADD ...`), never
 //! asserted.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kuryr_testkit::cni_util::Daemon;
+use kuryr_testkit::cni_util::{cni_invoke, CniCall, CniOut, Daemon};
 use kuryr_testkit::*;
 use openstack::neutron::{HostRoute, NetworkCreate, Port, Query, SubnetCreate};
 use serde_json::{json, Value};
@@ -28,84 +27,16 @@ const DEVICE_OWNER: &str = "compute:kuryr";
 
 // ------------------------------------------------------------- plugin calls
 
-struct CniOut {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl CniOut {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("plugin output is not JSON ({e}): {}", self.stdout))
-    }
-
-    fn code(&self) -> u64 {
-        assert!(!self.success, "expected a failure, got {}", self.stdout);
-        self.json()["code"].as_u64().expect("error code")
-    }
-
-    fn expect_ok(&self, what: &str) -> &Self {
-        assert!(
-            self.success,
-            "{what} failed:\nstdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-}
-
-#[derive(Clone, Default)]
-struct Call<'a> {
-    command: &'a str,
-    container_id: Option<&'a str>,
-    netns: Option<&'a str>,
-    ifname: Option<&'a str>,
-    args: Option<&'a str>,
-}
-
-fn cni(socket: &Path, call: &Call<'_>, conf: &Value) -> CniOut {
-    let mut cmd = Command::new(kuryr_cni_bin());
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KURYR_CNI_SOCKET", socket)
-        .env("CNI_COMMAND", call.command)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (var, value) in [
-        ("CNI_CONTAINERID", call.container_id),
-        ("CNI_NETNS", call.netns),
-        ("CNI_IFNAME", call.ifname),
-        ("CNI_ARGS", call.args),
-    ] {
-        if let Some(value) = value {
-            cmd.env(var, value);
-        }
-    }
-    let started = Instant::now();
-    let mut child = cmd.spawn().expect("running kuryr-cni");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(conf.to_string().as_bytes())
-        .expect("writing the config");
-    let out = child.wait_with_output().expect("kuryr-cni output");
-    let elapsed = started.elapsed();
-    if matches!(call.command, "ADD" | "DEL") && out.status.success() {
+fn cni(socket: &Path, call: &CniCall<'_>, conf: &Value) -> CniOut {
+    let out = cni_invoke(socket, call, conf);
+    if matches!(call.command, "ADD" | "DEL") && out.success {
         eprintln!(
             "latency {} {} ms",
             call.command,
-            elapsed.as_secs_f64() * 1000.0
+            out.elapsed.as_secs_f64() * 1000.0
         );
     }
-    CniOut {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    }
+    out
 }
 
 // ------------------------------------------------------------- fixture
@@ -202,28 +133,28 @@ impl Fixture {
         })
     }
 
-    fn call(&self, call: &Call<'_>, conf: &Value) -> CniOut {
+    fn call(&self, call: &CniCall<'_>, conf: &Value) -> CniOut {
         cni(&self.socket(), call, conf)
     }
 
     fn add(&self, cid: &str, netns: &str, ifname: &str, conf: &Value) -> Value {
-        let call = Call {
+        let call = CniCall {
             command: "ADD",
             container_id: Some(cid),
             netns: Some(netns),
             ifname: Some(ifname),
-            ..Call::default()
+            ..CniCall::default()
         };
         self.call(&call, conf).expect_ok("ADD").json()
     }
 
     fn del(&self, cid: &str, netns: Option<&str>, ifname: &str, conf: &Value) {
-        let call = Call {
+        let call = CniCall {
             command: "DEL",
             container_id: Some(cid),
             netns,
             ifname: Some(ifname),
-            ..Call::default()
+            ..CniCall::default()
         };
         self.call(&call, conf).expect_ok("DEL");
     }
@@ -419,12 +350,12 @@ fn add_check_del_lifecycle() {
     // CHECK passes with the result as prevResult.
     let mut check_conf = conf.clone();
     check_conf["prevResult"] = result.clone();
-    let check = Call {
+    let check = CniCall {
         command: "CHECK",
         container_id: Some(&cid),
         netns: Some(&netns),
         ifname: Some("eth0"),
-        ..Call::default()
+        ..CniCall::default()
     };
     f.call(&check, &check_conf).expect_ok("CHECK");
 
@@ -439,7 +370,7 @@ fn add_check_del_lifecycle() {
     );
 
     // CHECK of an unknown attachment.
-    let other = Call {
+    let other = CniCall {
         container_id: Some("nosuchcontainer"),
         ..check.clone()
     };
@@ -507,12 +438,13 @@ fn second_attachment_by_namespace_mapping() {
     f.add(&cid, &netns, "eth0", &f.conf("1.0.0"));
     let mut mapped = f.conf("1.0.0");
     mapped["neutron"]["namespace_networks"] = json!({"team-b": other_name});
-    let call = Call {
+    let call = CniCall {
         command: "ADD",
         container_id: Some(&cid),
         netns: Some(&netns),
         ifname: Some("eth1"),
         args: Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=team-b;K8S_POD_NAME=web-0"),
+        ..CniCall::default()
     };
     let result = f.call(&call, &mapped).expect_ok("ADD eth1").json();
     assert_eq!(result["interfaces"][1]["name"], "eth1");
@@ -565,12 +497,12 @@ fn del_after_daemon_kill9_and_restart() {
     let port = f.port_of(&cid);
     f.daemon().kill9();
     // While it is down: try again later, promptly.
-    let del = Call {
+    let del = CniCall {
         command: "DEL",
         container_id: Some(&cid),
         netns: Some(&netns),
         ifname: Some("eth0"),
-        ..Call::default()
+        ..CniCall::default()
     };
     assert_eq!(f.call(&del, &conf).code(), 11);
     f.daemon().restart();
@@ -612,9 +544,9 @@ fn gc_removes_leaked_and_keeps_valid() {
 
     let mut gc_conf = conf.clone();
     gc_conf["cni.dev/valid-attachments"] = json!([{"containerID": keep, "ifname": "eth0"}]);
-    let gc = Call {
+    let gc = CniCall {
         command: "GC",
-        ..Call::default()
+        ..CniCall::default()
     };
     f.call(&gc, &gc_conf).expect_ok("GC");
     f.assert_gone(&leak, &leak_port.id);
@@ -640,9 +572,9 @@ fn status_follows_neutron() {
     let Some(mut f) = fixture("status_follows_neutron") else {
         return;
     };
-    let status = Call {
+    let status = CniCall {
         command: "STATUS",
-        ..Call::default()
+        ..CniCall::default()
     };
     f.call(&status, &f.conf("1.1.0")).expect_ok("STATUS");
 
@@ -669,12 +601,12 @@ fn status_follows_neutron() {
     // ADD meanwhile is "try again later" and leaves nothing.
     let netns = f.new_netns("s");
     let cid = f.container_id("s");
-    let add = Call {
+    let add = CniCall {
         command: "ADD",
         container_id: Some(&cid),
         netns: Some(&netns),
         ifname: Some("eth0"),
-        ..Call::default()
+        ..CniCall::default()
     };
     let out = cni(&down.socket, &add, &f.conf("1.1.0"));
     assert_eq!(out.code(), 11, "{}", out.stdout);
@@ -688,12 +620,12 @@ fn bad_config_gives_the_right_code_and_leaves_nothing() {
     };
     let netns = f.new_netns("bad");
     let cid = f.container_id("bad");
-    let add = Call {
+    let add = CniCall {
         command: "ADD",
         container_id: Some(&cid),
         netns: Some(&netns),
         ifname: Some("eth0"),
-        ..Call::default()
+        ..CniCall::default()
     };
     let mut typo = f.conf("1.1.0");
     typo["neutron"]["netwrk"] = json!("pods");
@@ -715,7 +647,7 @@ fn bad_config_gives_the_right_code_and_leaves_nothing() {
     bad_sg["neutron"]["security_groups"] = json!([format!("no-such-sg-{}", f.suffix)]);
     assert_eq!(f.call(&add, &bad_sg).code(), 7);
 
-    let gone_netns = Call {
+    let gone_netns = CniCall {
         netns: Some("/var/run/netns/kct-no-such-netns"),
         ..add.clone()
     };
@@ -977,12 +909,12 @@ fn dual_stack_addresses_and_routes() {
 
     let mut check_conf = conf.clone();
     check_conf["prevResult"] = result;
-    let check = Call {
+    let check = CniCall {
         command: "CHECK",
         container_id: Some(&cid),
         netns: Some(&netns),
         ifname: Some("eth0"),
-        ..Call::default()
+        ..CniCall::default()
     };
     f.wait_active(&port.id);
     f.call(&check, &check_conf).expect_ok("CHECK");
@@ -1007,12 +939,12 @@ fn recreated_network_is_looked_up_again() {
     let name = f.net_name.clone();
     let (new_id, _) = f.make_network(&name);
     let second = f.container_id("r2");
-    let add = Call {
+    let add = CniCall {
         command: "ADD",
         container_id: Some(&second),
         netns: Some(&netns),
         ifname: Some("eth0"),
-        ..Call::default()
+        ..CniCall::default()
     };
     let out = f.call(&add, &conf);
     assert_eq!(out.code(), 11, "{}", out.stdout);

@@ -18,13 +18,12 @@
 //!  cargo test -p kuryr --test crash -- --nocapture`.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kuryr_testkit::cni_util::Daemon;
+use kuryr_testkit::cni_util::{cni_invoke, CniCall, Daemon};
 use kuryr_testkit::*;
 use openstack::neutron::Query;
 use serde_json::{json, Value};
@@ -60,37 +59,22 @@ fn cni(
     netns: &str,
     conf: &Value,
 ) -> Result<String, String> {
-    let mut child = Command::new(kuryr_cni_bin())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KURYR_CNI_SOCKET", socket)
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .env("KURYR_CNI_TIMEOUT_ADD", "60")
-        .env("KURYR_CNI_TIMEOUT_DEL", "60")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running kuryr-cni");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(conf.to_string().as_bytes())
-        .expect("writing the config");
-    let out = child.wait_with_output().expect("kuryr-cni output");
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if out.status.success() {
-        Ok(stdout)
+    let call = CniCall {
+        command,
+        container_id: Some(cid),
+        netns: Some(netns),
+        ifname: Some("eth0"),
+        env: &[
+            ("KURYR_CNI_TIMEOUT_ADD", "60"),
+            ("KURYR_CNI_TIMEOUT_DEL", "60"),
+        ],
+        ..CniCall::default()
+    };
+    let out = cni_invoke(socket, &call, conf);
+    if out.success {
+        Ok(out.stdout)
     } else {
-        Err(format!(
-            "{stdout} {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(format!("{} {}", out.stdout, out.stderr))
     }
 }
 

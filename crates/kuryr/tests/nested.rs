@@ -9,7 +9,6 @@
 //! This kernel has no 8021q and no ipvlan: the VLAN and ipvlan tests check
 //! the Neutron side for real and skip the link side with a message.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -1071,41 +1070,14 @@ fn cni_call(
     netns: &str,
     conf: &Value,
 ) -> (bool, Value) {
-    let bin = kuryr_bin().parent().expect("dir").join("kuryr-cni");
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build -p kuryr-cni",
-        bin.display()
-    );
-    let mut child = Command::new(bin)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KURYR_CNI_SOCKET", socket)
-        .env("CNI_COMMAND", command)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "eth0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kuryr-cni");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(conf.to_string().as_bytes())
-        .expect("conf");
-    let out = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let value = if stdout.trim().is_empty() {
+    let out = kuryr_testkit::cni_util::cni(socket, command, cid, netns, conf);
+    let value = if out.stdout.is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {stdout}"))
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {}", out.stdout))
     };
-    (out.status.success(), value)
+    (out.success, value)
 }
 
 // ------------------------------------------------------------- Linux bridge

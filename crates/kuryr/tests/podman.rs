@@ -24,9 +24,8 @@
 //! there too, or that DEL goes to the default socket, fails, and podman
 //! forgets the attachment (a leaked port).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use kuryr_testkit::cni_util::Daemon;
@@ -50,46 +49,6 @@ fn podman_bin(test: &str) -> PathBuf {
                  run `scripts/stack install` (it installs Debian's podman)"
             )
         })
-}
-
-/// Runs a prepared command with a deadline, draining its pipes.
-fn run_cmd(mut cmd: Command, what: &str, timeout: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what} did not finish within {timeout:?}");
-            }
-            Err(e) => panic!("waiting for {what}: {e}"),
-        }
-    };
-    Output {
-        status,
-        stdout: out_thread.join().unwrap_or_default(),
-        stderr: err_thread.join().unwrap_or_default(),
-    }
 }
 
 // ------------------------------------------------------------- the daemon
@@ -203,7 +162,7 @@ impl World {
     }
 
     fn podman_out(&self, args: &[&str]) -> Output {
-        run_cmd(
+        run_command(
             self.podman_cmd(args),
             &format!("podman {}", args.join(" ")),
             PODMAN_TIMEOUT,
@@ -488,13 +447,13 @@ impl Drop for World {
     fn drop(&mut self) {
         // Containers first, while the daemon runs, so podman's DEL works.
         for c in &self.containers {
-            let _ = run_cmd(
+            let _ = run_command(
                 self.podman_cmd(&["rm", "-f", "-t", "0", &c.name]),
                 "podman rm",
                 PODMAN_TIMEOUT,
             );
         }
-        let _ = run_cmd(
+        let _ = run_command(
             self.podman_cmd(&["rmi", "-f", &self.image]),
             "podman rmi",
             PODMAN_TIMEOUT,

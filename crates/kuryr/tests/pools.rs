@@ -303,36 +303,13 @@ fn cni(
     netns: &str,
     conf: &serde_json::Value,
 ) -> serde_json::Value {
-    use std::io::Write;
-    let bin = kuryr_bin().parent().expect("bin dir").join("kuryr-cni");
-    let mut child = std::process::Command::new(bin)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KURYR_CNI_SOCKET", socket)
-        .env("CNI_COMMAND", command)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "eth0")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running kuryr-cni (cargo build -p kuryr-cni)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(conf.to_string().as_bytes())
-        .expect("writing the config");
-    let out = child.wait_with_output().expect("kuryr-cni output");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let out = kuryr_testkit::cni_util::cni(socket, command, cid, netns, conf);
     assert!(
-        out.status.success(),
-        "kuryr-cni {command} failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
+        out.success,
+        "kuryr-cni {command} failed: {} {}",
+        out.stdout, out.stderr
     );
-    serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null)
+    serde_json::from_str(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
 fn result_ip(result: &serde_json::Value) -> IpAddr {

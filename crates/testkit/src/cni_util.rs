@@ -30,6 +30,49 @@ pub struct CniOut {
 }
 
 impl CniOut {
+    /// Its stdout as JSON (the result, or the CNI error object).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("plugin output is not JSON ({e}): {}", self.stdout))
+    }
+
+    /// The CNI error code of a failed call.
+    pub fn code(&self) -> u64 {
+        assert!(!self.success, "expected a failure, got {}", self.stdout);
+        self.json()["code"].as_u64().expect("error code")
+    }
+
+    /// Asserts success, showing both outputs otherwise.
+    pub fn expect_ok(&self, what: &str) -> &Self {
+        assert!(
+            self.success,
+            "{what} failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// One `kuryr-cni` invocation as a runtime makes it: the `CNI_*` variables
+/// from these fields (left unset when `None`), plus `env`, and the
+/// configuration on stdin.
+#[derive(Clone, Default)]
+pub struct CniCall<'a> {
+    /// `CNI_COMMAND`.
+    pub command: &'a str,
+    /// `CNI_CONTAINERID`.
+    pub container_id: Option<&'a str>,
+    /// `CNI_NETNS`.
+    pub netns: Option<&'a str>,
+    /// `CNI_IFNAME`.
+    pub ifname: Option<&'a str>,
+    /// `CNI_ARGS`.
+    pub args: Option<&'a str>,
+    /// More variables (e.g. `KURYR_CNI_TIMEOUT_ADD`).
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+impl CniOut {
     /// The error result (`code`, `msg`) of a failed call.
     pub fn error(&self) -> (u64, String) {
         assert!(!self.success, "expected a failure, got {}", self.stdout);
@@ -271,23 +314,31 @@ impl Drop for CniWorld<'_> {
     }
 }
 
-/// One `kuryr-cni` call with `eth0` as the interface.
-pub fn cni(socket: &Path, command: &str, cid: &str, netns: &str, conf: &Value) -> CniOut {
+/// Runs `kuryr-cni` for `call` against the daemon on `socket`, with a
+/// clean environment (`PATH` only) and `CNI_PATH=/usr/lib/cni`.
+pub fn cni_invoke(socket: &Path, call: &CniCall<'_>, conf: &Value) -> CniOut {
     let started = Instant::now();
-    let mut child = Command::new(kuryr_cni_bin())
-        .env_clear()
+    let mut cmd = Command::new(kuryr_cni_bin());
+    cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("KURYR_CNI_SOCKET", socket)
-        .env("CNI_COMMAND", command)
+        .env("CNI_COMMAND", call.command)
         .env("CNI_PATH", "/usr/lib/cni")
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "eth0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running kuryr-cni");
+        .stderr(Stdio::piped());
+    for (var, value) in [
+        ("CNI_CONTAINERID", call.container_id),
+        ("CNI_NETNS", call.netns),
+        ("CNI_IFNAME", call.ifname),
+        ("CNI_ARGS", call.args),
+    ] {
+        if let Some(value) = value {
+            cmd.env(var, value);
+        }
+    }
+    cmd.envs(call.env.iter().copied());
+    let mut child = cmd.spawn().expect("running kuryr-cni");
     child
         .stdin
         .take()
@@ -301,4 +352,16 @@ pub fn cni(socket: &Path, command: &str, cid: &str, netns: &str, conf: &Value) -
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         elapsed: started.elapsed(),
     }
+}
+
+/// One `kuryr-cni` call with `eth0` as the interface.
+pub fn cni(socket: &Path, command: &str, cid: &str, netns: &str, conf: &Value) -> CniOut {
+    let call = CniCall {
+        command,
+        container_id: Some(cid),
+        netns: Some(netns),
+        ifname: Some("eth0"),
+        ..CniCall::default()
+    };
+    cni_invoke(socket, &call, conf)
 }

@@ -344,13 +344,20 @@ pub fn run(cmd: &str, args: &[&str]) -> Output {
 
 /// Runs a command, killing it after `timeout`.
 pub fn run_with_timeout(cmd: &str, args: &[&str], timeout: Duration) -> Output {
-    let mut child = Command::new(cmd)
-        .args(args)
+    let mut command = Command::new(cmd);
+    command.args(args);
+    run_command(command, &format!("{cmd} {args:?}"), timeout)
+}
+
+/// Runs a prepared command (its environment set by the caller) with a
+/// deadline, draining its pipes; panics naming `what` when it overruns.
+pub fn run_command(mut cmd: Command, what: &str, timeout: Duration) -> Output {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     // Drain the pipes on threads so a chatty command cannot block.
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -372,9 +379,9 @@ pub fn run_with_timeout(cmd: &str, args: &[&str], timeout: Duration) -> Output {
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{cmd} {args:?} did not finish within {timeout:?}");
+                panic!("{what} did not finish within {timeout:?}");
             }
-            Err(e) => panic!("waiting for {cmd}: {e}"),
+            Err(e) => panic!("waiting for {what}: {e}"),
         }
     };
     Output {
