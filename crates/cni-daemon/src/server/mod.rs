@@ -17,17 +17,15 @@ mod listen;
 mod tests;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, Request as HttpRequest, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::Router;
+use kuryr_server::{allow_post, traced, CallIds};
 use serde::Serialize;
-use tracing::Instrument;
 
 use kuryr_wire::cni::proto::{
     reply_version_of, AttachmentRequest, Call, GcRequest, Request, Response, StatusRequest,
@@ -114,7 +112,7 @@ fn check_config(config: &NetConf) -> Result<(), CniError> {
 
 struct AppState<H> {
     handler: Arc<H>,
-    next_request_id: AtomicU64,
+    ids: CallIds,
 }
 
 /// The router serving `POST /cni` with `handler`. Mount it on a unix
@@ -122,7 +120,7 @@ struct AppState<H> {
 pub fn router<H: CniHandler>(handler: Arc<H>) -> Router {
     let state = Arc::new(AppState {
         handler,
-        next_request_id: AtomicU64::new(1),
+        ids: CallIds::default(),
     });
     Router::new().fallback(handle::<H>).with_state(state)
 }
@@ -131,22 +129,9 @@ async fn handle<H: CniHandler>(
     State(state): State<Arc<AppState<H>>>,
     request: HttpRequest<Body>,
 ) -> HttpResponse {
-    let id = state.next_request_id.fetch_add(1, Ordering::Relaxed);
+    let id = state.ids.next();
     let span = tracing::info_span!("cni_call", id);
-    async move {
-        let started = Instant::now();
-        let response = serve_call(&*state.handler, request).await;
-        let elapsed = started.elapsed();
-        tracing::debug!(
-            status = response.status().as_u16(),
-            elapsed_ms = elapsed.as_millis() as u64,
-            "reply"
-        );
-        record(&response, elapsed);
-        response
-    }
-    .instrument(span)
-    .await
+    traced(span, serve_call(&*state.handler, request), record).await
 }
 
 /// What [`serve_call`] learnt for the metrics, carried in the response's
@@ -197,9 +182,7 @@ async fn serve_verb<H: CniHandler>(
             request.method()
         ));
         let mut response = error_reply(StatusCode::METHOD_NOT_ALLOWED, &err, latest);
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        allow_post(&mut response);
         return response;
     }
     let body = match read_body(request).await {
@@ -267,29 +250,9 @@ async fn dispatch<H: CniHandler>(handler: &H, call: Call) -> Result<Response, Cn
 }
 
 async fn read_body(request: HttpRequest<Body>) -> Result<Bytes, HttpResponse> {
-    let too_large = || {
-        let err = CniError::io(format!("request body larger than {MAX_BODY_BYTES} bytes"));
-        error_reply(StatusCode::PAYLOAD_TOO_LARGE, &err, CniVersion::LATEST)
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+    kuryr_server::read_body(request, MAX_BODY_BYTES)
         .await
-        .map_err(|e| {
-            let inner = e.into_inner();
-            if inner.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                let err = CniError::io(format!("cannot read request body: {inner}"));
-                error_reply(StatusCode::BAD_REQUEST, &err, CniVersion::LATEST)
-            }
-        })
+        .map_err(|e| error_reply(e.status(), &CniError::io(e.to_string()), CniVersion::LATEST))
 }
 
 fn cni_error_reply(err: &CniError, version: CniVersion) -> HttpResponse {

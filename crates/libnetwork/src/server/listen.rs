@@ -1,59 +1,40 @@
 //! Serving the router on a unix socket (how dockerd finds plugins under
 //! `/run/docker/plugins/`) or on TCP (upstream's `kuryr_uri`,
-//! `http://127.0.0.1:23750`, announced in a spec file).
+//! `http://127.0.0.1:23750`, announced in a spec file), with the shared
+//! scaffolding of `kuryr-server`.
 
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use kuryr_core::socket::{bind_private, SocketError, SocketFile};
-use tokio::net::{TcpListener, UnixListener};
+use kuryr_server::PrivateSocket;
+pub use kuryr_server::ServeError;
+use tokio::net::TcpListener;
 
 use super::router;
 use crate::api::Driver;
 
-/// Why the server could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The unix socket could not be bound (see [`SocketError`]).
-    #[error(transparent)]
-    Socket(#[from] SocketError),
-    /// Binding the TCP address failed.
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        /// The TCP address.
-        address: String,
-        /// The cause.
-        source: io::Error,
-    },
-    /// The server failed while running.
-    #[error("plugin server failed: {0}")]
-    Serve(#[source] io::Error),
-}
+/// How the server is named in logs and errors.
+const WHAT: &str = "Docker plugin API";
 
 /// A bound plugin unix socket (mode 0600). The socket file is removed when
 /// this value (or the server future that consumed it) is dropped, unless
 /// another process has replaced it meanwhile.
 #[derive(Debug)]
-pub struct PluginSocket {
-    listener: UnixListener,
-    guard: SocketFile,
-}
+pub struct PluginSocket(PrivateSocket);
 
 impl PluginSocket {
     /// Binds `path` as [`kuryr_core::socket::bind_private`] does: parent
     /// directory 0700 if missing, a stale socket removed, a live socket or a
     /// non-socket file refused, the socket restricted to 0600.
     pub async fn bind(path: impl AsRef<Path>) -> Result<Self, ServeError> {
-        let (listener, guard) = bind_private(path.as_ref()).await?;
-        Ok(Self { listener, guard })
+        PrivateSocket::bind(path).await.map(Self)
     }
 
     /// The socket path.
     pub fn path(&self) -> &Path {
-        self.guard.path()
+        self.0.path()
     }
 
     /// Serves `driver` until `shutdown` completes, then finishes in-flight
@@ -63,13 +44,7 @@ impl PluginSocket {
         D: Driver,
         F: Future<Output = ()> + Send + 'static,
     {
-        let Self { listener, guard } = self;
-        tracing::info!(path = %guard.path().display(), "serving Docker plugin API on unix socket");
-        let result = axum::serve(listener, router(driver))
-            .with_graceful_shutdown(shutdown)
-            .await;
-        drop(guard);
-        result.map_err(ServeError::Serve)
+        self.0.serve(WHAT, router(driver), shutdown).await
     }
 }
 
@@ -102,13 +77,7 @@ where
     D: Driver,
     F: Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind(address)
-        .await
-        .map_err(|source| ServeError::Bind {
-            address: address.to_string(),
-            source,
-        })?;
-    serve_tcp_listener(listener, driver, shutdown).await
+    kuryr_server::serve_tcp(WHAT, address, router(driver), shutdown).await
 }
 
 /// Serves `driver` on an already bound TCP listener until `shutdown`
@@ -122,11 +91,5 @@ where
     D: Driver,
     F: Future<Output = ()> + Send + 'static,
 {
-    if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, "serving Docker plugin API on TCP");
-    }
-    axum::serve(listener, router(driver))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServeError::Serve)
+    kuryr_server::serve_tcp_listener(WHAT, listener, router(driver), shutdown).await
 }

@@ -19,17 +19,15 @@ mod listen;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, Request as HttpRequest, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use kuryr_server::{allow_post, traced, CallIds};
 use serde::Serialize;
-use tracing::Instrument;
 
 use crate::api::{Driver, DriverError};
 use crate::wire::{ActivateResponse, EmptyResponse, ErrorResponse, PluginCall, Request};
@@ -48,7 +46,7 @@ const LOGGED_BODY_BYTES: usize = 4096;
 
 struct AppState<D> {
     driver: Arc<D>,
-    next_request_id: AtomicU64,
+    ids: CallIds,
 }
 
 /// The router serving every plugin call with `driver`. Mount it on a unix
@@ -57,7 +55,7 @@ struct AppState<D> {
 pub fn router<D: Driver>(driver: Arc<D>) -> Router {
     let state = Arc::new(AppState {
         driver,
-        next_request_id: AtomicU64::new(1),
+        ids: CallIds::default(),
     });
     Router::new().fallback(handle::<D>).with_state(state)
 }
@@ -66,22 +64,14 @@ async fn handle<D: Driver>(
     State(state): State<Arc<AppState<D>>>,
     request: HttpRequest<Body>,
 ) -> Response {
-    let id = state.next_request_id.fetch_add(1, Ordering::Relaxed);
+    let id = state.ids.next();
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!("plugin_call", id, path = %path);
-    async move {
-        let started = Instant::now();
-        let response = serve_call(&*state.driver, &path, request).await;
-        let elapsed = started.elapsed();
-        tracing::debug!(
-            status = response.status().as_u16(),
-            elapsed_ms = elapsed.as_millis() as u64,
-            "reply"
-        );
-        record(&path, response.status(), elapsed);
-        response
-    }
-    .instrument(span)
+    traced(
+        span,
+        serve_call(&*state.driver, &path, request),
+        |response, elapsed| record(&path, response.status(), elapsed),
+    )
     .await
 }
 
@@ -105,9 +95,7 @@ async fn serve_call<D: Driver>(driver: &D, path: &str, request: HttpRequest<Body
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{path}: method {} not allowed, use POST", request.method()),
         );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        allow_post(&mut response);
         return response;
     }
     let body = match read_body(path, request).await {
@@ -135,34 +123,9 @@ async fn serve_call<D: Driver>(driver: &D, path: &str, request: HttpRequest<Body
 }
 
 async fn read_body(path: &str, request: HttpRequest<Body>) -> Result<Bytes, Response> {
-    let too_large = || {
-        error_reply(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{path}: request body larger than {MAX_BODY_BYTES} bytes"),
-        )
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    match axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await {
-        Ok(body) => Ok(body),
-        Err(e) => {
-            let inner = e.into_inner();
-            if inner.is::<http_body_util::LengthLimitError>() {
-                Err(too_large())
-            } else {
-                Err(error_reply(
-                    StatusCode::BAD_REQUEST,
-                    format!("{path}: cannot read request body: {inner}"),
-                ))
-            }
-        }
-    }
+    kuryr_server::read_body(request, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| error_reply(e.status(), format!("{path}: {e}")))
 }
 
 fn logged_body(body: &[u8]) -> String {
