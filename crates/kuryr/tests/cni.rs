@@ -195,22 +195,7 @@ impl Drop for Fixture {
         // Stop the daemon first so nothing races the cleanup.
         self.daemon.take();
         for net in &self.extra_networks {
-            let ports = self
-                .stack
-                .block_on(self.stack.neutron.list_ports(&Query::new().network_id(net)))
-                .unwrap_or_default();
-            for port in ports {
-                let (host, _) = veth_names(&port.id);
-                let _ = run(
-                    "ovs-vsctl",
-                    &["--timeout=10", "--if-exists", "del-port", &host],
-                );
-                let _ = run("ip", &["link", "del", &host]);
-                let _ = self
-                    .stack
-                    .block_on(self.stack.neutron.delete_port(&port.id));
-            }
-            let _ = self.stack.block_on(self.stack.neutron.delete_network(net));
+            self.stack.remove_network_and_ports(net);
         }
         for ns in &self.netns {
             let _ = run("ip", &["netns", "del", ns]);

@@ -460,30 +460,7 @@ impl Drop for World {
         );
         self.daemon.take();
         for net in &self.nets {
-            let ports = self
-                .stack
-                .block_on(
-                    self.stack
-                        .neutron
-                        .list_ports(&Query::new().network_id(net.neutron_id.clone())),
-                )
-                .unwrap_or_default();
-            for port in ports {
-                let (host, _) = veth_names(&port.id);
-                let _ = run(
-                    "ovs-vsctl",
-                    &["--timeout=10", "--if-exists", "del-port", &host],
-                );
-                if link_exists(&host) {
-                    let _ = run("ip", &["link", "del", &host]);
-                }
-                let _ = self
-                    .stack
-                    .block_on(self.stack.neutron.delete_port(&port.id));
-            }
-            let _ = self
-                .stack
-                .block_on(self.stack.neutron.delete_network(&net.neutron_id));
+            self.stack.remove_network_and_ports(&net.neutron_id);
             // libcni's cache (/var/lib/cni/results/<net>-<cid>-<ifname>),
             // left when a DEL failed; our network names are unique.
             if let Ok(entries) = std::fs::read_dir("/var/lib/cni/results") {

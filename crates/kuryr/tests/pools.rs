@@ -482,16 +482,7 @@ struct CniCleanup<'a> {
 impl Drop for CniCleanup<'_> {
     fn drop(&mut self) {
         let s = self.stack;
-        for port in s.ports(Query::new().network_id(&self.network_id)) {
-            if port.device_owner != "compute:kuryr" {
-                continue;
-            }
-            let (tap, _) = veth_names(&port.id);
-            let _ = run("ovs-vsctl", &["--if-exists", "del-port", &tap]);
-            let _ = run("ip", &["link", "del", &tap]);
-            let _ = s.block_on(s.neutron.delete_port(&port.id));
-        }
-        let _ = s.block_on(s.neutron.delete_network(&self.network_id));
+        s.remove_network_and_ports(&self.network_id);
         for ns in &self.netns {
             let _ = run("ip", &["netns", "del", ns]);
         }

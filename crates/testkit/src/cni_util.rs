@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use openstack::neutron::{NetworkCreate, Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
-use crate::{fresh_v4, hex, link_exists, ok, run, veth_names, wait_for, Stack};
+use crate::{fresh_v4, hex, ok, run, wait_for, Stack};
 pub use crate::{kuryr_bin, kuryr_cni_bin};
 
 /// What `kuryr-cni` printed and whether it succeeded.
@@ -288,24 +288,8 @@ impl Drop for CniWorld<'_> {
     fn drop(&mut self) {
         // Stopped first (by PID), so nothing races the cleanup.
         self.daemon.take();
-        let n = &self.stack.neutron;
         if !self.network_id.is_empty() {
-            let ports = self
-                .stack
-                .block_on(n.list_ports(&Query::new().network_id(&self.network_id)))
-                .unwrap_or_default();
-            for port in ports {
-                let (host, _) = veth_names(&port.id);
-                let _ = run(
-                    "ovs-vsctl",
-                    &["--timeout=10", "--if-exists", "del-port", &host],
-                );
-                if link_exists(&host) {
-                    let _ = run("ip", &["link", "del", &host]);
-                }
-                let _ = self.stack.block_on(n.delete_port(&port.id));
-            }
-            let _ = self.stack.block_on(n.delete_network(&self.network_id));
+            self.stack.remove_network_and_ports(&self.network_id);
         }
         for ns in &self.netns {
             let _ = run("ip", &["netns", "del", ns]);

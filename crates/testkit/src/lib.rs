@@ -237,6 +237,22 @@ impl Stack {
         )
     }
 
+    /// Best-effort cleanup of a network a test made: each port's host
+    /// devices and the port, then the network.
+    pub fn remove_network_and_ports(&self, network_id: &str) {
+        let ports = self
+            .block_on(
+                self.neutron
+                    .list_ports(&Query::new().network_id(network_id)),
+            )
+            .unwrap_or_default();
+        for port in ports {
+            cleanup_devices(&port.id);
+            let _ = self.block_on(self.neutron.delete_port(&port.id));
+        }
+        let _ = self.block_on(self.neutron.delete_network(network_id));
+    }
+
     /// The ports of a network other than Neutron's own
     /// (`network:distributed` metadata port, `network:dhcp`, routers).
     pub fn non_neutron_ports(&self, network_id: &str) -> Vec<Port> {
@@ -1389,7 +1405,7 @@ impl Fixture {
 }
 
 /// Removes a port's veth and OVS port, if any are left.
-fn cleanup_devices(port_id: &str) {
+pub fn cleanup_devices(port_id: &str) {
     let (host, _) = veth_names(port_id);
     let _ = run_with_timeout(
         "ovs-vsctl",
