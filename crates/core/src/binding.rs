@@ -29,7 +29,8 @@ pub use nested::{NestedConfig, NestedMode, VmPort, VmPortClient};
 
 /// `external_ids` key carrying the owner (Docker endpoint id, CNI container).
 pub const OWNER_KEY: &str = "vm-uuid";
-const IFACE_ID_KEY: &str = "iface-id";
+/// `external_ids` key carrying the Neutron port id (OVN's logical port).
+pub const IFACE_ID_KEY: &str = "iface-id";
 
 /// Why a port could not be plugged, unplugged or seen ACTIVE.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,14 @@ pub enum BindError {
         #[source]
         source: openstack::Error,
     },
+    /// Neutron gave the port a MAC that does not parse.
+    #[error("port {port_id} has MAC {mac:?}, which is not a MAC address")]
+    BadMac {
+        /// The port.
+        port_id: String,
+        /// Its `mac_address`.
+        mac: String,
+    },
     /// Nested binding cannot work as configured (no VM port for
     /// `link_iface`, the VM port is no trunk, no free VLAN id, ...).
     #[error("nested binding of port {port_id}: {reason}")]
@@ -99,6 +108,30 @@ pub struct PlugRequest {
     /// The port's addresses: nested macvlan/ipvlan allow them on the VM
     /// port (the veth binding does not use them).
     pub fixed_ips: Vec<IpAddr>,
+}
+
+impl PlugRequest {
+    /// What to plug for `port`, owned by `owner_id` (`vm-uuid`), on a
+    /// network of this `mtu`: the one place a plug is built from a port.
+    pub fn of_port(
+        port: &openstack::neutron::Port,
+        owner_id: &str,
+        mtu: Option<u32>,
+    ) -> Result<Self, BindError> {
+        let mac = port.mac_address.parse().map_err(|_| BindError::BadMac {
+            port_id: port.id.to_string(),
+            mac: port.mac_address.to_string(),
+        })?;
+        Ok(PlugRequest {
+            port_id: port.id.to_string(),
+            network_id: port.network_id.to_string(),
+            mac,
+            mtu,
+            vif_type: port.binding_vif_type.clone(),
+            owner_id: owner_id.to_string(),
+            fixed_ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
+        })
+    }
 }
 
 /// The host devices of a plugged port.

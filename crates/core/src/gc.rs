@@ -26,10 +26,10 @@ use openstack::neutron::{FixedIp, Neutron, PortUpdate, Query, Resource};
 use serde::Deserialize;
 use tracing::{info, warn};
 
-use crate::binding::OWNER_KEY;
+use crate::binding::{IFACE_ID_KEY, OWNER_KEY};
 use crate::naming::{self, OVS_POOL_KEY, POOL_PORT_NAME, POOL_TAG as POOL_PORT_TAG};
+use crate::owner::OwnerKind;
 
-const IFACE_ID_KEY: &str = "iface-id";
 const HOST_VETH_PREFIX: &str = "tap";
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -392,34 +392,76 @@ fn verdict(port: &PortRecord, snapshot: &Snapshot, settings: &Settings) -> Verdi
             garbage("pool port, and pools are off".into())
         };
     }
-    if let Some((container_id, ifname)) = port.cni_attachment() {
-        if !settings.veth_binding {
-            return Verdict::Keep(format!(
-                "CNI attachment {container_id}/{ifname}: nested binding, liveness unknown"
-            ));
+    let liveness = match OwnerKind::of_tags(&port.tags) {
+        Some(OwnerKind::CniAttachment) => cni_attachment_liveness(port, snapshot, settings),
+        Some(OwnerKind::Pod) => {
+            Liveness::Unknown("a pod's port: the Kubernetes controller collects it".into())
         }
-        let veth = naming::host_veth_name(&port.id);
-        return if snapshot.veths.contains(&veth) {
-            Verdict::Live
-        } else {
-            garbage(format!(
-                "CNI attachment {container_id}/{ifname}: its veth {veth} is gone (netns deleted)"
-            ))
-        };
+        // Address ports carry no owner yet: their Docker network decides.
+        Some(OwnerKind::DockerEndpoint) | None => {
+            docker_endpoint_liveness(port, snapshot, settings)
+        }
+    };
+    match liveness {
+        Liveness::Live => Verdict::Live,
+        Liveness::Unknown(reason) => Verdict::Keep(reason),
+        Liveness::Gone(reason) => garbage(reason),
     }
+}
+
+/// One owner kind's answer to "is this port's owner still there?".
+enum Liveness {
+    Live,
+    /// Its owner is gone: why.
+    Gone(String),
+    /// Nobody could say: why (the port is kept).
+    Unknown(String),
+}
+
+/// A CNI attachment lives as long as its host veth (its netns holds the
+/// other end, and goes with the container).
+fn cni_attachment_liveness(
+    port: &PortRecord,
+    snapshot: &Snapshot,
+    settings: &Settings,
+) -> Liveness {
+    let Some((container_id, ifname)) = port.cni_attachment() else {
+        return Liveness::Unknown("CNI port without its attachment tags".into());
+    };
+    if !settings.veth_binding {
+        return Liveness::Unknown(format!(
+            "CNI attachment {container_id}/{ifname}: nested binding, liveness unknown"
+        ));
+    }
+    let veth = naming::host_veth_name(&port.id);
+    if snapshot.veths.contains(&veth) {
+        Liveness::Live
+    } else {
+        Liveness::Gone(format!(
+            "CNI attachment {container_id}/{ifname}: its veth {veth} is gone (netns deleted)"
+        ))
+    }
+}
+
+/// A Docker endpoint lives while Docker lists it on its network.
+fn docker_endpoint_liveness(
+    port: &PortRecord,
+    snapshot: &Snapshot,
+    settings: &Settings,
+) -> Liveness {
     let docker_net = naming::docker_network_from_tags(&port.tags)
         .or_else(|| snapshot.docker_network_of.get(&port.network_id).cloned());
     let Some(docker_net) = docker_net else {
-        return garbage(format!(
+        return Liveness::Gone(format!(
             "network {} is not (any more) a Docker network",
             port.network_id
         ));
     };
     match snapshot.docker.get(&docker_net) {
-        None => Verdict::Keep(format!("Docker network {docker_net} was not asked about")),
-        Some(Err(why)) => Verdict::Keep(format!("Docker did not answer ({why})")),
-        Some(Ok(None)) => garbage(format!("Docker network {docker_net} is gone")),
-        Some(Ok(Some(net))) if net.driver != settings.docker_driver => Verdict::Keep(format!(
+        None => Liveness::Unknown(format!("Docker network {docker_net} was not asked about")),
+        Some(Err(why)) => Liveness::Unknown(format!("Docker did not answer ({why})")),
+        Some(Ok(None)) => Liveness::Gone(format!("Docker network {docker_net} is gone")),
+        Some(Ok(Some(net))) if net.driver != settings.docker_driver => Liveness::Unknown(format!(
             "Docker network {docker_net} belongs to driver {}",
             net.driver
         )),
@@ -433,13 +475,13 @@ fn verdict(port: &PortRecord, snapshot: &Snapshot, settings: &Settings) -> Verdi
                 port.device_id.clone()
             };
             if !owner.is_empty() && net.endpoints.contains(&owner) {
-                Verdict::Live
+                Liveness::Live
             } else if owner.is_empty() {
-                garbage(format!(
+                Liveness::Gone(format!(
                     "address port with no endpoint on Docker network {docker_net}"
                 ))
             } else {
-                garbage(format!(
+                Liveness::Gone(format!(
                     "Docker has no endpoint {} on network {docker_net}",
                     port.device_id
                 ))

@@ -6,6 +6,7 @@
 //! characters, which is why a 64-hex Docker id is split into two halves.
 
 pub mod cni;
+pub mod pod;
 
 /// `device_owner` of every port Kuryr binds (upstream's constant). Also the
 /// tag that marks a port as made by Kuryr.

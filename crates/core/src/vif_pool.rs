@@ -271,16 +271,18 @@ impl PortPool {
         taken
     }
 
-    /// Records `owner` on a taken port's OVS interface (one local OVSDB
-    /// transaction: `vm-uuid` set, `kuryr-pool` removed).
-    pub async fn claim_local(&self, pooled: &PooledPort, owner: &str) -> Result<(), PoolError> {
-        let mut set = BTreeMap::new();
-        set.insert(OWNER_KEY.to_string(), owner.to_string());
+    /// Records an owner on a taken port's OVS interface (one local OVSDB
+    /// transaction: the owner's `external_ids` set, `kuryr-pool` removed).
+    pub async fn claim_local(
+        &self,
+        pooled: &PooledPort,
+        owner_ids: &BTreeMap<String, String>,
+    ) -> Result<(), PoolError> {
         self.binder
             .switch()
             .update_interface_external_ids(
                 &pooled.plugged.host_ifname,
-                &set,
+                owner_ids,
                 &[naming::OVS_POOL_KEY],
             )
             .await
@@ -718,19 +720,7 @@ impl PortPool {
     }
 
     async fn plug_ready(&self, port: &Port, mtu: Option<u32>) -> Result<Plugged, String> {
-        let mac = port
-            .mac_address
-            .parse()
-            .map_err(|_| format!("bad MAC {:?}", port.mac_address))?;
-        let request = PlugRequest {
-            port_id: port.id.clone(),
-            network_id: port.network_id.clone(),
-            mac,
-            mtu,
-            vif_type: port.binding_vif_type.clone(),
-            owner_id: String::new(),
-            fixed_ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
-        };
+        let request = PlugRequest::of_port(port, "", mtu).map_err(|e| e.to_string())?;
         if request.vif_type != "ovs" {
             // Only OVS gives the local ovn-installed signal a pool relies on.
             return Err(format!(

@@ -3,6 +3,7 @@
 
 use crate::{CniError, ErrorCode};
 use kuryr_core::binding::BindError;
+use kuryr_core::lifecycle::LifecycleError;
 
 /// 100: Neutron refused a request (4xx other than a bad configuration).
 pub(super) const NEUTRON_REFUSED: ErrorCode = ErrorCode::Other(100);
@@ -39,6 +40,17 @@ pub(super) fn bind(err: &BindError) -> CniError {
         BindError::UnsupportedVifType { .. }
         | BindError::Plumbing { .. }
         | BindError::Nested { .. } => CniError::new(PLUMBING_FAILED, err.to_string()),
+        BindError::BadMac { .. } => CniError::internal(err.to_string()),
+    }
+}
+
+pub(super) fn lifecycle(err: &LifecycleError) -> CniError {
+    match err {
+        LifecycleError::Neutron { what, source } => neutron(what, source),
+        LifecycleError::Host { .. } | LifecycleError::Pool(_) => {
+            CniError::new(PLUMBING_FAILED, err.to_string())
+        }
+        LifecycleError::Bind(err) => bind(err),
     }
 }
 

@@ -15,18 +15,14 @@ use std::time::Duration;
 use crate::proto::{AttachmentRequest, GcRequest, StatusRequest};
 use crate::spec::{Interface, IpConfig, Route};
 use crate::{AddResult, CniError, CniHandler};
-use kuryr_core::binding::{Binder, NetnsPlugged, NetnsTarget, PlugRequest, OWNER_KEY};
-use kuryr_core::naming::{self, cni as tags, DEVICE_OWNER};
-use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort, PortPool};
-use netplumb::{IpNet, MacAddr, Netns, RouteSpec};
-use openstack::neutron::{
-    FixedIpRequest, Neutron, Port, PortCreate, PortUpdate, Query, Resource, Subnet,
-};
+use kuryr_core::binding::{Binder, NetnsTarget, OWNER_KEY};
+use kuryr_core::lifecycle::{Bound, Lifecycle, LifecycleSettings, Target};
+use kuryr_core::naming::{cni as tags, DEVICE_OWNER};
+use kuryr_core::owner::{Owner, OwnerKind};
+use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort};
+use netplumb::{IpNet, Netns, RouteSpec};
+use openstack::neutron::{FixedIpRequest, Neutron, Port, PortCreate, Query, Subnet};
 use tracing::{debug, info, info_span, warn, Instrument};
-
-/// When the Neutron status poll starts, racing the local ovn-installed
-/// signal (as in the Docker path).
-const NEUTRON_POLL_DELAY: Duration = Duration::from_secs(2);
 
 /// What the handler needs to know about this host.
 #[derive(Debug, Clone)]
@@ -62,8 +58,9 @@ pub struct NeutronCni {
     /// One call at a time per attachment: a DEL sent while its ADD still
     /// runs (a runtime that timed out) waits, then finds the port.
     attachments: Mutex<HashMap<(String, String), AttachmentLock>>,
-    /// Pre-plugged ports (docs/cni.md § Port pools).
-    pool: Arc<PortPool>,
+    /// Provision and bind, and the pre-plugged ports (docs/cni.md § Port
+    /// pools).
+    lifecycle: Lifecycle,
 }
 
 type AttachmentLock = Arc<tokio::sync::Mutex<()>>;
@@ -79,14 +76,18 @@ struct Layout {
 impl NeutronCni {
     /// A handler using this Neutron client and binder.
     pub fn new(neutron: Neutron, binder: Binder, settings: Settings) -> Self {
-        let pool = PortPool::new(
+        let lifecycle = Lifecycle::new(
             neutron.clone(),
             binder.clone(),
-            kuryr_core::vif_pool::ready_timeout(settings.active_timeout),
-            settings.pool_owner_tag.clone(),
+            LifecycleSettings {
+                host: settings.host.clone(),
+                active_timeout: settings.active_timeout,
+                active_is_fatal: settings.active_is_fatal,
+                pool_owner_tag: settings.pool_owner_tag.clone(),
+            },
         );
         NeutronCni {
-            pool,
+            lifecycle,
             neutron,
             binder,
             settings,
@@ -123,16 +124,17 @@ impl NeutronCni {
             )));
         }
         let network = self.network_for(req).await?;
+        let owner = owner_of(req);
         if let Some(result) = self
-            .add_from_pool(req, &network, &netns, netns_path)
+            .add_from_pool(req, &owner, &network, &netns, netns_path)
             .await?
         {
             return Ok(result);
         }
-        let body = self.port_body(req, &network).await?;
+        let body = self.port_body(req, &owner, &network).await?;
         let subnets_query = Query::new().network_id(&network.id);
         let (port, subnets) = tokio::join!(
-            self.neutron.create_port(&body),
+            self.lifecycle.provision(&body),
             self.neutron.list_subnets(&subnets_query)
         );
         let port = match port {
@@ -150,22 +152,24 @@ impl NeutronCni {
                 return Err(errors::neutron("creating the Neutron port", &err));
             }
         };
-        info!(port_id = %port.id, network_id = %network.id, "port created");
         match self
-            .bind_port(req, &port, &network, netns, subnets, netns_path)
+            .bind_port(req, &owner, &port, &network, netns, subnets, netns_path)
             .await
         {
             Ok(result) => Ok(result),
             Err(err) => {
+                // Binding undid itself; provisioning is undone here.
                 self.discard(&port.id).await;
                 Err(err)
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn bind_port(
         &self,
         req: &AttachmentRequest,
+        owner: &Owner,
         port: &Port,
         network: &NetworkRef,
         netns: Netns,
@@ -174,56 +178,22 @@ impl NeutronCni {
     ) -> Result<AddResult, CniError> {
         let subnets = subnets.map_err(|e| errors::neutron("listing the subnets", &e))?;
         let layout = layout_of(port, &subnets)?;
-        let mac: MacAddr = port.mac_address.parse().map_err(|e| {
-            CniError::internal(format!(
-                "port {} has MAC {:?}: {e}",
-                port.id, port.mac_address
-            ))
-        })?;
-        let plug = PlugRequest {
-            port_id: port.id.clone(),
-            network_id: network.id.clone(),
-            mac,
-            mtu: network.mtu,
-            vif_type: port.binding_vif_type.clone(),
-            owner_id: req.container_id.clone(),
-            fixed_ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
-        };
         let target = NetnsTarget {
             netns,
             ifname: req.ifname.clone(),
             addresses: layout.addresses.iter().map(|(a, _)| *a).collect(),
             routes: layout.routes.clone(),
-            external_ids: tags::ovs_external_ids(
-                req.config.name.as_deref().unwrap_or_default(),
-                &req.ifname,
-            ),
+            external_ids: owner.ovs_external_ids(),
         };
-        let plugged = self
-            .binder
-            .plug_into_netns(&plug, &target)
+        let bound = self
+            .lifecycle
+            .bind(port, owner, network.mtu, Target::Netns(&target))
             .await
             .map_err(|e| errors::bind(&e))?;
-        match self
-            .binder
-            .wait_active(
-                &self.neutron,
-                &port.id,
-                &plugged.plugged,
-                self.settings.active_timeout,
-                NEUTRON_POLL_DELAY,
-            )
-            .await
-        {
-            Ok(via) => debug!(port_id = %port.id, ?via, "port ACTIVE"),
-            Err(err) if self.settings.active_is_fatal => return Err(errors::bind(&err)),
-            Err(err) => warn!(port_id = %port.id, %err, "port not ACTIVE; continuing"),
-        }
-        self.binder.announce(&port.id, mac, &target).await;
         Ok(add_result(
             req,
-            &plugged,
-            &mac.to_string(),
+            &bound,
+            &port.mac_address,
             network.mtu,
             layout,
             netns_path,
@@ -237,6 +207,7 @@ impl NeutronCni {
     async fn add_from_pool(
         &self,
         req: &AttachmentRequest,
+        owner: &Owner,
         network: &NetworkRef,
         netns: &Netns,
         netns_path: &str,
@@ -273,27 +244,30 @@ impl NeutronCni {
             Vec::new(),
             String::new(),
         );
-        if self.pool.settings(&key).is_none() {
-            self.pool.configure(&key, self.settings.pool, network.mtu);
+        let pool = self.lifecycle.pool();
+        if pool.settings(&key).is_none() {
+            pool.configure(&key, self.settings.pool, network.mtu);
         }
-        let Some(pooled) = self.pool.take(&key) else {
+        let Some(pooled) = pool.take(&key) else {
             return Ok(None);
         };
         match self
-            .claim_pooled(req, network, netns, netns_path, &subnets, &pooled)
+            .claim_pooled(req, owner, network, netns, netns_path, &subnets, &pooled)
             .await
         {
             Ok(result) => Ok(Some(result)),
             Err(err) => {
-                self.pool.discard(&pooled.port.id).await;
+                pool.discard(&pooled.port.id).await;
                 Err(err)
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn claim_pooled(
         &self,
         req: &AttachmentRequest,
+        owner: &Owner,
         network: &NetworkRef,
         netns: &Netns,
         netns_path: &str,
@@ -302,18 +276,6 @@ impl NeutronCni {
     ) -> Result<AddResult, CniError> {
         let port = &pooled.port;
         let layout = layout_of(port, subnets)?;
-        let cni_network = req.config.name.as_deref().unwrap_or_default();
-        let mut ids = tags::ovs_external_ids(cni_network, &req.ifname);
-        ids.insert(OWNER_KEY.to_string(), req.container_id.clone());
-        self.binder
-            .switch()
-            .update_interface_external_ids(
-                &pooled.plugged.host_ifname,
-                &ids,
-                &[naming::OVS_POOL_KEY],
-            )
-            .await
-            .map_err(|e| errors::plumbing("claiming the pool port in OVSDB", &e))?;
         let target = NetnsTarget {
             netns: netns.clone(),
             ifname: req.ifname.clone(),
@@ -321,25 +283,19 @@ impl NeutronCni {
             routes: layout.routes.clone(),
             external_ids: Default::default(),
         };
-        let plugged = self
-            .binder
-            .adopt_into_netns(&port.id, &pooled.plugged, &target)
+        let bound = self
+            .lifecycle
+            .bind_pooled(pooled, owner, Target::Netns(&target))
             .await
-            .map_err(|e| errors::bind(&e))?;
+            .map_err(|e| errors::lifecycle(&e))?;
         info!(port_id = %port.id, network_id = %network.id, "pool port taken");
-        // A pool port is ACTIVE already.
-        if let Ok(mac) = port.mac_address.parse() {
-            self.binder.announce(&port.id, mac, &target).await;
-        }
-        let owner = PortOwner {
-            name: tags::port_name(&req.container_id, &req.ifname),
-            device_id: req.container_id.clone(),
-            tags: tags::port_tags(&req.container_id, &req.ifname, cni_network),
-        };
-        tokio::spawn(record_owner(self.neutron.clone(), port.id.clone(), owner));
+        tokio::spawn(
+            self.lifecycle
+                .record_owner(&port.id, owner.record(&port.tags)),
+        );
         Ok(add_result(
             req,
-            &plugged,
+            &bound,
             &port.mac_address,
             network.mtu,
             layout,
@@ -350,59 +306,16 @@ impl NeutronCni {
     /// At start: re-adopts this host's ready CNI pool ports, then records
     /// the owner of any pool port a crash left claimed in OVSDB only.
     pub async fn recover_pools(&self) {
-        self.pool
+        self.lifecycle
+            .pool()
             .recover(&self.settings.host, self.settings.pool)
             .await;
-        let found = match self
-            .binder
-            .switch()
-            .find_interfaces(tags::OVS_IFNAME_KEY, None)
+        if let Err(err) = self
+            .lifecycle
+            .recover_owners(OwnerKind::CniAttachment)
             .await
         {
-            Ok(found) => found,
-            Err(err) => {
-                warn!(%err, "reading OVSDB at start");
-                return;
-            }
-        };
-        let claimed: HashMap<String, (String, String, String)> = found
-            .into_iter()
-            .filter_map(|i| {
-                let ids = i.external_ids;
-                Some((
-                    ids.get("iface-id")?.clone(),
-                    (
-                        ids.get(OWNER_KEY)?.clone(),
-                        ids.get(tags::OVS_IFNAME_KEY)?.clone(),
-                        ids.get(tags::OVS_NETWORK_KEY).cloned().unwrap_or_default(),
-                    ),
-                ))
-            })
-            .collect();
-        if claimed.is_empty() {
-            return;
-        }
-        let query = Query::new()
-            .binding_host_id(&self.settings.host)
-            .name(naming::POOL_PORT_NAME)
-            .tags([self.settings.pool_owner_tag.as_str()]);
-        let ports = match self.neutron.list_ports(&query).await {
-            Ok(ports) => ports,
-            Err(err) => {
-                warn!(%err, "listing pool ports at start");
-                return;
-            }
-        };
-        for port in ports {
-            if let Some((cid, ifname, net)) = claimed.get(&port.id) {
-                info!(port_id = %port.id, container_id = %cid, "recording the owner a crash left out");
-                let owner = PortOwner {
-                    name: tags::port_name(cid, ifname),
-                    device_id: cid.clone(),
-                    tags: tags::port_tags(cid, ifname, net),
-                };
-                record_owner(self.neutron.clone(), port.id, owner).await;
-            }
+            warn!(%err, "recording owners a crash left out");
         }
     }
 
@@ -428,6 +341,7 @@ impl NeutronCni {
     async fn port_body(
         &self,
         req: &AttachmentRequest,
+        owner: &Owner,
         network: &NetworkRef,
     ) -> Result<PortCreate, CniError> {
         let conf = req.config.neutron.clone().unwrap_or_default();
@@ -451,19 +365,11 @@ impl NeutronCni {
             }
             None => None,
         };
-        let cni_network = req.config.name.as_deref().unwrap_or_default();
         Ok(PortCreate {
-            name: Some(tags::port_name(&req.container_id, &req.ifname)),
-            device_owner: Some(DEVICE_OWNER.to_string()),
-            device_id: Some(req.container_id.clone()),
-            // Nested (in a VM): the port stays unbound (docs/nested.md).
-            binding_host_id: self.binder.binds_host().then(|| self.settings.host.clone()),
-            admin_state_up: Some(true),
-            tags: Some(tags::port_tags(&req.container_id, &req.ifname, cni_network)),
             fixed_ips,
             security_groups,
             project_id: conf.project.clone(),
-            ..PortCreate::new(&network.id)
+            ..self.lifecycle.port_create(owner, &network.id)
         })
     }
 
@@ -628,15 +534,10 @@ impl NeutronCni {
 
     /// Unplugs and deletes a port; a port already gone is fine.
     async fn remove(&self, port_id: &str) -> Result<(), CniError> {
-        self.binder
-            .unplug(port_id)
+        self.lifecycle
+            .release(port_id)
             .await
-            .map_err(|e| errors::bind(&e))?;
-        match self.neutron.delete_port(port_id).await {
-            Ok(()) => Ok(()),
-            Err(err) if err.is_not_found() => Ok(()),
-            Err(err) => Err(errors::neutron(&format!("deleting port {port_id}"), &err)),
-        }
+            .map_err(|e| errors::lifecycle(&e))
     }
 
     /// Best-effort undo on a failed ADD.
@@ -754,7 +655,7 @@ impl NeutronCni {
 /// The CNI result of an attachment (chained after `prevResult`, if any).
 fn add_result(
     req: &AttachmentRequest,
-    plugged: &NetnsPlugged,
+    bound: &Bound,
     mac: &str,
     network_mtu: Option<u32>,
     layout: Layout,
@@ -762,8 +663,8 @@ fn add_result(
 ) -> AddResult {
     let mut interfaces = vec![
         Interface {
-            name: plugged.plugged.host_ifname.clone(),
-            mac: plugged.host_mac.map(|m| m.to_string()),
+            name: bound.plugged.host_ifname.clone(),
+            mac: bound.host_mac.map(|m| m.to_string()),
             mtu: network_mtu,
             ..Interface::default()
         },
@@ -806,31 +707,12 @@ fn add_result(
     }
 }
 
-/// What a claimed pool port's Neutron record should say.
-struct PortOwner {
-    name: String,
-    device_id: String,
-    tags: Vec<String>,
-}
-
-/// Records a claimed pool port's owner after the ADD answered: name and
-/// device_id in one PUT, the tags in the other, concurrently. A port
-/// deleted meanwhile (a quick DEL) is fine; other failures are logged and
-/// repaired at the next start ([`NeutronCni::recover_pools`]).
-async fn record_owner(neutron: Neutron, port_id: String, owner: PortOwner) {
-    let update = PortUpdate {
-        name: Some(owner.name),
-        device_id: Some(owner.device_id),
-        ..PortUpdate::default()
-    };
-    let (updated, tagged) = tokio::join!(
-        neutron.update_port(&port_id, &update),
-        neutron.replace_tags(Resource::Ports, &port_id, &owner.tags)
-    );
-    for err in [updated.err(), tagged.err()].into_iter().flatten() {
-        if !err.is_not_found() {
-            warn!(port_id, %err, "recording the pool port's owner failed; retried at the next start");
-        }
+/// The owner of an attachment.
+fn owner_of(req: &AttachmentRequest) -> Owner {
+    Owner::CniAttachment {
+        container_id: req.container_id.clone(),
+        ifname: req.ifname.clone(),
+        cni_network: req.config.name.clone().unwrap_or_default(),
     }
 }
 

@@ -71,7 +71,7 @@ impl KuryrDriver {
                     });
                 }
                 warn!(port_id = %pooled.port.id, "pool port without an address on its subnet; deleting it");
-                let pool = self.pool.clone();
+                let pool = self.lifecycle.pool().clone();
                 tokio::spawn(async move { pool.discard(&pooled.port.id).await });
             }
         }
@@ -111,10 +111,10 @@ impl KuryrDriver {
             return None;
         }
         let key = self.pool_key(subnet);
-        if self.pool.settings(&key).is_none() {
-            self.pool.configure(&key, settings, None);
+        if self.lifecycle.pool().settings(&key).is_none() {
+            self.lifecycle.pool().configure(&key, settings, None);
         }
-        let pooled = self.pool.take(&key)?;
+        let pooled = self.lifecycle.pool().take(&key)?;
         Some((key, pooled))
     }
 
@@ -213,7 +213,7 @@ impl KuryrDriver {
         };
         if let Some((key, pooled)) = back {
             // Back to its pool after the reply (behind the claim's update).
-            let pool = self.pool.clone();
+            let pool = self.lifecycle.pool().clone();
             let port_id = pooled.port.id.clone();
             self.defer(&port_id, &key.network_id.clone(), async move {
                 pool.give_back(&key, pooled).await;

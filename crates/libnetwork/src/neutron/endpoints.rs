@@ -2,15 +2,17 @@
 //! host, `Join` describes it to Docker, `DeleteEndpoint` unplugs it, and
 //! exposed ports become a security group on the port.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use kuryr_core::binding::{ActiveVia, BindError, PlugRequest, Plugged};
+use kuryr_core::binding::{BindError, Plugged};
+use kuryr_core::lifecycle::Target;
+use kuryr_core::owner::{Owner, OwnerKind};
 use kuryr_core::vif_pool::{PoolKey, PooledPort};
 use kuryr_core::{ipmath, naming};
 use openstack::neutron::{
-    FixedIpRequest, Neutron, Port, PortUpdate, Query, Resource, SecurityGroupCreate,
+    FixedIpRequest, Port, PortUpdate, Query, Resource, SecurityGroupCreate,
     SecurityGroupRuleCreate, Subnet,
 };
 use std::time::{Duration, Instant};
@@ -27,9 +29,6 @@ use crate::wire::{
 /// in its sandbox before the gratuitous ARP is given up.
 const ANNOUNCE_PATIENCE: Duration = Duration::from_secs(10);
 
-/// How long the local OVN signal may take before Neutron is asked too.
-const NEUTRON_POLL_DELAY: Duration = Duration::from_secs(2);
-
 /// The subnet among a network's that holds `ip` (a network's subnets never
 /// overlap).
 fn subnet_holding(subnets: &[Subnet], ip: IpAddr) -> Option<&Subnet> {
@@ -42,9 +41,10 @@ fn bind_error(err: BindError) -> DriverError {
     let kind = match &err {
         BindError::UnsupportedVifType { .. } => ErrorKind::Conflict,
         BindError::NotActive { .. } => ErrorKind::Unavailable,
-        BindError::Neutron { .. } | BindError::Plumbing { .. } | BindError::Nested { .. } => {
-            ErrorKind::Internal
-        }
+        BindError::Neutron { .. }
+        | BindError::Plumbing { .. }
+        | BindError::Nested { .. }
+        | BindError::BadMac { .. } => ErrorKind::Internal,
     };
     DriverError::new(kind, err.to_string())
 }
@@ -55,6 +55,10 @@ impl KuryrDriver {
         req: CreateEndpointRequest,
     ) -> DriverResult<CreateEndpointResponse> {
         let ep = req.endpoint_id.as_str();
+        let owner = Owner::DockerEndpoint {
+            endpoint: ep.to_string(),
+            docker_network: req.network_id.clone(),
+        };
         let net = self.network_info(&req.network_id).await?;
         let addresses: Vec<IpAddr> = [req.interface.address, req.interface.address_ipv6]
             .into_iter()
@@ -88,14 +92,7 @@ impl KuryrDriver {
                 .is_none_or(|m| m.eq_ignore_ascii_case(&pooled.port.mac_address));
             if addresses.len() == 1 && mac_ok {
                 match self
-                    .claim_pooled(
-                        ep,
-                        &req.network_id,
-                        &net,
-                        key,
-                        pooled,
-                        requested_mac.is_some(),
-                    )
+                    .claim_pooled(&owner, &net, key, pooled, requested_mac.is_some())
                     .await
                 {
                     Ok(response) => return Ok(response),
@@ -126,12 +123,12 @@ impl KuryrDriver {
             && self.owner_deferrable(&ports[0]);
         let port = if deferred {
             let mut port = ports.remove(0);
-            port.name = naming::port_name(ep);
+            port.name = owner.port_name();
             port.device_id = ep.to_string();
-            port.tags = owner_tags(&port.tags, ep, &req.network_id);
+            port.tags = owner.claimed_tags(&port.tags);
             port
         } else {
-            self.claim_port(ep, &req.network_id, ports, requested_mac.clone())
+            self.claim_port(&owner, ports, requested_mac.clone())
                 .await?
         };
         {
@@ -143,18 +140,22 @@ impl KuryrDriver {
         // The subnets are read again while the port comes up: an operator
         // may have changed host_routes (or the gateway) since CreateNetwork
         // filled the cache, and Join hands them to the container.
-        let (plugged, subnets) = tokio::join!(
-            self.plug_and_wait(ep, &net.neutron_id, net.mtu, &port),
+        let (bound, subnets) = tokio::join!(
+            self.lifecycle
+                .bind(&port, &owner, net.mtu, Target::HostNamespace),
             self.port_subnets(&net.neutron_id, &port, &net.subnets)
         );
-        let (plugged, active_seen) = plugged?;
+        let bound = bound.map_err(bind_error)?;
+        let active_seen = bound.readiness.seen_active().then(Instant::now);
+        let plugged = bound.plugged;
         if deferred {
             // The owner is on the OVS interface already (vm-uuid), which is
             // what DeleteEndpoint and a restart find it by.
             self.defer(
                 &port.id,
                 &port.network_id,
-                record_owner(self.neutron.clone(), port.clone()),
+                self.lifecycle
+                    .record_owner(&port.id, owner.record(&port.tags)),
             );
         }
         let mac = port.mac_address.clone();
@@ -187,21 +188,23 @@ impl KuryrDriver {
     /// and the port is ACTIVE already. No Neutron call.
     async fn claim_pooled(
         &self,
-        ep: &str,
-        docker_net: &str,
+        owner: &Owner,
         net: &NetworkInfo,
         key: PoolKey,
         pooled: PooledPort,
         mac_requested: bool,
     ) -> DriverResult<CreateEndpointResponse> {
-        self.pool
-            .claim_local(&pooled, ep)
+        let ep = owner.device_id();
+        let bound = self
+            .lifecycle
+            .bind_pooled(&pooled, owner, Target::HostNamespace)
             .await
             .map_err(|e| DriverError::internal(e.to_string()))?;
+        let record = owner.record(&pooled.port.tags);
         let mut port = pooled.port;
-        port.name = naming::port_name(ep);
+        port.name = owner.port_name();
         port.device_id = ep.to_string();
-        port.tags = owner_tags(&port.tags, ep, docker_net);
+        port.tags = record.tags.clone();
         let subnets = net
             .subnets
             .iter()
@@ -218,7 +221,7 @@ impl KuryrDriver {
                 ep.to_string(),
                 EndpointInfo {
                     port: port.clone(),
-                    plugged: pooled.plugged,
+                    plugged: bound.plugged,
                     subnets,
                     exposed_sg: None,
                     active_seen: Some(Instant::now()),
@@ -226,13 +229,10 @@ impl KuryrDriver {
                 },
             );
         }
-        info!(port_id = %port.id, endpoint = ep, "pool port claimed");
-        let network_id = port.network_id.clone();
-        let port_id = port.id.clone();
         self.defer(
-            &port_id,
-            &network_id,
-            record_owner(self.neutron.clone(), port),
+            &port.id,
+            &port.network_id,
+            self.lifecycle.record_owner(&port.id, record),
         );
         let interface = (!mac_requested)
             .then(|| {
@@ -303,8 +303,7 @@ impl KuryrDriver {
     /// port is folded into the first.
     async fn claim_port(
         &self,
-        ep: &str,
-        docker_net: &str,
+        owner: &Owner,
         ports: Vec<Port>,
         mac: Option<String>,
     ) -> DriverResult<Port> {
@@ -320,7 +319,7 @@ impl KuryrDriver {
             self.release_port(&extra).await?;
         }
         // An adopted port keeps the name its owner gave it.
-        let adopted = primary.tags.iter().any(|t| t == naming::EXISTING_PORT_TAG);
+        let record = owner.record(&primary.tags);
         let mac = mac.filter(|m| !m.eq_ignore_ascii_case(&primary.mac_address));
         let mut bound_host = primary.binding_host_id.clone();
         if mac.is_some() && is_bound(&primary) {
@@ -337,8 +336,8 @@ impl KuryrDriver {
             bound_host.clear();
         }
         let update = PortUpdate {
-            name: (!adopted).then(|| naming::port_name(ep)),
-            device_id: Some(ep.to_string()),
+            name: record.name,
+            device_id: Some(record.device_id),
             device_owner: (primary.device_owner != naming::DEVICE_OWNER)
                 .then(|| naming::DEVICE_OWNER.to_string()),
             binding_host_id: (self.binder.binds_host() && bound_host != self.settings.host)
@@ -352,71 +351,13 @@ impl KuryrDriver {
             .update_port(&primary.id, &update)
             .await
             .map_err(|e| neutron_error("binding the port to the endpoint", e))?;
-        let tags = owner_tags(&port.tags, ep, docker_net);
+        let tags = owner.claimed_tags(&port.tags);
         self.neutron
             .replace_tags(Resource::Ports, &port.id, &tags)
             .await
             .map_err(|e| neutron_error("tagging the port", e))?;
         port.tags = tags;
         Ok(port)
-    }
-
-    async fn plug_and_wait(
-        &self,
-        ep: &str,
-        network_id: &str,
-        mtu: Option<u32>,
-        port: &Port,
-    ) -> DriverResult<(Plugged, Option<Instant>)> {
-        let mac = port.mac_address.parse().map_err(|_| {
-            DriverError::internal(format!(
-                "port {} has a bad MAC {:?}",
-                port.id, port.mac_address
-            ))
-        })?;
-        let request = PlugRequest {
-            port_id: port.id.clone(),
-            network_id: network_id.to_string(),
-            mac,
-            mtu,
-            vif_type: port.binding_vif_type.clone(),
-            owner_id: ep.to_string(),
-            fixed_ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
-        };
-        let plugged = self.binder.plug(&request).await.map_err(bind_error)?;
-        let timeout = self.settings.active_timeout;
-        if timeout.is_zero() {
-            return Ok((plugged, None));
-        }
-        match self
-            .binder
-            .wait_active(
-                &self.neutron,
-                &port.id,
-                &plugged,
-                timeout,
-                NEUTRON_POLL_DELAY,
-            )
-            .await
-        {
-            // Nested macvlan/ipvlan: the port stays DOWN in Neutron, and
-            // EndpointOperInfo says so.
-            Ok(ActiveVia::NotAwaited) => return Ok((plugged, None)),
-            Ok(via) => {
-                info!(port_id = %port.id, ?via, "port ACTIVE");
-                return Ok((plugged, Some(Instant::now())));
-            }
-            Err(err) if self.settings.active_is_fatal => {
-                if let Err(cleanup) = self.binder.unplug(&port.id).await {
-                    warn!(port_id = %port.id, %cleanup, "cleanup after a failed wait");
-                }
-                return Err(bind_error(err));
-            }
-            Err(err) => {
-                warn!(port_id = %port.id, %err, "port not ACTIVE; going on (vif_plugging_is_fatal = false)")
-            }
-        }
-        Ok((plugged, None))
     }
 
     /// The endpoint, from the cache or rebuilt from Neutron (its port is
@@ -477,57 +418,10 @@ impl KuryrDriver {
     /// pool name and no device_id. Records its owner now. One GET, plus one
     /// network GET and the update per such port. Returns how many.
     pub async fn reconcile_owners(&self) -> DriverResult<usize> {
-        let interfaces = self
-            .binder
-            .switch()
-            .find_interfaces(kuryr_core::binding::OWNER_KEY, None)
+        self.lifecycle
+            .recover_owners(OwnerKind::DockerEndpoint)
             .await
-            .map_err(|e| DriverError::internal(format!("reading OVSDB: {e}")))?;
-        let owners: HashMap<String, String> = interfaces
-            .into_iter()
-            .filter_map(|i| {
-                let ep = i.external_ids.get(kuryr_core::binding::OWNER_KEY)?;
-                let port = i.external_ids.get("iface-id")?;
-                (!ep.is_empty()).then(|| (port.clone(), ep.clone()))
-            })
-            .collect();
-        if owners.is_empty() {
-            return Ok(0);
-        }
-        let ports = self
-            .neutron
-            .list_ports(
-                &Query::new()
-                    .binding_host_id(&self.settings.host)
-                    .device_owner(naming::DEVICE_OWNER)
-                    .name(naming::UNBOUND_PORT_NAME)
-                    .name(naming::POOL_PORT_NAME),
-            )
-            .await
-            .map_err(|e| neutron_error("listing ports whose owner is not recorded", e))?;
-        let mut repaired = 0;
-        for mut port in ports.into_iter().filter(|p| p.device_id.is_empty()) {
-            let Some(ep) = owners.get(&port.id) else {
-                continue;
-            };
-            let network = match self.neutron.get_network(&port.network_id).await {
-                Ok(network) => network,
-                Err(err) => {
-                    warn!(port_id = %port.id, %err, "reading the port's network");
-                    continue;
-                }
-            };
-            let Some(docker_net) = naming::id_from_tags(&network.tags) else {
-                continue;
-            };
-            port.name = naming::port_name(ep);
-            port.device_id = ep.clone();
-            port.tags = owner_tags(&port.tags, ep, &docker_net);
-            info!(port_id = %port.id, endpoint = %ep, "recording the owner a crash left out");
-            record_owner(self.neutron.clone(), port).await;
-            repaired += 1;
-        }
-        Ok(repaired)
+            .map_err(|e| DriverError::internal(e.to_string()))
     }
 
     pub(super) async fn join_impl(&self, docker_net: &str, ep: &str) -> DriverResult<JoinResponse> {
@@ -613,7 +507,7 @@ impl KuryrDriver {
             port: info.port.clone(),
             plugged: info.plugged.clone(),
         };
-        if let Err(err) = self.pool.reset_local(&pooled).await {
+        if let Err(err) = self.lifecycle.pool().reset_local(&pooled).await {
             warn!(port_id = %info.port.id, %err, "resetting the pool port; unplugging it");
             return false;
         }
@@ -871,54 +765,6 @@ impl KuryrDriver {
     }
 }
 
-/// A claimed port's tags: its own (less the pool's) plus the endpoint's
-/// and the Docker network's.
-pub(super) fn owner_tags(current: &[String], ep: &str, docker_net: &str) -> Vec<String> {
-    let mut tags: Vec<String> = current
-        .iter()
-        .filter(|t| *t != naming::POOL_TAG)
-        .cloned()
-        .collect();
-    for tag in naming::id_tags(ep)
-        .into_iter()
-        .chain(naming::docker_network_tags(docker_net))
-    {
-        if !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-    tags
-}
-
-/// Records a claimed port's owner in Neutron after Docker got its reply:
-/// name and device_id in one PUT, the tags in the other, concurrently
-/// (they touch different fields). `port` carries the wanted name,
-/// device_id and tags. A port deleted meanwhile is fine; any other failure
-/// is logged and repaired at the next start ([`KuryrDriver::reconcile_owners`]).
-pub(super) async fn record_owner(neutron: Neutron, port: Port) {
-    let update = PortUpdate {
-        name: Some(port.name.clone()),
-        device_id: Some(port.device_id.clone()),
-        ..PortUpdate::default()
-    };
-    let (updated, tagged) = tokio::join!(
-        neutron.update_port(&port.id, &update),
-        neutron.replace_tags(Resource::Ports, &port.id, &port.tags)
-    );
-    for (what, result) in [
-        ("name and device_id", updated.map(|_| ())),
-        ("tags", tagged.map(|_| ())),
-    ] {
-        match result {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(err) => {
-                warn!(port_id = %port.id, %err, "recording the port's {what} failed; retried at the next start")
-            }
-        }
-    }
-}
-
 /// Bound to a host by a mechanism driver (a MAC change is refused then).
 fn is_bound(port: &Port) -> bool {
     !port.binding_host_id.is_empty()
@@ -974,8 +820,12 @@ mod tests {
         );
         fake.on("PUT", "/v2.0/ports/p1/tags", 200, json!({"tags": []}));
         let driver = fake.driver().await;
+        let owner = Owner::DockerEndpoint {
+            endpoint: EP.into(),
+            docker_network: NET.into(),
+        };
         driver
-            .claim_port(EP, NET, vec![primary], None)
+            .claim_port(&owner, vec![primary], None)
             .await
             .expect("claimed");
         fake.calls()[0].body["port"].clone()

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use kuryr_core::binding::{Binder, Plugged};
 use kuryr_core::config::Config;
+use kuryr_core::lifecycle::{Lifecycle, LifecycleSettings};
 use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort, PortPool};
 use openstack::neutron::{Neutron, Port, Subnet};
 
@@ -207,7 +208,8 @@ pub struct KuryrDriver {
     binder: Binder,
     settings: DriverSettings,
     cache: Mutex<Cache>,
-    pool: Arc<PortPool>,
+    /// Provision and bind, and the port pools (`kuryr_core::lifecycle`).
+    lifecycle: Lifecycle,
     /// Deferred Neutron work, by port id (docs/benchmarks.md says why each
     /// is safe to defer). A new task for a port runs after the previous one.
     background: Mutex<HashMap<String, Background>>,
@@ -216,18 +218,22 @@ pub struct KuryrDriver {
 impl KuryrDriver {
     /// A driver using this Neutron client and binder.
     pub fn new(neutron: Neutron, binder: Binder, settings: DriverSettings) -> Self {
-        let pool = PortPool::new(
+        let lifecycle = Lifecycle::new(
             neutron.clone(),
             binder.clone(),
-            kuryr_core::vif_pool::ready_timeout(settings.active_timeout),
-            settings.pool_owner_tag.clone(),
+            LifecycleSettings {
+                host: settings.host.clone(),
+                active_timeout: settings.active_timeout,
+                active_is_fatal: settings.active_is_fatal,
+                pool_owner_tag: settings.pool_owner_tag.clone(),
+            },
         );
         KuryrDriver {
             neutron,
             binder,
             settings,
             cache: Mutex::new(Cache::default()),
-            pool,
+            lifecycle,
             background: Mutex::new(HashMap::new()),
         }
     }
@@ -300,13 +306,14 @@ impl KuryrDriver {
 
     /// The port pools (for tests and metrics).
     pub fn port_pool(&self) -> &Arc<PortPool> {
-        &self.pool
+        self.lifecycle.pool()
     }
 
     /// At start: re-adopts this host's ready pool ports (one GET) with the
     /// `[vif_pool]` sizes. Returns how many.
     pub async fn recover_pools(&self) -> usize {
-        self.pool
+        self.lifecycle
+            .pool()
             .recover(&self.settings.host, self.settings.pool)
             .await
     }

@@ -180,7 +180,8 @@ impl KuryrDriver {
         let sizes = self.pool_settings_of(&network.id);
         if sizes.enabled() {
             for subnet in &subnets {
-                self.pool
+                self.lifecycle
+                    .pool()
                     .configure(&self.pool_key(subnet), sizes, network.mtu);
             }
         }
@@ -611,7 +612,8 @@ impl KuryrDriver {
         // refuses to delete a network that still has ports.
         self.settle_network(&network.id).await;
         // Pool ports too (Docker knows nothing of them).
-        self.pool
+        self.lifecycle
+            .pool()
             .drain_network(
                 &network.id,
                 &self.settings.host,

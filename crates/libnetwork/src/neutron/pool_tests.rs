@@ -110,7 +110,7 @@ async fn driver_with_pool(
         )
         .external_id(naming::OVS_POOL_KEY, "n1");
         driver.binder.switch().add_port(&spec).await.expect("fake");
-        driver.pool.add_ready(&key, settings, p.clone());
+        driver.lifecycle.pool().add_ready(&key, settings, p.clone());
     }
     (driver, key)
 }
@@ -181,7 +181,10 @@ async fn a_pooled_start_makes_no_neutron_call() {
     let ids = ovs_ids(&driver, PORT).await;
     assert_eq!(ids.get("vm-uuid").map(String::as_str), Some(EP));
     assert!(!ids.contains_key(naming::OVS_POOL_KEY), "{ids:?}");
-    assert_eq!(driver.pool.ready_ports(&key), vec!["p2".to_string()]);
+    assert_eq!(
+        driver.lifecycle.pool().ready_ports(&key),
+        vec!["p2".to_string()]
+    );
 
     driver.settle_all().await;
     let calls = fake.calls();
@@ -252,7 +255,7 @@ async fn a_released_port_returns_to_its_pool() {
         ])
     );
     assert_eq!(
-        driver.pool.ready_ports(&key),
+        driver.lifecycle.pool().ready_ports(&key),
         vec!["p2".to_string(), PORT.to_string()]
     );
 }
@@ -279,7 +282,10 @@ async fn a_full_pool_deletes_what_comes_back() {
     driver.release_address(req).await.expect("released");
     driver.settle_all().await;
     assert_eq!(fake.lines(), vec![format!("DELETE /v2.0/ports/{PORT}")]);
-    assert_eq!(driver.pool.ready_ports(&key), vec!["p2".to_string()]);
+    assert_eq!(
+        driver.lifecycle.pool().ready_ports(&key),
+        vec!["p2".to_string()]
+    );
 }
 
 /// A specific address, or a MAC, is not served from the pool.
@@ -300,5 +306,8 @@ async fn a_specific_address_bypasses_the_pool() {
     let reply = driver.request_address(req).await.expect("address");
     assert_eq!(reply.address.to_string(), "10.1.2.9/24");
     assert_eq!(fake.lines(), vec!["POST /v2.0/ports".to_string()]);
-    assert_eq!(driver.pool.ready_ports(&key), vec![PORT.to_string()]);
+    assert_eq!(
+        driver.lifecycle.pool().ready_ports(&key),
+        vec![PORT.to_string()]
+    );
 }

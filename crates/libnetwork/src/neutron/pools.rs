@@ -689,7 +689,8 @@ impl KuryrDriver {
         // Docker releases the pool before it deletes the network: deferred
         // work on its ports, and the network's pool ports, go first.
         self.settle_network(&subnet.network_id).await;
-        self.pool
+        self.lifecycle
+            .pool()
             .drain_network(
                 &subnet.network_id,
                 &self.settings.host,
