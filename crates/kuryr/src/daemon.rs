@@ -6,36 +6,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use kuryr_core::binding::{Binder, NestedConfig, NestedMode};
+use anyhow::{Context, Result};
 use kuryr_core::config::Config;
-use netplumb::ovs::{OvsdbClient, Switch};
-use netplumb::Netlink;
-use openstack::neutron::Neutron;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use kuryr_cni_daemon::{NeutronCni, Settings};
+use crate::clients::Clients;
+use crate::shutdown::{stopped, wait_for_signal};
 
-/// The binder for `[binding] driver`: as is for veth; for macvlan, ipvlan
-/// and vlan, nested on `[binding] link_iface` (docs/nested.md).
-pub(crate) fn nested_binder(binder: Binder, config: &Config, neutron: &Neutron) -> Result<Binder> {
-    let driver = config.binding.driver.as_str();
-    let Some(mode) = NestedMode::from_driver(driver) else {
-        if driver != "veth" {
-            bail!("[binding] driver = {driver}: not a binding driver this host can use");
-        }
-        return Ok(binder);
-    };
-    let Some(link_iface) = config.binding.link_iface.clone() else {
-        bail!("[binding] driver = {driver} needs [binding] link_iface (the VM's NIC)");
-    };
-    info!(
-        driver,
-        link_iface, "nested binding: containers ride on the VM's port"
-    );
-    Ok(binder.with_nested(neutron.clone(), NestedConfig { mode, link_iface }))
-}
+use kuryr_cni_daemon::{NeutronCni, Settings};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -52,16 +31,14 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
-    let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
-    let neutron = Neutron::new(auth).context("building the Neutron client")?;
+    let Clients {
+        neutron,
+        host,
+        binder,
+    } = Clients::open(&config).await?;
     if let Err(err) = neutron.list_extensions().await {
         warn!(%err, "Neutron is not answering yet; STATUS reports 50 until it does");
     }
-    let host = crate::host_name(&config)?;
-    let netlink = Netlink::host().await.context("opening netlink")?;
-    let switch: Arc<dyn Switch> = Arc::new(OvsdbClient::new(config.binding.ovsdb_socket.clone()));
-    let binder = Binder::new(netlink, switch, config.binding.integration_bridge.clone());
-    let binder = nested_binder(binder, &config, &neutron)?;
     let settings = Settings {
         host: host.clone(),
         active_timeout: Duration::from_secs(config.neutron.vif_plugging_timeout),
@@ -86,7 +63,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     health.set_served(true);
     let server = {
-        let (health, stop) = (health.clone(), crate::libnetwork::stopped(stop_rx.clone()));
+        let (health, stop) = (health.clone(), stopped(stop_rx.clone()));
         tokio::spawn(async move {
             let result = socket.serve(handler, stop).await;
             health.set_served(false);
@@ -97,13 +74,13 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
         args.metrics_address.as_deref(),
         &config,
         health,
-        crate::libnetwork::stopped(stop_rx),
+        stopped(stop_rx),
     )
     .await?;
     if !args.no_gc {
         crate::gc::spawn_at_start(&config, gc_neutron, config.default.plugin_socket.clone());
     }
-    crate::libnetwork::wait_for_signal().await?;
+    wait_for_signal().await?;
     info!("shutting down");
     let _ = stop_tx.send(true);
     server.await.context("CNI server task")??;

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use kuryr_core::config::Config;
 use kuryr_core::gc::{self, DockerAnswer, DockerNetwork, Host, Owners, Settings};
-use netplumb::ovs::{OvsdbClient, Switch};
+use netplumb::ovs::Switch;
 use netplumb::Netlink;
 use openstack::neutron::Neutron;
 use serde_json::Value;
@@ -221,11 +221,9 @@ impl Collector {
         min_age: Duration,
         networks: BTreeSet<String>,
     ) -> Result<Collector> {
-        let netlink = Netlink::host().await.context("opening netlink")?;
-        let switch: Arc<dyn Switch> =
-            Arc::new(OvsdbClient::new(config.binding.ovsdb_socket.clone()));
+        let (netlink, switch) = crate::clients::host_plumbing(config).await?;
         let settings = Settings {
-            host: crate::host_name(config)?,
+            host: crate::clients::host_name(config)?,
             bridge: config.binding.integration_bridge.clone(),
             docker_driver: driver_name(plugin_socket),
             min_age,
@@ -307,8 +305,7 @@ impl Collector {
 }
 
 pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
-    let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
-    let neutron = Neutron::new(auth).context("building the Neutron client")?;
+    let neutron = crate::clients::neutron(&config)?;
     let plugin_socket = args
         .plugin_socket
         .unwrap_or_else(|| config.default.plugin_socket.clone());

@@ -4,14 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use kuryr_core::binding::Binder;
 use kuryr_core::config::Config;
 use kuryr_libnetwork::{DriverSettings, KuryrDriver};
-use netplumb::ovs::{OvsdbClient, Switch};
-use netplumb::Netlink;
 use openstack::neutron::Neutron;
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+use crate::clients::Clients;
+use crate::shutdown::{stopped, wait_for_signal};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -28,14 +28,12 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
-    let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
-    let neutron = Neutron::new(auth).context("building the Neutron client")?;
+    let Clients {
+        neutron,
+        host,
+        binder,
+    } = Clients::open(&config).await?;
     check_neutron(&neutron).await;
-    let host = crate::host_name(&config)?;
-    let netlink = Netlink::host().await.context("opening netlink")?;
-    let switch: Arc<dyn Switch> = Arc::new(OvsdbClient::new(config.binding.ovsdb_socket.clone()));
-    let binder = Binder::new(netlink, switch, config.binding.integration_bridge.clone());
-    let binder = crate::daemon::nested_binder(binder, &config, &neutron)?;
     let mut settings = DriverSettings::from_config(&config, host.clone());
     if let Some(socket) = &args.socket {
         // Pool ports belong to the socket served (one plugin per socket).
@@ -108,21 +106,6 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     }
     if let Some(metrics) = metrics {
         metrics.await.context("metrics listener task")??;
-    }
-    Ok(())
-}
-
-pub(crate) async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
-pub(crate) async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
     Ok(())
 }

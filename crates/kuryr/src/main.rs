@@ -1,10 +1,12 @@
 //! `kuryr`: Neutron networking for containers. One binary, with a
 //! subcommand per role.
 
+mod clients;
 mod daemon;
 mod gc;
 mod libnetwork;
 mod metrics;
+mod shutdown;
 mod status;
 
 use std::path::PathBuf;
@@ -88,7 +90,7 @@ fn init_logging(debug: bool) {
 
 fn check_config(config: &Config) -> Result<()> {
     let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
-    println!("host: {}", host_name(config)?);
+    println!("host: {}", clients::host_name(config)?);
     println!("auth_type: {}", auth.effective_auth_type());
     if let Some(url) = &auth.auth_url {
         println!("auth_url: {url}");
@@ -99,15 +101,4 @@ fn check_config(config: &Config) -> Result<()> {
     println!("plugin_socket: {}", config.default.plugin_socket.display());
     println!("integration_bridge: {}", config.binding.integration_bridge);
     Ok(())
-}
-
-/// `binding:host_id` for this host: `[DEFAULT] host`, else the hostname
-/// (what Nova and the Neutron agents use, so ML2 binds the port here).
-pub(crate) fn host_name(config: &Config) -> Result<String> {
-    if let Some(host) = &config.default.host {
-        return Ok(host.clone());
-    }
-    let name =
-        std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading the hostname")?;
-    Ok(name.trim().to_string())
 }

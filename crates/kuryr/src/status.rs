@@ -34,8 +34,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
-    let auth = kuryr_core::credentials::resolve(&config.neutron, |name| std::env::var(name).ok())?;
-    let neutron = Neutron::new(auth).context("building the Neutron client")?;
+    let neutron = crate::clients::neutron(&config)?;
     let plugin_socket = args
         .plugin_socket
         .clone()

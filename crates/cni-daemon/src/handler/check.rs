@@ -5,7 +5,8 @@ use crate::CniError;
 use netplumb::{MacAddr, Netlink, Netns};
 use openstack::neutron::Query;
 
-use super::{errors, layout_of, NeutronCni};
+use super::layout::layout_of;
+use super::{errors, NeutronCni};
 
 pub(super) async fn check(cni: &NeutronCni, req: &AttachmentRequest) -> Result<(), CniError> {
     let ports = cni.ports_of(&req.container_id, &req.ifname).await?;

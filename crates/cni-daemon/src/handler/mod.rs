@@ -6,21 +6,24 @@ mod check;
 mod errors;
 #[cfg(test)]
 mod fake_tests;
+mod gc;
+mod layout;
+mod lookup;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::net::IpAddr;
+use layout::{add_result, layout_of};
+
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::proto::{AttachmentRequest, GcRequest, StatusRequest};
-use crate::spec::{Interface, IpConfig, Route};
 use crate::{AddResult, CniError, CniHandler};
 use kuryr_core::binding::{Binder, NetnsTarget, OWNER_KEY};
-use kuryr_core::lifecycle::{Bound, Lifecycle, LifecycleSettings, Target};
+use kuryr_core::lifecycle::{Lifecycle, LifecycleSettings, Target};
 use kuryr_core::naming::{cni as tags, DEVICE_OWNER};
 use kuryr_core::owner::{Owner, OwnerKind};
 use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort};
-use netplumb::{IpNet, Netns, RouteSpec};
+use netplumb::Netns;
 use openstack::neutron::{FixedIpRequest, Neutron, Port, PortCreate, Query, Subnet};
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -65,12 +68,13 @@ pub struct NeutronCni {
 
 type AttachmentLock = Arc<tokio::sync::Mutex<()>>;
 
-/// The addresses, routes and DNS of a port, from its subnets.
-#[derive(Debug, Default)]
-struct Layout {
-    addresses: Vec<(IpNet, Option<IpAddr>)>,
-    routes: Vec<RouteSpec>,
-    nameservers: Vec<String>,
+/// One ADD, resolved: who asks, on which network, into which netns.
+struct Add<'a> {
+    req: &'a AttachmentRequest,
+    owner: Owner,
+    network: NetworkRef,
+    netns: Netns,
+    netns_path: &'a str,
 }
 
 impl NeutronCni {
@@ -123,16 +127,18 @@ impl NeutronCni {
                 tags::MAX_CONTAINER_ID
             )));
         }
-        let network = self.network_for(req).await?;
-        let owner = owner_of(req);
-        if let Some(result) = self
-            .add_from_pool(req, &owner, &network, &netns, netns_path)
-            .await?
-        {
+        let add = Add {
+            req,
+            owner: owner_of(req),
+            network: self.network_for(req).await?,
+            netns,
+            netns_path,
+        };
+        if let Some(result) = self.add_from_pool(&add).await? {
             return Ok(result);
         }
-        let body = self.port_body(req, &owner, &network).await?;
-        let subnets_query = Query::new().network_id(&network.id);
+        let body = self.port_body(req, &add.owner, &add.network).await?;
+        let subnets_query = Query::new().network_id(&add.network.id);
         let (port, subnets) = tokio::join!(
             self.lifecycle.provision(&body),
             self.neutron.list_subnets(&subnets_query)
@@ -143,60 +149,70 @@ impl NeutronCni {
                 if err.is_not_found() {
                     // Deleted (maybe re-created under the same name) since
                     // it was cached: the retry looks it up again.
-                    self.forget_network(&network.id);
+                    self.forget_network(&add.network.id);
                     return Err(CniError::try_again_later(format!(
                         "network {} is gone: {err}",
-                        network.id
+                        add.network.id
                     )));
                 }
                 return Err(errors::neutron("creating the Neutron port", &err));
             }
         };
-        match self
-            .bind_port(req, &owner, &port, &network, netns, subnets, netns_path)
-            .await
-        {
-            Ok(result) => Ok(result),
-            Err(err) => {
-                // Binding undid itself; provisioning is undone here.
-                self.discard(&port.id).await;
-                Err(err)
-            }
+        let bound = match subnets {
+            Ok(subnets) => self.bind(&add, &port, &subnets, None).await,
+            Err(err) => Err(errors::neutron("listing the subnets", &err)),
+        };
+        if bound.is_err() {
+            // Binding undid itself; provisioning is undone here.
+            self.discard(&port.id).await;
         }
+        bound
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn bind_port(
+    /// Binds `port` (a taken pool port when `pooled`) into the attachment's
+    /// netns with the addresses and routes of its subnets, and answers.
+    async fn bind(
         &self,
-        req: &AttachmentRequest,
-        owner: &Owner,
+        add: &Add<'_>,
         port: &Port,
-        network: &NetworkRef,
-        netns: Netns,
-        subnets: openstack::Result<Vec<Subnet>>,
-        netns_path: &str,
+        subnets: &[Subnet],
+        pooled: Option<&PooledPort>,
     ) -> Result<AddResult, CniError> {
-        let subnets = subnets.map_err(|e| errors::neutron("listing the subnets", &e))?;
-        let layout = layout_of(port, &subnets)?;
+        let layout = layout_of(port, subnets)?;
         let target = NetnsTarget {
-            netns,
-            ifname: req.ifname.clone(),
+            netns: add.netns.clone(),
+            ifname: add.req.ifname.clone(),
             addresses: layout.addresses.iter().map(|(a, _)| *a).collect(),
             routes: layout.routes.clone(),
-            external_ids: owner.ovs_external_ids(),
+            external_ids: add.owner.ovs_external_ids(),
         };
-        let bound = self
-            .lifecycle
-            .bind(port, owner, network.mtu, Target::Netns(&target))
-            .await
-            .map_err(|e| errors::bind(&e))?;
+        let bound = match pooled {
+            None => self
+                .lifecycle
+                .bind(port, &add.owner, add.network.mtu, Target::Netns(&target))
+                .await
+                .map_err(|e| errors::bind(&e))?,
+            Some(pooled) => {
+                let bound = self
+                    .lifecycle
+                    .bind_pooled(pooled, &add.owner, Target::Netns(&target))
+                    .await
+                    .map_err(|e| errors::lifecycle(&e))?;
+                // Neutron learns the owner after the reply.
+                tokio::spawn(
+                    self.lifecycle
+                        .record_owner(&port.id, add.owner.record(&port.tags)),
+                );
+                bound
+            }
+        };
         Ok(add_result(
-            req,
+            add.req,
             &bound,
             &port.mac_address,
-            network.mtu,
+            add.network.mtu,
             layout,
-            netns_path,
+            add.netns_path,
         ))
     }
 
@@ -204,15 +220,8 @@ impl NeutronCni {
     /// for nothing a pool port lacks (security groups, project): one GET
     /// (the subnets), then local work only; the port's owner reaches
     /// Neutron after the reply. `None`: not served from a pool.
-    async fn add_from_pool(
-        &self,
-        req: &AttachmentRequest,
-        owner: &Owner,
-        network: &NetworkRef,
-        netns: &Netns,
-        netns_path: &str,
-    ) -> Result<Option<AddResult>, CniError> {
-        let conf = req.config.neutron.clone().unwrap_or_default();
+    async fn add_from_pool(&self, add: &Add<'_>) -> Result<Option<AddResult>, CniError> {
+        let conf = add.req.config.neutron.clone().unwrap_or_default();
         if !self.settings.pool.enabled()
             || !self.binder.binds_host()
             || conf.security_groups.is_some()
@@ -220,6 +229,7 @@ impl NeutronCni {
         {
             return Ok(None);
         }
+        let network = &add.network;
         let subnets = self
             .neutron
             .list_subnets(&Query::new().network_id(&network.id))
@@ -251,56 +261,17 @@ impl NeutronCni {
         let Some(pooled) = pool.take(&key) else {
             return Ok(None);
         };
-        match self
-            .claim_pooled(req, owner, network, netns, netns_path, &subnets, &pooled)
-            .await
-        {
-            Ok(result) => Ok(Some(result)),
+        let result = self.bind(add, &pooled.port, &subnets, Some(&pooled)).await;
+        match result {
+            Ok(result) => {
+                info!(port_id = %pooled.port.id, network_id = %network.id, "pool port taken");
+                Ok(Some(result))
+            }
             Err(err) => {
                 pool.discard(&pooled.port.id).await;
                 Err(err)
             }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn claim_pooled(
-        &self,
-        req: &AttachmentRequest,
-        owner: &Owner,
-        network: &NetworkRef,
-        netns: &Netns,
-        netns_path: &str,
-        subnets: &[Subnet],
-        pooled: &PooledPort,
-    ) -> Result<AddResult, CniError> {
-        let port = &pooled.port;
-        let layout = layout_of(port, subnets)?;
-        let target = NetnsTarget {
-            netns: netns.clone(),
-            ifname: req.ifname.clone(),
-            addresses: layout.addresses.iter().map(|(a, _)| *a).collect(),
-            routes: layout.routes.clone(),
-            external_ids: Default::default(),
-        };
-        let bound = self
-            .lifecycle
-            .bind_pooled(pooled, owner, Target::Netns(&target))
-            .await
-            .map_err(|e| errors::lifecycle(&e))?;
-        info!(port_id = %port.id, network_id = %network.id, "pool port taken");
-        tokio::spawn(
-            self.lifecycle
-                .record_owner(&port.id, owner.record(&port.tags)),
-        );
-        Ok(add_result(
-            req,
-            &bound,
-            &port.mac_address,
-            network.mtu,
-            layout,
-            netns_path,
-        ))
     }
 
     /// At start: re-adopts this host's ready CNI pool ports, then records
@@ -373,146 +344,6 @@ impl NeutronCni {
         })
     }
 
-    /// The network named by `neutron.namespace_networks[<K8S_POD_NAMESPACE>]`,
-    /// else by `neutron.network`.
-    async fn network_for(&self, req: &AttachmentRequest) -> Result<NetworkRef, CniError> {
-        let conf = req.config.neutron.clone().unwrap_or_default();
-        let by_namespace = req.args.k8s_pod_namespace().and_then(|ns| {
-            conf.namespace_networks
-                .as_ref()
-                .and_then(|map| map.get(ns))
-                .map(|net| (format!("neutron.namespace_networks[{ns:?}]"), net.clone()))
-        });
-        let (key, reference) = match by_namespace {
-            Some(found) => found,
-            None => match conf.network {
-                Some(net) => ("neutron.network".to_string(), net),
-                None => {
-                    return Err(CniError::invalid_config(
-                        "no Neutron network: set neutron.network (or map the pod's namespace in neutron.namespace_networks)",
-                    ))
-                }
-            },
-        };
-        self.resolve_network(&key, &reference).await
-    }
-
-    async fn resolve_network(&self, key: &str, reference: &str) -> Result<NetworkRef, CniError> {
-        if let Some(found) = lock(&self.networks).get(reference) {
-            return Ok(found.clone());
-        }
-        let query = Query::new().fields(["id", "name", "mtu"]);
-        let query = if looks_like_uuid(reference) {
-            query.id(reference)
-        } else {
-            query.name(reference)
-        };
-        let found = self
-            .neutron
-            .list_networks(&query)
-            .await
-            .map_err(|e| errors::neutron(&format!("looking up {key} = {reference:?}"), &e))?;
-        let network = match found.as_slice() {
-            [one] => NetworkRef {
-                id: one.id.clone(),
-                mtu: one.mtu,
-            },
-            [] => {
-                return Err(CniError::invalid_config(format!(
-                    "{key} = {reference:?}: no Neutron network with that name or id"
-                )))
-            }
-            many => {
-                let ids: Vec<&str> = many.iter().map(|n| n.id.as_str()).collect();
-                return Err(CniError::invalid_config(format!(
-                    "{key} = {reference:?}: {} Neutron networks have that name ({}); use the id",
-                    many.len(),
-                    ids.join(", ")
-                )));
-            }
-        };
-        lock(&self.networks).insert(reference.to_string(), network.clone());
-        Ok(network)
-    }
-
-    fn forget_network(&self, network_id: &str) {
-        lock(&self.networks).retain(|_, net| net.id != network_id);
-    }
-
-    async fn subnet_id(&self, network_id: &str, reference: &str) -> Result<String, CniError> {
-        let cache_key = format!("subnet:{network_id}:{reference}");
-        if let Some(id) = lock(&self.ids).get(&cache_key) {
-            return Ok(id.clone());
-        }
-        let query = Query::new().network_id(network_id).fields(["id"]);
-        let query = if looks_like_uuid(reference) {
-            query.id(reference)
-        } else {
-            query.name(reference)
-        };
-        let found = self.neutron.list_subnets(&query).await.map_err(|e| {
-            errors::neutron(&format!("looking up neutron.subnet = {reference:?}"), &e)
-        })?;
-        let id = match found.as_slice() {
-            [one] => one.id.clone(),
-            [] => {
-                return Err(CniError::invalid_config(format!(
-                    "neutron.subnet = {reference:?}: no subnet with that name or id on network {network_id}"
-                )))
-            }
-            _ => {
-                return Err(CniError::invalid_config(format!(
-                    "neutron.subnet = {reference:?}: several subnets of network {network_id} have that name; use the id"
-                )))
-            }
-        };
-        lock(&self.ids).insert(cache_key, id.clone());
-        Ok(id)
-    }
-
-    async fn security_group_id(
-        &self,
-        reference: &str,
-        project: Option<&str>,
-    ) -> Result<String, CniError> {
-        if looks_like_uuid(reference) {
-            return Ok(reference.to_string());
-        }
-        let cache_key = format!("sg:{}:{reference}", project.unwrap_or_default());
-        if let Some(id) = lock(&self.ids).get(&cache_key) {
-            return Ok(id.clone());
-        }
-        let mut query = Query::new().name(reference).fields(["id"]);
-        if let Some(project) = project {
-            query = query.project_id(project);
-        }
-        let found = self
-            .neutron
-            .list_security_groups(&query)
-            .await
-            .map_err(|e| {
-                errors::neutron(
-                    &format!("looking up neutron.security_groups entry {reference:?}"),
-                    &e,
-                )
-            })?;
-        let id = match found.as_slice() {
-            [one] => one.id.clone(),
-            [] => {
-                return Err(CniError::invalid_config(format!(
-                    "neutron.security_groups: no security group named {reference:?}"
-                )))
-            }
-            _ => {
-                return Err(CniError::invalid_config(format!(
-                    "neutron.security_groups: several security groups are named {reference:?}; use the id or set neutron.project"
-                )))
-            }
-        };
-        lock(&self.ids).insert(cache_key, id.clone());
-        Ok(id)
-    }
-
     /// The ports of one attachment on this host, found by Neutron alone
     /// (works after a daemon restart).
     async fn ports_of(&self, container_id: &str, ifname: &str) -> Result<Vec<Port>, CniError> {
@@ -563,148 +394,6 @@ impl NeutronCni {
         }
         Ok(())
     }
-
-    async fn garbage_collect(&self, req: &GcRequest) -> Result<(), CniError> {
-        let cni_network = req.config.name.as_deref().unwrap_or_default();
-        let query = Query::new()
-            .device_owner(DEVICE_OWNER)
-            .binding_host_id(&self.settings.host)
-            .tags([tags::network_tag(cni_network)]);
-        let ports = self
-            .neutron
-            .list_ports(&query)
-            .await
-            .map_err(|e| errors::neutron("listing this host's CNI ports", &e))?;
-        let valid: HashSet<(&str, &str)> = req
-            .valid_attachments
-            .iter()
-            .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
-            .collect();
-        let mut first_error = None;
-        for port in &ports {
-            let Some((container_id, ifname)) = tags::attachment_of(&port.tags) else {
-                continue;
-            };
-            if valid.contains(&(container_id.as_str(), ifname.as_str())) {
-                continue;
-            }
-            match self.remove(&port.id).await {
-                Ok(()) => {
-                    info!(port_id = %port.id, container_id, ifname, "GC: removed stale attachment")
-                }
-                Err(err) => {
-                    warn!(port_id = %port.id, container_id, %err, "GC: could not remove");
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        self.collect_host_leftovers(cni_network, &valid, &mut first_error)
-            .await;
-        first_error.map_or(Ok(()), Err)
-    }
-
-    /// Host ends (OVS port + veth) of this CNI network whose attachment is
-    /// not valid, also when their Neutron port was deleted behind Kuryr's
-    /// back: found by the OVS interface's `external_ids`.
-    async fn collect_host_leftovers(
-        &self,
-        cni_network: &str,
-        valid: &HashSet<(&str, &str)>,
-        first_error: &mut Option<CniError>,
-    ) {
-        if !self.binder.binds_host() {
-            // Nested: no OVS in the VM; the links went with their netns.
-            return;
-        }
-        let found = match self
-            .binder
-            .switch()
-            .find_interfaces(tags::OVS_NETWORK_KEY, Some(cni_network))
-            .await
-        {
-            Ok(found) => found,
-            Err(err) => {
-                first_error.get_or_insert(errors::plumbing("listing OVS interfaces", &err));
-                return;
-            }
-        };
-        for iface in found {
-            let ids = &iface.external_ids;
-            let container_id = ids.get(OWNER_KEY).map(String::as_str).unwrap_or_default();
-            let ifname = ids
-                .get(tags::OVS_IFNAME_KEY)
-                .map(String::as_str)
-                .unwrap_or_default();
-            let Some(port_id) = ids.get("iface-id") else {
-                continue;
-            };
-            if valid.contains(&(container_id, ifname)) {
-                continue;
-            }
-            match self.binder.unplug(port_id).await {
-                Ok(()) => info!(port_id, container_id, ifname, "GC: removed stale host side"),
-                Err(err) => {
-                    warn!(port_id, container_id, %err, "GC: could not unplug");
-                    first_error.get_or_insert(errors::bind(&err));
-                }
-            }
-        }
-    }
-}
-
-/// The CNI result of an attachment (chained after `prevResult`, if any).
-fn add_result(
-    req: &AttachmentRequest,
-    bound: &Bound,
-    mac: &str,
-    network_mtu: Option<u32>,
-    layout: Layout,
-    netns_path: &str,
-) -> AddResult {
-    let mut interfaces = vec![
-        Interface {
-            name: bound.plugged.host_ifname.clone(),
-            mac: bound.host_mac.map(|m| m.to_string()),
-            mtu: network_mtu,
-            ..Interface::default()
-        },
-        Interface {
-            name: req.ifname.clone(),
-            mac: Some(mac.to_string()),
-            mtu: network_mtu,
-            sandbox: Some(netns_path.to_string()),
-            ..Interface::default()
-        },
-    ];
-    // Nested (macvlan/ipvlan/vlan in a VM): no host end.
-    interfaces.retain(|i| !i.name.is_empty());
-    let container_index = u32::from(interfaces.len() > 1);
-    let ours = AddResult {
-        cni_version: None,
-        interfaces,
-        ips: layout
-            .addresses
-            .iter()
-            .map(|(addr, gw)| IpConfig::new(*addr, *gw, Some(container_index)))
-            .collect(),
-        routes: layout
-            .routes
-            .iter()
-            .map(|r| Route::new(r.dest, r.gateway))
-            .collect(),
-        dns: crate::spec::Dns {
-            nameservers: layout.nameservers,
-            ..Default::default()
-        },
-    };
-    match &req.prev_result {
-        Some(prev) => {
-            let mut chained = prev.clone();
-            chained.append(ours);
-            chained
-        }
-        None => ours,
-    }
 }
 
 /// The owner of an attachment.
@@ -714,79 +403,6 @@ fn owner_of(req: &AttachmentRequest) -> Owner {
         ifname: req.ifname.clone(),
         cni_network: req.config.name.clone().unwrap_or_default(),
     }
-}
-
-/// Addresses (with prefix and gateway), routes (a default route per family
-/// via the first gateway, then every subnet's host_routes) and DNS servers
-/// of a port, from its network's subnets.
-fn layout_of(port: &Port, subnets: &[Subnet]) -> Result<Layout, CniError> {
-    let mut layout = Layout::default();
-    let mut defaults = BTreeSet::new();
-    let mut extra_routes = Vec::new();
-    for fixed in &port.fixed_ips {
-        let subnet = subnets
-            .iter()
-            .find(|s| s.id == fixed.subnet_id)
-            .ok_or_else(|| {
-                CniError::try_again_later(format!(
-                    "subnet {} of port {} is gone",
-                    fixed.subnet_id, port.id
-                ))
-            })?;
-        let cidr: IpNet = subnet.cidr.parse().map_err(|e| {
-            CniError::internal(format!(
-                "subnet {} has cidr {:?}: {e}",
-                subnet.id, subnet.cidr
-            ))
-        })?;
-        let address = IpNet::new(fixed.ip_address, cidr.prefix_len())
-            .map_err(|e| CniError::internal(format!("address {}: {e}", fixed.ip_address)))?;
-        layout.addresses.push((address, subnet.gateway_ip));
-        if let Some(gw) = subnet.gateway_ip {
-            if defaults.insert(gw.is_ipv4()) {
-                let mut route = RouteSpec::default_via(gw);
-                if !cidr.contains(&gw) {
-                    route = route.onlink();
-                }
-                layout.routes.push(route);
-            }
-        }
-        for hr in &subnet.host_routes {
-            let dest: IpNet = hr.destination.parse().map_err(|e| {
-                CniError::internal(format!(
-                    "subnet {} host route {:?}: {e}",
-                    subnet.id, hr.destination
-                ))
-            })?;
-            let route = RouteSpec::new(dest.trunc()).via(hr.nexthop);
-            if !extra_routes.contains(&route) {
-                extra_routes.push(route);
-            }
-        }
-        for ns in &subnet.dns_nameservers {
-            if !layout.nameservers.contains(ns) {
-                layout.nameservers.push(ns.clone());
-            }
-        }
-    }
-    // A host route that is itself a default route replaces ours.
-    for route in extra_routes {
-        if route.dest.prefix_len() == 0 {
-            layout.routes.retain(|r| {
-                r.dest.prefix_len() != 0 || r.dest.addr().is_ipv4() != route.dest.addr().is_ipv4()
-            });
-        }
-        layout.routes.push(route);
-    }
-    Ok(layout)
-}
-
-fn looks_like_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -826,61 +442,5 @@ impl CniHandler for NeutronCni {
             .map_err(|err| {
                 CniError::plugin_not_available(format!("Neutron is not answering: {err}"))
             })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use openstack::neutron::{FixedIp, HostRoute};
-
-    fn subnet(id: &str, cidr: &str, gw: Option<&str>) -> Subnet {
-        serde_json::from_value(serde_json::json!({
-            "id": id, "network_id": "n", "cidr": cidr,
-            "gateway_ip": gw, "dns_nameservers": ["10.0.0.53"],
-        }))
-        .expect("subnet")
-    }
-
-    #[test]
-    fn layout_has_default_and_host_routes() {
-        let mut v4 = subnet("s4", "10.1.0.0/24", Some("10.1.0.1"));
-        v4.host_routes = vec![HostRoute {
-            destination: "192.168.0.0/16".into(),
-            nexthop: "10.1.0.254".parse().expect("ip"),
-        }];
-        let v6 = subnet("s6", "fd00::/64", Some("fd00::1"));
-        let mut port: Port = serde_json::from_value(serde_json::json!({
-            "id": "p", "network_id": "n", "mac_address": "fa:16:3e:00:00:01"
-        }))
-        .expect("port");
-        port.fixed_ips = vec![
-            FixedIp {
-                subnet_id: "s4".into(),
-                ip_address: "10.1.0.5".parse().expect("ip"),
-            },
-            FixedIp {
-                subnet_id: "s6".into(),
-                ip_address: "fd00::5".parse().expect("ip"),
-            },
-        ];
-        let layout = layout_of(&port, &[v4, v6]).expect("layout");
-        let addrs: Vec<String> = layout
-            .addresses
-            .iter()
-            .map(|(a, _)| a.to_string())
-            .collect();
-        assert_eq!(addrs, ["10.1.0.5/24", "fd00::5/64"]);
-        let routes: Vec<String> = layout.routes.iter().map(|r| r.to_string()).collect();
-        assert_eq!(routes.len(), 3, "{routes:?}");
-        assert_eq!(layout.nameservers, ["10.0.0.53"]);
-        assert!(layout_of(&port, &[]).is_err());
-    }
-
-    #[test]
-    fn uuid_shape() {
-        assert!(looks_like_uuid("0f0e0d0c-aaaa-bbbb-cccc-000000000001"));
-        assert!(!looks_like_uuid("pods"));
-        assert!(!looks_like_uuid("0f0e0d0c-aaaa-bbbb-cccc-00000000000g"));
     }
 }
