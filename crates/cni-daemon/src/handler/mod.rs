@@ -181,7 +181,7 @@ impl NeutronCni {
             ))
         })?;
         let plug = PlugRequest {
-            port_id: port.id.clone(),
+            port_id: port.id.to_string(),
             network_id: network.id.clone(),
             mac,
             mtu: network.mtu,
@@ -336,7 +336,11 @@ impl NeutronCni {
             device_id: req.container_id.clone(),
             tags: tags::port_tags(&req.container_id, &req.ifname, cni_network),
         };
-        tokio::spawn(record_owner(self.neutron.clone(), port.id.clone(), owner));
+        tokio::spawn(record_owner(
+            self.neutron.clone(),
+            port.id.to_string(),
+            owner,
+        ));
         Ok(add_result(
             req,
             &plugged,
@@ -394,14 +398,14 @@ impl NeutronCni {
             }
         };
         for port in ports {
-            if let Some((cid, ifname, net)) = claimed.get(&port.id) {
+            if let Some((cid, ifname, net)) = claimed.get(port.id.as_str()) {
                 info!(port_id = %port.id, container_id = %cid, "recording the owner a crash left out");
                 let owner = PortOwner {
                     name: tags::port_name(cid, ifname),
                     device_id: cid.clone(),
                     tags: tags::port_tags(cid, ifname, net),
                 };
-                record_owner(self.neutron.clone(), port.id, owner).await;
+                record_owner(self.neutron.clone(), port.id.into_string(), owner).await;
             }
         }
     }
@@ -433,7 +437,7 @@ impl NeutronCni {
         let conf = req.config.neutron.clone().unwrap_or_default();
         let fixed_ips = match &conf.subnet {
             Some(subnet) => Some(vec![FixedIpRequest {
-                subnet_id: Some(self.subnet_id(&network.id, subnet).await?),
+                subnet_id: Some(self.subnet_id(&network.id, subnet).await?.into()),
                 ip_address: None,
             }]),
             None => None,
@@ -444,7 +448,8 @@ impl NeutronCni {
                 for group in groups {
                     ids.push(
                         self.security_group_id(group, conf.project.as_deref())
-                            .await?,
+                            .await?
+                            .into(),
                     );
                 }
                 Some(ids)
@@ -462,7 +467,7 @@ impl NeutronCni {
             tags: Some(tags::port_tags(&req.container_id, &req.ifname, cni_network)),
             fixed_ips,
             security_groups,
-            project_id: conf.project.clone(),
+            project_id: conf.project.clone().map(Into::into),
             ..PortCreate::new(&network.id)
         })
     }
@@ -508,7 +513,7 @@ impl NeutronCni {
             .map_err(|e| errors::neutron(&format!("looking up {key} = {reference:?}"), &e))?;
         let network = match found.as_slice() {
             [one] => NetworkRef {
-                id: one.id.clone(),
+                id: one.id.to_string(),
                 mtu: one.mtu,
             },
             [] => {
@@ -548,7 +553,7 @@ impl NeutronCni {
             errors::neutron(&format!("looking up neutron.subnet = {reference:?}"), &e)
         })?;
         let id = match found.as_slice() {
-            [one] => one.id.clone(),
+            [one] => one.id.to_string(),
             [] => {
                 return Err(CniError::invalid_config(format!(
                     "neutron.subnet = {reference:?}: no subnet with that name or id on network {network_id}"
@@ -591,7 +596,7 @@ impl NeutronCni {
                 )
             })?;
         let id = match found.as_slice() {
-            [one] => one.id.clone(),
+            [one] => one.id.to_string(),
             [] => {
                 return Err(CniError::invalid_config(format!(
                     "neutron.security_groups: no security group named {reference:?}"
