@@ -11,6 +11,7 @@
 //! In a VM (`[binding] driver` = macvlan, ipvlan or vlan) there is no veth
 //! and no OVS port: see [`nested`].
 
+mod kind;
 mod nested;
 
 use std::collections::BTreeMap;
@@ -20,11 +21,12 @@ use std::time::Duration;
 
 use netplumb::ovs::{PortSpec, Switch};
 use netplumb::{Deleted, IpNet, MacAddr, Netlink, Netns, RouteSpec, VethSpec};
-use openstack::neutron::Neutron;
+use openstack::neutron::{Neutron, PortStatus, VifType};
 use tracing::{debug, info, warn};
 
 use crate::naming;
 
+pub use kind::PlugKind;
 pub use nested::{NestedConfig, NestedMode, VmPort, VmPortClient};
 
 /// `external_ids` key carrying the owner (Docker endpoint id, CNI container).
@@ -102,7 +104,7 @@ pub struct PlugRequest {
     /// The network's MTU, when Neutron says.
     pub mtu: Option<u32>,
     /// Its `binding:vif_type` (`ovs`, `bridge`).
-    pub vif_type: String,
+    pub vif_type: VifType,
     /// Who uses the port (Docker endpoint id): OVS `external_ids:vm-uuid`.
     pub owner_id: String,
     /// The port's addresses: nested macvlan/ipvlan allow them on the VM
@@ -142,7 +144,7 @@ pub struct Plugged {
     /// The container end before the runtime renames it (`t_c<port id[:11]>`).
     pub container_ifname: String,
     /// How it was plugged (`ovs`, `bridge`, a nested mode).
-    pub vif_type: String,
+    pub vif_type: PlugKind,
 }
 
 /// How a port was seen to be ACTIVE.
@@ -220,11 +222,11 @@ impl Binder {
         if let Some(nested) = &self.nested {
             return nested.plug(&self.netlink, req, None).await;
         }
-        let vif_type = req.vif_type.as_str();
-        if !matches!(vif_type, "ovs" | "bridge") {
+        let vif_type = PlugKind::Veth(req.vif_type.clone());
+        if !vif_type.is_veth() {
             return Err(BindError::UnsupportedVifType {
                 port_id: req.port_id.clone(),
-                vif_type: req.vif_type.clone(),
+                vif_type: req.vif_type.to_string(),
             });
         }
         let host_ifname = naming::host_veth_name(&req.port_id);
@@ -250,11 +252,11 @@ impl Binder {
             self.remove_devices(&host_ifname).await;
             return Err(err);
         }
-        info!(port_id = %req.port_id, host_ifname, vif_type, "plugged");
+        info!(port_id = %req.port_id, host_ifname, %vif_type, "plugged");
         Ok(Plugged {
             host_ifname,
             container_ifname,
-            vif_type: req.vif_type.clone(),
+            vif_type,
         })
     }
 
@@ -275,11 +277,11 @@ impl Binder {
                 host_mac: None,
             });
         }
-        let vif_type = req.vif_type.as_str();
-        if !matches!(vif_type, "ovs" | "bridge") {
+        let vif_type = PlugKind::Veth(req.vif_type.clone());
+        if !vif_type.is_veth() {
             return Err(BindError::UnsupportedVifType {
                 port_id: req.port_id.clone(),
-                vif_type: req.vif_type.clone(),
+                vif_type: req.vif_type.to_string(),
             });
         }
         let host_ifname = naming::host_veth_name(&req.port_id);
@@ -308,12 +310,12 @@ impl Binder {
             self.remove_devices(&host_ifname).await;
             return Err(err);
         }
-        info!(port_id = %req.port_id, host_ifname, ifname = %target.ifname, vif_type, "plugged into netns");
+        info!(port_id = %req.port_id, host_ifname, ifname = %target.ifname, %vif_type, "plugged into netns");
         Ok(NetnsPlugged {
             plugged: Plugged {
                 host_ifname,
                 container_ifname: target.ifname.clone(),
-                vif_type: req.vif_type.clone(),
+                vif_type,
             },
             host_mac: pair.host.mac,
         })
@@ -330,7 +332,7 @@ impl Binder {
             port_id: req.port_id.clone(),
             source,
         };
-        if req.vif_type == "bridge" {
+        if req.vif_type == VifType::Bridge {
             let bridge = naming::linux_bridge_name(&req.network_id);
             self.netlink
                 .ensure_bridge(&bridge)
@@ -435,7 +437,7 @@ impl Binder {
             return poll_neutron_active(neutron, port_id, timeout, Duration::ZERO).await;
         }
         let local = async {
-            if plugged.vif_type != "ovs" {
+            if plugged.vif_type != PlugKind::OVS {
                 return std::future::pending::<Result<ActiveVia, BindError>>().await;
             }
             match self
@@ -449,7 +451,7 @@ impl Binder {
             }
         };
         // Without the OVN signal there is nothing to wait for first.
-        let delay = if plugged.vif_type == "ovs" {
+        let delay = if plugged.vif_type == PlugKind::OVS {
             poll_delay
         } else {
             Duration::ZERO
@@ -650,8 +652,8 @@ pub async fn poll_neutron_active(
     let mut status = String::from("unknown");
     loop {
         match neutron.get_port(port_id).await {
-            Ok(port) if port.status == "ACTIVE" => return Ok(ActiveVia::Neutron),
-            Ok(port) => status = port.status,
+            Ok(port) if port.status == PortStatus::Active => return Ok(ActiveVia::Neutron),
+            Ok(port) => status = port.status.to_string(),
             Err(source) if source.is_not_found() => {
                 return Err(BindError::Neutron {
                     port_id: port_id.to_string(),
@@ -723,7 +725,7 @@ mod tests {
         let plugged = Plugged {
             host_ifname: String::new(),
             container_ifname: "t_c0f0e0d0c-aa".into(),
-            vif_type: "macvlan".into(),
+            vif_type: PlugKind::Nested(NestedMode::Macvlan),
         };
         let via = binder
             .wait_active(

@@ -103,6 +103,9 @@ pub struct Settings {
 
 /// The fields of a port GC needs (with the timestamps the typed client
 /// leaves out).
+///
+/// Ids and `status` stay plain strings here: GC never branches on the
+/// status, and matches ids against OVSDB's and Docker's, which are strings.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct PortRecord {
@@ -661,7 +664,7 @@ async fn docker_networks_of(
         })?;
     Ok(networks
         .into_iter()
-        .filter_map(|n| naming::id_from_tags(&n.tags).map(|d| (n.id, d)))
+        .filter_map(|n| naming::id_from_tags(&n.tags).map(|d| (n.id.into_string(), d)))
         .collect())
 }
 

@@ -298,7 +298,7 @@ impl Lifecycle {
             })?;
         let mut repaired = 0;
         for port in ports.into_iter().filter(|p| p.device_id.is_empty()) {
-            let Some(ids) = claimed.get(&port.id) else {
+            let Some(ids) = claimed.get(port.id.as_str()) else {
                 continue;
             };
             let owner = match kind {

@@ -17,10 +17,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use openstack::neutron::{FixedIpRequest, Neutron, Port, PortCreate, PortUpdate, Query, Resource};
+use openstack::neutron::{
+    FixedIpRequest, Neutron, Port, PortCreate, PortId, PortStatus, PortUpdate, Query, Resource,
+    VifType,
+};
 use tracing::{debug, info, warn};
 
-use crate::binding::{Binder, PlugRequest, Plugged, OWNER_KEY};
+use crate::binding::{Binder, PlugKind, PlugRequest, Plugged, OWNER_KEY};
 use crate::naming;
 
 /// What a pool serves: ports alike in everything a container may ask for.
@@ -237,7 +240,7 @@ impl PortPool {
     }
 
     /// The ports of one pool that are ready (ids), oldest first.
-    pub fn ready_ports(&self, key: &PoolKey) -> Vec<String> {
+    pub fn ready_ports(&self, key: &PoolKey) -> Vec<PortId> {
         self.pools()
             .get(key)
             .map(|s| s.ready.iter().map(|p| p.port.id.clone()).collect())
@@ -295,7 +298,7 @@ impl PortPool {
         let mut set = BTreeMap::new();
         set.insert(
             naming::OVS_POOL_KEY.to_string(),
-            pooled.port.network_id.clone(),
+            pooled.port.network_id.to_string(),
         );
         self.binder
             .switch()
@@ -392,7 +395,7 @@ impl PortPool {
                     if let Some(state) = pools.get_mut(&key) {
                         // Stops refills: they check the pool is still on.
                         state.settings.min = 0;
-                        ids.extend(state.ready.drain(..).map(|p| p.port.id));
+                        ids.extend(state.ready.drain(..).map(|p| p.port.id.into_string()));
                         if state.refilling {
                             busy = true;
                         } else {
@@ -423,7 +426,7 @@ impl PortPool {
             Ok(Vec::new())
         };
         match listed {
-            Ok(ports) => ids.extend(ports.into_iter().map(|p| p.id)),
+            Ok(ports) => ids.extend(ports.into_iter().map(|p| p.id.into_string())),
             Err(err) => warn!(network_id, %err, "listing the network's pool ports failed"),
         }
         ids.sort();
@@ -480,7 +483,8 @@ impl PortPool {
                 // Claimed before a crash: its owner is recorded elsewhere.
                 continue;
             }
-            let ready = ids.get(naming::OVS_POOL_KEY) == Some(&port.network_id)
+            let ready = ids.get(naming::OVS_POOL_KEY).map(String::as_str)
+                == Some(port.network_id.as_str())
                 && ids.get("ovn-installed").map(String::as_str) == Some("true")
                 && self.binder.container_end_present(&port.id).await;
             if !ready || port.name != naming::POOL_PORT_NAME || !port.device_id.is_empty() {
@@ -490,7 +494,7 @@ impl PortPool {
             let plugged = Plugged {
                 host_ifname,
                 container_ifname: naming::container_veth_name(&port.id),
-                vif_type: port.binding_vif_type.clone(),
+                vif_type: PlugKind::Veth(port.binding_vif_type.clone()),
             };
             let mut pools = self.pools();
             let state = pools
@@ -642,14 +646,15 @@ impl PortPool {
         let body = PortCreate {
             name: Some(naming::POOL_PORT_NAME.to_string()),
             fixed_ips: Some(vec![FixedIpRequest {
-                subnet_id: Some(key.subnet_id.clone()),
+                subnet_id: Some(key.subnet_id.clone().into()),
                 ip_address: None,
             }]),
             device_owner: Some(naming::DEVICE_OWNER.to_string()),
             device_id: Some(String::new()),
             binding_host_id: Some(key.host.clone()),
             admin_state_up: Some(true),
-            security_groups: (!key.security_groups.is_empty()).then(|| key.security_groups.clone()),
+            security_groups: (!key.security_groups.is_empty())
+                .then(|| key.security_groups.iter().map(Into::into).collect()),
             tags: Some(self.pool_tags().iter().map(ToString::to_string).collect()),
             ..PortCreate::new(key.network_id.clone())
         };
@@ -680,14 +685,14 @@ impl PortPool {
                 Ok(ports) => {
                     let up: Vec<&str> = ports
                         .iter()
-                        .filter(|p| p.status == "ACTIVE")
+                        .filter(|p| p.status == PortStatus::Active)
                         .map(|p| p.id.as_str())
                         .collect();
                     let (now_up, still): (Vec<_>, Vec<_>) = waiting
                         .into_iter()
                         .partition(|p| up.contains(&p.port.id.as_str()));
                     active.extend(now_up.into_iter().map(|mut p| {
-                        p.port.status = "ACTIVE".into();
+                        p.port.status = PortStatus::Active;
                         p
                     }));
                     waiting = still;
@@ -721,11 +726,11 @@ impl PortPool {
 
     async fn plug_ready(&self, port: &Port, mtu: Option<u32>) -> Result<Plugged, String> {
         let request = PlugRequest::of_port(port, "", mtu).map_err(|e| e.to_string())?;
-        if request.vif_type != "ovs" {
+        if request.vif_type != VifType::Ovs {
             // Only OVS gives the local ovn-installed signal a pool relies on.
             return Err(format!(
                 "binding:vif_type {:?}: pools need ovs",
-                request.vif_type
+                request.vif_type.as_str()
             ));
         }
         let plugged = self
@@ -734,7 +739,10 @@ impl PortPool {
             .await
             .map_err(|e| e.to_string())?;
         let mut set = BTreeMap::new();
-        set.insert(naming::OVS_POOL_KEY.to_string(), port.network_id.clone());
+        set.insert(
+            naming::OVS_POOL_KEY.to_string(),
+            port.network_id.to_string(),
+        );
         self.binder
             .switch()
             .update_interface_external_ids(&plugged.host_ifname, &set, &[OWNER_KEY])

@@ -167,7 +167,7 @@ async fn networks_view(
             )
             .await
             .with_context(|| format!("looking up the Neutron network of Docker network {id}"))?;
-        let neutron_ids: Vec<String> = found.into_iter().map(|n| n.id).collect();
+        let neutron_ids: Vec<String> = found.into_iter().map(|n| n.id.into_string()).collect();
         out.push(json!({
             "kind": "docker",
             "docker_network": id,

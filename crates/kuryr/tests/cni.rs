@@ -89,7 +89,7 @@ impl Fixture {
                 ..NetworkCreate::default()
             }))
             .expect("creating the network");
-        self.extra_networks.push(net.id.clone());
+        self.extra_networks.push(net.id.to_string());
         let prefix = fresh_v4();
         s.block_on(s.neutron.create_subnet(&SubnetCreate {
             name: Some(format!("{name}-v4")),
@@ -102,7 +102,7 @@ impl Fixture {
             ..SubnetCreate::new(net.id.clone(), format!("{prefix}.0/24"))
         }))
         .expect("creating the subnet");
-        (net.id, prefix)
+        (net.id.into_string(), prefix)
     }
 
     fn socket(&self) -> PathBuf {

@@ -155,7 +155,7 @@ fn fifty_parallel_docker_runs() {
         })
         .collect();
     assert_eq!(port_ips, unique, "Neutron's addresses are the containers'");
-    let port_ids: Vec<String> = ports.iter().map(|p| p.id.clone()).collect();
+    let port_ids: Vec<String> = ports.iter().map(|p| p.id.to_string()).collect();
 
     let (outs, wall) = parallel(N, |i| run("docker", &["rm", "-f", &names[i]]));
     let rm_failures = outs.iter().filter(|o| !o.status.success()).count();
@@ -225,7 +225,7 @@ fn fifty_parallel_cni_adds() {
         (ports.len() == N && ports.iter().all(|p| p.status == "ACTIVE")).then_some(ports)
     });
     eprintln!("concurrency cni: {} Kuryr ports, all ACTIVE", ports.len());
-    let port_ids: Vec<String> = ports.iter().map(|p| p.id.clone()).collect();
+    let port_ids: Vec<String> = ports.iter().map(|p| p.id.to_string()).collect();
 
     let (outs, wall) = parallel(N, |i| cni(&socket, "DEL", &cids[i], &paths[i], &conf));
     let del_failures: Vec<String> = outs

@@ -382,7 +382,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
             .stack
             .ports(Query::new().network_id(&network).device_owner(DEVICE_OWNER))
         {
-            seen_ports.insert(port.id);
+            seen_ports.insert(port.id.into_string());
         }
     }
     let churn = started.elapsed();
@@ -401,7 +401,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
         .stack
         .ports(Query::new().network_id(&network).device_owner(DEVICE_OWNER))
     {
-        seen_ports.insert(port.id);
+        seen_ports.insert(port.id.into_string());
     }
     // Ports made and deleted within one round are only in the logs.
     let logs = f.kuryr.log_text() + &std::fs::read_to_string(&daemon.log).unwrap_or_default();

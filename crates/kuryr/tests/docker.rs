@@ -124,7 +124,7 @@ fn user_flow_network_containers_ping_and_cleanup() {
     assert_eq!(subnet.gateway_ip, Some(ip(&gw)));
     assert_eq!(subnet.subnetpool_id.as_deref(), Some(pool.id.as_str()));
     assert!(
-        subnet.tags.contains(&pool.id),
+        subnet.tags.contains(&pool.id.to_string()),
         "subnet tagged with its subnetpool id (upstream's convention): {:?}",
         subnet.tags
     );
@@ -844,7 +844,7 @@ fn user_network(f: &Fixture, name: &str, cidr: &str, gateway: IpAddr) -> (String
             ..SubnetCreate::new(network.id.clone(), cidr.to_string())
         }))
         .expect("pre-creating the subnet");
-    (network.id, subnet.id)
+    (network.id.into_string(), subnet.id.into_string())
 }
 
 /// Overlapping tenant CIDRs: two Docker networks adopt two Neutron
@@ -1019,7 +1019,7 @@ fn adopted_subnet_that_is_the_ip_range() {
     let pools = s.kuryr_pools(&wide);
     assert_eq!(pools.len(), 1, "kuryrPool-{wide}");
     assert!(
-        subnets[0].tags.contains(&pools[0].id),
+        subnets[0].tags.contains(&pools[0].id.to_string()),
         "tagged with its pool"
     );
 
@@ -1558,7 +1558,7 @@ fn plugin_restart_mid_container_life() {
     assert_ne!(old_pid, f.kuryr.pid());
     let s = &f.stack;
     assert_eq!(
-        s.port(&port_a.id).map(|p| p.status).as_deref(),
+        s.port(&port_a.id).map(|p| p.status.to_string()).as_deref(),
         Some("ACTIVE"),
         "the running container's port is untouched"
     );

@@ -64,7 +64,7 @@ fn kuryr_ports(f: &Fixture, network_id: &str) -> Vec<String> {
         .ports(Query::new().network_id(network_id))
         .into_iter()
         .filter(|p| !p.device_owner.starts_with("network:"))
-        .map(|p| p.id)
+        .map(|p| p.id.into_string())
         .collect()
 }
 

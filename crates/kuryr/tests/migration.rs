@@ -173,8 +173,8 @@ fn switch_from_upstream_kuryr_libnetwork() {
         }))
         .expect("creating the pre-made subnet");
     for (res, id) in [
-        (Resource::Networks, &pre.id),
-        (Resource::Subnets, &pre_subnet.id),
+        (Resource::Networks, pre.id.as_str()),
+        (Resource::Subnets, pre_subnet.id.as_str()),
     ] {
         s.block_on(s.neutron.replace_tags(res, id, &[USER_TAG]))
             .expect("tagging the pre-made objects");
@@ -278,7 +278,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
     );
     let tagged = s.subnet(&pre_subnet.id).expect("the pre-made subnet");
     assert!(
-        tagged.tags.contains(&pool3[0].id),
+        tagged.tags.contains(&pool3[0].id.to_string()),
         "upstream tags the adopted subnet with its pool: {:?}",
         tagged.tags
     );
@@ -351,7 +351,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
         ];
         for n in [&n1, &n2, &n3, &n5] {
             args.push("--network".to_string());
-            args.push(n.id.clone());
+            args.push(n.id.to_string());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let kuryr = kuryr_bin();
@@ -365,7 +365,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
         assert!(out.status.success(), "kuryr gc --dry-run failed");
         for p in upstream_ports {
             assert!(
-                !text.lines().any(|l| l.contains(&p.id)),
+                !text.lines().any(|l| l.contains(p.id.as_str())),
                 "gc would touch upstream's live port {}",
                 p.id
             );
@@ -399,7 +399,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
         for p in upstream_ports {
             assert!(
                 text.lines()
-                    .any(|l| l.contains(&p.id) && l.contains("[in use]")),
+                    .any(|l| l.contains(p.id.as_str()) && l.contains("[in use]")),
                 "kuryr status lists upstream's port {} in use:\n{text}",
                 p.id
             );
@@ -699,7 +699,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let tags_left: Vec<String> = s
         .networks(Query::new().tags_any(id_tags(&id3)))
         .iter()
-        .map(|n| n.id.clone())
+        .map(|n| n.id.to_string())
         .collect();
     assert!(tags_left.is_empty(), "networks still tagged: {tags_left:?}");
     // Who served what: upstream made a1..a5, ours the others.

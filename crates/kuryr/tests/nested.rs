@@ -65,7 +65,7 @@ impl<'a> SimVm<'a> {
                     ..TrunkCreate::default()
                 }))
                 .expect("creating the trunk");
-            vm.trunk_id = Some(t.id);
+            vm.trunk_id = Some(t.id.into_string());
             stack
                 .block_on(stack.neutron.update_port(
                     &vm.port.id,
@@ -125,7 +125,7 @@ impl Drop for SimVm<'_> {
         let s = self.stack;
         if let Some(trunk) = &self.trunk_id {
             if let Ok(subs) = s.block_on(s.neutron.get_subports(trunk)) {
-                let ids: Vec<String> = subs.into_iter().map(|p| p.port_id).collect();
+                let ids: Vec<String> = subs.into_iter().map(|p| p.port_id.into_string()).collect();
                 if !ids.is_empty() {
                     let _ = s.block_on(s.neutron.remove_subports(trunk, &ids));
                 }
@@ -216,7 +216,7 @@ impl<'a> Outside<'a> {
             netns: format!("knt-ext-{suffix}"),
             tap: format!("kxt{suffix}"),
             port,
-            sg: sg.id,
+            sg: sg.id.into_string(),
         };
         let peer = format!("kxp{suffix}");
         ok("ip", &["netns", "add", &out.netns]);
@@ -356,7 +356,7 @@ impl<'a> Net<'a> {
             .expect("creating the subnet");
         Net {
             stack,
-            id: net.id,
+            id: net.id.into_string(),
             prefix,
         }
     }
@@ -677,7 +677,7 @@ fn concurrent_subports_get_unique_vlans() {
                 Netlink::host().await.expect("netlink"),
                 vm.nic.clone(),
             );
-            let id = port.id.clone();
+            let id = port.id.to_string();
             tasks.spawn(async move {
                 let vlan = client.add_subport(&id).await.expect("subport added");
                 (id, vlan)
@@ -758,8 +758,8 @@ fn nested_binder(stack: &Stack, mode: NestedMode, nic: &str) -> Binder {
 
 fn plug_request(port: &Port) -> PlugRequest {
     PlugRequest {
-        port_id: port.id.clone(),
-        network_id: port.network_id.clone(),
+        port_id: port.id.to_string(),
+        network_id: port.network_id.to_string(),
         mac: port.mac_address.parse().expect("mac"),
         mtu: Some(1442),
         vif_type: port.binding_vif_type.clone(),
@@ -1106,8 +1106,8 @@ fn linux_bridge_binding_on_the_kernel() {
     );
     let (ns1, ns2) = (TempNetns::new(), TempNetns::new());
     let mk = |n: u8| Port {
-        id: format!("{}-aaaa-4000-8000-00000000000{n}", hex(8)),
-        network_id: network_id.clone(),
+        id: format!("{}-aaaa-4000-8000-00000000000{n}", hex(8)).into(),
+        network_id: network_id.clone().into(),
         mac_address: format!("fa:16:3e:00:b0:0{n}"),
         fixed_ips: vec![openstack::neutron::FixedIp {
             subnet_id: "s".into(),

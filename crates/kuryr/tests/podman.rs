@@ -231,7 +231,7 @@ impl World {
         let net_idx = self.nets.len();
         self.nets.push(Net {
             cni_name: format!("kpm{}{tag}", self.suffix),
-            neutron_id: net.id.clone(),
+            neutron_id: net.id.to_string(),
             prefix: prefix.clone(),
         });
         let gateway_ip = gateway.then(|| format!("{prefix}.1").parse().expect("ip"));

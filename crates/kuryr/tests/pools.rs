@@ -121,7 +121,7 @@ fn docker_pool_lifecycle() {
             .contains("port pool refilled")
             .then_some(())
     });
-    seen.extend(warm.iter().map(|p| p.id.clone()));
+    seen.extend(warm.iter().map(|p| p.id.to_string()));
     let warm_ips = ips(&warm);
 
     let ca = f.name("ca");
@@ -135,7 +135,7 @@ fn docker_pool_lifecycle() {
     let cb = f.name("cb");
     let b = f.run_detached(&cb, &net, &[]);
     let port_b = claimed(&f, &cb, &b);
-    seen.extend([port_a.id.clone(), port_b.id.clone()]);
+    seen.extend([port_a.id.to_string(), port_b.id.to_string()]);
     ping(&ca, b.ip.expect("v4"));
     ping(&cb, a.ip.expect("v4"));
 
@@ -149,7 +149,7 @@ fn docker_pool_lifecycle() {
     // Killed and started again: the same ports are found and served.
     let before: BTreeSet<String> = ready_pool(&f, &network.id, 2)
         .into_iter()
-        .map(|p| p.id)
+        .map(|p| p.id.into_string())
         .collect();
     seen.extend(before.iter().cloned());
     f.kuryr.crash_and_restart();
@@ -157,12 +157,16 @@ fn docker_pool_lifecycle() {
     let c = f.run_detached(&cc, &net, &[]);
     let port_c = claimed(&f, &cc, &c);
     assert!(
-        before.contains(&port_c.id),
+        before.contains(port_c.id.as_str()),
         "after a restart a re-adopted pool port is served: {} not in {before:?}",
         port_c.id
     );
     ping(&cc, b.ip.expect("v4"));
-    seen.extend(pool_ports(&f, &network.id).into_iter().map(|p| p.id));
+    seen.extend(
+        pool_ports(&f, &network.id)
+            .into_iter()
+            .map(|p| p.id.into_string()),
+    );
 
     f.remove_container(&cb);
     f.remove_container(&cc);
@@ -216,10 +220,14 @@ fn per_network_pool_options() {
     let a = f.run_detached(&ca, &net, &[]);
     assert!(ips(&warm).contains(&a.ip.expect("v4")));
     let port_a = claimed(&f, &ca, &a);
-    let mut seen: Vec<String> = vec![port_a.id.clone()];
-    seen.extend(warm.into_iter().map(|p| p.id));
+    let mut seen: Vec<String> = vec![port_a.id.to_string()];
+    seen.extend(warm.into_iter().map(|p| p.id.into_string()));
     f.remove_container(&ca);
-    seen.extend(pool_ports(&f, &network.id).into_iter().map(|p| p.id));
+    seen.extend(
+        pool_ports(&f, &network.id)
+            .into_iter()
+            .map(|p| p.id.into_string()),
+    );
     f.remove_network(&net);
     let ids: Vec<&str> = seen.iter().map(String::as_str).collect();
     f.assert_clean(&docker_net, &[&cidr], &ids);
@@ -347,7 +355,7 @@ fn cni_pool_add_del_and_restart() {
         .expect("subnet");
     let cleanup = CniCleanup {
         stack: &stack,
-        network_id: net.id.clone(),
+        network_id: net.id.to_string(),
         netns: ["a", "b", "c"].map(|t| format!("kpt-{sfx}-{t}")).to_vec(),
     };
     for ns in &cleanup.netns {
@@ -451,7 +459,7 @@ fn cni_pool_add_del_and_restart() {
     let before: BTreeSet<String> = stack
         .ports(Query::new().network_id(&net.id).tags(["kuryr.pool"]))
         .into_iter()
-        .map(|p| p.id)
+        .map(|p| p.id.into_string())
         .collect();
     daemon.spawn();
     let c = cni(&daemon.socket, "ADD", &cid_c, &path("c"), &conf);
@@ -460,7 +468,7 @@ fn cni_pool_add_del_and_restart() {
         (ports.len() == 1).then(|| ports[0].clone())
     });
     assert!(
-        before.contains(&port_c.id),
+        before.contains(port_c.id.as_str()),
         "{} re-adopted from {before:?}",
         port_c.id
     );

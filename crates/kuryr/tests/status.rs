@@ -99,7 +99,10 @@ fn status_shows_networks_attachments_and_health() {
 
     // The text form says the same.
     let (_, text) = kuryr_status(&f, &[]);
-    assert!(text.contains(&port.id) && text.contains(&ip), "{text}");
+    assert!(
+        text.contains(port.id.as_str()) && text.contains(&ip),
+        "{text}"
+    );
 
     // With the plugin down the view is rebuilt all the same.
     f.kuryr.kill();

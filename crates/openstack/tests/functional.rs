@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use openstack::neutron::{
     AddressPair, FixedIpRequest, FloatingIpCreate, FloatingIpUpdate, Network, NetworkCreate,
-    NetworkUpdate, Neutron, Port, PortCreate, PortUpdate, Query, Quota, Resource,
+    NetworkUpdate, Neutron, Port, PortCreate, PortId, PortUpdate, Query, Quota, Resource,
     SecurityGroupCreate, SecurityGroupRuleCreate, SubPort, Subnet, SubnetCreate, SubnetPoolCreate,
     SubnetPoolUpdate, SubnetUpdate, TrunkCreate, TrunkUpdate,
 };
@@ -242,7 +242,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn ids(ports: &[Port]) -> BTreeSet<String> {
+fn ids(ports: &[Port]) -> BTreeSet<PortId> {
     ports.iter().map(|p| p.id.clone()).collect()
 }
 
@@ -1234,7 +1234,7 @@ async fn port_quota_is_enforced() {
         .unwrap();
     c.neutron(Resource::Networks, &net.id);
     let body = PortCreate {
-        project_id: Some(project.clone()),
+        project_id: Some(project.clone().into()),
         ..PortCreate::new(&net.id)
     };
     let first = port_on(&s, &c, body.clone()).await;
@@ -1391,13 +1391,13 @@ async fn noauth_takes_the_project_from_the_body() {
         .neutron
         .create_network(&NetworkCreate {
             name: Some(format!("ostest-{tag}")),
-            project_id: Some(format!("proj{tag}")),
+            project_id: Some(format!("proj{tag}").into()),
             ..Default::default()
         })
         .await
         .unwrap();
     c.neutron(Resource::Networks, &net.id);
-    assert_eq!(net.project_id, Some(format!("proj{tag}")));
+    assert_eq!(net.project_id, Some(format!("proj{tag}").into()));
     assert_eq!(s.neutron.calls().auth, 0, "no Keystone in noauth mode");
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use openstack::neutron::{NetworkCreate, Port, Query, SubnetCreate};
+use openstack::neutron::{NetworkCreate, NetworkId, Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
 use crate::{fresh_v4, hex, ok, run, wait_for, Stack};
@@ -188,7 +188,7 @@ pub struct CniWorld<'a> {
     /// The Neutron network's name (`kcw-<hex>`).
     pub net_name: String,
     /// The Neutron network's id.
-    pub network_id: String,
+    pub network_id: NetworkId,
     /// The hex that names this world's objects.
     pub suffix: String,
     netns: Vec<String>,
@@ -208,7 +208,7 @@ impl<'a> CniWorld<'a> {
             socket: dir.join("cni.sock"),
             dir,
             net_name: format!("kcw-{suffix}"),
-            network_id: String::new(),
+            network_id: NetworkId::default(),
             suffix,
             netns: Vec::new(),
         };

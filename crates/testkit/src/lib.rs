@@ -32,7 +32,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use openstack::neutron::{Network, Neutron, Port, Query, Resource, Subnet, SubnetPool};
+use openstack::neutron::{Network, Neutron, Port, PortStatus, Query, Resource, Subnet, SubnetPool};
 use openstack::AuthOptions;
 use serde_json::Value;
 
@@ -232,7 +232,8 @@ impl Stack {
             timeout,
             || {
                 let ports = self.ports_of_endpoint(endpoint);
-                (ports.len() == 1 && ports[0].status == "ACTIVE").then(|| ports[0].clone())
+                (ports.len() == 1 && ports[0].status == PortStatus::Active)
+                    .then(|| ports[0].clone())
             },
         )
     }

@@ -3,7 +3,7 @@
 use crate::proto::AttachmentRequest;
 use crate::CniError;
 use netplumb::{MacAddr, Netlink, Netns};
-use openstack::neutron::Query;
+use openstack::neutron::{PortStatus, Query};
 
 use super::layout::layout_of;
 use super::{errors, NeutronCni};
@@ -27,7 +27,7 @@ pub(super) async fn check(cni: &NeutronCni, req: &AttachmentRequest) -> Result<(
     };
     // ADD returns on the local ovn-installed signal, which comes before
     // Neutron's status update: either counts as ACTIVE.
-    if port.status != "ACTIVE" && !cni.binder.ovn_installed(&port.id).await {
+    if port.status != PortStatus::Active && !cni.binder.ovn_installed(&port.id).await {
         return Err(errors::mismatch(format!(
             "port {} is {}, not ACTIVE",
             port.id, port.status

@@ -56,7 +56,7 @@ impl NeutronCni {
             .map_err(|e| errors::neutron(&format!("looking up {key} = {reference:?}"), &e))?;
         let network = match found.as_slice() {
             [one] => NetworkRef {
-                id: one.id.clone(),
+                id: one.id.to_string(),
                 mtu: one.mtu,
             },
             [] => {
@@ -100,7 +100,7 @@ impl NeutronCni {
             errors::neutron(&format!("looking up neutron.subnet = {reference:?}"), &e)
         })?;
         let id = match found.as_slice() {
-            [one] => one.id.clone(),
+            [one] => one.id.to_string(),
             [] => {
                 return Err(CniError::invalid_config(format!(
                     "neutron.subnet = {reference:?}: no subnet with that name or id on network {network_id}"
@@ -143,7 +143,7 @@ impl NeutronCni {
                 )
             })?;
         let id = match found.as_slice() {
-            [one] => one.id.clone(),
+            [one] => one.id.to_string(),
             [] => {
                 return Err(CniError::invalid_config(format!(
                     "neutron.security_groups: no security group named {reference:?}"

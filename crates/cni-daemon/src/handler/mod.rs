@@ -318,7 +318,7 @@ impl NeutronCni {
         let conf = req.config.neutron.clone().unwrap_or_default();
         let fixed_ips = match &conf.subnet {
             Some(subnet) => Some(vec![FixedIpRequest {
-                subnet_id: Some(self.subnet_id(&network.id, subnet).await?),
+                subnet_id: Some(self.subnet_id(&network.id, subnet).await?.into()),
                 ip_address: None,
             }]),
             None => None,
@@ -329,7 +329,8 @@ impl NeutronCni {
                 for group in groups {
                     ids.push(
                         self.security_group_id(group, conf.project.as_deref())
-                            .await?,
+                            .await?
+                            .into(),
                     );
                 }
                 Some(ids)
@@ -339,7 +340,7 @@ impl NeutronCni {
         Ok(PortCreate {
             fixed_ips,
             security_groups,
-            project_id: conf.project.clone(),
+            project_id: conf.project.clone().map(Into::into),
             ..self.lifecycle.port_create(owner, &network.id)
         })
     }

@@ -25,11 +25,11 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use netplumb::{IpvlanMode, IpvlanSpec, MacvlanMode, MacvlanSpec, Netlink, Netns, VlanSpec};
-use openstack::neutron::{AddressPair, Neutron, Port, PortUpdate, Query, SubPort};
+use openstack::neutron::{AddressPair, Neutron, Port, PortId, PortUpdate, Query, SubPort, TrunkId};
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 
-use super::{configure_container_end, BindError, NetnsTarget, PlugRequest, Plugged};
+use super::{configure_container_end, BindError, NetnsTarget, PlugKind, PlugRequest, Plugged};
 use crate::naming;
 
 /// How often a read-modify-write of the VM port (412) or a subport add
@@ -62,8 +62,8 @@ impl NestedMode {
         }
     }
 
-    /// The `vif_type` recorded in [`Plugged`] for ports bound this way.
-    pub fn vif_type(self) -> &'static str {
+    /// The driver's short name (`macvlan`, `ipvlan`, `vlan`).
+    pub fn as_str(self) -> &'static str {
         match self {
             NestedMode::Macvlan => "macvlan",
             NestedMode::Ipvlan => "ipvlan",
@@ -93,11 +93,11 @@ pub struct NestedConfig {
 #[derive(Debug, Clone)]
 pub struct VmPort {
     /// The VM port's id.
-    pub id: String,
+    pub id: PortId,
     /// Its MAC (how it was found).
     pub mac: String,
     /// Set when the VM port is a trunk parent.
-    pub trunk_id: Option<String>,
+    pub trunk_id: Option<TrunkId>,
 }
 
 /// What unplug needs later: the container's pairs (its IPs and MACs; the
@@ -566,7 +566,7 @@ impl Nested {
         Ok(Plugged {
             host_ifname: String::new(),
             container_ifname,
-            vif_type: self.mode.vif_type().to_string(),
+            vif_type: PlugKind::Nested(self.mode),
         })
     }
 

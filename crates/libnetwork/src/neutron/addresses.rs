@@ -410,7 +410,7 @@ mod tests {
     fn cache_address(driver: &KuryrDriver, subnet_id: &str, port_id: &str, ip: IpAddr) {
         let subnet = Subnet {
             id: subnet_id.into(),
-            network_id: format!("net-of-{subnet_id}"),
+            network_id: format!("net-of-{subnet_id}").into(),
             cidr: "10.1.2.0/24".into(),
             gateway_ip: "10.1.2.1".parse().ok(),
             ..Subnet::default()

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use kuryr_core::binding::{BindError, Plugged};
+use kuryr_core::binding::{BindError, PlugKind, Plugged};
 use kuryr_core::lifecycle::Target;
 use kuryr_core::owner::{Owner, OwnerKind};
 use kuryr_core::vif_pool::{PoolKey, PooledPort};
 use kuryr_core::{ipmath, naming};
 use openstack::neutron::{
-    FixedIpRequest, Port, PortUpdate, Query, Resource, SecurityGroupCreate,
-    SecurityGroupRuleCreate, Subnet,
+    FixedIpRequest, Port, PortStatus, PortUpdate, Query, Resource, SecurityGroupCreate,
+    SecurityGroupId, SecurityGroupRuleCreate, Subnet,
 };
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
@@ -378,7 +378,7 @@ impl KuryrDriver {
         let plugged = Plugged {
             host_ifname: naming::host_veth_name(&port.id),
             container_ifname: naming::container_veth_name(&port.id),
-            vif_type: port.binding_vif_type.clone(),
+            vif_type: PlugKind::Veth(port.binding_vif_type.clone()),
         };
         let info = EndpointInfo {
             port,
@@ -474,12 +474,12 @@ impl KuryrDriver {
                 return Ok(());
             }
         }
-        let cached = cached.map(|info| info.port.id);
+        let cached = cached.map(|info| info.port.id.into_string());
         let port_id = match cached {
             Some(id) => Some(id),
             None => match self.binder.port_of_owner(ep).await {
                 Ok(Some(id)) => Some(id),
-                Ok(None) | Err(_) => self.port_of_endpoint(ep).await?.map(|p| p.id),
+                Ok(None) | Err(_) => self.port_of_endpoint(ep).await?.map(|p| p.id.into_string()),
             },
         };
         match port_id {
@@ -535,7 +535,7 @@ impl KuryrDriver {
             // calls ask Neutron, whose status (admin down, say) is the truth;
             // ovn-installed on the interface does not reflect it.
             Some((id, Some(seen))) if seen.elapsed() < ACTIVE_SEEN_FRESH => {
-                (id, "ACTIVE".to_string())
+                (id, PortStatus::Active)
             }
             Some((id, _)) => {
                 let port = self
@@ -551,8 +551,14 @@ impl KuryrDriver {
             }
         };
         let mut value = BTreeMap::new();
-        value.insert("status".to_string(), serde_json::Value::String(status));
-        value.insert("port_id".to_string(), serde_json::Value::String(port_id));
+        value.insert(
+            "status".to_string(),
+            serde_json::Value::String(status.to_string()),
+        );
+        value.insert(
+            "port_id".to_string(),
+            serde_json::Value::String(port_id.into_string()),
+        );
         Ok(EndpointOperInfoResponse { value })
     }
 
@@ -568,7 +574,7 @@ impl KuryrDriver {
         let (Some(sandbox), Some(info)) = (sandbox, info) else {
             return;
         };
-        if !matches!(info.plugged.vif_type.as_str(), "ovs" | "bridge") {
+        if !info.plugged.vif_type.is_veth() {
             return;
         }
         let Ok(mac) = info.port.mac_address.parse() else {
@@ -659,7 +665,7 @@ impl KuryrDriver {
             for (min, max) in ipmath::merge_port_ranges(ports) {
                 for ethertype in &ethertypes {
                     let rule = SecurityGroupRuleCreate {
-                        security_group_id: sg_id.to_string(),
+                        security_group_id: sg_id.into(),
                         direction: "ingress".into(),
                         ethertype: Some((*ethertype).to_string()),
                         protocol: Some(proto.clone()),
@@ -675,7 +681,7 @@ impl KuryrDriver {
             }
         }
         let mut groups = port.security_groups.clone();
-        groups.push(sg_id.to_string());
+        groups.push(sg_id.into());
         self.neutron
             .update_port(
                 &port.id,
@@ -718,7 +724,7 @@ impl KuryrDriver {
         if groups.is_empty() {
             return Ok(());
         }
-        let kept: Vec<String> = port
+        let kept: Vec<SecurityGroupId> = port
             .security_groups
             .iter()
             .filter(|g| !groups.contains(g))
@@ -767,11 +773,7 @@ impl KuryrDriver {
 
 /// Bound to a host by a mechanism driver (a MAC change is refused then).
 fn is_bound(port: &Port) -> bool {
-    !port.binding_host_id.is_empty()
-        && !matches!(
-            port.binding_vif_type.as_str(),
-            "" | "unbound" | "binding_failed"
-        )
+    !port.binding_host_id.is_empty() && port.binding_vif_type.is_bound()
 }
 
 fn requests(port: &Port) -> Vec<FixedIpRequest> {
@@ -848,7 +850,7 @@ mod tests {
             plugged: Plugged {
                 host_ifname: "tapp1".into(),
                 container_ifname: "t_cp1".into(),
-                vif_type: "ovs".into(),
+                vif_type: PlugKind::OVS,
             },
             subnets: Vec::new(),
             exposed_sg: None,
@@ -956,7 +958,7 @@ mod tests {
                 plugged: Plugged {
                     host_ifname: naming::host_veth_name(&own.id),
                     container_ifname: naming::container_veth_name(&own.id),
-                    vif_type: "ovs".into(),
+                    vif_type: PlugKind::OVS,
                 },
                 port: own,
                 subnets: vec![subnet],

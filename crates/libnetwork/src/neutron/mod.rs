@@ -26,7 +26,7 @@ use kuryr_core::binding::{Binder, Plugged};
 use kuryr_core::config::Config;
 use kuryr_core::lifecycle::{Lifecycle, LifecycleSettings};
 use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort, PortPool};
-use openstack::neutron::{Neutron, Port, Subnet};
+use openstack::neutron::{Neutron, Port, SecurityGroupId, Subnet};
 
 use crate::api::{Driver, DriverError, DriverResult};
 use crate::wire::{
@@ -132,7 +132,7 @@ struct EndpointInfo {
     port: Port,
     plugged: Plugged,
     subnets: Vec<Subnet>,
-    exposed_sg: Option<String>,
+    exposed_sg: Option<SecurityGroupId>,
     /// When CreateEndpoint saw the port ACTIVE (EndpointOperInfo answers
     /// from this for [`ACTIVE_SEEN_FRESH`], then asks Neutron).
     active_seen: Option<Instant>,

@@ -173,7 +173,7 @@ impl KuryrDriver {
             }
         }
         if let Some(sizes) = opts.port_pool {
-            cache.pool_settings.insert(network.id.clone(), sizes);
+            cache.pool_settings.insert(network.id.to_string(), sizes);
         }
         drop(cache);
         // Warm-up: the network's pools start filling now.
@@ -188,7 +188,7 @@ impl KuryrDriver {
         self.cache().networks.insert(
             docker_id.to_string(),
             NetworkInfo {
-                neutron_id: network.id.clone(),
+                neutron_id: network.id.to_string(),
                 mtu: network.mtu,
                 subnets,
             },
@@ -214,7 +214,7 @@ impl KuryrDriver {
             .trunc();
         let gateway = data.gateway.map(|g| g.addr());
         let wanted_pool = if opts.pool_uuid.is_some() || opts.pool_name.is_some() {
-            Some(self.find_pool_by_option(opts).await?.id)
+            Some(self.find_pool_by_option(opts).await?.id.into_string())
         } else {
             None
         };
@@ -260,11 +260,11 @@ impl KuryrDriver {
                     .await
                     .map_err(|e| neutron_error("looking up the network's subnetpool", e))?;
                 match pools.into_iter().next() {
-                    Some(pool) => PoolId::Dedicated { pool: pool.id },
+                    Some(pool) => PoolId::Dedicated { pool: pool.id.into_string() },
                     // A user's subnet named in `-o` as in `--ipam-opt`.
                     None if opts.subnet_uuid.is_some() || opts.subnet_name.is_some() => {
                         PoolId::Existing {
-                            subnet: self.find_subnet_by_option(opts).await?.id,
+                            subnet: self.find_subnet_by_option(opts).await?.id.into_string(),
                         }
                     }
                     None => {
@@ -480,7 +480,7 @@ impl KuryrDriver {
         };
         let body = SubnetCreate {
             name: Some(naming::subnet_name(&cidr.to_string())),
-            subnetpool_id: family.id.subnetpool().map(str::to_string),
+            subnetpool_id: family.id.subnetpool().map(Into::into),
             gateway_ip: family.gateway.map(Some),
             allocation_pools,
             enable_dhcp: Some(self.settings.enable_dhcp),
@@ -582,7 +582,7 @@ impl KuryrDriver {
             .await
             .map_err(|e| neutron_error("listing the network's subnets", e))?;
         let info = NetworkInfo {
-            neutron_id: network.id,
+            neutron_id: network.id.into_string(),
             mtu: network.mtu,
             subnets,
         };
@@ -620,7 +620,7 @@ impl KuryrDriver {
                 self.pool_settings_of(&network.id).enabled(),
             )
             .await;
-        self.cache().pool_settings.remove(&network.id);
+        self.cache().pool_settings.remove(network.id.as_str());
         if network
             .tags
             .contains(&naming::existing_network_tag(docker_id))

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kuryr_core::binding::Plugged;
+use kuryr_core::binding::{PlugKind, Plugged};
 use kuryr_core::naming;
 use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort};
 use netplumb::ovs::PortSpec;
@@ -51,7 +51,7 @@ fn pool_port(id: &str, ip: &str) -> PooledPort {
         plugged: Plugged {
             host_ifname: naming::host_veth_name(id),
             container_ifname: naming::container_veth_name(id),
-            vif_type: "ovs".into(),
+            vif_type: PlugKind::OVS,
         },
     }
 }

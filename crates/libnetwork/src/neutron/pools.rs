@@ -227,7 +227,7 @@ impl KuryrDriver {
                 )));
             }
             let id = PoolId::Existing {
-                subnet: subnet.id.clone(),
+                subnet: subnet.id.to_string(),
             };
             return Ok((
                 id,
@@ -253,7 +253,7 @@ impl KuryrDriver {
                 )));
             }
             let id = PoolId::Carved {
-                pool: pool.id,
+                pool: pool.id.into_string(),
                 cidr,
             };
             return Ok((
@@ -269,7 +269,9 @@ impl KuryrDriver {
             .ensure_dedicated_pool(cidr, sub_pool, opts.shared)
             .await?;
         Ok((
-            PoolId::Dedicated { pool: pool.id },
+            PoolId::Dedicated {
+                pool: pool.id.into_string(),
+            },
             PoolInfo {
                 cidr,
                 sub_pool,
@@ -370,7 +372,7 @@ impl KuryrDriver {
         opts: &PoolOptions,
     ) -> DriverResult<(PoolId, PoolInfo)> {
         let pool_id = if opts.pool_uuid.is_some() || opts.pool_name.is_some() {
-            self.find_pool_by_option(opts).await?.id
+            self.find_pool_by_option(opts).await?.id.into_string()
         } else {
             let name = if v6 {
                 &self.settings.default_subnetpool_v6
@@ -392,7 +394,7 @@ impl KuryrDriver {
             .map_err(|e| neutron_error(ctx, e))?;
         let body = SubnetCreate {
             name: Some(naming::subnet_name("pending")),
-            subnetpool_id: Some(pool_id.clone()),
+            subnetpool_id: Some(pool_id.clone().into()),
             enable_dhcp: Some(self.settings.enable_dhcp),
             network_id: network.id.clone(),
             ip_version: if v6 { 6 } else { 4 },
@@ -439,8 +441,8 @@ impl KuryrDriver {
         })?;
         self.cache()
             .pool_ids
-            .insert(name.to_string(), pool.id.clone());
-        Ok(pool.id)
+            .insert(name.to_string(), pool.id.to_string());
+        Ok(pool.id.into_string())
     }
 
     pub(super) async fn find_pool_by_option(&self, opts: &PoolOptions) -> DriverResult<SubnetPool> {
@@ -574,7 +576,7 @@ impl KuryrDriver {
             .map_err(|e| neutron_error(&ctx, e))?;
         let mut found = Vec::new();
         for subnet in candidates {
-            let Some(pool) = subnet.subnetpool_id.clone() else {
+            let Some(pool) = subnet.subnetpool_id.clone().map(String::from) else {
                 continue;
             };
             if !subnet.tags.contains(&pool) {
@@ -950,7 +952,7 @@ mod tests {
                 .await
                 .expect("looked up");
             assert_eq!(
-                info.subnet.map(|s| s.id),
+                info.subnet.map(|s| s.id.into_string()),
                 found.then(|| "s-up".to_string()),
                 "pool tagged: {tagged}"
             );

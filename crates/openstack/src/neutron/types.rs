@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::de::{nd, opt_u32};
+use super::ids::{
+    AddressScopeId, FloatingIpId, NetworkId, PortId, PortStatus, ProjectId, RouterId,
+    SecurityGroupId, SecurityGroupRuleId, SubnetId, SubnetPoolId, TrunkId, VifType,
+};
 
 fn is_empty_map(m: &Map<String, Value>) -> bool {
     m.is_empty()
@@ -47,7 +51,7 @@ pub struct Extension {
 pub struct Network {
     /// UUID.
     #[serde(deserialize_with = "nd")]
-    pub id: String,
+    pub id: NetworkId,
     /// Name.
     #[serde(deserialize_with = "nd")]
     pub name: String,
@@ -59,7 +63,7 @@ pub struct Network {
     pub status: String,
     /// Subnet ids.
     #[serde(deserialize_with = "nd")]
-    pub subnets: Vec<String>,
+    pub subnets: Vec<SubnetId>,
     /// Tags.
     #[serde(deserialize_with = "nd")]
     pub tags: Vec<String>,
@@ -70,7 +74,7 @@ pub struct Network {
     #[serde(deserialize_with = "nd")]
     pub shared: bool,
     /// Owner project.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
     /// Administrative state.
     #[serde(deserialize_with = "nd")]
     pub admin_state_up: bool,
@@ -116,7 +120,7 @@ pub struct HostRoute {
 pub struct Subnet {
     /// UUID.
     #[serde(deserialize_with = "nd")]
-    pub id: String,
+    pub id: SubnetId,
     /// Name.
     #[serde(deserialize_with = "nd")]
     pub name: String,
@@ -125,7 +129,7 @@ pub struct Subnet {
     pub description: String,
     /// Network id.
     #[serde(deserialize_with = "nd")]
-    pub network_id: String,
+    pub network_id: NetworkId,
     /// CIDR, e.g. `10.0.0.0/24`.
     #[serde(deserialize_with = "nd")]
     pub cidr: String,
@@ -147,7 +151,7 @@ pub struct Subnet {
     #[serde(deserialize_with = "nd")]
     pub enable_dhcp: bool,
     /// The subnetpool the CIDR came from.
-    pub subnetpool_id: Option<String>,
+    pub subnetpool_id: Option<SubnetPoolId>,
     /// IPv6 address mode.
     pub ipv6_address_mode: Option<String>,
     /// IPv6 router advertisement mode.
@@ -156,7 +160,7 @@ pub struct Subnet {
     #[serde(deserialize_with = "nd")]
     pub tags: Vec<String>,
     /// Owner project.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
     /// Revision.
     pub revision_number: Option<u64>,
 }
@@ -167,7 +171,7 @@ pub struct Subnet {
 pub struct SubnetPool {
     /// UUID.
     #[serde(deserialize_with = "nd")]
-    pub id: String,
+    pub id: SubnetPoolId,
     /// Name.
     #[serde(deserialize_with = "nd")]
     pub name: String,
@@ -196,12 +200,12 @@ pub struct SubnetPool {
     #[serde(deserialize_with = "nd")]
     pub is_default: bool,
     /// Address scope.
-    pub address_scope_id: Option<String>,
+    pub address_scope_id: Option<AddressScopeId>,
     /// Tags.
     #[serde(deserialize_with = "nd")]
     pub tags: Vec<String>,
     /// Owner project.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
     /// Revision.
     pub revision_number: Option<u64>,
 }
@@ -210,7 +214,7 @@ pub struct SubnetPool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixedIp {
     /// Subnet id.
-    pub subnet_id: String,
+    pub subnet_id: SubnetId,
     /// Address.
     pub ip_address: IpAddr,
 }
@@ -231,7 +235,7 @@ pub struct AddressPair {
 pub struct SubPort {
     /// The subport's port id.
     #[serde(deserialize_with = "nd")]
-    pub port_id: String,
+    pub port_id: PortId,
     /// `vlan` (or `inherit`).
     #[serde(deserialize_with = "nd")]
     pub segmentation_type: String,
@@ -245,7 +249,7 @@ pub struct SubPort {
 
 impl SubPort {
     /// A VLAN subport, as sent to `add_subports`.
-    pub fn vlan(port_id: impl Into<String>, vlan_id: u32) -> Self {
+    pub fn vlan(port_id: impl Into<PortId>, vlan_id: u32) -> Self {
         SubPort {
             port_id: port_id.into(),
             segmentation_type: "vlan".into(),
@@ -261,7 +265,7 @@ impl SubPort {
 pub struct TrunkDetails {
     /// Trunk id.
     #[serde(deserialize_with = "nd")]
-    pub trunk_id: String,
+    pub trunk_id: TrunkId,
     /// Subports.
     #[serde(deserialize_with = "nd")]
     pub sub_ports: Vec<SubPort>,
@@ -273,7 +277,7 @@ pub struct TrunkDetails {
 pub struct Port {
     /// UUID.
     #[serde(deserialize_with = "nd")]
-    pub id: String,
+    pub id: PortId,
     /// Name.
     #[serde(deserialize_with = "nd")]
     pub name: String,
@@ -282,7 +286,7 @@ pub struct Port {
     pub description: String,
     /// Network id.
     #[serde(deserialize_with = "nd")]
-    pub network_id: String,
+    pub network_id: NetworkId,
     /// MAC address.
     #[serde(deserialize_with = "nd")]
     pub mac_address: String,
@@ -297,7 +301,7 @@ pub struct Port {
     pub device_id: String,
     /// `ACTIVE`, `DOWN`, `BUILD` or `ERROR` (read-only).
     #[serde(deserialize_with = "nd")]
-    pub status: String,
+    pub status: PortStatus,
     /// Tags.
     #[serde(deserialize_with = "nd")]
     pub tags: Vec<String>,
@@ -309,7 +313,7 @@ pub struct Port {
     pub binding_host_id: String,
     /// `binding:vif_type`, e.g. `ovs`, `unbound`, `binding_failed`.
     #[serde(rename = "binding:vif_type", deserialize_with = "nd")]
-    pub binding_vif_type: String,
+    pub binding_vif_type: VifType,
     /// `binding:vif_details`.
     #[serde(rename = "binding:vif_details")]
     pub binding_vif_details: Value,
@@ -324,7 +328,7 @@ pub struct Port {
     pub allowed_address_pairs: Vec<AddressPair>,
     /// Security group ids.
     #[serde(deserialize_with = "nd")]
-    pub security_groups: Vec<String>,
+    pub security_groups: Vec<SecurityGroupId>,
     /// Port security.
     pub port_security_enabled: Option<bool>,
     /// Revision, for `If-Match: revision_number=N`.
@@ -332,7 +336,7 @@ pub struct Port {
     /// Set when the port is a trunk parent.
     pub trunk_details: Option<TrunkDetails>,
     /// Owner project.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
 }
 
 /// A trunk.
@@ -341,7 +345,7 @@ pub struct Port {
 pub struct Trunk {
     /// UUID.
     #[serde(deserialize_with = "nd")]
-    pub id: String,
+    pub id: TrunkId,
     /// Name.
     #[serde(deserialize_with = "nd")]
     pub name: String,
@@ -350,7 +354,7 @@ pub struct Trunk {
     pub description: String,
     /// Parent port id.
     #[serde(deserialize_with = "nd")]
-    pub port_id: String,
+    pub port_id: PortId,
     /// `ACTIVE`, `DOWN`, `BUILD`, `DEGRADED` or `ERROR`.
     #[serde(deserialize_with = "nd")]
     pub status: String,
@@ -364,7 +368,7 @@ pub struct Trunk {
     #[serde(deserialize_with = "nd")]
     pub tags: Vec<String>,
     /// Owner project.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
     /// Revision.
     pub revision_number: Option<u64>,
 }
@@ -375,10 +379,10 @@ pub struct Trunk {
 pub struct SecurityGroupRule {
     /// UUID.
     #[serde(deserialize_with = "nd")]
-    pub id: String,
+    pub id: SecurityGroupRuleId,
     /// Group id.
     #[serde(deserialize_with = "nd")]
-    pub security_group_id: String,
+    pub security_group_id: SecurityGroupId,
     /// `ingress` or `egress`.
     #[serde(deserialize_with = "nd")]
     pub direction: String,
@@ -396,12 +400,12 @@ pub struct SecurityGroupRule {
     /// Remote CIDR.
     pub remote_ip_prefix: Option<String>,
     /// Remote group.
-    pub remote_group_id: Option<String>,
+    pub remote_group_id: Option<SecurityGroupId>,
     /// Description.
     #[serde(deserialize_with = "nd")]
     pub description: String,
     /// Owner project.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
     /// Revision.
     pub revision_number: Option<u64>,
 }
@@ -412,7 +416,7 @@ pub struct SecurityGroupRule {
 pub struct SecurityGroup {
     /// UUID.
     #[serde(deserialize_with = "nd")]
-    pub id: String,
+    pub id: SecurityGroupId,
     /// Name.
     #[serde(deserialize_with = "nd")]
     pub name: String,
@@ -428,7 +432,7 @@ pub struct SecurityGroup {
     #[serde(deserialize_with = "nd")]
     pub tags: Vec<String>,
     /// Owner project.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
     /// Revision.
     pub revision_number: Option<u64>,
 }
@@ -439,18 +443,18 @@ pub struct SecurityGroup {
 pub struct FloatingIp {
     /// UUID.
     #[serde(deserialize_with = "nd")]
-    pub id: String,
+    pub id: FloatingIpId,
     /// The floating address.
     pub floating_ip_address: Option<IpAddr>,
     /// External network id.
     #[serde(deserialize_with = "nd")]
-    pub floating_network_id: String,
+    pub floating_network_id: NetworkId,
     /// Associated port.
-    pub port_id: Option<String>,
+    pub port_id: Option<PortId>,
     /// Associated fixed address.
     pub fixed_ip_address: Option<IpAddr>,
     /// Router.
-    pub router_id: Option<String>,
+    pub router_id: Option<RouterId>,
     /// `ACTIVE`, `DOWN` or `ERROR`.
     #[serde(deserialize_with = "nd")]
     pub status: String,
@@ -461,7 +465,7 @@ pub struct FloatingIp {
     #[serde(deserialize_with = "nd")]
     pub tags: Vec<String>,
     /// Owner project.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
     /// Revision.
     pub revision_number: Option<u64>,
 }
@@ -502,13 +506,51 @@ pub struct Quota {
 
 // ---------------------------------------------------------------- requests
 
+/// Defines a request body: the first field list is always sent, the second
+/// (each an `Option`) only when set, and `extra` is flattened in.
+macro_rules! body {
+    (
+        $(#[$meta:meta])* $name:ident
+        { $( $(#[$rmeta:meta])* $req:ident: $rty:ty, )* }
+        { $( $(#[$ometa:meta])* $opt:ident: $oty:ty, )* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+        pub struct $name {
+            $( $(#[$rmeta])* pub $req: $rty, )*
+            $(
+                $(#[$ometa])*
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $opt: $oty,
+            )*
+            /// Other attributes, sent as is.
+            #[serde(flatten, skip_serializing_if = "is_empty_map")]
+            pub extra: Map<String, Value>,
+        }
+    };
+}
+
+/// Defines the create and the update body of a resource: `create` has its
+/// required fields and its own optional ones, `update` its own optional
+/// ones, and the `shared` optional fields are written once for both.
+macro_rules! bodies {
+    (
+        $(#[$cmeta:meta])* create $create:ident { $($creq:tt)* } { $($copt:tt)* }
+        $(#[$umeta:meta])* update $update:ident { $($uopt:tt)* }
+        shared { $($shared:tt)* }
+    ) => {
+        body! { $(#[$cmeta])* $create { $($creq)* } { $($shared)* $($copt)* } }
+        body! { $(#[$umeta])* $update {} { $($shared)* $($uopt)* } }
+    };
+}
+
 /// An address asked for in a port create/update: a subnet, an address, or
 /// both.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FixedIpRequest {
     /// Subnet to allocate from.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subnet_id: Option<String>,
+    pub subnet_id: Option<SubnetId>,
     /// Exact address wanted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<IpAddr>,
@@ -516,7 +558,7 @@ pub struct FixedIpRequest {
 
 impl FixedIpRequest {
     /// Any address from `subnet_id`.
-    pub fn subnet(subnet_id: impl Into<String>) -> Self {
+    pub fn subnet(subnet_id: impl Into<SubnetId>) -> Self {
         FixedIpRequest {
             subnet_id: Some(subnet_id.into()),
             ip_address: None,
@@ -524,7 +566,7 @@ impl FixedIpRequest {
     }
 
     /// Exactly `ip` (from `subnet_id` when given).
-    pub fn address(ip: IpAddr, subnet_id: Option<String>) -> Self {
+    pub fn address(ip: IpAddr, subnet_id: Option<SubnetId>) -> Self {
         FixedIpRequest {
             subnet_id,
             ip_address: Some(ip),
@@ -532,139 +574,86 @@ impl FixedIpRequest {
     }
 }
 
-/// Body of a network create.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct NetworkCreate {
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Administrative state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_state_up: Option<bool>,
-    /// Shared.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shared: Option<bool>,
-    /// MTU.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<u32>,
-    /// `provider:network_type`.
-    #[serde(
-        rename = "provider:network_type",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub network_type: Option<String>,
-    /// `provider:physical_network`.
-    #[serde(
-        rename = "provider:physical_network",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub physical_network: Option<String>,
-    /// `provider:segmentation_id`.
-    #[serde(
-        rename = "provider:segmentation_id",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub segmentation_id: Option<u32>,
-    /// `router:external`.
-    #[serde(rename = "router:external", skip_serializing_if = "Option::is_none")]
-    pub router_external: Option<bool>,
-    /// Default port security.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port_security_enabled: Option<bool>,
-    /// Owner project (admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
+bodies! {
+    /// Body of a network create. Only set fields are sent.
+    create NetworkCreate {} {
+        /// `provider:network_type`.
+        #[serde(rename = "provider:network_type")]
+        network_type: Option<String>,
+        /// `provider:physical_network`.
+        #[serde(rename = "provider:physical_network")]
+        physical_network: Option<String>,
+        /// `provider:segmentation_id`.
+        #[serde(rename = "provider:segmentation_id")]
+        segmentation_id: Option<u32>,
+        /// Owner project (admin).
+        project_id: Option<ProjectId>,
+    }
+    /// Body of a network update. Only set fields are sent.
+    update NetworkUpdate {}
+    shared {
+        /// Name.
+        name: Option<String>,
+        /// Description.
+        description: Option<String>,
+        /// Administrative state.
+        admin_state_up: Option<bool>,
+        /// Shared.
+        shared: Option<bool>,
+        /// MTU.
+        mtu: Option<u32>,
+        /// `router:external`.
+        #[serde(rename = "router:external")]
+        router_external: Option<bool>,
+        /// Default port security.
+        port_security_enabled: Option<bool>,
+    }
 }
 
-/// Body of a network update.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct NetworkUpdate {
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Administrative state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_state_up: Option<bool>,
-    /// Shared.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shared: Option<bool>,
-    /// MTU.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<u32>,
-    /// `router:external`.
-    #[serde(rename = "router:external", skip_serializing_if = "Option::is_none")]
-    pub router_external: Option<bool>,
-    /// Default port security.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port_security_enabled: Option<bool>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
-}
-
-/// Body of a subnet create.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SubnetCreate {
-    /// Network id (required).
-    pub network_id: String,
-    /// 4 or 6 (required).
-    pub ip_version: u8,
-    /// CIDR; may be omitted with `subnetpool_id`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cidr: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// `Some(None)` sends `null`: no gateway.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway_ip: Option<Option<IpAddr>>,
-    /// Allocation pools.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allocation_pools: Option<Vec<AllocationPool>>,
-    /// Static routes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_routes: Option<Vec<HostRoute>>,
-    /// DNS servers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dns_nameservers: Option<Vec<String>>,
-    /// DHCP.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enable_dhcp: Option<bool>,
-    /// Allocate the CIDR from this pool.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subnetpool_id: Option<String>,
-    /// Prefix length wanted from the pool.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefixlen: Option<u32>,
-    /// IPv6 address mode.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ipv6_address_mode: Option<String>,
-    /// IPv6 RA mode.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ipv6_ra_mode: Option<String>,
-    /// Owner project (admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
+bodies! {
+    /// Body of a subnet create. Only set fields are sent.
+    create SubnetCreate {
+        /// Network id (required).
+        network_id: NetworkId,
+        /// 4 or 6 (required).
+        ip_version: u8,
+    } {
+        /// CIDR; may be omitted with `subnetpool_id`.
+        cidr: Option<String>,
+        /// Allocate the CIDR from this pool.
+        subnetpool_id: Option<SubnetPoolId>,
+        /// Prefix length wanted from the pool.
+        prefixlen: Option<u32>,
+        /// IPv6 address mode.
+        ipv6_address_mode: Option<String>,
+        /// IPv6 RA mode.
+        ipv6_ra_mode: Option<String>,
+        /// Owner project (admin).
+        project_id: Option<ProjectId>,
+    }
+    /// Body of a subnet update. Only set fields are sent.
+    update SubnetUpdate {}
+    shared {
+        /// Name.
+        name: Option<String>,
+        /// Description.
+        description: Option<String>,
+        /// `Some(None)` sends `null`: no gateway (an update removes it).
+        gateway_ip: Option<Option<IpAddr>>,
+        /// Allocation pools.
+        allocation_pools: Option<Vec<AllocationPool>>,
+        /// Static routes.
+        host_routes: Option<Vec<HostRoute>>,
+        /// DNS servers.
+        dns_nameservers: Option<Vec<String>>,
+        /// DHCP.
+        enable_dhcp: Option<bool>,
+    }
 }
 
 impl SubnetCreate {
     /// A subnet of `cidr` on `network_id`; the IP version follows the CIDR.
-    pub fn new(network_id: impl Into<String>, cidr: impl Into<String>) -> Self {
+    pub fn new(network_id: impl Into<NetworkId>, cidr: impl Into<String>) -> Self {
         let cidr = cidr.into();
         SubnetCreate {
             network_id: network_id.into(),
@@ -675,155 +664,92 @@ impl SubnetCreate {
     }
 }
 
-/// Body of a subnet update.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SubnetUpdate {
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// `Some(None)` sends `null`: remove the gateway.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway_ip: Option<Option<IpAddr>>,
-    /// Allocation pools.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allocation_pools: Option<Vec<AllocationPool>>,
-    /// Static routes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_routes: Option<Vec<HostRoute>>,
-    /// DNS servers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dns_nameservers: Option<Vec<String>>,
-    /// DHCP.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enable_dhcp: Option<bool>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
+bodies! {
+    /// Body of a subnetpool create. Only set fields are sent.
+    create SubnetPoolCreate {
+        /// Name (required by Neutron).
+        name: String,
+        /// Prefixes (required).
+        prefixes: Vec<String>,
+    } {
+        /// Shared.
+        shared: Option<bool>,
+        /// Default pool.
+        is_default: Option<bool>,
+        /// Address scope.
+        address_scope_id: Option<AddressScopeId>,
+        /// Owner project (admin).
+        project_id: Option<ProjectId>,
+    }
+    /// Body of a subnetpool update. Only set fields are sent.
+    update SubnetPoolUpdate {
+        /// Name.
+        name: Option<String>,
+        /// Prefixes (may only grow).
+        prefixes: Option<Vec<String>>,
+    }
+    shared {
+        /// Description.
+        description: Option<String>,
+        /// Default prefix length.
+        default_prefixlen: Option<u32>,
+        /// Minimum prefix length.
+        min_prefixlen: Option<u32>,
+        /// Maximum prefix length.
+        max_prefixlen: Option<u32>,
+    }
 }
 
-/// Body of a subnetpool create.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SubnetPoolCreate {
-    /// Name (required by Neutron).
-    pub name: String,
-    /// Prefixes (required).
-    pub prefixes: Vec<String>,
-    /// Default prefix length.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_prefixlen: Option<u32>,
-    /// Minimum prefix length.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_prefixlen: Option<u32>,
-    /// Maximum prefix length.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_prefixlen: Option<u32>,
-    /// Shared.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shared: Option<bool>,
-    /// Default pool.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub is_default: Option<bool>,
-    /// Address scope.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address_scope_id: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Owner project (admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
-}
-
-/// Body of a subnetpool update.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SubnetPoolUpdate {
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Prefixes (may only grow).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefixes: Option<Vec<String>>,
-    /// Default prefix length.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_prefixlen: Option<u32>,
-    /// Minimum prefix length.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_prefixlen: Option<u32>,
-    /// Maximum prefix length.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_prefixlen: Option<u32>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
-}
-
-/// Body of a port create. Only set fields are sent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct PortCreate {
-    /// Network id (required).
-    pub network_id: String,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// MAC address.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mac_address: Option<String>,
-    /// Addresses wanted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fixed_ips: Option<Vec<FixedIpRequest>>,
-    /// Owner kind.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_owner: Option<String>,
-    /// Owner id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_id: Option<String>,
-    /// `binding:host_id` (admin by default policy).
-    #[serde(rename = "binding:host_id", skip_serializing_if = "Option::is_none")]
-    pub binding_host_id: Option<String>,
-    /// `binding:vnic_type`.
-    #[serde(rename = "binding:vnic_type", skip_serializing_if = "Option::is_none")]
-    pub binding_vnic_type: Option<String>,
-    /// `binding:profile`.
-    #[serde(rename = "binding:profile", skip_serializing_if = "Option::is_none")]
-    pub binding_profile: Option<Value>,
-    /// Administrative state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_state_up: Option<bool>,
-    /// Security groups (`Some(vec![])` for none at all).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub security_groups: Option<Vec<String>>,
-    /// Tags (bulk creation needs the `tag_ports_during_bulk_creation` driver).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags: Option<Vec<String>>,
-    /// Allowed address pairs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allowed_address_pairs: Option<Vec<AddressPair>>,
-    /// Owner project (admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
-    /// Port security.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port_security_enabled: Option<bool>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
+bodies! {
+    /// Body of a port create. Only set fields are sent.
+    create PortCreate {
+        /// Network id (required).
+        network_id: NetworkId,
+    } {
+        /// `binding:vnic_type`.
+        #[serde(rename = "binding:vnic_type")]
+        binding_vnic_type: Option<String>,
+        /// Tags (bulk creation needs the `tag_ports_during_bulk_creation` driver).
+        tags: Option<Vec<String>>,
+        /// Owner project (admin).
+        project_id: Option<ProjectId>,
+    }
+    /// Body of a port update. Only set fields are sent.
+    update PortUpdate {}
+    shared {
+        /// Name.
+        name: Option<String>,
+        /// Description.
+        description: Option<String>,
+        /// MAC address.
+        mac_address: Option<String>,
+        /// Addresses wanted (an update replaces all).
+        fixed_ips: Option<Vec<FixedIpRequest>>,
+        /// Owner kind.
+        device_owner: Option<String>,
+        /// Owner id.
+        device_id: Option<String>,
+        /// `binding:host_id` (admin by default policy; `""` unbinds).
+        #[serde(rename = "binding:host_id")]
+        binding_host_id: Option<String>,
+        /// `binding:profile`.
+        #[serde(rename = "binding:profile")]
+        binding_profile: Option<Value>,
+        /// Administrative state.
+        admin_state_up: Option<bool>,
+        /// Security groups (`Some(vec![])` for none at all; an update
+        /// replaces all).
+        security_groups: Option<Vec<SecurityGroupId>>,
+        /// Allowed address pairs (an update replaces all).
+        allowed_address_pairs: Option<Vec<AddressPair>>,
+        /// Port security.
+        port_security_enabled: Option<bool>,
+    }
 }
 
 impl PortCreate {
     /// A port on `network_id` with everything else left to Neutron.
-    pub fn new(network_id: impl Into<String>) -> Self {
+    pub fn new(network_id: impl Into<NetworkId>) -> Self {
         PortCreate {
             network_id: network_id.into(),
             ..PortCreate::default()
@@ -831,187 +757,98 @@ impl PortCreate {
     }
 }
 
-/// Body of a port update. Only set fields are sent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct PortUpdate {
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// MAC address.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mac_address: Option<String>,
-    /// Addresses (replaces all).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fixed_ips: Option<Vec<FixedIpRequest>>,
-    /// Owner kind.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_owner: Option<String>,
-    /// Owner id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_id: Option<String>,
-    /// `binding:host_id` (`""` unbinds).
-    #[serde(rename = "binding:host_id", skip_serializing_if = "Option::is_none")]
-    pub binding_host_id: Option<String>,
-    /// `binding:profile`.
-    #[serde(rename = "binding:profile", skip_serializing_if = "Option::is_none")]
-    pub binding_profile: Option<Value>,
-    /// Administrative state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_state_up: Option<bool>,
-    /// Security groups (replaces all).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub security_groups: Option<Vec<String>>,
-    /// Allowed address pairs (replaces all).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allowed_address_pairs: Option<Vec<AddressPair>>,
-    /// Port security.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port_security_enabled: Option<bool>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
+bodies! {
+    /// Body of a trunk create. Only set fields are sent.
+    create TrunkCreate {
+        /// Parent port (required; create the trunk before binding it).
+        port_id: PortId,
+    } {
+        /// Initial subports.
+        sub_ports: Option<Vec<SubPort>>,
+        /// Owner project (admin).
+        project_id: Option<ProjectId>,
+    }
+    /// Body of a trunk update. Only set fields are sent.
+    update TrunkUpdate {}
+    shared {
+        /// Name.
+        name: Option<String>,
+        /// Description.
+        description: Option<String>,
+        /// Administrative state.
+        admin_state_up: Option<bool>,
+    }
 }
 
-/// Body of a trunk create.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TrunkCreate {
-    /// Parent port (required; create the trunk before binding it).
-    pub port_id: String,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Administrative state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_state_up: Option<bool>,
-    /// Initial subports.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub_ports: Option<Vec<SubPort>>,
-    /// Owner project (admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
+body! {
+    /// Body of a security group create. Only set fields are sent.
+    SecurityGroupCreate {
+        /// Name (required).
+        name: String,
+    } {
+        /// Description.
+        description: Option<String>,
+        /// Stateful.
+        stateful: Option<bool>,
+        /// Owner project (admin).
+        project_id: Option<ProjectId>,
+    }
 }
 
-/// Body of a trunk update.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TrunkUpdate {
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Administrative state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_state_up: Option<bool>,
+body! {
+    /// Body of a security group rule create. Only set fields are sent.
+    SecurityGroupRuleCreate {
+        /// Group (required).
+        security_group_id: SecurityGroupId,
+        /// `ingress` or `egress` (required).
+        direction: String,
+    } {
+        /// `IPv4` or `IPv6`.
+        ethertype: Option<String>,
+        /// Protocol.
+        protocol: Option<String>,
+        /// Lowest port.
+        port_range_min: Option<u32>,
+        /// Highest port.
+        port_range_max: Option<u32>,
+        /// Remote CIDR.
+        remote_ip_prefix: Option<String>,
+        /// Remote group.
+        remote_group_id: Option<SecurityGroupId>,
+        /// Description.
+        description: Option<String>,
+        /// Owner project (admin).
+        project_id: Option<ProjectId>,
+    }
 }
 
-/// Body of a security group create.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SecurityGroupCreate {
-    /// Name (required).
-    pub name: String,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Stateful.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stateful: Option<bool>,
-    /// Owner project (admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
-}
-
-/// Body of a security group rule create.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SecurityGroupRuleCreate {
-    /// Group (required).
-    pub security_group_id: String,
-    /// `ingress` or `egress` (required).
-    pub direction: String,
-    /// `IPv4` or `IPv6`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ethertype: Option<String>,
-    /// Protocol.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<String>,
-    /// Lowest port.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port_range_min: Option<u32>,
-    /// Highest port.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port_range_max: Option<u32>,
-    /// Remote CIDR.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remote_ip_prefix: Option<String>,
-    /// Remote group.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remote_group_id: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Owner project (admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
-}
-
-/// Body of a floating IP create.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct FloatingIpCreate {
-    /// External network (required).
-    pub floating_network_id: String,
-    /// Exact floating address wanted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub floating_ip_address: Option<IpAddr>,
-    /// Subnet of the external network to allocate from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subnet_id: Option<String>,
-    /// Port to associate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port_id: Option<String>,
-    /// Fixed address of the port to associate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fixed_ip_address: Option<IpAddr>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Owner project (admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
-}
-
-/// Body of a floating IP update.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct FloatingIpUpdate {
-    /// `Some(None)` sends `null`: disassociate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port_id: Option<Option<String>>,
-    /// Fixed address of the port to associate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fixed_ip_address: Option<IpAddr>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Other attributes, sent as is.
-    #[serde(flatten, skip_serializing_if = "is_empty_map")]
-    pub extra: Map<String, Value>,
+bodies! {
+    /// Body of a floating IP create. Only set fields are sent.
+    create FloatingIpCreate {
+        /// External network (required).
+        floating_network_id: NetworkId,
+    } {
+        /// Exact floating address wanted.
+        floating_ip_address: Option<IpAddr>,
+        /// Subnet of the external network to allocate from.
+        subnet_id: Option<SubnetId>,
+        /// Port to associate.
+        port_id: Option<PortId>,
+        /// Owner project (admin).
+        project_id: Option<ProjectId>,
+    }
+    /// Body of a floating IP update (associate, disassociate). Only set
+    /// fields are sent.
+    update FloatingIpUpdate {
+        /// `Some(None)` sends `null`: disassociate.
+        port_id: Option<Option<PortId>>,
+    }
+    shared {
+        /// Fixed address of the port to associate.
+        fixed_ip_address: Option<IpAddr>,
+        /// Description.
+        description: Option<String>,
+    }
 }
 
 #[cfg(test)]
