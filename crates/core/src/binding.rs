@@ -11,6 +11,8 @@
 //! In a VM (`[binding] driver` = macvlan, ipvlan or vlan) there is no veth
 //! and no OVS port: see [`nested`].
 
+mod active;
+mod announce;
 mod kind;
 mod nested;
 
@@ -26,6 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::naming;
 
+pub use active::poll_neutron_active;
 pub use kind::PlugKind;
 pub use nested::{NestedConfig, NestedMode, VmPort, VmPortClient};
 
@@ -408,61 +411,6 @@ impl Binder {
             .find_map(|iface| iface.external_ids.get(IFACE_ID_KEY).cloned()))
     }
 
-    /// Whether the OVS interface of a port carries `ovn-installed=true`.
-    pub async fn ovn_installed(&self, port_id: &str) -> bool {
-        let host_ifname = naming::host_veth_name(port_id);
-        match self.switch.interface_external_ids(&host_ifname).await {
-            Ok(Some(ids)) => ids.get("ovn-installed").map(String::as_str) == Some("true"),
-            _ => false,
-        }
-    }
-
-    /// Waits until the port is ACTIVE: the local OVN signal when the port is
-    /// on OVS, racing a Neutron poll that starts after `poll_delay` (in case
-    /// the backend is not OVN; at once for a Linux bridge port). The first
-    /// answer wins.
-    pub async fn wait_active(
-        &self,
-        neutron: &Neutron,
-        port_id: &str,
-        plugged: &Plugged,
-        timeout: Duration,
-        poll_delay: Duration,
-    ) -> Result<ActiveVia, BindError> {
-        if let Some(nested) = &self.nested {
-            if !nested.mode.goes_active() {
-                return Ok(ActiveVia::NotAwaited);
-            }
-            // A subport: Neutron sets it ACTIVE once the parent is bound.
-            return poll_neutron_active(neutron, port_id, timeout, Duration::ZERO).await;
-        }
-        let local = async {
-            if plugged.vif_type != PlugKind::OVS {
-                return std::future::pending::<Result<ActiveVia, BindError>>().await;
-            }
-            match self
-                .switch
-                .wait_ovn_installed(&plugged.host_ifname, timeout)
-                .await
-            {
-                Ok(_) => Ok(ActiveVia::OvnInstalled),
-                // No OVN signal: leave the answer to Neutron.
-                Err(_) => std::future::pending().await,
-            }
-        };
-        // Without the OVN signal there is nothing to wait for first.
-        let delay = if plugged.vif_type == PlugKind::OVS {
-            poll_delay
-        } else {
-            Duration::ZERO
-        };
-        let remote = poll_neutron_active(neutron, port_id, timeout, delay);
-        tokio::select! {
-            res = local => res,
-            res = remote => res,
-        }
-    }
-
     /// Whether the container end of a port's veth pair is in the host
     /// namespace (a pool port's, or one Docker gave back at Leave).
     pub async fn container_end_present(&self, port_id: &str) -> bool {
@@ -510,69 +458,6 @@ impl Binder {
             host_mac,
         })
     }
-
-    /// Docker mode: once Docker has moved the container end into the
-    /// sandbox at `sandbox` and configured it (which happens when the
-    /// runtime creates the container's netns, after the last plugin call),
-    /// finds it by the port's MAC and sends a gratuitous ARP per address
-    /// from it. Polls for at most `patience`; best effort, like
-    /// [`Binder::announce`].
-    pub async fn announce_in_sandbox(
-        &self,
-        port_id: &str,
-        sandbox: &str,
-        mac: MacAddr,
-        ips: &[std::net::Ipv4Addr],
-        patience: Duration,
-    ) {
-        if ips.is_empty() || !self.binds_host() {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + patience;
-        let (netns, ifname) = loop {
-            if let Some(found) = configured_link(sandbox, mac, ips).await {
-                break found;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                debug!(
-                    port_id,
-                    sandbox, "gratuitous ARP: interface not configured in time"
-                );
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        for ip in ips {
-            match netplumb::garp::send_gratuitous_arp(Some(&netns), &ifname, mac, *ip).await {
-                Ok(()) => debug!(port_id, %ip, "gratuitous ARP sent"),
-                Err(err) => warn!(port_id, %ip, %err, "gratuitous ARP failed"),
-            }
-        }
-    }
-
-    /// CNI mode, once the port is ACTIVE (veth binding only): a gratuitous
-    /// ARP for each IPv4 address from inside the container, so that peers which knew the
-    /// address at a previous holder's MAC learn the new one at once (see
-    /// [`netplumb::garp`]). Best effort: a failure is logged, never fatal.
-    pub async fn announce(&self, port_id: &str, mac: MacAddr, target: &NetnsTarget) {
-        // Nested: ipvlan speaks with the VM's MAC, and the VM port answers
-        // for the container addresses: the port's MAC must not be claimed.
-        if !self.binds_host() {
-            return;
-        }
-        for addr in &target.addresses {
-            let IpAddr::V4(ip) = addr.addr() else {
-                continue;
-            };
-            let sent =
-                netplumb::garp::send_gratuitous_arp(Some(&target.netns), &target.ifname, mac, ip)
-                    .await;
-            match sent {
-                Ok(()) => debug!(port_id, %ip, "gratuitous ARP sent"),
-                Err(err) => warn!(port_id, %ip, %err, "gratuitous ARP failed"),
-            }
-        }
-    }
 }
 
 /// A port plugged in CNI mode.
@@ -600,29 +485,6 @@ pub struct NetnsTarget {
     pub external_ids: BTreeMap<String, String>,
 }
 
-/// The link in `sandbox` with `mac`, once it is up and holds the first of
-/// `ips`.
-async fn configured_link(
-    sandbox: &str,
-    mac: MacAddr,
-    ips: &[std::net::Ipv4Addr],
-) -> Option<(Netns, String)> {
-    let netns = Netns::from_path(sandbox).ok()?;
-    let inside = Netlink::in_netns(&netns).await.ok()?;
-    let link = inside
-        .links()
-        .await
-        .ok()?
-        .into_iter()
-        .find(|l| l.mac == Some(mac) && l.admin_up)?;
-    let addresses = inside.addresses(&link.name).await.ok()?;
-    let first = IpAddr::V4(*ips.first()?);
-    addresses
-        .iter()
-        .any(|a| a.addr.addr() == first)
-        .then_some((netns, link.name))
-}
-
 async fn configure_container_end(target: &NetnsTarget) -> Result<(), netplumb::Error> {
     let inside = Netlink::in_netns(&target.netns).await?;
     for addr in &target.addresses {
@@ -638,125 +500,5 @@ async fn configure_container_end(target: &NetnsTarget) -> Result<(), netplumb::E
     Ok(())
 }
 
-/// Polls the port's status: first check after `delay`, then a short backoff
-/// (50 ms doubling to 1 s), until `timeout`.
-pub async fn poll_neutron_active(
-    neutron: &Neutron,
-    port_id: &str,
-    timeout: Duration,
-    delay: Duration,
-) -> Result<ActiveVia, BindError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    tokio::time::sleep(delay.min(timeout)).await;
-    let mut pause = Duration::from_millis(50);
-    let mut status = String::from("unknown");
-    loop {
-        match neutron.get_port(port_id).await {
-            Ok(port) if port.status == PortStatus::Active => return Ok(ActiveVia::Neutron),
-            Ok(port) => status = port.status.to_string(),
-            Err(source) if source.is_not_found() => {
-                return Err(BindError::Neutron {
-                    port_id: port_id.to_string(),
-                    source,
-                })
-            }
-            Err(err) => warn!(port_id, %err, "polling port status"),
-        }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return Err(BindError::NotActive {
-                port_id: port_id.to_string(),
-                timeout,
-                status,
-            });
-        }
-        tokio::time::sleep(pause.min(deadline - now)).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use netplumb::ovs::fake::FakeSwitch;
-
-    fn request(vif_type: &str) -> PlugRequest {
-        PlugRequest {
-            port_id: "0f0e0d0c-aaaa-bbbb-cccc-000000000001".into(),
-            network_id: "net".into(),
-            mac: "fa:16:3e:00:00:01".parse().expect("mac"),
-            mtu: Some(1442),
-            vif_type: vif_type.into(),
-            owner_id: "ep".into(),
-            fixed_ips: vec!["10.0.0.5".parse().expect("ip")],
-        }
-    }
-
-    /// Nested: no host binding, no wait for a port that never goes ACTIVE,
-    /// a port without addresses refused before any Neutron call (the
-    /// endpoint here answers nothing).
-    #[tokio::test]
-    async fn nested_binder_dispatch() {
-        let Ok(netlink) = Netlink::host().await else {
-            return;
-        };
-        let neutron =
-            Neutron::new(openstack::AuthOptions::noauth("http://127.0.0.1:9")).expect("client");
-        let switch = Arc::new(FakeSwitch::with_bridge("br-int"));
-        let veth = Binder::new(netlink.clone(), switch.clone(), "br-int");
-        assert!(veth.binds_host() && veth.nested_mode().is_none());
-        let binder = Binder::new(netlink, switch, "br-int").with_nested(
-            neutron.clone(),
-            NestedConfig {
-                mode: NestedMode::Macvlan,
-                link_iface: "eth0".into(),
-            },
-        );
-        assert!(!binder.binds_host());
-        assert_eq!(binder.nested_mode(), Some(NestedMode::Macvlan));
-        assert_eq!(
-            binder.vm_port_client().map(|c| c.link_iface()),
-            Some("eth0")
-        );
-        let mut req = request("unbound");
-        req.fixed_ips.clear();
-        let err = binder.plug(&req).await.expect_err("no addresses");
-        assert!(matches!(err, BindError::Nested { .. }), "{err}");
-        let plugged = Plugged {
-            host_ifname: String::new(),
-            container_ifname: "t_c0f0e0d0c-aa".into(),
-            vif_type: PlugKind::Nested(NestedMode::Macvlan),
-        };
-        let via = binder
-            .wait_active(
-                &neutron,
-                &req.port_id,
-                &plugged,
-                Duration::from_secs(5),
-                Duration::ZERO,
-            )
-            .await
-            .expect("not awaited");
-        assert_eq!(via, ActiveVia::NotAwaited);
-        assert_eq!(binder.port_of_owner("ep").await.expect("ok"), None);
-    }
-
-    #[tokio::test]
-    async fn unsupported_vif_type_names_it_and_touches_nothing() {
-        let Ok(netlink) = Netlink::host().await else {
-            return;
-        };
-        let switch = Arc::new(FakeSwitch::with_bridge("br-int"));
-        let binder = Binder::new(netlink, switch.clone(), "br-int");
-        let err = binder
-            .plug(&request("binding_failed"))
-            .await
-            .expect_err("must fail");
-        assert!(err.to_string().contains("binding_failed"), "{err}");
-        assert!(switch
-            .find_interfaces("iface-id", None)
-            .await
-            .expect("fake")
-            .is_empty());
-    }
-}
+mod tests;
