@@ -8,13 +8,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use kuryr_core::binding::{BindError, PlugKind, Plugged};
 use kuryr_core::lifecycle::Target;
+use kuryr_core::naming;
 use kuryr_core::owner::{Owner, OwnerKind};
 use kuryr_core::vif_pool::{PoolKey, PooledPort};
-use kuryr_core::{ipmath, naming};
-use openstack::neutron::{
-    FixedIpRequest, Port, PortStatus, PortUpdate, Query, Resource, SecurityGroupCreate,
-    SecurityGroupId, SecurityGroupRuleCreate, Subnet,
-};
+use openstack::neutron::{FixedIpRequest, Port, PortStatus, PortUpdate, Query, Resource, Subnet};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -22,7 +19,7 @@ use super::{neutron_error, EndpointInfo, KuryrDriver, NetworkInfo, SubnetAddr, A
 use crate::api::{DriverError, DriverResult, ErrorKind};
 use crate::wire::{
     CreateEndpointRequest, CreateEndpointResponse, EndpointInterface, EndpointOperInfoResponse,
-    InterfaceName, JoinResponse, ProgramExternalConnectivityRequest, RouteType, StaticRoute,
+    InterfaceName, JoinResponse, RouteType, StaticRoute,
 };
 
 /// How long a started container's interface may take to appear configured
@@ -362,7 +359,11 @@ impl KuryrDriver {
 
     /// The endpoint, from the cache or rebuilt from Neutron (its port is
     /// tagged with the endpoint id).
-    async fn endpoint_info(&self, docker_net: &str, ep: &str) -> DriverResult<EndpointInfo> {
+    pub(super) async fn endpoint_info(
+        &self,
+        docker_net: &str,
+        ep: &str,
+    ) -> DriverResult<EndpointInfo> {
         if let Some(info) = self.cache().endpoints.get(ep) {
             return Ok(info.clone());
         }
@@ -568,7 +569,7 @@ impl KuryrDriver {
     /// container's netns, after its last plugin call of the start, so this
     /// waits for that in the background. Veth binding only (ipvlan shares
     /// the VM's MAC); best effort.
-    async fn announce_endpoint(&self, ep: &str) {
+    pub(super) async fn announce_endpoint(&self, ep: &str) {
         let sandbox = self.cache().sandboxes.remove(ep);
         let info = self.cache().endpoints.get(ep).cloned();
         let (Some(sandbox), Some(info)) = (sandbox, info) else {
@@ -595,179 +596,6 @@ impl KuryrDriver {
                 .announce_in_sandbox(&info.port.id, &sandbox, mac, &ips, ANNOUNCE_PATIENCE)
                 .await;
         });
-    }
-
-    pub(super) async fn program_external_connectivity_impl(
-        &self,
-        req: ProgramExternalConnectivityRequest,
-    ) -> DriverResult<()> {
-        self.announce_endpoint(&req.endpoint_id).await;
-        if !self.settings.process_external_connectivity || req.options.exposed_ports.is_empty() {
-            return Ok(());
-        }
-        let info = self
-            .endpoint_info(&req.network_id, &req.endpoint_id)
-            .await?;
-        let port = &info.port;
-        let sg = self
-            .neutron
-            .create_security_group(&SecurityGroupCreate {
-                name: naming::exposed_ports_sg_name(&port.id),
-                description: Some(format!(
-                    "Docker exposed ports of endpoint {}",
-                    req.endpoint_id
-                )),
-                ..SecurityGroupCreate::default()
-            })
-            .await
-            .map_err(|e| neutron_error("creating the exposed-ports security group", e))?;
-        if let Err(err) = self.fill_and_attach(&sg.id, port, &req).await {
-            if let Err(cleanup) = self.neutron.delete_security_group(&sg.id).await {
-                warn!(sg = %sg.id, %cleanup, "cleanup: deleting security group failed");
-            }
-            return Err(err);
-        }
-        if let Some(entry) = self.cache().endpoints.get_mut(&req.endpoint_id) {
-            entry.exposed_sg = Some(sg.id.clone());
-            entry.port.security_groups.push(sg.id.clone());
-        }
-        info!(endpoint = %req.endpoint_id, sg = %sg.id, "exposed ports programmed");
-        Ok(())
-    }
-
-    async fn fill_and_attach(
-        &self,
-        sg_id: &str,
-        port: &Port,
-        req: &ProgramExternalConnectivityRequest,
-    ) -> DriverResult<()> {
-        let mut by_proto: BTreeMap<String, Vec<u16>> = BTreeMap::new();
-        for exposed in &req.options.exposed_ports {
-            let proto = exposed
-                .proto
-                .name()
-                .map(str::to_string)
-                .unwrap_or_else(|| exposed.proto.0.to_string());
-            by_proto.entry(proto).or_default().push(exposed.port);
-        }
-        let mut ethertypes: Vec<&str> = Vec::new();
-        for fixed in &port.fixed_ips {
-            let ethertype = if fixed.ip_address.is_ipv4() {
-                "IPv4"
-            } else {
-                "IPv6"
-            };
-            if !ethertypes.contains(&ethertype) {
-                ethertypes.push(ethertype);
-            }
-        }
-        for (proto, ports) in by_proto {
-            for (min, max) in ipmath::merge_port_ranges(ports) {
-                for ethertype in &ethertypes {
-                    let rule = SecurityGroupRuleCreate {
-                        security_group_id: sg_id.into(),
-                        direction: "ingress".into(),
-                        ethertype: Some((*ethertype).to_string()),
-                        protocol: Some(proto.clone()),
-                        port_range_min: Some(u32::from(min)),
-                        port_range_max: Some(u32::from(max)),
-                        ..SecurityGroupRuleCreate::default()
-                    };
-                    self.neutron
-                        .create_security_group_rule(&rule)
-                        .await
-                        .map_err(|e| neutron_error("creating an exposed-port rule", e))?;
-                }
-            }
-        }
-        let mut groups = port.security_groups.clone();
-        groups.push(sg_id.into());
-        self.neutron
-            .update_port(
-                &port.id,
-                &PortUpdate {
-                    security_groups: Some(groups),
-                    ..PortUpdate::default()
-                },
-            )
-            .await
-            .map_err(|e| neutron_error("attaching the exposed-ports security group", e))?;
-        Ok(())
-    }
-
-    pub(super) async fn revoke_external_connectivity_impl(
-        &self,
-        docker_net: &str,
-        ep: &str,
-    ) -> DriverResult<()> {
-        let cached = self
-            .cache()
-            .endpoints
-            .get(ep)
-            .map(|i| (i.port.clone(), i.exposed_sg.clone()));
-        let (port, groups) = match cached {
-            Some((_, None)) => return Ok(()),
-            Some((port, Some(sg))) => (port, vec![sg]),
-            None => {
-                let Ok(info) = self.endpoint_info(docker_net, ep).await else {
-                    return Ok(());
-                };
-                let name = naming::exposed_ports_sg_name(&info.port.id);
-                let found = self
-                    .neutron
-                    .list_security_groups(&Query::new().name(&name).fields(["id"]))
-                    .await
-                    .map_err(|e| neutron_error("looking up the exposed-ports security group", e))?;
-                (info.port, found.into_iter().map(|sg| sg.id).collect())
-            }
-        };
-        if groups.is_empty() {
-            return Ok(());
-        }
-        let kept: Vec<SecurityGroupId> = port
-            .security_groups
-            .iter()
-            .filter(|g| !groups.contains(g))
-            .cloned()
-            .collect();
-        match self
-            .neutron
-            .update_port(
-                &port.id,
-                &PortUpdate {
-                    security_groups: Some(kept),
-                    ..PortUpdate::default()
-                },
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => {
-                return Err(neutron_error(
-                    "detaching the exposed-ports security group",
-                    e,
-                ))
-            }
-        }
-        for sg in &groups {
-            match self.neutron.delete_security_group(sg).await {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => {
-                    return Err(neutron_error(
-                        "deleting the exposed-ports security group",
-                        e,
-                    ))
-                }
-            }
-        }
-        if let Some(entry) = self.cache().endpoints.get_mut(ep) {
-            entry.exposed_sg = None;
-            entry.port.security_groups.retain(|g| !groups.contains(g));
-        }
-        info!(endpoint = ep, "exposed ports revoked");
-        Ok(())
     }
 }
 

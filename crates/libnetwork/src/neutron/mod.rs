@@ -9,12 +9,15 @@
 
 mod addresses;
 mod endpoints;
+mod exposure;
 #[cfg(test)]
 mod fake_neutron;
 mod networks;
+mod pool_release;
 #[cfg(test)]
 mod pool_tests;
 mod pools;
+mod subnets;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

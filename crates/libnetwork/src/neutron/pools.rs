@@ -9,7 +9,7 @@ use kuryr_core::{ini::parse_bool, naming};
 use openstack::neutron::{
     NetworkCreate, Query, Subnet, SubnetCreate, SubnetPool, SubnetPoolCreate,
 };
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{neutron_error, KuryrDriver, PoolInfo};
 use crate::api::{DriverError, DriverResult};
@@ -601,7 +601,7 @@ impl KuryrDriver {
 
     /// The subnet allocated from `pool` (with `cidr`), or the existing
     /// subnet Kuryr tagged with the pool id when it adopted a network.
-    async fn subnet_of_pool(
+    pub(super) async fn subnet_of_pool(
         &self,
         pool: &str,
         cidr: Option<IpNet>,
@@ -625,130 +625,6 @@ impl KuryrDriver {
             .await
             .map_err(|e| neutron_error(&ctx, e))?;
         Ok(tagged.into_iter().next())
-    }
-
-    pub(super) async fn release_pool_impl(&self, pool_id: &str) -> DriverResult<()> {
-        let id = PoolId::parse(pool_id)?;
-        let cached = self.cache().pools.remove(pool_id);
-        match &id {
-            PoolId::Existing { .. } => Ok(()),
-            PoolId::Carved { pool, cidr } => {
-                let subnet = match cached.and_then(|c| c.subnet) {
-                    Some(s) => Some(s),
-                    None => self.subnet_of_pool(pool, Some(*cidr)).await?,
-                };
-                if let Some(subnet) = subnet {
-                    self.release_kuryr_subnet(&subnet, pool).await?;
-                }
-                Ok(())
-            }
-            PoolId::Dedicated { pool } => {
-                let subnets = self.subnets_of_dedicated_pool(pool).await?;
-                for subnet in &subnets {
-                    self.release_kuryr_subnet(subnet, pool).await?;
-                }
-                self.delete_dedicated_pool(pool).await
-            }
-        }
-    }
-
-    /// The subnets a Docker network uses from a `kuryrPool-<cidr>`. Kuryr
-    /// tags each with the pool id: the ones it made from the pool, and an
-    /// adopted network's existing subnet (which is not from the pool, yet
-    /// makes the pool taken). Subnets made before that tag existed are found
-    /// by `subnetpool_id`.
-    async fn subnets_of_dedicated_pool(&self, pool: &str) -> DriverResult<Vec<Subnet>> {
-        let ctx = "listing the subnets of the subnetpool";
-        let tagged = self
-            .neutron
-            .list_subnets(&Query::new().tags([pool]))
-            .await
-            .map_err(|e| neutron_error(ctx, e))?;
-        if !tagged.is_empty() {
-            return Ok(tagged);
-        }
-        self.neutron
-            .list_subnets(&Query::new().subnetpool_id(pool))
-            .await
-            .map_err(|e| neutron_error(ctx, e))
-    }
-
-    /// Deletes a subnet Kuryr made (and its network, if that is still the
-    /// pending one); untags an adopted subnet.
-    async fn release_kuryr_subnet(&self, subnet: &Subnet, pool: &str) -> DriverResult<()> {
-        if !naming::is_kuryr_subnet_name(&subnet.name) {
-            if subnet.tags.iter().any(|t| t == pool) {
-                if let Err(err) = self
-                    .neutron
-                    .remove_tag(openstack::neutron::Resource::Subnets, &subnet.id, pool)
-                    .await
-                {
-                    warn!(subnet = %subnet.id, %err, "removing the pool tag of an adopted subnet");
-                }
-            }
-            return Ok(());
-        }
-        // Docker releases the pool before it deletes the network: deferred
-        // work on its ports, and the network's pool ports, go first.
-        self.settle_network(&subnet.network_id).await;
-        self.lifecycle
-            .pool()
-            .drain_network(
-                &subnet.network_id,
-                &self.settings.host,
-                self.pool_settings_of(&subnet.network_id).enabled(),
-            )
-            .await;
-        match self.neutron.delete_subnet(&subnet.id).await {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) if e.is_conflict() => {
-                warn!(subnet = %subnet.id, err = %e, "subnet still in use; left for DeleteNetwork");
-                return Ok(());
-            }
-            Err(e) => return Err(neutron_error(&format!("deleting subnet {}", subnet.id), e)),
-        }
-        // A subnet still named "pending" was never claimed by CreateNetwork
-        // (which renames it), so its network was made for it alone.
-        if subnet.name == naming::subnet_name("pending") {
-            self.delete_network_quietly(&subnet.network_id).await;
-        }
-        Ok(())
-    }
-
-    async fn delete_dedicated_pool(&self, pool: &str) -> DriverResult<()> {
-        let subnetpool = match self.neutron.get_subnetpool(pool).await {
-            Ok(p) => p,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(neutron_error("reading the subnetpool", e)),
-        };
-        let ours = subnetpool
-            .name
-            .starts_with(&format!("{}-", self.settings.subnetpool_name_prefix))
-            && !subnetpool
-                .tags
-                .iter()
-                .any(|t| t == naming::EXISTING_SUBNETPOOL_TAG);
-        if !ours {
-            return Ok(());
-        }
-        match self.neutron.delete_subnetpool(pool).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) if e.is_conflict() => {
-                warn!(pool, err = %e, "subnetpool still in use; not deleted");
-                Ok(())
-            }
-            Err(e) => Err(neutron_error("deleting the subnetpool", e)),
-        }
-    }
-
-    pub(super) async fn delete_network_quietly(&self, network_id: &str) {
-        if let Err(err) = self.neutron.delete_network(network_id).await {
-            if !err.is_not_found() {
-                warn!(network_id, %err, "cleanup: deleting network failed");
-            }
-        }
     }
 }
 

@@ -45,8 +45,7 @@ async fn a_users_subnet_does_not_make_its_network_kuryrs() {
     );
     fake.on("PUT", "/v2.0/networks/n-new/tags", 200, json!({"tags": []}));
     let driver = fake.driver().await;
-    let opts =
-        NetOptions::parse(&BTreeMap::new(), PoolSettings::default()).expect("no options");
+    let opts = NetOptions::parse(&BTreeMap::new(), PoolSettings::default()).expect("no options");
     let families = [existing_family()];
     let (network, adopted) = driver
         .network_for(DOCKER_NET, &opts, None, &families)
