@@ -26,47 +26,55 @@ pub(crate) fn tokens_url(auth_url: &str) -> Result<reqwest::Url, ConfigError> {
     })
 }
 
+/// `{"id": id}` when the id is set, else `{"name": name}` plus `qualifier`
+/// (a name needs its domain, an application credential name its user).
+fn by_id_or_name(
+    id: &Option<String>,
+    name: &Option<String>,
+    qualifier: Option<(&str, Value)>,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    match id {
+        Some(id) => {
+            m.insert("id".into(), json!(id));
+        }
+        None => {
+            m.insert("name".into(), json!(name));
+            if let Some((key, value)) = qualifier {
+                m.insert(key.into(), value);
+            }
+        }
+    }
+    m
+}
+
+/// A domain by id or name; the default domain when neither is set.
 fn domain(id: &Option<String>, name: &Option<String>) -> Value {
-    match (id, name) {
-        (Some(id), _) => json!({ "id": id }),
-        (None, Some(name)) => json!({ "name": name }),
-        (None, None) => json!({ "id": DEFAULT_DOMAIN_ID }),
+    if id.is_none() && name.is_none() {
+        return json!({ "id": DEFAULT_DOMAIN_ID });
     }
+    Value::Object(by_id_or_name(id, name, None))
 }
 
-/// `{"id": ..}` or `{"name": .., "domain": ..}` for the user.
+/// The user by id, or by name with its domain.
 fn user(o: &AuthOptions) -> Map<String, Value> {
-    let mut user = Map::new();
-    match (&o.user_id, &o.username) {
-        (Some(id), _) => {
-            user.insert("id".into(), json!(id));
-        }
-        (None, name) => {
-            user.insert("name".into(), json!(name));
-            user.insert(
-                "domain".into(),
-                domain(&o.user_domain_id, &o.user_domain_name),
-            );
-        }
-    }
-    user
+    let domain = domain(&o.user_domain_id, &o.user_domain_name);
+    by_id_or_name(&o.user_id, &o.username, Some(("domain", domain)))
 }
 
+/// The project (by id, or by name with its domain), else the domain, to
+/// scope to; `None` for an unscoped token.
 fn scope(o: &AuthOptions) -> Option<Value> {
-    if let Some(id) = &o.project_id {
-        return Some(json!({ "project": { "id": id } }));
+    if o.project_id.is_some() || o.project_name.is_some() {
+        let domain = domain(&o.project_domain_id, &o.project_domain_name);
+        let project = by_id_or_name(&o.project_id, &o.project_name, Some(("domain", domain)));
+        return Some(json!({ "project": project }));
     }
-    if let Some(name) = &o.project_name {
-        return Some(json!({ "project": {
-            "name": name,
-            "domain": domain(&o.project_domain_id, &o.project_domain_name),
-        }}));
+    if o.domain_id.is_some() || o.domain_name.is_some() {
+        let domain = by_id_or_name(&o.domain_id, &o.domain_name, None);
+        return Some(json!({ "domain": domain }));
     }
-    match (&o.domain_id, &o.domain_name) {
-        (Some(id), _) => Some(json!({ "domain": { "id": id } })),
-        (None, Some(name)) => Some(json!({ "domain": { "name": name } })),
-        (None, None) => None,
-    }
+    None
 }
 
 /// The JSON body of `POST /v3/auth/tokens` for these options. Holds secrets:
@@ -74,16 +82,11 @@ fn scope(o: &AuthOptions) -> Option<Value> {
 pub(crate) fn auth_body(o: &AuthOptions) -> Value {
     let (identity, scoped) = match o.effective_auth_type() {
         AuthType::ApplicationCredential => {
-            let mut ac = Map::new();
-            match &o.application_credential_id {
-                Some(id) => {
-                    ac.insert("id".into(), json!(id));
-                }
-                None => {
-                    ac.insert("name".into(), json!(o.application_credential_name));
-                    ac.insert("user".into(), Value::Object(user(o)));
-                }
-            }
+            let mut ac = by_id_or_name(
+                &o.application_credential_id,
+                &o.application_credential_name,
+                Some(("user", Value::Object(user(o)))),
+            );
             let secret = o.application_credential_secret.as_ref().map(|s| s.expose());
             ac.insert("secret".into(), json!(secret));
             // An application credential carries its own scope.

@@ -337,23 +337,32 @@ mod tests {
         assert_eq!(id.into_string(), "p1");
     }
 
+    /// Each `(wire, value)` parses to `value`, compares equal to `wire`,
+    /// and serializes and displays as `wire`.
+    fn round_trips<T>(cases: &[(&str, T)])
+    where
+        T: fmt::Debug + fmt::Display + PartialEq + for<'a> PartialEq<&'a str>,
+        T: Serialize + serde::de::DeserializeOwned,
+    {
+        for (wire, value) in cases {
+            let parsed: T = serde_json::from_value(serde_json::json!(wire)).unwrap();
+            assert_eq!(&parsed, value);
+            assert_eq!(parsed, *wire);
+            assert_eq!(serde_json::to_value(&parsed).unwrap(), *wire);
+            assert_eq!(parsed.to_string(), *wire);
+        }
+    }
+
     #[test]
     fn vif_types_round_trip() {
-        for (wire, v) in [
+        round_trips(&[
             ("ovs", VifType::Ovs),
             ("bridge", VifType::Bridge),
             ("unbound", VifType::Unbound),
             ("binding_failed", VifType::BindingFailed),
             ("vhostuser", VifType::Other("vhostuser".into())),
             ("", VifType::Other(String::new())),
-        ] {
-            let json = serde_json::to_string(wire).unwrap();
-            let parsed: VifType = serde_json::from_str(&json).unwrap();
-            assert_eq!(parsed, v);
-            assert_eq!(parsed, wire);
-            assert_eq!(serde_json::to_string(&parsed).unwrap(), json);
-            assert_eq!(parsed.to_string(), wire);
-        }
+        ]);
         assert!(VifType::Ovs.is_bound());
         assert!(VifType::from("vhostuser").is_bound());
         assert!(!VifType::default().is_bound());
@@ -362,18 +371,13 @@ mod tests {
 
     #[test]
     fn port_statuses_round_trip() {
-        for (wire, v) in [
+        round_trips(&[
             ("ACTIVE", PortStatus::Active),
             ("DOWN", PortStatus::Down),
             ("BUILD", PortStatus::Build),
             ("ERROR", PortStatus::Error),
             ("active", PortStatus::Other("active".into())),
-        ] {
-            let parsed: PortStatus = serde_json::from_value(serde_json::json!(wire)).unwrap();
-            assert_eq!(parsed, v);
-            assert_eq!(parsed, wire);
-            assert_eq!(serde_json::to_value(&parsed).unwrap(), wire);
-        }
+        ]);
         assert_eq!(PortStatus::default().as_str(), "");
     }
 }
