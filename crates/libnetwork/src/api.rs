@@ -112,15 +112,32 @@ impl DriverError {
 /// Result of a driver call.
 pub type DriverResult<T> = Result<T, DriverError>;
 
-/// A Docker network + IPAM driver. The server calls one method per request;
-/// calls may run concurrently.
+/// A Docker network + IPAM driver: every group of Docker's calls. The
+/// server calls one method per request; calls may run concurrently.
 ///
-/// Implement the methods with `async fn`; the returned futures must be
-/// `Send`. The defaults cover calls that only swarm sends to global-scope
-/// drivers.
-pub trait Driver: Send + Sync + 'static {
-    // ---- NetworkDriver ----
+/// Implement each group's trait with `async fn`s (the returned futures must
+/// be `Send`), each in the module that owns that part of the mapping;
+/// `Driver` then comes for free. The defaults cover calls that only swarm
+/// sends to global-scope drivers.
+pub trait Driver:
+    Networks + Endpoints + ExternalConnectivity + IpamPools + IpamAddresses + Send + Sync + 'static
+{
+}
 
+impl<T> Driver for T where
+    T: Networks
+        + Endpoints
+        + ExternalConnectivity
+        + IpamPools
+        + IpamAddresses
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Docker's `NetworkDriver` calls about networks (`crates/libnetwork/src/neutron/networks.rs` for Neutron).
+pub trait Networks {
     /// `NetworkDriver.GetCapabilities`: scope of the driver.
     fn network_capabilities(
         &self,
@@ -160,6 +177,27 @@ pub trait Driver: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// `NetworkDriver.DiscoverNew`: a swarm node appeared. Default: ignored.
+    fn discover_new(
+        &self,
+        req: DiscoveryNotification,
+    ) -> impl Future<Output = DriverResult<()>> + Send {
+        let _ = req;
+        async { Ok(()) }
+    }
+
+    /// `NetworkDriver.DiscoverDelete`: a swarm node left. Default: ignored.
+    fn discover_delete(
+        &self,
+        req: DiscoveryNotification,
+    ) -> impl Future<Output = DriverResult<()>> + Send {
+        let _ = req;
+        async { Ok(()) }
+    }
+}
+
+/// Docker's `NetworkDriver` calls about endpoints and sandboxes.
+pub trait Endpoints {
     /// `NetworkDriver.CreateEndpoint`: after the container's
     /// `RequestAddress`.
     fn create_endpoint(
@@ -184,25 +222,10 @@ pub trait Driver: Send + Sync + 'static {
 
     /// `NetworkDriver.Leave`: the sandbox leaves the endpoint.
     fn leave(&self, req: LeaveRequest) -> impl Future<Output = DriverResult<()>> + Send;
+}
 
-    /// `NetworkDriver.DiscoverNew`: a swarm node appeared. Default: ignored.
-    fn discover_new(
-        &self,
-        req: DiscoveryNotification,
-    ) -> impl Future<Output = DriverResult<()>> + Send {
-        let _ = req;
-        async { Ok(()) }
-    }
-
-    /// `NetworkDriver.DiscoverDelete`: a swarm node left. Default: ignored.
-    fn discover_delete(
-        &self,
-        req: DiscoveryNotification,
-    ) -> impl Future<Output = DriverResult<()>> + Send {
-        let _ = req;
-        async { Ok(()) }
-    }
-
+/// Docker's `NetworkDriver` calls about exposed and published ports.
+pub trait ExternalConnectivity {
     /// `NetworkDriver.ProgramExternalConnectivity`: after `Join`, with the
     /// exposed and published ports.
     fn program_external_connectivity(
@@ -215,9 +238,10 @@ pub trait Driver: Send + Sync + 'static {
         &self,
         req: RevokeExternalConnectivityRequest,
     ) -> impl Future<Output = DriverResult<()>> + Send;
+}
 
-    // ---- IpamDriver ----
-
+/// Docker's `IpamDriver` calls about address spaces and pools.
+pub trait IpamPools {
     /// `IpamDriver.GetCapabilities`.
     fn ipam_capabilities(&self) -> impl Future<Output = DriverResult<IpamCapabilities>> + Send;
 
@@ -235,7 +259,10 @@ pub trait Driver: Send + Sync + 'static {
         &self,
         req: ReleasePoolRequest,
     ) -> impl Future<Output = DriverResult<()>> + Send;
+}
 
+/// Docker's `IpamDriver` calls about addresses.
+pub trait IpamAddresses {
     /// `IpamDriver.RequestAddress`: the gateway (see
     /// [`RequestAddressRequest::is_gateway_request`]) or a container address.
     fn request_address(

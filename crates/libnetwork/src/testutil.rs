@@ -7,7 +7,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{Driver, DriverError, DriverResult};
+use crate::api::{
+    DriverError, DriverResult, Endpoints, ExternalConnectivity, IpamAddresses, IpamPools, Networks,
+};
 use crate::wire::*;
 
 pub(crate) use kuryr_wire::testutil::{exchanges, strip_empty, FIXTURE_EXCHANGES};
@@ -56,7 +58,7 @@ impl FakeDriver {
     }
 }
 
-impl Driver for FakeDriver {
+impl Networks for FakeDriver {
     async fn network_capabilities(&self) -> DriverResult<NetworkCapabilities> {
         self.record(PluginCall::NetworkGetCapabilities, &Value::Null);
         self.canned(PluginCall::NetworkGetCapabilities)
@@ -85,6 +87,18 @@ impl Driver for FakeDriver {
         self.canned_unit(PluginCall::FreeNetwork)
     }
 
+    async fn discover_new(&self, req: DiscoveryNotification) -> DriverResult<()> {
+        self.record(PluginCall::DiscoverNew, &req);
+        self.canned_unit(PluginCall::DiscoverNew)
+    }
+
+    async fn discover_delete(&self, req: DiscoveryNotification) -> DriverResult<()> {
+        self.record(PluginCall::DiscoverDelete, &req);
+        self.canned_unit(PluginCall::DiscoverDelete)
+    }
+}
+
+impl Endpoints for FakeDriver {
     async fn create_endpoint(
         &self,
         req: CreateEndpointRequest,
@@ -115,17 +129,9 @@ impl Driver for FakeDriver {
         self.record(PluginCall::Leave, &req);
         self.canned_unit(PluginCall::Leave)
     }
+}
 
-    async fn discover_new(&self, req: DiscoveryNotification) -> DriverResult<()> {
-        self.record(PluginCall::DiscoverNew, &req);
-        self.canned_unit(PluginCall::DiscoverNew)
-    }
-
-    async fn discover_delete(&self, req: DiscoveryNotification) -> DriverResult<()> {
-        self.record(PluginCall::DiscoverDelete, &req);
-        self.canned_unit(PluginCall::DiscoverDelete)
-    }
-
+impl ExternalConnectivity for FakeDriver {
     async fn program_external_connectivity(
         &self,
         req: ProgramExternalConnectivityRequest,
@@ -141,7 +147,9 @@ impl Driver for FakeDriver {
         self.record(PluginCall::RevokeExternalConnectivity, &req);
         self.canned_unit(PluginCall::RevokeExternalConnectivity)
     }
+}
 
+impl IpamPools for FakeDriver {
     async fn ipam_capabilities(&self) -> DriverResult<IpamCapabilities> {
         self.record(PluginCall::IpamGetCapabilities, &Value::Null);
         self.canned(PluginCall::IpamGetCapabilities)
@@ -161,7 +169,9 @@ impl Driver for FakeDriver {
         self.record(PluginCall::ReleasePool, &req);
         self.canned_unit(PluginCall::ReleasePool)
     }
+}
 
+impl IpamAddresses for FakeDriver {
     async fn request_address(
         &self,
         req: RequestAddressRequest,

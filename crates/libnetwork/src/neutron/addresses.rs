@@ -1,6 +1,7 @@
 //! Docker's `RequestAddress`/`ReleaseAddress`: a container address is a
 //! Neutron port, created bound to this host in one POST.
 
+use crate::api::IpamAddresses;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -17,92 +18,6 @@ use crate::api::{DriverError, DriverResult};
 use crate::wire::{ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse};
 
 impl KuryrDriver {
-    pub(super) async fn request_address_impl(
-        &self,
-        req: RequestAddressRequest,
-    ) -> DriverResult<RequestAddressResponse> {
-        let id = PoolId::parse(&req.pool_id)?;
-        let pool = self.resolve_pool(&id).await?;
-        if req.options.is_gateway_request() {
-            let address = gateway_address(&pool, req.address).map_err(|mut err| {
-                if self.settings.ip_range_as_subnet && err.http_status() == 400 {
-                    err.message.push_str(
-                        " ([DEFAULT] ip_range_as_subnet = true makes --ip-range the Neutron subnet: \
-                         give a --gateway inside the range)",
-                    );
-                }
-                err
-            })?;
-            return Ok(RequestAddressResponse {
-                address,
-                data: BTreeMap::new(),
-            });
-        }
-        let subnet = pool.subnet.ok_or_else(|| {
-            DriverError::not_found(format!(
-                "pool {id} has no Neutron subnet: its Docker network does not exist"
-            ))
-        })?;
-        if let Some(ip) = req.address {
-            if !pool.cidr.contains(&ip) {
-                return Err(DriverError::bad_request(format!(
-                    "address {ip} is not in {}",
-                    pool.cidr
-                )));
-            }
-        }
-        if req.address.is_none() && req.options.mac_address().is_none() {
-            if let Some((key, pooled)) = self.take_pooled(&subnet) {
-                let ip = pooled
-                    .port
-                    .fixed_ips
-                    .iter()
-                    .find(|f| f.subnet_id == subnet.id)
-                    .map(|f| f.ip_address);
-                if let Some(ip) = ip {
-                    info!(port_id = %pooled.port.id, %ip, "address from the port pool");
-                    let at = SubnetAddr::new(&subnet.id, ip);
-                    let mut cache = self.cache();
-                    cache.addresses.insert(at.clone(), pooled.port.clone());
-                    cache.pooled.insert(at, (key, pooled));
-                    return Ok(RequestAddressResponse {
-                        address: address_on(&subnet, ip)?,
-                        data: BTreeMap::new(),
-                    });
-                }
-                warn!(port_id = %pooled.port.id, "pool port without an address on its subnet; deleting it");
-                let pool = self.lifecycle.pool().clone();
-                tokio::spawn(async move { pool.discard(&pooled.port.id).await });
-            }
-        }
-        if req.address.is_some() {
-            // A pool port given back above the pool's max may still be on
-            // its way out, holding the address.
-            self.settle_network(&subnet.network_id).await;
-        }
-        let mac = req.options.mac_address().map(ToString::to_string);
-        let port = self.create_address_port(&subnet, req.address, mac).await?;
-        let ip = port
-            .fixed_ips
-            .iter()
-            .find(|f| f.subnet_id == subnet.id)
-            .map(|f| f.ip_address)
-            .ok_or_else(|| {
-                DriverError::internal(format!(
-                    "port {} has no address on subnet {}",
-                    port.id, subnet.id
-                ))
-            })?;
-        info!(port_id = %port.id, %ip, "address allocated");
-        self.cache()
-            .addresses
-            .insert(SubnetAddr::new(&subnet.id, ip), port);
-        Ok(RequestAddressResponse {
-            address: address_on(&subnet, ip)?,
-            data: BTreeMap::new(),
-        })
-    }
-
     /// A ready port of the subnet's pool, if pools are on for its network
     /// (the pool is made, and starts filling, on first use).
     fn take_pooled(&self, subnet: &Subnet) -> Option<(PoolKey, PooledPort)> {
@@ -182,75 +97,6 @@ impl KuryrDriver {
         }
         info!(port_id = %port.id, %ip, "adopted existing port");
         Ok(port)
-    }
-
-    pub(super) async fn release_address_impl(
-        &self,
-        req: ReleaseAddressRequest,
-    ) -> DriverResult<()> {
-        let ip = req
-            .address
-            .ok_or_else(|| DriverError::bad_request("ReleaseAddress without an Address"))?;
-        let id = PoolId::parse(&req.pool_id)?;
-        // The pool names the subnet, and the address is looked up on that
-        // subnet alone: another network may hold the same address.
-        let pool = match self.resolve_pool(&id).await {
-            Ok(pool) => pool,
-            Err(err) if err.http_status() == 404 => return Ok(()),
-            Err(err) => return Err(err),
-        };
-        let Some(subnet) = pool.subnet else {
-            return Ok(());
-        };
-        let at = SubnetAddr::new(&subnet.id, ip);
-        let (back, cached) = {
-            let mut cache = self.cache();
-            let back = cache
-                .returning
-                .remove(&at)
-                .or_else(|| cache.pooled.remove(&at));
-            (back, cache.addresses.remove(&at))
-        };
-        if let Some((key, pooled)) = back {
-            // Back to its pool after the reply (behind the claim's update).
-            let pool = self.lifecycle.pool().clone();
-            let port_id = pooled.port.id.clone();
-            self.defer(&port_id, &key.network_id.clone(), async move {
-                pool.give_back(&key, pooled).await;
-            });
-            return Ok(());
-        }
-        if subnet.gateway_ip == Some(ip) {
-            return Ok(());
-        }
-        let port = match cached {
-            Some(port) => Some(port),
-            None => self
-                .neutron
-                .list_ports(
-                    &Query::new()
-                        .fixed_ip_subnet(&subnet.id)
-                        .fixed_ip_address(ip),
-                )
-                .await
-                .map_err(|e| neutron_error("looking up the address's port", e))?
-                .into_iter()
-                .next(),
-        };
-        let Some(port) = port else {
-            return Ok(());
-        };
-        if !SubnetAddr::of_port(&port).any(|a| a == at) {
-            warn!(port_id = %port.id, %ip, subnet = %subnet.id, "the port does not hold the released address on its pool's subnet; left alone");
-            return Ok(());
-        }
-        // Released before the reply, so that what Neutron shows matches
-        // Docker once `docker rm` or `network disconnect` returns
-        // (docs/benchmarks.md § Releasing an address weighs this against the
-        // round trip it costs the rm path). The port's owner update, if
-        // still running, goes first.
-        self.settle_port(&port.id).await;
-        self.release_port(&port).await
     }
 
     /// Deletes a port Kuryr made; resets and untags an adopted one; leaves
@@ -349,128 +195,159 @@ fn gateway_address(pool: &PoolInfo, requested: Option<IpAddr>) -> DriverResult<I
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pool(cidr: &str, gateway: Option<&str>) -> PoolInfo {
-        let subnet = gateway.map(|gw| Subnet {
-            id: "s".into(),
-            cidr: cidr.into(),
-            gateway_ip: Some(gw.parse().expect("ip")),
-            ..Subnet::default()
-        });
-        PoolInfo {
-            cidr: cidr.parse().expect("cidr"),
-            sub_pool: None,
-            subnet,
+impl IpamAddresses for KuryrDriver {
+    async fn request_address(
+        &self,
+        req: RequestAddressRequest,
+    ) -> DriverResult<RequestAddressResponse> {
+        let id = PoolId::parse(&req.pool_id)?;
+        let pool = self.resolve_pool(&id).await?;
+        if req.options.is_gateway_request() {
+            let address = gateway_address(&pool, req.address).map_err(|mut err| {
+                if self.settings.ip_range_as_subnet && err.http_status() == 400 {
+                    err.message.push_str(
+                        " ([DEFAULT] ip_range_as_subnet = true makes --ip-range the Neutron subnet: \
+                         give a --gateway inside the range)",
+                    );
+                }
+                err
+            })?;
+            return Ok(RequestAddressResponse {
+                address,
+                data: BTreeMap::new(),
+            });
         }
+        let subnet = pool.subnet.ok_or_else(|| {
+            DriverError::not_found(format!(
+                "pool {id} has no Neutron subnet: its Docker network does not exist"
+            ))
+        })?;
+        if let Some(ip) = req.address {
+            if !pool.cidr.contains(&ip) {
+                return Err(DriverError::bad_request(format!(
+                    "address {ip} is not in {}",
+                    pool.cidr
+                )));
+            }
+        }
+        if req.address.is_none() && req.options.mac_address().is_none() {
+            if let Some((key, pooled)) = self.take_pooled(&subnet) {
+                let ip = pooled
+                    .port
+                    .fixed_ips
+                    .iter()
+                    .find(|f| f.subnet_id == subnet.id)
+                    .map(|f| f.ip_address);
+                if let Some(ip) = ip {
+                    info!(port_id = %pooled.port.id, %ip, "address from the port pool");
+                    let at = SubnetAddr::new(&subnet.id, ip);
+                    let mut cache = self.cache();
+                    cache.addresses.insert(at.clone(), pooled.port.clone());
+                    cache.pooled.insert(at, (key, pooled));
+                    return Ok(RequestAddressResponse {
+                        address: address_on(&subnet, ip)?,
+                        data: BTreeMap::new(),
+                    });
+                }
+                warn!(port_id = %pooled.port.id, "pool port without an address on its subnet; deleting it");
+                let pool = self.lifecycle.pool().clone();
+                tokio::spawn(async move { pool.discard(&pooled.port.id).await });
+            }
+        }
+        if req.address.is_some() {
+            // A pool port given back above the pool's max may still be on
+            // its way out, holding the address.
+            self.settle_network(&subnet.network_id).await;
+        }
+        let mac = req.options.mac_address().map(ToString::to_string);
+        let port = self.create_address_port(&subnet, req.address, mac).await?;
+        let ip = port
+            .fixed_ips
+            .iter()
+            .find(|f| f.subnet_id == subnet.id)
+            .map(|f| f.ip_address)
+            .ok_or_else(|| {
+                DriverError::internal(format!(
+                    "port {} has no address on subnet {}",
+                    port.id, subnet.id
+                ))
+            })?;
+        info!(port_id = %port.id, %ip, "address allocated");
+        self.cache()
+            .addresses
+            .insert(SubnetAddr::new(&subnet.id, ip), port);
+        Ok(RequestAddressResponse {
+            address: address_on(&subnet, ip)?,
+            data: BTreeMap::new(),
+        })
     }
 
-    #[test]
-    fn gateway_before_subnet_exists() {
-        let p = pool("10.10.1.0/24", None);
-        assert_eq!(
-            gateway_address(&p, None).expect("ok").to_string(),
-            "10.10.1.1/24"
-        );
-        let gw = "10.10.1.254".parse().ok();
-        assert_eq!(
-            gateway_address(&p, gw).expect("ok").to_string(),
-            "10.10.1.254/24"
-        );
-        let outside = "10.10.2.1".parse().ok();
-        assert_eq!(
-            gateway_address(&p, outside).expect_err("bad").http_status(),
-            400
-        );
-    }
-
-    #[test]
-    fn gateway_of_existing_subnet() {
-        let p = pool("10.10.1.0/24", Some("10.10.1.1"));
-        assert_eq!(
-            gateway_address(&p, None).expect("ok").to_string(),
-            "10.10.1.1/24"
-        );
-        let other = "10.10.1.2".parse().ok();
-        assert_eq!(
-            gateway_address(&p, other)
-                .expect_err("conflict")
-                .http_status(),
-            409
-        );
-    }
-
-    const SUBNET_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
-    const SUBNET_B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
-
-    /// Kuryr's own port at `ip` on one of two subnets of the same cidr,
-    /// as RequestAddress leaves it in the cache.
-    fn cache_address(driver: &KuryrDriver, subnet_id: &str, port_id: &str, ip: IpAddr) {
-        let subnet = Subnet {
-            id: subnet_id.into(),
-            network_id: format!("net-of-{subnet_id}").into(),
-            cidr: "10.1.2.0/24".into(),
-            gateway_ip: "10.1.2.1".parse().ok(),
-            ..Subnet::default()
+    async fn release_address(&self, req: ReleaseAddressRequest) -> DriverResult<()> {
+        let ip = req
+            .address
+            .ok_or_else(|| DriverError::bad_request("ReleaseAddress without an Address"))?;
+        let id = PoolId::parse(&req.pool_id)?;
+        // The pool names the subnet, and the address is looked up on that
+        // subnet alone: another network may hold the same address.
+        let pool = match self.resolve_pool(&id).await {
+            Ok(pool) => pool,
+            Err(err) if err.http_status() == 404 => return Ok(()),
+            Err(err) => return Err(err),
         };
-        let port = Port {
-            id: port_id.into(),
-            network_id: subnet.network_id.clone(),
-            fixed_ips: vec![openstack::neutron::FixedIp {
-                subnet_id: subnet_id.into(),
-                ip_address: ip,
-            }],
-            tags: vec![naming::DEVICE_OWNER.into()],
-            ..Port::default()
+        let Some(subnet) = pool.subnet else {
+            return Ok(());
         };
-        let mut cache = driver.cache();
-        cache.pools.insert(
-            format!("subnet:{subnet_id}"),
-            PoolInfo {
-                cidr: "10.1.2.0/24".parse().expect("cidr"),
-                sub_pool: None,
-                subnet: Some(subnet),
-            },
-        );
-        cache.addresses.insert(SubnetAddr::new(subnet_id, ip), port);
-    }
-
-    /// Two networks whose subnets share a cidr, each with a container at
-    /// the same address: releasing it on one deletes that network's port
-    /// only, before the reply, and leaves the other's port alone.
-    #[tokio::test]
-    async fn releasing_an_address_touches_only_its_own_subnets_port() {
-        use super::super::fake_neutron::{FakeDriver, FakeNeutron};
-        let fake = FakeNeutron::start().await;
-        fake.on("DELETE", "/v2.0/ports/port-a", 204, serde_json::Value::Null);
-        let driver = fake.driver().await;
-        let ip: IpAddr = "10.1.2.5".parse().expect("ip");
-        cache_address(&driver, SUBNET_A, "port-a", ip);
-        cache_address(&driver, SUBNET_B, "port-b", ip);
-        let req = serde_json::from_value(
-            serde_json::json!({"PoolID": format!("subnet:{SUBNET_A}"), "Address": "10.1.2.5"}),
-        )
-        .expect("request");
-        driver.release_address_impl(req).await.expect("released");
-        assert_eq!(fake.lines(), vec!["DELETE /v2.0/ports/port-a"]);
-        let cache = driver.cache();
-        assert!(!cache.addresses.contains_key(&SubnetAddr::new(SUBNET_A, ip)));
-        assert_eq!(
-            cache
-                .addresses
-                .get(&SubnetAddr::new(SUBNET_B, ip))
-                .map(|p| p.id.as_str()),
-            Some("port-b")
-        );
-    }
-
-    #[test]
-    fn kuryr_tags_are_recognised() {
-        assert!(is_kuryr_port_tag("kuryr.port.existing"));
-        assert!(is_kuryr_port_tag("compute:kuryr"));
-        assert!(is_kuryr_port_tag("kuryr.net.uuid.lh:abc"));
-        assert!(!is_kuryr_port_tag("team:blue"));
+        let at = SubnetAddr::new(&subnet.id, ip);
+        let (back, cached) = {
+            let mut cache = self.cache();
+            let back = cache
+                .returning
+                .remove(&at)
+                .or_else(|| cache.pooled.remove(&at));
+            (back, cache.addresses.remove(&at))
+        };
+        if let Some((key, pooled)) = back {
+            // Back to its pool after the reply (behind the claim's update).
+            let pool = self.lifecycle.pool().clone();
+            let port_id = pooled.port.id.clone();
+            self.defer(&port_id, &key.network_id.clone(), async move {
+                pool.give_back(&key, pooled).await;
+            });
+            return Ok(());
+        }
+        if subnet.gateway_ip == Some(ip) {
+            return Ok(());
+        }
+        let port = match cached {
+            Some(port) => Some(port),
+            None => self
+                .neutron
+                .list_ports(
+                    &Query::new()
+                        .fixed_ip_subnet(&subnet.id)
+                        .fixed_ip_address(ip),
+                )
+                .await
+                .map_err(|e| neutron_error("looking up the address's port", e))?
+                .into_iter()
+                .next(),
+        };
+        let Some(port) = port else {
+            return Ok(());
+        };
+        if !SubnetAddr::of_port(&port).any(|a| a == at) {
+            warn!(port_id = %port.id, %ip, subnet = %subnet.id, "the port does not hold the released address on its pool's subnet; left alone");
+            return Ok(());
+        }
+        // Released before the reply, so that what Neutron shows matches
+        // Docker once `docker rm` or `network disconnect` returns
+        // (docs/benchmarks.md § Releasing an address weighs this against the
+        // round trip it costs the rm path). The port's owner update, if
+        // still running, goes first.
+        self.settle_port(&port.id).await;
+        self.release_port(&port).await
     }
 }
+
+#[cfg(test)]
+mod tests;

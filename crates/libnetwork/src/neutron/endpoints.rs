@@ -2,6 +2,8 @@
 //! host, `Join` describes it to Docker, `DeleteEndpoint` unplugs it, and
 //! exposed ports become a security group on the port.
 
+use crate::api::Endpoints;
+use crate::wire::{DeleteEndpointRequest, EndpointOperInfoRequest, JoinRequest, LeaveRequest};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -47,139 +49,6 @@ fn bind_error(err: BindError) -> DriverError {
 }
 
 impl KuryrDriver {
-    pub(super) async fn create_endpoint_impl(
-        &self,
-        req: CreateEndpointRequest,
-    ) -> DriverResult<CreateEndpointResponse> {
-        let ep = req.endpoint_id.as_str();
-        let owner = Owner::DockerEndpoint {
-            endpoint: ep.to_string(),
-            docker_network: req.network_id.clone(),
-        };
-        let net = self.network_info(&req.network_id).await?;
-        let addresses: Vec<IpAddr> = [req.interface.address, req.interface.address_ipv6]
-            .into_iter()
-            .flatten()
-            .map(|n| n.addr())
-            .collect();
-        if addresses.is_empty() {
-            return Err(DriverError::bad_request(
-                "CreateEndpoint without an address: create the network with --ipam-driver kuryr",
-            ));
-        }
-        let requested_mac = req.interface.mac_address.as_ref().map(ToString::to_string);
-        // Each address on the network's subnet that holds it: the same
-        // address may be another network's too.
-        let at: Vec<(IpAddr, Option<SubnetAddr>)> = addresses
-            .iter()
-            .map(|ip| {
-                let subnet = subnet_holding(&net.subnets, *ip);
-                (*ip, subnet.map(|s| SubnetAddr::new(&s.id, *ip)))
-            })
-            .collect();
-        let pooled: Vec<(PoolKey, PooledPort)> = {
-            let mut cache = self.cache();
-            at.iter()
-                .filter_map(|(_, a)| cache.pooled.remove(a.as_ref()?))
-                .collect()
-        };
-        for (key, pooled) in pooled {
-            let mac_ok = requested_mac
-                .as_ref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(&pooled.port.mac_address));
-            if addresses.len() == 1 && mac_ok {
-                match self
-                    .claim_pooled(&owner, &net, key, pooled, requested_mac.is_some())
-                    .await
-                {
-                    Ok(response) => return Ok(response),
-                    Err(err) => {
-                        warn!(endpoint = ep, %err, "claiming the pool port locally failed; plugging it again")
-                    }
-                }
-            } else {
-                // Dual stack or a new MAC: the port is plugged afresh below.
-                if let Err(err) = self.binder.unplug(&pooled.port.id).await {
-                    warn!(port_id = %pooled.port.id, %err, "unplugging the pool port");
-                }
-            }
-        }
-        let mut ports = Vec::new();
-        for (ip, on_subnet) in &at {
-            let port = self
-                .port_of_address(&net.neutron_id, *ip, on_subnet.as_ref())
-                .await?;
-            if !ports.iter().any(|p: &Port| p.id == port.id) {
-                ports.push(port);
-            }
-        }
-        let deferred = ports.len() == 1
-            && requested_mac
-                .as_ref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(&ports[0].mac_address))
-            && self.owner_deferrable(&ports[0]);
-        let port = if deferred {
-            let mut port = ports.remove(0);
-            port.name = owner.port_name();
-            port.device_id = ep.to_string();
-            port.tags = owner.claimed_tags(&port.tags);
-            port
-        } else {
-            self.claim_port(&owner, ports, requested_mac.clone())
-                .await?
-        };
-        {
-            let mut cache = self.cache();
-            for a in SubnetAddr::of_port(&port) {
-                cache.addresses.insert(a, port.clone());
-            }
-        }
-        // The subnets are read again while the port comes up: an operator
-        // may have changed host_routes (or the gateway) since CreateNetwork
-        // filled the cache, and Join hands them to the container.
-        let (bound, subnets) = tokio::join!(
-            self.lifecycle
-                .bind(&port, &owner, net.mtu, Target::HostNamespace),
-            self.port_subnets(&net.neutron_id, &port, &net.subnets)
-        );
-        let bound = bound.map_err(bind_error)?;
-        let active_seen = bound.readiness.seen_active().then(Instant::now);
-        let plugged = bound.plugged;
-        if deferred {
-            // The owner is on the OVS interface already (vm-uuid), which is
-            // what DeleteEndpoint and a restart find it by.
-            self.defer(
-                &port.id,
-                &port.network_id,
-                self.lifecycle
-                    .record_owner(&port.id, owner.record(&port.tags)),
-            );
-        }
-        let mac = port.mac_address.clone();
-        self.cache().endpoints.insert(
-            ep.to_string(),
-            EndpointInfo {
-                port,
-                plugged,
-                subnets,
-                exposed_sg: None,
-                active_seen,
-                pool: None,
-            },
-        );
-        let interface = match requested_mac {
-            Some(_) => None,
-            None => Some(EndpointInterface {
-                mac_address: Some(
-                    mac.parse()
-                        .map_err(|_| DriverError::internal(format!("Neutron MAC {mac:?}")))?,
-                ),
-                ..EndpointInterface::default()
-            }),
-        };
-        Ok(CreateEndpointResponse { interface })
-    }
-
     /// A ready pool port for the endpoint: its owner goes on the OVS
     /// interface (one local transaction), Neutron learns it after the reply,
     /// and the port is ACTIVE already. No Neutron call.
@@ -425,73 +294,6 @@ impl KuryrDriver {
             .map_err(|e| DriverError::internal(e.to_string()))
     }
 
-    pub(super) async fn join_impl(&self, docker_net: &str, ep: &str) -> DriverResult<JoinResponse> {
-        let info = self.endpoint_info(docker_net, ep).await?;
-        let mut response = JoinResponse {
-            interface_name: Some(InterfaceName {
-                src_name: info.plugged.container_ifname.clone(),
-                dst_prefix: self.settings.veth_dst_prefix.clone(),
-            }),
-            disable_gateway_service: true,
-            ..JoinResponse::default()
-        };
-        let own: Vec<IpAddr> = info.port.fixed_ips.iter().map(|f| f.ip_address).collect();
-        for subnet in &info.subnets {
-            match subnet.gateway_ip {
-                Some(gw @ IpAddr::V4(_)) => response.gateway = Some(gw),
-                Some(gw @ IpAddr::V6(_)) => response.gateway_ipv6 = Some(gw),
-                None => {}
-            }
-            for route in &subnet.host_routes {
-                let Ok(destination) = route.destination.parse::<IpNet>() else {
-                    warn!(subnet = %subnet.id, destination = %route.destination, "skipping a bad host route");
-                    continue;
-                };
-                if own.contains(&route.nexthop) {
-                    // Docker would refuse the route and the container would
-                    // not start: one bad route must not cost the container.
-                    warn!(
-                        subnet = %subnet.id, endpoint = ep, %destination, nexthop = %route.nexthop,
-                        "skipping a host route whose nexthop is the container's own address \
-                         (keep nexthops out of the subnet's allocation pools)"
-                    );
-                    continue;
-                }
-                response.static_routes.push(StaticRoute {
-                    destination,
-                    route_type: RouteType::NextHop,
-                    next_hop: Some(route.nexthop),
-                });
-            }
-        }
-        Ok(response)
-    }
-
-    pub(super) async fn delete_endpoint_impl(&self, ep: &str) -> DriverResult<()> {
-        self.cache().sandboxes.remove(ep);
-        let cached = self.cache().endpoints.remove(ep);
-        if let Some(info) = &cached {
-            if self.keep_for_pool(info).await {
-                return Ok(());
-            }
-        }
-        let cached = cached.map(|info| info.port.id.into_string());
-        let port_id = match cached {
-            Some(id) => Some(id),
-            None => match self.binder.port_of_owner(ep).await {
-                Ok(Some(id)) => Some(id),
-                Ok(None) | Err(_) => self.port_of_endpoint(ep).await?.map(|p| p.id.into_string()),
-            },
-        };
-        match port_id {
-            Some(id) => self.binder.unplug(&id).await.map_err(bind_error),
-            None => {
-                warn!(endpoint = ep, "nothing to unplug");
-                Ok(())
-            }
-        }
-    }
-
     /// A pool port whose veth pair Docker gave back intact (the container
     /// end is in the host namespace again, under its own name) is reset in
     /// OVSDB and kept plugged; ReleaseAddress returns it to its pool.
@@ -518,49 +320,6 @@ impl KuryrDriver {
         }
         info!(port_id = %info.port.id, "endpoint deleted; port kept plugged for its pool");
         true
-    }
-
-    pub(super) async fn endpoint_oper_info_impl(
-        &self,
-        docker_net: &str,
-        ep: &str,
-    ) -> DriverResult<EndpointOperInfoResponse> {
-        let cached = self
-            .cache()
-            .endpoints
-            .get(ep)
-            .map(|i| (i.port.id.clone(), i.active_seen));
-        let (port_id, status) = match cached {
-            // Docker asks right after Join, only for port mappings: the
-            // ACTIVE CreateEndpoint just saw answers without a call. Later
-            // calls ask Neutron, whose status (admin down, say) is the truth;
-            // ovn-installed on the interface does not reflect it.
-            Some((id, Some(seen))) if seen.elapsed() < ACTIVE_SEEN_FRESH => {
-                (id, PortStatus::Active)
-            }
-            Some((id, _)) => {
-                let port = self
-                    .neutron
-                    .get_port(&id)
-                    .await
-                    .map_err(|e| neutron_error("reading the port", e))?;
-                (id, port.status)
-            }
-            None => {
-                let info = self.endpoint_info(docker_net, ep).await?;
-                (info.port.id, info.port.status)
-            }
-        };
-        let mut value = BTreeMap::new();
-        value.insert(
-            "status".to_string(),
-            serde_json::Value::String(status.to_string()),
-        );
-        value.insert(
-            "port_id".to_string(),
-            serde_json::Value::String(port_id.into_string()),
-        );
-        Ok(EndpointOperInfoResponse { value })
     }
 
     /// A gratuitous ARP from the container tells peers that knew a reused
@@ -612,6 +371,263 @@ fn requests(port: &Port) -> Vec<FixedIpRequest> {
             ip_address: Some(f.ip_address),
         })
         .collect()
+}
+
+impl Endpoints for KuryrDriver {
+    async fn create_endpoint(
+        &self,
+        req: CreateEndpointRequest,
+    ) -> DriverResult<CreateEndpointResponse> {
+        let ep = req.endpoint_id.as_str();
+        let owner = Owner::DockerEndpoint {
+            endpoint: ep.to_string(),
+            docker_network: req.network_id.clone(),
+        };
+        let net = self.network_info(&req.network_id).await?;
+        let addresses: Vec<IpAddr> = [req.interface.address, req.interface.address_ipv6]
+            .into_iter()
+            .flatten()
+            .map(|n| n.addr())
+            .collect();
+        if addresses.is_empty() {
+            return Err(DriverError::bad_request(
+                "CreateEndpoint without an address: create the network with --ipam-driver kuryr",
+            ));
+        }
+        let requested_mac = req.interface.mac_address.as_ref().map(ToString::to_string);
+        // Each address on the network's subnet that holds it: the same
+        // address may be another network's too.
+        let at: Vec<(IpAddr, Option<SubnetAddr>)> = addresses
+            .iter()
+            .map(|ip| {
+                let subnet = subnet_holding(&net.subnets, *ip);
+                (*ip, subnet.map(|s| SubnetAddr::new(&s.id, *ip)))
+            })
+            .collect();
+        let pooled: Vec<(PoolKey, PooledPort)> = {
+            let mut cache = self.cache();
+            at.iter()
+                .filter_map(|(_, a)| cache.pooled.remove(a.as_ref()?))
+                .collect()
+        };
+        for (key, pooled) in pooled {
+            let mac_ok = requested_mac
+                .as_ref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(&pooled.port.mac_address));
+            if addresses.len() == 1 && mac_ok {
+                match self
+                    .claim_pooled(&owner, &net, key, pooled, requested_mac.is_some())
+                    .await
+                {
+                    Ok(response) => return Ok(response),
+                    Err(err) => {
+                        warn!(endpoint = ep, %err, "claiming the pool port locally failed; plugging it again")
+                    }
+                }
+            } else {
+                // Dual stack or a new MAC: the port is plugged afresh below.
+                if let Err(err) = self.binder.unplug(&pooled.port.id).await {
+                    warn!(port_id = %pooled.port.id, %err, "unplugging the pool port");
+                }
+            }
+        }
+        let mut ports = Vec::new();
+        for (ip, on_subnet) in &at {
+            let port = self
+                .port_of_address(&net.neutron_id, *ip, on_subnet.as_ref())
+                .await?;
+            if !ports.iter().any(|p: &Port| p.id == port.id) {
+                ports.push(port);
+            }
+        }
+        let deferred = ports.len() == 1
+            && requested_mac
+                .as_ref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(&ports[0].mac_address))
+            && self.owner_deferrable(&ports[0]);
+        let port = if deferred {
+            let mut port = ports.remove(0);
+            port.name = owner.port_name();
+            port.device_id = ep.to_string();
+            port.tags = owner.claimed_tags(&port.tags);
+            port
+        } else {
+            self.claim_port(&owner, ports, requested_mac.clone())
+                .await?
+        };
+        {
+            let mut cache = self.cache();
+            for a in SubnetAddr::of_port(&port) {
+                cache.addresses.insert(a, port.clone());
+            }
+        }
+        // The subnets are read again while the port comes up: an operator
+        // may have changed host_routes (or the gateway) since CreateNetwork
+        // filled the cache, and Join hands them to the container.
+        let (bound, subnets) = tokio::join!(
+            self.lifecycle
+                .bind(&port, &owner, net.mtu, Target::HostNamespace),
+            self.port_subnets(&net.neutron_id, &port, &net.subnets)
+        );
+        let bound = bound.map_err(bind_error)?;
+        let active_seen = bound.readiness.seen_active().then(Instant::now);
+        let plugged = bound.plugged;
+        if deferred {
+            // The owner is on the OVS interface already (vm-uuid), which is
+            // what DeleteEndpoint and a restart find it by.
+            self.defer(
+                &port.id,
+                &port.network_id,
+                self.lifecycle
+                    .record_owner(&port.id, owner.record(&port.tags)),
+            );
+        }
+        let mac = port.mac_address.clone();
+        self.cache().endpoints.insert(
+            ep.to_string(),
+            EndpointInfo {
+                port,
+                plugged,
+                subnets,
+                exposed_sg: None,
+                active_seen,
+                pool: None,
+            },
+        );
+        let interface = match requested_mac {
+            Some(_) => None,
+            None => Some(EndpointInterface {
+                mac_address: Some(
+                    mac.parse()
+                        .map_err(|_| DriverError::internal(format!("Neutron MAC {mac:?}")))?,
+                ),
+                ..EndpointInterface::default()
+            }),
+        };
+        Ok(CreateEndpointResponse { interface })
+    }
+
+    async fn endpoint_oper_info(
+        &self,
+        req: EndpointOperInfoRequest,
+    ) -> DriverResult<EndpointOperInfoResponse> {
+        let (docker_net, ep) = (req.network_id.as_str(), req.endpoint_id.as_str());
+        let cached = self
+            .cache()
+            .endpoints
+            .get(ep)
+            .map(|i| (i.port.id.clone(), i.active_seen));
+        let (port_id, status) = match cached {
+            // Docker asks right after Join, only for port mappings: the
+            // ACTIVE CreateEndpoint just saw answers without a call. Later
+            // calls ask Neutron, whose status (admin down, say) is the truth;
+            // ovn-installed on the interface does not reflect it.
+            Some((id, Some(seen))) if seen.elapsed() < ACTIVE_SEEN_FRESH => {
+                (id, PortStatus::Active)
+            }
+            Some((id, _)) => {
+                let port = self
+                    .neutron
+                    .get_port(&id)
+                    .await
+                    .map_err(|e| neutron_error("reading the port", e))?;
+                (id, port.status)
+            }
+            None => {
+                let info = self.endpoint_info(docker_net, ep).await?;
+                (info.port.id, info.port.status)
+            }
+        };
+        let mut value = BTreeMap::new();
+        value.insert(
+            "status".to_string(),
+            serde_json::Value::String(status.to_string()),
+        );
+        value.insert(
+            "port_id".to_string(),
+            serde_json::Value::String(port_id.into_string()),
+        );
+        Ok(EndpointOperInfoResponse { value })
+    }
+
+    async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> DriverResult<()> {
+        let ep = req.endpoint_id.as_str();
+        self.cache().sandboxes.remove(ep);
+        let cached = self.cache().endpoints.remove(ep);
+        if let Some(info) = &cached {
+            if self.keep_for_pool(info).await {
+                return Ok(());
+            }
+        }
+        let cached = cached.map(|info| info.port.id.into_string());
+        let port_id = match cached {
+            Some(id) => Some(id),
+            None => match self.binder.port_of_owner(ep).await {
+                Ok(Some(id)) => Some(id),
+                Ok(None) | Err(_) => self.port_of_endpoint(ep).await?.map(|p| p.id.into_string()),
+            },
+        };
+        match port_id {
+            Some(id) => self.binder.unplug(&id).await.map_err(bind_error),
+            None => {
+                warn!(endpoint = ep, "nothing to unplug");
+                Ok(())
+            }
+        }
+    }
+
+    async fn join(&self, req: JoinRequest) -> DriverResult<JoinResponse> {
+        let (docker_net, ep) = (req.network_id.as_str(), req.endpoint_id.as_str());
+        let info = self.endpoint_info(docker_net, ep).await?;
+        let mut response = JoinResponse {
+            interface_name: Some(InterfaceName {
+                src_name: info.plugged.container_ifname.clone(),
+                dst_prefix: self.settings.veth_dst_prefix.clone(),
+            }),
+            disable_gateway_service: true,
+            ..JoinResponse::default()
+        };
+        let own: Vec<IpAddr> = info.port.fixed_ips.iter().map(|f| f.ip_address).collect();
+        for subnet in &info.subnets {
+            match subnet.gateway_ip {
+                Some(gw @ IpAddr::V4(_)) => response.gateway = Some(gw),
+                Some(gw @ IpAddr::V6(_)) => response.gateway_ipv6 = Some(gw),
+                None => {}
+            }
+            for route in &subnet.host_routes {
+                let Ok(destination) = route.destination.parse::<IpNet>() else {
+                    warn!(subnet = %subnet.id, destination = %route.destination, "skipping a bad host route");
+                    continue;
+                };
+                if own.contains(&route.nexthop) {
+                    // Docker would refuse the route and the container would
+                    // not start: one bad route must not cost the container.
+                    warn!(
+                        subnet = %subnet.id, endpoint = ep, %destination, nexthop = %route.nexthop,
+                        "skipping a host route whose nexthop is the container's own address \
+                         (keep nexthops out of the subnet's allocation pools)"
+                    );
+                    continue;
+                }
+                response.static_routes.push(StaticRoute {
+                    destination,
+                    route_type: RouteType::NextHop,
+                    next_hop: Some(route.nexthop),
+                });
+            }
+        }
+        // ProgramExternalConnectivity announces the addresses from there.
+        self.cache()
+            .sandboxes
+            .insert(ep.to_string(), req.sandbox_key.clone());
+        Ok(response)
+    }
+
+    async fn leave(&self, _req: LeaveRequest) -> DriverResult<()> {
+        // Docker takes the interface out of the sandbox itself; the devices
+        // are removed in DeleteEndpoint.
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 
 use super::{neutron_error, KuryrDriver};
 use crate::api::DriverResult;
+use crate::api::ExternalConnectivity;
 use crate::wire::ProgramExternalConnectivityRequest;
+use crate::wire::RevokeExternalConnectivityRequest;
 use kuryr_core::{ipmath, naming};
 use openstack::neutron::{
     Port, PortUpdate, Query, SecurityGroupCreate, SecurityGroupId, SecurityGroupRuleCreate,
@@ -13,44 +15,6 @@ use std::collections::BTreeMap;
 use tracing::{info, warn};
 
 impl KuryrDriver {
-    pub(super) async fn program_external_connectivity_impl(
-        &self,
-        req: ProgramExternalConnectivityRequest,
-    ) -> DriverResult<()> {
-        self.announce_endpoint(&req.endpoint_id).await;
-        if !self.settings.process_external_connectivity || req.options.exposed_ports.is_empty() {
-            return Ok(());
-        }
-        let info = self
-            .endpoint_info(&req.network_id, &req.endpoint_id)
-            .await?;
-        let port = &info.port;
-        let sg = self
-            .neutron
-            .create_security_group(&SecurityGroupCreate {
-                name: naming::exposed_ports_sg_name(&port.id),
-                description: Some(format!(
-                    "Docker exposed ports of endpoint {}",
-                    req.endpoint_id
-                )),
-                ..SecurityGroupCreate::default()
-            })
-            .await
-            .map_err(|e| neutron_error("creating the exposed-ports security group", e))?;
-        if let Err(err) = self.fill_and_attach(&sg.id, port, &req).await {
-            if let Err(cleanup) = self.neutron.delete_security_group(&sg.id).await {
-                warn!(sg = %sg.id, %cleanup, "cleanup: deleting security group failed");
-            }
-            return Err(err);
-        }
-        if let Some(entry) = self.cache().endpoints.get_mut(&req.endpoint_id) {
-            entry.exposed_sg = Some(sg.id.clone());
-            entry.port.security_groups.push(sg.id.clone());
-        }
-        info!(endpoint = %req.endpoint_id, sg = %sg.id, "exposed ports programmed");
-        Ok(())
-    }
-
     pub(super) async fn fill_and_attach(
         &self,
         sg_id: &str,
@@ -110,12 +74,52 @@ impl KuryrDriver {
             .map_err(|e| neutron_error("attaching the exposed-ports security group", e))?;
         Ok(())
     }
+}
 
-    pub(super) async fn revoke_external_connectivity_impl(
+impl ExternalConnectivity for KuryrDriver {
+    async fn program_external_connectivity(
         &self,
-        docker_net: &str,
-        ep: &str,
+        req: ProgramExternalConnectivityRequest,
     ) -> DriverResult<()> {
+        self.announce_endpoint(&req.endpoint_id).await;
+        if !self.settings.process_external_connectivity || req.options.exposed_ports.is_empty() {
+            return Ok(());
+        }
+        let info = self
+            .endpoint_info(&req.network_id, &req.endpoint_id)
+            .await?;
+        let port = &info.port;
+        let sg = self
+            .neutron
+            .create_security_group(&SecurityGroupCreate {
+                name: naming::exposed_ports_sg_name(&port.id),
+                description: Some(format!(
+                    "Docker exposed ports of endpoint {}",
+                    req.endpoint_id
+                )),
+                ..SecurityGroupCreate::default()
+            })
+            .await
+            .map_err(|e| neutron_error("creating the exposed-ports security group", e))?;
+        if let Err(err) = self.fill_and_attach(&sg.id, port, &req).await {
+            if let Err(cleanup) = self.neutron.delete_security_group(&sg.id).await {
+                warn!(sg = %sg.id, %cleanup, "cleanup: deleting security group failed");
+            }
+            return Err(err);
+        }
+        if let Some(entry) = self.cache().endpoints.get_mut(&req.endpoint_id) {
+            entry.exposed_sg = Some(sg.id.clone());
+            entry.port.security_groups.push(sg.id.clone());
+        }
+        info!(endpoint = %req.endpoint_id, sg = %sg.id, "exposed ports programmed");
+        Ok(())
+    }
+
+    async fn revoke_external_connectivity(
+        &self,
+        req: RevokeExternalConnectivityRequest,
+    ) -> DriverResult<()> {
+        let (docker_net, ep) = (req.network_id.as_str(), req.endpoint_id.as_str());
         let cached = self
             .cache()
             .endpoints

@@ -13,6 +13,7 @@ mod exposure;
 #[cfg(test)]
 mod fake_neutron;
 mod networks;
+mod pool_id;
 mod pool_release;
 #[cfg(test)]
 mod pool_tests;
@@ -31,15 +32,8 @@ use kuryr_core::lifecycle::{Lifecycle, LifecycleSettings};
 use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort, PortPool};
 use openstack::neutron::{Neutron, Port, SecurityGroupId, Subnet};
 
-use crate::api::{Driver, DriverError, DriverResult};
-use crate::wire::{
-    AddressSpaces, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest,
-    DeleteEndpointRequest, DeleteNetworkRequest, EndpointOperInfoRequest, EndpointOperInfoResponse,
-    IpamCapabilities, JoinRequest, JoinResponse, LeaveRequest, NetworkCapabilities,
-    ProgramExternalConnectivityRequest, ReleaseAddressRequest, ReleasePoolRequest,
-    RequestAddressRequest, RequestAddressResponse, RequestPoolRequest, RequestPoolResponse,
-    RevokeExternalConnectivityRequest, Scope,
-};
+use crate::api::DriverError;
+use crate::wire::Scope;
 
 pub use pools::PoolId;
 
@@ -379,104 +373,4 @@ pub(crate) fn neutron_error(context: &str, err: openstack::Error) -> DriverError
         return DriverError::unavailable(format!("{context}: Neutron is unreachable: {err}"));
     }
     DriverError::internal(format!("{context}: {err}"))
-}
-
-impl Driver for KuryrDriver {
-    async fn network_capabilities(&self) -> DriverResult<NetworkCapabilities> {
-        Ok(NetworkCapabilities {
-            scope: self.settings.scope,
-            connectivity_scope: Some(self.settings.scope),
-        })
-    }
-
-    async fn create_network(&self, req: CreateNetworkRequest) -> DriverResult<()> {
-        self.create_network_impl(req).await
-    }
-
-    async fn delete_network(&self, req: DeleteNetworkRequest) -> DriverResult<()> {
-        self.delete_network_impl(&req.network_id).await
-    }
-
-    async fn create_endpoint(
-        &self,
-        req: CreateEndpointRequest,
-    ) -> DriverResult<CreateEndpointResponse> {
-        self.create_endpoint_impl(req).await
-    }
-
-    async fn endpoint_oper_info(
-        &self,
-        req: EndpointOperInfoRequest,
-    ) -> DriverResult<EndpointOperInfoResponse> {
-        self.endpoint_oper_info_impl(&req.network_id, &req.endpoint_id)
-            .await
-    }
-
-    async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> DriverResult<()> {
-        self.delete_endpoint_impl(&req.endpoint_id).await
-    }
-
-    async fn join(&self, req: JoinRequest) -> DriverResult<JoinResponse> {
-        let reply = self.join_impl(&req.network_id, &req.endpoint_id).await?;
-        self.cache()
-            .sandboxes
-            .insert(req.endpoint_id, req.sandbox_key);
-        Ok(reply)
-    }
-
-    async fn leave(&self, _req: LeaveRequest) -> DriverResult<()> {
-        // Docker takes the interface out of the sandbox itself; the devices
-        // are removed in DeleteEndpoint.
-        Ok(())
-    }
-
-    async fn program_external_connectivity(
-        &self,
-        req: ProgramExternalConnectivityRequest,
-    ) -> DriverResult<()> {
-        self.program_external_connectivity_impl(req).await
-    }
-
-    async fn revoke_external_connectivity(
-        &self,
-        req: RevokeExternalConnectivityRequest,
-    ) -> DriverResult<()> {
-        self.revoke_external_connectivity_impl(&req.network_id, &req.endpoint_id)
-            .await
-    }
-
-    async fn ipam_capabilities(&self) -> DriverResult<IpamCapabilities> {
-        // The port, created in RequestAddress, brings its own MAC; Docker
-        // takes it from CreateEndpoint. docs/mapping.md says why.
-        Ok(IpamCapabilities {
-            requires_mac_address: false,
-            requires_request_replay: false,
-        })
-    }
-
-    async fn default_address_spaces(&self) -> DriverResult<AddressSpaces> {
-        Ok(AddressSpaces {
-            local_default_address_space: self.settings.local_address_space.clone(),
-            global_default_address_space: self.settings.global_address_space.clone(),
-        })
-    }
-
-    async fn request_pool(&self, req: RequestPoolRequest) -> DriverResult<RequestPoolResponse> {
-        self.request_pool_impl(req).await
-    }
-
-    async fn release_pool(&self, req: ReleasePoolRequest) -> DriverResult<()> {
-        self.release_pool_impl(&req.pool_id).await
-    }
-
-    async fn request_address(
-        &self,
-        req: RequestAddressRequest,
-    ) -> DriverResult<RequestAddressResponse> {
-        self.request_address_impl(req).await
-    }
-
-    async fn release_address(&self, req: ReleaseAddressRequest) -> DriverResult<()> {
-        self.release_address_impl(req).await
-    }
 }

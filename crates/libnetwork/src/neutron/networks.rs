@@ -1,5 +1,7 @@
 //! Docker's `CreateNetwork`/`DeleteNetwork`.
 
+use crate::api::Networks;
+use crate::wire::{DeleteNetworkRequest, NetworkCapabilities};
 use std::collections::BTreeMap;
 
 use kuryr_core::{ini::parse_bool, naming};
@@ -130,69 +132,6 @@ fn pool_fits(
 }
 
 impl KuryrDriver {
-    pub(super) async fn create_network_impl(&self, req: CreateNetworkRequest) -> DriverResult<()> {
-        let generic = req.options.generic.clone().unwrap_or_default();
-        let opts = NetOptions::parse(&generic, self.settings.pool)?;
-        // The adopted network is found first: it tells which pool this
-        // network's addresses came from when two pools share a CIDR.
-        let adopt = if opts.adopts() {
-            Some(self.find_network_by_option(&opts).await?)
-        } else {
-            None
-        };
-        let mut families = Vec::new();
-        for (data, family_opts) in [
-            (req.ipv4_data.first(), &opts.v4),
-            (req.ipv6_data.first(), &opts.v6),
-        ] {
-            if let Some(data) = data {
-                families.push(self.family_for(data, family_opts, adopt.as_ref()).await?);
-            }
-        }
-        let docker_id = req.network_id.as_str();
-        let (network, adopted) = self.network_for(docker_id, &opts, adopt, &families).await?;
-        let mut subnets = Vec::new();
-        for family in &families {
-            match self.ensure_subnet(&network, family).await {
-                Ok(subnet) => subnets.push(subnet),
-                Err(err) => {
-                    self.undo_network(&network, adopted, docker_id, &subnets)
-                        .await;
-                    return Err(err);
-                }
-            }
-        }
-        let mut cache = self.cache();
-        for (family, subnet) in families.iter().zip(&subnets) {
-            if let Some(info) = cache.pools.get_mut(&family.id.to_string()) {
-                info.subnet = Some(subnet.clone());
-            }
-        }
-        if let Some(sizes) = opts.port_pool {
-            cache.pool_settings.insert(network.id.to_string(), sizes);
-        }
-        drop(cache);
-        // Warm-up: the network's pools start filling now.
-        let sizes = self.pool_settings_of(&network.id);
-        if sizes.enabled() {
-            for subnet in &subnets {
-                self.lifecycle
-                    .pool()
-                    .configure(&self.pool_key(subnet), sizes, network.mtu);
-            }
-        }
-        self.cache().networks.insert(
-            docker_id.to_string(),
-            NetworkInfo {
-                neutron_id: network.id.to_string(),
-                mtu: network.mtu,
-                subnets,
-            },
-        );
-        info!(docker_network = docker_id, neutron_network = %network.id, adopted, "network created");
-        Ok(())
-    }
-
     /// Finds the pool Docker allocated this family from. Docker does not
     /// pass the pool id here, only its cidr, and two pools may share a cidr
     /// (overlapping tenant networks): the options and the adopted network
@@ -446,7 +385,99 @@ impl KuryrDriver {
         Ok(networks.into_iter().next())
     }
 
-    pub(super) async fn delete_network_impl(&self, docker_id: &str) -> DriverResult<()> {
+    async fn delete_kuryr_subnets(&self, network: &Network) -> DriverResult<()> {
+        let subnets = self
+            .neutron
+            .list_subnets(&Query::new().network_id(&network.id))
+            .await
+            .map_err(|e| neutron_error("listing the network's subnets", e))?;
+        for subnet in subnets
+            .iter()
+            .filter(|s| naming::is_kuryr_subnet_name(&s.name))
+        {
+            match self.neutron.delete_subnet(&subnet.id).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(neutron_error(&format!("deleting subnet {}", subnet.id), e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Networks for KuryrDriver {
+    async fn network_capabilities(&self) -> DriverResult<NetworkCapabilities> {
+        Ok(NetworkCapabilities {
+            scope: self.settings.scope,
+            connectivity_scope: Some(self.settings.scope),
+        })
+    }
+
+    async fn create_network(&self, req: CreateNetworkRequest) -> DriverResult<()> {
+        let generic = req.options.generic.clone().unwrap_or_default();
+        let opts = NetOptions::parse(&generic, self.settings.pool)?;
+        // The adopted network is found first: it tells which pool this
+        // network's addresses came from when two pools share a CIDR.
+        let adopt = if opts.adopts() {
+            Some(self.find_network_by_option(&opts).await?)
+        } else {
+            None
+        };
+        let mut families = Vec::new();
+        for (data, family_opts) in [
+            (req.ipv4_data.first(), &opts.v4),
+            (req.ipv6_data.first(), &opts.v6),
+        ] {
+            if let Some(data) = data {
+                families.push(self.family_for(data, family_opts, adopt.as_ref()).await?);
+            }
+        }
+        let docker_id = req.network_id.as_str();
+        let (network, adopted) = self.network_for(docker_id, &opts, adopt, &families).await?;
+        let mut subnets = Vec::new();
+        for family in &families {
+            match self.ensure_subnet(&network, family).await {
+                Ok(subnet) => subnets.push(subnet),
+                Err(err) => {
+                    self.undo_network(&network, adopted, docker_id, &subnets)
+                        .await;
+                    return Err(err);
+                }
+            }
+        }
+        let mut cache = self.cache();
+        for (family, subnet) in families.iter().zip(&subnets) {
+            if let Some(info) = cache.pools.get_mut(&family.id.to_string()) {
+                info.subnet = Some(subnet.clone());
+            }
+        }
+        if let Some(sizes) = opts.port_pool {
+            cache.pool_settings.insert(network.id.to_string(), sizes);
+        }
+        drop(cache);
+        // Warm-up: the network's pools start filling now.
+        let sizes = self.pool_settings_of(&network.id);
+        if sizes.enabled() {
+            for subnet in &subnets {
+                self.lifecycle
+                    .pool()
+                    .configure(&self.pool_key(subnet), sizes, network.mtu);
+            }
+        }
+        self.cache().networks.insert(
+            docker_id.to_string(),
+            NetworkInfo {
+                neutron_id: network.id.to_string(),
+                mtu: network.mtu,
+                subnets,
+            },
+        );
+        info!(docker_network = docker_id, neutron_network = %network.id, adopted, "network created");
+        Ok(())
+    }
+
+    async fn delete_network(&self, req: DeleteNetworkRequest) -> DriverResult<()> {
+        let docker_id = req.network_id.as_str();
         self.cache().networks.remove(docker_id);
         let Some(network) = self.find_network_by_docker_id(docker_id).await? else {
             warn!(docker_network = docker_id, "no Neutron network to delete");
@@ -486,25 +517,6 @@ impl KuryrDriver {
             }
         }
         info!(docker_network = docker_id, neutron_network = %network.id, "network deleted");
-        Ok(())
-    }
-
-    async fn delete_kuryr_subnets(&self, network: &Network) -> DriverResult<()> {
-        let subnets = self
-            .neutron
-            .list_subnets(&Query::new().network_id(&network.id))
-            .await
-            .map_err(|e| neutron_error("listing the network's subnets", e))?;
-        for subnet in subnets
-            .iter()
-            .filter(|s| naming::is_kuryr_subnet_name(&s.name))
-        {
-            match self.neutron.delete_subnet(&subnet.id).await {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(neutron_error(&format!("deleting subnet {}", subnet.id), e)),
-            }
-        }
         Ok(())
     }
 }

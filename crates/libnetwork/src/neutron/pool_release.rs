@@ -1,7 +1,6 @@
 //! ReleasePool: a Docker pool's subnets and its dedicated subnetpool go
 //! when the last network using them does (docs/mapping.md).
 
-use super::PoolId;
 use super::{neutron_error, KuryrDriver};
 use crate::api::DriverResult;
 use kuryr_core::naming;
@@ -9,31 +8,6 @@ use openstack::neutron::{Query, Subnet};
 use tracing::warn;
 
 impl KuryrDriver {
-    pub(super) async fn release_pool_impl(&self, pool_id: &str) -> DriverResult<()> {
-        let id = PoolId::parse(pool_id)?;
-        let cached = self.cache().pools.remove(pool_id);
-        match &id {
-            PoolId::Existing { .. } => Ok(()),
-            PoolId::Carved { pool, cidr } => {
-                let subnet = match cached.and_then(|c| c.subnet) {
-                    Some(s) => Some(s),
-                    None => self.subnet_of_pool(pool, Some(*cidr)).await?,
-                };
-                if let Some(subnet) = subnet {
-                    self.release_kuryr_subnet(&subnet, pool).await?;
-                }
-                Ok(())
-            }
-            PoolId::Dedicated { pool } => {
-                let subnets = self.subnets_of_dedicated_pool(pool).await?;
-                for subnet in &subnets {
-                    self.release_kuryr_subnet(subnet, pool).await?;
-                }
-                self.delete_dedicated_pool(pool).await
-            }
-        }
-    }
-
     /// The subnets a Docker network uses from a `kuryrPool-<cidr>`. Kuryr
     /// tags each with the pool id: the ones it made from the pool, and an
     /// adopted network's existing subnet (which is not from the pool, yet

@@ -2,6 +2,7 @@
 //! OVS: what each call costs in Neutron calls, and what a pool port looks
 //! like on each side of a claim and a release.
 
+use crate::api::{Endpoints, IpamAddresses};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ use serde_json::json;
 
 use super::fake_neutron::{FakeDriver, FakeNeutron};
 use super::{KuryrDriver, NetworkInfo, PoolInfo, SubnetAddr};
-use crate::api::Driver;
 
 const EP: &str = "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0";
 const NET: &str = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0";

@@ -1,8 +1,9 @@
 //! IPAM pools: Docker's `RequestPool`/`ReleasePool`, and resolving a pool id
 //! to its Neutron subnet.
 
+use crate::api::IpamPools;
+use crate::wire::{AddressSpaces, IpamCapabilities, ReleasePoolRequest};
 use std::collections::BTreeMap;
-use std::fmt;
 
 use ipnet::IpNet;
 use kuryr_core::{ini::parse_bool, naming};
@@ -11,6 +12,7 @@ use openstack::neutron::{
 };
 use tracing::info;
 
+pub use super::pool_id::PoolId;
 use super::{neutron_error, KuryrDriver, PoolInfo};
 use crate::api::{DriverError, DriverResult};
 use crate::wire::{RequestPoolRequest, RequestPoolResponse};
@@ -46,80 +48,6 @@ pub(super) const NEUTRON_OPTIONS: [&str; 11] = [
     OPT_SUBNET_V6_UUID,
     OPT_SUBNET_V6_NAME,
 ];
-
-/// The pool id Kuryr hands Docker. Opaque to Docker; it carries what is
-/// needed to find the Neutron subnet again without any local state.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum PoolId {
-    /// A subnetpool Kuryr made for one `--subnet` (upstream's format: the
-    /// bare subnetpool id).
-    Dedicated {
-        /// Subnetpool id.
-        pool: String,
-    },
-    /// A subnet of `cidr` carved from a shared subnetpool (the default
-    /// pools, or one named with `neutron.pool.*`): `<pool id>/<cidr>`.
-    Carved {
-        /// Subnetpool id.
-        pool: String,
-        /// The subnet's cidr.
-        cidr: IpNet,
-    },
-    /// An existing Neutron subnet named with `neutron.subnet.*`:
-    /// `subnet:<subnet id>`.
-    Existing {
-        /// Subnet id.
-        subnet: String,
-    },
-}
-
-impl PoolId {
-    /// Parses a pool id Kuryr handed out (400 for anything else).
-    pub fn parse(text: &str) -> Result<PoolId, DriverError> {
-        let bad = || DriverError::bad_request(format!("PoolID {text:?} was not made by Kuryr"));
-        if let Some(subnet) = text.strip_prefix("subnet:") {
-            return if is_neutron_id(subnet) {
-                Ok(PoolId::Existing {
-                    subnet: subnet.to_string(),
-                })
-            } else {
-                Err(bad())
-            };
-        }
-        match text.split_once('/') {
-            Some((pool, cidr)) if is_neutron_id(pool) => Ok(PoolId::Carved {
-                pool: pool.to_string(),
-                cidr: cidr.parse().map_err(|_| bad())?,
-            }),
-            None if is_neutron_id(text) => Ok(PoolId::Dedicated {
-                pool: text.to_string(),
-            }),
-            _ => Err(bad()),
-        }
-    }
-
-    /// The subnetpool behind it, if any.
-    pub fn subnetpool(&self) -> Option<&str> {
-        match self {
-            PoolId::Dedicated { pool } | PoolId::Carved { pool, .. } => Some(pool),
-            PoolId::Existing { .. } => None,
-        }
-    }
-}
-
-impl fmt::Display for PoolId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PoolId::Dedicated { pool } => f.write_str(pool),
-            PoolId::Carved { pool, cidr } => write!(f, "{pool}/{cidr}"),
-            PoolId::Existing { subnet } => write!(f, "subnet:{subnet}"),
-        }
-    }
-}
-
-fn is_neutron_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-}
 
 /// The `neutron.*` IPAM options of one address family.
 #[derive(Debug, Default)]
@@ -169,49 +97,6 @@ impl PoolOptions {
 }
 
 impl KuryrDriver {
-    pub(super) async fn request_pool_impl(
-        &self,
-        mut req: RequestPoolRequest,
-    ) -> DriverResult<RequestPoolResponse> {
-        let opts = PoolOptions::parse(&req.options, req.v6)?;
-        if self.settings.ip_range_as_subnet {
-            // Upstream's meaning: the range is the subnet, and the pool
-            // Docker is handed back is the range.
-            if let (Some(pool), Some(range)) = (req.pool, req.sub_pool.take()) {
-                if !pool.contains(&range) {
-                    return Err(DriverError::bad_request(format!(
-                        "--ip-range {range} must lie inside --subnet {pool}"
-                    )));
-                }
-                req.pool = Some(range.trunc());
-            }
-        }
-        if let Some(sub_pool) = req.sub_pool {
-            let inside = req.pool.is_some_and(|pool| pool.contains(&sub_pool));
-            if !inside {
-                return Err(DriverError::bad_request(format!(
-                    "--ip-range {sub_pool} must lie inside --subnet{}",
-                    req.pool.map(|p| format!(" {p}")).unwrap_or_default()
-                )));
-            }
-        }
-        let (id, info) = match req.pool {
-            Some(cidr) => {
-                self.pool_for_cidr(cidr.trunc(), req.sub_pool, &opts)
-                    .await?
-            }
-            None => self.carve_default_pool(req.v6, &opts).await?,
-        };
-        let cidr = info.cidr;
-        info!(pool_id = %id, %cidr, "pool ready");
-        self.cache().pools.insert(id.to_string(), info);
-        Ok(RequestPoolResponse {
-            pool_id: id.to_string(),
-            pool: cidr,
-            data: BTreeMap::new(),
-        })
-    }
-
     async fn pool_for_cidr(
         &self,
         cidr: IpNet,
@@ -635,6 +520,90 @@ pub(super) fn parse_cidr(subnet: &Subnet) -> DriverResult<IpNet> {
             subnet.id, subnet.cidr
         ))
     })
+}
+
+impl IpamPools for KuryrDriver {
+    async fn ipam_capabilities(&self) -> DriverResult<IpamCapabilities> {
+        // The port, created in RequestAddress, brings its own MAC; Docker
+        // takes it from CreateEndpoint. docs/mapping.md says why.
+        Ok(IpamCapabilities {
+            requires_mac_address: false,
+            requires_request_replay: false,
+        })
+    }
+
+    async fn default_address_spaces(&self) -> DriverResult<AddressSpaces> {
+        Ok(AddressSpaces {
+            local_default_address_space: self.settings.local_address_space.clone(),
+            global_default_address_space: self.settings.global_address_space.clone(),
+        })
+    }
+
+    async fn request_pool(&self, mut req: RequestPoolRequest) -> DriverResult<RequestPoolResponse> {
+        let opts = PoolOptions::parse(&req.options, req.v6)?;
+        if self.settings.ip_range_as_subnet {
+            // Upstream's meaning: the range is the subnet, and the pool
+            // Docker is handed back is the range.
+            if let (Some(pool), Some(range)) = (req.pool, req.sub_pool.take()) {
+                if !pool.contains(&range) {
+                    return Err(DriverError::bad_request(format!(
+                        "--ip-range {range} must lie inside --subnet {pool}"
+                    )));
+                }
+                req.pool = Some(range.trunc());
+            }
+        }
+        if let Some(sub_pool) = req.sub_pool {
+            let inside = req.pool.is_some_and(|pool| pool.contains(&sub_pool));
+            if !inside {
+                return Err(DriverError::bad_request(format!(
+                    "--ip-range {sub_pool} must lie inside --subnet{}",
+                    req.pool.map(|p| format!(" {p}")).unwrap_or_default()
+                )));
+            }
+        }
+        let (id, info) = match req.pool {
+            Some(cidr) => {
+                self.pool_for_cidr(cidr.trunc(), req.sub_pool, &opts)
+                    .await?
+            }
+            None => self.carve_default_pool(req.v6, &opts).await?,
+        };
+        let cidr = info.cidr;
+        info!(pool_id = %id, %cidr, "pool ready");
+        self.cache().pools.insert(id.to_string(), info);
+        Ok(RequestPoolResponse {
+            pool_id: id.to_string(),
+            pool: cidr,
+            data: BTreeMap::new(),
+        })
+    }
+
+    async fn release_pool(&self, req: ReleasePoolRequest) -> DriverResult<()> {
+        let pool_id = req.pool_id.as_str();
+        let id = PoolId::parse(pool_id)?;
+        let cached = self.cache().pools.remove(pool_id);
+        match &id {
+            PoolId::Existing { .. } => Ok(()),
+            PoolId::Carved { pool, cidr } => {
+                let subnet = match cached.and_then(|c| c.subnet) {
+                    Some(s) => Some(s),
+                    None => self.subnet_of_pool(pool, Some(*cidr)).await?,
+                };
+                if let Some(subnet) = subnet {
+                    self.release_kuryr_subnet(&subnet, pool).await?;
+                }
+                Ok(())
+            }
+            PoolId::Dedicated { pool } => {
+                let subnets = self.subnets_of_dedicated_pool(pool).await?;
+                for subnet in &subnets {
+                    self.release_kuryr_subnet(subnet, pool).await?;
+                }
+                self.delete_dedicated_pool(pool).await
+            }
+        }
+    }
 }
 
 #[cfg(test)]

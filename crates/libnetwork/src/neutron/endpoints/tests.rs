@@ -87,7 +87,13 @@ async fn endpoint_oper_info_reports_neutrons_status() {
         .cache()
         .endpoints
         .insert(EP.into(), cached_endpoint(Some(Instant::now())));
-    let fresh = driver.endpoint_oper_info_impl(NET, EP).await.expect("ok");
+    let fresh = driver
+        .endpoint_oper_info(EndpointOperInfoRequest {
+            network_id: NET.into(),
+            endpoint_id: EP.into(),
+        })
+        .await
+        .expect("ok");
     assert_eq!(fresh.value["status"], "ACTIVE");
     assert_eq!(fresh.value["port_id"], "p1");
     assert!(fake.calls().is_empty());
@@ -97,7 +103,13 @@ async fn endpoint_oper_info_reports_neutrons_status() {
         .cache()
         .endpoints
         .insert(EP.into(), cached_endpoint(long_ago));
-    let later = driver.endpoint_oper_info_impl(NET, EP).await.expect("ok");
+    let later = driver
+        .endpoint_oper_info(EndpointOperInfoRequest {
+            network_id: NET.into(),
+            endpoint_id: EP.into(),
+        })
+        .await
+        .expect("ok");
     assert_eq!(later.value["status"], "DOWN");
     assert_eq!(fake.lines(), vec!["GET /v2.0/ports/p1"]);
 }
@@ -179,7 +191,15 @@ async fn join_leaves_out_a_route_through_the_container_itself() {
             pool: None,
         },
     );
-    let reply = driver.join_impl(NET, EP).await.expect("joined");
+    let reply = driver
+        .join(JoinRequest {
+            network_id: NET.into(),
+            endpoint_id: EP.into(),
+            sandbox_key: "/var/run/docker/netns/test".into(),
+            options: Default::default(),
+        })
+        .await
+        .expect("joined");
     let hops: Vec<String> = reply
         .static_routes
         .iter()

@@ -2,6 +2,7 @@
 
 use super::super::fake_neutron::{FakeDriver, FakeNeutron};
 use super::*;
+use crate::api::IpamAddresses;
 use serde_json::{json, Value};
 
 /// `network rm` of an adopted network whose existing subnet Kuryr
@@ -38,7 +39,12 @@ async fn release_of_a_dedicated_pool_untags_an_adopted_subnet() {
         Value::Null,
     );
     let driver = fake.driver().await;
-    driver.release_pool_impl(pool).await.expect("released");
+    driver
+        .release_pool(ReleasePoolRequest {
+            pool_id: pool.into(),
+        })
+        .await
+        .expect("released");
     let calls = fake.calls();
     assert!(
         calls[0].query.contains(&format!("tags={pool}")),
@@ -117,7 +123,7 @@ async fn with_ip_range_as_subnet_the_range_is_the_pool() {
         "SubPool": "10.1.2.0/24", "Options": {}, "V6": false
     }))
     .expect("request");
-    let reply = driver.request_pool_impl(req).await.expect("pool");
+    let reply = driver.request_pool(req).await.expect("pool");
     assert_eq!(reply.pool.to_string(), "10.1.2.0/24");
     assert_eq!(reply.pool_id, pool);
     let post = fake
@@ -134,7 +140,7 @@ async fn with_ip_range_as_subnet_the_range_is_the_pool() {
     }))
     .expect("request");
     let err = driver
-        .request_address_impl(gw)
+        .request_address(gw)
         .await
         .expect_err("outside the range");
     assert_eq!(err.http_status(), 400);
