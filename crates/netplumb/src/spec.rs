@@ -22,6 +22,36 @@ use crate::error::{Error, Result};
 use crate::netns::Netns;
 use crate::validate::{validate_ifname, validate_mtu, validate_vlan_id, MacAddr};
 
+/// Builder setters for a spec's optional fields, one line each, so the
+/// specs' setters cannot drift apart.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty),* $(,)?) => {$(
+        $(#[$doc])*
+        pub fn $field(mut self, value: $ty) -> Self {
+            self.$field = Some(value);
+            self
+        }
+    )*};
+}
+
+/// What every sub-interface spec checks: both names, the MTU, the MAC.
+fn validate_sub_interface(
+    name: &str,
+    parent: &str,
+    mtu: Option<u32>,
+    mac: Option<MacAddr>,
+) -> Result<()> {
+    validate_ifname(name)?;
+    validate_ifname(parent)?;
+    if let Some(mtu) = mtu {
+        validate_mtu(mtu)?;
+    }
+    if let Some(mac) = mac {
+        mac.validate_unicast()?;
+    }
+    Ok(())
+}
+
 /// A veth pair to create.
 ///
 /// The host end is always brought up. The peer (container) end is left down
@@ -62,28 +92,15 @@ impl VethSpec {
         }
     }
 
-    /// Set the MTU of both ends.
-    pub fn mtu(mut self, mtu: u32) -> Self {
-        self.mtu = Some(mtu);
-        self
-    }
-
-    /// Set the host end's MAC.
-    pub fn host_mac(mut self, mac: MacAddr) -> Self {
-        self.host_mac = Some(mac);
-        self
-    }
-
-    /// Set the container end's MAC.
-    pub fn peer_mac(mut self, mac: MacAddr) -> Self {
-        self.peer_mac = Some(mac);
-        self
-    }
-
-    /// Create the container end inside `netns`.
-    pub fn peer_netns(mut self, netns: Netns) -> Self {
-        self.peer_netns = Some(netns);
-        self
+    setters! {
+        /// Set the MTU of both ends.
+        mtu: u32,
+        /// Set the host end's MAC.
+        host_mac: MacAddr,
+        /// Set the container end's MAC.
+        peer_mac: MacAddr,
+        /// Create the container end inside `netns`.
+        peer_netns: Netns,
     }
 
     /// Bring the container end up at creation.
@@ -167,35 +184,18 @@ impl MacvlanSpec {
         }
     }
 
-    /// Set the MAC.
-    pub fn mac(mut self, mac: MacAddr) -> Self {
-        self.mac = Some(mac);
-        self
-    }
-
-    /// Set the MTU.
-    pub fn mtu(mut self, mtu: u32) -> Self {
-        self.mtu = Some(mtu);
-        self
-    }
-
-    /// Create it inside `netns`.
-    pub fn netns(mut self, netns: Netns) -> Self {
-        self.netns = Some(netns);
-        self
+    setters! {
+        /// Set the MAC.
+        mac: MacAddr,
+        /// Set the MTU.
+        mtu: u32,
+        /// Create it inside `netns`.
+        netns: Netns,
     }
 
     /// Check names, MTU and MAC.
     pub fn validate(&self) -> Result<()> {
-        validate_ifname(&self.name)?;
-        validate_ifname(&self.parent)?;
-        if let Some(mtu) = self.mtu {
-            validate_mtu(mtu)?;
-        }
-        if let Some(mac) = self.mac {
-            mac.validate_unicast()?;
-        }
-        Ok(())
+        validate_sub_interface(&self.name, &self.parent, self.mtu, self.mac)
     }
 }
 
@@ -229,36 +229,19 @@ impl VlanSpec {
         }
     }
 
-    /// Set the MAC.
-    pub fn mac(mut self, mac: MacAddr) -> Self {
-        self.mac = Some(mac);
-        self
-    }
-
-    /// Set the MTU.
-    pub fn mtu(mut self, mtu: u32) -> Self {
-        self.mtu = Some(mtu);
-        self
-    }
-
-    /// Create it inside `netns` (nested CNI: straight into the container).
-    pub fn netns(mut self, netns: Netns) -> Self {
-        self.netns = Some(netns);
-        self
+    setters! {
+        /// Set the MAC.
+        mac: MacAddr,
+        /// Set the MTU.
+        mtu: u32,
+        /// Create it inside `netns` (nested CNI: straight into the container).
+        netns: Netns,
     }
 
     /// Check names, id, MTU and MAC.
     pub fn validate(&self) -> Result<()> {
-        validate_ifname(&self.name)?;
-        validate_ifname(&self.parent)?;
         validate_vlan_id(self.vlan_id)?;
-        if let Some(mtu) = self.mtu {
-            validate_mtu(mtu)?;
-        }
-        if let Some(mac) = self.mac {
-            mac.validate_unicast()?;
-        }
-        Ok(())
+        validate_sub_interface(&self.name, &self.parent, self.mtu, self.mac)
     }
 }
 
@@ -298,26 +281,16 @@ impl IpvlanSpec {
         }
     }
 
-    /// Set the MTU.
-    pub fn mtu(mut self, mtu: u32) -> Self {
-        self.mtu = Some(mtu);
-        self
-    }
-
-    /// Create it inside `netns` (nested CNI: straight into the container).
-    pub fn netns(mut self, netns: Netns) -> Self {
-        self.netns = Some(netns);
-        self
+    setters! {
+        /// Set the MTU.
+        mtu: u32,
+        /// Create it inside `netns` (nested CNI: straight into the container).
+        netns: Netns,
     }
 
     /// Check names and MTU.
     pub fn validate(&self) -> Result<()> {
-        validate_ifname(&self.name)?;
-        validate_ifname(&self.parent)?;
-        if let Some(mtu) = self.mtu {
-            validate_mtu(mtu)?;
-        }
-        Ok(())
+        validate_sub_interface(&self.name, &self.parent, self.mtu, None)
     }
 }
 

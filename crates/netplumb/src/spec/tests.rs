@@ -12,6 +12,46 @@ fn attr<'a, T>(msg: &'a LinkMessage, f: impl Fn(&'a LinkAttribute) -> Option<T>)
     msg.attributes.iter().find_map(f)
 }
 
+/// The link attributes the tests look at (the first of each kind, as the
+/// kernel reads them).
+#[derive(Default)]
+struct Attrs<'a> {
+    name: Option<&'a str>,
+    mtu: Option<u32>,
+    mac: Option<&'a [u8]>,
+    parent: Option<u32>,
+}
+
+fn attrs(msg: &LinkMessage) -> Attrs<'_> {
+    let mut out = Attrs::default();
+    for a in &msg.attributes {
+        match a {
+            LinkAttribute::IfName(n) => _ = out.name.get_or_insert(n),
+            LinkAttribute::Mtu(m) => _ = out.mtu.get_or_insert(*m),
+            LinkAttribute::Address(m) => _ = out.mac.get_or_insert(m),
+            LinkAttribute::Link(i) => _ = out.parent.get_or_insert(*i),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn name_attr(msg: &LinkMessage) -> Option<&str> {
+    attrs(msg).name
+}
+
+fn mtu_attr(msg: &LinkMessage) -> Option<u32> {
+    attrs(msg).mtu
+}
+
+fn mac_attr(msg: &LinkMessage) -> Option<&[u8]> {
+    attrs(msg).mac
+}
+
+fn parent_attr(msg: &LinkMessage) -> Option<u32> {
+    attrs(msg).parent
+}
+
 fn info(msg: &LinkMessage) -> &Vec<LinkInfo> {
     attr(msg, |a| match a {
         LinkAttribute::LinkInfo(i) => Some(i),
@@ -47,25 +87,10 @@ fn veth_sets_mtu_and_mac_on_both_ends_and_host_up() {
 
     assert!(msg.header.flags.contains(LinkFlags::Up));
     assert!(msg.header.change_mask.contains(LinkFlags::Up));
+    assert_eq!(name_attr(&msg), Some("tap-host"));
+    assert_eq!(mtu_attr(&msg), Some(1442));
     assert_eq!(
-        attr(&msg, |a| match a {
-            LinkAttribute::IfName(n) => Some(n.as_str()),
-            _ => None,
-        }),
-        Some("tap-host")
-    );
-    assert_eq!(
-        attr(&msg, |a| match a {
-            LinkAttribute::Mtu(m) => Some(*m),
-            _ => None,
-        }),
-        Some(1442)
-    );
-    assert_eq!(
-        attr(&msg, |a| match a {
-            LinkAttribute::Address(m) => Some(m.clone()),
-            _ => None,
-        }),
+        mac_attr(&msg).map(<[u8]>::to_vec),
         Some(vec![0xfe, 0x16, 0x3e, 0, 0, 1])
     );
     assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::Veth)));
@@ -77,25 +102,10 @@ fn veth_sets_mtu_and_mac_on_both_ends_and_host_up() {
         !peer.header.flags.contains(LinkFlags::Up),
         "peer stays down by default"
     );
+    assert_eq!(name_attr(peer), Some("tap-peer"));
+    assert_eq!(mtu_attr(peer), Some(1442));
     assert_eq!(
-        attr(peer, |a| match a {
-            LinkAttribute::IfName(n) => Some(n.as_str()),
-            _ => None,
-        }),
-        Some("tap-peer")
-    );
-    assert_eq!(
-        attr(peer, |a| match a {
-            LinkAttribute::Mtu(m) => Some(*m),
-            _ => None,
-        }),
-        Some(1442)
-    );
-    assert_eq!(
-        attr(peer, |a| match a {
-            LinkAttribute::Address(m) => Some(m.clone()),
-            _ => None,
-        }),
+        mac_attr(peer).map(<[u8]>::to_vec),
         Some(vec![0xfa, 0x16, 0x3e, 0, 0, 2])
     );
     assert!(attr(peer, |a| match a {
@@ -134,11 +144,7 @@ fn veth_peer_in_netns_and_up() {
         }),
         Some(ns.raw_fd())
     );
-    assert!(attr(&msg, |a| match a {
-        LinkAttribute::Mtu(m) => Some(*m),
-        _ => None,
-    })
-    .is_none());
+    assert!(mtu_attr(&msg).is_none());
 }
 
 #[test]
@@ -172,26 +178,9 @@ fn macvlan_request() {
             info_data(&msg),
             &InfoData::MacVlan(vec![InfoMacVlan::Mode(wire)])
         );
-        assert_eq!(
-            attr(&msg, |a| match a {
-                LinkAttribute::Link(i) => Some(*i),
-                _ => None,
-            }),
-            Some(7)
-        );
-        assert_eq!(
-            attr(&msg, |a| match a {
-                LinkAttribute::Mtu(m) => Some(*m),
-                _ => None,
-            }),
-            Some(1400)
-        );
-        assert!(
-            attr(&msg, |a| match a {
-                LinkAttribute::Address(m) => Some(m.len()),
-                _ => None,
-            }) == Some(6)
-        );
+        assert_eq!(parent_attr(&msg), Some(7));
+        assert_eq!(mtu_attr(&msg), Some(1400));
+        assert_eq!(mac_attr(&msg).map(<[u8]>::len), Some(6));
         assert_eq!(roundtrip(&msg), msg);
     }
 }
@@ -203,18 +192,9 @@ fn vlan_request() {
     let msg = vlan_message(&spec, 3);
     assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::Vlan)));
     assert_eq!(info_data(&msg), &InfoData::Vlan(vec![InfoVlan::Id(100)]));
+    assert_eq!(parent_attr(&msg), Some(3));
     assert_eq!(
-        attr(&msg, |a| match a {
-            LinkAttribute::Link(i) => Some(*i),
-            _ => None,
-        }),
-        Some(3)
-    );
-    assert_eq!(
-        attr(&msg, |a| match a {
-            LinkAttribute::Address(m) => Some(m.clone()),
-            _ => None,
-        }),
+        mac_attr(&msg).map(<[u8]>::to_vec),
         Some(vec![0xfa, 0x16, 0x3e, 1, 2, 3])
     );
     assert!(!msg.header.flags.contains(LinkFlags::Up));
@@ -237,13 +217,7 @@ fn ipvlan_request() {
             info_data(&msg),
             &InfoData::IpVlan(vec![InfoIpVlan::Mode(wire)])
         );
-        assert_eq!(
-            attr(&msg, |a| match a {
-                LinkAttribute::Link(i) => Some(*i),
-                _ => None,
-            }),
-            Some(9)
-        );
+        assert_eq!(parent_attr(&msg), Some(9));
         assert_eq!(roundtrip(&msg), msg);
     }
 }
@@ -259,12 +233,7 @@ fn vlan_and_ipvlan_into_netns_with_mtu() {
             _ => None,
         })
     };
-    let mtu = |msg: &LinkMessage| {
-        attr(msg, |a| match a {
-            LinkAttribute::Mtu(m) => Some(*m),
-            _ => None,
-        })
-    };
+    let mtu = |msg: &LinkMessage| mtu_attr(msg);
     let vlan = VlanSpec::new("eth0", "ens3", 4094)
         .mac(mac("fa:16:3e:01:02:04"))
         .mtu(1442)
@@ -284,11 +253,7 @@ fn vlan_and_ipvlan_into_netns_with_mtu() {
     assert_eq!(netns_fd(&msg), Some(ns.raw_fd()));
     assert_eq!(mtu(&msg), Some(1442));
     assert!(
-        attr(&msg, |a| match a {
-            LinkAttribute::Address(m) => Some(m.len()),
-            _ => None,
-        })
-        .is_none(),
+        mac_attr(&msg).map(<[u8]>::len).is_none(),
         "an ipvlan shares its parent's MAC"
     );
     assert_eq!(roundtrip(&msg), msg);
