@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use kuryr_testkit::cni_util::{cni_invoke, CniCall, CniOut, Daemon};
 use kuryr_testkit::*;
-use openstack::neutron::{HostRoute, NetworkCreate, Port, Query, SubnetCreate};
+use openstack::neutron::{HostRoute, Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
 const DEVICE_OWNER: &str = "compute:kuryr";
@@ -82,13 +82,7 @@ impl Fixture {
     /// A network with one subnet; returns its id and `a.b.c` prefix.
     fn make_network(&mut self, name: &str) -> (String, String) {
         let s = &self.stack;
-        let net = s
-            .block_on(s.neutron.create_network(&NetworkCreate {
-                name: Some(name.to_string()),
-                admin_state_up: Some(true),
-                ..NetworkCreate::default()
-            }))
-            .expect("creating the network");
+        let net = s.create_network_named(name.to_string());
         self.extra_networks.push(net.id.clone());
         let prefix = fresh_v4();
         s.block_on(s.neutron.create_subnet(&SubnetCreate {

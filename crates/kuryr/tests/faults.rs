@@ -126,8 +126,7 @@ fn run_cases(test: &str, cases: Vec<Case>) {
     };
     let cidr = format!("{}.0/24", fresh_v4());
     f.uses_cidr(&cidr);
-    let net = f.name("net");
-    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
     let network = f.stack.network_of_docker(&docker_net);
     for (n, case) in cases.into_iter().enumerate() {
         let indexes: Vec<usize> = case

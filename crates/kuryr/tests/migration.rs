@@ -30,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use kuryr_testkit::*;
-use openstack::neutron::{NetworkCreate, Port, Query, Resource, SubnetCreate, SubnetPoolCreate};
+use openstack::neutron::{Port, Query, Resource, SubnetCreate, SubnetPoolCreate};
 use upstream::{SpecFile, Upstream};
 
 /// The driver name Docker knows both plugins by (one after the other).
@@ -157,13 +157,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
 
     // The operator's Neutron network that a Docker network adopts.
     let s = &f.stack;
-    let pre = s
-        .block_on(s.neutron.create_network(&NetworkCreate {
-            name: Some(premade.clone()),
-            admin_state_up: Some(true),
-            ..NetworkCreate::default()
-        }))
-        .expect("creating the pre-made network");
+    let pre = s.create_network_named(premade.clone());
     f.made(Resource::Networks, &pre.id);
     let pre_subnet = s
         .block_on(s.neutron.create_subnet(&SubnetCreate {

@@ -410,11 +410,8 @@ fn docker_macvlan_in_a_vm() {
     let Some(f) = Fixture::with_config(test, &config) else {
         return;
     };
-    let prefix = fresh_v4();
-    let cidr = format!("{prefix}.0/24");
-    f.uses_cidr(&cidr);
-    let net = f.name("net");
-    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let (prefix, cidr) = f.fresh_cidr();
+    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
     let neutron_net = f.stack.network_of_docker(&docker_net);
     let mut vm = SimVm::new(&f.stack, &neutron_net.id, false);
     // Rename the simulated NIC to the configured name.

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use kuryr_testkit::cni_util::Daemon;
 use kuryr_testkit::*;
-use openstack::neutron::{NetworkCreate, Port, Query, SubnetCreate};
+use openstack::neutron::{Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
 const DEVICE_OWNER: &str = "compute:kuryr";
@@ -220,13 +220,7 @@ impl World {
     fn make_net(&mut self, tag: &str, gateway: bool) -> usize {
         let neutron_name = format!("kpm-{}-{tag}", self.suffix);
         let s = &self.stack;
-        let net = s
-            .block_on(s.neutron.create_network(&NetworkCreate {
-                name: Some(neutron_name.clone()),
-                admin_state_up: Some(true),
-                ..NetworkCreate::default()
-            }))
-            .expect("creating the network");
+        let net = s.create_network_named(neutron_name.clone());
         let prefix = fresh_v4();
         let net_idx = self.nets.len();
         self.nets.push(Net {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use openstack::neutron::{NetworkCreate, Port, Query, SubnetCreate};
+use openstack::neutron::{Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
 use crate::{fresh_v4, hex, ok, run, wait_for, Stack};
@@ -212,13 +212,7 @@ impl<'a> CniWorld<'a> {
             suffix,
             netns: Vec::new(),
         };
-        let net = stack
-            .block_on(stack.neutron.create_network(&NetworkCreate {
-                name: Some(w.net_name.clone()),
-                admin_state_up: Some(true),
-                ..NetworkCreate::default()
-            }))
-            .expect("creating the network");
+        let net = stack.create_network_named(w.net_name.clone());
         w.network_id = net.id.clone();
         stack
             .block_on(stack.neutron.create_subnet(&SubnetCreate {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use openstack::neutron::{Query, Resource};
 
 use crate::{
-    attachment, cleanup_devices, docker, eventually, host_leftovers, id_tags, ovs_interfaces_with,
-    run, run_with_timeout, stack, Attachment, Kuryr, Stack,
+    attachment, cleanup_devices, docker, eventually, fresh_v4, host_leftovers, id_tags,
+    ovs_interfaces_with, run, run_with_timeout, stack, Attachment, Kuryr, Stack,
 };
 
 /// Neutron objects a test made itself (deleted at the end, reverse order).
@@ -84,6 +84,23 @@ impl Fixture {
     /// `kuryr-subnet-<cidr>` leftovers when it ends.
     pub fn uses_cidr(&self, cidr: &str) {
         self.cidrs.borrow_mut().push(cidr.to_string());
+    }
+
+    /// A [`fresh_v4`] /24 the test uses ([`Fixture::uses_cidr`]): its
+    /// prefix (`a.b.c`) and the cidr (`a.b.c.0/24`).
+    pub fn fresh_cidr(&self) -> (String, String) {
+        let prefix = fresh_v4();
+        let cidr = format!("{prefix}.0/24");
+        self.uses_cidr(&cidr);
+        (prefix, cidr)
+    }
+
+    /// A Docker network of this test's driver named [`Fixture::name`]`(what)`:
+    /// its name and Docker id.
+    pub fn network_named(&self, what: &str, args: &[&str]) -> (String, String) {
+        let name = self.name(what);
+        let id = self.create_network(&name, args);
+        (name, id)
     }
 
     /// `docker network create -d <driver> --ipam-driver <driver> <args> <name>`;

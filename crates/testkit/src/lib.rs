@@ -43,6 +43,18 @@ pub use stack::*;
 
 use std::path::{Path, PathBuf};
 
+/// The calling test's [`Fixture`] (`Fixture::new(test)`), or a skip: the
+/// calling test returns at once when there is no stack to test against.
+#[macro_export]
+macro_rules! fixture_or_skip {
+    ($test:expr) => {
+        match $crate::Fixture::new($test) {
+            Some(f) => f,
+            None => return,
+        }
+    };
+}
+
 /// The `kuryr` binary of this build: `$KURYR_BIN`, else the one cargo built
 /// next to the running test (`target/<profile>/kuryr`; cargo builds a
 /// package's binaries before its integration tests).

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use openstack::neutron::{Network, Neutron, Port, Query, Subnet, SubnetPool};
+use openstack::neutron::{Network, NetworkCreate, Neutron, Port, Query, Subnet, SubnetPool};
 use openstack::AuthOptions;
 
 use crate::{cleanup_devices, wait_for};
@@ -173,6 +173,18 @@ impl Stack {
                 (ports.len() == 1 && ports[0].status == "ACTIVE").then(|| ports[0].clone())
             },
         )
+    }
+
+    /// Creates a Neutron network (admin up) as a user would before
+    /// handing it to Kuryr.
+    pub fn create_network_named(&self, name: impl Into<String>) -> Network {
+        let name = name.into();
+        self.block_on(self.neutron.create_network(&NetworkCreate {
+            name: Some(name.clone()),
+            admin_state_up: Some(true),
+            ..NetworkCreate::default()
+        }))
+        .unwrap_or_else(|e| panic!("creating network {name}: {e}"))
     }
 
     /// Best-effort cleanup of a network a test made: each port's host
