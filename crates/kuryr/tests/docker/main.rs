@@ -21,6 +21,14 @@ use openstack::neutron::{
 };
 use serde_json::{json, Value};
 
+mod addressing;
+mod endpoints;
+mod errors;
+mod existing;
+mod failures;
+mod flow;
+mod overlap;
+
 const WAIT: Duration = Duration::from_secs(30);
 
 fn ip(s: &str) -> IpAddr {
@@ -91,11 +99,3 @@ fn docker_net_gateway(network: &str) -> Vec<String> {
         })
         .unwrap_or_default()
 }
-
-mod addressing;
-mod endpoints;
-mod errors;
-mod existing;
-mod failures;
-mod flow;
-mod overlap;
