@@ -104,8 +104,7 @@ fn docker_pool_lifecycle() {
     let Some(mut f) = Fixture::with_config("docker_pool_lifecycle", POOL_CONFIG) else {
         return;
     };
-    let (_, cidr) = f.fresh_cidr();
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = f.stack.network_of_docker(&docker_net);
     let mut seen: BTreeSet<String> = BTreeSet::new();
 

@@ -72,6 +72,25 @@ pub struct CniCall<'a> {
     pub env: &'a [(&'a str, &'a str)],
 }
 
+impl<'a> CniCall<'a> {
+    /// A call on one attachment: the command, container id, netns and
+    /// interface set, nothing else.
+    pub fn attachment(
+        command: &'a str,
+        container_id: &'a str,
+        netns: &'a str,
+        ifname: &'a str,
+    ) -> Self {
+        CniCall {
+            command,
+            container_id: Some(container_id),
+            netns: Some(netns),
+            ifname: Some(ifname),
+            ..CniCall::default()
+        }
+    }
+}
+
 impl CniOut {
     /// The error result (`code`, `msg`) of a failed call.
     pub fn error(&self) -> (u64, String) {

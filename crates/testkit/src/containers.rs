@@ -93,6 +93,26 @@ pub struct Eth0 {
     pub routes6: Vec<String>,
 }
 
+impl Eth0 {
+    /// Asserts eth0 holds `address` (`addr/prefix`).
+    pub fn assert_address(&self, address: &str) {
+        assert!(
+            self.addresses.iter().any(|a| a == address),
+            "{address} not on eth0: {:?}",
+            self.addresses
+        );
+    }
+
+    /// Asserts eth0 has the IPv4 route `route` (an `ip route` line).
+    pub fn assert_route(&self, route: &str) {
+        assert!(
+            self.routes.iter().any(|r| r == route),
+            "{route} not on eth0: {:?}",
+            self.routes
+        );
+    }
+}
+
 /// The container's `eth0`, from `ip` inside it.
 pub fn eth0(container: &str) -> Eth0 {
     let mac = exec(container, &["cat", "/sys/class/net/eth0/address"]);

@@ -103,6 +103,14 @@ impl Fixture {
         (name, id)
     }
 
+    /// A Docker network `net` of this test's driver on a [`Fixture::fresh_cidr`]
+    /// (`--subnet`): the cidr, the network's name and its Docker id.
+    pub fn fresh_network(&self) -> (String, String, String) {
+        let (_, cidr) = self.fresh_cidr();
+        let (name, id) = self.network_named("net", &["--subnet", &cidr]);
+        (cidr, name, id)
+    }
+
     /// `docker network create -d <driver> --ipam-driver <driver> <args> <name>`;
     /// returns the Docker network id.
     pub fn create_network(&self, name: &str, args: &[&str]) -> String {

@@ -5,9 +5,7 @@ use super::*;
 
 #[test]
 fn dual_stack_addresses_and_routes() {
-    let Some(mut f) = fixture("dual_stack_addresses_and_routes") else {
-        return;
-    };
+    let mut f = cni_fixture!("dual_stack_addresses_and_routes");
     let v6 = fresh_v6();
     let s = &f.stack;
     s.block_on(s.neutron.create_subnet(&SubnetCreate {
@@ -18,8 +16,7 @@ fn dual_stack_addresses_and_routes() {
         ..SubnetCreate::new(f.net_id.clone(), format!("{v6}::/64"))
     }))
     .expect("creating the v6 subnet");
-    let netns = f.new_netns("d");
-    let cid = f.container_id("d");
+    let (netns, cid) = f.new_container("d");
     let conf = f.conf("1.1.0");
     let result = f.add(&cid, &netns, "eth0", &conf);
     let port = f.port_of(&cid);
@@ -52,13 +49,7 @@ fn dual_stack_addresses_and_routes() {
 
     let mut check_conf = conf.clone();
     check_conf["prevResult"] = result;
-    let check = CniCall {
-        command: "CHECK",
-        container_id: Some(&cid),
-        netns: Some(&netns),
-        ifname: Some("eth0"),
-        ..CniCall::default()
-    };
+    let check = CniCall::attachment("CHECK", &cid, &netns, "eth0");
     f.wait_active(&port.id);
     f.call(&check, &check_conf).expect_ok("CHECK");
     f.del(&cid, Some(&netns), "eth0", &conf);
@@ -67,9 +58,7 @@ fn dual_stack_addresses_and_routes() {
 
 #[test]
 fn recreated_network_is_looked_up_again() {
-    let Some(mut f) = fixture("recreated_network_is_looked_up_again") else {
-        return;
-    };
+    let mut f = cni_fixture!("recreated_network_is_looked_up_again");
     let netns = f.new_netns("r");
     let conf = f.conf("1.1.0");
     let first = f.container_id("r1");
@@ -82,13 +71,7 @@ fn recreated_network_is_looked_up_again() {
     let name = f.net_name.clone();
     let (new_id, _) = f.make_network(&name);
     let second = f.container_id("r2");
-    let add = CniCall {
-        command: "ADD",
-        container_id: Some(&second),
-        netns: Some(&netns),
-        ifname: Some("eth0"),
-        ..CniCall::default()
-    };
+    let add = CniCall::attachment("ADD", &second, &netns, "eth0");
     let out = f.call(&add, &conf);
     assert_eq!(out.code(), 11, "{}", out.stdout);
     assert!(f.ports_of(&second).is_empty());

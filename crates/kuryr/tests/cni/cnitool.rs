@@ -116,9 +116,7 @@ fn cnitool(test: &str) -> Option<PathBuf> {
 
 #[test]
 fn cnitool_chain_with_tuning_and_portmap() {
-    let Some(mut f) = fixture("cnitool_chain_with_tuning_and_portmap") else {
-        return;
-    };
+    let mut f = cni_fixture!("cnitool_chain_with_tuning_and_portmap");
     let Some(tool) = cnitool("cnitool_chain_with_tuning_and_portmap") else {
         return;
     };

@@ -8,11 +8,8 @@ use super::*;
 
 #[test]
 fn add_check_del_lifecycle() {
-    let Some(mut f) = fixture("add_check_del_lifecycle") else {
-        return;
-    };
-    let netns = f.new_netns("a");
-    let cid = f.container_id("a");
+    let mut f = cni_fixture!("add_check_del_lifecycle");
+    let (netns, cid) = f.new_container("a");
     let conf = f.conf("1.1.0");
     let result = f.add(&cid, &netns, "eth0", &conf);
 
@@ -114,13 +111,7 @@ fn add_check_del_lifecycle() {
     // CHECK passes with the result as prevResult.
     let mut check_conf = conf.clone();
     check_conf["prevResult"] = result.clone();
-    let check = CniCall {
-        command: "CHECK",
-        container_id: Some(&cid),
-        netns: Some(&netns),
-        ifname: Some("eth0"),
-        ..CniCall::default()
-    };
+    let check = CniCall::attachment("CHECK", &cid, &netns, "eth0");
     f.call(&check, &check_conf).expect_ok("CHECK");
 
     // CHECK names what drifted: a route removed inside the netns.
@@ -150,9 +141,7 @@ fn add_check_del_lifecycle() {
 
 #[test]
 fn two_containers_ping_through_ovn_in_older_versions() {
-    let Some(mut f) = fixture("two_containers_ping_through_ovn_in_older_versions") else {
-        return;
-    };
+    let mut f = cni_fixture!("two_containers_ping_through_ovn_in_older_versions");
     let ns1 = f.new_netns("p1");
     let ns2 = f.new_netns("p2");
     let c1 = f.container_id("p");
@@ -192,13 +181,10 @@ fn two_containers_ping_through_ovn_in_older_versions() {
 
 #[test]
 fn second_attachment_by_namespace_mapping() {
-    let Some(mut f) = fixture("second_attachment_by_namespace_mapping") else {
-        return;
-    };
+    let mut f = cni_fixture!("second_attachment_by_namespace_mapping");
     let other_name = format!("kct-{}-b", f.suffix);
     let (other_id, other_prefix) = f.make_network(&other_name);
-    let netns = f.new_netns("m");
-    let cid = f.container_id("m");
+    let (netns, cid) = f.new_container("m");
     f.add(&cid, &netns, "eth0", &f.conf("1.0.0"));
     let mut mapped = f.conf("1.0.0");
     mapped["neutron"]["namespace_networks"] = json!({"team-b": other_name});
@@ -233,11 +219,8 @@ fn second_attachment_by_namespace_mapping() {
 
 #[test]
 fn del_after_netns_is_gone() {
-    let Some(mut f) = fixture("del_after_netns_is_gone") else {
-        return;
-    };
-    let netns = f.new_netns("g");
-    let cid = f.container_id("g");
+    let mut f = cni_fixture!("del_after_netns_is_gone");
+    let (netns, cid) = f.new_container("g");
     let conf = f.conf("1.1.0");
     f.add(&cid, &netns, "eth0", &conf);
     let port = f.port_of(&cid);
@@ -251,23 +234,14 @@ fn del_after_netns_is_gone() {
 
 #[test]
 fn del_after_daemon_kill9_and_restart() {
-    let Some(mut f) = fixture("del_after_daemon_kill9_and_restart") else {
-        return;
-    };
-    let netns = f.new_netns("k");
-    let cid = f.container_id("k");
+    let mut f = cni_fixture!("del_after_daemon_kill9_and_restart");
+    let (netns, cid) = f.new_container("k");
     let conf = f.conf("1.1.0");
     f.add(&cid, &netns, "eth0", &conf);
     let port = f.port_of(&cid);
     f.daemon().kill9();
     // While it is down: try again later, promptly.
-    let del = CniCall {
-        command: "DEL",
-        container_id: Some(&cid),
-        netns: Some(&netns),
-        ifname: Some("eth0"),
-        ..CniCall::default()
-    };
+    let del = CniCall::attachment("DEL", &cid, &netns, "eth0");
     assert_eq!(f.call(&del, &conf).code(), 11);
     f.daemon().restart();
     f.del(&cid, Some(&netns), "eth0", &conf);

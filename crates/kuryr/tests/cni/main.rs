@@ -119,6 +119,12 @@ impl Fixture {
         format!("/var/run/netns/{name}")
     }
 
+    /// A fresh netns and a container id for one attachment, both named
+    /// after `tag`.
+    fn new_container(&mut self, tag: &str) -> (String, String) {
+        (self.new_netns(tag), self.container_id(tag))
+    }
+
     fn container_id(&self, tag: &str) -> String {
         format!("{}{}{}", tag, self.suffix, hex(48))
     }
@@ -137,13 +143,7 @@ impl Fixture {
     }
 
     fn add(&self, cid: &str, netns: &str, ifname: &str, conf: &Value) -> Value {
-        let call = CniCall {
-            command: "ADD",
-            container_id: Some(cid),
-            netns: Some(netns),
-            ifname: Some(ifname),
-            ..CniCall::default()
-        };
+        let call = CniCall::attachment("ADD", cid, netns, ifname);
         self.call(&call, conf).expect_ok("ADD").json()
     }
 
@@ -202,6 +202,18 @@ impl Drop for Fixture {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// This binary's [`Fixture`], or a skip: the calling test returns at once
+/// when there is no stack.
+macro_rules! cni_fixture {
+    ($test:expr) => {
+        match fixture($test) {
+            Some(f) => f,
+            None => return,
+        }
+    };
+}
+use cni_fixture;
 
 fn fixture(test: &str) -> Option<Fixture> {
     stack(test).map(Fixture::new)

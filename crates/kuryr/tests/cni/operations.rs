@@ -5,9 +5,7 @@ use super::*;
 
 #[test]
 fn gc_removes_leaked_and_keeps_valid() {
-    let Some(mut f) = fixture("gc_removes_leaked_and_keeps_valid") else {
-        return;
-    };
+    let mut f = cni_fixture!("gc_removes_leaked_and_keeps_valid");
     let ns_keep = f.new_netns("keep");
     let ns_leak = f.new_netns("leak");
     let keep = f.container_id("keep");
@@ -25,8 +23,7 @@ fn gc_removes_leaked_and_keeps_valid() {
 
     // An attachment whose Neutron port was deleted behind Kuryr's back:
     // only its host side is left for GC to find.
-    let ns_orphan = f.new_netns("orph");
-    let orphan = f.container_id("orph");
+    let (ns_orphan, orphan) = f.new_container("orph");
     f.add(&orphan, &ns_orphan, "eth0", &conf);
     let orphan_port = f.port_of(&orphan);
     f.stack
@@ -62,9 +59,7 @@ fn gc_removes_leaked_and_keeps_valid() {
 
 #[test]
 fn status_follows_neutron() {
-    let Some(mut f) = fixture("status_follows_neutron") else {
-        return;
-    };
+    let mut f = cni_fixture!("status_follows_neutron");
     let status = CniCall {
         command: "STATUS",
         ..CniCall::default()
@@ -92,15 +87,8 @@ fn status_follows_neutron() {
     assert_eq!(out.code(), 50, "{}", out.stdout);
     assert!(out.stdout.contains("Neutron"), "{}", out.stdout);
     // ADD meanwhile is "try again later" and leaves nothing.
-    let netns = f.new_netns("s");
-    let cid = f.container_id("s");
-    let add = CniCall {
-        command: "ADD",
-        container_id: Some(&cid),
-        netns: Some(&netns),
-        ifname: Some("eth0"),
-        ..CniCall::default()
-    };
+    let (netns, cid) = f.new_container("s");
+    let add = CniCall::attachment("ADD", &cid, &netns, "eth0");
     let out = cni(&down.socket, &add, &f.conf("1.1.0"));
     assert_eq!(out.code(), 11, "{}", out.stdout);
     assert!(f.ports_of(&cid).is_empty());
@@ -108,18 +96,9 @@ fn status_follows_neutron() {
 
 #[test]
 fn bad_config_gives_the_right_code_and_leaves_nothing() {
-    let Some(mut f) = fixture("bad_config_gives_the_right_code_and_leaves_nothing") else {
-        return;
-    };
-    let netns = f.new_netns("bad");
-    let cid = f.container_id("bad");
-    let add = CniCall {
-        command: "ADD",
-        container_id: Some(&cid),
-        netns: Some(&netns),
-        ifname: Some("eth0"),
-        ..CniCall::default()
-    };
+    let mut f = cni_fixture!("bad_config_gives_the_right_code_and_leaves_nothing");
+    let (netns, cid) = f.new_container("bad");
+    let add = CniCall::attachment("ADD", &cid, &netns, "eth0");
     let mut typo = f.conf("1.1.0");
     typo["neutron"]["netwrk"] = json!("pods");
     let out = f.call(&add, &typo);

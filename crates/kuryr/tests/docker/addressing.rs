@@ -10,8 +10,7 @@ use super::*;
 fn network_without_gateway_gets_the_subnet_gateway() {
     let f = fixture_or_skip!("network_without_gateway_gets_the_subnet_gateway");
     let s = &f.stack;
-    let (_, cidr) = f.fresh_cidr();
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = s.network_of_docker(&docker_net);
     let subnets = s.subnets(Query::new().network_id(&network.id));
     assert_eq!(subnets.len(), 1);
@@ -28,11 +27,7 @@ fn network_without_gateway_gets_the_subnet_gateway() {
     check_port(&f, &a, &network.id);
     assert_eq!(a.gateway, Some(gw), "container gateway is Neutron's");
     let e = eth0(&c);
-    assert!(
-        e.routes.contains(&format!("default via {gw} dev eth0")),
-        "{:?}",
-        e.routes
-    );
+    e.assert_route(&format!("default via {gw} dev eth0"));
     f.remove_container(&c);
     f.remove_network(&net);
     f.assert_clean(&docker_net, &[&cidr], &[]);
@@ -164,21 +159,9 @@ fn dual_stack(test: &str, explicit_gateways: bool) {
     let e = eth0(&ca);
     let a4 = a.ip.expect("v4");
     let a6 = a.ipv6.expect("v6");
-    assert!(
-        e.addresses.contains(&format!("{a4}/24")),
-        "{:?}",
-        e.addresses
-    );
-    assert!(
-        e.addresses.contains(&format!("{a6}/64")),
-        "{:?}",
-        e.addresses
-    );
-    assert!(
-        e.routes.contains(&format!("default via {gw4} dev eth0")),
-        "{:?}",
-        e.routes
-    );
+    e.assert_address(&format!("{a4}/24"));
+    e.assert_address(&format!("{a6}/64"));
+    e.assert_route(&format!("default via {gw4} dev eth0"));
     assert!(
         e.routes6
             .iter()
@@ -267,11 +250,7 @@ fn ip_range_narrows_the_allocation_pool() {
         assert_eq!(att.prefix, 24, "the prefix is the subnet's");
     }
     let e = eth0(&ca);
-    assert!(
-        e.routes.contains(&format!("default via {gw} dev eth0")),
-        "{:?}",
-        e.routes
-    );
+    e.assert_route(&format!("default via {gw} dev eth0"));
     assert!(
         e.routes
             .iter()

@@ -11,8 +11,7 @@ use super::*;
 fn exposed_ports_become_security_group_rules() {
     let f = fixture_or_skip!("exposed_ports_become_security_group_rules");
     let s = &f.stack;
-    let (_, cidr) = f.fresh_cidr();
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = s.network_of_docker(&docker_net);
     let c = f.name("c1");
     let a = f.run_detached(
@@ -77,8 +76,7 @@ fn exposed_ports_become_security_group_rules() {
 #[test]
 fn endpoint_oper_info_reports_port_status() {
     let mut f = fixture_or_skip!("endpoint_oper_info_reports_port_status");
-    let (_, cidr) = f.fresh_cidr();
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = f.stack.network_of_docker(&docker_net);
     let c = f.name("c1");
     let a = f.run_detached(&c, &net, &[]);

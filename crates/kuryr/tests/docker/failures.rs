@@ -17,8 +17,7 @@ fn failed_binding_fails_docker_run_and_leaves_nothing() {
         return;
     };
     let s = &f.stack;
-    let (_, cidr) = f.fresh_cidr();
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = s.network_of_docker(&docker_net);
     let c = f.name("c1");
     let out = f.try_run_detached(&c, &net, &[]);

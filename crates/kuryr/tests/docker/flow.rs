@@ -73,16 +73,8 @@ fn user_flow_network_containers_ping_and_cleanup() {
     assert_eq!(e.mac, port_a.mac_address.to_ascii_lowercase());
     assert_eq!(Some(e.mtu), network.mtu, "eth0 MTU is the network's");
     let a_ip = a.ip.expect("IPv4 address");
-    assert!(
-        e.addresses.contains(&format!("{a_ip}/24")),
-        "{:?}",
-        e.addresses
-    );
-    assert!(
-        e.routes.contains(&format!("default via {gw} dev eth0")),
-        "{:?}",
-        e.routes
-    );
+    e.assert_address(&format!("{a_ip}/24"));
+    e.assert_route(&format!("default via {gw} dev eth0"));
     assert!(
         e.routes
             .contains(&format!("{route_dst} via {route_via} dev eth0")),
@@ -114,8 +106,7 @@ fn user_flow_network_containers_ping_and_cleanup() {
 #[test]
 fn run_rm_lifecycle_neutron_calls() {
     let f = fixture_or_skip!("run_rm_lifecycle_neutron_calls");
-    let (_, cidr) = f.fresh_cidr();
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let from = f.kuryr.log_len();
     docker(&["run", "--rm", "--network", &net, "kbox", "true"]);
     let calls = wait_for("the port's DELETE in the log", WAIT, || {
