@@ -21,10 +21,8 @@ use kuryr_testkit::*;
 use openstack::neutron::{HostRoute, Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
-mod addresses;
 mod cnitool;
 mod lifecycle;
-mod operations;
 
 const DEVICE_OWNER: &str = "compute:kuryr";
 
@@ -234,4 +232,221 @@ fn link_json(netns_path: &str, ifname: &str) -> Value {
     let text = in_netns(netns_path, &["-j", "addr", "show", "dev", ifname]);
     let mut all: Vec<Value> = serde_json::from_str(&text).expect("ip -j addr");
     all.remove(0)
+}
+
+// ------------- the daemon's housekeeping
+
+#[test]
+fn gc_removes_leaked_and_keeps_valid() {
+    let mut f = cni_fixture!("gc_removes_leaked_and_keeps_valid");
+    let ns_keep = f.new_netns("keep");
+    let ns_leak = f.new_netns("leak");
+    let keep = f.container_id("keep");
+    let leak = f.container_id("leak");
+    let conf = f.conf("1.1.0");
+    f.add(&keep, &ns_keep, "eth0", &conf);
+    f.add(&leak, &ns_leak, "eth0", &conf);
+    let keep_port = f.port_of(&keep);
+    let leak_port = f.port_of(&leak);
+    // Another CNI network's attachments are not this GC's business.
+    let mut other_conf = conf.clone();
+    other_conf["name"] = json!(format!("kct{}other", f.suffix));
+    let other = f.container_id("oth");
+    f.add(&other, &ns_leak, "eth1", &other_conf);
+
+    // An attachment whose Neutron port was deleted behind Kuryr's back:
+    // only its host side is left for GC to find.
+    let (ns_orphan, orphan) = f.new_container("orph");
+    f.add(&orphan, &ns_orphan, "eth0", &conf);
+    let orphan_port = f.port_of(&orphan);
+    f.stack
+        .block_on(f.stack.neutron.delete_port(&orphan_port.id))
+        .expect("deleting the port behind Kuryr's back");
+    let (orphan_host, _) = veth_names(&orphan_port.id);
+    assert!(link_exists(&orphan_host));
+
+    let mut gc_conf = conf.clone();
+    gc_conf["cni.dev/valid-attachments"] = json!([{"containerID": keep, "ifname": "eth0"}]);
+    let gc = CniCall {
+        command: "GC",
+        ..CniCall::default()
+    };
+    f.call(&gc, &gc_conf).expect_ok("GC");
+    f.assert_gone(&leak, &leak_port.id);
+    f.assert_gone(&orphan, &orphan_port.id);
+    assert!(!in_netns(&ns_orphan, &["link", "show"]).contains("eth0"));
+    assert_eq!(f.port_of(&keep).id, keep_port.id);
+    let (keep_host, _) = veth_names(&keep_port.id);
+    assert!(link_exists(&keep_host));
+    assert!(in_netns(&ns_keep, &["link", "show"]).contains("eth0"));
+    assert_eq!(f.ports_of(&other).len(), 1);
+
+    // A GC without the list removes nothing.
+    let err = f.call(&gc, &conf);
+    assert_eq!(err.code(), 7);
+    assert_eq!(f.ports_of(&keep).len(), 1);
+
+    f.del(&keep, Some(&ns_keep), "eth0", &conf);
+    f.del(&other, Some(&ns_leak), "eth1", &other_conf);
+}
+
+#[test]
+fn status_follows_neutron() {
+    let mut f = cni_fixture!("status_follows_neutron");
+    let status = CniCall {
+        command: "STATUS",
+        ..CniCall::default()
+    };
+    f.call(&status, &f.conf("1.1.0")).expect_ok("STATUS");
+
+    // A port nothing listens on: bind, note it, close.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("address")
+        .port();
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let dir = f.dir.join("down");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let down = Daemon::start(
+        &dir,
+        &["--debug"],
+        &[
+            ("OS_ENDPOINT", &endpoint),
+            ("OS_NEUTRON_ENDPOINT", &endpoint),
+        ],
+    );
+    let out = cni(&down.socket, &status, &f.conf("1.1.0"));
+    assert_eq!(out.code(), 50, "{}", out.stdout);
+    assert!(out.stdout.contains("Neutron"), "{}", out.stdout);
+    // ADD meanwhile is "try again later" and leaves nothing.
+    let (netns, cid) = f.new_container("s");
+    let add = CniCall::attachment("ADD", &cid, &netns, "eth0");
+    let out = cni(&down.socket, &add, &f.conf("1.1.0"));
+    assert_eq!(out.code(), 11, "{}", out.stdout);
+    assert!(f.ports_of(&cid).is_empty());
+}
+
+#[test]
+fn bad_config_gives_the_right_code_and_leaves_nothing() {
+    let mut f = cni_fixture!("bad_config_gives_the_right_code_and_leaves_nothing");
+    let (netns, cid) = f.new_container("bad");
+    let add = CniCall::attachment("ADD", &cid, &netns, "eth0");
+    let mut typo = f.conf("1.1.0");
+    typo["neutron"]["netwrk"] = json!("pods");
+    let out = f.call(&add, &typo);
+    assert_eq!(out.code(), 2, "{}", out.stdout);
+    assert!(out.stdout.contains("neutron.netwrk"), "{}", out.stdout);
+
+    let mut missing = f.conf("1.1.0");
+    missing["neutron"]["network"] = json!(format!("no-such-net-{}", f.suffix));
+    let out = f.call(&add, &missing);
+    assert_eq!(out.code(), 7, "{}", out.stdout);
+    assert!(out.stdout.contains("no-such-net"), "{}", out.stdout);
+
+    let mut none = f.conf("1.1.0");
+    none["neutron"] = json!({});
+    assert_eq!(f.call(&add, &none).code(), 7);
+
+    let mut bad_sg = f.conf("1.1.0");
+    bad_sg["neutron"]["security_groups"] = json!([format!("no-such-sg-{}", f.suffix)]);
+    assert_eq!(f.call(&add, &bad_sg).code(), 7);
+
+    let gone_netns = CniCall {
+        netns: Some("/var/run/netns/kct-no-such-netns"),
+        ..add.clone()
+    };
+    assert_eq!(f.call(&gone_netns, &f.conf("1.1.0")).code(), 4);
+
+    // An ifname the netns already has: the port is made, plugging fails,
+    // and everything is undone.
+    in_netns(
+        &netns,
+        &["link", "add", "eth0", "type", "veth", "peer", "name", "x0"],
+    );
+    let out = f.call(&add, &f.conf("1.1.0"));
+    assert_eq!(out.code(), 101, "{}", out.stdout);
+
+    assert!(f.ports_of(&cid).is_empty(), "a failed ADD left a port");
+    let links = in_netns(&netns, &["-o", "link", "show"]);
+    assert_eq!(links.lines().count(), 3, "{links}");
+}
+
+// ------------- addresses and networks
+
+#[test]
+fn dual_stack_addresses_and_routes() {
+    let mut f = cni_fixture!("dual_stack_addresses_and_routes");
+    let v6 = fresh_v6();
+    let s = &f.stack;
+    s.block_on(s.neutron.create_subnet(&SubnetCreate {
+        name: Some(format!("{}-v6", f.net_name)),
+        ip_version: 6,
+        gateway_ip: Some(Some(format!("{v6}::1").parse().expect("ip"))),
+        dns_nameservers: Some(vec!["fd00::53".into()]),
+        ..SubnetCreate::new(f.net_id.clone(), format!("{v6}::/64"))
+    }))
+    .expect("creating the v6 subnet");
+    let (netns, cid) = f.new_container("d");
+    let conf = f.conf("1.1.0");
+    let result = f.add(&cid, &netns, "eth0", &conf);
+    let port = f.port_of(&cid);
+    let v6_ip = port
+        .fixed_ips
+        .iter()
+        .find(|ip| ip.ip_address.is_ipv6())
+        .expect("a v6 address")
+        .ip_address;
+    let addrs: Vec<&str> = result["ips"]
+        .as_array()
+        .expect("ips")
+        .iter()
+        .filter_map(|ip| ip["address"].as_str())
+        .collect();
+    assert!(addrs.contains(&format!("{v6_ip}/64").as_str()), "{addrs:?}");
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    assert_eq!(
+        result["dns"]["nameservers"],
+        json!(["10.0.0.53", "fd00::53"])
+    );
+    let routes6 = in_netns(&netns, &["-6", "route", "show"]);
+    assert!(
+        routes6.contains(&format!("default via {v6}::1 dev eth0")),
+        "{routes6}"
+    );
+    let addr6 = in_netns(&netns, &["-6", "addr", "show", "dev", "eth0"]);
+    assert!(addr6.contains(&format!("{v6_ip}/64")), "{addr6}");
+    assert!(!addr6.contains("tentative dadfailed"), "{addr6}");
+
+    let mut check_conf = conf.clone();
+    check_conf["prevResult"] = result;
+    let check = CniCall::attachment("CHECK", &cid, &netns, "eth0");
+    f.wait_active(&port.id);
+    f.call(&check, &check_conf).expect_ok("CHECK");
+    f.del(&cid, Some(&netns), "eth0", &conf);
+    f.assert_gone(&cid, &port.id);
+}
+
+#[test]
+fn recreated_network_is_looked_up_again() {
+    let mut f = cni_fixture!("recreated_network_is_looked_up_again");
+    let netns = f.new_netns("r");
+    let conf = f.conf("1.1.0");
+    let first = f.container_id("r1");
+    f.add(&first, &netns, "eth0", &conf);
+    f.del(&first, Some(&netns), "eth0", &conf);
+    // Same name, new network: the daemon's cached id is stale.
+    f.stack
+        .block_on(f.stack.neutron.delete_network(&f.net_id))
+        .expect("deleting the network");
+    let name = f.net_name.clone();
+    let (new_id, _) = f.make_network(&name);
+    let second = f.container_id("r2");
+    let add = CniCall::attachment("ADD", &second, &netns, "eth0");
+    let out = f.call(&add, &conf);
+    assert_eq!(out.code(), 11, "{}", out.stdout);
+    assert!(f.ports_of(&second).is_empty());
+    f.add(&second, &netns, "eth0", &conf);
+    assert_eq!(f.port_of(&second).network_id, new_id);
+    f.del(&second, Some(&netns), "eth0", &conf);
 }

@@ -27,9 +27,7 @@ use openstack::neutron::{
 use serde_json::{json, Value};
 
 mod binding;
-mod cni;
 mod docker;
-mod neutron;
 
 // ------------------------------------------------------------- the "VM"
 
