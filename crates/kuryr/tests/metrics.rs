@@ -5,31 +5,14 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+
+use kuryr_testkit::{must, run_line};
 use std::time::{Duration, Instant};
 
 fn stack_mode() -> Option<String> {
     std::env::var("KURYR_STACK_AUTH")
         .ok()
         .filter(|m| !m.is_empty())
-}
-
-fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn must(args: &[&str]) -> String {
-    let (ok, text) = run(args);
-    assert!(ok, "{args:?} failed: {text}");
-    text
 }
 
 /// Stops kuryr and removes what the test made, whatever happened.
@@ -42,7 +25,7 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = run(&["docker", "network", "rm", &self.network]);
+        let _ = run_line(&["docker", "network", "rm", &self.network]);
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -242,11 +242,7 @@ impl CniDaemon {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("daemon log");
+        let log = append_log(&self.log);
         let child = std::process::Command::new(kuryr_bin())
             .args(["--debug", "--config-file"])
             .arg(&self.config)

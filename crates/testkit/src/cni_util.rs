@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use openstack::neutron::{Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
-use crate::{fresh_v4, hex, ok, run, wait_for, Stack};
+use crate::{append_log, fresh_v4, hex, ok, run, wait_for, Stack};
 pub use crate::{kuryr_bin, kuryr_cni_bin};
 
 /// What `kuryr-cni` printed and whether it succeeded.
@@ -137,11 +137,7 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("daemon log");
+        let log = append_log(&self.log);
         let mut cmd = Command::new(kuryr_bin());
         cmd.args(&self.args)
             .args(["daemon", "--socket"])

@@ -2,6 +2,7 @@
 //! for a condition, and stopping a process a test started.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,38 @@ pub fn run_command(mut cmd: Command, what: &str, timeout: Duration) -> Output {
         stdout: out_thread.join().unwrap_or_default(),
         stderr: err_thread.join().unwrap_or_default(),
     }
+}
+
+/// A log file a test's process appends to (made if missing).
+pub fn append_log(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("log file {}: {e}", path.display()))
+}
+
+/// Runs a command line (`args[0]` and its arguments) to its end, without
+/// a deadline: whether it succeeded, and its stdout and stderr together.
+pub fn run_line(args: &[&str]) -> (bool, String) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Runs a command line that must succeed ([`run_line`]); returns its stdout
+/// and stderr together.
+pub fn must(args: &[&str]) -> String {
+    let (ok, text) = run_line(args);
+    assert!(ok, "{args:?} failed: {text}");
+    text
 }
 
 /// Runs a command that must succeed; returns its trimmed stdout.

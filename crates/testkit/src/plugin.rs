@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{hex, kuryr_bin, terminate};
+use crate::{append_log, hex, kuryr_bin, terminate};
 
 /// One `kuryr libnetwork` process with its own driver name and config.
 pub struct Kuryr {
@@ -87,11 +87,7 @@ impl Kuryr {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
+        let log = append_log(&self.log);
         let child = Command::new(kuryr_bin())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("--config-file")
