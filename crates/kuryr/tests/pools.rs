@@ -311,7 +311,6 @@ fn result_ip(result: &serde_json::Value) -> IpAddr {
 /// again serves the next ADD.
 #[test]
 fn cni_pool_add_del_and_restart() {
-    use openstack::neutron::SubnetCreate;
     let Some(stack) = stack("cni_pool_add_del_and_restart") else {
         return;
     };
@@ -320,13 +319,7 @@ fn cni_pool_add_del_and_restart() {
     std::fs::create_dir_all(&dir).expect("dir");
     let name = format!("kpt-{sfx}");
     let net = stack.create_network_named(name.clone());
-    let prefix = fresh_v4();
-    stack
-        .block_on(stack.neutron.create_subnet(&SubnetCreate {
-            gateway_ip: Some(Some(format!("{prefix}.1").parse().expect("ip"))),
-            ..SubnetCreate::new(net.id.clone(), format!("{prefix}.0/24"))
-        }))
-        .expect("subnet");
+    stack.add_fresh_subnet(&net.id);
     let cleanup = CniCleanup {
         stack: &stack,
         network_id: net.id.clone(),

@@ -5,10 +5,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use openstack::neutron::{Network, NetworkCreate, Neutron, Port, Query, Subnet, SubnetPool};
+use openstack::neutron::{
+    Network, NetworkCreate, Neutron, Port, Query, Subnet, SubnetCreate, SubnetPool,
+};
 use openstack::AuthOptions;
 
-use crate::{cleanup_devices, wait_for};
+use crate::{cleanup_devices, fresh_v4, wait_for};
 
 /// The stack under test.
 pub struct Stack {
@@ -185,6 +187,19 @@ impl Stack {
             ..NetworkCreate::default()
         }))
         .unwrap_or_else(|e| panic!("creating network {name}: {e}"))
+    }
+
+    /// Gives a network a [`fresh_v4`] /24 subnet, gateway `.1`; returns the
+    /// prefix (`a.b.c`).
+    pub fn add_fresh_subnet(&self, network_id: &str) -> String {
+        let prefix = fresh_v4();
+        let gateway = format!("{prefix}.1").parse().expect("a gateway address");
+        self.block_on(self.neutron.create_subnet(&SubnetCreate {
+            gateway_ip: Some(Some(gateway)),
+            ..SubnetCreate::new(network_id.to_string(), format!("{prefix}.0/24"))
+        }))
+        .unwrap_or_else(|e| panic!("creating a subnet on {network_id}: {e}"));
+        prefix
     }
 
     /// Best-effort cleanup of a network a test made: each port's host

@@ -22,7 +22,7 @@ use netplumb::ovs::fake::FakeSwitch;
 use netplumb::{Netlink, Netns};
 use openstack::neutron::{
     AddressPair, NetworkCreate, Port, PortCreate, PortUpdate, Query, SecurityGroupCreate,
-    SecurityGroupRuleCreate, SubnetCreate, TrunkCreate,
+    SecurityGroupRuleCreate, TrunkCreate,
 };
 use serde_json::{json, Value};
 
@@ -350,13 +350,7 @@ impl<'a> Net<'a> {
                 ..NetworkCreate::default()
             }))
             .expect("creating the network");
-        let prefix = fresh_v4();
-        stack
-            .block_on(stack.neutron.create_subnet(&SubnetCreate {
-                gateway_ip: Some(Some(format!("{prefix}.1").parse().expect("ip"))),
-                ..SubnetCreate::new(net.id.clone(), format!("{prefix}.0/24"))
-            }))
-            .expect("creating the subnet");
+        let prefix = stack.add_fresh_subnet(&net.id);
         Net {
             stack,
             id: net.id,
