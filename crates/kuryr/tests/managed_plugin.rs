@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use kuryr_testkit::{must, run_line};
+use kuryr_testkit::{must, must_create_network, run_line, throwaway_eth0_v4};
 
 fn stack_mode() -> Option<String> {
     std::env::var("KURYR_STACK_AUTH")
@@ -73,32 +73,8 @@ fn managed_plugin_serves_a_network() {
     ]);
     must(&["docker", "plugin", "enable", &plugin]);
 
-    must(&[
-        "docker",
-        "network",
-        "create",
-        "-d",
-        &plugin,
-        "--ipam-driver",
-        &plugin,
-        "--subnet",
-        "10.10.213.0/24",
-        &network,
-    ]);
-    let addr = must(&[
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        &network,
-        "kbox",
-        "ip",
-        "-o",
-        "-4",
-        "addr",
-        "show",
-        "eth0",
-    ]);
+    must_create_network(&plugin, "10.10.213.0/24", &network);
+    let addr = throwaway_eth0_v4(&network);
     assert!(
         addr.contains("10.10.213."),
         "container address from the plugin's Neutron port: {addr}"
@@ -193,32 +169,8 @@ fn spec_file_over_tcp() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    must(&[
-        "docker",
-        "network",
-        "create",
-        "-d",
-        &name,
-        "--ipam-driver",
-        &name,
-        "--subnet",
-        "10.10.214.0/24",
-        &guard.network,
-    ]);
-    let addr = must(&[
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        &guard.network,
-        "kbox",
-        "ip",
-        "-o",
-        "-4",
-        "addr",
-        "show",
-        "eth0",
-    ]);
+    must_create_network(&name, "10.10.214.0/24", &guard.network);
+    let addr = throwaway_eth0_v4(&guard.network);
     assert!(
         addr.contains("10.10.214."),
         "container address through the TCP plugin: {addr}"

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use kuryr_testkit::{must, run_line};
+use kuryr_testkit::{must, must_create_network, run_line, throwaway_eth0_v4};
 use std::time::{Duration, Instant};
 
 fn stack_mode() -> Option<String> {
@@ -83,32 +83,8 @@ fn healthz_and_metrics_after_a_container() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    must(&[
-        "docker",
-        "network",
-        "create",
-        "-d",
-        &name,
-        "--ipam-driver",
-        &name,
-        "--subnet",
-        "10.10.215.0/24",
-        &guard.network,
-    ]);
-    let addr = must(&[
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        &guard.network,
-        "kbox",
-        "ip",
-        "-o",
-        "-4",
-        "addr",
-        "show",
-        "eth0",
-    ]);
+    must_create_network(&name, "10.10.215.0/24", &guard.network);
+    let addr = throwaway_eth0_v4(&guard.network);
     assert!(addr.contains("10.10.215."), "container address: {addr}");
 
     let (code, body) = {

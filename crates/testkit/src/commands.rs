@@ -98,6 +98,42 @@ pub fn must(args: &[&str]) -> String {
     text
 }
 
+/// `docker network create -d <driver> --ipam-driver <driver> --subnet
+/// <subnet> <network>`, which must succeed; its output.
+pub fn must_create_network(driver: &str, subnet: &str, network: &str) -> String {
+    must(&[
+        "docker",
+        "network",
+        "create",
+        "-d",
+        driver,
+        "--ipam-driver",
+        driver,
+        "--subnet",
+        subnet,
+        network,
+    ])
+}
+
+/// The IPv4 address line (`ip -o -4 addr show eth0`) of a throwaway
+/// container on `network`, which must start.
+pub fn throwaway_eth0_v4(network: &str) -> String {
+    must(&[
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "kbox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ])
+}
+
 /// Runs a command that must succeed; returns its trimmed stdout.
 pub fn ok(cmd: &str, args: &[&str]) -> String {
     let out = run(cmd, args);

@@ -239,6 +239,23 @@ fn keystone_token_expiry_reauthenticates_once() {
 
 // ------------------------------------------------------------- CNI
 
+/// Asserts a failure's message names each of `words`.
+fn assert_names_all(case: &str, message: &str, words: &[&str]) {
+    for word in words {
+        assert!(
+            message.contains(word),
+            "{case}: the message lacks {word:?}: {message}"
+        );
+    }
+}
+
+/// Asserts how many requests each fault rule caught, when the case says.
+fn assert_hits(case: &str, hits: &[u32], want: &[u32]) {
+    if !want.is_empty() {
+        assert_eq!(hits, want, "{case}: requests caught per rule");
+    }
+}
+
 /// One fault on a CNI ADD: `Ok(())` expects success; `Err((codes, words))`
 /// expects an error result with one of `codes` and a `msg` holding every
 /// word.
@@ -316,18 +333,10 @@ fn run_cni_cases(test: &str, cases: Vec<CniCase>) {
                     "{}: code {code} not in {codes:?}: {msg}",
                     case.name
                 );
-                for word in words {
-                    assert!(
-                        msg.contains(word),
-                        "{}: msg lacks {word:?}: {msg}",
-                        case.name
-                    );
-                }
+                assert_names_all(case.name, &msg, words);
             }
         }
-        if !case.hits.is_empty() {
-            assert_eq!(hits, case.hits, "{}: requests caught per rule", case.name);
-        }
+        assert_hits(case.name, &hits, &case.hits);
         proxy.clear();
         // After a failed ADD a runtime calls DEL; after a failed DEL it
         // calls DEL again. Both must work once the faults are gone.
