@@ -184,9 +184,8 @@ fn per_network_pool_options() {
     let err = f.create_network_fails(&bad, &["--subnet", &cidr, "-o", "kuryr.ports_pool_size=3"]);
     assert!(err.contains("kuryr.ports_pool_size"), "{err}");
 
-    let net = f.name("net");
-    let docker_net = f.create_network(
-        &net,
+    let (net, docker_net) = f.network_named(
+        "net",
         &[
             "--subnet",
             &cidr,

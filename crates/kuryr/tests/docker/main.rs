@@ -422,9 +422,8 @@ fn ip_range_narrows_the_allocation_pool() {
     let range = format!("{p}.128/26");
     let gw = format!("{p}.1");
     f.uses_cidr(&cidr);
-    let net = f.name("net");
-    let docker_net = f.create_network(
-        &net,
+    let (net, docker_net) = f.network_named(
+        "net",
         &["--subnet", &cidr, "--ip-range", &range, "--gateway", &gw],
     );
     let network = s.network_of_docker(&docker_net);

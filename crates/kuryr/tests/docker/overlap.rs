@@ -226,9 +226,8 @@ fn adopted_subnet_that_is_the_ip_range() {
     let name = format!("{}-ext", f.driver());
     let (network_id, subnet_id) = user_network(&f, &name, &range, gw);
     let net_opt = format!("neutron.net.name={name}");
-    let net = f.name("net");
-    let docker_net = f.create_network(
-        &net,
+    let (net, docker_net) = f.network_named(
+        "net",
         &[
             "--subnet",
             &wide,
@@ -298,9 +297,8 @@ fn ip_range_as_subnet_builds_networks_as_upstream() {
     f.uses_cidr(&range);
     f.uses_cidr(&wide);
     let gw = format!("{p}.1");
-    let net = f.name("net");
-    let docker_net = f.create_network(
-        &net,
+    let (net, docker_net) = f.network_named(
+        "net",
         &["--subnet", &wide, "--ip-range", &range, "--gateway", &gw],
     );
     let network = s.network_of_docker(&docker_net);
