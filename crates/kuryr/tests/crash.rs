@@ -157,9 +157,7 @@ struct Figures {
 
 #[test]
 fn kill9_during_docker_and_cni_churn_leaks_nothing() {
-    let Some(mut f) = Fixture::new("kill9_during_docker_and_cni_churn_leaks_nothing") else {
-        return;
-    };
+    let mut f = fixture_or_skip!("kill9_during_docker_and_cni_churn_leaks_nothing");
     let kills: usize = std::env::var("KURYR_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -174,8 +172,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
 
     let cidr = format!("{}.0/24", fresh_v4());
     f.uses_cidr(&cidr);
-    let net = f.name("net");
-    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
     let network = f.stack.network_of_docker(&docker_net).id;
     let dir = f.kuryr.dir.clone();
     let mut daemon = Daemon::start(&dir, &["--host", &f.stack.host], &[]);

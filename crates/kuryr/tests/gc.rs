@@ -116,14 +116,11 @@ fn mentioned_for_removal(out: &str, id: &str) -> bool {
 
 #[test]
 fn gc_lists_then_removes_exactly_the_leaks() {
-    let Some(f) = Fixture::new("gc_lists_then_removes_exactly_the_leaks") else {
-        return;
-    };
+    let f = fixture_or_skip!("gc_lists_then_removes_exactly_the_leaks");
     let s = &f.stack;
     let cidr = format!("{}.0/24", fresh_v4());
     f.uses_cidr(&cidr);
-    let net = f.name("net");
-    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
     let network = s.network_of_docker(&docker_net).id;
     let live = f.run_detached(&f.name("live"), &net, &[]);
     let live_port = s.port_of_endpoint(&live.endpoint);
@@ -245,14 +242,11 @@ fn gc_lists_then_removes_exactly_the_leaks() {
 
 #[test]
 fn gc_keeps_docker_ports_when_docker_does_not_answer() {
-    let Some(f) = Fixture::new("gc_keeps_docker_ports_when_docker_does_not_answer") else {
-        return;
-    };
+    let f = fixture_or_skip!("gc_keeps_docker_ports_when_docker_does_not_answer");
     let s = &f.stack;
     let cidr = format!("{}.0/24", fresh_v4());
     f.uses_cidr(&cidr);
-    let net = f.name("net");
-    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let (_net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
     let network = s.network_of_docker(&docker_net).id;
     let unbound = make_port(
         &f,

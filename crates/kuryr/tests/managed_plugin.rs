@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use kuryr_testkit::{must, must_create_network, run_line, throwaway_eth0_v4};
+
 fn stack_mode() -> Option<String> {
     std::env::var("KURYR_STACK_AUTH")
         .ok()
@@ -15,25 +17,6 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn must(args: &[&str]) -> String {
-    let (ok, text) = run(args);
-    assert!(ok, "{args:?} failed: {text}");
-    text
-}
-
 /// Removes the plugin and what the test made, whatever happened.
 struct Cleanup {
     plugin: String,
@@ -42,9 +25,9 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = run(&["docker", "network", "rm", &self.network]);
-        let _ = run(&["docker", "plugin", "disable", "-f", &self.plugin]);
-        let _ = run(&["docker", "plugin", "rm", "-f", &self.plugin]);
+        let _ = run_line(&["docker", "network", "rm", &self.network]);
+        let _ = run_line(&["docker", "plugin", "disable", "-f", &self.plugin]);
+        let _ = run_line(&["docker", "plugin", "rm", "-f", &self.plugin]);
     }
 }
 
@@ -90,32 +73,8 @@ fn managed_plugin_serves_a_network() {
     ]);
     must(&["docker", "plugin", "enable", &plugin]);
 
-    must(&[
-        "docker",
-        "network",
-        "create",
-        "-d",
-        &plugin,
-        "--ipam-driver",
-        &plugin,
-        "--subnet",
-        "10.10.213.0/24",
-        &network,
-    ]);
-    let addr = must(&[
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        &network,
-        "kbox",
-        "ip",
-        "-o",
-        "-4",
-        "addr",
-        "show",
-        "eth0",
-    ]);
+    must_create_network(&plugin, "10.10.213.0/24", &network);
+    let addr = throwaway_eth0_v4(&network);
     assert!(
         addr.contains("10.10.213."),
         "container address from the plugin's Neutron port: {addr}"
@@ -133,7 +92,7 @@ fn managed_plugin_serves_a_network() {
         );
     }
     drop(cleanup);
-    let (_, plugins) = run(&["docker", "plugin", "ls", "--format", "{{.Name}}"]);
+    let (_, plugins) = run_line(&["docker", "plugin", "ls", "--format", "{{.Name}}"]);
     assert!(
         !plugins.contains(&format!("plugin{suffix}")),
         "plugin removed: {plugins}"
@@ -150,7 +109,7 @@ struct TcpPlugin {
 
 impl Drop for TcpPlugin {
     fn drop(&mut self) {
-        let _ = run(&["docker", "network", "rm", &self.network]);
+        let _ = run_line(&["docker", "network", "rm", &self.network]);
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.spec);
@@ -210,32 +169,8 @@ fn spec_file_over_tcp() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    must(&[
-        "docker",
-        "network",
-        "create",
-        "-d",
-        &name,
-        "--ipam-driver",
-        &name,
-        "--subnet",
-        "10.10.214.0/24",
-        &guard.network,
-    ]);
-    let addr = must(&[
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        &guard.network,
-        "kbox",
-        "ip",
-        "-o",
-        "-4",
-        "addr",
-        "show",
-        "eth0",
-    ]);
+    must_create_network(&name, "10.10.214.0/24", &guard.network);
+    let addr = throwaway_eth0_v4(&guard.network);
     assert!(
         addr.contains("10.10.214."),
         "container address through the TCP plugin: {addr}"

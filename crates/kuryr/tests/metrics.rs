@@ -5,31 +5,14 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+
+use kuryr_testkit::{must, must_create_network, run_line, throwaway_eth0_v4};
 use std::time::{Duration, Instant};
 
 fn stack_mode() -> Option<String> {
     std::env::var("KURYR_STACK_AUTH")
         .ok()
         .filter(|m| !m.is_empty())
-}
-
-fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn must(args: &[&str]) -> String {
-    let (ok, text) = run(args);
-    assert!(ok, "{args:?} failed: {text}");
-    text
 }
 
 /// Stops kuryr and removes what the test made, whatever happened.
@@ -42,7 +25,7 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = run(&["docker", "network", "rm", &self.network]);
+        let _ = run_line(&["docker", "network", "rm", &self.network]);
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -100,32 +83,8 @@ fn healthz_and_metrics_after_a_container() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    must(&[
-        "docker",
-        "network",
-        "create",
-        "-d",
-        &name,
-        "--ipam-driver",
-        &name,
-        "--subnet",
-        "10.10.215.0/24",
-        &guard.network,
-    ]);
-    let addr = must(&[
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        &guard.network,
-        "kbox",
-        "ip",
-        "-o",
-        "-4",
-        "addr",
-        "show",
-        "eth0",
-    ]);
+    must_create_network(&name, "10.10.215.0/24", &guard.network);
+    let addr = throwaway_eth0_v4(&guard.network);
     assert!(addr.contains("10.10.215."), "container address: {addr}");
 
     let (code, body) = {

@@ -104,11 +104,7 @@ fn docker_pool_lifecycle() {
     let Some(mut f) = Fixture::with_config("docker_pool_lifecycle", POOL_CONFIG) else {
         return;
     };
-    let p = fresh_v4();
-    let cidr = format!("{p}.0/24");
-    f.uses_cidr(&cidr);
-    let net = f.name("net");
-    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = f.stack.network_of_docker(&docker_net);
     let mut seen: BTreeSet<String> = BTreeSet::new();
 
@@ -186,19 +182,14 @@ fn docker_pool_lifecycle() {
 /// `kuryr.ports_pool_*` option is refused and leaves nothing behind.
 #[test]
 fn per_network_pool_options() {
-    let Some(f) = Fixture::new("per_network_pool_options") else {
-        return;
-    };
-    let p = fresh_v4();
-    let cidr = format!("{p}.0/24");
-    f.uses_cidr(&cidr);
+    let f = fixture_or_skip!("per_network_pool_options");
+    let (_, cidr) = f.fresh_cidr();
     let bad = f.name("bad");
     let err = f.create_network_fails(&bad, &["--subnet", &cidr, "-o", "kuryr.ports_pool_size=3"]);
     assert!(err.contains("kuryr.ports_pool_size"), "{err}");
 
-    let net = f.name("net");
-    let docker_net = f.create_network(
-        &net,
+    let (net, docker_net) = f.network_named(
+        "net",
         &[
             "--subnet",
             &cidr,
@@ -258,11 +249,7 @@ impl CniDaemon {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("daemon log");
+        let log = append_log(&self.log);
         let child = std::process::Command::new(kuryr_bin())
             .args(["--debug", "--config-file"])
             .arg(&self.config)
@@ -331,7 +318,6 @@ fn result_ip(result: &serde_json::Value) -> IpAddr {
 /// again serves the next ADD.
 #[test]
 fn cni_pool_add_del_and_restart() {
-    use openstack::neutron::{NetworkCreate, SubnetCreate};
     let Some(stack) = stack("cni_pool_add_del_and_restart") else {
         return;
     };
@@ -339,20 +325,8 @@ fn cni_pool_add_del_and_restart() {
     let dir = std::env::temp_dir().join(format!("kuryr-pool-test-{sfx}"));
     std::fs::create_dir_all(&dir).expect("dir");
     let name = format!("kpt-{sfx}");
-    let net = stack
-        .block_on(stack.neutron.create_network(&NetworkCreate {
-            name: Some(name.clone()),
-            admin_state_up: Some(true),
-            ..NetworkCreate::default()
-        }))
-        .expect("network");
-    let prefix = fresh_v4();
-    stack
-        .block_on(stack.neutron.create_subnet(&SubnetCreate {
-            gateway_ip: Some(Some(format!("{prefix}.1").parse().expect("ip"))),
-            ..SubnetCreate::new(net.id.clone(), format!("{prefix}.0/24"))
-        }))
-        .expect("subnet");
+    let net = stack.create_network_named(name.clone());
+    stack.add_fresh_subnet(&net.id);
     let cleanup = CniCleanup {
         stack: &stack,
         network_id: net.id.to_string(),

@@ -112,8 +112,7 @@ fn port_quota_exhaustion() {
 
     let cidr = format!("{}.0/24", fresh_v4());
     f.uses_cidr(&cidr);
-    let net = f.name("net");
-    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
     let network = s.network_of_docker(&docker_net);
     let project_ports = || {
         s.ports(Query::new().network_id(&network.id).project_id(&project))

@@ -43,13 +43,10 @@ fn status_json(f: &Fixture) -> Value {
 
 #[test]
 fn status_shows_networks_attachments_and_health() {
-    let Some(mut f) = Fixture::new("status_shows_networks_attachments_and_health") else {
-        return;
-    };
+    let mut f = fixture_or_skip!("status_shows_networks_attachments_and_health");
     let cidr = format!("{}.0/24", fresh_v4());
     f.uses_cidr(&cidr);
-    let net = f.name("net");
-    let docker_net = f.create_network(&net, &["--subnet", &cidr]);
+    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
     let network = f.stack.network_of_docker(&docker_net).id;
     let att = f.run_detached(&f.name("c"), &net, &[]);
     let port = f.stack.port_of_endpoint(&att.endpoint);

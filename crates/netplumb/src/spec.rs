@@ -22,6 +22,36 @@ use crate::error::{Error, Result};
 use crate::netns::Netns;
 use crate::validate::{validate_ifname, validate_mtu, validate_vlan_id, MacAddr};
 
+/// Builder setters for a spec's optional fields, one line each, so the
+/// specs' setters cannot drift apart.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty),* $(,)?) => {$(
+        $(#[$doc])*
+        pub fn $field(mut self, value: $ty) -> Self {
+            self.$field = Some(value);
+            self
+        }
+    )*};
+}
+
+/// What every sub-interface spec checks: both names, the MTU, the MAC.
+fn validate_sub_interface(
+    name: &str,
+    parent: &str,
+    mtu: Option<u32>,
+    mac: Option<MacAddr>,
+) -> Result<()> {
+    validate_ifname(name)?;
+    validate_ifname(parent)?;
+    if let Some(mtu) = mtu {
+        validate_mtu(mtu)?;
+    }
+    if let Some(mac) = mac {
+        mac.validate_unicast()?;
+    }
+    Ok(())
+}
+
 /// A veth pair to create.
 ///
 /// The host end is always brought up. The peer (container) end is left down
@@ -62,28 +92,15 @@ impl VethSpec {
         }
     }
 
-    /// Set the MTU of both ends.
-    pub fn mtu(mut self, mtu: u32) -> Self {
-        self.mtu = Some(mtu);
-        self
-    }
-
-    /// Set the host end's MAC.
-    pub fn host_mac(mut self, mac: MacAddr) -> Self {
-        self.host_mac = Some(mac);
-        self
-    }
-
-    /// Set the container end's MAC.
-    pub fn peer_mac(mut self, mac: MacAddr) -> Self {
-        self.peer_mac = Some(mac);
-        self
-    }
-
-    /// Create the container end inside `netns`.
-    pub fn peer_netns(mut self, netns: Netns) -> Self {
-        self.peer_netns = Some(netns);
-        self
+    setters! {
+        /// Set the MTU of both ends.
+        mtu: u32,
+        /// Set the host end's MAC.
+        host_mac: MacAddr,
+        /// Set the container end's MAC.
+        peer_mac: MacAddr,
+        /// Create the container end inside `netns`.
+        peer_netns: Netns,
     }
 
     /// Bring the container end up at creation.
@@ -167,35 +184,18 @@ impl MacvlanSpec {
         }
     }
 
-    /// Set the MAC.
-    pub fn mac(mut self, mac: MacAddr) -> Self {
-        self.mac = Some(mac);
-        self
-    }
-
-    /// Set the MTU.
-    pub fn mtu(mut self, mtu: u32) -> Self {
-        self.mtu = Some(mtu);
-        self
-    }
-
-    /// Create it inside `netns`.
-    pub fn netns(mut self, netns: Netns) -> Self {
-        self.netns = Some(netns);
-        self
+    setters! {
+        /// Set the MAC.
+        mac: MacAddr,
+        /// Set the MTU.
+        mtu: u32,
+        /// Create it inside `netns`.
+        netns: Netns,
     }
 
     /// Check names, MTU and MAC.
     pub fn validate(&self) -> Result<()> {
-        validate_ifname(&self.name)?;
-        validate_ifname(&self.parent)?;
-        if let Some(mtu) = self.mtu {
-            validate_mtu(mtu)?;
-        }
-        if let Some(mac) = self.mac {
-            mac.validate_unicast()?;
-        }
-        Ok(())
+        validate_sub_interface(&self.name, &self.parent, self.mtu, self.mac)
     }
 }
 
@@ -229,36 +229,19 @@ impl VlanSpec {
         }
     }
 
-    /// Set the MAC.
-    pub fn mac(mut self, mac: MacAddr) -> Self {
-        self.mac = Some(mac);
-        self
-    }
-
-    /// Set the MTU.
-    pub fn mtu(mut self, mtu: u32) -> Self {
-        self.mtu = Some(mtu);
-        self
-    }
-
-    /// Create it inside `netns` (nested CNI: straight into the container).
-    pub fn netns(mut self, netns: Netns) -> Self {
-        self.netns = Some(netns);
-        self
+    setters! {
+        /// Set the MAC.
+        mac: MacAddr,
+        /// Set the MTU.
+        mtu: u32,
+        /// Create it inside `netns` (nested CNI: straight into the container).
+        netns: Netns,
     }
 
     /// Check names, id, MTU and MAC.
     pub fn validate(&self) -> Result<()> {
-        validate_ifname(&self.name)?;
-        validate_ifname(&self.parent)?;
         validate_vlan_id(self.vlan_id)?;
-        if let Some(mtu) = self.mtu {
-            validate_mtu(mtu)?;
-        }
-        if let Some(mac) = self.mac {
-            mac.validate_unicast()?;
-        }
-        Ok(())
+        validate_sub_interface(&self.name, &self.parent, self.mtu, self.mac)
     }
 }
 
@@ -298,26 +281,16 @@ impl IpvlanSpec {
         }
     }
 
-    /// Set the MTU.
-    pub fn mtu(mut self, mtu: u32) -> Self {
-        self.mtu = Some(mtu);
-        self
-    }
-
-    /// Create it inside `netns` (nested CNI: straight into the container).
-    pub fn netns(mut self, netns: Netns) -> Self {
-        self.netns = Some(netns);
-        self
+    setters! {
+        /// Set the MTU.
+        mtu: u32,
+        /// Create it inside `netns` (nested CNI: straight into the container).
+        netns: Netns,
     }
 
     /// Check names and MTU.
     pub fn validate(&self) -> Result<()> {
-        validate_ifname(&self.name)?;
-        validate_ifname(&self.parent)?;
-        if let Some(mtu) = self.mtu {
-            validate_mtu(mtu)?;
-        }
-        Ok(())
+        validate_sub_interface(&self.name, &self.parent, self.mtu, None)
     }
 }
 
@@ -595,400 +568,4 @@ pub(crate) fn link_kind(msg: &LinkMessage) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use netlink_packet_route::link::LinkFlags;
-    use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteHeader};
-    use netlink_packet_route::AddressFamily;
-    use rtnetlink::packet_core::{Emitable, Parseable};
-
-    fn mac(s: &str) -> MacAddr {
-        s.parse().unwrap()
-    }
-
-    fn attr<'a, T>(msg: &'a LinkMessage, f: impl Fn(&'a LinkAttribute) -> Option<T>) -> Option<T> {
-        msg.attributes.iter().find_map(f)
-    }
-
-    fn info(msg: &LinkMessage) -> &Vec<LinkInfo> {
-        attr(msg, |a| match a {
-            LinkAttribute::LinkInfo(i) => Some(i),
-            _ => None,
-        })
-        .expect("IFLA_LINKINFO present")
-    }
-
-    fn info_data(msg: &LinkMessage) -> &InfoData {
-        info(msg)
-            .iter()
-            .find_map(|i| match i {
-                LinkInfo::Data(d) => Some(d),
-                _ => None,
-            })
-            .expect("IFLA_INFO_DATA present")
-    }
-
-    fn roundtrip(msg: &LinkMessage) -> LinkMessage {
-        let mut buf = vec![0u8; msg.buffer_len()];
-        msg.emit(&mut buf);
-        LinkMessage::parse(buf.as_slice()).expect("emitted message parses back")
-    }
-
-    #[test]
-    fn veth_sets_mtu_and_mac_on_both_ends_and_host_up() {
-        let spec = VethSpec::new("tap-host", "tap-peer")
-            .mtu(1442)
-            .host_mac(mac("fe:16:3e:00:00:01"))
-            .peer_mac(mac("fa:16:3e:00:00:02"));
-        spec.validate().unwrap();
-        let msg = veth_message(&spec);
-
-        assert!(msg.header.flags.contains(LinkFlags::Up));
-        assert!(msg.header.change_mask.contains(LinkFlags::Up));
-        assert_eq!(
-            attr(&msg, |a| match a {
-                LinkAttribute::IfName(n) => Some(n.as_str()),
-                _ => None,
-            }),
-            Some("tap-host")
-        );
-        assert_eq!(
-            attr(&msg, |a| match a {
-                LinkAttribute::Mtu(m) => Some(*m),
-                _ => None,
-            }),
-            Some(1442)
-        );
-        assert_eq!(
-            attr(&msg, |a| match a {
-                LinkAttribute::Address(m) => Some(m.clone()),
-                _ => None,
-            }),
-            Some(vec![0xfe, 0x16, 0x3e, 0, 0, 1])
-        );
-        assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::Veth)));
-
-        let InfoData::Veth(InfoVeth::Peer(peer)) = info_data(&msg) else {
-            panic!("veth info data must carry the peer");
-        };
-        assert!(
-            !peer.header.flags.contains(LinkFlags::Up),
-            "peer stays down by default"
-        );
-        assert_eq!(
-            attr(peer, |a| match a {
-                LinkAttribute::IfName(n) => Some(n.as_str()),
-                _ => None,
-            }),
-            Some("tap-peer")
-        );
-        assert_eq!(
-            attr(peer, |a| match a {
-                LinkAttribute::Mtu(m) => Some(*m),
-                _ => None,
-            }),
-            Some(1442)
-        );
-        assert_eq!(
-            attr(peer, |a| match a {
-                LinkAttribute::Address(m) => Some(m.clone()),
-                _ => None,
-            }),
-            Some(vec![0xfa, 0x16, 0x3e, 0, 0, 2])
-        );
-        assert!(attr(peer, |a| match a {
-            LinkAttribute::NetNsFd(f) => Some(*f),
-            _ => None,
-        })
-        .is_none());
-
-        // The wire encoding round-trips (the peer is a nested ifinfomsg).
-        let back = roundtrip(&msg);
-        let InfoData::Veth(InfoVeth::Peer(peer_back)) = info_data(&back) else {
-            panic!("peer lost in encoding");
-        };
-        assert_eq!(peer_back, peer);
-    }
-
-    #[test]
-    fn veth_peer_in_netns_and_up() {
-        let ns = Netns::current().unwrap();
-        let spec = VethSpec::new("h0", "eth0")
-            .peer_netns(ns.clone())
-            .peer_up(true);
-        spec.validate().unwrap();
-        let msg = veth_message(&spec);
-        let InfoData::Veth(InfoVeth::Peer(peer)) = info_data(&msg) else {
-            panic!("peer missing");
-        };
-        assert!(
-            !peer.header.flags.contains(LinkFlags::Up),
-            "peer_up is applied after creation"
-        );
-        assert_eq!(
-            attr(peer, |a| match a {
-                LinkAttribute::NetNsFd(f) => Some(*f),
-                _ => None,
-            }),
-            Some(ns.raw_fd())
-        );
-        assert!(attr(&msg, |a| match a {
-            LinkAttribute::Mtu(m) => Some(*m),
-            _ => None,
-        })
-        .is_none());
-    }
-
-    #[test]
-    fn veth_validation() {
-        assert!(VethSpec::new("same", "same").validate().is_err());
-        assert!(VethSpec::new("way-too-long-name-x", "p")
-            .validate()
-            .is_err());
-        assert!(VethSpec::new("h", "p").mtu(10).validate().is_err());
-        assert!(VethSpec::new("h", "p")
-            .peer_mac(mac("01:00:00:00:00:01"))
-            .validate()
-            .is_err());
-    }
-
-    #[test]
-    fn macvlan_request() {
-        for (mode, wire) in [
-            (MacvlanMode::Bridge, MacVlanMode::Bridge),
-            (MacvlanMode::Private, MacVlanMode::Private),
-            (MacvlanMode::Vepa, MacVlanMode::Vepa),
-            (MacvlanMode::Passthru, MacVlanMode::Passthrough),
-        ] {
-            let spec = MacvlanSpec::new("mv0", "eth1", mode)
-                .mac(mac("fa:16:3e:aa:bb:cc"))
-                .mtu(1400);
-            spec.validate().unwrap();
-            let msg = macvlan_message(&spec, 7);
-            assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::MacVlan)));
-            assert_eq!(
-                info_data(&msg),
-                &InfoData::MacVlan(vec![InfoMacVlan::Mode(wire)])
-            );
-            assert_eq!(
-                attr(&msg, |a| match a {
-                    LinkAttribute::Link(i) => Some(*i),
-                    _ => None,
-                }),
-                Some(7)
-            );
-            assert_eq!(
-                attr(&msg, |a| match a {
-                    LinkAttribute::Mtu(m) => Some(*m),
-                    _ => None,
-                }),
-                Some(1400)
-            );
-            assert!(
-                attr(&msg, |a| match a {
-                    LinkAttribute::Address(m) => Some(m.len()),
-                    _ => None,
-                }) == Some(6)
-            );
-            assert_eq!(roundtrip(&msg), msg);
-        }
-    }
-
-    #[test]
-    fn vlan_request() {
-        let spec = VlanSpec::new("eth1.100", "eth1", 100).mac(mac("fa:16:3e:01:02:03"));
-        spec.validate().unwrap();
-        let msg = vlan_message(&spec, 3);
-        assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::Vlan)));
-        assert_eq!(info_data(&msg), &InfoData::Vlan(vec![InfoVlan::Id(100)]));
-        assert_eq!(
-            attr(&msg, |a| match a {
-                LinkAttribute::Link(i) => Some(*i),
-                _ => None,
-            }),
-            Some(3)
-        );
-        assert_eq!(
-            attr(&msg, |a| match a {
-                LinkAttribute::Address(m) => Some(m.clone()),
-                _ => None,
-            }),
-            Some(vec![0xfa, 0x16, 0x3e, 1, 2, 3])
-        );
-        assert!(!msg.header.flags.contains(LinkFlags::Up));
-        assert_eq!(roundtrip(&msg), msg);
-        assert!(VlanSpec::new("v", "eth1", 0).validate().is_err());
-        assert!(VlanSpec::new("v", "eth1", 4095).validate().is_err());
-    }
-
-    #[test]
-    fn ipvlan_request() {
-        for (mode, wire) in [
-            (IpvlanMode::L2, IpVlanMode::L2),
-            (IpvlanMode::L3, IpVlanMode::L3),
-        ] {
-            let spec = IpvlanSpec::new("ipv0", "eth1", mode);
-            spec.validate().unwrap();
-            let msg = ipvlan_message(&spec, 9);
-            assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::IpVlan)));
-            assert_eq!(
-                info_data(&msg),
-                &InfoData::IpVlan(vec![InfoIpVlan::Mode(wire)])
-            );
-            assert_eq!(
-                attr(&msg, |a| match a {
-                    LinkAttribute::Link(i) => Some(*i),
-                    _ => None,
-                }),
-                Some(9)
-            );
-            assert_eq!(roundtrip(&msg), msg);
-        }
-    }
-
-    /// Nested CNI: the VLAN subinterface and the ipvlan are created straight
-    /// in the container's netns, with the network's MTU.
-    #[test]
-    fn vlan_and_ipvlan_into_netns_with_mtu() {
-        let ns = Netns::current().unwrap();
-        let netns_fd = |msg: &LinkMessage| {
-            attr(msg, |a| match a {
-                LinkAttribute::NetNsFd(f) => Some(*f),
-                _ => None,
-            })
-        };
-        let mtu = |msg: &LinkMessage| {
-            attr(msg, |a| match a {
-                LinkAttribute::Mtu(m) => Some(*m),
-                _ => None,
-            })
-        };
-        let vlan = VlanSpec::new("eth0", "ens3", 4094)
-            .mac(mac("fa:16:3e:01:02:04"))
-            .mtu(1442)
-            .netns(ns.clone());
-        vlan.validate().unwrap();
-        let msg = vlan_message(&vlan, 2);
-        assert_eq!(info_data(&msg), &InfoData::Vlan(vec![InfoVlan::Id(4094)]));
-        assert_eq!(netns_fd(&msg), Some(ns.raw_fd()));
-        assert_eq!(mtu(&msg), Some(1442));
-        assert_eq!(roundtrip(&msg), msg);
-
-        let ipvlan = IpvlanSpec::new("eth0", "ens3", IpvlanMode::L2)
-            .mtu(1442)
-            .netns(ns.clone());
-        ipvlan.validate().unwrap();
-        let msg = ipvlan_message(&ipvlan, 2);
-        assert_eq!(netns_fd(&msg), Some(ns.raw_fd()));
-        assert_eq!(mtu(&msg), Some(1442));
-        assert!(
-            attr(&msg, |a| match a {
-                LinkAttribute::Address(m) => Some(m.len()),
-                _ => None,
-            })
-            .is_none(),
-            "an ipvlan shares its parent's MAC"
-        );
-        assert_eq!(roundtrip(&msg), msg);
-        assert!(IpvlanSpec::new("eth0", "ens3", IpvlanMode::L2)
-            .mtu(10)
-            .validate()
-            .is_err());
-    }
-
-    #[test]
-    fn bridge_request_is_up() {
-        let msg = bridge_message("br-knp");
-        assert!(msg.header.flags.contains(LinkFlags::Up));
-        assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::Bridge)));
-        assert_eq!(link_kind(&msg).as_deref(), Some("bridge"));
-    }
-
-    #[test]
-    fn v6_address_has_nodad_v4_has_broadcast() {
-        let v6 = address_message(4, "2001:db8::5/64".parse().unwrap());
-        assert_eq!(v6.header.family, AddressFamily::Inet6);
-        assert_eq!(v6.header.prefix_len, 64);
-        assert_eq!(v6.header.index, 4);
-        assert!(v6.header.flags.contains(AddressHeaderFlags::Nodad));
-        assert!(v6
-            .attributes
-            .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
-        assert!(v6
-            .attributes
-            .contains(&AddressAttribute::Local("2001:db8::5".parse().unwrap())));
-
-        let v4 = address_message(4, "10.0.0.5/24".parse().unwrap());
-        assert_eq!(v4.header.family, AddressFamily::Inet);
-        assert!(!v4
-            .attributes
-            .iter()
-            .any(|a| matches!(a, AddressAttribute::Flags(_))));
-        assert!(v4
-            .attributes
-            .contains(&AddressAttribute::Broadcast("10.0.0.255".parse().unwrap())));
-    }
-
-    #[test]
-    fn route_requests() {
-        let def = route_message(5, &RouteSpec::default_via("10.0.0.1".parse().unwrap()));
-        assert_eq!(def.header.address_family, AddressFamily::Inet);
-        assert_eq!(def.header.destination_prefix_length, 0);
-        assert_eq!(def.header.table, RouteHeader::RT_TABLE_MAIN);
-        assert_eq!(def.header.scope, RouteScope::Universe);
-        assert!(def
-            .attributes
-            .contains(&RouteAttribute::Gateway(RouteAddress::Inet(
-                "10.0.0.1".parse().unwrap()
-            ))));
-        assert!(def.attributes.contains(&RouteAttribute::Oif(5)));
-
-        let host = route_message(5, &RouteSpec::new("192.168.7.7/32".parse().unwrap()));
-        assert_eq!(host.header.scope, RouteScope::Link);
-        assert_eq!(host.header.destination_prefix_length, 32);
-        assert!(!host
-            .attributes
-            .iter()
-            .any(|a| matches!(a, RouteAttribute::Gateway(_))));
-
-        let v6 = route_message(
-            6,
-            &RouteSpec::new("2001:db8:1::/48".parse().unwrap())
-                .via("2001:db8::1".parse().unwrap())
-                .onlink()
-                .metric(100),
-        );
-        assert_eq!(v6.header.address_family, AddressFamily::Inet6);
-        assert!(v6.header.flags.contains(RouteFlags::Onlink));
-        assert!(v6.attributes.contains(&RouteAttribute::Priority(100)));
-        assert!(v6
-            .attributes
-            .contains(&RouteAttribute::Gateway(RouteAddress::Inet6(
-                "2001:db8::1".parse().unwrap()
-            ))));
-    }
-
-    #[test]
-    fn route_validation() {
-        RouteSpec::default_via("fe80::1".parse().unwrap())
-            .validate()
-            .unwrap();
-        assert!(RouteSpec::new("10.0.0.0/8".parse().unwrap())
-            .via("2001:db8::1".parse().unwrap())
-            .validate()
-            .is_err());
-        assert!(RouteSpec::new("10.0.0.1/8".parse().unwrap())
-            .validate()
-            .is_err());
-        assert!(RouteSpec::new("10.0.0.0/8".parse().unwrap())
-            .via("0.0.0.0".parse().unwrap())
-            .validate()
-            .is_err());
-        assert_eq!(
-            RouteSpec::default_via("10.0.0.1".parse().unwrap())
-                .metric(5)
-                .to_string(),
-            "0.0.0.0/0 via 10.0.0.1 metric 5"
-        );
-    }
-}
+mod tests;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{require_root, unique, LinkGuard};
+use common::{cleanup_on_private_runtime, require_root, unique, LinkGuard};
 use netplumb::ovs::{
     AddPortOutcome, BridgeOutcome, DatapathType, InterfaceType, OvsdbClient, PortSpec, Switch,
     DEFAULT_OVSDB_SOCKET, OVN_INSTALLED,
@@ -53,15 +53,12 @@ impl BridgeGuard {
 impl Drop for BridgeGuard {
     fn drop(&mut self) {
         let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(OvsdbClient::default_socket().delete_bridge(&name))
+        cleanup_on_private_runtime(async move {
+            OvsdbClient::default_socket()
+                .delete_bridge(&name)
+                .await
                 .ok()
-        })
-        .join();
+        });
     }
 }
 

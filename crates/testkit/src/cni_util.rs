@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use openstack::neutron::{NetworkCreate, NetworkId, Port, Query, SubnetCreate};
+use openstack::neutron::{NetworkId, Port, Query, SubnetCreate};
 use serde_json::{json, Value};
 
-use crate::{fresh_v4, hex, ok, run, wait_for, Stack};
+use crate::{append_log, fresh_v4, hex, ok, run, wait_for, Stack};
 pub use crate::{kuryr_bin, kuryr_cni_bin};
 
 /// What `kuryr-cni` printed and whether it succeeded.
@@ -72,6 +72,25 @@ pub struct CniCall<'a> {
     pub env: &'a [(&'a str, &'a str)],
 }
 
+impl<'a> CniCall<'a> {
+    /// A call on one attachment: the command, container id, netns and
+    /// interface set, nothing else.
+    pub fn attachment(
+        command: &'a str,
+        container_id: &'a str,
+        netns: &'a str,
+        ifname: &'a str,
+    ) -> Self {
+        CniCall {
+            command,
+            container_id: Some(container_id),
+            netns: Some(netns),
+            ifname: Some(ifname),
+            ..CniCall::default()
+        }
+    }
+}
+
 impl CniOut {
     /// The error result (`code`, `msg`) of a failed call.
     pub fn error(&self) -> (u64, String) {
@@ -118,11 +137,7 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("daemon log");
+        let log = append_log(&self.log);
         let mut cmd = Command::new(kuryr_bin());
         cmd.args(&self.args)
             .args(["daemon", "--socket"])
@@ -212,13 +227,7 @@ impl<'a> CniWorld<'a> {
             suffix,
             netns: Vec::new(),
         };
-        let net = stack
-            .block_on(stack.neutron.create_network(&NetworkCreate {
-                name: Some(w.net_name.clone()),
-                admin_state_up: Some(true),
-                ..NetworkCreate::default()
-            }))
-            .expect("creating the network");
+        let net = stack.create_network_named(w.net_name.clone());
         w.network_id = net.id.clone();
         stack
             .block_on(stack.neutron.create_subnet(&SubnetCreate {

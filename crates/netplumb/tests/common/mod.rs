@@ -32,25 +32,32 @@ pub(crate) fn unique(prefix: &str) -> String {
     name
 }
 
+/// Runs a guard's cleanup to its end and ignores how it went. Drop cannot
+/// await, and the test's runtime may be shutting down: a private runtime on
+/// a private thread.
+pub(crate) fn cleanup_on_private_runtime<T: Send + 'static>(
+    cleanup: impl std::future::Future<Output = Option<T>> + Send + 'static,
+) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(cleanup)
+    })
+    .join();
+}
+
 /// Deletes a host link when dropped, even if the test panicked.
 pub(crate) struct LinkGuard(pub String);
 
 impl Drop for LinkGuard {
     fn drop(&mut self) {
         let name = self.0.clone();
-        // Drop cannot await, and the test's runtime may be shutting down: use
-        // a private runtime on a private thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let nl = Netlink::host().await.ok()?;
-                nl.delete_link(&name).await.ok()
-            })
-        })
-        .join();
+        cleanup_on_private_runtime(async move {
+            let nl = Netlink::host().await.ok()?;
+            nl.delete_link(&name).await.ok()
+        });
     }
 }
 

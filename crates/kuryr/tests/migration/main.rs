@@ -30,8 +30,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use kuryr_testkit::*;
-use openstack::neutron::{NetworkCreate, Port, Query, Resource, SubnetCreate, SubnetPoolCreate};
+use openstack::neutron::{Network, Port, Query, Resource, Subnet, SubnetCreate, SubnetPoolCreate};
 use upstream::{SpecFile, Upstream};
+
+mod checks;
+
+use checks::*;
 
 /// The driver name Docker knows both plugins by (one after the other).
 const DRIVER: &str = "kuryrmig";
@@ -50,51 +54,6 @@ fn ours_config(ip_range_as_subnet: bool) -> String {
 
 fn step(t0: Instant, what: &str) {
     eprintln!("[migration {:>6.1}s] {what}", t0.elapsed().as_secs_f64());
-}
-
-/// A container's port as the driver that attached it left it: bound here,
-/// ACTIVE, holding the address Docker reports, on the expected network, and
-/// inside `subnet_cidr`; its host end on br-int.
-fn check_attachment(f: &Fixture, att: &Attachment, network_id: &str, subnet_cidr: &str) -> Port {
-    let s = &f.stack;
-    let port = s.wait_active_port_of_endpoint(&att.endpoint, WAIT);
-    assert_eq!(port.network_id, network_id, "port {} network", port.id);
-    assert_eq!(
-        port.binding_host_id, s.host,
-        "port {} binding:host_id",
-        port.id
-    );
-    assert_eq!(port.binding_vif_type, "ovs", "port {} vif_type", port.id);
-    assert_eq!(port.device_owner, "compute:kuryr", "port {} owner", port.id);
-    let ip = att.ip.expect("an IPv4 address");
-    assert!(
-        port.fixed_ips.iter().any(|f| f.ip_address == ip),
-        "port {} holds {:?}, Docker says {ip}",
-        port.id,
-        port.fixed_ips
-    );
-    assert!(
-        v4_cidr_contains(subnet_cidr, &format!("{ip}/32")),
-        "{ip} is not in {subnet_cidr}"
-    );
-    assert!(
-        port.mac_address.eq_ignore_ascii_case(&att.mac),
-        "MAC: port {} vs Docker {}",
-        port.mac_address,
-        att.mac
-    );
-    let (tap, _) = veth_names(&port.id);
-    assert!(link_exists(&tap), "host veth {tap} missing");
-    assert!(
-        ovs_ports(&s.bridge).contains(&tap),
-        "{tap} not on {}",
-        s.bridge
-    );
-    assert_eq!(
-        ovs_external_id(&tap, "iface-id").as_deref(),
-        Some(port.id.as_str())
-    );
-    port
 }
 
 fn pings_both_ways(a: &str, a_ip: IpAddr, b: &str, b_ip: IpAddr) {
@@ -157,13 +116,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
 
     // The operator's Neutron network that a Docker network adopts.
     let s = &f.stack;
-    let pre = s
-        .block_on(s.neutron.create_network(&NetworkCreate {
-            name: Some(premade.clone()),
-            admin_state_up: Some(true),
-            ..NetworkCreate::default()
-        }))
-        .expect("creating the pre-made network");
+    let pre = s.create_network_named(premade.clone());
     f.made(Resource::Networks, &pre.id);
     let pre_subnet = s
         .block_on(s.neutron.create_subnet(&SubnetCreate {
@@ -338,77 +291,13 @@ fn switch_from_upstream_kuryr_libnetwork() {
     // Ours runs with KURYR_NO_GC here; what would its garbage collector
     // say of upstream's ports? (Dry run, on these networks only, judged as
     // driver kuryrmig: the plugin socket's file name is the driver name.)
-    {
-        let mut args = vec![
-            "--config-file".to_string(),
-            f.kuryr.config.display().to_string(),
-            "gc".to_string(),
-            "--dry-run".to_string(),
-            "--min-age".to_string(),
-            "0".to_string(),
-            "--plugin-socket".to_string(),
-            format!("/run/docker/plugins/{DRIVER}.sock"),
-        ];
-        for n in [&n1, &n2, &n3, &n5] {
-            args.push("--network".to_string());
-            args.push(n.id.to_string());
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let kuryr = kuryr_bin();
-        let out = run(&kuryr.to_string_lossy(), &args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!("kuryr gc --dry-run on upstream's networks:\n{text}");
-        assert!(out.status.success(), "kuryr gc --dry-run failed");
-        for p in upstream_ports {
-            assert!(
-                !text.lines().any(|l| l.contains(p.id.as_str())),
-                "gc would touch upstream's live port {}",
-                p.id
-            );
-        }
-        assert!(
-            text.contains("5 ports in use"),
-            "gc sees upstream's 5 ports in use"
-        );
-        step(t0, "kuryr gc --dry-run leaves upstream's live ports alone");
-
-        // And `kuryr status` lists upstream's networks and attachments.
-        let kuryr = kuryr_bin();
-        let out = run(
-            &kuryr.to_string_lossy(),
-            &[
-                "--config-file",
-                &f.kuryr.config.display().to_string(),
-                "status",
-                "--plugin-socket",
-                &format!("/run/docker/plugins/{DRIVER}.sock"),
-            ],
-        );
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(out.status.success(), "kuryr status failed: {text}");
-        for id in [&id1, &id2, &id3, &id5] {
-            assert!(
-                text.lines().any(|l| l.contains(&id[..12])),
-                "kuryr status lists Docker network {id}:\n{text}"
-            );
-        }
-        for p in upstream_ports {
-            assert!(
-                text.lines()
-                    .any(|l| l.contains(p.id.as_str()) && l.contains("[in use]")),
-                "kuryr status lists upstream's port {} in use:\n{text}",
-                p.id
-            );
-        }
-        step(
-            t0,
-            "kuryr status lists upstream's networks and ports, in use",
-        );
-    }
+    tools_see_upstream_in_use(
+        &f,
+        t0,
+        &[&n1, &n2, &n3, &n5],
+        &[&id1, &id2, &id3, &id5],
+        &upstream_ports,
+    );
 
     // ------------------------------------------------------------ 3a. old containers
     pings_both_ways(&a1, ip_a1, &a2, ip_a2);
@@ -480,10 +369,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
     );
 
     // ------------------------------------------------------------ 3b. ip_range_as_subnet
-    f.kuryr.stop();
-    f.kuryr.rewrite_config(&ours_config(true));
-    f.kuryr.launch();
-    upstream::wait_activate(addr, WAIT, || true);
+    restart_ours(&mut f, addr, true);
     assert!(
         !f.kuryr
             .log_text()
@@ -540,10 +426,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
         t0,
         "ours with ip_range_as_subnet: containers joined, pinged, removed cleanly",
     );
-    f.kuryr.stop();
-    f.kuryr.rewrite_config(&ours_config(false));
-    f.kuryr.launch();
-    upstream::wait_activate(addr, WAIT, || true);
+    restart_ours(&mut f, addr, false);
     step(t0, "ours restarted in its default mode");
 
     // The ping that ran across both switches and restarts.
@@ -595,12 +478,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
     f.remove_network(&net5);
     let ids5: Vec<&str> = ports5.iter().map(|p| p.id.as_str()).collect();
     f.assert_clean(&id5, &[&cidr5], &ids5);
-    assert!(s.network(&n5.id).is_none(), "network {} deleted", n5.id);
-    assert!(
-        s.subnet(&sub5[0].id).is_none(),
-        "subnet {} deleted",
-        sub5[0].id
-    );
+    assert_network_and_subnet_gone(s, &n5, &sub5[0]);
     step(
         t0,
         "docker network rm of upstream's network from the operator's pool: nothing left",
@@ -619,12 +497,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
 
     f.remove_network(&net1);
     f.assert_clean(&id1, &[&cidr1], &[&port_a1.id, &port_a2.id, &port_b1.id]);
-    assert!(s.network(&n1.id).is_none(), "network {} deleted", n1.id);
-    assert!(
-        s.subnet(&sub1[0].id).is_none(),
-        "subnet {} deleted",
-        sub1[0].id
-    );
+    assert_network_and_subnet_gone(s, &n1, &sub1[0]);
     step(
         t0,
         "docker network rm of upstream's --subnet network: nothing left",
@@ -636,12 +509,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
         &[cidr2, range2],
         &[&port_a3.id, &port_b2.id, &port_d2.id],
     );
-    assert!(s.network(&n2.id).is_none(), "network {} deleted", n2.id);
-    assert!(
-        s.subnet(&sub2[0].id).is_none(),
-        "subnet {} deleted",
-        sub2[0].id
-    );
+    assert_network_and_subnet_gone(s, &n2, &sub2[0]);
     step(
         t0,
         "docker network rm of upstream's --ip-range network: nothing left",
@@ -653,35 +521,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
         &[&cidr3],
         &[&port_a4.id, &port_a4r.id, &port_b3.id, &port_d3.id],
     );
-    eventually("the adopted network back as the operator made it", || {
-        let mut wrong = Vec::new();
-        match s.network(&pre.id) {
-            None => wrong.push(format!("the adopted network {} was deleted", pre.id)),
-            Some(n) => {
-                if n.tags != [USER_TAG.to_string()] {
-                    wrong.push(format!("network tags {:?}", n.tags));
-                }
-                if n.name != premade {
-                    wrong.push(format!("network renamed to {:?}", n.name));
-                }
-            }
-        }
-        match s.subnet(&pre_subnet.id) {
-            None => wrong.push(format!("its subnet {} was deleted", pre_subnet.id)),
-            Some(sn) => {
-                if sn.tags != [USER_TAG.to_string()] {
-                    wrong.push(format!("subnet tags {:?}", sn.tags));
-                }
-            }
-        }
-        for p in s.non_neutron_ports(&pre.id) {
-            wrong.push(format!("port {} ({}) left", p.id, p.name));
-        }
-        for p in s.kuryr_pools(&cidr3) {
-            wrong.push(format!("subnetpool {} left", p.id));
-        }
-        wrong
-    });
+    assert_adopted_network_restored(s, &pre, &pre_subnet, &premade, &cidr3);
     step(
         t0,
         "docker network rm of the adopted network: network and subnet kept, untagged",
@@ -703,30 +543,15 @@ fn switch_from_upstream_kuryr_libnetwork() {
         .collect();
     assert!(tags_left.is_empty(), "networks still tagged: {tags_left:?}");
     // Who served what: upstream made a1..a5, ours the others.
-    let up_log = up.log_text();
     let ours_log = f.kuryr.log_text();
-    for att in [&att_a1, &att_a2, &att_a3, &att_a4, &att_a5] {
-        assert!(
-            up_log.contains(&att.endpoint),
-            "upstream served {}",
-            att.endpoint
-        );
-    }
-    let ours_atts = [
-        &att_b1, &att_b2, &att_b3, &att_a4r, &att_d1, &att_d2, &att_d3, &att_b5,
-    ];
-    for att in ours_atts {
-        assert!(
-            ours_log.contains(&att.endpoint),
-            "ours served {}",
-            att.endpoint
-        );
-        assert!(
-            !up_log.contains(&att.endpoint),
-            "upstream did not serve {}",
-            att.endpoint
-        );
-    }
+    assert_who_served(
+        &up.log_text(),
+        &ours_log,
+        &[&att_a1, &att_a2, &att_a3, &att_a4, &att_a5],
+        &[
+            &att_b1, &att_b2, &att_b3, &att_a4r, &att_d1, &att_d2, &att_d3, &att_b5,
+        ],
+    );
     let complaints: Vec<&str> = ours_log
         .lines()
         .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))

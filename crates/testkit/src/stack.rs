@@ -1,0 +1,255 @@
+//! The stack under test: an admin Neutron client on the kit's own
+//! runtime, the lookups tests make through it, and upstream's id tags
+//! (written out here, not taken from the code under test).
+
+use std::future::Future;
+use std::time::Duration;
+
+use openstack::neutron::{
+    Network, NetworkCreate, Neutron, Port, Query, Subnet, SubnetCreate, SubnetPool,
+};
+use openstack::AuthOptions;
+
+use crate::{cleanup_devices, fresh_v4, wait_for};
+
+/// The stack under test.
+pub struct Stack {
+    rt: tokio::runtime::Runtime,
+    /// An admin Neutron client.
+    pub neutron: Neutron,
+    /// `binding:host_id` ports bound here must carry.
+    pub host: String,
+    /// The integration bridge.
+    pub bridge: String,
+}
+
+/// The stack, or `None` (after printing why) when the test must skip.
+pub fn stack(test: &str) -> Option<Stack> {
+    let Ok(auth) = std::env::var("KURYR_STACK_AUTH") else {
+        eprintln!("{test}: skipped: no stack (run via scripts/test)");
+        return None;
+    };
+    match auth.as_str() {
+        "noauth" => {}
+        "keystone" => {
+            eprintln!(
+                "{test}: skipped: the Docker tests run in noauth mode only \
+                 (the Keystone path is tested in the openstack crate)"
+            );
+            return None;
+        }
+        other => panic!("KURYR_STACK_AUTH={other:?}: expected noauth or keystone"),
+    }
+    let opts = AuthOptions::from_env().expect("OS_* variables from scripts/stack env");
+    let neutron = Neutron::new(opts).expect("a Neutron client for the stack");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let host = std::env::var("KURYR_STACK_HOST").expect("KURYR_STACK_HOST from scripts/stack env");
+    let bridge = std::env::var("KURYR_STACK_BRIDGE").unwrap_or_else(|_| "br-int".into());
+    Some(Stack {
+        rt,
+        neutron,
+        host,
+        bridge,
+    })
+}
+
+impl Stack {
+    /// Runs a future on the kit's runtime.
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// A network, or None when Neutron has none with that id.
+    pub fn network(&self, id: &str) -> Option<Network> {
+        match self.block_on(self.neutron.get_network(id)) {
+            Ok(n) => Some(n),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => panic!("GET network {id}: {e}"),
+        }
+    }
+
+    /// A subnet, or None.
+    pub fn subnet(&self, id: &str) -> Option<Subnet> {
+        match self.block_on(self.neutron.get_subnet(id)) {
+            Ok(s) => Some(s),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => panic!("GET subnet {id}: {e}"),
+        }
+    }
+
+    /// A subnetpool, or None.
+    pub fn subnetpool(&self, id: &str) -> Option<SubnetPool> {
+        match self.block_on(self.neutron.get_subnetpool(id)) {
+            Ok(p) => Some(p),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => panic!("GET subnetpool {id}: {e}"),
+        }
+    }
+
+    /// A port, or None.
+    pub fn port(&self, id: &str) -> Option<Port> {
+        match self.block_on(self.neutron.get_port(id)) {
+            Ok(p) => Some(p),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => panic!("GET port {id}: {e}"),
+        }
+    }
+
+    /// Networks matching the query.
+    pub fn networks(&self, query: Query) -> Vec<Network> {
+        self.block_on(self.neutron.list_networks(&query))
+            .expect("listing networks")
+    }
+
+    /// Subnets matching the query.
+    pub fn subnets(&self, query: Query) -> Vec<Subnet> {
+        self.block_on(self.neutron.list_subnets(&query))
+            .expect("listing subnets")
+    }
+
+    /// Subnetpools matching the query.
+    pub fn subnetpools(&self, query: Query) -> Vec<SubnetPool> {
+        self.block_on(self.neutron.list_subnetpools(&query))
+            .expect("listing subnetpools")
+    }
+
+    /// Ports matching the query.
+    pub fn ports(&self, query: Query) -> Vec<Port> {
+        self.block_on(self.neutron.list_ports(&query))
+            .expect("listing ports")
+    }
+
+    /// Neutron networks tagged for a Docker network (upstream's two halves).
+    pub fn networks_of_docker(&self, docker_net: &str) -> Vec<Network> {
+        self.networks(Query::new().tags(id_tags(docker_net)))
+    }
+
+    /// The one Neutron network Kuryr made or adopted for a Docker network.
+    pub fn network_of_docker(&self, docker_net: &str) -> Network {
+        let mut found = self.networks_of_docker(docker_net);
+        assert_eq!(
+            found.len(),
+            1,
+            "exactly one Neutron network tagged for Docker network {docker_net}: {found:#?}"
+        );
+        found.remove(0)
+    }
+
+    /// The ports of an endpoint (device_id = endpoint id).
+    pub fn ports_of_endpoint(&self, endpoint: &str) -> Vec<Port> {
+        self.ports(Query::new().device_id(endpoint))
+    }
+
+    /// The one port of an endpoint.
+    pub fn port_of_endpoint(&self, endpoint: &str) -> Port {
+        let mut ports = self.ports_of_endpoint(endpoint);
+        assert_eq!(
+            ports.len(),
+            1,
+            "exactly one Neutron port with device_id {endpoint}: {ports:#?}"
+        );
+        ports.remove(0)
+    }
+
+    /// Subnetpools named `kuryrPool-<cidr>`.
+    pub fn kuryr_pools(&self, cidr: &str) -> Vec<SubnetPool> {
+        self.subnetpools(Query::new().name(format!("kuryrPool-{cidr}")))
+    }
+
+    /// Subnets with this cidr (any network).
+    pub fn subnets_with_cidr(&self, cidr: &str) -> Vec<Subnet> {
+        self.subnets(Query::new().cidr(cidr))
+    }
+
+    /// Waits until an endpoint has exactly one port (device_id = endpoint
+    /// id) and Neutron reports it ACTIVE; returns it.
+    pub fn wait_active_port_of_endpoint(&self, endpoint: &str, timeout: Duration) -> Port {
+        wait_for(
+            &format!("one ACTIVE port with device_id {endpoint}"),
+            timeout,
+            || {
+                let ports = self.ports_of_endpoint(endpoint);
+                (ports.len() == 1 && ports[0].status == "ACTIVE").then(|| ports[0].clone())
+            },
+        )
+    }
+
+    /// Creates a Neutron network (admin up) as a user would before
+    /// handing it to Kuryr.
+    pub fn create_network_named(&self, name: impl Into<String>) -> Network {
+        let name = name.into();
+        self.block_on(self.neutron.create_network(&NetworkCreate {
+            name: Some(name.clone()),
+            admin_state_up: Some(true),
+            ..NetworkCreate::default()
+        }))
+        .unwrap_or_else(|e| panic!("creating network {name}: {e}"))
+    }
+
+    /// Gives a network a [`fresh_v4`] /24 subnet, gateway `.1`; returns the
+    /// prefix (`a.b.c`).
+    pub fn add_fresh_subnet(&self, network_id: &str) -> String {
+        let prefix = fresh_v4();
+        let gateway = format!("{prefix}.1").parse().expect("a gateway address");
+        self.block_on(self.neutron.create_subnet(&SubnetCreate {
+            gateway_ip: Some(Some(gateway)),
+            ..SubnetCreate::new(network_id.to_string(), format!("{prefix}.0/24"))
+        }))
+        .unwrap_or_else(|e| panic!("creating a subnet on {network_id}: {e}"));
+        prefix
+    }
+
+    /// Best-effort cleanup of a network a test made: each port's host
+    /// devices and the port, then the network.
+    pub fn remove_network_and_ports(&self, network_id: &str) {
+        let ports = self
+            .block_on(
+                self.neutron
+                    .list_ports(&Query::new().network_id(network_id)),
+            )
+            .unwrap_or_default();
+        for port in ports {
+            cleanup_devices(&port.id);
+            let _ = self.block_on(self.neutron.delete_port(&port.id));
+        }
+        let _ = self.block_on(self.neutron.delete_network(network_id));
+    }
+
+    /// The ports of a network other than Neutron's own
+    /// (`network:distributed` metadata port, `network:dhcp`, routers).
+    pub fn non_neutron_ports(&self, network_id: &str) -> Vec<Port> {
+        self.ports(Query::new().network_id(network_id))
+            .into_iter()
+            .filter(|p| !p.device_owner.starts_with("network:"))
+            .collect()
+    }
+
+    /// The id of a default subnetpool (`kuryr`, `kuryr6`).
+    pub fn default_pool(&self, name: &str) -> SubnetPool {
+        let mut pools = self.subnetpools(Query::new().name(name));
+        assert_eq!(pools.len(), 1, "default subnetpool {name} must exist once");
+        pools.remove(0)
+    }
+}
+
+/// Upstream's network/endpoint id tags: `kuryr.net.uuid.lh:<id[0:32]>`,
+/// `kuryr.net.uuid.uh:<id[32:64]>` (written out here, not taken from the
+/// code under test).
+pub fn id_tags(id: &str) -> Vec<String> {
+    assert_eq!(id.len(), 64, "a Docker id has 64 hex digits: {id}");
+    vec![
+        format!("kuryr.net.uuid.lh:{}", &id[..32]),
+        format!("kuryr.net.uuid.uh:{}", &id[32..]),
+    ]
+}
+
+/// Our addition on ports: the Docker network id in two halves.
+pub fn docker_net_tags(id: &str) -> Vec<String> {
+    vec![
+        format!("kuryr.docker.net.lh:{}", &id[..32]),
+        format!("kuryr.docker.net.uh:{}", &id[32..]),
+    ]
+}
