@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::{
@@ -36,152 +35,74 @@ impl FakeDriver {
         self.calls.lock().unwrap().clone()
     }
 
-    fn record<T: Serialize>(&self, call: PluginCall, req: &T) {
-        let json = serde_json::to_value(req).expect("serialize request");
-        self.calls.lock().unwrap().push((call, json));
-    }
-
+    /// The canned reply to `call`: unit calls without one succeed.
     fn canned<T: DeserializeOwned>(&self, call: PluginCall) -> DriverResult<T> {
         match self.replies.lock().unwrap().get(&call) {
+            // A unit call's reply (`{}`) carries nothing.
             Some(Ok(v)) => Ok(serde_json::from_value(v.clone())
+                .or_else(|e| serde_json::from_value(Value::Null).map_err(|_| e))
                 .unwrap_or_else(|e| panic!("canned reply for {call}: {e}"))),
             Some(Err(e)) => Err(e.clone()),
-            None => panic!("no canned reply for {call}"),
-        }
-    }
-
-    fn canned_unit(&self, call: PluginCall) -> DriverResult<()> {
-        match self.replies.lock().unwrap().get(&call) {
-            Some(Err(e)) => Err(e.clone()),
-            _ => Ok(()),
+            None => Ok(serde_json::from_value::<T>(Value::Null)
+                .unwrap_or_else(|_| panic!("no canned reply for {call}"))),
         }
     }
 }
 
+/// The fake's methods: record the request, answer the canned reply.
+macro_rules! fake_calls {
+    ($($name:ident($($req:ty)?) -> $out:ty = $call:ident;)*) => {
+        $(async fn $name(&self $(, req: $req)?) -> DriverResult<$out> {
+            #[allow(unused_variables)]
+            let request = Value::Null;
+            $(let request = serde_json::to_value::<&$req>(&req).expect("serialize request");)?
+            self.calls.lock().unwrap().push((PluginCall::$call, request));
+            self.canned(PluginCall::$call)
+        })*
+    };
+}
+
 impl Networks for FakeDriver {
-    async fn network_capabilities(&self) -> DriverResult<NetworkCapabilities> {
-        self.record(PluginCall::NetworkGetCapabilities, &Value::Null);
-        self.canned(PluginCall::NetworkGetCapabilities)
-    }
-
-    async fn create_network(&self, req: CreateNetworkRequest) -> DriverResult<()> {
-        self.record(PluginCall::CreateNetwork, &req);
-        self.canned_unit(PluginCall::CreateNetwork)
-    }
-
-    async fn delete_network(&self, req: DeleteNetworkRequest) -> DriverResult<()> {
-        self.record(PluginCall::DeleteNetwork, &req);
-        self.canned_unit(PluginCall::DeleteNetwork)
-    }
-
-    async fn allocate_network(
-        &self,
-        req: AllocateNetworkRequest,
-    ) -> DriverResult<AllocateNetworkResponse> {
-        self.record(PluginCall::AllocateNetwork, &req);
-        self.canned(PluginCall::AllocateNetwork)
-    }
-
-    async fn free_network(&self, req: FreeNetworkRequest) -> DriverResult<()> {
-        self.record(PluginCall::FreeNetwork, &req);
-        self.canned_unit(PluginCall::FreeNetwork)
-    }
-
-    async fn discover_new(&self, req: DiscoveryNotification) -> DriverResult<()> {
-        self.record(PluginCall::DiscoverNew, &req);
-        self.canned_unit(PluginCall::DiscoverNew)
-    }
-
-    async fn discover_delete(&self, req: DiscoveryNotification) -> DriverResult<()> {
-        self.record(PluginCall::DiscoverDelete, &req);
-        self.canned_unit(PluginCall::DiscoverDelete)
+    fake_calls! {
+        network_capabilities() -> NetworkCapabilities = NetworkGetCapabilities;
+        create_network(CreateNetworkRequest) -> () = CreateNetwork;
+        delete_network(DeleteNetworkRequest) -> () = DeleteNetwork;
+        allocate_network(AllocateNetworkRequest) -> AllocateNetworkResponse = AllocateNetwork;
+        free_network(FreeNetworkRequest) -> () = FreeNetwork;
+        discover_new(DiscoveryNotification) -> () = DiscoverNew;
+        discover_delete(DiscoveryNotification) -> () = DiscoverDelete;
     }
 }
 
 impl Endpoints for FakeDriver {
-    async fn create_endpoint(
-        &self,
-        req: CreateEndpointRequest,
-    ) -> DriverResult<CreateEndpointResponse> {
-        self.record(PluginCall::CreateEndpoint, &req);
-        self.canned(PluginCall::CreateEndpoint)
-    }
-
-    async fn endpoint_oper_info(
-        &self,
-        req: EndpointOperInfoRequest,
-    ) -> DriverResult<EndpointOperInfoResponse> {
-        self.record(PluginCall::EndpointOperInfo, &req);
-        self.canned(PluginCall::EndpointOperInfo)
-    }
-
-    async fn delete_endpoint(&self, req: DeleteEndpointRequest) -> DriverResult<()> {
-        self.record(PluginCall::DeleteEndpoint, &req);
-        self.canned_unit(PluginCall::DeleteEndpoint)
-    }
-
-    async fn join(&self, req: JoinRequest) -> DriverResult<JoinResponse> {
-        self.record(PluginCall::Join, &req);
-        self.canned(PluginCall::Join)
-    }
-
-    async fn leave(&self, req: LeaveRequest) -> DriverResult<()> {
-        self.record(PluginCall::Leave, &req);
-        self.canned_unit(PluginCall::Leave)
+    fake_calls! {
+        create_endpoint(CreateEndpointRequest) -> CreateEndpointResponse = CreateEndpoint;
+        endpoint_oper_info(EndpointOperInfoRequest) -> EndpointOperInfoResponse = EndpointOperInfo;
+        delete_endpoint(DeleteEndpointRequest) -> () = DeleteEndpoint;
+        join(JoinRequest) -> JoinResponse = Join;
+        leave(LeaveRequest) -> () = Leave;
     }
 }
 
 impl ExternalConnectivity for FakeDriver {
-    async fn program_external_connectivity(
-        &self,
-        req: ProgramExternalConnectivityRequest,
-    ) -> DriverResult<()> {
-        self.record(PluginCall::ProgramExternalConnectivity, &req);
-        self.canned_unit(PluginCall::ProgramExternalConnectivity)
-    }
-
-    async fn revoke_external_connectivity(
-        &self,
-        req: RevokeExternalConnectivityRequest,
-    ) -> DriverResult<()> {
-        self.record(PluginCall::RevokeExternalConnectivity, &req);
-        self.canned_unit(PluginCall::RevokeExternalConnectivity)
+    fake_calls! {
+        program_external_connectivity(ProgramExternalConnectivityRequest) -> () = ProgramExternalConnectivity;
+        revoke_external_connectivity(RevokeExternalConnectivityRequest) -> () = RevokeExternalConnectivity;
     }
 }
 
 impl IpamPools for FakeDriver {
-    async fn ipam_capabilities(&self) -> DriverResult<IpamCapabilities> {
-        self.record(PluginCall::IpamGetCapabilities, &Value::Null);
-        self.canned(PluginCall::IpamGetCapabilities)
-    }
-
-    async fn default_address_spaces(&self) -> DriverResult<AddressSpaces> {
-        self.record(PluginCall::GetDefaultAddressSpaces, &Value::Null);
-        self.canned(PluginCall::GetDefaultAddressSpaces)
-    }
-
-    async fn request_pool(&self, req: RequestPoolRequest) -> DriverResult<RequestPoolResponse> {
-        self.record(PluginCall::RequestPool, &req);
-        self.canned(PluginCall::RequestPool)
-    }
-
-    async fn release_pool(&self, req: ReleasePoolRequest) -> DriverResult<()> {
-        self.record(PluginCall::ReleasePool, &req);
-        self.canned_unit(PluginCall::ReleasePool)
+    fake_calls! {
+        ipam_capabilities() -> IpamCapabilities = IpamGetCapabilities;
+        default_address_spaces() -> AddressSpaces = GetDefaultAddressSpaces;
+        request_pool(RequestPoolRequest) -> RequestPoolResponse = RequestPool;
+        release_pool(ReleasePoolRequest) -> () = ReleasePool;
     }
 }
 
 impl IpamAddresses for FakeDriver {
-    async fn request_address(
-        &self,
-        req: RequestAddressRequest,
-    ) -> DriverResult<RequestAddressResponse> {
-        self.record(PluginCall::RequestAddress, &req);
-        self.canned(PluginCall::RequestAddress)
-    }
-
-    async fn release_address(&self, req: ReleaseAddressRequest) -> DriverResult<()> {
-        self.record(PluginCall::ReleaseAddress, &req);
-        self.canned_unit(PluginCall::ReleaseAddress)
+    fake_calls! {
+        request_address(RequestAddressRequest) -> RequestAddressResponse = RequestAddress;
+        release_address(ReleaseAddressRequest) -> () = ReleaseAddress;
     }
 }
