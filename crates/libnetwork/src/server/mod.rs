@@ -141,62 +141,34 @@ async fn dispatch<D: Driver>(driver: &D, request: Request) -> Result<Response, D
     Ok(match request {
         Request::Activate => ok_reply(&ActivateResponse::kuryr()),
         Request::NetworkGetCapabilities => ok_reply(&driver.network_capabilities().await?),
-        Request::CreateNetwork(req) => {
-            driver.create_network(req).await?;
-            empty_reply()
-        }
-        Request::DeleteNetwork(req) => {
-            driver.delete_network(req).await?;
-            empty_reply()
-        }
+        Request::CreateNetwork(req) => empty_reply(driver.create_network(req).await?),
+        Request::DeleteNetwork(req) => empty_reply(driver.delete_network(req).await?),
         Request::AllocateNetwork(req) => ok_reply(&driver.allocate_network(req).await?),
-        Request::FreeNetwork(req) => {
-            driver.free_network(req).await?;
-            empty_reply()
-        }
+        Request::FreeNetwork(req) => empty_reply(driver.free_network(req).await?),
         Request::CreateEndpoint(req) => ok_reply(&driver.create_endpoint(req).await?),
         Request::EndpointOperInfo(req) => ok_reply(&driver.endpoint_oper_info(req).await?),
-        Request::DeleteEndpoint(req) => {
-            driver.delete_endpoint(req).await?;
-            empty_reply()
-        }
+        Request::DeleteEndpoint(req) => empty_reply(driver.delete_endpoint(req).await?),
         Request::Join(req) => ok_reply(&driver.join(req).await?),
-        Request::Leave(req) => {
-            driver.leave(req).await?;
-            empty_reply()
-        }
-        Request::DiscoverNew(req) => {
-            driver.discover_new(req).await?;
-            empty_reply()
-        }
-        Request::DiscoverDelete(req) => {
-            driver.discover_delete(req).await?;
-            empty_reply()
-        }
+        Request::Leave(req) => empty_reply(driver.leave(req).await?),
+        Request::DiscoverNew(req) => empty_reply(driver.discover_new(req).await?),
+        Request::DiscoverDelete(req) => empty_reply(driver.discover_delete(req).await?),
         Request::ProgramExternalConnectivity(req) => {
-            driver.program_external_connectivity(req).await?;
-            empty_reply()
+            empty_reply(driver.program_external_connectivity(req).await?)
         }
         Request::RevokeExternalConnectivity(req) => {
-            driver.revoke_external_connectivity(req).await?;
-            empty_reply()
+            empty_reply(driver.revoke_external_connectivity(req).await?)
         }
         Request::IpamGetCapabilities => ok_reply(&driver.ipam_capabilities().await?),
         Request::GetDefaultAddressSpaces => ok_reply(&driver.default_address_spaces().await?),
         Request::RequestPool(req) => ok_reply(&driver.request_pool(req).await?),
-        Request::ReleasePool(req) => {
-            driver.release_pool(req).await?;
-            empty_reply()
-        }
+        Request::ReleasePool(req) => empty_reply(driver.release_pool(req).await?),
         Request::RequestAddress(req) => ok_reply(&driver.request_address(req).await?),
-        Request::ReleaseAddress(req) => {
-            driver.release_address(req).await?;
-            empty_reply()
-        }
+        Request::ReleaseAddress(req) => empty_reply(driver.release_address(req).await?),
     })
 }
 
-fn empty_reply() -> Response {
+/// Docker's `{}` for a call that answers nothing.
+fn empty_reply(_: ()) -> Response {
     ok_reply(&EmptyResponse {})
 }
 
