@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use netplumb::ovs::{InterfaceRecord, Switch};
 use netplumb::Netlink;
-use openstack::neutron::{FixedIp, Neutron, PortUpdate, Query, Resource};
+use openstack::neutron::{FixedIp, Neutron, Query, Resource};
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -40,28 +40,9 @@ const HOST_VETH_PREFIX: &str = "tap";
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Why collecting the snapshot or applying an action failed.
-#[derive(Debug, thiserror::Error)]
-pub enum GcError {
-    /// A Neutron call failed.
-    #[error("{what}: {source}")]
-    Neutron {
-        /// What was being done.
-        what: String,
-        /// Neutron's error.
-        #[source]
-        source: openstack::Error,
-    },
-    /// Netlink or OVSDB failed.
-    #[error("{what}: {source}")]
-    Host {
-        /// What was being done.
-        what: String,
-        /// The host's error.
-        #[source]
-        source: netplumb::Error,
-    },
-}
+/// Why collecting the snapshot or applying an action failed: a Neutron
+/// or host step, as in the lifecycle.
+pub type GcError = crate::lifecycle::LifecycleError;
 
 /// A Docker network as Docker sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -76,6 +76,26 @@ pub enum LifecycleError {
     Pool(#[from] PoolError),
 }
 
+impl LifecycleError {
+    /// Wraps Neutron's error of doing `what`.
+    pub fn neutron(what: impl Into<String>) -> impl Fn(openstack::Error) -> Self {
+        let what = what.into();
+        move |source| LifecycleError::Neutron {
+            what: what.clone(),
+            source,
+        }
+    }
+
+    /// Wraps the host's error of doing `what`.
+    pub fn host(what: impl Into<String>) -> impl Fn(netplumb::Error) -> Self {
+        let what = what.into();
+        move |source| LifecycleError::Host {
+            what: what.clone(),
+            source,
+        }
+    }
+}
+
 /// Where a bound port's container end goes.
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {
@@ -251,10 +271,9 @@ impl Lifecycle {
                 Ok(())
             }
             Err(err) if err.is_not_found() => Ok(()),
-            Err(source) => Err(LifecycleError::Neutron {
-                what: format!("deleting port {port_id}"),
+            Err(source) => Err(LifecycleError::neutron(format!("deleting port {port_id}"))(
                 source,
-            }),
+            )),
         }
     }
 
@@ -270,10 +289,7 @@ impl Lifecycle {
             .switch()
             .find_interfaces(crate::binding::OWNER_KEY, None)
             .await
-            .map_err(|source| LifecycleError::Host {
-                what: "reading OVSDB".into(),
-                source,
-            })?;
+            .map_err(LifecycleError::host("reading OVSDB"))?;
         let claimed: HashMap<String, _> = interfaces
             .into_iter()
             .filter(|i| OwnerKind::of_ovs_external_ids(&i.external_ids) == Some(kind))
@@ -292,10 +308,9 @@ impl Lifecycle {
                     .name(naming::POOL_PORT_NAME),
             )
             .await
-            .map_err(|source| LifecycleError::Neutron {
-                what: "listing ports whose owner is not recorded".into(),
-                source,
-            })?;
+            .map_err(LifecycleError::neutron(
+                "listing ports whose owner is not recorded",
+            ))?;
         let mut repaired = 0;
         for port in ports.into_iter().filter(|p| p.device_id.is_empty()) {
             let Some(ids) = claimed.get(port.id.as_str()) else {
@@ -434,4 +449,38 @@ impl Lifecycle {
             }
         }
     }
+}
+
+/// Releases a user's port that Kuryr adopted (`kuryr.port.existing`): no
+/// owner, no host, no Kuryr tag; the port itself stays, as the user made
+/// it. A port gone meanwhile is fine.
+pub async fn reset_adopted(neutron: &Neutron, port_id: &str) -> Result<(), LifecycleError> {
+    let update = PortUpdate {
+        device_owner: Some(String::new()),
+        device_id: Some(String::new()),
+        binding_host_id: Some(String::new()),
+        ..PortUpdate::default()
+    };
+    let current = match neutron.update_port(port_id, &update).await {
+        Ok(p) => p,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => {
+            return Err(LifecycleError::neutron(format!(
+                "resetting adopted port {port_id}"
+            ))(e))
+        }
+    };
+    let kept: Vec<&String> = current
+        .tags
+        .iter()
+        .filter(|t| !naming::is_kuryr_tag(t))
+        .collect();
+    neutron
+        .replace_tags(Resource::Ports, port_id, &kept)
+        .await
+        .map_err(LifecycleError::neutron(format!(
+            "untagging adopted port {port_id}"
+        )))?;
+    info!(port_id, "adopted port reset");
+    Ok(())
 }

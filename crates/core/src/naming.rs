@@ -40,6 +40,10 @@ pub fn pool_owner_tag(service: &str, socket: &std::path::Path) -> String {
 pub const OVS_POOL_KEY: &str = "kuryr-pool";
 /// Tag on a pre-existing port that Kuryr adopted (reset, never deleted).
 pub const EXISTING_PORT_TAG: &str = "kuryr.port.existing";
+/// Whether Kuryr wrote this tag (what releasing an adopted port removes).
+pub fn is_kuryr_tag(tag: &str) -> bool {
+    tag == DEVICE_OWNER || tag.starts_with("kuryr.")
+}
 /// Tag on a pre-existing subnetpool that Kuryr uses (never deleted).
 pub const EXISTING_SUBNETPOOL_TAG: &str = "kuryr.subnetpool.existing";
 /// Tag on a network created for a default-pool allocation before Docker

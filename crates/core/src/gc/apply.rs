@@ -23,10 +23,7 @@ pub async fn collect(
         .switch
         .find_interfaces(IFACE_ID_KEY, None)
         .await
-        .map_err(|source| GcError::Host {
-            what: "listing OVS interfaces".into(),
-            source,
-        })?
+        .map_err(GcError::host("listing OVS interfaces"))?
         .into_iter()
         .filter(|i| i.bridge.as_deref().is_none_or(|b| b == settings.bridge))
         .collect();
@@ -34,18 +31,12 @@ pub async fn collect(
         .netlink
         .links()
         .await
-        .map_err(|source| GcError::Host {
-            what: "listing links".into(),
-            source,
-        })?
+        .map_err(GcError::host("listing links"))?
         .into_iter()
         .filter(|l| l.kind.as_deref() == Some("veth") && l.name.starts_with(HOST_VETH_PREFIX))
         .map(|l| l.name)
         .collect();
-    let neutron_err = |what: &str| {
-        let what = what.to_string();
-        move |source| GcError::Neutron { what, source }
-    };
+    let neutron_err = GcError::neutron;
     let mut ports: Vec<PortRecord> = host
         .neutron
         .list(
@@ -123,10 +114,7 @@ pub(super) async fn docker_networks_of(
     let networks = neutron
         .list_networks(&query)
         .await
-        .map_err(|source| GcError::Neutron {
-            what: "reading the ports' networks".into(),
-            source,
-        })?;
+        .map_err(GcError::neutron("reading the ports' networks"))?;
     Ok(networks
         .into_iter()
         .filter_map(|n| naming::id_from_tags(&n.tags).map(|d| (n.id.into_string(), d)))
@@ -166,15 +154,12 @@ pub(super) async fn apply_one(host: &Host<'_>, action: &Action) -> Result<(), Gc
             match host.neutron.delete_port(port_id).await {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),
-                Err(source) => Err(GcError::Neutron {
-                    what: format!("deleting port {port_id}"),
-                    source,
-                }),
+                Err(e) => Err(GcError::neutron(format!("deleting port {port_id}"))(e)),
             }
         }
         Action::ResetPort { port_id, .. } => {
             unplug(host, &naming::host_veth_name(port_id)).await?;
-            reset_adopted(host.neutron, port_id).await
+            crate::lifecycle::reset_adopted(host.neutron, port_id).await
         }
         Action::RemoveOvsPort { ifname, .. } | Action::RemoveVeth { ifname, .. } => {
             unplug(host, ifname).await
@@ -183,45 +168,8 @@ pub(super) async fn apply_one(host: &Host<'_>, action: &Action) -> Result<(), Gc
 }
 
 pub(super) async fn unplug(host: &Host<'_>, ifname: &str) -> Result<(), GcError> {
-    let err = |source| GcError::Host {
-        what: format!("removing {ifname}"),
-        source,
-    };
-    host.switch.delete_port(None, ifname).await.map_err(err)?;
-    host.netlink.delete_link(ifname).await.map_err(err)?;
+    let err = GcError::host(format!("removing {ifname}"));
+    host.switch.delete_port(None, ifname).await.map_err(&err)?;
+    host.netlink.delete_link(ifname).await.map_err(&err)?;
     Ok(())
-}
-
-/// As ReleaseAddress does for an adopted port: no owner, no host, no
-/// Kuryr tag; the port itself stays.
-pub(super) async fn reset_adopted(neutron: &Neutron, port_id: &str) -> Result<(), GcError> {
-    let update = PortUpdate {
-        device_owner: Some(String::new()),
-        device_id: Some(String::new()),
-        binding_host_id: Some(String::new()),
-        ..PortUpdate::default()
-    };
-    let err = |what: &str| {
-        let what = format!("{what} {port_id}");
-        move |source| GcError::Neutron { what, source }
-    };
-    let current = match neutron.update_port(port_id, &update).await {
-        Ok(p) => p,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(err("resetting adopted port")(e)),
-    };
-    let kept: Vec<&String> = current
-        .tags
-        .iter()
-        .filter(|t| !is_kuryr_port_tag(t))
-        .collect();
-    neutron
-        .replace_tags(Resource::Ports, port_id, &kept)
-        .await
-        .map_err(err("untagging adopted port"))?;
-    Ok(())
-}
-
-pub(super) fn is_kuryr_port_tag(tag: &str) -> bool {
-    tag == naming::DEVICE_OWNER || tag.starts_with("kuryr.")
 }

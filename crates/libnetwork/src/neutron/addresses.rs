@@ -7,13 +7,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use kuryr_core::{ipmath, naming};
-use openstack::neutron::{FixedIpRequest, Port, PortCreate, PortUpdate, Query, Resource, Subnet};
+use openstack::neutron::{FixedIpRequest, Port, PortCreate, Query, Resource, Subnet};
 use tracing::{info, warn};
 
 use kuryr_core::vif_pool::{PoolKey, PooledPort};
 
 use super::pools::PoolId;
-use super::{neutron_error, KuryrDriver, PoolInfo, SubnetAddr};
+use super::{lifecycle_error, neutron_error, KuryrDriver, PoolInfo, SubnetAddr};
 use crate::api::{DriverError, DriverResult};
 use crate::wire::{ReleaseAddressRequest, RequestAddressRequest, RequestAddressResponse};
 
@@ -103,7 +103,9 @@ impl KuryrDriver {
     /// anything else alone.
     pub(super) async fn release_port(&self, port: &Port) -> DriverResult<()> {
         if port.tags.iter().any(|t| t == naming::EXISTING_PORT_TAG) {
-            return self.reset_adopted_port(port).await;
+            return kuryr_core::lifecycle::reset_adopted(&self.neutron, &port.id)
+                .await
+                .map_err(lifecycle_error);
         }
         if !port.tags.iter().any(|t| t == naming::DEVICE_OWNER) {
             warn!(port_id = %port.id, "not releasing a port Kuryr did not make");
@@ -118,31 +120,6 @@ impl KuryrDriver {
             Err(e) => Err(neutron_error(&format!("deleting port {}", port.id), e)),
         }
     }
-
-    async fn reset_adopted_port(&self, port: &Port) -> DriverResult<()> {
-        let update = PortUpdate {
-            device_owner: Some(String::new()),
-            device_id: Some(String::new()),
-            binding_host_id: Some(String::new()),
-            ..PortUpdate::default()
-        };
-        let current = match self.neutron.update_port(&port.id, &update).await {
-            Ok(p) => p,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(neutron_error("resetting the adopted port", e)),
-        };
-        let kept: Vec<&String> = current
-            .tags
-            .iter()
-            .filter(|t| !is_kuryr_port_tag(t))
-            .collect();
-        self.neutron
-            .replace_tags(Resource::Ports, &port.id, &kept)
-            .await
-            .map_err(|e| neutron_error("untagging the adopted port", e))?;
-        info!(port_id = %port.id, "adopted port reset");
-        Ok(())
-    }
 }
 
 /// The container's address with its Neutron subnet's prefix, which is the
@@ -150,10 +127,6 @@ impl KuryrDriver {
 fn address_on(subnet: &Subnet, ip: IpAddr) -> DriverResult<IpNet> {
     let cidr = super::pools::parse_cidr(subnet)?;
     IpNet::new(ip, cidr.prefix_len()).map_err(|e| DriverError::internal(format!("bad prefix: {e}")))
-}
-
-fn is_kuryr_port_tag(tag: &str) -> bool {
-    tag == naming::EXISTING_PORT_TAG || tag == naming::DEVICE_OWNER || tag.starts_with("kuryr.")
 }
 
 /// The gateway Docker asks for while creating a network: the subnet's when

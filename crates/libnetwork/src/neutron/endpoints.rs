@@ -17,7 +17,10 @@ use openstack::neutron::{FixedIpRequest, Port, PortStatus, PortUpdate, Query, Re
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-use super::{neutron_error, EndpointInfo, KuryrDriver, NetworkInfo, SubnetAddr, ACTIVE_SEEN_FRESH};
+use super::{
+    lifecycle_error, neutron_error, EndpointInfo, KuryrDriver, NetworkInfo, SubnetAddr,
+    ACTIVE_SEEN_FRESH,
+};
 use crate::api::{DriverError, DriverResult, ErrorKind};
 use crate::wire::{
     CreateEndpointRequest, CreateEndpointResponse, EndpointInterface, EndpointOperInfoResponse,
@@ -36,7 +39,7 @@ fn subnet_holding(subnets: &[Subnet], ip: IpAddr) -> Option<&Subnet> {
         .find(|s| s.cidr.parse::<IpNet>().is_ok_and(|cidr| cidr.contains(&ip)))
 }
 
-fn bind_error(err: BindError) -> DriverError {
+pub(super) fn bind_error(err: BindError) -> DriverError {
     let kind = match &err {
         BindError::UnsupportedVifType { .. } => ErrorKind::Conflict,
         BindError::NotActive { .. } => ErrorKind::Unavailable,
@@ -65,7 +68,7 @@ impl KuryrDriver {
             .lifecycle
             .bind_pooled(&pooled, owner, Target::HostNamespace)
             .await
-            .map_err(|e| DriverError::internal(e.to_string()))?;
+            .map_err(lifecycle_error)?;
         let record = owner.record(&pooled.port.tags);
         let mut port = pooled.port;
         port.name = owner.port_name();
@@ -291,7 +294,7 @@ impl KuryrDriver {
         self.lifecycle
             .recover_owners(OwnerKind::DockerEndpoint)
             .await
-            .map_err(|e| DriverError::internal(e.to_string()))
+            .map_err(lifecycle_error)
     }
 
     /// A pool port whose veth pair Docker gave back intact (the container

@@ -353,6 +353,16 @@ impl KuryrDriver {
     }
 }
 
+/// Turns a failed lifecycle step into Docker's error shape.
+pub(crate) fn lifecycle_error(err: kuryr_core::lifecycle::LifecycleError) -> DriverError {
+    use kuryr_core::lifecycle::LifecycleError;
+    match err {
+        LifecycleError::Neutron { what, source } => neutron_error(&what, source),
+        LifecycleError::Bind(err) => endpoints::bind_error(err),
+        other => DriverError::internal(other.to_string()),
+    }
+}
+
 /// Turns a Neutron failure into Docker's error shape, keeping Neutron's
 /// status, error type and request id so an operator can find it in logs.
 pub(crate) fn neutron_error(context: &str, err: openstack::Error) -> DriverError {

@@ -117,8 +117,8 @@ async fn releasing_an_address_touches_only_its_own_subnets_port() {
 
 #[test]
 fn kuryr_tags_are_recognised() {
-    assert!(is_kuryr_port_tag("kuryr.port.existing"));
-    assert!(is_kuryr_port_tag("compute:kuryr"));
-    assert!(is_kuryr_port_tag("kuryr.net.uuid.lh:abc"));
-    assert!(!is_kuryr_port_tag("team:blue"));
+    assert!(naming::is_kuryr_tag("kuryr.port.existing"));
+    assert!(naming::is_kuryr_tag("compute:kuryr"));
+    assert!(naming::is_kuryr_tag("kuryr.net.uuid.lh:abc"));
+    assert!(!naming::is_kuryr_tag("team:blue"));
 }
