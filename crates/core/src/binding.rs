@@ -225,42 +225,7 @@ impl Binder {
         if let Some(nested) = &self.nested {
             return nested.plug(&self.netlink, req, None).await;
         }
-        let vif_type = PlugKind::Veth(req.vif_type.clone());
-        if !vif_type.is_veth() {
-            return Err(BindError::UnsupportedVifType {
-                port_id: req.port_id.clone(),
-                vif_type: req.vif_type.to_string(),
-            });
-        }
-        let host_ifname = naming::host_veth_name(&req.port_id);
-        let container_ifname = naming::container_veth_name(&req.port_id);
-        let plumbing = |source| BindError::Plumbing {
-            port_id: req.port_id.clone(),
-            source,
-        };
-        // A leftover pair (a crash between plug and record) is replaced.
-        self.netlink
-            .delete_link(&host_ifname)
-            .await
-            .map_err(plumbing)?;
-        let mut spec = VethSpec::new(&host_ifname, &container_ifname).peer_mac(req.mac);
-        if let Some(mtu) = req.mtu {
-            spec = spec.mtu(mtu);
-        }
-        self.netlink.create_veth(&spec).await.map_err(plumbing)?;
-        if let Err(err) = self
-            .attach_host_end(req, &host_ifname, &BTreeMap::new())
-            .await
-        {
-            self.remove_devices(&host_ifname).await;
-            return Err(err);
-        }
-        info!(port_id = %req.port_id, host_ifname, %vif_type, "plugged");
-        Ok(Plugged {
-            host_ifname,
-            container_ifname,
-            vif_type,
-        })
+        Ok(self.plug_veth(req, None).await?.plugged)
     }
 
     /// CNI mode: creates the veth pair with its container end directly in
@@ -280,6 +245,17 @@ impl Binder {
                 host_mac: None,
             });
         }
+        self.plug_veth(req, Some(target)).await
+    }
+
+    /// The veth binding: the container end stays in the host namespace
+    /// (`t_c…`, for Docker to move) or goes into `target`'s netns, named
+    /// and configured there.
+    async fn plug_veth(
+        &self,
+        req: &PlugRequest,
+        target: Option<&NetnsTarget>,
+    ) -> Result<NetnsPlugged, BindError> {
         let vif_type = PlugKind::Veth(req.vif_type.clone());
         if !vif_type.is_veth() {
             return Err(BindError::UnsupportedVifType {
@@ -288,36 +264,45 @@ impl Binder {
             });
         }
         let host_ifname = naming::host_veth_name(&req.port_id);
+        let container_ifname = match target {
+            Some(target) => target.ifname.clone(),
+            None => naming::container_veth_name(&req.port_id),
+        };
         let plumbing = |source| BindError::Plumbing {
             port_id: req.port_id.clone(),
             source,
         };
+        // A leftover pair (a crash between plug and record) is replaced.
         self.netlink
             .delete_link(&host_ifname)
             .await
             .map_err(plumbing)?;
-        let mut spec = VethSpec::new(&host_ifname, &target.ifname)
-            .peer_mac(req.mac)
-            .peer_netns(target.netns.clone())
-            .peer_up(true);
+        let mut spec = VethSpec::new(&host_ifname, &container_ifname).peer_mac(req.mac);
+        if let Some(target) = target {
+            spec = spec.peer_netns(target.netns.clone()).peer_up(true);
+        }
         if let Some(mtu) = req.mtu {
             spec = spec.mtu(mtu);
         }
         let pair = self.netlink.create_veth(&spec).await.map_err(plumbing)?;
+        let no_ids = BTreeMap::new();
         let configured = async {
-            self.attach_host_end(req, &host_ifname, &target.external_ids)
-                .await?;
-            configure_container_end(target).await.map_err(plumbing)
+            let extra_ids = target.map_or(&no_ids, |t| &t.external_ids);
+            self.attach_host_end(req, &host_ifname, extra_ids).await?;
+            match target {
+                Some(target) => configure_container_end(target).await.map_err(plumbing),
+                None => Ok(()),
+            }
         };
         if let Err(err) = configured.await {
             self.remove_devices(&host_ifname).await;
             return Err(err);
         }
-        info!(port_id = %req.port_id, host_ifname, ifname = %target.ifname, %vif_type, "plugged into netns");
+        info!(port_id = %req.port_id, host_ifname, ifname = %container_ifname, %vif_type, "plugged");
         Ok(NetnsPlugged {
             plugged: Plugged {
                 host_ifname,
-                container_ifname: target.ifname.clone(),
+                container_ifname,
                 vif_type,
             },
             host_mac: pair.host.mac,
