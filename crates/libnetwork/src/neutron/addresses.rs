@@ -66,17 +66,21 @@ impl KuryrDriver {
         }
     }
 
-    async fn adopt_existing_port(&self, subnet: &Subnet, ip: IpAddr) -> DriverResult<Port> {
+    /// The port holding `ip` on `subnet`, if any (one GET).
+    async fn port_holding(&self, subnet: &Subnet, ip: IpAddr) -> DriverResult<Option<Port>> {
+        let query = Query::new()
+            .fixed_ip_subnet(&subnet.id)
+            .fixed_ip_address(ip);
         let ports = self
             .neutron
-            .list_ports(
-                &Query::new()
-                    .fixed_ip_subnet(&subnet.id)
-                    .fixed_ip_address(ip),
-            )
+            .list_ports(&query)
             .await
             .map_err(|e| neutron_error("looking up the port holding the address", e))?;
-        let mut port = ports.into_iter().next().ok_or_else(|| {
+        Ok(ports.into_iter().next())
+    }
+
+    async fn adopt_existing_port(&self, subnet: &Subnet, ip: IpAddr) -> DriverResult<Port> {
+        let mut port = self.port_holding(subnet, ip).await?.ok_or_else(|| {
             DriverError::conflict(format!(
                 "address {ip} is allocated in Neutron but no port holds it"
             ))
@@ -293,17 +297,7 @@ impl IpamAddresses for KuryrDriver {
         }
         let port = match cached {
             Some(port) => Some(port),
-            None => self
-                .neutron
-                .list_ports(
-                    &Query::new()
-                        .fixed_ip_subnet(&subnet.id)
-                        .fixed_ip_address(ip),
-                )
-                .await
-                .map_err(|e| neutron_error("looking up the address's port", e))?
-                .into_iter()
-                .next(),
+            None => self.port_holding(subnet, ip).await?,
         };
         let Some(port) = port else {
             return Ok(());

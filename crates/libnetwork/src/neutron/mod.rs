@@ -32,7 +32,7 @@ use kuryr_core::lifecycle::{Lifecycle, LifecycleSettings};
 use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort, PortPool};
 use openstack::neutron::{Neutron, Port, SecurityGroupId, Subnet};
 
-use crate::api::DriverError;
+use crate::api::{DriverError, DriverResult};
 use crate::wire::Scope;
 
 pub use pools::PoolId;
@@ -350,6 +350,44 @@ impl KuryrDriver {
         self.cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The query naming a Neutron object by `neutron.<kind>.uuid`, else
+/// `neutron.<kind>.name`, and how to say it in an error.
+pub(crate) fn by_id_or_name(
+    uuid: Option<&String>,
+    name: Option<&String>,
+    option: &str,
+) -> DriverResult<(openstack::neutron::Query, String)> {
+    use openstack::neutron::Query;
+    match (uuid, name) {
+        (Some(id), _) => Ok((Query::new().id(id), format!("id {id}"))),
+        (None, Some(name)) => Ok((Query::new().name(name), format!("name {name:?}"))),
+        (None, None) => Err(DriverError::bad_request(format!(
+            "no {option} option given"
+        ))),
+    }
+}
+
+/// The one object an option named: none is 404, several are a conflict
+/// (use the uuid option).
+pub(crate) fn exactly_one<T>(
+    found: Vec<T>,
+    kind: &str,
+    what: &str,
+    option: &str,
+) -> DriverResult<T> {
+    let n = found.len();
+    let mut found = found.into_iter();
+    match (found.next(), n) {
+        (Some(one), 1) => Ok(one),
+        (None, _) => Err(DriverError::not_found(format!(
+            "no Neutron {kind} with {what}"
+        ))),
+        _ => Err(DriverError::conflict(format!(
+            "{n} Neutron {kind}s have {what}: use {option}.uuid"
+        ))),
     }
 }
 

@@ -12,7 +12,7 @@ use kuryr_core::vif_pool::PoolSettings;
 use tracing::{info, warn};
 
 use super::pools::{PoolId, PoolOptions, OPT_NET_NAME, OPT_NET_SHARED, OPT_NET_UUID};
-use super::{neutron_error, KuryrDriver, NetworkInfo, PoolInfo};
+use super::{by_id_or_name, exactly_one, neutron_error, KuryrDriver, NetworkInfo, PoolInfo};
 use crate::api::{DriverError, DriverResult};
 use crate::wire::{CreateNetworkRequest, IpamData};
 
@@ -283,25 +283,13 @@ impl KuryrDriver {
     }
 
     async fn find_network_by_option(&self, opts: &NetOptions) -> DriverResult<Network> {
-        let (query, what) = match (&opts.uuid, &opts.name) {
-            (Some(id), _) => (Query::new().id(id), format!("id {id}")),
-            (None, Some(name)) => (Query::new().name(name), format!("name {name:?}")),
-            (None, None) => return Err(DriverError::bad_request("no neutron.net option given")),
-        };
-        let networks = self
+        let (query, what) = by_id_or_name(opts.uuid.as_ref(), opts.name.as_ref(), "neutron.net")?;
+        let found = self
             .neutron
             .list_networks(&query)
             .await
             .map_err(|e| neutron_error("looking up the network", e))?;
-        match networks.len() {
-            0 => Err(DriverError::not_found(format!(
-                "no Neutron network with {what}"
-            ))),
-            1 => Ok(networks.into_iter().next().expect("length checked")),
-            n => Err(DriverError::conflict(format!(
-                "{n} Neutron networks have {what}: use neutron.net.uuid"
-            ))),
-        }
+        exactly_one(found, "network", &what, "neutron.net")
     }
 
     /// Removes what a failed CreateNetwork made, so nothing half-made stays.

@@ -13,7 +13,7 @@ use openstack::neutron::{
 use tracing::info;
 
 pub use super::pool_id::PoolId;
-use super::{neutron_error, KuryrDriver, PoolInfo};
+use super::{by_id_or_name, exactly_one, neutron_error, KuryrDriver, PoolInfo};
 use crate::api::{DriverError, DriverResult};
 use crate::wire::{RequestPoolRequest, RequestPoolResponse};
 
@@ -331,47 +331,31 @@ impl KuryrDriver {
     }
 
     pub(super) async fn find_pool_by_option(&self, opts: &PoolOptions) -> DriverResult<SubnetPool> {
-        let (query, what) = match (&opts.pool_uuid, &opts.pool_name) {
-            (Some(id), _) => (Query::new().id(id), format!("id {id}")),
-            (None, Some(name)) => (Query::new().name(name), format!("name {name:?}")),
-            (None, None) => return Err(DriverError::bad_request("no neutron.pool option given")),
-        };
-        let pools = self
+        let (query, what) = by_id_or_name(
+            opts.pool_uuid.as_ref(),
+            opts.pool_name.as_ref(),
+            "neutron.pool",
+        )?;
+        let found = self
             .neutron
             .list_subnetpools(&query)
             .await
             .map_err(|e| neutron_error("looking up the subnetpool", e))?;
-        match pools.len() {
-            0 => Err(DriverError::not_found(format!(
-                "no Neutron subnetpool with {what}"
-            ))),
-            1 => Ok(pools.into_iter().next().expect("length checked")),
-            n => Err(DriverError::conflict(format!(
-                "{n} Neutron subnetpools have {what}: use neutron.pool.uuid"
-            ))),
-        }
+        exactly_one(found, "subnetpool", &what, "neutron.pool")
     }
 
     pub(super) async fn find_subnet_by_option(&self, opts: &PoolOptions) -> DriverResult<Subnet> {
-        let (query, what) = match (&opts.subnet_uuid, &opts.subnet_name) {
-            (Some(id), _) => (Query::new().id(id), format!("id {id}")),
-            (None, Some(name)) => (Query::new().name(name), format!("name {name:?}")),
-            (None, None) => return Err(DriverError::bad_request("no neutron.subnet option given")),
-        };
-        let subnets = self
+        let (query, what) = by_id_or_name(
+            opts.subnet_uuid.as_ref(),
+            opts.subnet_name.as_ref(),
+            "neutron.subnet",
+        )?;
+        let found = self
             .neutron
             .list_subnets(&query)
             .await
             .map_err(|e| neutron_error("looking up the subnet", e))?;
-        match subnets.len() {
-            0 => Err(DriverError::not_found(format!(
-                "no Neutron subnet with {what}"
-            ))),
-            1 => Ok(subnets.into_iter().next().expect("length checked")),
-            n => Err(DriverError::conflict(format!(
-                "{n} Neutron subnets have {what}: use neutron.subnet.uuid"
-            ))),
-        }
+        exactly_one(found, "subnet", &what, "neutron.subnet")
     }
 
     /// The pool behind a Docker pool id, from the cache or Neutron. Its
