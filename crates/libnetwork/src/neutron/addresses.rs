@@ -297,7 +297,7 @@ impl IpamAddresses for KuryrDriver {
         }
         let port = match cached {
             Some(port) => Some(port),
-            None => self.port_holding(subnet, ip).await?,
+            None => self.port_holding(&subnet, ip).await?,
         };
         let Some(port) = port else {
             return Ok(());
