@@ -99,21 +99,12 @@ impl NeutronCni {
         let found = self.neutron.list_subnets(&query).await.map_err(|e| {
             errors::neutron(&format!("looking up neutron.subnet = {reference:?}"), &e)
         })?;
-        let id = match found.as_slice() {
-            [one] => one.id.to_string(),
-            [] => {
-                return Err(CniError::invalid_config(format!(
-                    "neutron.subnet = {reference:?}: no subnet with that name or id on network {network_id}"
-                )))
-            }
-            _ => {
-                return Err(CniError::invalid_config(format!(
-                    "neutron.subnet = {reference:?}: several subnets of network {network_id} have that name; use the id"
-                )))
-            }
-        };
-        lock(&self.ids).insert(cache_key, id.clone());
-        Ok(id)
+        self.cache_one(
+            cache_key,
+            found.into_iter().map(|s| s.id.into_string()).collect(),
+            || format!("neutron.subnet = {reference:?}: no subnet with that name or id on network {network_id}"),
+            || format!("neutron.subnet = {reference:?}: several subnets of network {network_id} have that name; use the id"),
+        )
     }
 
     pub(super) async fn security_group_id(
@@ -142,18 +133,27 @@ impl NeutronCni {
                     &e,
                 )
             })?;
-        let id = match found.as_slice() {
-            [one] => one.id.to_string(),
-            [] => {
-                return Err(CniError::invalid_config(format!(
-                    "neutron.security_groups: no security group named {reference:?}"
-                )))
-            }
-            _ => {
-                return Err(CniError::invalid_config(format!(
-                    "neutron.security_groups: several security groups are named {reference:?}; use the id or set neutron.project"
-                )))
-            }
+        self.cache_one(
+            cache_key,
+            found.into_iter().map(|g| g.id.into_string()).collect(),
+            || format!("neutron.security_groups: no security group named {reference:?}"),
+            || format!("neutron.security_groups: several security groups are named {reference:?}; use the id or set neutron.project"),
+        )
+    }
+
+    /// The one id found, cached under `cache_key`; none or several is a
+    /// configuration error, worded by `none` or `several`.
+    fn cache_one(
+        &self,
+        cache_key: String,
+        found: Vec<String>,
+        none: impl FnOnce() -> String,
+        several: impl FnOnce() -> String,
+    ) -> Result<String, CniError> {
+        let id = match <[String; 1]>::try_from(found) {
+            Ok([one]) => one,
+            Err(found) if found.is_empty() => return Err(CniError::invalid_config(none())),
+            Err(_) => return Err(CniError::invalid_config(several())),
         };
         lock(&self.ids).insert(cache_key, id.clone());
         Ok(id)
