@@ -10,6 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -182,6 +183,22 @@ pub fn allow_post(response: &mut Response) {
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
+}
+
+/// A router sending every request, numbered, to `handle` with `target`
+/// (the driver or handler a server serves). The adapter's `handle` decides
+/// what a call means and how its errors look.
+pub fn router<T, F, Fut>(target: Arc<T>, handle: F) -> Router
+where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>, u64, Request<Body>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    let ids = Arc::new(CallIds::default());
+    Router::new().fallback(move |request: Request<Body>| {
+        let (target, ids, handle) = (target.clone(), ids.clone(), handle.clone());
+        async move { handle(target, ids.next(), request).await }
+    })
 }
 
 /// Numbers the calls of one server, for the tracing span of each.

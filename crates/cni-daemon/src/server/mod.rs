@@ -20,11 +20,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, Request as HttpRequest, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::Router;
-use kuryr_server::{allow_post, traced, CallIds};
+use kuryr_server::{allow_post, traced};
 use serde::Serialize;
 
 use kuryr_wire::cni::proto::{
@@ -110,28 +109,13 @@ fn check_config(config: &NetConf) -> Result<(), CniError> {
     Ok(())
 }
 
-struct AppState<H> {
-    handler: Arc<H>,
-    ids: CallIds,
-}
-
 /// The router serving `POST /cni` with `handler`. Mount it on a unix
 /// socket ([`CniSocket`]) or drive it directly in tests.
 pub fn router<H: CniHandler>(handler: Arc<H>) -> Router {
-    let state = Arc::new(AppState {
-        handler,
-        ids: CallIds::default(),
-    });
-    Router::new().fallback(handle::<H>).with_state(state)
-}
-
-async fn handle<H: CniHandler>(
-    State(state): State<Arc<AppState<H>>>,
-    request: HttpRequest<Body>,
-) -> HttpResponse {
-    let id = state.ids.next();
-    let span = tracing::info_span!("cni_call", id);
-    traced(span, serve_call(&*state.handler, request), record).await
+    kuryr_server::router(handler, |handler, id, request| async move {
+        let span = tracing::info_span!("cni_call", id);
+        traced(span, serve_call(&*handler, request), record).await
+    })
 }
 
 /// What [`serve_call`] learnt for the metrics, carried in the response's

@@ -22,11 +22,10 @@ mod tests;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, Request as HttpRequest, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use kuryr_server::{allow_post, traced, CallIds};
+use kuryr_server::{allow_post, traced};
 use serde::Serialize;
 
 use crate::api::{Driver, DriverError};
@@ -44,35 +43,20 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How much of a request body goes into the debug log.
 const LOGGED_BODY_BYTES: usize = 4096;
 
-struct AppState<D> {
-    driver: Arc<D>,
-    ids: CallIds,
-}
-
 /// The router serving every plugin call with `driver`. Mount it on a unix
 /// socket or TCP listener (see [`serve_unix`], [`serve_tcp`]) or drive it
 /// directly in tests.
 pub fn router<D: Driver>(driver: Arc<D>) -> Router {
-    let state = Arc::new(AppState {
-        driver,
-        ids: CallIds::default(),
-    });
-    Router::new().fallback(handle::<D>).with_state(state)
-}
-
-async fn handle<D: Driver>(
-    State(state): State<Arc<AppState<D>>>,
-    request: HttpRequest<Body>,
-) -> Response {
-    let id = state.ids.next();
-    let path = request.uri().path().to_owned();
-    let span = tracing::info_span!("plugin_call", id, path = %path);
-    traced(
-        span,
-        serve_call(&*state.driver, &path, request),
-        |response, elapsed| record(&path, response.status(), elapsed),
-    )
-    .await
+    kuryr_server::router(driver, |driver, id, request| async move {
+        let path = request.uri().path().to_owned();
+        let span = tracing::info_span!("plugin_call", id, path = %path);
+        traced(
+            span,
+            serve_call(&*driver, &path, request),
+            |response, elapsed| record(&path, response.status(), elapsed),
+        )
+        .await
+    })
 }
 
 /// Records the call in the process-wide metrics; unknown paths share one
