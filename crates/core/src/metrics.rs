@@ -105,11 +105,12 @@ impl Metrics {
     pub fn render(&self, neutron: &[(String, u16, u64)]) -> String {
         let inner = self.lock();
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP {OPERATION_DURATION} Time to serve a plugin call, by operation."
+        family(
+            &mut out,
+            OPERATION_DURATION,
+            "histogram",
+            "Time to serve a plugin call, by operation.",
         );
-        let _ = writeln!(out, "# TYPE {OPERATION_DURATION} histogram");
         for (operation, h) in &inner.durations {
             let op = escape(operation);
             let mut cumulative = 0;
@@ -136,11 +137,12 @@ impl Metrics {
                 h.count
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP {OPERATION_ERRORS} Failed plugin calls, by operation and kind (HTTP status class or CNI error code)."
+        family(
+            &mut out,
+            OPERATION_ERRORS,
+            "counter",
+            "Failed plugin calls, by operation and kind (HTTP status class or CNI error code).",
         );
-        let _ = writeln!(out, "# TYPE {OPERATION_ERRORS} counter");
         for ((operation, kind), n) in &inner.errors {
             let _ = writeln!(
                 out,
@@ -149,11 +151,12 @@ impl Metrics {
                 escape(kind)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP {NEUTRON_REQUESTS} Neutron replies received, by method and HTTP status (retries included)."
+        family(
+            &mut out,
+            NEUTRON_REQUESTS,
+            "counter",
+            "Neutron replies received, by method and HTTP status (retries included).",
         );
-        let _ = writeln!(out, "# TYPE {NEUTRON_REQUESTS} counter");
         for (method, status, n) in neutron {
             let _ = writeln!(
                 out,
@@ -161,11 +164,12 @@ impl Metrics {
                 escape(method)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP {POOL_READY_PORTS} Pre-plugged ports ready in each port pool."
+        family(
+            &mut out,
+            POOL_READY_PORTS,
+            "gauge",
+            "Pre-plugged ports ready in each port pool.",
         );
-        let _ = writeln!(out, "# TYPE {POOL_READY_PORTS} gauge");
         for ((network, subnet), n) in &inner.pools {
             let _ = writeln!(
                 out,
@@ -175,6 +179,17 @@ impl Metrics {
             );
         }
         out
+    }
+
+    /// The value of the first sample whose line starts with `prefix` (a
+    /// metric name with its labels), 0 when there is none yet.
+    pub fn sample(&self, prefix: &str) -> f64 {
+        self.render(&[])
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -193,6 +208,12 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// A metric family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 #[cfg(test)]

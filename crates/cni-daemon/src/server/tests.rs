@@ -427,13 +427,7 @@ async fn socket_lifecycle() {
 }
 
 fn metric(prefix: &str) -> f64 {
-    kuryr_core::metrics::global()
-        .render(&[])
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    kuryr_core::metrics::global().sample(prefix)
 }
 
 #[tokio::test]
