@@ -266,10 +266,19 @@ impl Config {
             source,
         })?;
         let mut config = Config::default();
-        config.apply_default(ini.section("DEFAULT"))?;
-        config.apply_neutron(ini.section("neutron"))?;
-        config.apply_binding(ini.section("binding"))?;
-        config.apply_vif_pool(ini.section("vif_pool"))?;
+        config.apply("DEFAULT", ini.section("DEFAULT"), Config::set_default)?;
+        config.apply("neutron", ini.section("neutron"), Config::set_neutron)?;
+        config.apply("binding", ini.section("binding"), Config::set_binding)?;
+        config.apply("vif_pool", ini.section("vif_pool"), Config::set_vif_pool)?;
+        let p = &config.vif_pool;
+        if p.ports_pool_max > 0 && p.ports_pool_max < p.ports_pool_min {
+            return Err(invalid(
+                "vif_pool",
+                "ports_pool_max",
+                &p.ports_pool_max.to_string(),
+                "must be 0 (no limit) or at least ports_pool_min",
+            ));
+        }
         for name in ini.section_names() {
             if !matches!(name, "DEFAULT" | "neutron" | "binding" | "vif_pool") {
                 config
@@ -280,136 +289,129 @@ impl Config {
         Ok(config)
     }
 
-    fn apply_default(&mut self, opts: BTreeMap<String, String>) -> Result<(), ConfigError> {
+    /// Applies one section's options with `set`; an option `set` does not
+    /// know becomes a warning.
+    fn apply(
+        &mut self,
+        section: &str,
+        opts: BTreeMap<String, String>,
+        set: fn(&mut Config, &str, String) -> Result<bool, ConfigError>,
+    ) -> Result<(), ConfigError> {
+        for (key, value) in opts {
+            if !set(self, &key, value)? {
+                self.warnings
+                    .push(format!("ignoring unknown option [{section}] {key}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets one `[DEFAULT]` option; `Ok(false)` when it is not one Kuryr knows.
+    fn set_default(&mut self, key: &str, value: String) -> Result<bool, ConfigError> {
         let d = &mut self.default;
-        for (key, value) in opts {
-            match key.as_str() {
-                "kuryr_uri" => d.kuryr_uri = non_empty(&value),
-                "plugin_socket" => d.plugin_socket = PathBuf::from(&value),
-                "metrics_address" => d.metrics_address = non_empty(&value),
-                "capability_scope" => {
-                    d.capability_scope = match value.as_str() {
-                        "local" => CapabilityScope::Local,
-                        "global" => CapabilityScope::Global,
-                        _ => {
-                            return Err(invalid("DEFAULT", &key, &value, "must be local or global"))
-                        }
-                    }
+        match key {
+            "kuryr_uri" => d.kuryr_uri = non_empty(&value),
+            "plugin_socket" => d.plugin_socket = PathBuf::from(&value),
+            "metrics_address" => d.metrics_address = non_empty(&value),
+            "capability_scope" => {
+                d.capability_scope = match value.as_str() {
+                    "local" => CapabilityScope::Local,
+                    "global" => CapabilityScope::Global,
+                    _ => return Err(invalid("DEFAULT", key, &value, "must be local or global")),
                 }
-                "local_default_address_space" => d.local_default_address_space = value,
-                "global_default_address_space" => d.global_default_address_space = value,
-                "subnetpool_name_prefix" => d.subnetpool_name_prefix = value,
-                "process_external_connectivity" => {
-                    d.process_external_connectivity = boolean("DEFAULT", &key, &value)?
-                }
-                "ip_range_as_subnet" => d.ip_range_as_subnet = boolean("DEFAULT", &key, &value)?,
-                "host" => d.host = non_empty(&value),
-                "debug" => d.debug = boolean("DEFAULT", &key, &value)?,
-                // Upstream options that have no meaning here; accepted so an
-                // upstream kuryr.conf loads unchanged.
-                "bindir"
-                | "pybasedir"
-                | "deployment_type"
-                | "port_driver"
-                | "default_port_driver"
-                | "enabled_port_drivers"
-                | "ssl_cert_file"
-                | "ssl_key_file"
-                | "enable_ssl"
-                | "log_file"
-                | "log_dir"
-                | "use_stderr"
-                | "verbose" => {}
-                _ => self
-                    .warnings
-                    .push(format!("ignoring unknown option [DEFAULT] {key}")),
             }
+            "local_default_address_space" => d.local_default_address_space = value,
+            "global_default_address_space" => d.global_default_address_space = value,
+            "subnetpool_name_prefix" => d.subnetpool_name_prefix = value,
+            "process_external_connectivity" => {
+                d.process_external_connectivity = boolean("DEFAULT", key, &value)?
+            }
+            "ip_range_as_subnet" => d.ip_range_as_subnet = boolean("DEFAULT", key, &value)?,
+            "host" => d.host = non_empty(&value),
+            "debug" => d.debug = boolean("DEFAULT", key, &value)?,
+            // Upstream options that have no meaning here; accepted so an
+            // upstream kuryr.conf loads unchanged.
+            "bindir"
+            | "pybasedir"
+            | "deployment_type"
+            | "port_driver"
+            | "default_port_driver"
+            | "enabled_port_drivers"
+            | "ssl_cert_file"
+            | "ssl_key_file"
+            | "enable_ssl"
+            | "log_file"
+            | "log_dir"
+            | "use_stderr"
+            | "verbose" => {}
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn apply_neutron(&mut self, opts: BTreeMap<String, String>) -> Result<(), ConfigError> {
+    /// Sets one `[neutron]` option; `Ok(false)` when it is not one Kuryr knows.
+    fn set_neutron(&mut self, key: &str, value: String) -> Result<bool, ConfigError> {
         let n = &mut self.neutron;
-        for (key, value) in opts {
-            match key.as_str() {
-                "enable_dhcp" => n.enable_dhcp = boolean("neutron", &key, &value)?,
-                "default_subnetpool_v4" => n.default_subnetpool_v4 = value,
-                "default_subnetpool_v6" => n.default_subnetpool_v6 = value,
-                "vif_plugging_is_fatal" => {
-                    n.vif_plugging_is_fatal = boolean("neutron", &key, &value)?
-                }
-                "vif_plugging_timeout" => {
-                    n.vif_plugging_timeout = value.parse().map_err(|_| {
-                        invalid("neutron", &key, &value, "must be a whole number of seconds")
-                    })?
-                }
-                k if NEUTRON_AUTH_KEYS.contains(&k) => {
-                    if !value.is_empty() {
-                        n.auth.insert(key, value);
-                    }
-                }
-                _ => self
-                    .warnings
-                    .push(format!("ignoring unknown option [neutron] {key}")),
+        match key {
+            "enable_dhcp" => n.enable_dhcp = boolean("neutron", key, &value)?,
+            "default_subnetpool_v4" => n.default_subnetpool_v4 = value,
+            "default_subnetpool_v6" => n.default_subnetpool_v6 = value,
+            "vif_plugging_is_fatal" => n.vif_plugging_is_fatal = boolean("neutron", key, &value)?,
+            "vif_plugging_timeout" => {
+                n.vif_plugging_timeout = value.parse().map_err(|_| {
+                    invalid("neutron", key, &value, "must be a whole number of seconds")
+                })?
             }
+            k if NEUTRON_AUTH_KEYS.contains(&k) => {
+                if !value.is_empty() {
+                    n.auth.insert(key.to_string(), value);
+                }
+            }
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn apply_binding(&mut self, opts: BTreeMap<String, String>) -> Result<(), ConfigError> {
+    /// Sets one `[binding]` option; `Ok(false)` when it is not one Kuryr knows.
+    fn set_binding(&mut self, key: &str, value: String) -> Result<bool, ConfigError> {
         let b = &mut self.binding;
-        for (key, value) in opts {
-            match key.as_str() {
-                "veth_dst_prefix" => b.veth_dst_prefix = value,
-                "driver" | "default_driver" => b.driver = binding_driver_name(&key, &value)?,
-                "enabled_drivers" => {
-                    for name in parse_list(&value) {
-                        binding_driver_name(&key, &name)?;
-                    }
+        match key {
+            "veth_dst_prefix" => b.veth_dst_prefix = value,
+            "driver" | "default_driver" => b.driver = binding_driver_name(key, &value)?,
+            "enabled_drivers" => {
+                for name in parse_list(&value) {
+                    binding_driver_name(key, &name)?;
                 }
-                "link_iface" => b.link_iface = non_empty(&value),
-                "integration_bridge" => b.integration_bridge = value,
-                "ovsdb_socket" => b.ovsdb_socket = PathBuf::from(&value),
-                _ => self
-                    .warnings
-                    .push(format!("ignoring unknown option [binding] {key}")),
             }
+            "link_iface" => b.link_iface = non_empty(&value),
+            "integration_bridge" => b.integration_bridge = value,
+            "ovsdb_socket" => b.ovsdb_socket = PathBuf::from(&value),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn apply_vif_pool(&mut self, opts: BTreeMap<String, String>) -> Result<(), ConfigError> {
+    /// Sets one `[vif_pool]` option; `Ok(false)` when it is not one Kuryr knows.
+    fn set_vif_pool(&mut self, key: &str, value: String) -> Result<bool, ConfigError> {
         let p = &mut self.vif_pool;
-        for (key, value) in opts {
-            let number = || {
-                value
-                    .parse::<usize>()
-                    .map_err(|_| invalid("vif_pool", &key, &value, "must be a whole number"))
-            };
-            match key.as_str() {
-                "ports_pool_min" => p.ports_pool_min = number()?,
-                "ports_pool_max" => p.ports_pool_max = number()?,
-                "ports_pool_batch" => {
-                    p.ports_pool_batch = number()?;
-                    if p.ports_pool_batch == 0 {
-                        return Err(invalid("vif_pool", &key, &value, "must be at least 1"));
-                    }
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| invalid("vif_pool", key, &value, "must be a whole number"))
+        };
+        match key {
+            "ports_pool_min" => p.ports_pool_min = number()?,
+            "ports_pool_max" => p.ports_pool_max = number()?,
+            "ports_pool_batch" => {
+                p.ports_pool_batch = number()?;
+                if p.ports_pool_batch == 0 {
+                    return Err(invalid("vif_pool", key, &value, "must be at least 1"));
                 }
-                "ports_pool_update_frequency" => p.ports_pool_update_frequency = number()? as u64,
-                _ => self
-                    .warnings
-                    .push(format!("ignoring unknown option [vif_pool] {key}")),
             }
+            "ports_pool_update_frequency" => p.ports_pool_update_frequency = number()? as u64,
+            _ => return Ok(false),
         }
-        if p.ports_pool_max > 0 && p.ports_pool_max < p.ports_pool_min {
-            return Err(invalid(
-                "vif_pool",
-                "ports_pool_max",
-                &p.ports_pool_max.to_string(),
-                "must be 0 (no limit) or at least ports_pool_min",
-            ));
-        }
-        Ok(())
+        Ok(true)
     }
 
     /// A file holding a secret should not be readable by other users.
