@@ -169,44 +169,44 @@ mod tests {
         assert_eq!(default_gateway(net("fd10:10::/64")), Some(ip("fd10:10::1")));
     }
 
+    /// `--ip-range` within a subnet: the allocation pools keep the
+    /// gateway out, split around it, and keep IPv6's last address.
     #[test]
-    fn upper_half_range_keeps_gateway_out() {
-        let pools = allocation_pools_for_range(
-            net("10.10.1.0/24"),
-            net("10.10.1.128/25"),
-            Some(ip("10.10.1.1")),
-        )
-        .expect("valid");
-        assert_eq!(pools, vec![r("10.10.1.128", "10.10.1.254")]);
-    }
-
-    #[test]
-    fn range_holding_the_gateway_is_split_around_it() {
-        let pools = allocation_pools_for_range(
-            net("10.10.1.0/24"),
-            net("10.10.1.0/25"),
-            Some(ip("10.10.1.1")),
-        )
-        .expect("valid");
-        assert_eq!(pools, vec![r("10.10.1.2", "10.10.1.127")]);
-        let pools = allocation_pools_for_range(
-            net("10.10.1.0/24"),
-            net("10.10.1.0/25"),
-            Some(ip("10.10.1.50")),
-        )
-        .expect("valid");
-        assert_eq!(
-            pools,
-            vec![r("10.10.1.1", "10.10.1.49"), r("10.10.1.51", "10.10.1.127")]
-        );
-    }
-
-    #[test]
-    fn ipv6_keeps_last_address() {
-        let pools =
-            allocation_pools_for_range(net("fd00::/64"), net("fd00::/120"), Some(ip("fd00::1")))
+    fn allocation_pools_of_a_range() {
+        let cases: [(&str, &str, &str, &[(&str, &str)]); 4] = [
+            // The upper half: the gateway is outside already.
+            (
+                "10.10.1.0/24",
+                "10.10.1.128/25",
+                "10.10.1.1",
+                &[("10.10.1.128", "10.10.1.254")],
+            ),
+            // The range holds the gateway: split around it.
+            (
+                "10.10.1.0/24",
+                "10.10.1.0/25",
+                "10.10.1.1",
+                &[("10.10.1.2", "10.10.1.127")],
+            ),
+            (
+                "10.10.1.0/24",
+                "10.10.1.0/25",
+                "10.10.1.50",
+                &[("10.10.1.1", "10.10.1.49"), ("10.10.1.51", "10.10.1.127")],
+            ),
+            (
+                "fd00::/64",
+                "fd00::/120",
+                "fd00::1",
+                &[("fd00::2", "fd00::ff")],
+            ),
+        ];
+        for (subnet, range, gateway, want) in cases {
+            let pools = allocation_pools_for_range(net(subnet), net(range), Some(ip(gateway)))
                 .expect("valid");
-        assert_eq!(pools, vec![r("fd00::2", "fd00::ff")]);
+            let want: Vec<AddressRange> = want.iter().map(|(a, b)| r(a, b)).collect();
+            assert_eq!(pools, want, "{range} in {subnet}, gateway {gateway}");
+        }
     }
 
     #[test]
