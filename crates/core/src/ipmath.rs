@@ -173,7 +173,9 @@ mod tests {
     /// gateway out, split around it, and keep IPv6's last address.
     #[test]
     fn allocation_pools_of_a_range() {
-        let cases: [(&str, &str, &str, &[(&str, &str)]); 4] = [
+        // (subnet, --ip-range, gateway, the pools wanted)
+        type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)]);
+        let cases: [Case; 4] = [
             // The upper half: the gateway is outside already.
             (
                 "10.10.1.0/24",
