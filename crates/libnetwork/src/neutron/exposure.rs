@@ -62,17 +62,23 @@ impl KuryrDriver {
         }
         let mut groups = port.security_groups.clone();
         groups.push(sg_id.into());
-        self.neutron
-            .update_port(
-                &port.id,
-                &PortUpdate {
-                    security_groups: Some(groups),
-                    ..PortUpdate::default()
-                },
-            )
+        self.set_security_groups(&port.id, groups)
             .await
             .map_err(|e| neutron_error("attaching the exposed-ports security group", e))?;
         Ok(())
+    }
+
+    /// Replaces a port's security groups (one PUT).
+    async fn set_security_groups(
+        &self,
+        port_id: &str,
+        groups: Vec<SecurityGroupId>,
+    ) -> openstack::Result<()> {
+        let update = PortUpdate {
+            security_groups: Some(groups),
+            ..PortUpdate::default()
+        };
+        self.neutron.update_port(port_id, &update).await.map(|_| ())
     }
 }
 
@@ -150,18 +156,8 @@ impl ExternalConnectivity for KuryrDriver {
             .filter(|g| !groups.contains(g))
             .cloned()
             .collect();
-        match self
-            .neutron
-            .update_port(
-                &port.id,
-                &PortUpdate {
-                    security_groups: Some(kept),
-                    ..PortUpdate::default()
-                },
-            )
-            .await
-        {
-            Ok(_) => {}
+        match self.set_security_groups(&port.id, kept).await {
+            Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => {
                 return Err(neutron_error(

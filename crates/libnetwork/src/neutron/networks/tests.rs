@@ -114,10 +114,7 @@ async fn a_created_subnet_is_tagged_with_its_pool() {
     );
     fake.on("PUT", "/v2.0/subnets/s1/tags/p1", 201, Value::Null);
     let driver = fake.driver().await;
-    let network = Network {
-        id: "n1".into(),
-        ..Network::default()
-    };
+    let network = network("n1");
     let subnet = driver
         .ensure_subnet(&network, &dedicated_family())
         .await
@@ -147,10 +144,7 @@ async fn an_untaggable_subnet_is_deleted() {
     );
     fake.on("DELETE", "/v2.0/subnets/s1", 204, Value::Null);
     let driver = fake.driver().await;
-    let network = Network {
-        id: "n1".into(),
-        ..Network::default()
-    };
+    let network = network("n1");
     let err = driver
         .ensure_subnet(&network, &dedicated_family())
         .await
@@ -314,4 +308,12 @@ fn network_options() {
             .map(|e| e.http_status()),
         Some(400)
     );
+}
+
+/// A Neutron network known by its id alone.
+fn network(id: &str) -> Network {
+    Network {
+        id: id.into(),
+        ..Network::default()
+    }
 }
