@@ -8,6 +8,7 @@
 //! docs/mapping.md describes the mapping and the calls each handler makes.
 
 mod addresses;
+mod claim;
 mod endpoints;
 mod exposure;
 #[cfg(test)]
