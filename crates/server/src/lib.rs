@@ -238,6 +238,39 @@ where
     .await
 }
 
+/// Driving a router in unit tests (feature `test-support`).
+#[cfg(feature = "test-support")]
+pub mod testing {
+    use axum::body::Body;
+    use axum::http::{HeaderMap, Request, StatusCode};
+    use axum::Router;
+    use tower::ServiceExt;
+
+    /// Sends `request` to `router`; the reply's status, headers and body,
+    /// which must be JSON.
+    pub async fn exchange(
+        router: &Router,
+        request: Request<Body>,
+    ) -> (StatusCode, HeaderMap, serde_json::Value) {
+        let response = router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router answers");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a whole body");
+        let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "reply is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, headers, json)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,19 +75,12 @@ async fn send(app: &Router, method: &str, path: &str, body: Vec<u8>) -> Reply {
         .header("Content-Length", body.len())
         .body(Body::from(body))
         .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status().as_u16();
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "reply is not JSON ({e}): {:?}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    Reply { status, json }
+    let (status, headers, json) = kuryr_server::testing::exchange(app, request).await;
+    assert_eq!(headers["content-type"], "application/json");
+    Reply {
+        status: status.as_u16(),
+        json,
+    }
 }
 
 async fn post(app: &Router, body: &Value) -> Reply {

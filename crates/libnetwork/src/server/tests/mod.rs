@@ -53,18 +53,7 @@ async fn send(app: &Router, method: &str, path: &str, body: Vec<u8>) -> Reply {
         .header("Content-Length", body.len())
         .body(Body::from(body))
         .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "reply is not JSON ({e}): {:?}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
+    let (status, headers, json) = kuryr_server::testing::exchange(app, request).await;
     assert_eq!(headers["content-type"], PLUGIN_CONTENT_TYPE);
     Reply { status, json }
 }
