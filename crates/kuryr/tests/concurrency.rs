@@ -43,7 +43,7 @@ fn leftovers(stack: &Stack, network_id: &str, port_ids: &[String]) -> Vec<String
         .map(|p| format!("Neutron port {}", p.id))
         .collect();
     for id in port_ids {
-        left.extend(host_leftovers(&stack.bridge, id));
+        left.extend(stack.local().leftovers(id));
     }
     left
 }

@@ -33,7 +33,7 @@ fn kuryr_gc(f: &Fixture, network: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(kuryr_bin())
         .arg("--config-file")
         .arg(&f.kuryr.config)
-        .args(["--host", &f.stack.host, "gc", "--network", network])
+        .args(["--host", &f.stack.local().host, "gc", "--network", network])
         .args(["--plugin-socket", &socket])
         .args(args)
         .output()
@@ -67,7 +67,7 @@ fn ours(f: &Fixture, network: &str, name: &str, device_id: &str, tags: &[&str]) 
         name: Some(name.into()),
         device_owner: Some(DEVICE_OWNER.into()),
         device_id: Some(device_id.into()),
-        binding_host_id: Some(f.stack.host.clone()),
+        binding_host_id: Some(f.stack.local().host.clone()),
         tags: Some(tags.iter().map(ToString::to_string).collect()),
         ..PortCreate::new(network)
     }
@@ -206,7 +206,7 @@ fn gc_lists_then_removes_exactly_the_leaks() {
         assert!(s.port(id).is_some(), "dry run deleted {id}");
     }
     assert!(link_exists(&lost_veth) && link_exists(&lost_ovs));
-    assert!(ovs_ports(&s.bridge).contains(&lost_ovs));
+    assert!(s.local().ovs_ports().contains(&lost_ovs));
     let adopted_now = s.port(&adopted.id).expect("adopted port");
     assert_eq!(adopted_now.device_owner, DEVICE_OWNER, "dry run reset it");
 
@@ -218,7 +218,7 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     assert!(s.port(&cni_dead.id).is_none(), "dead CNI port left");
     assert!(!link_exists(&lost_veth), "veth {lost_veth} left");
     assert!(!link_exists(&lost_ovs), "veth {lost_ovs} left");
-    assert!(!ovs_ports(&s.bridge).contains(&lost_ovs), "OVS port left");
+    assert!(!s.local().ovs_ports().contains(&lost_ovs), "OVS port left");
     let reset = s
         .port(&adopted.id)
         .expect("an adopted port is never deleted");

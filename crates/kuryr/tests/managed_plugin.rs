@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use kuryr_testkit::{must, must_create_network, run_line, throwaway_eth0_v4};
+use kuryr_testkit::{must, must_create_network, run_line, throwaway_eth0_v4, Node};
 
 fn stack_mode() -> Option<String> {
     std::env::var("KURYR_STACK_AUTH")
@@ -60,7 +60,7 @@ fn managed_plugin_serves_a_network() {
     let refs: Vec<&str> = build_args.iter().map(String::as_str).collect();
     must(&refs);
 
-    let host = std::env::var("KURYR_STACK_HOST").expect("KURYR_STACK_HOST from scripts/stack env");
+    let host = Node::from_env().host;
     let endpoint = std::env::var("OS_ENDPOINT").expect("OS_ENDPOINT from scripts/stack env");
     must(&[
         "docker",

@@ -18,7 +18,7 @@ fn kuryr_status(f: &Fixture, args: &[&str]) -> (bool, String) {
         .arg(&f.kuryr.config)
         .args([
             "--host",
-            &f.stack.host,
+            &f.stack.local().host,
             "status",
             "--plugin-socket",
             &socket,

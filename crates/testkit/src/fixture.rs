@@ -8,8 +8,8 @@ use std::time::Duration;
 use openstack::neutron::{Query, Resource};
 
 use crate::{
-    attachment, cleanup_devices, docker, eventually, fresh_v4, host_leftovers, id_tags,
-    ovs_interfaces_with, run, run_with_timeout, stack, Attachment, Kuryr, Stack,
+    attachment, docker, eventually, fresh_v4, id_tags, run, run_with_timeout, stack, Attachment,
+    Kuryr, Stack,
 };
 
 /// Neutron objects a test made itself (deleted at the end, reverse order).
@@ -246,13 +246,13 @@ impl Fixture {
             if s.port(port).is_some() {
                 left.push(format!("Neutron port {port}"));
             }
-            left.extend(host_leftovers(&s.bridge, port));
+            left.extend(s.local().leftovers(port));
         }
         for ep in self.endpoints.borrow().iter() {
             for p in s.ports_of_endpoint(ep) {
                 left.push(format!("port {} of endpoint {ep}", p.id));
             }
-            if !ovs_interfaces_with("vm-uuid", ep).is_empty() {
+            if !s.local().ovs_interfaces_with("vm-uuid", ep).is_empty() {
                 left.push(format!("OVS interface of endpoint {ep}"));
             }
         }
@@ -284,7 +284,7 @@ impl Fixture {
     /// Waits until Neutron no longer has this port (and its devices are gone).
     pub fn assert_port_gone(&self, port_id: &str) {
         eventually(&format!("port {port_id} deleted"), || {
-            let mut left = host_leftovers(&self.stack.bridge, port_id);
+            let mut left = self.stack.local().leftovers(port_id);
             if self.stack.port(port_id).is_some() {
                 left.push(format!("Neutron port {port_id}"));
             }
@@ -315,7 +315,7 @@ impl Fixture {
         for ep in self.endpoints.borrow().iter() {
             if let Ok(ports) = s.block_on(n.list_ports(&Query::new().device_id(ep))) {
                 for p in ports {
-                    cleanup_devices(&p.id);
+                    s.local().cleanup_devices(&p.id);
                     quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
                 }
             }
@@ -335,7 +335,7 @@ impl Fixture {
                 }
                 if let Ok(ports) = s.block_on(n.list_ports(&Query::new().network_id(&net.id))) {
                     for p in ports {
-                        cleanup_devices(&p.id);
+                        s.local().cleanup_devices(&p.id);
                         quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
                     }
                 }
@@ -354,7 +354,7 @@ impl Fixture {
                         s.block_on(n.list_ports(&Query::new().fixed_ip_subnet(&sn.id)))
                     {
                         for p in ports {
-                            cleanup_devices(&p.id);
+                            s.local().cleanup_devices(&p.id);
                             quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
                         }
                     }
@@ -380,7 +380,7 @@ impl Fixture {
             if res == Resource::Networks {
                 if let Ok(ports) = s.block_on(n.list_ports(&Query::new().network_id(&id))) {
                     for p in ports {
-                        cleanup_devices(&p.id);
+                        s.local().cleanup_devices(&p.id);
                         quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
                     }
                 }

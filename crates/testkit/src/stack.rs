@@ -1,6 +1,13 @@
 //! The stack under test: an admin Neutron client on the kit's own
-//! runtime, the lookups tests make through it, and upstream's id tags
-//! (written out here, not taken from the code under test).
+//! runtime, the stack's nodes, the lookups tests make through the client,
+//! and upstream's id tags (written out here, not taken from the code under
+//! test).
+//!
+//! The stack handle knows its nodes ([`Stack::nodes`], one [`Node`] per
+//! host of `scripts/stack`: one today, [`Stack::local`]); what a test needs
+//! of a host (the `binding:host_id` of its ports, its bridge, OVSDB socket
+//! and dockerd) it asks that node, so a multi-node test iterates
+//! `stack.nodes` with the same helpers.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,17 +17,15 @@ use openstack::neutron::{
 };
 use openstack::AuthOptions;
 
-use crate::{cleanup_devices, fresh_v4, wait_for};
+use crate::{fresh_v4, wait_for, Node};
 
 /// The stack under test.
 pub struct Stack {
     rt: tokio::runtime::Runtime,
     /// An admin Neutron client.
     pub neutron: Neutron,
-    /// `binding:host_id` ports bound here must carry.
-    pub host: String,
-    /// The integration bridge.
-    pub bridge: String,
+    /// The stack's nodes, the one the tests run on first (one today).
+    pub nodes: Vec<Node>,
 }
 
 /// The stack, or `None` (after printing why) when the test must skip.
@@ -46,17 +51,20 @@ pub fn stack(test: &str) -> Option<Stack> {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let host = std::env::var("KURYR_STACK_HOST").expect("KURYR_STACK_HOST from scripts/stack env");
-    let bridge = std::env::var("KURYR_STACK_BRIDGE").unwrap_or_else(|_| "br-int".into());
     Some(Stack {
         rt,
         neutron,
-        host,
-        bridge,
+        nodes: vec![Node::from_env()],
     })
 }
 
 impl Stack {
+    /// The node the tests run on (the stack's only one today): where their
+    /// commands run and where Kuryr binds their ports.
+    pub fn local(&self) -> &Node {
+        self.nodes.first().expect("a stack has at least one node")
+    }
+
     /// Runs a future on the kit's runtime.
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
@@ -212,7 +220,7 @@ impl Stack {
             )
             .unwrap_or_default();
         for port in ports {
-            cleanup_devices(&port.id);
+            self.local().cleanup_devices(&port.id);
             let _ = self.block_on(self.neutron.delete_port(&port.id));
         }
         let _ = self.block_on(self.neutron.delete_network(network_id));

@@ -100,7 +100,7 @@ fn run_cases(test: &str, cases: Vec<Case>) {
                 .map(|p| format!("Neutron port {p}"))
                 .collect();
             for id in &seen {
-                left.extend(host_leftovers(&f.stack.bridge, id));
+                left.extend(f.stack.local().leftovers(id));
             }
             left
         });

@@ -356,7 +356,7 @@ fn run_cni_cases(test: &str, cases: Vec<CniCase>) {
                 .map(|p| format!("Neutron port {} ({})", p.id, p.device_id))
                 .collect();
             for id in &seen {
-                left.extend(host_leftovers(&stack.bridge, id));
+                left.extend(stack.local().leftovers(id));
             }
             left
         });

@@ -351,7 +351,7 @@ impl World {
             &port.device_id, cid,
             "device_id is podman's CNI_CONTAINERID"
         );
-        assert_eq!(port.binding_host_id, self.stack.host);
+        assert_eq!(port.binding_host_id, self.stack.local().host);
         assert_eq!(port.network_id, self.nets[net].neutron_id);
         assert_eq!(port.name, format!("kuryr-cni-{}-{ifname}", &cid[..12]));
         for tag in [
@@ -427,7 +427,7 @@ impl World {
         eprintln!("timing: podman rm -f {} ms", started.elapsed().as_millis());
         for port in ports {
             assert!(self.stack.port(&port.id).is_none(), "port {} left", port.id);
-            assert_unplugged(&self.stack.bridge, &port.id);
+            self.stack.local().assert_unplugged(&port.id);
         }
         assert!(
             self.stack.ports(Query::new().device_id(id)).is_empty(),
