@@ -14,19 +14,6 @@ use openstack::neutron::{FixedIpRequest, Port, PortCreate, Query, Resource};
 
 const DEVICE_OWNER: &str = "compute:kuryr";
 
-/// A random UUID-shaped id (no Neutron port has it).
-fn fake_uuid() -> String {
-    let h = hex(32);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
 /// `kuryr gc <args>` with the fixture's config, scoped to `network`.
 fn kuryr_gc(f: &Fixture, network: &str, args: &[&str]) -> (bool, String) {
     let socket = f.kuryr.socket.to_string_lossy().into_owned();
@@ -177,9 +164,9 @@ fn gc_lists_then_removes_exactly_the_leaks() {
         ),
     );
     // Host devices whose Neutron port does not exist.
-    let (lost_veth, _) = veth_names(&fake_uuid());
+    let (lost_veth, _) = veth_names(&fresh_uuid());
     veth(&lost_veth);
-    let lost_ovs_id = fake_uuid();
+    let lost_ovs_id = fresh_uuid();
     let (lost_ovs, _) = veth_names(&lost_ovs_id);
     ovs_port(&lost_ovs, &lost_ovs_id);
 

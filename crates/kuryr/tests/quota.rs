@@ -73,8 +73,7 @@ impl Drop for QuotaGuard {
 #[test]
 fn port_quota_exhaustion() {
     let test = "port_quota_exhaustion";
-    if std::env::var("KURYR_STACK_AUTH").as_deref() != Ok("noauth") {
-        eprintln!("{test}: skipped: needs the noauth stack (scripts/stack env)");
+    if !stack_in_mode(test, "noauth") {
         return;
     }
     let proxy = FaultProxy::start(neutron_addr());

@@ -312,13 +312,15 @@ impl Fixture {
                 }
             }
         };
-        for ep in self.endpoints.borrow().iter() {
-            if let Ok(ports) = s.block_on(n.list_ports(&Query::new().device_id(ep))) {
-                for p in ports {
-                    s.local().cleanup_devices(&p.id);
-                    quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
-                }
+        // The ports a query finds, with their devices on the local node.
+        let delete_ports = |query: Query| {
+            for p in s.block_on(n.list_ports(&query)).unwrap_or_default() {
+                s.local().cleanup_devices(&p.id);
+                quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
             }
+        };
+        for ep in self.endpoints.borrow().iter() {
+            delete_ports(Query::new().device_id(ep));
         }
         for id in self.docker_net_ids.borrow().iter() {
             let Ok(nets) = s.block_on(n.list_networks(&Query::new().tags(id_tags(id)))) else {
@@ -333,12 +335,7 @@ impl Fixture {
                 if made_by_test {
                     continue;
                 }
-                if let Ok(ports) = s.block_on(n.list_ports(&Query::new().network_id(&net.id))) {
-                    for p in ports {
-                        s.local().cleanup_devices(&p.id);
-                        quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
-                    }
-                }
+                delete_ports(Query::new().network_id(&net.id));
                 quiet(
                     format!("network {}", net.id),
                     s.block_on(n.delete_network(&net.id)),
@@ -350,14 +347,7 @@ impl Fixture {
                 s.block_on(n.list_subnets(&Query::new().name(format!("kuryr-subnet-{cidr}"))))
             {
                 for sn in subnets {
-                    if let Ok(ports) =
-                        s.block_on(n.list_ports(&Query::new().fixed_ip_subnet(&sn.id)))
-                    {
-                        for p in ports {
-                            s.local().cleanup_devices(&p.id);
-                            quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
-                        }
-                    }
+                    delete_ports(Query::new().fixed_ip_subnet(&sn.id));
                     quiet(
                         format!("subnet {}", sn.id),
                         s.block_on(n.delete_subnet(&sn.id)),
@@ -378,12 +368,7 @@ impl Fixture {
         let made: Vec<Made> = self.made.borrow().iter().rev().cloned().collect();
         for Made::Neutron(res, id) in made {
             if res == Resource::Networks {
-                if let Ok(ports) = s.block_on(n.list_ports(&Query::new().network_id(&id))) {
-                    for p in ports {
-                        s.local().cleanup_devices(&p.id);
-                        quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
-                    }
-                }
+                delete_ports(Query::new().network_id(&id));
             }
             quiet(format!("{res} {id}"), s.block_on(n.delete(res, &id)));
         }

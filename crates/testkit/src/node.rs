@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::run_command;
+use crate::{run_command, stdout_of_success};
 
 /// Longest an `ip` or `ovs-vsctl` command on a node may take.
 const HOST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -101,16 +101,8 @@ impl Node {
 
     /// `ovs-vsctl <args>`, which must succeed: its trimmed stdout.
     fn ovs_vsctl_ok(&self, args: &[&str]) -> String {
-        let out = self.ovs_vsctl(args);
-        assert!(
-            out.status.success(),
-            "ovs-vsctl {} on {} failed ({}): {}",
-            args.join(" "),
-            self.host,
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let what = format!("ovs-vsctl {} on {}", args.join(" "), self.host);
+        stdout_of_success(&what, &self.ovs_vsctl(args))
     }
 
     /// Whether a network device of this name exists on this node.

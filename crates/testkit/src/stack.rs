@@ -28,6 +28,24 @@ pub struct Stack {
     pub nodes: Vec<Node>,
 }
 
+/// Whether the stack under test runs in auth `mode` (`noauth` or
+/// `keystone`, as `scripts/stack env` says in `KURYR_STACK_AUTH`); when it
+/// does not (or there is none), prints the test's skip notice.
+pub fn stack_in_mode(test: &str, mode: &str) -> bool {
+    let actual = std::env::var("KURYR_STACK_AUTH").unwrap_or_default();
+    if actual != mode {
+        let how = if mode == "keystone" {
+            " --keystone"
+        } else {
+            ""
+        };
+        eprintln!(
+            "{test}: skipped: needs the {mode} stack (scripts/stack up{how}; eval \"$(scripts/stack env)\"), not {actual:?}"
+        );
+    }
+    actual == mode
+}
+
 /// The stack, or `None` (after printing why) when the test must skip.
 pub fn stack(test: &str) -> Option<Stack> {
     let Ok(auth) = std::env::var("KURYR_STACK_AUTH") else {
@@ -72,38 +90,34 @@ impl Stack {
 
     /// A network, or None when Neutron has none with that id.
     pub fn network(&self, id: &str) -> Option<Network> {
-        match self.block_on(self.neutron.get_network(id)) {
-            Ok(n) => Some(n),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => panic!("GET network {id}: {e}"),
-        }
+        found(
+            &format!("network {id}"),
+            self.block_on(self.neutron.get_network(id)),
+        )
     }
 
     /// A subnet, or None.
     pub fn subnet(&self, id: &str) -> Option<Subnet> {
-        match self.block_on(self.neutron.get_subnet(id)) {
-            Ok(s) => Some(s),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => panic!("GET subnet {id}: {e}"),
-        }
+        found(
+            &format!("subnet {id}"),
+            self.block_on(self.neutron.get_subnet(id)),
+        )
     }
 
     /// A subnetpool, or None.
     pub fn subnetpool(&self, id: &str) -> Option<SubnetPool> {
-        match self.block_on(self.neutron.get_subnetpool(id)) {
-            Ok(p) => Some(p),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => panic!("GET subnetpool {id}: {e}"),
-        }
+        found(
+            &format!("subnetpool {id}"),
+            self.block_on(self.neutron.get_subnetpool(id)),
+        )
     }
 
     /// A port, or None.
     pub fn port(&self, id: &str) -> Option<Port> {
-        match self.block_on(self.neutron.get_port(id)) {
-            Ok(p) => Some(p),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => panic!("GET port {id}: {e}"),
-        }
+        found(
+            &format!("port {id}"),
+            self.block_on(self.neutron.get_port(id)),
+        )
     }
 
     /// Networks matching the query.
@@ -240,6 +254,15 @@ impl Stack {
         let mut pools = self.subnetpools(Query::new().name(name));
         assert_eq!(pools.len(), 1, "default subnetpool {name} must exist once");
         pools.remove(0)
+    }
+}
+
+/// A GET's object, or None when Neutron has no such `what`.
+fn found<T>(what: &str, result: Result<T, openstack::Error>) -> Option<T> {
+    match result {
+        Ok(object) => Some(object),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => panic!("GET {what}: {e}"),
     }
 }
 

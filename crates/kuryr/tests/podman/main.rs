@@ -173,17 +173,12 @@ impl World {
 
     /// A podman command that must succeed; its trimmed stdout.
     fn podman(&self, args: &[&str]) -> String {
-        let out = self.podman_out(args);
-        assert!(
-            out.status.success(),
-            "podman {} failed ({}):\nstdout: {}\nstderr: {}\ndaemon log: {}",
+        let what = format!(
+            "podman {} (daemon log: {})",
             args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.dir.join("daemon.log").display(),
+            self.dir.join("daemon.log").display()
         );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        stdout_of_success(&what, &self.podman_out(args))
     }
 
     /// `podman import` of a busybox-static rootfs (as scripts/stack builds kbox).
