@@ -170,9 +170,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
     let mut rng = Rng(seed);
     let started = Instant::now();
 
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (_, net, docker_net) = f.fresh_network();
     let network = f.stack.network_of_docker(&docker_net).id;
     let dir = f.kuryr.dir.clone();
     let mut daemon = Daemon::start(&dir, &["--host", &f.stack.local().host], &[]);

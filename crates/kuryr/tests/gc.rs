@@ -7,8 +7,6 @@
 //!
 //! `eval "$(scripts/stack env)"; cargo test -p kuryr --test gc`.
 
-use std::process::Command;
-
 use kuryr_testkit::*;
 use openstack::neutron::{FixedIpRequest, Port, PortCreate, Query, Resource};
 
@@ -17,20 +15,16 @@ const DEVICE_OWNER: &str = "compute:kuryr";
 /// `kuryr gc <args>` with the fixture's config, scoped to `network`.
 fn kuryr_gc(f: &Fixture, network: &str, args: &[&str]) -> (bool, String) {
     let socket = f.kuryr.socket.to_string_lossy().into_owned();
-    let out = Command::new(kuryr_bin())
-        .arg("--config-file")
-        .arg(&f.kuryr.config)
-        .args(["--host", &f.stack.local().host, "gc", "--network", network])
-        .args(["--plugin-socket", &socket])
-        .args(args)
-        .output()
-        .expect("running kuryr gc");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!(
-        "kuryr gc {args:?}:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), stdout)
+    let mut all = vec!["gc", "--network", network, "--plugin-socket", &socket];
+    all.extend_from_slice(args);
+    f.kuryr_command(&all)
+}
+
+/// A port left by a RequestAddress whose CreateEndpoint never came:
+/// ours, unbound.
+fn unbound_port(f: &Fixture, network: &str) -> Port {
+    let body = ours(f, network, "kuryr-unbound-port", "", &[DEVICE_OWNER]);
+    make_port(f, network, body)
 }
 
 fn make_port(f: &Fixture, network: &str, body: PortCreate) -> Port {
@@ -105,20 +99,14 @@ fn mentioned_for_removal(out: &str, id: &str) -> bool {
 fn gc_lists_then_removes_exactly_the_leaks() {
     let f = fixture_or_skip!("gc_lists_then_removes_exactly_the_leaks");
     let s = &f.stack;
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (_, net, docker_net) = f.fresh_network();
     let network = s.network_of_docker(&docker_net).id;
     let live = f.run_detached(&f.name("live"), &net, &[]);
     let live_port = s.port_of_endpoint(&live.endpoint);
     let (live_veth, _) = veth_names(&live_port.id);
 
     // A port left by a RequestAddress whose CreateEndpoint never came.
-    let unbound = make_port(
-        &f,
-        &network,
-        ours(&f, &network, "kuryr-unbound-port", "", &[DEVICE_OWNER]),
-    );
+    let unbound = unbound_port(&f, &network);
     // A CNI attachment whose netns (and so its veth) is gone.
     let cni_tags = [
         DEVICE_OWNER,
@@ -231,15 +219,9 @@ fn gc_lists_then_removes_exactly_the_leaks() {
 fn gc_keeps_docker_ports_when_docker_does_not_answer() {
     let f = fixture_or_skip!("gc_keeps_docker_ports_when_docker_does_not_answer");
     let s = &f.stack;
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (_net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (_, _net, docker_net) = f.fresh_network();
     let network = s.network_of_docker(&docker_net).id;
-    let unbound = make_port(
-        &f,
-        &network,
-        ours(&f, &network, "kuryr-unbound-port", "", &[DEVICE_OWNER]),
-    );
+    let unbound = unbound_port(&f, &network);
     let (success, out) = kuryr_gc(
         &f,
         &network,

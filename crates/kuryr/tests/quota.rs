@@ -109,9 +109,7 @@ fn port_quota_exhaustion() {
     };
     set_quota(QUOTA);
 
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = s.network_of_docker(&docker_net);
     let project_ports = || {
         s.ports(Query::new().network_id(&network.id).project_id(&project))

@@ -2,14 +2,14 @@
 //! test ends (containers, Docker networks, Neutron objects).
 
 use std::cell::RefCell;
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use openstack::neutron::{Query, Resource};
 
 use crate::{
-    attachment, docker, eventually, fresh_v4, id_tags, run, run_with_timeout, stack, Attachment,
-    Kuryr, Stack,
+    attachment, docker, eventually, fresh_v4, id_tags, kuryr_bin, run, run_with_timeout, stack,
+    Attachment, Kuryr, Stack,
 };
 
 /// Neutron objects a test made itself (deleted at the end, reverse order).
@@ -68,6 +68,23 @@ impl Fixture {
             cidrs: RefCell::default(),
             made: RefCell::default(),
         }
+    }
+
+    /// `kuryr --config-file <this test's kuryr.conf> --host <the local
+    /// node> <args>` to its end: whether it succeeded, and its stdout (its
+    /// stdout and stderr are echoed into the test's output).
+    pub fn kuryr_command(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(kuryr_bin())
+            .arg("--config-file")
+            .arg(&self.kuryr.config)
+            .args(["--host", &self.stack.local().host])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running kuryr {args:?}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprintln!("kuryr {args:?}:\n{stdout}{stderr}");
+        (out.status.success(), stdout)
     }
 
     /// The Docker driver name this test's plugin serves.

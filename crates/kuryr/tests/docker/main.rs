@@ -270,9 +270,7 @@ fn mac_address_requested_by_the_user() {
         std::path::Path::new(client).exists(),
         "Debian's docker CLI at {client}"
     );
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = f.stack.network_of_docker(&docker_net);
     let c = f.name("c1");
     let mac = "02:42:ac:11:7e:57";
