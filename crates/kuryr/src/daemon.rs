@@ -21,13 +21,8 @@ pub(crate) struct Args {
     /// Unix socket to serve (the plugin's `KURYR_CNI_SOCKET`).
     #[arg(long, default_value = kuryr_cni_daemon::proto::DEFAULT_SOCKET)]
     socket: PathBuf,
-    /// `ip:port` serving `/metrics` and `/healthz` (overrides `[DEFAULT] metrics_address`).
-    #[arg(long)]
-    metrics_address: Option<String>,
-    /// Skip the garbage collection (`kuryr gc`) run in the background (at start, then every 10 minutes).
-    /// Tests that leave leaks on purpose set `KURYR_NO_GC=true`.
-    #[arg(long, env = "KURYR_NO_GC")]
-    no_gc: bool,
+    #[command(flatten)]
+    service: crate::ServiceArgs,
 }
 
 pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
@@ -71,13 +66,13 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
         })
     };
     let metrics = crate::metrics::spawn(
-        args.metrics_address.as_deref(),
+        args.service.metrics_address.as_deref(),
         &config,
         health,
         stopped(stop_rx),
     )
     .await?;
-    if !args.no_gc {
+    if !args.service.no_gc {
         crate::gc::spawn_at_start(&config, gc_neutron, config.default.plugin_socket.clone());
     }
     wait_for_signal().await?;

@@ -18,13 +18,8 @@ pub(crate) struct Args {
     /// Unix socket to serve (overrides `[DEFAULT] plugin_socket`).
     #[arg(long)]
     socket: Option<std::path::PathBuf>,
-    /// `ip:port` serving `/metrics` and `/healthz` (overrides `[DEFAULT] metrics_address`).
-    #[arg(long)]
-    metrics_address: Option<String>,
-    /// Skip the garbage collection (`kuryr gc`) run in the background (at start, then every 10 minutes).
-    /// Tests that leave leaks on purpose set `KURYR_NO_GC=true`.
-    #[arg(long, env = "KURYR_NO_GC")]
-    no_gc: bool,
+    #[command(flatten)]
+    service: crate::ServiceArgs,
 }
 
 pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
@@ -65,7 +60,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let socket = args
         .socket
         .unwrap_or_else(|| config.default.plugin_socket.clone());
-    if !args.no_gc {
+    if !args.service.no_gc {
         crate::gc::spawn_at_start(&config, driver_neutron.clone(), socket.clone());
     }
     let unix = {
@@ -79,7 +74,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
         })
     };
     let metrics = crate::metrics::spawn(
-        args.metrics_address.as_deref(),
+        args.service.metrics_address.as_deref(),
         &config,
         health,
         stopped(stop_rx.clone()),

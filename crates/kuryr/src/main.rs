@@ -47,6 +47,19 @@ enum Command {
     Status(status::Args),
 }
 
+/// The flags of the two long-running services (`libnetwork`, `daemon`):
+/// their health endpoint and their background garbage collection.
+#[derive(clap::Args)]
+struct ServiceArgs {
+    /// `ip:port` serving `/metrics` and `/healthz` (overrides `[DEFAULT] metrics_address`).
+    #[arg(long)]
+    metrics_address: Option<String>,
+    /// Skip the garbage collection (`kuryr gc`) run in the background (at start, then every 10 minutes).
+    /// Tests that leave leaks on purpose set `KURYR_NO_GC=true`.
+    #[arg(long, env = "KURYR_NO_GC")]
+    no_gc: bool,
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let mut config = load_config(cli.config_file.as_deref())?;

@@ -43,7 +43,7 @@ fn leftovers(stack: &Stack, network_id: &str, port_ids: &[String]) -> Vec<String
         .map(|p| format!("Neutron port {}", p.id))
         .collect();
     for id in port_ids {
-        left.extend(host_leftovers(&stack.bridge, id));
+        left.extend(stack.local().leftovers(id));
     }
     left
 }
@@ -78,9 +78,7 @@ impl Drop for Containers {
 fn fifty_parallel_docker_runs() {
     let f = fixture_or_skip!("fifty_parallel_docker_runs");
     let s = &f.stack;
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = s.network_of_docker(&docker_net);
     let names: Vec<String> = (0..N).map(|i| f.name(&format!("p{i}"))).collect();
     let guard = Containers(names.clone());

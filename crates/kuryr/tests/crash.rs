@@ -170,12 +170,10 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
     let mut rng = Rng(seed);
     let started = Instant::now();
 
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (_, net, docker_net) = f.fresh_network();
     let network = f.stack.network_of_docker(&docker_net).id;
     let dir = f.kuryr.dir.clone();
-    let mut daemon = Daemon::start(&dir, &["--host", &f.stack.host], &[]);
+    let mut daemon = Daemon::start(&dir, &["--host", &f.stack.local().host], &[]);
     let conf = json!({
         "cniVersion": "1.1.0",
         "name": format!("crash{}", f.driver()),
@@ -409,7 +407,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
     let out = Command::new(kuryr_bin())
         .arg("--config-file")
         .arg(&f.kuryr.config)
-        .args(["--host", &f.stack.host, "gc", "--min-age", "0"])
+        .args(["--host", &f.stack.local().host, "gc", "--min-age", "0"])
         .args(["--network", &network])
         .arg("--plugin-socket")
         .arg(&f.kuryr.socket)
@@ -528,7 +526,7 @@ fn leftovers(f: &Fixture, network: &str, seen: &BTreeSet<String>) -> Leftovers {
         .stack
         .ports(Query::new().network_id(network).device_owner(DEVICE_OWNER))
         .len();
-    let bridge_ports = ovs_ports(&f.stack.bridge);
+    let bridge_ports = f.stack.local().ovs_ports();
     let mut out = Leftovers {
         ports,
         ..Leftovers::default()

@@ -7,43 +7,24 @@
 //!
 //! `eval "$(scripts/stack env)"; cargo test -p kuryr --test gc`.
 
-use std::process::Command;
-
 use kuryr_testkit::*;
 use openstack::neutron::{FixedIpRequest, Port, PortCreate, Query, Resource};
 
 const DEVICE_OWNER: &str = "compute:kuryr";
 
-/// A random UUID-shaped id (no Neutron port has it).
-fn fake_uuid() -> String {
-    let h = hex(32);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
 /// `kuryr gc <args>` with the fixture's config, scoped to `network`.
 fn kuryr_gc(f: &Fixture, network: &str, args: &[&str]) -> (bool, String) {
     let socket = f.kuryr.socket.to_string_lossy().into_owned();
-    let out = Command::new(kuryr_bin())
-        .arg("--config-file")
-        .arg(&f.kuryr.config)
-        .args(["--host", &f.stack.host, "gc", "--network", network])
-        .args(["--plugin-socket", &socket])
-        .args(args)
-        .output()
-        .expect("running kuryr gc");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!(
-        "kuryr gc {args:?}:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), stdout)
+    let mut all = vec!["gc", "--network", network, "--plugin-socket", &socket];
+    all.extend_from_slice(args);
+    f.kuryr_command(&all)
+}
+
+/// A port left by a RequestAddress whose CreateEndpoint never came:
+/// ours, unbound.
+fn unbound_port(f: &Fixture, network: &str) -> Port {
+    let body = ours(f, network, "kuryr-unbound-port", "", &[DEVICE_OWNER]);
+    make_port(f, network, body)
 }
 
 fn make_port(f: &Fixture, network: &str, body: PortCreate) -> Port {
@@ -67,7 +48,7 @@ fn ours(f: &Fixture, network: &str, name: &str, device_id: &str, tags: &[&str]) 
         name: Some(name.into()),
         device_owner: Some(DEVICE_OWNER.into()),
         device_id: Some(device_id.into()),
-        binding_host_id: Some(f.stack.host.clone()),
+        binding_host_id: Some(f.stack.local().host.clone()),
         tags: Some(tags.iter().map(ToString::to_string).collect()),
         ..PortCreate::new(network)
     }
@@ -118,20 +99,14 @@ fn mentioned_for_removal(out: &str, id: &str) -> bool {
 fn gc_lists_then_removes_exactly_the_leaks() {
     let f = fixture_or_skip!("gc_lists_then_removes_exactly_the_leaks");
     let s = &f.stack;
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (_, net, docker_net) = f.fresh_network();
     let network = s.network_of_docker(&docker_net).id;
     let live = f.run_detached(&f.name("live"), &net, &[]);
     let live_port = s.port_of_endpoint(&live.endpoint);
     let (live_veth, _) = veth_names(&live_port.id);
 
     // A port left by a RequestAddress whose CreateEndpoint never came.
-    let unbound = make_port(
-        &f,
-        &network,
-        ours(&f, &network, "kuryr-unbound-port", "", &[DEVICE_OWNER]),
-    );
+    let unbound = unbound_port(&f, &network);
     // A CNI attachment whose netns (and so its veth) is gone.
     let cni_tags = [
         DEVICE_OWNER,
@@ -177,9 +152,9 @@ fn gc_lists_then_removes_exactly_the_leaks() {
         ),
     );
     // Host devices whose Neutron port does not exist.
-    let (lost_veth, _) = veth_names(&fake_uuid());
+    let (lost_veth, _) = veth_names(&fresh_uuid());
     veth(&lost_veth);
-    let lost_ovs_id = fake_uuid();
+    let lost_ovs_id = fresh_uuid();
     let (lost_ovs, _) = veth_names(&lost_ovs_id);
     ovs_port(&lost_ovs, &lost_ovs_id);
 
@@ -206,7 +181,7 @@ fn gc_lists_then_removes_exactly_the_leaks() {
         assert!(s.port(id).is_some(), "dry run deleted {id}");
     }
     assert!(link_exists(&lost_veth) && link_exists(&lost_ovs));
-    assert!(ovs_ports(&s.bridge).contains(&lost_ovs));
+    assert!(s.local().ovs_ports().contains(&lost_ovs));
     let adopted_now = s.port(&adopted.id).expect("adopted port");
     assert_eq!(adopted_now.device_owner, DEVICE_OWNER, "dry run reset it");
 
@@ -218,7 +193,7 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     assert!(s.port(&cni_dead.id).is_none(), "dead CNI port left");
     assert!(!link_exists(&lost_veth), "veth {lost_veth} left");
     assert!(!link_exists(&lost_ovs), "veth {lost_ovs} left");
-    assert!(!ovs_ports(&s.bridge).contains(&lost_ovs), "OVS port left");
+    assert!(!s.local().ovs_ports().contains(&lost_ovs), "OVS port left");
     let reset = s
         .port(&adopted.id)
         .expect("an adopted port is never deleted");
@@ -244,15 +219,9 @@ fn gc_lists_then_removes_exactly_the_leaks() {
 fn gc_keeps_docker_ports_when_docker_does_not_answer() {
     let f = fixture_or_skip!("gc_keeps_docker_ports_when_docker_does_not_answer");
     let s = &f.stack;
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (_net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (_, _net, docker_net) = f.fresh_network();
     let network = s.network_of_docker(&docker_net).id;
-    let unbound = make_port(
-        &f,
-        &network,
-        ours(&f, &network, "kuryr-unbound-port", "", &[DEVICE_OWNER]),
-    );
+    let unbound = unbound_port(&f, &network);
     let (success, out) = kuryr_gc(
         &f,
         &network,

@@ -5,13 +5,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use kuryr_testkit::{must, must_create_network, run_line, throwaway_eth0_v4};
-
-fn stack_mode() -> Option<String> {
-    std::env::var("KURYR_STACK_AUTH")
-        .ok()
-        .filter(|m| !m.is_empty())
-}
+use kuryr_testkit::{
+    free_loopback_port, must, must_create_network, run_line, stack_in_mode, throwaway_eth0_v4, Node,
+};
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -33,12 +29,8 @@ impl Drop for Cleanup {
 
 #[test]
 fn managed_plugin_serves_a_network() {
-    match stack_mode().as_deref() {
-        None => return eprintln!("skipped: no stack (run via scripts/test)"),
-        Some("noauth") => {}
-        Some(other) => {
-            return eprintln!("skipped: managed plugin test runs in noauth mode, not {other}")
-        }
+    if !stack_in_mode("managed_plugin_serves_a_network", "noauth") {
+        return;
     }
     let suffix = std::process::id();
     let plugin = format!("kuryr-test/plugin{suffix}:latest");
@@ -60,7 +52,7 @@ fn managed_plugin_serves_a_network() {
     let refs: Vec<&str> = build_args.iter().map(String::as_str).collect();
     must(&refs);
 
-    let host = std::env::var("KURYR_STACK_HOST").expect("KURYR_STACK_HOST from scripts/stack env");
+    let host = Node::from_env().host;
     let endpoint = std::env::var("OS_ENDPOINT").expect("OS_ENDPOINT from scripts/stack env");
     must(&[
         "docker",
@@ -120,17 +112,10 @@ impl Drop for TcpPlugin {
 /// Upstream's way: `kuryr_uri` on TCP plus a spec file in /etc/docker/plugins.
 #[test]
 fn spec_file_over_tcp() {
-    match stack_mode().as_deref() {
-        None => return eprintln!("skipped: no stack (run via scripts/test)"),
-        Some("noauth") => {}
-        Some(other) => {
-            return eprintln!("skipped: spec file test runs in noauth mode, not {other}")
-        }
+    if !stack_in_mode("spec_file_over_tcp", "noauth") {
+        return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port();
+    let port = free_loopback_port();
     let name = format!("ktcp{}", std::process::id());
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -6,14 +6,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use kuryr_testkit::{must, must_create_network, run_line, throwaway_eth0_v4};
+use kuryr_testkit::{
+    free_loopback_port, must, must_create_network, run_line, stack_in_mode, throwaway_eth0_v4,
+};
 use std::time::{Duration, Instant};
-
-fn stack_mode() -> Option<String> {
-    std::env::var("KURYR_STACK_AUTH")
-        .ok()
-        .filter(|m| !m.is_empty())
-}
 
 /// Stops kuryr and removes what the test made, whatever happened.
 struct Cleanup {
@@ -45,15 +41,10 @@ fn sample(metrics: &str, prefix: &str) -> f64 {
 
 #[test]
 fn healthz_and_metrics_after_a_container() {
-    match stack_mode().as_deref() {
-        None => return eprintln!("skipped: no stack (run via scripts/test)"),
-        Some("noauth") => {}
-        Some(other) => return eprintln!("skipped: metrics test runs in noauth mode, not {other}"),
+    if !stack_in_mode("healthz_and_metrics_after_a_container", "noauth") {
+        return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port();
+    let port = free_loopback_port();
     let name = format!("kmet{}", std::process::id());
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).expect("temp dir");

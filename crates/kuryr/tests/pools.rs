@@ -22,7 +22,7 @@ fn pool_ports(f: &Fixture, network_id: &str) -> Vec<Port> {
     f.stack.ports(
         Query::new()
             .network_id(network_id)
-            .binding_host_id(&f.stack.host)
+            .binding_host_id(&f.stack.local().host)
             .tags(["kuryr.pool"]),
     )
 }
@@ -46,10 +46,10 @@ fn is_ready_pool_port(f: &Fixture, p: &Port, network_id: &str) -> bool {
         && p.name == "kuryr-pool-port"
         && p.device_id.is_empty()
         && p.device_owner == "compute:kuryr"
-        && p.binding_host_id == f.stack.host
+        && p.binding_host_id == f.stack.local().host
         && p.tags.iter().any(|t| t == "compute:kuryr")
         && link_exists(&container_end)
-        && ovs_ports(&f.stack.bridge).contains(&tap)
+        && f.stack.local().ovs_ports().contains(&tap)
         && ovs_external_id(&tap, "kuryr-pool").as_deref() == Some(network_id)
         && ovs_external_id(&tap, "vm-uuid").is_none()
 }
@@ -423,7 +423,7 @@ fn cni_pool_add_del_and_restart() {
 
     cni(&daemon.socket, "DEL", &cid_b, &path("b"), &conf);
     assert!(stack.port(&port_b.id).is_none(), "DEL deletes the port");
-    assert_unplugged(&stack.bridge, &port_b.id);
+    stack.local().assert_unplugged(&port_b.id);
 
     // kill -9 and start again: the ready ports are found and served.
     // A refill may be pre-plugging more ports as the kill lands: every pool

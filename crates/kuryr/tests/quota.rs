@@ -73,8 +73,7 @@ impl Drop for QuotaGuard {
 #[test]
 fn port_quota_exhaustion() {
     let test = "port_quota_exhaustion";
-    if std::env::var("KURYR_STACK_AUTH").as_deref() != Ok("noauth") {
-        eprintln!("{test}: skipped: needs the noauth stack (scripts/stack env)");
+    if !stack_in_mode(test, "noauth") {
         return;
     }
     let proxy = FaultProxy::start(neutron_addr());
@@ -110,9 +109,7 @@ fn port_quota_exhaustion() {
     };
     set_quota(QUOTA);
 
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = s.network_of_docker(&docker_net);
     let project_ports = || {
         s.ports(Query::new().network_id(&network.id).project_id(&project))

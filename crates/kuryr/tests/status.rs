@@ -6,33 +6,15 @@
 //!
 //! `eval "$(scripts/stack env)"; cargo test -p kuryr --test status`.
 
-use std::process::Command;
-
 use kuryr_testkit::*;
 use serde_json::Value;
 
 fn kuryr_status(f: &Fixture, args: &[&str]) -> (bool, String) {
     let socket = f.kuryr.socket.to_string_lossy().into_owned();
-    let out = Command::new(kuryr_bin())
-        .arg("--config-file")
-        .arg(&f.kuryr.config)
-        .args([
-            "--host",
-            &f.stack.host,
-            "status",
-            "--plugin-socket",
-            &socket,
-        ])
-        .args(["--cni-socket", "/nonexistent/cni.sock"])
-        .args(args)
-        .output()
-        .expect("running kuryr status");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!(
-        "kuryr status {args:?}:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), stdout)
+    let mut all = vec!["status", "--plugin-socket", &socket];
+    all.extend_from_slice(&["--cni-socket", "/nonexistent/cni.sock"]);
+    all.extend_from_slice(args);
+    f.kuryr_command(&all)
 }
 
 fn status_json(f: &Fixture) -> Value {
@@ -44,9 +26,7 @@ fn status_json(f: &Fixture) -> Value {
 #[test]
 fn status_shows_networks_attachments_and_health() {
     let mut f = fixture_or_skip!("status_shows_networks_attachments_and_health");
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (_, net, docker_net) = f.fresh_network();
     let network = f.stack.network_of_docker(&docker_net).id;
     let att = f.run_detached(&f.name("c"), &net, &[]);
     let port = f.stack.port_of_endpoint(&att.endpoint);

@@ -136,11 +136,16 @@ pub fn throwaway_eth0_v4(network: &str) -> String {
 
 /// Runs a command that must succeed; returns its trimmed stdout.
 pub fn ok(cmd: &str, args: &[&str]) -> String {
-    let out = run(cmd, args);
+    stdout_of_success(&format!("{cmd} {}", args.join(" ")), &run(cmd, args))
+}
+
+/// The trimmed stdout of a command that must have succeeded; else the test
+/// fails naming `what` (its command line, and whatever helps), with the
+/// command's output.
+pub fn stdout_of_success(what: &str, out: &Output) -> String {
     assert!(
         out.status.success(),
-        "{cmd} {} failed ({}):\nstdout: {}\nstderr: {}",
-        args.join(" "),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)

@@ -2,14 +2,14 @@
 //! test ends (containers, Docker networks, Neutron objects).
 
 use std::cell::RefCell;
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use openstack::neutron::{Query, Resource};
 
 use crate::{
-    attachment, cleanup_devices, docker, eventually, fresh_v4, host_leftovers, id_tags,
-    ovs_interfaces_with, run, run_with_timeout, stack, Attachment, Kuryr, Stack,
+    attachment, docker, eventually, fresh_v4, id_tags, kuryr_bin, run, run_with_timeout, stack,
+    Attachment, Kuryr, Stack,
 };
 
 /// Neutron objects a test made itself (deleted at the end, reverse order).
@@ -68,6 +68,23 @@ impl Fixture {
             cidrs: RefCell::default(),
             made: RefCell::default(),
         }
+    }
+
+    /// `kuryr --config-file <this test's kuryr.conf> --host <the local
+    /// node> <args>` to its end: whether it succeeded, and its stdout (its
+    /// stdout and stderr are echoed into the test's output).
+    pub fn kuryr_command(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(kuryr_bin())
+            .arg("--config-file")
+            .arg(&self.kuryr.config)
+            .args(["--host", &self.stack.local().host])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running kuryr {args:?}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprintln!("kuryr {args:?}:\n{stdout}{stderr}");
+        (out.status.success(), stdout)
     }
 
     /// The Docker driver name this test's plugin serves.
@@ -246,13 +263,13 @@ impl Fixture {
             if s.port(port).is_some() {
                 left.push(format!("Neutron port {port}"));
             }
-            left.extend(host_leftovers(&s.bridge, port));
+            left.extend(s.local().leftovers(port));
         }
         for ep in self.endpoints.borrow().iter() {
             for p in s.ports_of_endpoint(ep) {
                 left.push(format!("port {} of endpoint {ep}", p.id));
             }
-            if !ovs_interfaces_with("vm-uuid", ep).is_empty() {
+            if !s.local().ovs_interfaces_with("vm-uuid", ep).is_empty() {
                 left.push(format!("OVS interface of endpoint {ep}"));
             }
         }
@@ -284,7 +301,7 @@ impl Fixture {
     /// Waits until Neutron no longer has this port (and its devices are gone).
     pub fn assert_port_gone(&self, port_id: &str) {
         eventually(&format!("port {port_id} deleted"), || {
-            let mut left = host_leftovers(&self.stack.bridge, port_id);
+            let mut left = self.stack.local().leftovers(port_id);
             if self.stack.port(port_id).is_some() {
                 left.push(format!("Neutron port {port_id}"));
             }
@@ -312,13 +329,15 @@ impl Fixture {
                 }
             }
         };
-        for ep in self.endpoints.borrow().iter() {
-            if let Ok(ports) = s.block_on(n.list_ports(&Query::new().device_id(ep))) {
-                for p in ports {
-                    cleanup_devices(&p.id);
-                    quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
-                }
+        // The ports a query finds, with their devices on the local node.
+        let delete_ports = |query: Query| {
+            for p in s.block_on(n.list_ports(&query)).unwrap_or_default() {
+                s.local().cleanup_devices(&p.id);
+                quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
             }
+        };
+        for ep in self.endpoints.borrow().iter() {
+            delete_ports(Query::new().device_id(ep));
         }
         for id in self.docker_net_ids.borrow().iter() {
             let Ok(nets) = s.block_on(n.list_networks(&Query::new().tags(id_tags(id)))) else {
@@ -333,12 +352,7 @@ impl Fixture {
                 if made_by_test {
                     continue;
                 }
-                if let Ok(ports) = s.block_on(n.list_ports(&Query::new().network_id(&net.id))) {
-                    for p in ports {
-                        cleanup_devices(&p.id);
-                        quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
-                    }
-                }
+                delete_ports(Query::new().network_id(&net.id));
                 quiet(
                     format!("network {}", net.id),
                     s.block_on(n.delete_network(&net.id)),
@@ -350,14 +364,7 @@ impl Fixture {
                 s.block_on(n.list_subnets(&Query::new().name(format!("kuryr-subnet-{cidr}"))))
             {
                 for sn in subnets {
-                    if let Ok(ports) =
-                        s.block_on(n.list_ports(&Query::new().fixed_ip_subnet(&sn.id)))
-                    {
-                        for p in ports {
-                            cleanup_devices(&p.id);
-                            quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
-                        }
-                    }
+                    delete_ports(Query::new().fixed_ip_subnet(&sn.id));
                     quiet(
                         format!("subnet {}", sn.id),
                         s.block_on(n.delete_subnet(&sn.id)),
@@ -378,12 +385,7 @@ impl Fixture {
         let made: Vec<Made> = self.made.borrow().iter().rev().cloned().collect();
         for Made::Neutron(res, id) in made {
             if res == Resource::Networks {
-                if let Ok(ports) = s.block_on(n.list_ports(&Query::new().network_id(&id))) {
-                    for p in ports {
-                        cleanup_devices(&p.id);
-                        quiet(format!("port {}", p.id), s.block_on(n.delete_port(&p.id)));
-                    }
-                }
+                delete_ports(Query::new().network_id(&id));
             }
             quiet(format!("{res} {id}"), s.block_on(n.delete(res, &id)));
         }

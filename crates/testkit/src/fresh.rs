@@ -21,6 +21,13 @@ pub fn hex(n: usize) -> String {
     out
 }
 
+/// A random UUID-shaped id, as Neutron writes its ids (no Neutron object
+/// has it).
+pub fn fresh_uuid() -> String {
+    let h = hex(32);
+    [&h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]].join("-")
+}
+
 /// A fresh IPv4 /24 (as `a.b.c`, without the last octet), unique in this
 /// run and unlikely to collide with anything else on the stack: the tests
 /// use 10.128.0.0/9, the default pool `kuryr` is 10.10.0.0/16.
@@ -62,4 +69,12 @@ pub fn v4_cidr_contains(outer: &str, inner: &str) -> bool {
     };
     let mask = |len: u32| u32::MAX.checked_shl(32 - len).unwrap_or(0);
     il >= ol && (o & mask(ol)) == (i & mask(ol))
+}
+
+/// A loopback TCP port free at the time of the call (the OS picks it).
+pub fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }

@@ -5,7 +5,8 @@
 //! [`fault_proxy`] (a fault-injecting Neutron proxy on loopback),
 //! [`upstream`] (upstream kuryr-libnetwork's `kuryr-server`); the rest is
 //! re-exported at the root, so tests `use kuryr_testkit::*`: `stack` (the
-//! admin Neutron client), `fresh` (names, CIDRs), `commands` (commands
+//! admin Neutron client and the stack's nodes), `node` (one node: its host
+//! name, tunnel IP, bridge, OVSDB socket, dockerd, netns), `fresh` (names, CIDRs), `commands` (commands
 //! with a deadline, waiting), `host` (veths, OVS), `containers` (Docker
 //! attachments, eth0, ping), `plugin` (a `kuryr libnetwork` process),
 //! `fixture` (a test's plugin and cleanup).
@@ -30,6 +31,7 @@ mod containers;
 mod fixture;
 mod fresh;
 mod host;
+mod node;
 mod plugin;
 mod stack;
 
@@ -38,6 +40,7 @@ pub use containers::*;
 pub use fixture::*;
 pub use fresh::*;
 pub use host::*;
+pub use node::*;
 pub use plugin::*;
 pub use stack::*;
 

@@ -1,6 +1,13 @@
 //! The stack under test: an admin Neutron client on the kit's own
-//! runtime, the lookups tests make through it, and upstream's id tags
-//! (written out here, not taken from the code under test).
+//! runtime, the stack's nodes, the lookups tests make through the client,
+//! and upstream's id tags (written out here, not taken from the code under
+//! test).
+//!
+//! The stack handle knows its nodes ([`Stack::nodes`], one [`Node`] per
+//! host of `scripts/stack`: one today, [`Stack::local`]); what a test needs
+//! of a host (the `binding:host_id` of its ports, its bridge, OVSDB socket
+//! and dockerd) it asks that node, so a multi-node test iterates
+//! `stack.nodes` with the same helpers.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,17 +17,33 @@ use openstack::neutron::{
 };
 use openstack::AuthOptions;
 
-use crate::{cleanup_devices, fresh_v4, wait_for};
+use crate::{fresh_v4, wait_for, Node};
 
 /// The stack under test.
 pub struct Stack {
     rt: tokio::runtime::Runtime,
     /// An admin Neutron client.
     pub neutron: Neutron,
-    /// `binding:host_id` ports bound here must carry.
-    pub host: String,
-    /// The integration bridge.
-    pub bridge: String,
+    /// The stack's nodes, the one the tests run on first (one today).
+    pub nodes: Vec<Node>,
+}
+
+/// Whether the stack under test runs in auth `mode` (`noauth` or
+/// `keystone`, as `scripts/stack env` says in `KURYR_STACK_AUTH`); when it
+/// does not (or there is none), prints the test's skip notice.
+pub fn stack_in_mode(test: &str, mode: &str) -> bool {
+    let actual = std::env::var("KURYR_STACK_AUTH").unwrap_or_default();
+    if actual != mode {
+        let how = if mode == "keystone" {
+            " --keystone"
+        } else {
+            ""
+        };
+        eprintln!(
+            "{test}: skipped: needs the {mode} stack (scripts/stack up{how}; eval \"$(scripts/stack env)\"), not {actual:?}"
+        );
+    }
+    actual == mode
 }
 
 /// The stack, or `None` (after printing why) when the test must skip.
@@ -46,17 +69,20 @@ pub fn stack(test: &str) -> Option<Stack> {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let host = std::env::var("KURYR_STACK_HOST").expect("KURYR_STACK_HOST from scripts/stack env");
-    let bridge = std::env::var("KURYR_STACK_BRIDGE").unwrap_or_else(|_| "br-int".into());
     Some(Stack {
         rt,
         neutron,
-        host,
-        bridge,
+        nodes: vec![Node::from_env()],
     })
 }
 
 impl Stack {
+    /// The node the tests run on (the stack's only one today): where their
+    /// commands run and where Kuryr binds their ports.
+    pub fn local(&self) -> &Node {
+        self.nodes.first().expect("a stack has at least one node")
+    }
+
     /// Runs a future on the kit's runtime.
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
@@ -64,38 +90,34 @@ impl Stack {
 
     /// A network, or None when Neutron has none with that id.
     pub fn network(&self, id: &str) -> Option<Network> {
-        match self.block_on(self.neutron.get_network(id)) {
-            Ok(n) => Some(n),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => panic!("GET network {id}: {e}"),
-        }
+        found(
+            &format!("network {id}"),
+            self.block_on(self.neutron.get_network(id)),
+        )
     }
 
     /// A subnet, or None.
     pub fn subnet(&self, id: &str) -> Option<Subnet> {
-        match self.block_on(self.neutron.get_subnet(id)) {
-            Ok(s) => Some(s),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => panic!("GET subnet {id}: {e}"),
-        }
+        found(
+            &format!("subnet {id}"),
+            self.block_on(self.neutron.get_subnet(id)),
+        )
     }
 
     /// A subnetpool, or None.
     pub fn subnetpool(&self, id: &str) -> Option<SubnetPool> {
-        match self.block_on(self.neutron.get_subnetpool(id)) {
-            Ok(p) => Some(p),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => panic!("GET subnetpool {id}: {e}"),
-        }
+        found(
+            &format!("subnetpool {id}"),
+            self.block_on(self.neutron.get_subnetpool(id)),
+        )
     }
 
     /// A port, or None.
     pub fn port(&self, id: &str) -> Option<Port> {
-        match self.block_on(self.neutron.get_port(id)) {
-            Ok(p) => Some(p),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => panic!("GET port {id}: {e}"),
-        }
+        found(
+            &format!("port {id}"),
+            self.block_on(self.neutron.get_port(id)),
+        )
     }
 
     /// Networks matching the query.
@@ -212,7 +234,7 @@ impl Stack {
             )
             .unwrap_or_default();
         for port in ports {
-            cleanup_devices(&port.id);
+            self.local().cleanup_devices(&port.id);
             let _ = self.block_on(self.neutron.delete_port(&port.id));
         }
         let _ = self.block_on(self.neutron.delete_network(network_id));
@@ -232,6 +254,15 @@ impl Stack {
         let mut pools = self.subnetpools(Query::new().name(name));
         assert_eq!(pools.len(), 1, "default subnetpool {name} must exist once");
         pools.remove(0)
+    }
+}
+
+/// A GET's object, or None when Neutron has no such `what`.
+fn found<T>(what: &str, result: Result<T, openstack::Error>) -> Option<T> {
+    match result {
+        Ok(object) => Some(object),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => panic!("GET {what}: {e}"),
     }
 }
 

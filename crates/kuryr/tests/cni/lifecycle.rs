@@ -16,7 +16,7 @@ fn add_check_del_lifecycle() {
     let port = f.port_of(&cid);
     assert_eq!(port.device_owner, DEVICE_OWNER);
     assert_eq!(port.device_id, cid);
-    assert_eq!(port.binding_host_id, f.stack.host);
+    assert_eq!(port.binding_host_id, f.stack.local().host);
     assert_eq!(port.network_id, f.net_id);
     f.wait_active(&port.id);
     assert_eq!(port.name, format!("kuryr-cni-{}-eth0", &cid[..12]));

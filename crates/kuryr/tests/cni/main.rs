@@ -181,7 +181,7 @@ impl Fixture {
         let (host, _) = veth_names(port_id);
         assert!(!link_exists(&host), "veth {host} left");
         assert!(
-            !ovs_ports(&self.stack.bridge).contains(&host),
+            !self.stack.local().ovs_ports().contains(&host),
             "OVS port {host} left"
         );
     }

@@ -206,7 +206,7 @@ fn failed_binding_fails_docker_run_and_leaves_nothing() {
             .collect()
     });
     for port in &ports_made {
-        assert_unplugged(&s.bridge, port);
+        s.local().assert_unplugged(port);
     }
     f.remove_container(&c);
     f.remove_network(&net);

@@ -205,7 +205,7 @@ fn existing_port_picked_by_ip() {
         "our tags removed"
     );
     assert_eq!(after.fixed_ips[0].ip_address, wanted_ip);
-    assert_unplugged(&s.bridge, &pre.id);
+    s.local().assert_unplugged(&pre.id);
 
     // The user's port holds the network; it is theirs to delete.
     s.block_on(s.neutron.delete_port(&pre.id))

@@ -48,7 +48,11 @@ fn check_port(f: &Fixture, att: &Attachment, network_id: &str) -> Port {
     });
     assert_eq!(port.device_owner, "compute:kuryr");
     assert_eq!(port.device_id, att.endpoint);
-    assert_eq!(port.binding_host_id, f.stack.host, "binding:host_id");
+    assert_eq!(
+        port.binding_host_id,
+        f.stack.local().host,
+        "binding:host_id"
+    );
     assert_eq!(port.binding_vif_type, "ovs");
     assert_eq!(port.network_id, network_id);
     let mut wanted = id_tags(&att.endpoint);
@@ -70,9 +74,9 @@ fn check_plugged(f: &Fixture, port: &Port, endpoint: &str) {
     let (tap, _) = veth_names(&port.id);
     assert!(link_exists(&tap), "host veth {tap} missing");
     assert!(
-        ovs_ports(&f.stack.bridge).contains(&tap),
+        f.stack.local().ovs_ports().contains(&tap),
         "{tap} is not on {}",
-        f.stack.bridge
+        f.stack.local().bridge
     );
     let id = |k: &str| ovs_external_id(&tap, k);
     assert_eq!(id("iface-id").as_deref(), Some(port.id.as_str()));
@@ -266,9 +270,7 @@ fn mac_address_requested_by_the_user() {
         std::path::Path::new(client).exists(),
         "Debian's docker CLI at {client}"
     );
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = f.stack.network_of_docker(&docker_net);
     let c = f.name("c1");
     let mac = "02:42:ac:11:7e:57";

@@ -185,12 +185,12 @@ fn overlapping_cidrs_on_two_adopted_networks() {
         s.port(&ports[0].1.id).is_none(),
         "the released port is deleted before disconnect returns"
     );
-    assert_unplugged(&s.bridge, &ports[0].1.id);
+    s.local().assert_unplugged(&ports[0].1.id);
     let other = s
         .port(&ports[1].1.id)
         .expect("the other network's port stays");
     assert_eq!(other.device_id, ports[1].0.endpoint, "still owned");
-    assert_eq!(other.binding_host_id, s.host, "still bound");
+    assert_eq!(other.binding_host_id, s.local().host, "still bound");
     assert_eq!(other.status, "ACTIVE");
     check_plugged(&f, &other, &ports[1].0.endpoint);
     ping_from_new_container(&nets[1].0, ip(&same));

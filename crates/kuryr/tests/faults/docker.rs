@@ -10,9 +10,7 @@ fn run_cases(test: &str, cases: Vec<Case>) {
     let Some((proxy, f)) = proxied(test) else {
         return;
     };
-    let cidr = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr);
-    let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
+    let (cidr, net, docker_net) = f.fresh_network();
     let network = f.stack.network_of_docker(&docker_net);
     for (n, case) in cases.into_iter().enumerate() {
         let indexes: Vec<usize> = case
@@ -100,7 +98,7 @@ fn run_cases(test: &str, cases: Vec<Case>) {
                 .map(|p| format!("Neutron port {p}"))
                 .collect();
             for id in &seen {
-                left.extend(host_leftovers(&f.stack.bridge, id));
+                left.extend(f.stack.local().leftovers(id));
             }
             left
         });

@@ -47,8 +47,7 @@ fn neutron_addr() -> SocketAddr {
 
 /// A fixture whose plugin reaches Neutron through a fresh proxy.
 fn proxied(test: &str) -> Option<(FaultProxy, Fixture)> {
-    if std::env::var("KURYR_STACK_AUTH").as_deref() != Ok("noauth") {
-        eprintln!("{test}: skipped: needs the noauth stack (scripts/stack env)");
+    if !stack_in_mode(test, "noauth") {
         return None;
     }
     let proxy = FaultProxy::start(neutron_addr());
@@ -132,8 +131,7 @@ struct Case {
 #[test]
 fn keystone_token_expiry_reauthenticates_once() {
     let test = "keystone_token_expiry_reauthenticates_once";
-    if std::env::var("KURYR_STACK_AUTH").as_deref() != Ok("keystone") {
-        eprintln!("{test}: skipped: needs the Keystone stack (scripts/stack up --keystone)");
+    if !stack_in_mode(test, "keystone") {
         return;
     }
     let neutron = openstack::neutron::Neutron::new(
@@ -274,8 +272,7 @@ struct CniCase {
 /// holds no Kuryr port, no veth or OVS port is left, and the next plain
 /// ADD and DEL work.
 fn run_cni_cases(test: &str, cases: Vec<CniCase>) {
-    if std::env::var("KURYR_STACK_AUTH").as_deref() != Ok("noauth") {
-        eprintln!("{test}: skipped: needs the noauth stack (scripts/stack env)");
+    if !stack_in_mode(test, "noauth") {
         return;
     }
     let Some(stack) = stack(test) else {
@@ -356,7 +353,7 @@ fn run_cni_cases(test: &str, cases: Vec<CniCase>) {
                 .map(|p| format!("Neutron port {} ({})", p.id, p.device_id))
                 .collect();
             for id in &seen {
-                left.extend(host_leftovers(&stack.bridge, id));
+                left.extend(stack.local().leftovers(id));
             }
             left
         });

@@ -18,7 +18,8 @@ pub(super) fn check_attachment(
     let port = s.wait_active_port_of_endpoint(&att.endpoint, WAIT);
     assert_eq!(port.network_id, network_id, "port {} network", port.id);
     assert_eq!(
-        port.binding_host_id, s.host,
+        port.binding_host_id,
+        s.local().host,
         "port {} binding:host_id",
         port.id
     );
@@ -44,9 +45,9 @@ pub(super) fn check_attachment(
     let (tap, _) = veth_names(&port.id);
     assert!(link_exists(&tap), "host veth {tap} missing");
     assert!(
-        ovs_ports(&s.bridge).contains(&tap),
+        s.local().ovs_ports().contains(&tap),
         "{tap} not on {}",
-        s.bridge
+        s.local().bridge
     );
     assert_eq!(
         ovs_external_id(&tap, "iface-id").as_deref(),

@@ -533,7 +533,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
         &port_d2, &port_d3,
     ];
     for p in all_ports.into_iter().chain(&ports5) {
-        assert_unplugged(&s.bridge, &p.id);
+        s.local().assert_unplugged(&p.id);
         assert!(s.port(&p.id).is_none(), "port {} left", p.id);
     }
     let tags_left: Vec<String> = s

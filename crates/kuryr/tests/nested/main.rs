@@ -44,15 +44,15 @@ struct SimVm<'a> {
 impl<'a> SimVm<'a> {
     fn new(stack: &'a Stack, network_id: &str, trunk: bool) -> SimVm<'a> {
         let suffix = hex(6);
-        let port = stack
-            .block_on(stack.neutron.create_port(&PortCreate {
+        // A trunk parent must be unbound while its trunk is made.
+        let port = nova_port(
+            stack,
+            PortCreate {
                 name: Some(format!("knt-vm-{suffix}")),
-                device_owner: Some("compute:nova".into()),
-                // A trunk parent must be unbound while its trunk is made.
-                binding_host_id: (!trunk).then(|| stack.host.clone()),
+                binding_host_id: (!trunk).then(|| stack.local().host.clone()),
                 ..PortCreate::new(network_id)
-            }))
-            .expect("creating the VM port");
+            },
+        );
         let mut vm = SimVm {
             stack,
             port,
@@ -73,7 +73,7 @@ impl<'a> SimVm<'a> {
                 .block_on(stack.neutron.update_port(
                     &vm.port.id,
                     &PortUpdate {
-                        binding_host_id: Some(stack.host.clone()),
+                        binding_host_id: Some(stack.local().host.clone()),
                         ..PortUpdate::default()
                     },
                 ))
@@ -137,6 +137,17 @@ impl Drop for SimVm<'_> {
         }
         let _ = s.block_on(s.neutron.delete_port(&self.port.id));
     }
+}
+
+/// A port as Nova makes one for an instance (`compute:nova`).
+fn nova_port(stack: &Stack, port: PortCreate) -> Port {
+    let name = port.name.clone().unwrap_or_default();
+    stack
+        .block_on(stack.neutron.create_port(&PortCreate {
+            device_owner: Some("compute:nova".into()),
+            ..port
+        }))
+        .unwrap_or_else(|e| panic!("creating port {name}: {e}"))
 }
 
 fn plug_ovs(dev: &str, port_id: &str, mac: &str) {
@@ -203,15 +214,15 @@ impl<'a> Outside<'a> {
                     }),
             )
             .expect("creating the rule");
-        let port = stack
-            .block_on(stack.neutron.create_port(&PortCreate {
+        let port = nova_port(
+            stack,
+            PortCreate {
                 name: Some(format!("knt-ext-{suffix}")),
-                device_owner: Some("compute:nova".into()),
-                binding_host_id: Some(stack.host.clone()),
+                binding_host_id: Some(stack.local().host.clone()),
                 security_groups: Some(vec![sg.id.clone()]),
                 ..PortCreate::new(network_id)
-            }))
-            .expect("creating the outside port");
+            },
+        );
         let ip = port.fixed_ips[0].ip_address;
         let out = Outside {
             stack,
@@ -322,6 +333,49 @@ impl Drop for Rogue {
     fn drop(&mut self) {
         let _ = run("ip", &["netns", "del", &self.netns]);
     }
+}
+
+/// The stack, for a test that needs root as well; `None` (after saying
+/// why) when the test must skip.
+fn root_stack(test: &str) -> Option<Stack> {
+    let stack = stack(test)?;
+    needs_root(test).then_some(stack)
+}
+
+/// Runs `body` as root against the stack, with a fresh network and a
+/// simulated VM on it (its port a trunk parent when `trunk`); skips (after
+/// saying why) without a stack or root.
+fn with_vm(test: &str, trunk: bool, body: impl FnOnce(&Stack, &Net<'_>, &SimVm<'_>)) {
+    let Some(stack) = root_stack(test) else {
+        return;
+    };
+    let net = Net::new(&stack);
+    let vm = SimVm::new(&stack, &net.id, trunk);
+    body(&stack, &net, &vm);
+}
+
+/// A client of the VM port behind `nic` with its own netlink handle, as a
+/// separate process would have.
+async fn vm_client(stack: &Stack, nic: &str) -> VmPortClient {
+    let netlink = Netlink::host().await.expect("netlink");
+    VmPortClient::new(stack.neutron.clone(), netlink, nic)
+}
+
+/// Plugs `port` into a fresh netns through the nested binder `mode` on
+/// `nic`: the binder and the netns (kept for the unplug), and whether the
+/// link side ran ([`link_or_skip`]: this kernel may lack `feature`).
+fn plug_nested(
+    test: &str,
+    stack: &Stack,
+    (mode, nic): (NestedMode, &str),
+    port: &Port,
+    feature: &str,
+) -> (Binder, TempNetns, bool) {
+    let binder = nested_binder(stack, mode, nic);
+    let ns = TempNetns::new();
+    let plugged = stack.block_on(binder.plug_into_netns(&plug_request(port), &ns.target(port)));
+    let linked = link_or_skip(test, plugged.map(|_| ()), feature);
+    (binder, ns, linked)
 }
 
 fn needs_root(test: &str) -> bool {

@@ -120,7 +120,7 @@ fn podman_cleanup_after_the_container_dies_runs_del() {
         "timing: port gone {} ms after podman kill",
         started.elapsed().as_millis()
     );
-    assert_unplugged(&w.stack.bridge, &port.id);
+    w.stack.local().assert_unplugged(&port.id);
     assert!(w.ports_of(c).is_empty(), "a port of {name} is left");
     let state = w.podman(&["inspect", "--format", "{{.State.Status}}", &name]);
     assert_eq!(state, "exited");

@@ -173,17 +173,12 @@ impl World {
 
     /// A podman command that must succeed; its trimmed stdout.
     fn podman(&self, args: &[&str]) -> String {
-        let out = self.podman_out(args);
-        assert!(
-            out.status.success(),
-            "podman {} failed ({}):\nstdout: {}\nstderr: {}\ndaemon log: {}",
+        let what = format!(
+            "podman {} (daemon log: {})",
             args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.dir.join("daemon.log").display(),
+            self.dir.join("daemon.log").display()
         );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        stdout_of_success(&what, &self.podman_out(args))
     }
 
     /// `podman import` of a busybox-static rootfs (as scripts/stack builds kbox).
@@ -351,7 +346,7 @@ impl World {
             &port.device_id, cid,
             "device_id is podman's CNI_CONTAINERID"
         );
-        assert_eq!(port.binding_host_id, self.stack.host);
+        assert_eq!(port.binding_host_id, self.stack.local().host);
         assert_eq!(port.network_id, self.nets[net].neutron_id);
         assert_eq!(port.name, format!("kuryr-cni-{}-{ifname}", &cid[..12]));
         for tag in [
@@ -427,7 +422,7 @@ impl World {
         eprintln!("timing: podman rm -f {} ms", started.elapsed().as_millis());
         for port in ports {
             assert!(self.stack.port(&port.id).is_none(), "port {} left", port.id);
-            assert_unplugged(&self.stack.bridge, &port.id);
+            self.stack.local().assert_unplugged(&port.id);
         }
         assert!(
             self.stack.ports(Query::new().device_id(id)).is_empty(),
