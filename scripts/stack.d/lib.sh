@@ -11,14 +11,10 @@ now() { date +%s.%N; }
 
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}'; }
 
+# A service's log: named after it, except the two OVN databases'.
 svc_log() {
     case $1 in
-        ovsdb-server) echo "$LOG/ovsdb-server.log" ;;
-        ovs-vswitchd) echo "$LOG/ovs-vswitchd.log" ;;
-        ovn-nb) echo "$LOG/ovsdb-server-nb.log" ;;
-        ovn-sb) echo "$LOG/ovsdb-server-sb.log" ;;
-        ovn-northd) echo "$LOG/ovn-northd.log" ;;
-        ovn-controller) echo "$LOG/ovn-controller.log" ;;
+        ovn-nb | ovn-sb) echo "$LOG/ovsdb-server-${1#ovn-}.log" ;;
         *) echo "$LOG/$1.log" ;;
     esac
 }
@@ -26,12 +22,9 @@ svc_log() {
 # The pidfile the daemon itself maintains (ovs/ovn/docker), if any.
 svc_daemon_pidfile() {
     case $1 in
-        ovsdb-server) echo "$OVS_RUN/ovsdb-server.pid" ;;
-        ovs-vswitchd) echo "$OVS_RUN/ovs-vswitchd.pid" ;;
-        ovn-nb) echo "$OVN_RUN/ovnnb_db.pid" ;;
-        ovn-sb) echo "$OVN_RUN/ovnsb_db.pid" ;;
-        ovn-northd) echo "$OVN_RUN/ovn-northd.pid" ;;
-        ovn-controller) echo "$OVN_RUN/ovn-controller.pid" ;;
+        ovsdb-server | ovs-vswitchd) echo "$OVS_RUN/$1.pid" ;;
+        ovn-nb | ovn-sb) echo "$OVN_RUN/ovn${1#ovn-}_db.pid" ;;
+        ovn-northd | ovn-controller) echo "$OVN_RUN/$1.pid" ;;
         dockerd) echo "$DOCKER_PIDFILE" ;;
         *) echo "" ;;
     esac
