@@ -119,6 +119,18 @@ fn region_suffix(region: &Option<String>) -> String {
     }
 }
 
+/// Defines the `is_*` predicates that test for one HTTP status.
+macro_rules! status_predicates {
+    ($($(#[$doc:meta])* $name:ident => $status:ident,)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self) -> bool {
+                self.status() == Some(StatusCode::$status)
+            }
+        )*
+    };
+}
+
 impl Error {
     /// The API error, if this is one.
     pub fn api(&self) -> Option<&ApiError> {
@@ -143,34 +155,19 @@ impl Error {
         self.api().and_then(|e| e.request_id.as_deref())
     }
 
-    /// 404 Not Found.
-    pub fn is_not_found(&self) -> bool {
-        self.status() == Some(StatusCode::NOT_FOUND)
-    }
-
-    /// 409 Conflict.
-    pub fn is_conflict(&self) -> bool {
-        self.status() == Some(StatusCode::CONFLICT)
-    }
-
-    /// 400 Bad Request.
-    pub fn is_bad_request(&self) -> bool {
-        self.status() == Some(StatusCode::BAD_REQUEST)
-    }
-
-    /// 401 Unauthorized.
-    pub fn is_unauthorized(&self) -> bool {
-        self.status() == Some(StatusCode::UNAUTHORIZED)
-    }
-
-    /// 403 Forbidden.
-    pub fn is_forbidden(&self) -> bool {
-        self.status() == Some(StatusCode::FORBIDDEN)
-    }
-
-    /// 412 Precondition Failed (an `If-Match` revision mismatch).
-    pub fn is_precondition_failed(&self) -> bool {
-        self.status() == Some(StatusCode::PRECONDITION_FAILED)
+    status_predicates! {
+        /// 404 Not Found.
+        is_not_found => NOT_FOUND,
+        /// 409 Conflict.
+        is_conflict => CONFLICT,
+        /// 400 Bad Request.
+        is_bad_request => BAD_REQUEST,
+        /// 401 Unauthorized.
+        is_unauthorized => UNAUTHORIZED,
+        /// 403 Forbidden.
+        is_forbidden => FORBIDDEN,
+        /// 412 Precondition Failed (an `If-Match` revision mismatch).
+        is_precondition_failed => PRECONDITION_FAILED,
     }
 
     /// A 5xx server error.

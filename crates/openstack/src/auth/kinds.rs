@@ -5,6 +5,28 @@ use std::str::FromStr;
 
 use super::ConfigError;
 
+/// Gives a closed enum its one canonical spelling: `as_str`, and a
+/// `Display` that writes it. Parsing stays by hand, as each enum accepts
+/// its own aliases.
+macro_rules! spellings {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $spelling:literal,)* }) => {
+        impl $name {
+            $(#[$doc])*
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $spelling,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// How to authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthType {
@@ -22,21 +44,13 @@ pub enum AuthType {
     NoAuth,
 }
 
-impl AuthType {
+spellings! {
     /// The canonical keystoneauth plugin name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthType::Password => "password",
-            AuthType::ApplicationCredential => "v3applicationcredential",
-            AuthType::Token => "token",
-            AuthType::NoAuth => "none",
-        }
-    }
-}
-
-impl fmt::Display for AuthType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    AuthType {
+        Password => "password",
+        ApplicationCredential => "v3applicationcredential",
+        Token => "token",
+        NoAuth => "none",
     }
 }
 
@@ -73,20 +87,12 @@ pub enum Interface {
     Admin,
 }
 
-impl Interface {
+spellings! {
     /// The catalog name of the interface.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Interface::Public => "public",
-            Interface::Internal => "internal",
-            Interface::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Interface {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    Interface {
+        Public => "public",
+        Internal => "internal",
+        Admin => "admin",
     }
 }
 

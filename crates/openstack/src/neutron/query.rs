@@ -23,6 +23,22 @@ pub struct Query {
     pairs: Vec<(String, String)>,
 }
 
+/// Defines the tag filters of [`Query`], which differ only in their key.
+macro_rules! tag_filters {
+    ($($(#[$doc:meta])* $name:ident => $key:literal,)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name<I, S>(self, tags: I) -> Self
+            where
+                I: IntoIterator<Item = S>,
+                S: AsRef<str>,
+            {
+                self.tag_filter($key, tags)
+            }
+        )*
+    };
+}
+
 impl Query {
     /// An empty query.
     pub fn new() -> Self {
@@ -141,40 +157,15 @@ impl Query {
         self.param("fixed_ips", format!("subnet_id={}", subnet_id.as_ref()))
     }
 
-    /// `tags=a,b`: resources having all these tags.
-    pub fn tags<I, S>(self, tags: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        self.tag_filter("tags", tags)
-    }
-
-    /// `tags-any=a,b`: resources having any of these tags.
-    pub fn tags_any<I, S>(self, tags: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        self.tag_filter("tags-any", tags)
-    }
-
-    /// `not-tags=a,b`: resources not having all of these tags.
-    pub fn not_tags<I, S>(self, tags: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        self.tag_filter("not-tags", tags)
-    }
-
-    /// `not-tags-any=a,b`: resources having none of these tags.
-    pub fn not_tags_any<I, S>(self, tags: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        self.tag_filter("not-tags-any", tags)
+    tag_filters! {
+        /// `tags=a,b`: resources having all these tags.
+        tags => "tags",
+        /// `tags-any=a,b`: resources having any of these tags.
+        tags_any => "tags-any",
+        /// `not-tags=a,b`: resources not having all of these tags.
+        not_tags => "not-tags",
+        /// `not-tags-any=a,b`: resources having none of these tags.
+        not_tags_any => "not-tags-any",
     }
 
     fn tag_filter<I, S>(self, key: &str, tags: I) -> Self

@@ -27,73 +27,90 @@ fn is_empty_map(m: &Map<String, Value>) -> bool {
 
 // ---------------------------------------------------------------- replies
 
-/// An API extension (`GET /v2.0/extensions`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Extension {
-    /// Alias used to check for the extension (e.g. `trunk`).
-    #[serde(deserialize_with = "nd")]
-    pub alias: String,
-    /// Human name.
-    #[serde(deserialize_with = "nd")]
-    pub name: String,
-    /// Description.
-    #[serde(deserialize_with = "nd")]
-    pub description: String,
-    /// Last update timestamp.
-    #[serde(deserialize_with = "nd")]
-    pub updated: String,
+/// Defines a reply struct whose every field is lenient: missing or `null`
+/// gives the field's default, and an `Option<u32>` also takes a numeric
+/// string (Neutron sends some counts as `"24"`). The fields are munched one
+/// at a time because that choice of deserializer depends on the type.
+macro_rules! reply {
+    ($(#[$meta:meta])* $name:ident { $($fields:tt)* }) => {
+        reply! { @munch [$(#[$meta])* $name] [] $($fields)* }
+    };
+    (@munch $head:tt [$($done:tt)*]
+        $(#[$fmeta:meta])* $field:ident: Option<u32>, $($rest:tt)*
+    ) => {
+        reply! { @munch $head [$($done)*
+            $(#[$fmeta])* #[serde(deserialize_with = "opt_u32")] pub $field: Option<u32>,
+        ] $($rest)* }
+    };
+    (@munch $head:tt [$($done:tt)*]
+        $(#[$fmeta:meta])* $field:ident: $ty:ty, $($rest:tt)*
+    ) => {
+        reply! { @munch $head [$($done)*
+            $(#[$fmeta])* #[serde(deserialize_with = "nd")] pub $field: $ty,
+        ] $($rest)* }
+    };
+    (@munch [$(#[$meta:meta])* $name:ident] [$($done:tt)*]) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct $name { $($done)* }
+    };
 }
 
-/// A network.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Network {
-    /// UUID.
-    #[serde(deserialize_with = "nd")]
-    pub id: NetworkId,
-    /// Name.
-    #[serde(deserialize_with = "nd")]
-    pub name: String,
-    /// Description.
-    #[serde(deserialize_with = "nd")]
-    pub description: String,
-    /// `ACTIVE`, `DOWN`, `BUILD` or `ERROR`.
-    #[serde(deserialize_with = "nd")]
-    pub status: String,
-    /// Subnet ids.
-    #[serde(deserialize_with = "nd")]
-    pub subnets: Vec<SubnetId>,
-    /// Tags.
-    #[serde(deserialize_with = "nd")]
-    pub tags: Vec<String>,
-    /// MTU.
-    #[serde(deserialize_with = "opt_u32")]
-    pub mtu: Option<u32>,
-    /// Shared with all projects.
-    #[serde(deserialize_with = "nd")]
-    pub shared: bool,
-    /// Owner project.
-    pub project_id: Option<ProjectId>,
-    /// Administrative state.
-    #[serde(deserialize_with = "nd")]
-    pub admin_state_up: bool,
-    /// `provider:network_type` (admin only).
-    #[serde(rename = "provider:network_type")]
-    pub network_type: Option<String>,
-    /// `provider:physical_network` (admin only).
-    #[serde(rename = "provider:physical_network")]
-    pub physical_network: Option<String>,
-    /// `provider:segmentation_id` (admin only).
-    #[serde(rename = "provider:segmentation_id", deserialize_with = "opt_u32")]
-    pub segmentation_id: Option<u32>,
-    /// `router:external`.
-    #[serde(rename = "router:external", deserialize_with = "nd")]
-    pub router_external: bool,
-    /// Default port security of new ports.
-    pub port_security_enabled: Option<bool>,
-    /// Revision, bumped on every change.
-    pub revision_number: Option<u64>,
+reply! {
+    /// An API extension (`GET /v2.0/extensions`).
+    Extension {
+        /// Alias used to check for the extension (e.g. `trunk`).
+        alias: String,
+        /// Human name.
+        name: String,
+        /// Description.
+        description: String,
+        /// Last update timestamp.
+        updated: String,
+    }
+}
+
+reply! {
+    /// A network.
+    Network {
+        /// UUID.
+        id: NetworkId,
+        /// Name.
+        name: String,
+        /// Description.
+        description: String,
+        /// `ACTIVE`, `DOWN`, `BUILD` or `ERROR`.
+        status: String,
+        /// Subnet ids.
+        subnets: Vec<SubnetId>,
+        /// Tags.
+        tags: Vec<String>,
+        /// MTU.
+        mtu: Option<u32>,
+        /// Shared with all projects.
+        shared: bool,
+        /// Owner project.
+        project_id: Option<ProjectId>,
+        /// Administrative state.
+        admin_state_up: bool,
+        /// `provider:network_type` (admin only).
+        #[serde(rename = "provider:network_type")]
+        network_type: Option<String>,
+        /// `provider:physical_network` (admin only).
+        #[serde(rename = "provider:physical_network")]
+        physical_network: Option<String>,
+        /// `provider:segmentation_id` (admin only).
+        #[serde(rename = "provider:segmentation_id")]
+        segmentation_id: Option<u32>,
+        /// `router:external`.
+        #[serde(rename = "router:external")]
+        router_external: bool,
+        /// Default port security of new ports.
+        port_security_enabled: Option<bool>,
+        /// Revision, bumped on every change.
+        revision_number: Option<u64>,
+    }
 }
 
 /// An allocation pool of a subnet.
@@ -114,100 +131,78 @@ pub struct HostRoute {
     pub nexthop: IpAddr,
 }
 
-/// A subnet.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Subnet {
-    /// UUID.
-    #[serde(deserialize_with = "nd")]
-    pub id: SubnetId,
-    /// Name.
-    #[serde(deserialize_with = "nd")]
-    pub name: String,
-    /// Description.
-    #[serde(deserialize_with = "nd")]
-    pub description: String,
-    /// Network id.
-    #[serde(deserialize_with = "nd")]
-    pub network_id: NetworkId,
-    /// CIDR, e.g. `10.0.0.0/24`.
-    #[serde(deserialize_with = "nd")]
-    pub cidr: String,
-    /// 4 or 6.
-    #[serde(deserialize_with = "opt_u32")]
-    pub ip_version: Option<u32>,
-    /// Gateway, or `None` when the subnet has none.
-    pub gateway_ip: Option<IpAddr>,
-    /// Allocation pools.
-    #[serde(deserialize_with = "nd")]
-    pub allocation_pools: Vec<AllocationPool>,
-    /// Static routes.
-    #[serde(deserialize_with = "nd")]
-    pub host_routes: Vec<HostRoute>,
-    /// DNS servers.
-    #[serde(deserialize_with = "nd")]
-    pub dns_nameservers: Vec<String>,
-    /// DHCP enabled.
-    #[serde(deserialize_with = "nd")]
-    pub enable_dhcp: bool,
-    /// The subnetpool the CIDR came from.
-    pub subnetpool_id: Option<SubnetPoolId>,
-    /// IPv6 address mode.
-    pub ipv6_address_mode: Option<String>,
-    /// IPv6 router advertisement mode.
-    pub ipv6_ra_mode: Option<String>,
-    /// Tags.
-    #[serde(deserialize_with = "nd")]
-    pub tags: Vec<String>,
-    /// Owner project.
-    pub project_id: Option<ProjectId>,
-    /// Revision.
-    pub revision_number: Option<u64>,
+reply! {
+    /// A subnet.
+    Subnet {
+        /// UUID.
+        id: SubnetId,
+        /// Name.
+        name: String,
+        /// Description.
+        description: String,
+        /// Network id.
+        network_id: NetworkId,
+        /// CIDR, e.g. `10.0.0.0/24`.
+        cidr: String,
+        /// 4 or 6.
+        ip_version: Option<u32>,
+        /// Gateway, or `None` when the subnet has none.
+        gateway_ip: Option<IpAddr>,
+        /// Allocation pools.
+        allocation_pools: Vec<AllocationPool>,
+        /// Static routes.
+        host_routes: Vec<HostRoute>,
+        /// DNS servers.
+        dns_nameservers: Vec<String>,
+        /// DHCP enabled.
+        enable_dhcp: bool,
+        /// The subnetpool the CIDR came from.
+        subnetpool_id: Option<SubnetPoolId>,
+        /// IPv6 address mode.
+        ipv6_address_mode: Option<String>,
+        /// IPv6 router advertisement mode.
+        ipv6_ra_mode: Option<String>,
+        /// Tags.
+        tags: Vec<String>,
+        /// Owner project.
+        project_id: Option<ProjectId>,
+        /// Revision.
+        revision_number: Option<u64>,
+    }
 }
 
-/// A subnetpool.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SubnetPool {
-    /// UUID.
-    #[serde(deserialize_with = "nd")]
-    pub id: SubnetPoolId,
-    /// Name.
-    #[serde(deserialize_with = "nd")]
-    pub name: String,
-    /// Description.
-    #[serde(deserialize_with = "nd")]
-    pub description: String,
-    /// Prefixes (CIDRs) of the pool.
-    #[serde(deserialize_with = "nd")]
-    pub prefixes: Vec<String>,
-    /// Default prefix length (Neutron sends it as a string).
-    #[serde(deserialize_with = "opt_u32")]
-    pub default_prefixlen: Option<u32>,
-    /// Minimum prefix length.
-    #[serde(deserialize_with = "opt_u32")]
-    pub min_prefixlen: Option<u32>,
-    /// Maximum prefix length.
-    #[serde(deserialize_with = "opt_u32")]
-    pub max_prefixlen: Option<u32>,
-    /// 4 or 6.
-    #[serde(deserialize_with = "opt_u32")]
-    pub ip_version: Option<u32>,
-    /// Shared with all projects.
-    #[serde(deserialize_with = "nd")]
-    pub shared: bool,
-    /// The default pool.
-    #[serde(deserialize_with = "nd")]
-    pub is_default: bool,
-    /// Address scope.
-    pub address_scope_id: Option<AddressScopeId>,
-    /// Tags.
-    #[serde(deserialize_with = "nd")]
-    pub tags: Vec<String>,
-    /// Owner project.
-    pub project_id: Option<ProjectId>,
-    /// Revision.
-    pub revision_number: Option<u64>,
+reply! {
+    /// A subnetpool.
+    SubnetPool {
+        /// UUID.
+        id: SubnetPoolId,
+        /// Name.
+        name: String,
+        /// Description.
+        description: String,
+        /// Prefixes (CIDRs) of the pool.
+        prefixes: Vec<String>,
+        /// Default prefix length (Neutron sends it as a string).
+        default_prefixlen: Option<u32>,
+        /// Minimum prefix length.
+        min_prefixlen: Option<u32>,
+        /// Maximum prefix length.
+        max_prefixlen: Option<u32>,
+        /// 4 or 6.
+        ip_version: Option<u32>,
+        /// Shared with all projects.
+        shared: bool,
+        /// The default pool.
+        is_default: bool,
+        /// Address scope.
+        address_scope_id: Option<AddressScopeId>,
+        /// Tags.
+        tags: Vec<String>,
+        /// Owner project.
+        project_id: Option<ProjectId>,
+        /// Revision.
+        revision_number: Option<u64>,
+    }
 }
 
 /// An address of a port.
@@ -229,22 +224,21 @@ pub struct AddressPair {
     pub mac_address: Option<String>,
 }
 
-/// A subport of a trunk (request and reply).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SubPort {
-    /// The subport's port id.
-    #[serde(deserialize_with = "nd")]
-    pub port_id: PortId,
-    /// `vlan` (or `inherit`).
-    #[serde(deserialize_with = "nd")]
-    pub segmentation_type: String,
-    /// VLAN id.
-    #[serde(deserialize_with = "opt_u32", skip_serializing_if = "Option::is_none")]
-    pub segmentation_id: Option<u32>,
-    /// MAC of the subport (only in a port's `trunk_details`; never sent).
-    #[serde(skip_serializing)]
-    pub mac_address: Option<String>,
+reply! {
+    /// A subport of a trunk (request and reply).
+    #[derive(Eq)]
+    SubPort {
+        /// The subport's port id.
+        port_id: PortId,
+        /// `vlan` (or `inherit`).
+        segmentation_type: String,
+        /// VLAN id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        segmentation_id: Option<u32>,
+        /// MAC of the subport (only in a port's `trunk_details`; never sent).
+        #[serde(skip_serializing)]
+        mac_address: Option<String>,
+    }
 }
 
 impl SubPort {
@@ -259,249 +253,215 @@ impl SubPort {
     }
 }
 
-/// `trunk_details` of a trunk's parent port.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TrunkDetails {
-    /// Trunk id.
-    #[serde(deserialize_with = "nd")]
-    pub trunk_id: TrunkId,
-    /// Subports.
-    #[serde(deserialize_with = "nd")]
-    pub sub_ports: Vec<SubPort>,
+reply! {
+    /// `trunk_details` of a trunk's parent port.
+    #[derive(Eq)]
+    TrunkDetails {
+        /// Trunk id.
+        trunk_id: TrunkId,
+        /// Subports.
+        sub_ports: Vec<SubPort>,
+    }
 }
 
-/// A port.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Port {
-    /// UUID.
-    #[serde(deserialize_with = "nd")]
-    pub id: PortId,
-    /// Name.
-    #[serde(deserialize_with = "nd")]
-    pub name: String,
-    /// Description.
-    #[serde(deserialize_with = "nd")]
-    pub description: String,
-    /// Network id.
-    #[serde(deserialize_with = "nd")]
-    pub network_id: NetworkId,
-    /// MAC address.
-    #[serde(deserialize_with = "nd")]
-    pub mac_address: String,
-    /// Addresses.
-    #[serde(deserialize_with = "nd")]
-    pub fixed_ips: Vec<FixedIp>,
-    /// Owner kind, e.g. `compute:kuryr`.
-    #[serde(deserialize_with = "nd")]
-    pub device_owner: String,
-    /// Owner id.
-    #[serde(deserialize_with = "nd")]
-    pub device_id: String,
-    /// `ACTIVE`, `DOWN`, `BUILD` or `ERROR` (read-only).
-    #[serde(deserialize_with = "nd")]
-    pub status: PortStatus,
-    /// Tags.
-    #[serde(deserialize_with = "nd")]
-    pub tags: Vec<String>,
-    /// Administrative state.
-    #[serde(deserialize_with = "nd")]
-    pub admin_state_up: bool,
-    /// `binding:host_id` (admin only).
-    #[serde(rename = "binding:host_id", deserialize_with = "nd")]
-    pub binding_host_id: String,
-    /// `binding:vif_type`, e.g. `ovs`, `unbound`, `binding_failed`.
-    #[serde(rename = "binding:vif_type", deserialize_with = "nd")]
-    pub binding_vif_type: VifType,
-    /// `binding:vif_details`.
-    #[serde(rename = "binding:vif_details")]
-    pub binding_vif_details: Value,
-    /// `binding:vnic_type`, e.g. `normal`.
-    #[serde(rename = "binding:vnic_type", deserialize_with = "nd")]
-    pub binding_vnic_type: String,
-    /// `binding:profile`.
-    #[serde(rename = "binding:profile")]
-    pub binding_profile: Value,
-    /// Allowed address pairs.
-    #[serde(deserialize_with = "nd")]
-    pub allowed_address_pairs: Vec<AddressPair>,
-    /// Security group ids.
-    #[serde(deserialize_with = "nd")]
-    pub security_groups: Vec<SecurityGroupId>,
-    /// Port security.
-    pub port_security_enabled: Option<bool>,
-    /// Revision, for `If-Match: revision_number=N`.
-    pub revision_number: Option<u64>,
-    /// Set when the port is a trunk parent.
-    pub trunk_details: Option<TrunkDetails>,
-    /// Owner project.
-    pub project_id: Option<ProjectId>,
+reply! {
+    /// A port.
+    Port {
+        /// UUID.
+        id: PortId,
+        /// Name.
+        name: String,
+        /// Description.
+        description: String,
+        /// Network id.
+        network_id: NetworkId,
+        /// MAC address.
+        mac_address: String,
+        /// Addresses.
+        fixed_ips: Vec<FixedIp>,
+        /// Owner kind, e.g. `compute:kuryr`.
+        device_owner: String,
+        /// Owner id.
+        device_id: String,
+        /// `ACTIVE`, `DOWN`, `BUILD` or `ERROR` (read-only).
+        status: PortStatus,
+        /// Tags.
+        tags: Vec<String>,
+        /// Administrative state.
+        admin_state_up: bool,
+        /// `binding:host_id` (admin only).
+        #[serde(rename = "binding:host_id")]
+        binding_host_id: String,
+        /// `binding:vif_type`, e.g. `ovs`, `unbound`, `binding_failed`.
+        #[serde(rename = "binding:vif_type")]
+        binding_vif_type: VifType,
+        /// `binding:vif_details`.
+        #[serde(rename = "binding:vif_details")]
+        binding_vif_details: Value,
+        /// `binding:vnic_type`, e.g. `normal`.
+        #[serde(rename = "binding:vnic_type")]
+        binding_vnic_type: String,
+        /// `binding:profile`.
+        #[serde(rename = "binding:profile")]
+        binding_profile: Value,
+        /// Allowed address pairs.
+        allowed_address_pairs: Vec<AddressPair>,
+        /// Security group ids.
+        security_groups: Vec<SecurityGroupId>,
+        /// Port security.
+        port_security_enabled: Option<bool>,
+        /// Revision, for `If-Match: revision_number=N`.
+        revision_number: Option<u64>,
+        /// Set when the port is a trunk parent.
+        trunk_details: Option<TrunkDetails>,
+        /// Owner project.
+        project_id: Option<ProjectId>,
+    }
 }
 
-/// A trunk.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Trunk {
-    /// UUID.
-    #[serde(deserialize_with = "nd")]
-    pub id: TrunkId,
-    /// Name.
-    #[serde(deserialize_with = "nd")]
-    pub name: String,
-    /// Description.
-    #[serde(deserialize_with = "nd")]
-    pub description: String,
-    /// Parent port id.
-    #[serde(deserialize_with = "nd")]
-    pub port_id: PortId,
-    /// `ACTIVE`, `DOWN`, `BUILD`, `DEGRADED` or `ERROR`.
-    #[serde(deserialize_with = "nd")]
-    pub status: String,
-    /// Administrative state.
-    #[serde(deserialize_with = "nd")]
-    pub admin_state_up: bool,
-    /// Subports.
-    #[serde(deserialize_with = "nd")]
-    pub sub_ports: Vec<SubPort>,
-    /// Tags.
-    #[serde(deserialize_with = "nd")]
-    pub tags: Vec<String>,
-    /// Owner project.
-    pub project_id: Option<ProjectId>,
-    /// Revision.
-    pub revision_number: Option<u64>,
+reply! {
+    /// A trunk.
+    Trunk {
+        /// UUID.
+        id: TrunkId,
+        /// Name.
+        name: String,
+        /// Description.
+        description: String,
+        /// Parent port id.
+        port_id: PortId,
+        /// `ACTIVE`, `DOWN`, `BUILD`, `DEGRADED` or `ERROR`.
+        status: String,
+        /// Administrative state.
+        admin_state_up: bool,
+        /// Subports.
+        sub_ports: Vec<SubPort>,
+        /// Tags.
+        tags: Vec<String>,
+        /// Owner project.
+        project_id: Option<ProjectId>,
+        /// Revision.
+        revision_number: Option<u64>,
+    }
 }
 
-/// A security group rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SecurityGroupRule {
-    /// UUID.
-    #[serde(deserialize_with = "nd")]
-    pub id: SecurityGroupRuleId,
-    /// Group id.
-    #[serde(deserialize_with = "nd")]
-    pub security_group_id: SecurityGroupId,
-    /// `ingress` or `egress`.
-    #[serde(deserialize_with = "nd")]
-    pub direction: String,
-    /// `IPv4` or `IPv6`.
-    #[serde(deserialize_with = "nd")]
-    pub ethertype: String,
-    /// Protocol name or number; `None` for any.
-    pub protocol: Option<String>,
-    /// Lowest port.
-    #[serde(deserialize_with = "opt_u32")]
-    pub port_range_min: Option<u32>,
-    /// Highest port.
-    #[serde(deserialize_with = "opt_u32")]
-    pub port_range_max: Option<u32>,
-    /// Remote CIDR.
-    pub remote_ip_prefix: Option<String>,
-    /// Remote group.
-    pub remote_group_id: Option<SecurityGroupId>,
-    /// Description.
-    #[serde(deserialize_with = "nd")]
-    pub description: String,
-    /// Owner project.
-    pub project_id: Option<ProjectId>,
-    /// Revision.
-    pub revision_number: Option<u64>,
+reply! {
+    /// A security group rule.
+    SecurityGroupRule {
+        /// UUID.
+        id: SecurityGroupRuleId,
+        /// Group id.
+        security_group_id: SecurityGroupId,
+        /// `ingress` or `egress`.
+        direction: String,
+        /// `IPv4` or `IPv6`.
+        ethertype: String,
+        /// Protocol name or number; `None` for any.
+        protocol: Option<String>,
+        /// Lowest port.
+        port_range_min: Option<u32>,
+        /// Highest port.
+        port_range_max: Option<u32>,
+        /// Remote CIDR.
+        remote_ip_prefix: Option<String>,
+        /// Remote group.
+        remote_group_id: Option<SecurityGroupId>,
+        /// Description.
+        description: String,
+        /// Owner project.
+        project_id: Option<ProjectId>,
+        /// Revision.
+        revision_number: Option<u64>,
+    }
 }
 
-/// A security group.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SecurityGroup {
-    /// UUID.
-    #[serde(deserialize_with = "nd")]
-    pub id: SecurityGroupId,
-    /// Name.
-    #[serde(deserialize_with = "nd")]
-    pub name: String,
-    /// Description.
-    #[serde(deserialize_with = "nd")]
-    pub description: String,
-    /// Rules.
-    #[serde(deserialize_with = "nd")]
-    pub security_group_rules: Vec<SecurityGroupRule>,
-    /// Stateful.
-    pub stateful: Option<bool>,
-    /// Tags.
-    #[serde(deserialize_with = "nd")]
-    pub tags: Vec<String>,
-    /// Owner project.
-    pub project_id: Option<ProjectId>,
-    /// Revision.
-    pub revision_number: Option<u64>,
+reply! {
+    /// A security group.
+    SecurityGroup {
+        /// UUID.
+        id: SecurityGroupId,
+        /// Name.
+        name: String,
+        /// Description.
+        description: String,
+        /// Rules.
+        security_group_rules: Vec<SecurityGroupRule>,
+        /// Stateful.
+        stateful: Option<bool>,
+        /// Tags.
+        tags: Vec<String>,
+        /// Owner project.
+        project_id: Option<ProjectId>,
+        /// Revision.
+        revision_number: Option<u64>,
+    }
 }
 
-/// A floating IP.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct FloatingIp {
-    /// UUID.
-    #[serde(deserialize_with = "nd")]
-    pub id: FloatingIpId,
-    /// The floating address.
-    pub floating_ip_address: Option<IpAddr>,
-    /// External network id.
-    #[serde(deserialize_with = "nd")]
-    pub floating_network_id: NetworkId,
-    /// Associated port.
-    pub port_id: Option<PortId>,
-    /// Associated fixed address.
-    pub fixed_ip_address: Option<IpAddr>,
-    /// Router.
-    pub router_id: Option<RouterId>,
-    /// `ACTIVE`, `DOWN` or `ERROR`.
-    #[serde(deserialize_with = "nd")]
-    pub status: String,
-    /// Description.
-    #[serde(deserialize_with = "nd")]
-    pub description: String,
-    /// Tags.
-    #[serde(deserialize_with = "nd")]
-    pub tags: Vec<String>,
-    /// Owner project.
-    pub project_id: Option<ProjectId>,
-    /// Revision.
-    pub revision_number: Option<u64>,
+reply! {
+    /// A floating IP.
+    FloatingIp {
+        /// UUID.
+        id: FloatingIpId,
+        /// The floating address.
+        floating_ip_address: Option<IpAddr>,
+        /// External network id.
+        floating_network_id: NetworkId,
+        /// Associated port.
+        port_id: Option<PortId>,
+        /// Associated fixed address.
+        fixed_ip_address: Option<IpAddr>,
+        /// Router.
+        router_id: Option<RouterId>,
+        /// `ACTIVE`, `DOWN` or `ERROR`.
+        status: String,
+        /// Description.
+        description: String,
+        /// Tags.
+        tags: Vec<String>,
+        /// Owner project.
+        project_id: Option<ProjectId>,
+        /// Revision.
+        revision_number: Option<u64>,
+    }
 }
 
-/// Quotas of a project (reply, and body of an update: only set fields are
-/// sent). `-1` means unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Quota {
+/// Defines [`Quota`]: a limit a resource, sent in an update only when set.
+macro_rules! quota {
+    ($($(#[$fmeta:meta])* $field:ident,)*) => {
+        /// Quotas of a project (reply, and body of an update: only set fields
+        /// are sent). `-1` means unlimited.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct Quota {
+            $(
+                $(#[$fmeta])*
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $field: Option<i64>,
+            )*
+            /// Other quotas (e.g. `rbac_policy`, `trunk`).
+            #[serde(flatten)]
+            pub other: BTreeMap<String, Value>,
+        }
+    };
+}
+
+quota! {
     /// Networks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<i64>,
+    network,
     /// Subnets.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subnet: Option<i64>,
+    subnet,
     /// Subnetpools.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subnetpool: Option<i64>,
+    subnetpool,
     /// Ports.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<i64>,
+    port,
     /// Routers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub router: Option<i64>,
+    router,
     /// Floating IPs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub floatingip: Option<i64>,
+    floatingip,
     /// Security groups.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub security_group: Option<i64>,
+    security_group,
     /// Security group rules.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub security_group_rule: Option<i64>,
-    /// Other quotas (e.g. `rbac_policy`, `trunk`).
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
+    security_group_rule,
 }
 
 // ---------------------------------------------------------------- requests

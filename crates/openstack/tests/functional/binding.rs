@@ -71,20 +71,15 @@ async fn wait_for_status(n: &Neutron, port_id: &str, want: &str) -> Port {
 
 #[tokio::test]
 async fn bound_port_goes_active_when_plugged() {
-    let s = stack_or_skip!("bound_port_goes_active_when_plugged");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
+    let (s, c, tag) = setup_or_skip!("bound_port_goes_active_when_plugged");
     let (net, subnet) = network_with_subnet(&s, &c, &tag, "10.9.0.0/24").await;
     let port = port_on(
         &s,
         &c,
         PortCreate {
-            name: Some(format!("ostest-{tag}")),
-            device_owner: Some("compute:kuryr".into()),
-            device_id: Some(format!("dev-{tag}")),
             binding_host_id: Some(s.host.clone()),
             fixed_ips: Some(vec![FixedIpRequest::subnet(&subnet.id)]),
-            ..PortCreate::new(&net.id)
+            ..kuryr_port(&net, &tag)
         },
     )
     .await;
@@ -137,16 +132,11 @@ async fn noauth_takes_the_project_from_the_body() {
     let c = Cleanup::new(&s);
     let tag = suffix();
     c.add(Item::ProjectSecurityGroups(format!("proj{tag}")));
-    let net = s
-        .neutron
-        .create_network(&NetworkCreate {
-            name: Some(format!("ostest-{tag}")),
-            project_id: Some(format!("proj{tag}").into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    c.neutron(Resource::Networks, &net.id);
+    let body = NetworkCreate {
+        project_id: Some(format!("proj{tag}").into()),
+        ..named_network(&tag)
+    };
+    let net = create_network(&s, &c, body).await;
     assert_eq!(net.project_id, Some(format!("proj{tag}").into()));
     assert_eq!(s.neutron.calls().auth, 0, "no Keystone in noauth mode");
 }

@@ -7,9 +7,7 @@ use super::*;
 
 #[tokio::test]
 async fn trunks_with_subports() {
-    let s = stack_or_skip!("trunks_with_subports");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
+    let (s, c, tag) = setup_or_skip!("trunks_with_subports");
     let (net, _) = network_with_subnet(&s, &c, &tag, "10.6.0.0/24").await;
     let parent = port_on(&s, &c, PortCreate::new(&net.id)).await;
     let sub1 = port_on(&s, &c, PortCreate::new(&net.id)).await;
@@ -69,11 +67,8 @@ async fn trunks_with_subports() {
         "trunk:subport"
     );
 
-    let listed = s
-        .neutron
-        .list_trunks(&Query::new().port_id(&parent.id))
-        .await
-        .unwrap();
+    let by_parent = Query::new().port_id(&parent.id);
+    let listed = s.neutron.list_trunks(&by_parent).await.unwrap();
     assert_eq!(listed.len(), 1);
 
     // A VLAN id already used on the trunk is refused.
@@ -92,17 +87,11 @@ async fn trunks_with_subports() {
     assert_eq!(removed.sub_ports.len(), 1);
     assert_eq!(removed.sub_ports[0].port_id, sub2.id);
 
-    let renamed = s
-        .neutron
-        .update_trunk(
-            &trunk.id,
-            &TrunkUpdate {
-                name: Some(format!("ostest-{tag}-b")),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let rename = TrunkUpdate {
+        name: Some(format!("ostest-{tag}-b")),
+        ..Default::default()
+    };
+    let renamed = s.neutron.update_trunk(&trunk.id, &rename).await.unwrap();
     assert_eq!(renamed.name, format!("ostest-{tag}-b"));
     assert_eq!(
         s.neutron.get_trunk(&trunk.id).await.unwrap().name,
@@ -123,9 +112,7 @@ async fn trunks_with_subports() {
 
 #[tokio::test]
 async fn security_groups_and_rules() {
-    let s = stack_or_skip!("security_groups_and_rules");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
+    let (s, c, tag) = setup_or_skip!("security_groups_and_rules");
     let sg = s
         .neutron
         .create_security_group(&SecurityGroupCreate {
@@ -173,11 +160,8 @@ async fn security_groups_and_rules() {
         .unwrap();
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].id, rule.id);
-    let groups = s
-        .neutron
-        .list_security_groups(&Query::new().name(format!("ostest-{tag}")))
-        .await
-        .unwrap();
+    let by_name = Query::new().name(format!("ostest-{tag}"));
+    let groups = s.neutron.list_security_groups(&by_name).await.unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(
         s.neutron
@@ -217,26 +201,15 @@ async fn security_groups_and_rules() {
 
 #[tokio::test]
 async fn floating_ips() {
-    let s = stack_or_skip!("floating_ips");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
-    let ext = s
-        .neutron
-        .create_network(&NetworkCreate {
-            name: Some(format!("ostest-ext-{tag}")),
-            router_external: Some(true),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    c.neutron(Resource::Networks, &ext.id);
+    let (s, c, tag) = setup_or_skip!("floating_ips");
+    let body = NetworkCreate {
+        name: Some(format!("ostest-ext-{tag}")),
+        router_external: Some(true),
+        ..Default::default()
+    };
+    let ext = create_network(&s, &c, body).await;
     assert!(ext.router_external);
-    let ext_subnet = s
-        .neutron
-        .create_subnet(&SubnetCreate::new(&ext.id, "172.31.250.0/24"))
-        .await
-        .unwrap();
-    c.neutron(Resource::Subnets, &ext_subnet.id);
+    create_subnet(&s, &c, SubnetCreate::new(&ext.id, "172.31.250.0/24")).await;
 
     let fip = s
         .neutron
@@ -252,11 +225,8 @@ async fn floating_ips() {
     assert_eq!(fip.floating_ip_address, Some(ip("172.31.250.77")));
     assert_eq!(fip.port_id, None);
 
-    let listed = s
-        .neutron
-        .list_floating_ips(&Query::new().param("floating_network_id", &ext.id))
-        .await
-        .unwrap();
+    let on_ext = Query::new().param("floating_network_id", &ext.id);
+    let listed = s.neutron.list_floating_ips(&on_ext).await.unwrap();
     assert_eq!(listed.len(), 1);
     let updated = s
         .neutron
@@ -287,9 +257,7 @@ async fn floating_ips() {
 
 #[tokio::test]
 async fn port_quota_is_enforced() {
-    let s = stack_or_skip!("port_quota_is_enforced");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
+    let (s, c, tag) = setup_or_skip!("port_quota_is_enforced");
     let project = format!("ostest{tag}");
     let defaults = s.neutron.get_quota(&project).await.unwrap();
     assert!(defaults.port.is_some());
@@ -311,16 +279,11 @@ async fn port_quota_is_enforced() {
     assert_eq!(s.neutron.get_quota(&project).await.unwrap().port, Some(1));
 
     // The quota bites: the project's second port is refused.
-    let net = s
-        .neutron
-        .create_network(&NetworkCreate {
-            name: Some(format!("ostest-{tag}")),
-            shared: Some(true),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    c.neutron(Resource::Networks, &net.id);
+    let body = NetworkCreate {
+        shared: Some(true),
+        ..named_network(&tag)
+    };
+    let net = create_network(&s, &c, body).await;
     let body = PortCreate {
         project_id: Some(project.clone().into()),
         ..PortCreate::new(&net.id)

@@ -34,6 +34,16 @@ macro_rules! stack_or_skip {
     };
 }
 
+/// The stack under test with a cleanup and a name suffix for the test's
+/// objects, or a skip (see [`stack_or_skip`]).
+macro_rules! setup_or_skip {
+    ($test:expr) => {{
+        let s = stack_or_skip!($test);
+        let c = Cleanup::new(&s);
+        (s, c, suffix())
+    }};
+}
+
 mod binding;
 mod extensions;
 mod ports;
@@ -229,26 +239,47 @@ fn link_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
 }
 
+/// The body of a network named after the test's `tag`.
+fn named_network(tag: &str) -> NetworkCreate {
+    NetworkCreate {
+        name: Some(format!("ostest-{tag}")),
+        ..Default::default()
+    }
+}
+
+/// Creates a network, registered for cleanup.
+async fn create_network(s: &Stack, c: &Cleanup, body: NetworkCreate) -> Network {
+    let net = s.neutron.create_network(&body).await.unwrap();
+    c.neutron(Resource::Networks, &net.id);
+    net
+}
+
+/// Creates a subnet, registered for cleanup.
+async fn create_subnet(s: &Stack, c: &Cleanup, body: SubnetCreate) -> Subnet {
+    let subnet = s.neutron.create_subnet(&body).await.unwrap();
+    c.neutron(Resource::Subnets, &subnet.id);
+    subnet
+}
+
+/// A port body as Kuryr makes them: named after the test's `tag`, owned by
+/// the `compute:kuryr` device `dev-{tag}`.
+fn kuryr_port(net: &Network, tag: &str) -> PortCreate {
+    PortCreate {
+        name: Some(format!("ostest-{tag}")),
+        device_owner: Some("compute:kuryr".into()),
+        device_id: Some(format!("dev-{tag}")),
+        ..PortCreate::new(&net.id)
+    }
+}
+
 /// A network with one IPv4 subnet, both registered for cleanup.
 async fn network_with_subnet(s: &Stack, c: &Cleanup, tag: &str, cidr: &str) -> (Network, Subnet) {
-    let net = s
-        .neutron
-        .create_network(&NetworkCreate {
-            name: Some(format!("ostest-{tag}")),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    c.neutron(Resource::Networks, &net.id);
-    let subnet = s
-        .neutron
-        .create_subnet(&SubnetCreate {
-            name: Some(format!("ostest-{tag}")),
-            ..SubnetCreate::new(&net.id, cidr)
-        })
-        .await
-        .unwrap();
-    c.neutron(Resource::Subnets, &subnet.id);
+    let net = create_network(s, c, named_network(tag)).await;
+    let body = SubnetCreate {
+        name: Some(format!("ostest-{tag}")),
+        ..SubnetCreate::new(&net.id, cidr)
+    };
+    let subnet = create_subnet(s, c, body).await;
     (net, subnet)
 }
 
@@ -306,18 +337,8 @@ async fn extensions_include_what_kuryr_needs() {
 
 #[tokio::test]
 async fn network_and_subnet_crud() {
-    let s = stack_or_skip!("network_and_subnet_crud");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
-    let net = s
-        .neutron
-        .create_network(&NetworkCreate {
-            name: Some(format!("ostest-{tag}")),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    c.neutron(Resource::Networks, &net.id);
+    let (s, c, tag) = setup_or_skip!("network_and_subnet_crud");
+    let net = create_network(&s, &c, named_network(&tag)).await;
     assert_eq!(net.name, format!("ostest-{tag}"));
     assert!(net.admin_state_up);
     assert!(net.mtu.is_some());
@@ -327,43 +348,30 @@ async fn network_and_subnet_crud() {
         "admin sees provider:network_type"
     );
 
-    let found = s
-        .neutron
-        .list_networks(&Query::new().name(format!("ostest-{tag}")))
-        .await
-        .unwrap();
+    let by_name = Query::new().name(format!("ostest-{tag}"));
+    let found = s.neutron.list_networks(&by_name).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, net.id);
 
-    let updated = s
-        .neutron
-        .update_network(
-            &net.id,
-            &NetworkUpdate {
-                name: Some(format!("ostest-{tag}-b")),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let rename = NetworkUpdate {
+        name: Some(format!("ostest-{tag}-b")),
+        ..Default::default()
+    };
+    let updated = s.neutron.update_network(&net.id, &rename).await.unwrap();
     assert_eq!(updated.name, format!("ostest-{tag}-b"));
 
-    let subnet = s
-        .neutron
-        .create_subnet(&SubnetCreate {
-            name: Some(format!("ostest-{tag}")),
-            gateway_ip: Some(Some(ip("10.77.0.1"))),
-            allocation_pools: Some(vec![openstack::neutron::AllocationPool {
-                start: ip("10.77.0.10"),
-                end: ip("10.77.0.20"),
-            }]),
-            dns_nameservers: Some(vec!["10.77.0.53".into()]),
-            enable_dhcp: Some(false),
-            ..SubnetCreate::new(&net.id, "10.77.0.0/24")
-        })
-        .await
-        .unwrap();
-    c.neutron(Resource::Subnets, &subnet.id);
+    let body = SubnetCreate {
+        name: Some(format!("ostest-{tag}")),
+        gateway_ip: Some(Some(ip("10.77.0.1"))),
+        allocation_pools: Some(vec![openstack::neutron::AllocationPool {
+            start: ip("10.77.0.10"),
+            end: ip("10.77.0.20"),
+        }]),
+        dns_nameservers: Some(vec!["10.77.0.53".into()]),
+        enable_dhcp: Some(false),
+        ..SubnetCreate::new(&net.id, "10.77.0.0/24")
+    };
+    let subnet = create_subnet(&s, &c, body).await;
     assert_eq!(subnet.cidr, "10.77.0.0/24");
     assert_eq!(subnet.ip_version, Some(4));
     assert_eq!(subnet.gateway_ip, Some(ip("10.77.0.1")));
@@ -390,19 +398,11 @@ async fn network_and_subnet_crud() {
         s.neutron.get_subnet(&subnet.id).await.unwrap().gateway_ip,
         None
     );
-    let listed = s
-        .neutron
-        .list_subnets(&Query::new().network_id(&net.id))
-        .await
-        .unwrap();
+    let on_net = Query::new().network_id(&net.id);
+    let listed = s.neutron.list_subnets(&on_net).await.unwrap();
     assert_eq!(listed.len(), 1);
 
-    let v6 = s
-        .neutron
-        .create_subnet(&SubnetCreate::new(&net.id, "fd77::/64"))
-        .await
-        .unwrap();
-    c.neutron(Resource::Subnets, &v6.id);
+    let v6 = create_subnet(&s, &c, SubnetCreate::new(&net.id, "fd77::/64")).await;
     assert_eq!(v6.ip_version, Some(6));
 
     s.neutron.delete_subnet(&v6.id).await.unwrap();
@@ -419,9 +419,7 @@ async fn network_and_subnet_crud() {
 
 #[tokio::test]
 async fn subnetpool_crud_and_allocation() {
-    let s = stack_or_skip!("subnetpool_crud_and_allocation");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
+    let (s, c, tag) = setup_or_skip!("subnetpool_crud_and_allocation");
     // A prefix unlikely to collide with other tests' pools (no address
     // scope, so overlaps would be allowed anyway).
     let second = 100 + u8::from_str_radix(&tag[..2], 16).unwrap() % 100;
@@ -445,48 +443,31 @@ async fn subnetpool_crud_and_allocation() {
     assert_eq!(pool.max_prefixlen, Some(28));
     assert_eq!(pool.ip_version, Some(4));
 
-    let net = s
-        .neutron
-        .create_network(&NetworkCreate {
-            name: Some(format!("ostest-{tag}")),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    c.neutron(Resource::Networks, &net.id);
-    let subnet = s
-        .neutron
-        .create_subnet(&SubnetCreate {
-            network_id: net.id.clone(),
-            ip_version: 4,
-            subnetpool_id: Some(pool.id.clone()),
-            prefixlen: Some(28),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    c.neutron(Resource::Subnets, &subnet.id);
+    let net = create_network(&s, &c, named_network(&tag)).await;
+    let body = SubnetCreate {
+        network_id: net.id.clone(),
+        ip_version: 4,
+        subnetpool_id: Some(pool.id.clone()),
+        prefixlen: Some(28),
+        ..Default::default()
+    };
+    let subnet = create_subnet(&s, &c, body).await;
     assert_eq!(subnet.subnetpool_id.as_deref(), Some(pool.id.as_str()));
     assert!(subnet.cidr.ends_with("/28"), "{}", subnet.cidr);
     assert!(subnet.cidr.starts_with(&format!("10.{second}.")));
 
+    let rename = SubnetPoolUpdate {
+        name: Some(format!("ostest-{tag}-b")),
+        ..Default::default()
+    };
     let updated = s
         .neutron
-        .update_subnetpool(
-            &pool.id,
-            &SubnetPoolUpdate {
-                name: Some(format!("ostest-{tag}-b")),
-                ..Default::default()
-            },
-        )
+        .update_subnetpool(&pool.id, &rename)
         .await
         .unwrap();
     assert_eq!(updated.name, format!("ostest-{tag}-b"));
-    let listed = s
-        .neutron
-        .list_subnetpools(&Query::new().name(format!("ostest-{tag}-b")))
-        .await
-        .unwrap();
+    let by_new_name = Query::new().name(format!("ostest-{tag}-b"));
+    let listed = s.neutron.list_subnetpools(&by_new_name).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].default_prefixlen, Some(26));
     assert_eq!(

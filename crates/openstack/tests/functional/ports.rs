@@ -7,25 +7,20 @@ use super::*;
 
 #[tokio::test]
 async fn port_crud_filters_and_revisions() {
-    let s = stack_or_skip!("port_crud_filters_and_revisions");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
+    let (s, c, tag) = setup_or_skip!("port_crud_filters_and_revisions");
     let (net, subnet) = network_with_subnet(&s, &c, &tag, "10.1.0.0/24").await;
     let device_id = format!("dev-{tag}");
     let port = port_on(
         &s,
         &c,
         PortCreate {
-            name: Some(format!("ostest-{tag}")),
             mac_address: Some("fa:16:3e:12:34:56".into()),
             fixed_ips: Some(vec![FixedIpRequest::address(
                 ip("10.1.0.50"),
                 Some(subnet.id.clone()),
             )]),
-            device_owner: Some("compute:kuryr".into()),
-            device_id: Some(device_id.clone()),
             tags: Some(vec![format!("t-{tag}")]),
-            ..PortCreate::new(&net.id)
+            ..kuryr_port(&net, &tag)
         },
     )
     .await;
@@ -62,34 +57,19 @@ async fn port_crud_filters_and_revisions() {
             .count(),
         1
     );
-    assert_eq!(
-        one(Query::new()
-            .network_id(&net.id)
-            .fixed_ip_address(ip("10.1.0.50")))
-        .await,
-        just_port
-    );
-    assert_eq!(one(Query::new().fixed_ip_subnet(&subnet.id)).await, both);
-    assert_eq!(
-        one(Query::new()
-            .network_id(&net.id)
-            .mac_address("fa:16:3e:12:34:56"))
-        .await,
-        just_port
-    );
-    assert_eq!(one(Query::new().device_id(&device_id)).await, just_port);
-    assert_eq!(
-        one(Query::new()
-            .network_id(&net.id)
-            .device_owner("compute:kuryr"))
-        .await,
-        just_port
-    );
-    assert_eq!(
-        one(Query::new().name(format!("ostest-{tag}"))).await,
-        just_port
-    );
-    assert_eq!(one(Query::new().network_id(&net.id)).await, both);
+    let on_net = || Query::new().network_id(&net.id);
+    let filters = [
+        (on_net().fixed_ip_address(ip("10.1.0.50")), &just_port),
+        (Query::new().fixed_ip_subnet(&subnet.id), &both),
+        (on_net().mac_address("fa:16:3e:12:34:56"), &just_port),
+        (Query::new().device_id(&device_id), &just_port),
+        (on_net().device_owner("compute:kuryr"), &just_port),
+        (Query::new().name(format!("ostest-{tag}")), &just_port),
+        (on_net(), &both),
+    ];
+    for (q, want) in filters {
+        assert_eq!(&one(q.clone()).await, want, "{q:?}");
+    }
 
     // fields= selection returns partial objects.
     let partial = s
@@ -180,9 +160,7 @@ async fn port_crud_filters_and_revisions() {
 
 #[tokio::test]
 async fn duplicate_fixed_ip_is_a_conflict() {
-    let s = stack_or_skip!("duplicate_fixed_ip_is_a_conflict");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
+    let (s, c, tag) = setup_or_skip!("duplicate_fixed_ip_is_a_conflict");
     let (net, subnet) = network_with_subnet(&s, &c, &tag, "10.2.0.0/24").await;
     let body = PortCreate {
         fixed_ips: Some(vec![FixedIpRequest::address(
@@ -216,9 +194,7 @@ async fn duplicate_fixed_ip_is_a_conflict() {
 
 #[tokio::test]
 async fn bulk_port_create_is_atomic() {
-    let s = stack_or_skip!("bulk_port_create_is_atomic");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
+    let (s, c, tag) = setup_or_skip!("bulk_port_create_is_atomic");
     let (net, subnet) = network_with_subnet(&s, &c, &tag, "10.3.0.0/24").await;
     let with_ip = |addr: &str, name: &str| PortCreate {
         name: Some(format!("ostest-{tag}-{name}")),
@@ -277,30 +253,19 @@ async fn bulk_port_create_is_atomic() {
 
 #[tokio::test]
 async fn tags_and_tag_filters() {
-    let s = stack_or_skip!("tags_and_tag_filters");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
+    let (s, c, tag) = setup_or_skip!("tags_and_tag_filters");
     let (net, _) = network_with_subnet(&s, &c, &tag, "10.4.0.0/24").await;
     let (a, b, k) = (format!("a-{tag}"), format!("b-{tag}"), format!("k-{tag}"));
     let p1 = port_on(&s, &c, PortCreate::new(&net.id)).await;
     let p2 = port_on(&s, &c, PortCreate::new(&net.id)).await;
 
-    s.neutron
-        .add_tag(Resource::Ports, &p1.id, &a)
-        .await
-        .unwrap();
-    s.neutron
-        .add_tag(Resource::Ports, &p1.id, &b)
-        .await
-        .unwrap();
-    s.neutron
-        .add_tag(Resource::Ports, &p1.id, &b)
-        .await
-        .unwrap();
-    s.neutron
-        .add_tag(Resource::Ports, &p2.id, &a)
-        .await
-        .unwrap();
+    // `b` goes on twice: adding a tag a port has is no error.
+    for (port, t) in [(&p1, &a), (&p1, &b), (&p1, &b), (&p2, &a)] {
+        s.neutron
+            .add_tag(Resource::Ports, &port.id, t)
+            .await
+            .unwrap();
+    }
     let mut t1 = s.neutron.get_tags(Resource::Ports, &p1.id).await.unwrap();
     t1.sort();
     assert_eq!(t1, [a.clone(), b.clone()]);
@@ -349,11 +314,8 @@ async fn tags_and_tag_filters() {
         .replace_tags(Resource::Networks, &net.id, &[&a, &b])
         .await
         .unwrap();
-    let nets = s
-        .neutron
-        .list_networks(&Query::new().tags([&a, &b]))
-        .await
-        .unwrap();
+    let tagged_both = Query::new().tags([&a, &b]);
+    let nets = s.neutron.list_networks(&tagged_both).await.unwrap();
     assert_eq!(nets.len(), 1);
     assert_eq!(nets[0].id, net.id);
     s.neutron
@@ -371,9 +333,7 @@ async fn tags_and_tag_filters() {
 
 #[tokio::test]
 async fn lists_follow_pages() {
-    let s = stack_or_skip!("lists_follow_pages");
-    let c = Cleanup::new(&s);
-    let tag = suffix();
+    let (s, c, tag) = setup_or_skip!("lists_follow_pages");
     let (net, _) = network_with_subnet(&s, &c, &tag, "10.5.0.0/24").await;
     let bodies: Vec<PortCreate> = (0..5)
         .map(|_| PortCreate {

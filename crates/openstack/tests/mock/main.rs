@@ -27,12 +27,17 @@ fn fast_retries() -> RetryPolicy {
     }
 }
 
-fn noauth(server: &MockServer) -> Neutron {
-    let client = Client::builder(AuthOptions::noauth(server.uri()))
+/// A Neutron client for `opts` that retries with [`fast_retries`].
+fn fast_neutron(opts: AuthOptions) -> Neutron {
+    let client = Client::builder(opts)
         .retry_policy(fast_retries())
         .build()
         .unwrap();
     Neutron::from_client(client)
+}
+
+fn noauth(server: &MockServer) -> Neutron {
+    fast_neutron(AuthOptions::noauth(server.uri()))
 }
 
 fn password_opts(server: &MockServer) -> AuthOptions {
@@ -77,8 +82,59 @@ fn token_reply(uri: &str, token: &str, lifetime_s: u32) -> ResponseTemplate {
         }}))
 }
 
+/// Neutron's network list behind the catalog of [`token_reply`].
+const CATALOG_NETWORKS: &str = "/networking/v2.0/networks";
+
 fn networks_reply() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({"networks": [{"id": "n1", "name": "net"}]}))
+    json_reply(200, json!({"networks": [{"id": "n1", "name": "net"}]}))
+}
+
+/// A network list at `url_path` that replies with one network.
+fn networks(url_path: &str) -> Mock {
+    on("GET", url_path).respond_with(networks_reply())
+}
+
+/// Keystone's token call at the `/identity` prefix of [`password_opts`],
+/// replying with `token` valid for `lifetime_s`.
+fn keystone(server: &MockServer, token: &str, lifetime_s: u32) -> Mock {
+    on("POST", format!("/identity{TOKENS}")).respond_with(token_reply(
+        &server.uri(),
+        token,
+        lifetime_s,
+    ))
+}
+
+/// The reply of a Keystone or Neutron that wants another token.
+fn unauthorized(request_id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(401)
+        .insert_header("x-openstack-request-id", request_id)
+        .set_body_json(json!({"error": {"code": 401, "title": "Unauthorized",
+            "message": "The request you have made requires authentication."}}))
+}
+
+/// A Neutron error reply: `status` with a `NeutronError` of `kind`.
+fn neutron_error(status: u16, kind: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .set_body_json(json!({"NeutronError": {"type": kind, "message": message, "detail": ""}}))
+}
+
+/// Mounts `mocks` on `server`, in order.
+async fn mount_all(server: &MockServer, mocks: impl IntoIterator<Item = Mock>) {
+    for mock in mocks {
+        mock.mount(server).await;
+    }
+}
+
+/// A server with `mocks` mounted, for mocks that need not know its address.
+async fn serve(mocks: impl IntoIterator<Item = Mock>) -> MockServer {
+    let server = MockServer::start().await;
+    mount_all(&server, mocks).await;
+    server
+}
+
+/// A reply of `status` with a JSON body.
+fn json_reply(status: u16, body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(body)
 }
 
 async fn requests(server: &MockServer) -> Vec<Request> {
@@ -93,15 +149,19 @@ async fn count(server: &MockServer, p: &str) -> usize {
         .count()
 }
 
+/// Lists networks `times` times through `neutron`, each call succeeding.
+async fn list_networks(neutron: &Neutron, times: usize) {
+    for _ in 0..times {
+        neutron.list_networks(&Query::new()).await.unwrap();
+    }
+}
+
 // ------------------------------------------------------------------ auth
 
 #[tokio::test]
 async fn noauth_sends_no_token_and_counts_calls() {
     let server = MockServer::start().await;
-    on("GET", "/v2.0/networks")
-        .respond_with(networks_reply())
-        .mount(&server)
-        .await;
+    networks("/v2.0/networks").mount(&server).await;
     let neutron = noauth(&server);
     let nets = neutron.list_networks(&Query::new()).await.unwrap();
     assert_eq!(nets[0].id, "n1");
@@ -116,37 +176,35 @@ async fn noauth_sends_no_token_and_counts_calls() {
 #[tokio::test]
 async fn noauth_endpoint_with_version_suffix_is_normalised() {
     let server = MockServer::start().await;
-    on("GET", "/v2.0/networks")
-        .respond_with(networks_reply())
-        .expect(1)
-        .mount(&server)
-        .await;
+    networks("/v2.0/networks").expect(1).mount(&server).await;
     let neutron = Neutron::new(AuthOptions::noauth(format!("{}/v2.0/", server.uri()))).unwrap();
-    neutron.list_networks(&Query::new()).await.unwrap();
+    list_networks(&neutron, 1).await;
 }
 
 #[tokio::test]
 async fn password_auth_scopes_parses_catalog_and_caches_token() {
     let server = MockServer::start().await;
-    on("POST", format!("/identity{TOKENS}"))
-        .and(body_json(json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": "kuryr", "domain": {"name": "Default"}, "password": "pa55w0rd"}}},
-            "scope": {"project": {"name": "service", "domain": {"name": "Default"}}}
-        }})))
-        .respond_with(token_reply(&server.uri(), "tok1", 3600))
-        .expect(1)
-        .mount(&server)
-        .await;
-    on("GET", "/networking/v2.0/networks")
-        .and(header("x-auth-token", "tok1"))
-        .respond_with(networks_reply())
-        .expect(2)
-        .mount(&server)
-        .await;
+    let password_body = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "kuryr", "domain": {"name": "Default"}, "password": "pa55w0rd"}}},
+        "scope": {"project": {"name": "service", "domain": {"name": "Default"}}}
+    }});
+    mount_all(
+        &server,
+        [
+            on("POST", format!("/identity{TOKENS}"))
+                .and(body_json(password_body))
+                .respond_with(token_reply(&server.uri(), "tok1", 3600))
+                .expect(1),
+            on("GET", CATALOG_NETWORKS)
+                .and(header("x-auth-token", "tok1"))
+                .respond_with(networks_reply())
+                .expect(2),
+        ],
+    )
+    .await;
     let neutron = Neutron::new(password_opts(&server)).unwrap();
-    neutron.list_networks(&Query::new()).await.unwrap();
-    neutron.list_networks(&Query::new()).await.unwrap();
+    list_networks(&neutron, 2).await;
     assert_eq!(neutron.calls().auth, 1);
     assert_eq!(neutron.calls().get, 2);
     assert_eq!(
@@ -158,15 +216,17 @@ async fn password_auth_scopes_parses_catalog_and_caches_token() {
 #[tokio::test]
 async fn concurrent_requests_share_one_authentication() {
     let server = MockServer::start().await;
-    on("POST", format!("/identity{TOKENS}"))
-        .respond_with(token_reply(&server.uri(), "tok1", 3600).set_delay(Duration::from_millis(50)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    on("GET", "/networking/v2.0/networks")
-        .respond_with(networks_reply())
-        .mount(&server)
-        .await;
+    let slow_token = token_reply(&server.uri(), "tok1", 3600).set_delay(Duration::from_millis(50));
+    mount_all(
+        &server,
+        [
+            on("POST", format!("/identity{TOKENS}"))
+                .respond_with(slow_token)
+                .expect(1),
+            networks(CATALOG_NETWORKS),
+        ],
+    )
+    .await;
     let neutron = Neutron::new(password_opts(&server)).unwrap();
     let q = Query::new();
     let (a, b, c) = tokio::join!(
@@ -182,67 +242,50 @@ async fn concurrent_requests_share_one_authentication() {
 #[tokio::test]
 async fn token_is_renewed_when_close_to_expiry() {
     let server = MockServer::start().await;
-    // 30 s of lifetime is under the 60 s renewal margin: every call renews.
-    on("POST", format!("/identity{TOKENS}"))
-        .respond_with(token_reply(&server.uri(), "short", 30))
-        .expect(2)
-        .mount(&server)
+    // 30 s of lifetime is under the default 60 s renewal margin, so every
+    // call renews; with a 10 s margin the same token is kept.
+    for (renew_before, authentications) in [(None, 2), (Some(Duration::from_secs(10)), 1)] {
+        server.reset().await;
+        mount_all(
+            &server,
+            [
+                keystone(&server, "short", 30).expect(authentications),
+                networks(CATALOG_NETWORKS).expect(2),
+            ],
+        )
         .await;
-    on("GET", "/networking/v2.0/networks")
-        .respond_with(networks_reply())
-        .expect(2)
-        .mount(&server)
-        .await;
-    let neutron = Neutron::new(password_opts(&server)).unwrap();
-    neutron.list_networks(&Query::new()).await.unwrap();
-    neutron.list_networks(&Query::new()).await.unwrap();
-
-    // With a 10 s margin the same token is kept.
-    let neutron = Neutron::from_client(
-        Client::builder(password_opts(&server))
-            .renew_before(Duration::from_secs(10))
-            .build()
-            .unwrap(),
-    );
-    server.reset().await;
-    on("POST", format!("/identity{TOKENS}"))
-        .respond_with(token_reply(&server.uri(), "short", 30))
-        .expect(1)
-        .mount(&server)
-        .await;
-    on("GET", "/networking/v2.0/networks")
-        .respond_with(networks_reply())
-        .expect(2)
-        .mount(&server)
-        .await;
-    neutron.list_networks(&Query::new()).await.unwrap();
-    neutron.list_networks(&Query::new()).await.unwrap();
+        let mut builder = Client::builder(password_opts(&server));
+        if let Some(margin) = renew_before {
+            builder = builder.renew_before(margin);
+        }
+        list_networks(&Neutron::from_client(builder.build().unwrap()), 2).await;
+        // A reset forgets the expectations without checking them.
+        server.verify().await;
+    }
 }
 
 #[tokio::test]
 async fn unauthorized_reauthenticates_once_and_retries_once() {
     let server = MockServer::start().await;
-    on("POST", format!("/identity{TOKENS}"))
-        .respond_with(token_reply(&server.uri(), "old", 3600))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    on("POST", format!("/identity{TOKENS}"))
-        .respond_with(token_reply(&server.uri(), "new", 3600))
-        .with_priority(2)
-        .mount(&server)
-        .await;
-    on("POST", "/networking/v2.0/ports")
-        .and(header("x-auth-token", "old"))
-        .respond_with(ResponseTemplate::new(401).set_body_string("Authentication required"))
-        .mount(&server)
-        .await;
-    on("POST", "/networking/v2.0/ports")
-        .and(header("x-auth-token", "new"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"port": {"id": "p1"}})))
-        .mount(&server)
-        .await;
+    let created = json_reply(201, json!({"port": {"id": "p1"}}));
+    mount_all(
+        &server,
+        [
+            keystone(&server, "old", 3600)
+                .up_to_n_times(1)
+                .with_priority(1),
+            keystone(&server, "new", 3600).with_priority(2),
+            on("POST", "/networking/v2.0/ports")
+                .and(header("x-auth-token", "old"))
+                .respond_with(
+                    ResponseTemplate::new(401).set_body_string("Authentication required"),
+                ),
+            on("POST", "/networking/v2.0/ports")
+                .and(header("x-auth-token", "new"))
+                .respond_with(created),
+        ],
+    )
+    .await;
     let neutron = Neutron::new(password_opts(&server)).unwrap();
     let port = neutron.create_port(&PortCreate::new("n1")).await.unwrap();
     assert_eq!(port.id, "p1");
@@ -253,21 +296,16 @@ async fn unauthorized_reauthenticates_once_and_retries_once() {
 #[tokio::test]
 async fn persistent_unauthorized_gives_up_after_one_reauthentication() {
     let server = MockServer::start().await;
-    on("POST", format!("/identity{TOKENS}"))
-        .respond_with(token_reply(&server.uri(), "tok", 3600))
-        .expect(2)
-        .mount(&server)
-        .await;
-    on("GET", "/networking/v2.0/networks")
-        .respond_with(
-            ResponseTemplate::new(401)
-                .insert_header("x-openstack-request-id", "req-401")
-                .set_body_json(json!({"error": {"code": 401, "title": "Unauthorized",
-                    "message": "The request you have made requires authentication."}})),
-        )
-        .expect(2)
-        .mount(&server)
-        .await;
+    mount_all(
+        &server,
+        [
+            keystone(&server, "tok", 3600).expect(2),
+            on("GET", CATALOG_NETWORKS)
+                .respond_with(unauthorized("req-401"))
+                .expect(2),
+        ],
+    )
+    .await;
     let neutron = Neutron::new(password_opts(&server)).unwrap();
     let err = neutron.list_networks(&Query::new()).await.unwrap_err();
     assert!(err.is_unauthorized(), "{err}");
@@ -301,50 +339,43 @@ async fn static_token_with_endpoint_is_sent_and_never_reauthenticated() {
 #[tokio::test]
 async fn token_auth_and_app_credential_bodies() {
     let server = MockServer::start().await;
-    on("POST", TOKENS)
-        .and(body_json(
-            json!({"auth": {"identity": {"methods": ["token"],
-            "token": {"id": "unscoped"}}, "scope": {"project": {"id": "p"}}}}),
-        ))
-        .respond_with(token_reply(&server.uri(), "scoped", 3600))
-        .expect(1)
-        .mount(&server)
-        .await;
-    on("POST", TOKENS)
-        .and(body_partial_json(json!({"auth": {"identity": {
-            "methods": ["application_credential"],
-            "application_credential": {"id": "ac", "secret": "s3"}}}})))
-        .respond_with(token_reply(&server.uri(), "appcred", 3600))
-        .expect(1)
-        .mount(&server)
-        .await;
-    on("GET", "/networking/v2.0/networks")
-        .respond_with(networks_reply())
-        .expect(2)
-        .mount(&server)
-        .await;
-    let token_opts = AuthOptions {
-        auth_url: Some(server.uri()),
+    let token_body = json!({"auth": {"identity": {"methods": ["token"],
+        "token": {"id": "unscoped"}}, "scope": {"project": {"id": "p"}}}});
+    let app_credential_body = json!({"auth": {"identity": {
+        "methods": ["application_credential"],
+        "application_credential": {"id": "ac", "secret": "s3"}}}});
+    mount_all(
+        &server,
+        [
+            on("POST", TOKENS)
+                .and(body_json(token_body))
+                .respond_with(token_reply(&server.uri(), "scoped", 3600))
+                .expect(1),
+            on("POST", TOKENS)
+                .and(body_partial_json(app_credential_body))
+                .respond_with(token_reply(&server.uri(), "appcred", 3600))
+                .expect(1),
+            networks(CATALOG_NETWORKS).expect(2),
+        ],
+    )
+    .await;
+    let token = AuthOptions {
         token: Some("unscoped".into()),
         project_id: Some("p".into()),
         ..Default::default()
     };
-    Neutron::new(token_opts)
-        .unwrap()
-        .list_networks(&Query::new())
-        .await
-        .unwrap();
-    let ac_opts = AuthOptions {
-        auth_url: Some(server.uri()),
+    let app_credential = AuthOptions {
         application_credential_id: Some("ac".into()),
         application_credential_secret: Some("s3".into()),
         ..Default::default()
     };
-    Neutron::new(ac_opts)
-        .unwrap()
-        .list_networks(&Query::new())
-        .await
-        .unwrap();
+    for opts in [token, app_credential] {
+        let opts = AuthOptions {
+            auth_url: Some(server.uri()),
+            ..opts
+        };
+        list_networks(&Neutron::new(opts).unwrap(), 1).await;
+    }
     let reqs = requests(&server).await;
     assert!(reqs
         .iter()
@@ -356,12 +387,7 @@ async fn token_auth_and_app_credential_bodies() {
 async fn keystone_rejection_is_a_typed_error() {
     let server = MockServer::start().await;
     on("POST", format!("/identity{TOKENS}"))
-        .respond_with(
-            ResponseTemplate::new(401)
-                .insert_header("x-openstack-request-id", "req-ks")
-                .set_body_json(json!({"error": {"code": 401, "title": "Unauthorized",
-                    "message": "The request you have made requires authentication."}})),
-        )
+        .respond_with(unauthorized("req-ks"))
         .expect(1)
         .mount(&server)
         .await;
@@ -377,10 +403,7 @@ async fn keystone_rejection_is_a_typed_error() {
 #[tokio::test]
 async fn interface_region_and_override_select_the_endpoint() {
     let server = MockServer::start().await;
-    on("POST", format!("/identity{TOKENS}"))
-        .respond_with(token_reply(&server.uri(), "tok", 3600))
-        .mount(&server)
-        .await;
+    keystone(&server, "tok", 3600).mount(&server).await;
     let uri = server.uri();
 
     let internal = AuthOptions {

@@ -6,33 +6,32 @@
 
 use super::*;
 
+/// The error of a port create that must fail.
+async fn failed_port_create(neutron: &Neutron) -> Error {
+    neutron
+        .create_port(&PortCreate::new("n"))
+        .await
+        .unwrap_err()
+}
+
 // ---------------------------------------------------------- error mapping
 
 #[tokio::test]
 async fn neutron_errors_are_mapped() {
-    let server = MockServer::start().await;
-    on("POST", "/v2.0/ports")
-        .respond_with(
-            ResponseTemplate::new(409)
-                .insert_header("x-openstack-request-id", "req-abc")
-                .set_body_json(json!({"NeutronError": {"type": "IpAddressAlreadyAllocated",
-                    "message": "IP address 10.0.0.5 already allocated in subnet s1",
-                    "detail": ""}})),
-        )
-        .mount(&server)
-        .await;
-    on("GET", "/v2.0/ports/missing")
-        .respond_with(
-            ResponseTemplate::new(404).set_body_json(json!({"NeutronError": {
-            "type": "PortNotFound", "message": "Port missing could not be found.", "detail": ""}})),
-        )
-        .mount(&server)
-        .await;
+    let allocated = neutron_error(
+        409,
+        "IpAddressAlreadyAllocated",
+        "IP address 10.0.0.5 already allocated in subnet s1",
+    )
+    .insert_header("x-openstack-request-id", "req-abc");
+    let missing = neutron_error(404, "PortNotFound", "Port missing could not be found.");
+    let server = serve([
+        on("POST", "/v2.0/ports").respond_with(allocated),
+        on("GET", "/v2.0/ports/missing").respond_with(missing),
+    ])
+    .await;
     let neutron = noauth(&server);
-    let err = neutron
-        .create_port(&PortCreate::new("n"))
-        .await
-        .unwrap_err();
+    let err = failed_port_create(&neutron).await;
     assert!(err.is_conflict());
     assert_eq!(err.neutron_type(), Some("IpAddressAlreadyAllocated"));
     assert_eq!(err.request_id(), Some("req-abc"));
@@ -50,11 +49,9 @@ async fn neutron_errors_are_mapped() {
 
 #[tokio::test]
 async fn bad_json_in_a_success_reply_is_a_decode_error() {
-    let server = MockServer::start().await;
-    on("GET", "/v2.0/ports/p")
-        .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
-        .mount(&server)
-        .await;
+    let server = serve([on("GET", "/v2.0/ports/p")
+        .respond_with(ResponseTemplate::new(200).set_body_string("not json"))])
+    .await;
     let err = noauth(&server).get_port("p").await.unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err}");
 }
@@ -63,29 +60,25 @@ async fn bad_json_in_a_success_reply_is_a_decode_error() {
 
 #[tokio::test]
 async fn idempotent_requests_are_retried_on_5xx() {
-    let server = MockServer::start().await;
-    on("GET", "/v2.0/networks")
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    on("GET", "/v2.0/networks")
-        .respond_with(networks_reply())
-        .with_priority(2)
-        .mount(&server)
-        .await;
-    on("DELETE", "/v2.0/ports/p")
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    on("DELETE", "/v2.0/ports/p")
-        .respond_with(ResponseTemplate::new(204))
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    // Each call first meets `failures` server errors, then the success.
+    let flaky = |verb, url_path, failures, error, success| {
+        [
+            on(verb, url_path)
+                .respond_with(ResponseTemplate::new(error))
+                .up_to_n_times(failures)
+                .with_priority(1),
+            on(verb, url_path).respond_with(success).with_priority(2),
+        ]
+    };
+    let [a, b] = flaky("GET", "/v2.0/networks", 2, 503, networks_reply());
+    let [c, d] = flaky(
+        "DELETE",
+        "/v2.0/ports/p",
+        1,
+        502,
+        ResponseTemplate::new(204),
+    );
+    let server = serve([a, b, c, d]).await;
     let neutron = noauth(&server);
     assert_eq!(neutron.list_networks(&Query::new()).await.unwrap().len(), 1);
     neutron.delete_port("p").await.unwrap();
@@ -95,15 +88,10 @@ async fn idempotent_requests_are_retried_on_5xx() {
 
 #[tokio::test]
 async fn retries_are_bounded() {
-    let server = MockServer::start().await;
-    on("PUT", "/v2.0/ports/p")
-        .respond_with(
-            ResponseTemplate::new(500).set_body_json(json!({"NeutronError": {
-            "type": "DBError", "message": "database is locked", "detail": ""}})),
-        )
-        .expect(3)
-        .mount(&server)
-        .await;
+    let server = serve([on("PUT", "/v2.0/ports/p")
+        .respond_with(neutron_error(500, "DBError", "database is locked"))
+        .expect(3)])
+    .await;
     let err = noauth(&server)
         .update_port("p", &PortUpdate::default())
         .await
@@ -114,49 +102,30 @@ async fn retries_are_bounded() {
 
 #[tokio::test]
 async fn post_is_not_retried_on_5xx() {
-    let server = MockServer::start().await;
-    on("POST", "/v2.0/ports")
+    let server = serve([on("POST", "/v2.0/ports")
         .respond_with(ResponseTemplate::new(503))
-        .expect(1)
-        .mount(&server)
-        .await;
+        .expect(1)])
+    .await;
     let neutron = noauth(&server);
-    let err = neutron
-        .create_port(&PortCreate::new("n"))
-        .await
-        .unwrap_err();
+    let err = failed_port_create(&neutron).await;
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
     assert_eq!(neutron.calls().post, 1);
 }
 
 #[tokio::test]
 async fn post_is_not_retried_on_timeout_but_get_is() {
-    let server = MockServer::start().await;
-    let slow = ResponseTemplate::new(200)
-        .set_body_json(json!({"port": {"id": "p"}}))
-        .set_delay(Duration::from_secs(2));
-    on("POST", "/v2.0/ports")
-        .respond_with(slow.clone())
-        .mount(&server)
-        .await;
-    on("GET", "/v2.0/ports/p")
-        .respond_with(slow)
-        .mount(&server)
-        .await;
+    let slow = json_reply(200, json!({"port": {"id": "p"}})).set_delay(Duration::from_secs(2));
+    let server = serve([
+        on("POST", "/v2.0/ports").respond_with(slow.clone()),
+        on("GET", "/v2.0/ports/p").respond_with(slow),
+    ])
+    .await;
     let opts = AuthOptions {
         timeout: Some(Duration::from_millis(150)),
         ..AuthOptions::noauth(server.uri())
     };
-    let neutron = Neutron::from_client(
-        Client::builder(opts)
-            .retry_policy(fast_retries())
-            .build()
-            .unwrap(),
-    );
-    let err = neutron
-        .create_port(&PortCreate::new("n"))
-        .await
-        .unwrap_err();
+    let neutron = fast_neutron(opts);
+    let err = failed_port_create(&neutron).await;
     assert!(err.is_timeout(), "{err}");
     assert_eq!(
         count(&server, "/v2.0/ports").await,
@@ -175,16 +144,8 @@ async fn connection_refused_is_retried_even_for_post() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let neutron = Neutron::from_client(
-        Client::builder(AuthOptions::noauth(format!("http://{addr}")))
-            .retry_policy(fast_retries())
-            .build()
-            .unwrap(),
-    );
-    let err = neutron
-        .create_port(&PortCreate::new("n"))
-        .await
-        .unwrap_err();
+    let neutron = fast_neutron(AuthOptions::noauth(format!("http://{addr}")));
+    let err = failed_port_create(&neutron).await;
     assert!(err.is_connect(), "{err}");
     assert_eq!(neutron.calls().post, 3, "never sent, so safe to resend");
     let err = neutron.get_port("p").await.unwrap_err();
@@ -198,25 +159,29 @@ async fn connection_refused_is_retried_even_for_post() {
 async fn lists_follow_next_links() {
     let server = MockServer::start().await;
     let uri = server.uri();
-    on("GET", "/v2.0/ports")
-        .and(query_param("marker", "p2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "ports": [{"id": "p3"}],
-            "ports_links": [{"rel": "previous", "href": format!("{uri}/v2.0/ports?limit=2&marker=p3&page_reverse=True")}]
-        })))
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    on("GET", "/v2.0/ports")
-        .and(query_param("limit", "2"))
-        .and(query_param("tags", "a,b"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "ports": [{"id": "p1"}, {"id": "p2"}],
-            "ports_links": [{"rel": "next", "href": format!("{uri}/v2.0/ports?limit=2&tags=a%2Cb&marker=p2")}]
-        })))
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    let last_page = json!({
+        "ports": [{"id": "p3"}],
+        "ports_links": [{"rel": "previous", "href": format!("{uri}/v2.0/ports?limit=2&marker=p3&page_reverse=True")}]
+    });
+    let first_page = json!({
+        "ports": [{"id": "p1"}, {"id": "p2"}],
+        "ports_links": [{"rel": "next", "href": format!("{uri}/v2.0/ports?limit=2&tags=a%2Cb&marker=p2")}]
+    });
+    mount_all(
+        &server,
+        [
+            on("GET", "/v2.0/ports")
+                .and(query_param("marker", "p2"))
+                .respond_with(json_reply(200, last_page))
+                .with_priority(1),
+            on("GET", "/v2.0/ports")
+                .and(query_param("limit", "2"))
+                .and(query_param("tags", "a,b"))
+                .respond_with(json_reply(200, first_page))
+                .with_priority(2),
+        ],
+    )
+    .await;
     let neutron = noauth(&server);
     let ports = neutron
         .list_ports(&Query::new().tags(["a", "b"]).limit(2))
@@ -231,10 +196,9 @@ async fn lists_follow_next_links() {
 
 #[tokio::test]
 async fn fields_and_filters_reach_the_server() {
-    let server = MockServer::start().await;
-    on("GET", "/v2.0/ports")
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ports": [{"id": "p1"}]})))
-        .mount(&server)
+    let server =
+        serve([on("GET", "/v2.0/ports")
+            .respond_with(json_reply(200, json!({"ports": [{"id": "p1"}]})))])
         .await;
     let neutron = noauth(&server);
     let q = Query::new()
@@ -252,16 +216,13 @@ async fn fields_and_filters_reach_the_server() {
 
 #[tokio::test]
 async fn subnetpool_prefixlens_may_be_strings() {
-    let server = MockServer::start().await;
-    on("GET", "/v2.0/subnetpools")
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"subnetpools": [
-            {"id": "a", "name": "kuryr", "prefixes": ["10.10.0.0/16"], "default_prefixlen": "24",
-             "min_prefixlen": "8", "max_prefixlen": "32", "ip_version": 4, "default_quota": null},
-            {"id": "b", "name": "n", "prefixes": ["fd10::/48"], "default_prefixlen": 64,
-             "min_prefixlen": 64, "max_prefixlen": 128, "ip_version": 6}
-        ]})))
-        .mount(&server)
-        .await;
+    let pools = json!({"subnetpools": [
+        {"id": "a", "name": "kuryr", "prefixes": ["10.10.0.0/16"], "default_prefixlen": "24",
+         "min_prefixlen": "8", "max_prefixlen": "32", "ip_version": 4, "default_quota": null},
+        {"id": "b", "name": "n", "prefixes": ["fd10::/48"], "default_prefixlen": 64,
+         "min_prefixlen": 64, "max_prefixlen": 128, "ip_version": 6}
+    ]});
+    let server = serve([on("GET", "/v2.0/subnetpools").respond_with(json_reply(200, pools))]).await;
     let pools = noauth(&server)
         .list_subnetpools(&Query::new())
         .await
@@ -272,28 +233,23 @@ async fn subnetpool_prefixlens_may_be_strings() {
 
 #[tokio::test]
 async fn trunk_subport_calls_take_unwrapped_replies() {
-    let server = MockServer::start().await;
-    let trunk = json!({"id": "t1", "port_id": "parent", "status": "DOWN",
-        "sub_ports": [{"port_id": "sp1", "segmentation_type": "vlan", "segmentation_id": 100}]});
-    on("PUT", "/v2.0/trunks/t1/add_subports")
-        .and(body_json(json!({"sub_ports": [
-            {"port_id": "sp1", "segmentation_type": "vlan", "segmentation_id": 100}]})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(trunk.clone()))
-        .mount(&server)
-        .await;
-    on("PUT", "/v2.0/trunks/t1/remove_subports")
-        .and(body_json(json!({"sub_ports": [{"port_id": "sp1"}]})))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"trunk": {"id": "t1", "sub_ports": []}})),
-        )
-        .mount(&server)
-        .await;
-    on("GET", "/v2.0/trunks/t1/get_subports")
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"sub_ports": [
-            {"port_id": "sp1", "segmentation_type": "vlan", "segmentation_id": 100, "mac_address": "fa:16:3e:00:00:01"}]})))
-        .mount(&server)
-        .await;
+    let subport = json!({"port_id": "sp1", "segmentation_type": "vlan", "segmentation_id": 100});
+    let trunk = json!({"id": "t1", "port_id": "parent", "status": "DOWN", "sub_ports": [subport]});
+    let listed = json!({"sub_ports": [
+        {"port_id": "sp1", "segmentation_type": "vlan", "segmentation_id": 100, "mac_address": "fa:16:3e:00:00:01"}]});
+    let server = serve([
+        on("PUT", "/v2.0/trunks/t1/add_subports")
+            .and(body_json(json!({"sub_ports": [subport]})))
+            .respond_with(json_reply(200, trunk)),
+        on("PUT", "/v2.0/trunks/t1/remove_subports")
+            .and(body_json(json!({"sub_ports": [{"port_id": "sp1"}]})))
+            .respond_with(json_reply(
+                200,
+                json!({"trunk": {"id": "t1", "sub_ports": []}}),
+            )),
+        on("GET", "/v2.0/trunks/t1/get_subports").respond_with(json_reply(200, listed)),
+    ])
+    .await;
     let neutron = noauth(&server);
     let t = neutron
         .add_subports("t1", &[SubPort::vlan("sp1", 100)])
@@ -309,25 +265,25 @@ async fn trunk_subport_calls_take_unwrapped_replies() {
 
 #[tokio::test]
 async fn bulk_create_and_if_match() {
-    let server = MockServer::start().await;
-    on("POST", "/v2.0/ports")
-        .and(body_json(json!({"ports": [
-            {"network_id": "n", "name": "a"}, {"network_id": "n", "name": "b"}]})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"ports": [
-            {"id": "1", "name": "a"}, {"id": "2", "name": "b"}]})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    on("PUT", "/v2.0/ports/1")
-        .and(header("if-match", "revision_number=4"))
-        .respond_with(
-            ResponseTemplate::new(412).set_body_json(json!({"NeutronError": {
-            "type": "RevisionNumberConstraintFailed",
-            "message": "Constrained to 4, but current revision is 5", "detail": ""}})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let sent =
+        json!({"ports": [{"network_id": "n", "name": "a"}, {"network_id": "n", "name": "b"}]});
+    let created = json!({"ports": [{"id": "1", "name": "a"}, {"id": "2", "name": "b"}]});
+    let stale = neutron_error(
+        412,
+        "RevisionNumberConstraintFailed",
+        "Constrained to 4, but current revision is 5",
+    );
+    let server = serve([
+        on("POST", "/v2.0/ports")
+            .and(body_json(sent))
+            .respond_with(json_reply(201, created))
+            .expect(1),
+        on("PUT", "/v2.0/ports/1")
+            .and(header("if-match", "revision_number=4"))
+            .respond_with(stale)
+            .expect(1),
+    ])
+    .await;
     let neutron = noauth(&server);
     let bodies: Vec<PortCreate> = ["a", "b"]
         .iter()
@@ -350,23 +306,19 @@ async fn bulk_create_and_if_match() {
 
 #[tokio::test]
 async fn tag_calls() {
-    let server = MockServer::start().await;
-    on("PUT", "/v2.0/networks/n1/tags/a%20b%2Fc")
-        .respond_with(ResponseTemplate::new(201).set_body_string("null"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    on("PUT", "/v2.0/ports/p1/tags")
-        .and(body_json(json!({"tags": ["x", "y"]})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tags": ["x", "y"]})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    on("DELETE", "/v2.0/security-groups/sg/tags/x")
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve([
+        on("PUT", "/v2.0/networks/n1/tags/a%20b%2Fc")
+            .respond_with(ResponseTemplate::new(201).set_body_string("null"))
+            .expect(1),
+        on("PUT", "/v2.0/ports/p1/tags")
+            .and(body_json(json!({"tags": ["x", "y"]})))
+            .respond_with(json_reply(200, json!({"tags": ["x", "y"]})))
+            .expect(1),
+        on("DELETE", "/v2.0/security-groups/sg/tags/x")
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1),
+    ])
+    .await;
     let neutron = noauth(&server);
     neutron
         .add_tag(Resource::Networks, "n1", "a b/c")
@@ -387,16 +339,12 @@ async fn tag_calls() {
 
 #[tokio::test]
 async fn list_with_security_group_key() {
-    let server = MockServer::start().await;
-    on("GET", "/v2.0/security-groups")
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"security_groups": [
-            {"id": "sg", "name": "default", "security_group_rules": [
-                {"id": "r", "direction": "egress", "ethertype": "IPv4", "protocol": null,
-                 "port_range_min": null, "remote_ip_prefix": null}]}]})),
-        )
-        .mount(&server)
-        .await;
+    let groups = json!({"security_groups": [
+        {"id": "sg", "name": "default", "security_group_rules": [
+            {"id": "r", "direction": "egress", "ethertype": "IPv4", "protocol": null,
+             "port_range_min": null, "remote_ip_prefix": null}]}]});
+    let server =
+        serve([on("GET", "/v2.0/security-groups").respond_with(json_reply(200, groups))]).await;
     let groups = noauth(&server)
         .list_security_groups(&Query::new())
         .await
@@ -406,11 +354,9 @@ async fn list_with_security_group_key() {
 
 #[tokio::test]
 async fn raw_requests_for_uncovered_calls() {
-    let server = MockServer::start().await;
-    on("GET", "/v2.0/routers")
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"routers": []})))
-        .mount(&server)
-        .await;
+    let server =
+        serve([on("GET", "/v2.0/routers").respond_with(json_reply(200, json!({"routers": []})))])
+            .await;
     let neutron = noauth(&server);
     let v: Value = neutron
         .client()
