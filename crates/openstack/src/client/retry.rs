@@ -89,7 +89,8 @@ impl Client {
             }
             match &outcome {
                 Ok(reply) => tracing::warn!(
-                    target: LOG_TARGET,method = %a.method,
+                    target: LOG_TARGET,
+                    method = %a.method,
                     path = a.path,
                     status = reply.status.as_u16(),
                     request_id = reply.request_id.as_deref().unwrap_or("-"),
@@ -97,7 +98,8 @@ impl Client {
                     "server error; retrying"
                 ),
                 Err(e) => tracing::warn!(
-                    target: LOG_TARGET,method = %a.method,
+                    target: LOG_TARGET,
+                    method = %a.method,
                     path = a.path,
                     error = %e,
                     attempt,
@@ -131,7 +133,8 @@ impl Client {
                     counters.count_reply(a.method, reply.status);
                 }
                 tracing::debug!(
-                    target: LOG_TARGET,method = %a.method,
+                    target: LOG_TARGET,
+                    method = %a.method,
                     path = a.path,
                     status = reply.status.as_u16(),
                     request_id = reply.request_id.as_deref().unwrap_or("-"),
@@ -141,7 +144,8 @@ impl Client {
                 );
             }
             Err(e) => tracing::debug!(
-                target: LOG_TARGET,method = %a.method,
+                target: LOG_TARGET,
+                method = %a.method,
                 path = a.path,
                 error = %e,
                 elapsed_ms,
