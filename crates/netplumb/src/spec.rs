@@ -294,6 +294,54 @@ impl IpvlanSpec {
     }
 }
 
+/// What creating any sub-interface (macvlan, VLAN, ipvlan) needs from its
+/// spec, so that one function creates all three.
+pub(crate) trait SubLinkSpec: std::fmt::Debug {
+    /// The kind, for the log; also the kernel support an `EOPNOTSUPP`
+    /// shows missing.
+    const FEATURE: &'static str;
+    /// The new link's name.
+    fn name(&self) -> &str;
+    /// The parent link's name, in the handle's namespace.
+    fn parent(&self) -> &str;
+    /// Where the kernel creates the link (`None`: the handle's namespace).
+    fn netns(&self) -> Option<&Netns>;
+    /// The spec's own checks.
+    fn check(&self) -> Result<()>;
+    /// The `RTM_NEWLINK` message, for the parent's index.
+    fn message(&self, parent_index: u32) -> LinkMessage;
+}
+
+/// The sub-interface specs share the field names the trait reads.
+macro_rules! sub_link_spec {
+    ($($spec:ty: $feature:literal, $message:ident;)*) => {$(
+        impl SubLinkSpec for $spec {
+            const FEATURE: &'static str = $feature;
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn parent(&self) -> &str {
+                &self.parent
+            }
+            fn netns(&self) -> Option<&Netns> {
+                self.netns.as_ref()
+            }
+            fn check(&self) -> Result<()> {
+                self.validate()
+            }
+            fn message(&self, parent_index: u32) -> LinkMessage {
+                $message(self, parent_index)
+            }
+        }
+    )*};
+}
+
+sub_link_spec! {
+    MacvlanSpec: "macvlan", macvlan_message;
+    VlanSpec: "vlan (8021q)", vlan_message;
+    IpvlanSpec: "ipvlan", ipvlan_message;
+}
+
 /// A route to add on a link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteSpec {
