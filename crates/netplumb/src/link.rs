@@ -16,7 +16,9 @@ use tracing::{debug, info, warn};
 
 use crate::error::{netlink_errno, Error, Result};
 use crate::netns::Netns;
-use crate::spec::{self, IpvlanSpec, MacvlanSpec, RouteSpec, SubLinkSpec, VethSpec, VlanSpec};
+use crate::spec::{
+    self, IpvlanSpec, MacvlanSpec, RouteSpec, SubLinkKind, SubLinkSpec, VethSpec, VlanSpec,
+};
 use crate::validate::{validate_ifname, validate_mtu, MacAddr};
 use crate::Deleted;
 
@@ -229,17 +231,18 @@ impl Netlink {
 
     /// Checks the spec, adds the link on its parent and reads it back from
     /// the namespace the kernel created it in.
-    async fn create_sub_link<S: SubLinkSpec>(&self, spec: &S) -> Result<LinkInfo> {
-        spec.check()?;
-        let parent = self.index_of(spec.parent()).await?;
+    async fn create_sub_link<K: SubLinkKind>(&self, spec: &SubLinkSpec<K>) -> Result<LinkInfo> {
+        K::check(spec)?;
+        let parent = self.index_of(&spec.parent).await?;
         self.handle
             .link()
-            .add(spec.message(parent))
+            .add(K::message(spec, parent))
             .execute()
             .await
-            .map_err(|e| create_error(S::FEATURE, spec.name(), e))?;
-        info!(?spec, "created {}", S::FEATURE);
-        self.read_back_created(spec.name(), spec.netns()).await
+            .map_err(|e| create_error(K::FEATURE, &spec.name, e))?;
+        info!(?spec, "created {}", K::FEATURE);
+        self.read_back_created(&spec.name, spec.netns.as_ref())
+            .await
     }
 
     async fn read_back_created(&self, name: &str, netns: Option<&Netns>) -> Result<LinkInfo> {

@@ -163,14 +163,14 @@ fn veth_validation() {
 /// Checks what every sub-interface request carries (a valid spec, its kind
 /// and data, the parent, a stable encoding) and returns it for the rest.
 #[track_caller]
-fn checked_sub_link(
-    spec: &impl SubLinkSpec,
+fn checked_sub_link<K: SubLinkKind>(
+    spec: &SubLinkSpec<K>,
     parent: u32,
     kind: InfoKind,
     data: InfoData,
 ) -> LinkMessage {
-    spec.check().unwrap();
-    let msg = spec.message(parent);
+    K::check(spec).unwrap();
+    let msg = K::message(spec, parent);
     assert!(info(&msg).contains(&LinkInfo::Kind(kind)));
     assert_eq!(info_data(&msg), &data);
     assert_eq!(parent_attr(&msg), Some(parent));
@@ -220,6 +220,14 @@ fn ipvlan_request() {
         let data = InfoData::IpVlan(vec![InfoIpVlan::Mode(wire)]);
         checked_sub_link(&spec, 9, InfoKind::IpVlan, data);
     }
+    let with_mac = IpvlanSpec::new("ipv0", "eth1", IpvlanMode::L2).mac(mac("fa:16:3e:00:00:01"));
+    assert!(matches!(
+        with_mac.validate(),
+        Err(Error::InvalidValue {
+            what: "ipvlan mac",
+            ..
+        })
+    ));
 }
 
 /// Nested CNI: the VLAN subinterface and the ipvlan are created straight
