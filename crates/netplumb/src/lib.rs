@@ -35,7 +35,9 @@ pub use link::{
     AddressInfo, LinkInfo, Netlink, OperState, RouteInfo, RouteOrigin, Scope, VethPair,
 };
 pub use netns::Netns;
-pub use spec::{IpvlanMode, IpvlanSpec, MacvlanMode, MacvlanSpec, RouteSpec, VethSpec, VlanSpec};
+pub use spec::{
+    IpvlanMode, IpvlanSpec, MacvlanMode, MacvlanSpec, RouteSpec, SubLinkSpec, VethSpec, VlanSpec,
+};
 pub use validate::{validate_ifname, MacAddr};
 
 pub use ipnet::IpNet;

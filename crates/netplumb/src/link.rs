@@ -6,18 +6,19 @@
 //! namespace", so the same methods serve the Docker driver (host side) and the
 //! CNI daemon (inside `CNI_NETNS`).
 
-use futures::TryStreamExt;
+use futures::{TryStream, TryStreamExt};
 use ipnet::IpNet;
-use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::LinkMessage;
-use netlink_packet_route::route::{RouteHeader, RouteMessage, RouteType};
+use netlink_packet_route::route::{RouteHeader, RouteType};
 use nix::libc;
-use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkGetRequest, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 use tracing::{debug, info, warn};
 
 use crate::error::{netlink_errno, Error, Result};
 use crate::netns::Netns;
-use crate::spec::{self, IpvlanSpec, MacvlanSpec, RouteSpec, VethSpec, VlanSpec};
+use crate::spec::{
+    self, IpvlanSpec, MacvlanSpec, RouteSpec, SubLinkKind, SubLinkSpec, VethSpec, VlanSpec,
+};
 use crate::validate::{validate_ifname, validate_mtu, MacAddr};
 use crate::Deleted;
 
@@ -107,24 +108,14 @@ impl Netlink {
     /// Look a link up by name; `Ok(None)` if absent.
     pub async fn get_link(&self, name: &str) -> Result<Option<LinkInfo>> {
         validate_ifname(name)?;
-        let mut stream = self.handle.link().get().match_name(name).execute();
-        match stream.try_next().await {
-            Ok(Some(msg)) => Ok(Some(LinkInfo::from_message(&msg))),
-            Ok(None) => Ok(None),
-            Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(None),
-            Err(e) => Err(Error::netlink(format!("get link {name}"), e)),
-        }
+        let request = self.handle.link().get().match_name(name);
+        first_link(request, format!("get link {name}")).await
     }
 
     /// Look a link up by index; `Ok(None)` if absent.
     pub async fn get_link_by_index(&self, index: u32) -> Result<Option<LinkInfo>> {
-        let mut stream = self.handle.link().get().match_index(index).execute();
-        match stream.try_next().await {
-            Ok(Some(msg)) => Ok(Some(LinkInfo::from_message(&msg))),
-            Ok(None) => Ok(None),
-            Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(None),
-            Err(e) => Err(Error::netlink(format!("get link #{index}"), e)),
-        }
+        let request = self.handle.link().get().match_index(index);
+        first_link(request, format!("get link #{index}")).await
     }
 
     /// Look a link up by name; [`Error::LinkNotFound`] if absent.
@@ -223,50 +214,33 @@ impl Netlink {
 
     /// Create a macvlan sub-interface on a parent (in this namespace).
     pub async fn create_macvlan(&self, spec: &MacvlanSpec) -> Result<LinkInfo> {
-        spec.validate()?;
-        let parent = self.index_of(&spec.parent).await?;
-        let msg = spec::macvlan_message(spec, parent);
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(|e| create_error("macvlan", &spec.name, e))?;
-        info!(name = %spec.name, parent = %spec.parent, mode = ?spec.mode, "created macvlan");
-        self.read_back_created(&spec.name, spec.netns.as_ref())
-            .await
+        self.create_sub_link(spec).await
     }
 
     /// Create an 802.1Q VLAN subinterface. On kernels without 8021q this
     /// returns [`Error::Unsupported`] with feature `"vlan (8021q)"`.
     pub async fn create_vlan(&self, spec: &VlanSpec) -> Result<LinkInfo> {
-        spec.validate()?;
-        let parent = self.index_of(&spec.parent).await?;
-        let msg = spec::vlan_message(spec, parent);
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(|e| create_error("vlan (8021q)", &spec.name, e))?;
-        info!(name = %spec.name, parent = %spec.parent, id = spec.vlan_id, "created vlan");
-        self.read_back_created(&spec.name, spec.netns.as_ref())
-            .await
+        self.create_sub_link(spec).await
     }
 
     /// Create an ipvlan sub-interface. On kernels without ipvlan this returns
     /// [`Error::Unsupported`] with feature `"ipvlan"`.
     pub async fn create_ipvlan(&self, spec: &IpvlanSpec) -> Result<LinkInfo> {
-        spec.validate()?;
+        self.create_sub_link(spec).await
+    }
+
+    /// Checks the spec, adds the link on its parent and reads it back from
+    /// the namespace the kernel created it in.
+    async fn create_sub_link<K: SubLinkKind>(&self, spec: &SubLinkSpec<K>) -> Result<LinkInfo> {
+        K::check(spec)?;
         let parent = self.index_of(&spec.parent).await?;
-        let msg = spec::ipvlan_message(spec, parent);
         self.handle
             .link()
-            .add(msg)
+            .add(K::message(spec, parent))
             .execute()
             .await
-            .map_err(|e| create_error("ipvlan", &spec.name, e))?;
-        info!(name = %spec.name, parent = %spec.parent, mode = ?spec.mode, "created ipvlan");
+            .map_err(|e| create_error(K::FEATURE, &spec.name, e))?;
+        info!(?spec, "created {}", K::FEATURE);
         self.read_back_created(&spec.name, spec.netns.as_ref())
             .await
     }
@@ -329,30 +303,29 @@ impl Netlink {
 
     /// Enslave `link` to `master` (`ip link set LINK master MASTER`).
     pub async fn set_master(&self, link: &str, master: &str) -> Result<()> {
-        let idx = self.index_of(link).await?;
         let master_idx = self.index_of(master).await?;
-        self.change(
-            LinkUnspec::new_with_index(idx)
-                .controller(master_idx)
-                .build(),
-            format!("set master of {link} to {master}"),
-        )
-        .await
+        let op = format!("set master of {link} to {master}");
+        self.change(link, |l| l.controller(master_idx), op).await
     }
 
     /// Detach `link` from its master (`ip link set LINK nomaster`).
     pub async fn set_nomaster(&self, link: &str) -> Result<()> {
-        let idx = self.index_of(link).await?;
-        self.change(
-            LinkUnspec::new_with_index(idx).nocontroller().build(),
-            format!("remove {link} from its master"),
-        )
-        .await
+        let op = format!("remove {link} from its master");
+        self.change(link, |l| l.nocontroller(), op).await
     }
 
     // ----- link attributes -----------------------------------------------
 
-    async fn change(&self, msg: LinkMessage, op: String) -> Result<()> {
+    /// `ip link set NAME ...`: applies `set` to a message for `name`'s
+    /// link; `op` says what for the log and the error.
+    async fn change(
+        &self,
+        name: &str,
+        set: impl FnOnce(LinkMessageBuilder<LinkUnspec>) -> LinkMessageBuilder<LinkUnspec>,
+        op: String,
+    ) -> Result<()> {
+        let idx = self.index_of(name).await?;
+        let msg = set(LinkUnspec::new_with_index(idx)).build();
         debug!(op = %op, "netlink change");
         self.handle
             .link()
@@ -403,45 +376,28 @@ impl Netlink {
     /// Set a link's MAC address.
     pub async fn set_mac(&self, name: &str, mac: MacAddr) -> Result<()> {
         mac.validate_unicast()?;
-        let idx = self.index_of(name).await?;
-        self.change(
-            LinkUnspec::new_with_index(idx)
-                .address(mac.octets().to_vec())
-                .build(),
-            format!("set mac of {name} to {mac}"),
-        )
-        .await
+        let op = format!("set mac of {name} to {mac}");
+        self.change(name, |l| l.address(mac.octets().to_vec()), op)
+            .await
     }
 
     /// Set a link's MTU.
     pub async fn set_mtu(&self, name: &str, mtu: u32) -> Result<()> {
         validate_mtu(mtu)?;
-        let idx = self.index_of(name).await?;
-        self.change(
-            LinkUnspec::new_with_index(idx).mtu(mtu).build(),
-            format!("set mtu of {name} to {mtu}"),
-        )
-        .await
+        let op = format!("set mtu of {name} to {mtu}");
+        self.change(name, |l| l.mtu(mtu), op).await
     }
 
     /// Bring a link up.
     pub async fn set_up(&self, name: &str) -> Result<()> {
-        let idx = self.index_of(name).await?;
-        self.change(
-            LinkUnspec::new_with_index(idx).up().build(),
-            format!("set {name} up"),
-        )
-        .await
+        self.change(name, |l| l.up(), format!("set {name} up"))
+            .await
     }
 
     /// Bring a link down.
     pub async fn set_down(&self, name: &str) -> Result<()> {
-        let idx = self.index_of(name).await?;
-        self.change(
-            LinkUnspec::new_with_index(idx).down().build(),
-            format!("set {name} down"),
-        )
-        .await
+        self.change(name, |l| l.down(), format!("set {name} down"))
+            .await
     }
 
     // ----- addresses and routes ------------------------------------------
@@ -473,15 +429,8 @@ impl Netlink {
     /// Addresses of a link, both families (including IPv6 link-local).
     pub async fn addresses(&self, link: &str) -> Result<Vec<AddressInfo>> {
         let idx = self.index_of(link).await?;
-        let msgs: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(idx)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::netlink(format!("list addresses of {link}"), e))?;
+        let request = self.handle.address().get().set_link_index_filter(idx);
+        let msgs = dump(request.execute(), format!("list addresses of {link}")).await?;
         Ok(msgs.iter().filter_map(AddressInfo::from_message).collect())
     }
 
@@ -520,14 +469,8 @@ impl Netlink {
             RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
         ];
         for query in queries {
-            let msgs: Vec<RouteMessage> = self
-                .handle
-                .route()
-                .get(query)
-                .execute()
-                .try_collect()
-                .await
-                .map_err(|e| Error::netlink(format!("list routes of {link}"), e))?;
+            let request = self.handle.route().get(query);
+            let msgs = dump(request.execute(), format!("list routes of {link}")).await?;
             out.extend(
                 msgs.iter()
                     .filter(|m| route_oif(m) == Some(idx))
@@ -543,6 +486,28 @@ impl Netlink {
 /// Map a link-creation failure: EEXIST → [`Error::LinkExists`];
 /// EOPNOTSUPP ("Unknown device type": the kernel has no driver for the kind)
 /// → [`Error::Unsupported`].
+/// Every message a dump request answers; `op` names the dump in the error.
+async fn dump<M>(
+    messages: impl TryStream<Ok = M, Error = rtnetlink::Error>,
+    op: String,
+) -> Result<Vec<M>> {
+    messages
+        .try_collect()
+        .await
+        .map_err(|e| Error::netlink(op, e))
+}
+
+/// The link a lookup by name or index finds; `Ok(None)` when the kernel has
+/// none (`ENODEV`). `op` names the lookup in the error.
+async fn first_link(request: LinkGetRequest, op: String) -> Result<Option<LinkInfo>> {
+    match request.execute().try_next().await {
+        Ok(Some(msg)) => Ok(Some(LinkInfo::from_message(&msg))),
+        Ok(None) => Ok(None),
+        Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(Error::netlink(op, e)),
+    }
+}
+
 fn create_error(feature: &'static str, name: &str, e: rtnetlink::Error) -> Error {
     match netlink_errno(&e) {
         Some(libc::EEXIST) => Error::LinkExists { name: name.into() },

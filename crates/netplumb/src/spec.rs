@@ -34,24 +34,6 @@ macro_rules! setters {
     )*};
 }
 
-/// What every sub-interface spec checks: both names, the MTU, the MAC.
-fn validate_sub_interface(
-    name: &str,
-    parent: &str,
-    mtu: Option<u32>,
-    mac: Option<MacAddr>,
-) -> Result<()> {
-    validate_ifname(name)?;
-    validate_ifname(parent)?;
-    if let Some(mtu) = mtu {
-        validate_mtu(mtu)?;
-    }
-    if let Some(mac) = mac {
-        mac.validate_unicast()?;
-    }
-    Ok(())
-}
-
 /// A veth pair to create.
 ///
 /// The host end is always brought up. The peer (container) end is left down
@@ -154,30 +136,42 @@ impl From<MacvlanMode> for MacVlanMode {
     }
 }
 
-/// A macvlan sub-interface to create on a parent link.
+/// A sub-interface to create on a parent link: a macvlan ([`MacvlanSpec`]),
+/// an 802.1Q VLAN ([`VlanSpec`]) or an ipvlan ([`IpvlanSpec`]). `K`, the
+/// [`kind`](Self::kind), is what makes it one of those.
 #[derive(Clone, Debug)]
-pub struct MacvlanSpec {
+pub struct SubLinkSpec<K> {
     /// New link name.
     pub name: String,
     /// Parent link, in the handle's namespace.
     pub parent: String,
-    /// macvlan mode.
-    pub mode: MacvlanMode,
-    /// MAC for the new link (the Neutron port's MAC in nested mode).
+    /// The macvlan or ipvlan mode, or the VLAN id (1..=4094).
+    pub kind: K,
+    /// MAC for the new link (the Neutron port's MAC in nested mode). Not
+    /// for an ipvlan, which has its parent's.
     pub mac: Option<MacAddr>,
     /// MTU for the new link (must not exceed the parent's).
     pub mtu: Option<u32>,
-    /// Create the link directly in this namespace.
+    /// Create the link directly in this namespace (nested CNI: straight
+    /// into the container).
     pub netns: Option<Netns>,
 }
 
-impl MacvlanSpec {
-    /// A macvlan with name, parent and mode.
-    pub fn new(name: impl Into<String>, parent: impl Into<String>, mode: MacvlanMode) -> Self {
-        MacvlanSpec {
+/// A macvlan sub-interface to create on a parent link.
+pub type MacvlanSpec = SubLinkSpec<MacvlanMode>;
+/// An 802.1Q VLAN subinterface to create (needs the kernel's 8021q); its
+/// kind is the VLAN id.
+pub type VlanSpec = SubLinkSpec<u16>;
+/// An ipvlan sub-interface to create (needs the kernel's ipvlan).
+pub type IpvlanSpec = SubLinkSpec<IpvlanMode>;
+
+impl<K> SubLinkSpec<K> {
+    /// A sub-interface with name, parent and kind.
+    pub fn new(name: impl Into<String>, parent: impl Into<String>, kind: K) -> Self {
+        SubLinkSpec {
             name: name.into(),
             parent: parent.into(),
-            mode,
+            kind,
             mac: None,
             mtu: None,
             netns: None,
@@ -193,55 +187,32 @@ impl MacvlanSpec {
         netns: Netns,
     }
 
-    /// Check names, MTU and MAC.
-    pub fn validate(&self) -> Result<()> {
-        validate_sub_interface(&self.name, &self.parent, self.mtu, self.mac)
+    /// What every sub-interface checks: both names, the MTU, the MAC.
+    fn validate_link(&self) -> Result<()> {
+        validate_ifname(&self.name)?;
+        validate_ifname(&self.parent)?;
+        if let Some(mtu) = self.mtu {
+            validate_mtu(mtu)?;
+        }
+        if let Some(mac) = self.mac {
+            mac.validate_unicast()?;
+        }
+        Ok(())
     }
 }
 
-/// An 802.1Q VLAN subinterface to create (needs the kernel's 8021q).
-#[derive(Clone, Debug)]
-pub struct VlanSpec {
-    /// New link name.
-    pub name: String,
-    /// Parent link.
-    pub parent: String,
-    /// VLAN id, 1..=4094.
-    pub vlan_id: u16,
-    /// MAC for the new link.
-    pub mac: Option<MacAddr>,
-    /// MTU for the new link.
-    pub mtu: Option<u32>,
-    /// Create the link directly in this namespace.
-    pub netns: Option<Netns>,
+impl MacvlanSpec {
+    /// Check names, MTU and MAC.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_link()
+    }
 }
 
 impl VlanSpec {
-    /// A VLAN subinterface with name, parent and id.
-    pub fn new(name: impl Into<String>, parent: impl Into<String>, vlan_id: u16) -> Self {
-        VlanSpec {
-            name: name.into(),
-            parent: parent.into(),
-            vlan_id,
-            mac: None,
-            mtu: None,
-            netns: None,
-        }
-    }
-
-    setters! {
-        /// Set the MAC.
-        mac: MacAddr,
-        /// Set the MTU.
-        mtu: u32,
-        /// Create it inside `netns` (nested CNI: straight into the container).
-        netns: Netns,
-    }
-
     /// Check names, id, MTU and MAC.
     pub fn validate(&self) -> Result<()> {
-        validate_vlan_id(self.vlan_id)?;
-        validate_sub_interface(&self.name, &self.parent, self.mtu, self.mac)
+        validate_vlan_id(self.kind)?;
+        self.validate_link()
     }
 }
 
@@ -253,45 +224,51 @@ pub enum IpvlanMode {
     /// Layer 3: the parent routes for the sub-interfaces.
     L3,
 }
-
-/// An ipvlan sub-interface to create (needs the kernel's ipvlan).
-#[derive(Clone, Debug)]
-pub struct IpvlanSpec {
-    /// New link name.
-    pub name: String,
-    /// Parent link.
-    pub parent: String,
-    /// Mode.
-    pub mode: IpvlanMode,
-    /// MTU for the new link.
-    pub mtu: Option<u32>,
-    /// Create the link directly in this namespace.
-    pub netns: Option<Netns>,
+impl IpvlanSpec {
+    /// Check names and MTU, and that no MAC is asked for.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(mac) = self.mac {
+            return Err(Error::invalid(
+                "ipvlan mac",
+                mac,
+                "an ipvlan has its parent's MAC",
+            ));
+        }
+        self.validate_link()
+    }
 }
 
-impl IpvlanSpec {
-    /// An ipvlan with name, parent and mode.
-    pub fn new(name: impl Into<String>, parent: impl Into<String>, mode: IpvlanMode) -> Self {
-        IpvlanSpec {
-            name: name.into(),
-            parent: parent.into(),
-            mode,
-            mtu: None,
-            netns: None,
+/// What creating a sub-interface needs from its kind, so that one function
+/// creates all three.
+pub(crate) trait SubLinkKind: Sized + std::fmt::Debug {
+    /// The kind, for the log; also the kernel support an `EOPNOTSUPP`
+    /// shows missing.
+    const FEATURE: &'static str;
+    /// The spec's own checks.
+    fn check(spec: &SubLinkSpec<Self>) -> Result<()>;
+    /// The `RTM_NEWLINK` message, for the parent's index.
+    fn message(spec: &SubLinkSpec<Self>, parent_index: u32) -> LinkMessage;
+}
+
+/// Each kind points at its spec's `validate` and message builder.
+macro_rules! sub_link_kind {
+    ($($kind:ty: $feature:literal, $message:ident;)*) => {$(
+        impl SubLinkKind for $kind {
+            const FEATURE: &'static str = $feature;
+            fn check(spec: &SubLinkSpec<Self>) -> Result<()> {
+                spec.validate()
+            }
+            fn message(spec: &SubLinkSpec<Self>, parent_index: u32) -> LinkMessage {
+                $message(spec, parent_index)
+            }
         }
-    }
+    )*};
+}
 
-    setters! {
-        /// Set the MTU.
-        mtu: u32,
-        /// Create it inside `netns` (nested CNI: straight into the container).
-        netns: Netns,
-    }
-
-    /// Check names and MTU.
-    pub fn validate(&self) -> Result<()> {
-        validate_sub_interface(&self.name, &self.parent, self.mtu, None)
-    }
+sub_link_kind! {
+    MacvlanMode: "macvlan", macvlan_message;
+    u16: "vlan (8021q)", vlan_message;
+    IpvlanMode: "ipvlan", ipvlan_message;
 }
 
 /// A route to add on a link.
@@ -435,41 +412,39 @@ pub(crate) fn veth_message(spec: &VethSpec) -> LinkMessage {
 
 /// RTM_NEWLINK for a macvlan on parent `parent_index`.
 pub(crate) fn macvlan_message(spec: &MacvlanSpec, parent_index: u32) -> LinkMessage {
-    let mut b = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::MacVlan)
-        .name(spec.name.clone())
-        .link(parent_index)
-        .set_info_data(InfoData::MacVlan(vec![InfoMacVlan::Mode(spec.mode.into())]));
-    b = with_attrs(b, opt_attrs(spec.mtu, spec.mac));
-    if let Some(ns) = &spec.netns {
-        b = b.setns_by_fd(ns.raw_fd());
-    }
-    b.build()
+    let data = InfoData::MacVlan(vec![InfoMacVlan::Mode(spec.kind.into())]);
+    sub_link_message(spec, parent_index, InfoKind::MacVlan, data)
 }
 
 /// RTM_NEWLINK for a VLAN subinterface on parent `parent_index`.
 pub(crate) fn vlan_message(spec: &VlanSpec, parent_index: u32) -> LinkMessage {
-    let mut b = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Vlan)
-        .name(spec.name.clone())
-        .link(parent_index)
-        .set_info_data(InfoData::Vlan(vec![InfoVlan::Id(spec.vlan_id)]));
-    b = with_attrs(b, opt_attrs(spec.mtu, spec.mac));
-    if let Some(ns) = &spec.netns {
-        b = b.setns_by_fd(ns.raw_fd());
-    }
-    b.build()
+    let data = InfoData::Vlan(vec![InfoVlan::Id(spec.kind)]);
+    sub_link_message(spec, parent_index, InfoKind::Vlan, data)
 }
 
 /// RTM_NEWLINK for an ipvlan on parent `parent_index`.
 pub(crate) fn ipvlan_message(spec: &IpvlanSpec, parent_index: u32) -> LinkMessage {
-    let mode = match spec.mode {
+    let mode = match spec.kind {
         IpvlanMode::L2 => IpVlanMode::L2,
         IpvlanMode::L3 => IpVlanMode::L3,
     };
-    let mut b = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::IpVlan)
+    let data = InfoData::IpVlan(vec![InfoIpVlan::Mode(mode)]);
+    sub_link_message(spec, parent_index, InfoKind::IpVlan, data)
+}
+
+/// RTM_NEWLINK for any sub-interface: its kind and data on the parent,
+/// then what every kind may set.
+fn sub_link_message<K>(
+    spec: &SubLinkSpec<K>,
+    parent_index: u32,
+    kind: InfoKind,
+    data: InfoData,
+) -> LinkMessage {
+    let mut b = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(kind)
         .name(spec.name.clone())
         .link(parent_index)
-        .set_info_data(InfoData::IpVlan(vec![InfoIpVlan::Mode(mode)]));
-    b = with_attrs(b, opt_attrs(spec.mtu, None));
+        .set_info_data(data);
+    b = with_attrs(b, opt_attrs(spec.mtu, spec.mac));
     if let Some(ns) = &spec.netns {
         b = b.setns_by_fd(ns.raw_fd());
     }
@@ -519,34 +494,25 @@ pub(crate) fn route_message(index: u32, spec: &RouteSpec) -> RouteMessage {
     } else {
         RouteScope::Link
     };
-    let mut msg = match (spec.dest, spec.gateway) {
-        (IpNet::V4(d), gw) => {
-            let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(d.addr(), d.prefix_len())
-                .output_interface(index)
-                .scope(scope);
-            if let Some(IpAddr::V4(g)) = gw {
-                b = b.gateway(g);
-            }
-            if spec.onlink {
-                b = b.onlink();
-            }
-            b.build()
-        }
-        (IpNet::V6(d), gw) => {
-            let mut b = RouteMessageBuilder::<Ipv6Addr>::new()
-                .destination_prefix(d.addr(), d.prefix_len())
-                .output_interface(index)
-                .scope(scope);
-            if let Some(IpAddr::V6(g)) = gw {
-                b = b.gateway(g);
-            }
-            if spec.onlink {
-                b = b.onlink();
-            }
-            b.build()
-        }
-    };
+    // validate() makes the families match; a gateway of the other family
+    // is left out rather than sent.
+    let gateway = spec
+        .gateway
+        .filter(|g| g.is_ipv4() == spec.dest.addr().is_ipv4());
+    let mut b = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(spec.dest.addr(), spec.dest.prefix_len())
+        .expect("an IpNet's prefix length fits its family")
+        .output_interface(index)
+        .scope(scope);
+    if let Some(gateway) = gateway {
+        b = b
+            .gateway(gateway)
+            .expect("the gateway has the destination's family");
+    }
+    if spec.onlink {
+        b = b.onlink();
+    }
+    let mut msg = b.build();
     if let Some(metric) = spec.metric {
         msg.attributes
             .push(netlink_packet_route::route::RouteAttribute::Priority(

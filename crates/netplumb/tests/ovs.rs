@@ -62,6 +62,25 @@ impl Drop for BridgeGuard {
     }
 }
 
+/// What the internal-port tests start from: a client, a bridge of their
+/// own and a fresh port name; `None` when the test is skipped.
+async fn internal_port_test(test: &str) -> Option<(Arc<OvsdbClient>, BridgeGuard, String)> {
+    let ovs = Arc::new(client(test).await?);
+    let br = BridgeGuard::new(&ovs).await;
+    Some((ovs, br, unique("knp-i")))
+}
+
+/// Adds an internal port `port` on `bridge` with one external id.
+async fn add_internal_port(ovs: &OvsdbClient, bridge: &str, port: &str, id: (&str, &str)) {
+    ovs.add_port(
+        &PortSpec::new(bridge, port)
+            .iface_type(InterfaceType::Internal)
+            .external_id(id.0, id.1),
+    )
+    .await
+    .unwrap();
+}
+
 fn mac(s: &str) -> MacAddr {
     s.parse().unwrap()
 }
@@ -241,19 +260,12 @@ async fn bad_input_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn ovn_installed_waiter_wakes_on_monitor_update() {
-    let Some(ovs) = client("ovn_installed_waiter_wakes_on_monitor_update").await else {
+    let Some((ovs, br, port)) =
+        internal_port_test("ovn_installed_waiter_wakes_on_monitor_update").await
+    else {
         return;
     };
-    let ovs = Arc::new(ovs);
-    let br = BridgeGuard::new(&ovs).await;
-    let port = unique("knp-i");
-    ovs.add_port(
-        &PortSpec::new(&br.0, &port)
-            .iface_type(InterfaceType::Internal)
-            .external_id("iface-id", "bogus"),
-    )
-    .await
-    .unwrap();
+    add_internal_port(&ovs, &br.0, &port, ("iface-id", "bogus")).await;
 
     // Play ovn-controller from a separate connection after a delay.
     let setter_port = port.clone();
@@ -292,22 +304,14 @@ async fn ovn_installed_waiter_wakes_on_monitor_update() {
 
 #[tokio::test]
 async fn waiter_started_before_the_port_exists() {
-    let Some(ovs) = client("waiter_started_before_the_port_exists").await else {
+    let Some((ovs, br, port)) = internal_port_test("waiter_started_before_the_port_exists").await
+    else {
         return;
     };
-    let ovs = Arc::new(ovs);
-    let br = BridgeGuard::new(&ovs).await;
-    let port = unique("knp-i");
     let (o2, b2, p2) = (Arc::clone(&ovs), br.0.clone(), port.clone());
     let plugger = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        o2.add_port(
-            &PortSpec::new(&b2, &p2)
-                .iface_type(InterfaceType::Internal)
-                .external_id(OVN_INSTALLED, "true"),
-        )
-        .await
-        .unwrap();
+        add_internal_port(&o2, &b2, &p2, (OVN_INSTALLED, "true")).await;
     });
     let state = ovs
         .wait_ovn_installed(&port, Duration::from_secs(20))
@@ -319,18 +323,10 @@ async fn waiter_started_before_the_port_exists() {
 
 #[tokio::test]
 async fn ovn_installed_wait_times_out() {
-    let Some(ovs) = client("ovn_installed_wait_times_out").await else {
+    let Some((ovs, br, port)) = internal_port_test("ovn_installed_wait_times_out").await else {
         return;
     };
-    let br = BridgeGuard::new(&ovs).await;
-    let port = unique("knp-i");
-    ovs.add_port(
-        &PortSpec::new(&br.0, &port)
-            .iface_type(InterfaceType::Internal)
-            .external_id(OVN_INSTALLED, "false"),
-    )
-    .await
-    .unwrap();
+    add_internal_port(&ovs, &br.0, &port, (OVN_INSTALLED, "false")).await;
     let err = ovs
         .wait_ovn_installed(&port, Duration::from_millis(300))
         .await

@@ -196,7 +196,7 @@ fn invoke(
         .with_details(format!(
             "kuryr-cni {} is a CNI plugin (versions {}); runtimes run it with CNI_COMMAND set",
             env!("CARGO_PKG_VERSION"),
-            supported_list()
+            CniVersion::supported_list()
         ));
         return (CniVersion::LATEST, Err(err));
     }
@@ -301,14 +301,6 @@ fn unreachable_error(command: CniCommand, e: ClientError) -> CniError {
 fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, CniError> {
     serde_json::to_value(value)
         .map_err(|e| CniError::internal(format!("cannot encode result: {e}")))
-}
-
-fn supported_list() -> String {
-    CniVersion::SUPPORTED
-        .iter()
-        .map(|v| v.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

@@ -7,16 +7,7 @@ use super::*;
 async fn invalid_input_gives_spec_error_codes() {
     let mut daemon = Daemon::start("invalid").await;
     let socket = daemon.socket.clone();
-    let bad_ifname: Vec<_> = attachment_env("ADD")
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "CNI_IFNAME" {
-                (k, "eth0/1")
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
+    let bad_ifname = attachment_env_with("ADD", "CNI_IFNAME", "eth0/1");
     run_plugin(&socket, &bad_ifname, &config("1.0.0"))
         .await
         .assert_error(4, "1.0.0", "invalid CNI_IFNAME");
@@ -155,16 +146,7 @@ async fn later_plugin_of_a_chain_keeps_prev_result() {
     .unwrap();
     let mut cfg = config("1.0.0");
     cfg["prevResult"] = bridge_result;
-    let env: Vec<_> = attachment_env("ADD")
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "CNI_IFNAME" {
-                (k, "eth1")
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
+    let env = attachment_env_with("ADD", "CNI_IFNAME", "eth1");
     let out = run_plugin(&daemon.socket, &env, &cfg).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let result = out.json();
@@ -188,16 +170,7 @@ async fn concurrent_adds() {
         let socket = daemon.socket.clone();
         let id = id.clone();
         async move {
-            let env: Vec<(&str, &str)> = attachment_env("ADD")
-                .into_iter()
-                .map(|(k, v)| {
-                    if k == "CNI_CONTAINERID" {
-                        (k, id.as_str())
-                    } else {
-                        (k, v)
-                    }
-                })
-                .collect();
+            let env = attachment_env_with("ADD", "CNI_CONTAINERID", &id);
             run_plugin(&socket, &env, &config("1.1.0")).await
         }
     });

@@ -11,6 +11,7 @@ use kuryr_cni_daemon::spec::{
     AddResult, CniError, CniVersion, ErrorCode, Interface, IpConfig, NetConfList, Route,
 };
 use kuryr_cni_daemon::{AttachmentRequest, Call, CniHandler, CniSocket, GcRequest, StatusRequest};
+use kuryr_wire::testutil::TempDir;
 use serde_json::{json, Map, Value};
 
 mod failures;
@@ -97,29 +98,6 @@ impl CniHandler for FakeHandler {
     }
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kuryr-cni-e2e-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 struct Daemon {
     _dir: TempDir,
     socket: PathBuf,
@@ -130,7 +108,7 @@ struct Daemon {
 
 impl Daemon {
     async fn start(tag: &str) -> Self {
-        let dir = TempDir::new(tag);
+        let dir = TempDir::new(&format!("e2e-{tag}"));
         let socket = dir.0.join("run/kuryr/cni.sock");
         let handler = Arc::new(FakeHandler::default());
         let bound = CniSocket::bind(&socket).await.unwrap();
@@ -246,6 +224,14 @@ fn attachment_env(command: &str) -> Vec<(&str, &str)> {
             "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=3f2c1a9e8b7d;K8S_POD_UID=0b7c",
         ),
     ]
+}
+
+/// [`attachment_env`] with `var` set to `value` instead.
+fn attachment_env_with<'a>(command: &'a str, var: &str, value: &'a str) -> Vec<(&'a str, &'a str)> {
+    attachment_env(command)
+        .into_iter()
+        .map(|(k, v)| if k == var { (k, value) } else { (k, v) })
+        .collect()
 }
 
 fn config(version: &str) -> Value {
@@ -370,7 +356,7 @@ async fn del_check_gc_status_succeed_silently() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_needs_no_daemon() {
-    let dir = TempDir::new("version");
+    let dir = TempDir::new("e2e-version");
     let out = run_plugin(
         &dir.0.join("absent.sock"),
         &[("CNI_COMMAND", "VERSION")],

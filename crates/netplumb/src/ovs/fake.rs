@@ -246,17 +246,8 @@ impl Switch for FakeSwitch {
         name: &'a str,
         ids: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            validate_ifname(name)?;
-            validate_external_ids(ids)?;
-            self.modify(|st| match st.interfaces.get_mut(name) {
-                Some(i) => {
-                    i.external_ids.extend(ids.clone());
-                    Ok(())
-                }
-                None => Err(Error::InterfaceNotFound { name: name.into() }),
-            })
-        })
+        // Setting is updating with nothing to remove.
+        self.update_interface_external_ids(name, ids, &[])
     }
 
     fn update_interface_external_ids<'a>(

@@ -160,6 +160,24 @@ fn veth_validation() {
         .is_err());
 }
 
+/// Checks what every sub-interface request carries (a valid spec, its kind
+/// and data, the parent, a stable encoding) and returns it for the rest.
+#[track_caller]
+fn checked_sub_link<K: SubLinkKind>(
+    spec: &SubLinkSpec<K>,
+    parent: u32,
+    kind: InfoKind,
+    data: InfoData,
+) -> LinkMessage {
+    K::check(spec).unwrap();
+    let msg = K::message(spec, parent);
+    assert!(info(&msg).contains(&LinkInfo::Kind(kind)));
+    assert_eq!(info_data(&msg), &data);
+    assert_eq!(parent_attr(&msg), Some(parent));
+    assert_eq!(roundtrip(&msg), msg);
+    msg
+}
+
 #[test]
 fn macvlan_request() {
     for (mode, wire) in [
@@ -171,34 +189,23 @@ fn macvlan_request() {
         let spec = MacvlanSpec::new("mv0", "eth1", mode)
             .mac(mac("fa:16:3e:aa:bb:cc"))
             .mtu(1400);
-        spec.validate().unwrap();
-        let msg = macvlan_message(&spec, 7);
-        assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::MacVlan)));
-        assert_eq!(
-            info_data(&msg),
-            &InfoData::MacVlan(vec![InfoMacVlan::Mode(wire)])
-        );
-        assert_eq!(parent_attr(&msg), Some(7));
+        let data = InfoData::MacVlan(vec![InfoMacVlan::Mode(wire)]);
+        let msg = checked_sub_link(&spec, 7, InfoKind::MacVlan, data);
         assert_eq!(mtu_attr(&msg), Some(1400));
         assert_eq!(mac_attr(&msg).map(<[u8]>::len), Some(6));
-        assert_eq!(roundtrip(&msg), msg);
     }
 }
 
 #[test]
 fn vlan_request() {
     let spec = VlanSpec::new("eth1.100", "eth1", 100).mac(mac("fa:16:3e:01:02:03"));
-    spec.validate().unwrap();
-    let msg = vlan_message(&spec, 3);
-    assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::Vlan)));
-    assert_eq!(info_data(&msg), &InfoData::Vlan(vec![InfoVlan::Id(100)]));
-    assert_eq!(parent_attr(&msg), Some(3));
+    let data = InfoData::Vlan(vec![InfoVlan::Id(100)]);
+    let msg = checked_sub_link(&spec, 3, InfoKind::Vlan, data);
     assert_eq!(
         mac_attr(&msg).map(<[u8]>::to_vec),
         Some(vec![0xfa, 0x16, 0x3e, 1, 2, 3])
     );
     assert!(!msg.header.flags.contains(LinkFlags::Up));
-    assert_eq!(roundtrip(&msg), msg);
     assert!(VlanSpec::new("v", "eth1", 0).validate().is_err());
     assert!(VlanSpec::new("v", "eth1", 4095).validate().is_err());
 }
@@ -210,16 +217,17 @@ fn ipvlan_request() {
         (IpvlanMode::L3, IpVlanMode::L3),
     ] {
         let spec = IpvlanSpec::new("ipv0", "eth1", mode);
-        spec.validate().unwrap();
-        let msg = ipvlan_message(&spec, 9);
-        assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::IpVlan)));
-        assert_eq!(
-            info_data(&msg),
-            &InfoData::IpVlan(vec![InfoIpVlan::Mode(wire)])
-        );
-        assert_eq!(parent_attr(&msg), Some(9));
-        assert_eq!(roundtrip(&msg), msg);
+        let data = InfoData::IpVlan(vec![InfoIpVlan::Mode(wire)]);
+        checked_sub_link(&spec, 9, InfoKind::IpVlan, data);
     }
+    let with_mac = IpvlanSpec::new("ipv0", "eth1", IpvlanMode::L2).mac(mac("fa:16:3e:00:00:01"));
+    assert!(matches!(
+        with_mac.validate(),
+        Err(Error::InvalidValue {
+            what: "ipvlan mac",
+            ..
+        })
+    ));
 }
 
 /// Nested CNI: the VLAN subinterface and the ipvlan are created straight

@@ -27,12 +27,20 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// The host's netlink handle, for a test that needs root; `None` when the
+/// test is skipped.
+async fn root_host(test: &str) -> Option<Netlink> {
+    if !require_root(test) {
+        return None;
+    }
+    Some(Netlink::host().await.unwrap())
+}
+
 #[tokio::test]
 async fn veth_create_read_delete() {
-    if !require_root("veth_create_read_delete") {
+    let Some(nl) = root_host("veth_create_read_delete").await else {
         return;
-    }
-    let nl = Netlink::host().await.unwrap();
+    };
     let (host, peer) = (unique("knp-h"), unique("knp-p"));
     let _g = LinkGuard(host.clone());
 
@@ -92,10 +100,9 @@ async fn veth_create_read_delete() {
 
 #[tokio::test]
 async fn invalid_input_changes_nothing() {
-    if !require_root("invalid_input_changes_nothing") {
+    let Some(nl) = root_host("invalid_input_changes_nothing").await else {
         return;
-    }
-    let nl = Netlink::host().await.unwrap();
+    };
     let ok = unique("knp-p");
     let err = nl
         .create_veth(&VethSpec::new("bad name", &ok))
@@ -124,11 +131,11 @@ async fn invalid_input_changes_nothing() {
 
 #[tokio::test]
 async fn cni_flow_peer_created_in_netns_with_addresses_and_routes() {
-    if !require_root("cni_flow_peer_created_in_netns_with_addresses_and_routes") {
+    let Some(nl) = root_host("cni_flow_peer_created_in_netns_with_addresses_and_routes").await
+    else {
         return;
-    }
+    };
     let ns = NetnsGuard::new();
-    let nl = Netlink::host().await.unwrap();
     let host = unique("knp-h");
     let _g = LinkGuard(host.clone());
 
@@ -168,48 +175,23 @@ async fn cni_flow_peer_created_in_netns_with_addresses_and_routes() {
         .unwrap_err();
     assert!(matches!(err, Error::AddressExists { .. }), "{err}");
 
-    inner
-        .add_route("eth0", &RouteSpec::default_via(ip("10.77.0.1")))
-        .await
-        .unwrap();
-    inner
-        .add_route("eth0", &RouteSpec::default_via(ip("fd77::1")))
-        .await
-        .unwrap();
-    inner
-        .add_route(
-            "eth0",
-            &RouteSpec::new(net("192.0.2.0/24"))
-                .via(ip("10.77.0.254"))
-                .metric(50),
-        )
-        .await
-        .unwrap();
-    inner
-        .add_route("eth0", &RouteSpec::new(net("198.51.100.7/32")))
-        .await
-        .unwrap();
-    inner
-        .add_route(
-            "eth0",
-            &RouteSpec::new(net("2001:db8:9::/48")).via(ip("fd77::fe")),
-        )
-        .await
-        .unwrap();
-    // Gateway outside every subnet: needs onlink.
-    inner
-        .add_route(
-            "eth0",
-            &RouteSpec::new(net("203.0.113.0/24"))
-                .via(ip("172.31.0.1"))
-                .onlink(),
-        )
-        .await
-        .unwrap();
-    let err = inner
-        .add_route("eth0", &RouteSpec::default_via(ip("10.77.0.1")))
-        .await
-        .unwrap_err();
+    let wanted = [
+        RouteSpec::default_via(ip("10.77.0.1")),
+        RouteSpec::default_via(ip("fd77::1")),
+        RouteSpec::new(net("192.0.2.0/24"))
+            .via(ip("10.77.0.254"))
+            .metric(50),
+        RouteSpec::new(net("198.51.100.7/32")),
+        RouteSpec::new(net("2001:db8:9::/48")).via(ip("fd77::fe")),
+        // Gateway outside every subnet: needs onlink.
+        RouteSpec::new(net("203.0.113.0/24"))
+            .via(ip("172.31.0.1"))
+            .onlink(),
+    ];
+    for route in &wanted {
+        inner.add_route("eth0", route).await.unwrap();
+    }
+    let err = inner.add_route("eth0", &wanted[0]).await.unwrap_err();
     assert!(matches!(err, Error::RouteExists { .. }), "{err}");
 
     let addrs = inner.addresses("eth0").await.unwrap();
@@ -240,26 +222,15 @@ async fn cni_flow_peer_created_in_netns_with_addresses_and_routes() {
     assert!(has("198.51.100.7/32", None), "{routes:#?}");
     assert!(has("2001:db8:9::/48", Some("fd77::fe")), "{routes:#?}");
     assert!(has("10.77.0.0/24", None), "connected route: {routes:#?}");
-    let metric = routes
-        .iter()
-        .find(|r| r.dest == net("192.0.2.0/24"))
-        .unwrap();
+    let route_to = |dest: &str| routes.iter().find(|r| r.dest == net(dest)).unwrap();
+    let metric = route_to("192.0.2.0/24");
     assert_eq!(metric.metric, Some(50));
     assert_eq!(metric.origin, RouteOrigin::Static);
-    let onlink = routes
-        .iter()
-        .find(|r| r.dest == net("203.0.113.0/24"))
-        .unwrap();
+    let onlink = route_to("203.0.113.0/24");
     assert!(onlink.onlink);
-    let host_route = routes
-        .iter()
-        .find(|r| r.dest == net("198.51.100.7/32"))
-        .unwrap();
+    let host_route = route_to("198.51.100.7/32");
     assert_eq!(host_route.scope, Scope::Link);
-    let connected = routes
-        .iter()
-        .find(|r| r.dest == net("10.77.0.0/24"))
-        .unwrap();
+    let connected = route_to("10.77.0.0/24");
     assert_eq!(connected.origin, RouteOrigin::Kernel);
 
     // Delete inside the netns removes the host end too.
@@ -270,11 +241,10 @@ async fn cni_flow_peer_created_in_netns_with_addresses_and_routes() {
 
 #[tokio::test]
 async fn docker_flow_move_rename_configure() {
-    if !require_root("docker_flow_move_rename_configure") {
+    let Some(nl) = root_host("docker_flow_move_rename_configure").await else {
         return;
-    }
+    };
     let ns = NetnsGuard::new();
-    let nl = Netlink::host().await.unwrap();
     let (host, peer) = (unique("knp-h"), unique("knp-p"));
     let _g = LinkGuard(host.clone());
     nl.create_veth(&VethSpec::new(&host, &peer).mtu(1450))
@@ -335,11 +305,10 @@ async fn docker_flow_move_rename_configure() {
 
 #[tokio::test]
 async fn failed_veth_in_netns_leaves_nothing_behind() {
-    if !require_root("failed_veth_in_netns_leaves_nothing_behind") {
+    let Some(nl) = root_host("failed_veth_in_netns_leaves_nothing_behind").await else {
         return;
-    }
+    };
     let ns = NetnsGuard::new();
-    let nl = Netlink::host().await.unwrap();
     let (h1, h2) = (unique("knp-h"), unique("knp-h"));
     let _g1 = LinkGuard(h1.clone());
     let _g2 = LinkGuard(h2.clone());

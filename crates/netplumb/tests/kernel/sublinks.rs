@@ -3,17 +3,23 @@
 
 use super::*;
 
+/// A fresh veth pair whose host end is the parent of the sub-interfaces
+/// under test; the guard removes the pair.
+async fn veth_parent(nl: &Netlink, mtu: Option<u32>) -> (String, LinkGuard) {
+    let (parent, peer) = (unique("knp-h"), unique("knp-p"));
+    let guard = LinkGuard(parent.clone());
+    let mut spec = VethSpec::new(&parent, &peer);
+    spec.mtu = mtu;
+    nl.create_veth(&spec).await.unwrap();
+    (parent, guard)
+}
+
 #[tokio::test]
 async fn macvlan_on_veth_parent() {
-    if !require_root("macvlan_on_veth_parent") {
+    let Some(nl) = root_host("macvlan_on_veth_parent").await else {
         return;
-    }
-    let nl = Netlink::host().await.unwrap();
-    let (parent, peer) = (unique("knp-h"), unique("knp-p"));
-    let _g = LinkGuard(parent.clone());
-    nl.create_veth(&VethSpec::new(&parent, &peer).mtu(1500))
-        .await
-        .unwrap();
+    };
+    let (parent, _g) = veth_parent(&nl, Some(1500)).await;
     let parent_idx = nl.link(&parent).await.unwrap().index;
 
     for mode in [MacvlanMode::Bridge, MacvlanMode::Private, MacvlanMode::Vepa] {
@@ -88,15 +94,10 @@ async fn macvlan_on_veth_parent() {
 
 #[tokio::test]
 async fn vlan_subinterface_or_clear_unsupported() {
-    if !require_root("vlan_subinterface_or_clear_unsupported") {
+    let Some(nl) = root_host("vlan_subinterface_or_clear_unsupported").await else {
         return;
-    }
-    let nl = Netlink::host().await.unwrap();
-    let (parent, peer) = (unique("knp-h"), unique("knp-p"));
-    let _g = LinkGuard(parent.clone());
-    nl.create_veth(&VethSpec::new(&parent, &peer))
-        .await
-        .unwrap();
+    };
+    let (parent, _g) = veth_parent(&nl, None).await;
     let name = unique("knp-v");
     let _v = LinkGuard(name.clone());
     match nl
@@ -126,15 +127,10 @@ async fn vlan_subinterface_or_clear_unsupported() {
 
 #[tokio::test]
 async fn ipvlan_or_clear_unsupported() {
-    if !require_root("ipvlan_or_clear_unsupported") {
+    let Some(nl) = root_host("ipvlan_or_clear_unsupported").await else {
         return;
-    }
-    let nl = Netlink::host().await.unwrap();
-    let (parent, peer) = (unique("knp-h"), unique("knp-p"));
-    let _g = LinkGuard(parent.clone());
-    nl.create_veth(&VethSpec::new(&parent, &peer))
-        .await
-        .unwrap();
+    };
+    let (parent, _g) = veth_parent(&nl, None).await;
     for mode in [IpvlanMode::L2, IpvlanMode::L3] {
         let name = unique("knp-i");
         let _i = LinkGuard(name.clone());
@@ -161,15 +157,10 @@ async fn ipvlan_or_clear_unsupported() {
 /// nothing left in either namespace.
 #[tokio::test]
 async fn vlan_and_ipvlan_into_netns_or_clear_unsupported() {
-    if !require_root("vlan_and_ipvlan_into_netns_or_clear_unsupported") {
+    let Some(nl) = root_host("vlan_and_ipvlan_into_netns_or_clear_unsupported").await else {
         return;
-    }
-    let nl = Netlink::host().await.unwrap();
-    let (parent, peer) = (unique("knp-h"), unique("knp-p"));
-    let _g = LinkGuard(parent.clone());
-    nl.create_veth(&VethSpec::new(&parent, &peer).mtu(1500))
-        .await
-        .unwrap();
+    };
+    let (parent, _g) = veth_parent(&nl, Some(1500)).await;
     let ns = NetnsGuard::new();
     let inner = Netlink::in_netns(&ns.ns).await.unwrap();
     let vlan = VlanSpec::new("eth0", &parent, 42)
@@ -201,10 +192,9 @@ async fn vlan_and_ipvlan_into_netns_or_clear_unsupported() {
 
 #[tokio::test]
 async fn linux_bridge_attach_detach() {
-    if !require_root("linux_bridge_attach_detach") {
+    let Some(nl) = root_host("linux_bridge_attach_detach").await else {
         return;
-    }
-    let nl = Netlink::host().await.unwrap();
+    };
     let br = unique("knp-b");
     let _b = LinkGuard(br.clone());
     let bridge = nl.ensure_bridge(&br).await.unwrap();

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::error::CniError;
 
 /// `CNI_COMMAND`.
@@ -73,12 +71,6 @@ impl CniCommand {
     }
 }
 
-impl fmt::Display for CniCommand {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl FromStr for CniCommand {
     type Err = CniError;
 
@@ -101,31 +93,16 @@ impl FromStr for CniCommand {
     }
 }
 
-impl Serialize for CniCommand {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CniCommand {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse()
-            .map_err(|e: CniError| serde::de::Error::custom(e.msg))
-    }
-}
+// The daemon protocol reports only the message; the details list the
+// commands, which a peer speaking the protocol already knows.
+spelled_as_str!(CniCommand, |e: CniError| e.msg);
 
 /// Checks a container id: not empty, starts with an ASCII alphanumeric,
 /// then alphanumerics, `_`, `.` or `-`.
 pub fn validate_container_id(id: &str) -> Result<(), CniError> {
-    if is_cni_name(id) {
-        return Ok(());
-    }
-    Err(
-        CniError::invalid_env(format!("invalid {ENV_CONTAINERID} {id:?}")).with_details(
-            "must start with an alphanumeric character, followed by alphanumerics, '_', '.' or '-'",
-        ),
-    )
+    require_cni_name(id, || {
+        CniError::invalid_env(format!("invalid {ENV_CONTAINERID} {id:?}"))
+    })
 }
 
 /// Checks an interface name the way Linux and the spec do: not empty, at
@@ -155,14 +132,20 @@ pub fn validate_ifname(name: &str) -> Result<(), CniError> {
 
 /// Checks a network name: same characters as a container id.
 pub fn validate_network_name(name: &str) -> Result<(), CniError> {
+    require_cni_name(name, || {
+        CniError::invalid_config(format!("invalid network name {name:?}"))
+    })
+}
+
+/// `Ok` for a name [`is_cni_name`] accepts, else `error()` with the rule
+/// as its details.
+fn require_cni_name(name: &str, error: impl FnOnce() -> CniError) -> Result<(), CniError> {
     if is_cni_name(name) {
         return Ok(());
     }
-    Err(
-        CniError::invalid_config(format!("invalid network name {name:?}")).with_details(
-            "must start with an alphanumeric character, followed by alphanumerics, '_', '.' or '-'",
-        ),
-    )
+    Err(error().with_details(
+        "must start with an alphanumeric character, followed by alphanumerics, '_', '.' or '-'",
+    ))
 }
 
 /// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`, the spec's rule for container ids and

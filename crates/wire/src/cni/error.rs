@@ -101,6 +101,19 @@ pub struct CniError {
     pub details: String,
 }
 
+/// Writes `pub fn name(msg) -> CniError` for each `name => Code` row, with
+/// the row's doc comment.
+macro_rules! with_code {
+    ($($(#[$doc:meta])* $name:ident => $code:ident,)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(msg: impl Into<String>) -> Self {
+                Self::new(ErrorCode::$code, msg)
+            }
+        )*
+    };
+}
+
 impl CniError {
     /// An error with any code and no details.
     pub fn new(code: ErrorCode, msg: impl Into<String>) -> Self {
@@ -136,50 +149,27 @@ impl CniError {
         .with_details(details)
     }
 
-    /// 3: container unknown or does not exist.
-    pub fn unknown_container(msg: impl Into<String>) -> Self {
-        Self::new(ErrorCode::UnknownContainer, msg)
-    }
-
-    /// 4: invalid environment variables; `msg` must name them.
-    pub fn invalid_env(msg: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidEnvironment, msg)
-    }
-
-    /// 5: I/O failure.
-    pub fn io(msg: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Io, msg)
-    }
-
-    /// 6: content could not be decoded.
-    pub fn decode(msg: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Decode, msg)
-    }
-
-    /// 7: invalid network configuration.
-    pub fn invalid_config(msg: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidNetworkConfig, msg)
-    }
-
-    /// 11: try again later.
-    pub fn try_again_later(msg: impl Into<String>) -> Self {
-        Self::new(ErrorCode::TryAgainLater, msg)
-    }
-
-    /// 50: the plugin cannot service `ADD` requests.
-    pub fn plugin_not_available(msg: impl Into<String>) -> Self {
-        Self::new(ErrorCode::PluginNotAvailable, msg)
-    }
-
-    /// 51: not available, and existing containers may have limited
-    /// connectivity.
-    pub fn limited_connectivity(msg: impl Into<String>) -> Self {
-        Self::new(ErrorCode::LimitedConnectivity, msg)
-    }
-
-    /// 999: an unexpected internal failure (libcni's `ErrInternal`).
-    pub fn internal(msg: impl Into<String>) -> Self {
-        Self::new(ErrorCode::INTERNAL, msg)
+    // The codes that need nothing but a message get one constructor each.
+    with_code! {
+        /// 3: container unknown or does not exist.
+        unknown_container => UnknownContainer,
+        /// 4: invalid environment variables; `msg` must name them.
+        invalid_env => InvalidEnvironment,
+        /// 5: I/O failure.
+        io => Io,
+        /// 6: content could not be decoded.
+        decode => Decode,
+        /// 7: invalid network configuration.
+        invalid_config => InvalidNetworkConfig,
+        /// 11: try again later.
+        try_again_later => TryAgainLater,
+        /// 50: the plugin cannot service `ADD` requests.
+        plugin_not_available => PluginNotAvailable,
+        /// 51: not available, and existing containers may have limited
+        /// connectivity.
+        limited_connectivity => LimitedConnectivity,
+        /// 999: an unexpected internal failure (libcni's `ErrInternal`).
+        internal => INTERNAL,
     }
 
     /// The wire form, stamped with `version`.

@@ -10,6 +10,32 @@
 //! - [`CniError`] / [`ErrorReply`]: the error result and its codes.
 //! - [`proto`]: Kuryr's plugin <-> daemon protocol on top of them.
 
+/// `Display`, `Serialize` and `Deserialize` for a type that is spelled on
+/// the wire as its `as_str()` and read back with `FromStr`; `$message`
+/// turns the `FromStr` error into serde's message.
+macro_rules! spelled_as_str {
+    ($ty:ty, $message:expr) => {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(|e| serde::de::Error::custom($message(e)))
+            }
+        }
+    };
+}
+
 mod config;
 mod env;
 mod error;

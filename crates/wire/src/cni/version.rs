@@ -1,9 +1,8 @@
 //! CNI specification versions and the `VERSION` result.
 
-use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::error::CniError;
 
@@ -76,23 +75,14 @@ impl CniVersion {
         version.parse().map_err(|_| {
             CniError::incompatible_version(
                 format!("CNI version {version:?} is not supported by kuryr-cni"),
-                format!("supported versions: {}", supported_list()),
+                format!("supported versions: {}", Self::supported_list()),
             )
         })
     }
-}
 
-fn supported_list() -> String {
-    CniVersion::SUPPORTED
-        .iter()
-        .map(|v| v.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl fmt::Display for CniVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    /// [`Self::SUPPORTED`] as `0.3.0, 0.3.1, ...`, for messages.
+    pub fn supported_list() -> String {
+        Self::SUPPORTED.map(Self::as_str).join(", ")
     }
 }
 
@@ -112,18 +102,7 @@ impl FromStr for CniVersion {
     }
 }
 
-impl Serialize for CniVersion {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CniVersion {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+spelled_as_str!(CniVersion, |e: UnsupportedVersion| e);
 
 /// The `VERSION` result:
 /// `{"cniVersion": "1.1.0", "supportedVersions": ["0.3.0", ...]}`.

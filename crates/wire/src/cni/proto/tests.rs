@@ -29,6 +29,19 @@ fn kuryr_config() -> Value {
     })
 }
 
+/// A `GC` request with `config`, as a runtime sends it.
+fn gc_request(config: Value) -> Request {
+    Request {
+        command: CniCommand::Gc,
+        container_id: None,
+        netns: None,
+        ifname: None,
+        args: Default::default(),
+        path: vec!["/opt/cni/bin".into()],
+        config,
+    }
+}
+
 #[track_caller]
 fn expect_err(request: &Request, code: ErrorCode, part: &str) {
     let err = request.validate().expect_err("expected an error");
@@ -162,15 +175,7 @@ fn each_command_types_its_request() {
     assert_eq!(req.netns, None);
     assert!(req.prev_result.is_some());
 
-    let gc = Request {
-        command: CniCommand::Gc,
-        container_id: None,
-        netns: None,
-        ifname: None,
-        args: Default::default(),
-        path: vec!["/opt/cni/bin".into()],
-        config: fixture("kuryr/gc-config.json"),
-    };
+    let gc = gc_request(fixture("kuryr/gc-config.json"));
     let Call::Gc(req) = gc.validate().unwrap() else {
         panic!()
     };
@@ -253,15 +258,7 @@ fn validation_errors() {
         "CHECK is not part of CNI 0.3.1",
     );
 
-    let gc = Request {
-        command: CniCommand::Gc,
-        container_id: None,
-        netns: None,
-        ifname: None,
-        args: Default::default(),
-        path: vec!["/opt/cni/bin".into()],
-        config: kuryr_config(),
-    };
+    let gc = gc_request(kuryr_config());
     expect_err(
         &gc,
         ErrorCode::InvalidNetworkConfig,

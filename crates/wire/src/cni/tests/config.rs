@@ -89,64 +89,33 @@ fn config_validation_errors() {
         }
         NetConf::from_value(&v)
     };
-    assert_code(
-        patched(json!({"cniVersion": null}))
-            .unwrap()
-            .validate_for(CniCommand::Add),
-        ErrorCode::IncompatibleVersion,
-        "no cniVersion",
-    );
-    assert_code(
-        patched(json!({"cniVersion": "0.2.0"}))
-            .unwrap()
-            .validate_for(CniCommand::Add),
-        ErrorCode::IncompatibleVersion,
-        "CNI version \"0.2.0\" is not supported",
-    );
-    assert_code(
-        patched(json!({"cniVersion": "0.3.1"}))
-            .unwrap()
-            .validate_for(CniCommand::Check),
-        ErrorCode::IncompatibleVersion,
-        "CHECK is not part of CNI 0.3.1",
-    );
+    use CniCommand::{Add, Check, Gc, Status};
+    use ErrorCode::{Decode, IncompatibleVersion as Version, InvalidNetworkConfig as Config};
+    // (patch, command to validate for or `None` when decoding must fail,
+    // code, message part)
+    #[rustfmt::skip]
+    let cases = [
+        (json!({"cniVersion": null}), Some(Add), Version, "no cniVersion"),
+        (json!({"cniVersion": "0.2.0"}), Some(Add), Version, "CNI version \"0.2.0\" is not supported"),
+        (json!({"cniVersion": "0.3.1"}), Some(Check), Version, "CHECK is not part of CNI 0.3.1"),
+        (json!({"cniVersion": "1.0.0"}), Some(Gc), Version, "GC needs cniVersion 1.1.0"),
+        (json!({"cniVersion": "1.0.0"}), Some(Status), Version, "STATUS needs cniVersion 1.1.0"),
+        (json!({"name": null}), Some(Add), Config, "no name"),
+        (json!({"name": "my net"}), Some(Add), Config, "invalid network name \"my net\""),
+        (json!({"name": 5}), None, Decode, "cannot decode network configuration"),
+        (json!({"dns": {"nameservers": "10.0.0.1"}}), None, Decode, "configuration: dns.nameservers: invalid type"),
+    ];
+    for (patch, command, code, part) in cases {
+        let conf = patched(patch);
+        match command {
+            Some(command) => assert_code(conf.unwrap().validate_for(command), code, part),
+            None => assert_code(conf, code, part),
+        }
+    }
     assert!(patched(json!({"cniVersion": "0.4.0"}))
         .unwrap()
         .validate_for(CniCommand::Check)
         .is_ok());
-    for command in [CniCommand::Gc, CniCommand::Status] {
-        assert_code(
-            patched(json!({"cniVersion": "1.0.0"}))
-                .unwrap()
-                .validate_for(command),
-            ErrorCode::IncompatibleVersion,
-            &format!("{command} needs cniVersion 1.1.0"),
-        );
-    }
-    assert_code(
-        patched(json!({"name": null}))
-            .unwrap()
-            .validate_for(CniCommand::Add),
-        ErrorCode::InvalidNetworkConfig,
-        "no name",
-    );
-    assert_code(
-        patched(json!({"name": "my net"}))
-            .unwrap()
-            .validate_for(CniCommand::Add),
-        ErrorCode::InvalidNetworkConfig,
-        "invalid network name \"my net\"",
-    );
-    assert_code(
-        patched(json!({"name": 5})),
-        ErrorCode::Decode,
-        "cannot decode network configuration",
-    );
-    assert_code(
-        patched(json!({"dns": {"nameservers": "10.0.0.1"}})),
-        ErrorCode::Decode,
-        "configuration: dns.nameservers: invalid type",
-    );
     assert_code(
         NetConf::from_value(&json!([1, 2])),
         ErrorCode::Decode,

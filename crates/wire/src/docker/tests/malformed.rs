@@ -23,18 +23,35 @@ fn empty_or_null_body_is_missing_for_calls_with_payload() {
 
 #[test]
 fn malformed_json_reports_the_position() {
-    let msg = parse_err(PluginCall::CreateNetwork, "{\"NetworkID\": ");
-    assert!(msg.contains("line 1 column"), "{msg}");
-    let msg = parse_err(
-        PluginCall::DeleteNetwork,
-        &format!("{{\"NetworkID\":\"{NET}\"}} trailing"),
-    );
-    assert!(msg.contains("trailing characters"), "{msg}");
-    let msg = parse_err(PluginCall::DeleteNetwork, "\"x\"");
-    assert!(
-        msg.contains("invalid type: string \"x\", expected struct"),
-        "{msg}"
-    );
+    let cases = [
+        (
+            PluginCall::CreateNetwork,
+            "{\"NetworkID\": ".to_owned(),
+            "EOF while parsing",
+        ),
+        (
+            PluginCall::DeleteNetwork,
+            format!("{{\"NetworkID\":\"{NET}\"}} trailing"),
+            "trailing characters",
+        ),
+        (
+            PluginCall::DeleteNetwork,
+            "\"x\"".to_owned(),
+            "invalid type: string \"x\", expected struct",
+        ),
+    ];
+    assert_errors(&cases, "line 1 column");
+}
+
+/// Parses each `(call, body, want)` and checks that the error says `want`
+/// and, to locate it, `locator` (the position or the field path).
+#[track_caller]
+fn assert_errors(cases: &[(PluginCall, String, &str)], locator: &str) {
+    for (call, body, want) in cases {
+        let msg = parse_err(*call, body);
+        assert!(msg.contains(want), "{call}: got {msg:?}, want {want:?}");
+        assert!(msg.contains(locator), "{call}: no {locator:?} in {msg:?}");
+    }
 }
 
 #[test]
@@ -141,14 +158,7 @@ fn wrong_types_name_the_field_path() {
             "invalid type: integer `5`, expected a string",
         ),
     ];
-    for (call, body, want) in cases {
-        let msg = parse_err(call, &body);
-        assert!(msg.contains(want), "{call}: got {msg:?}, want {want:?}");
-        assert!(
-            msg.contains("line 1 column"),
-            "{call}: no position in {msg:?}"
-        );
-    }
+    assert_errors(&cases, "line 1 column");
 }
 
 #[test]
@@ -201,9 +211,5 @@ fn wrong_types_inside_option_maps_are_reported() {
             "invalid value \"02:42\"",
         ),
     ];
-    for (call, body, want) in cases {
-        let msg = parse_err(call, &body);
-        assert!(msg.contains(want), "{call}: got {msg:?}, want {want:?}");
-        assert!(msg.contains("Options"), "{call}: no field path in {msg:?}");
-    }
+    assert_errors(&cases, "Options");
 }
