@@ -291,6 +291,22 @@ impl KuryrDriver {
         self.settle(|id, _| id == port_id).await;
     }
 
+    /// Before a network's subnet or the network itself goes: work deferred
+    /// past a reply on its ports (owner updates, pool ports on their way
+    /// back, or deleted above the pool's max) finishes, and its pool ports,
+    /// which Docker knows nothing of, are deleted.
+    pub(crate) async fn empty_network(&self, network_id: &str) {
+        self.settle_network(network_id).await;
+        self.lifecycle
+            .pool()
+            .drain_network(
+                network_id,
+                &self.settings.host,
+                self.pool_settings_of(network_id).enabled(),
+            )
+            .await;
+    }
+
     /// Waits for all deferred work (at shutdown, so nothing is left half done).
     pub async fn settle_all(&self) {
         self.settle(|_, _| true).await;

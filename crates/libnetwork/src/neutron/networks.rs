@@ -471,19 +471,8 @@ impl Networks for KuryrDriver {
             warn!(docker_network = docker_id, "no Neutron network to delete");
             return Ok(());
         };
-        // Work deferred past a reply (owner updates, pool ports on their way
-        // back, or deleted above the pool's max) finishes first: Neutron
-        // refuses to delete a network that still has ports.
-        self.settle_network(&network.id).await;
-        // Pool ports too (Docker knows nothing of them).
-        self.lifecycle
-            .pool()
-            .drain_network(
-                &network.id,
-                &self.settings.host,
-                self.pool_settings_of(&network.id).enabled(),
-            )
-            .await;
+        // Neutron refuses to delete a network that still has ports.
+        self.empty_network(&network.id).await;
         self.cache().pool_settings.remove(network.id.as_str());
         if network
             .tags

@@ -48,17 +48,8 @@ impl KuryrDriver {
             }
             return Ok(());
         }
-        // Docker releases the pool before it deletes the network: deferred
-        // work on its ports, and the network's pool ports, go first.
-        self.settle_network(&subnet.network_id).await;
-        self.lifecycle
-            .pool()
-            .drain_network(
-                &subnet.network_id,
-                &self.settings.host,
-                self.pool_settings_of(&subnet.network_id).enabled(),
-            )
-            .await;
+        // Docker releases the pool before it deletes the network.
+        self.empty_network(&subnet.network_id).await;
         match self.neutron.delete_subnet(&subnet.id).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
