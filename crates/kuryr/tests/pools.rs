@@ -104,8 +104,7 @@ fn docker_pool_lifecycle() {
     let Some(mut f) = Fixture::with_config("docker_pool_lifecycle", POOL_CONFIG) else {
         return;
     };
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = f.stack.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let mut seen: BTreeSet<String> = BTreeSet::new();
 
     // Warm at create: ready before any container asks (as Neutron and

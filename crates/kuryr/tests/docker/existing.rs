@@ -222,8 +222,7 @@ fn existing_port_picked_by_ip() {
 fn exposed_ports_become_security_group_rules() {
     let f = fixture_or_skip!("exposed_ports_become_security_group_rules");
     let s = &f.stack;
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = s.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let c = f.name("c1");
     let a = f.run_detached(
         &c,
@@ -287,8 +286,7 @@ fn exposed_ports_become_security_group_rules() {
 #[test]
 fn endpoint_oper_info_reports_port_status() {
     let mut f = fixture_or_skip!("endpoint_oper_info_reports_port_status");
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = f.stack.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let c = f.name("c1");
     let a = f.run_detached(&c, &net, &[]);
     let port = check_port(&f, &a, &network.id);
