@@ -372,13 +372,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
             }
             figures.pings += 1;
         }
-        for port in f.stack.ports(
-            Query::new()
-                .network_id(&network.id)
-                .device_owner(DEVICE_OWNER),
-        ) {
-            seen_ports.insert(port.id.into_string());
-        }
+        note_ports(&f, &network.id, &mut seen_ports);
     }
     let churn = started.elapsed();
 
@@ -392,13 +386,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
         del_until_done(&daemon.socket, &p, &conf, &mut figures);
         figures.cni_deleted += 1;
     }
-    for port in f.stack.ports(
-        Query::new()
-            .network_id(&network.id)
-            .device_owner(DEVICE_OWNER),
-    ) {
-        seen_ports.insert(port.id.into_string());
-    }
+    note_ports(&f, &network.id, &mut seen_ports);
     // Ports made and deleted within one round are only in the logs.
     let logs = f.kuryr.log_text() + &std::fs::read_to_string(&daemon.log).unwrap_or_default();
     seen_ports.extend(port_ids_in(&logs));
@@ -520,6 +508,14 @@ struct Leftovers {
     ports: usize,
     veths: usize,
     ovs_ports: usize,
+}
+
+/// Adds the ids of Kuryr's ports now on `network` to `seen`.
+fn note_ports(f: &Fixture, network: &str, seen: &mut BTreeSet<String>) {
+    let query = Query::new().network_id(network).device_owner(DEVICE_OWNER);
+    for port in f.stack.ports(query) {
+        seen.insert(port.id.into_string());
+    }
 }
 
 fn leftovers(f: &Fixture, network: &str, seen: &BTreeSet<String>) -> Leftovers {

@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 
 use kuryr_testkit::{
-    free_loopback_port, must, must_create_network, run_line, stack_in_mode, throwaway_eth0_v4,
-    Node, OwnKuryr,
+    must, must_create_network, run_line, stack_in_mode, throwaway_eth0_v4, Node, OwnKuryr,
 };
 
 fn repo_root() -> PathBuf {
@@ -94,11 +93,10 @@ fn managed_plugin_serves_a_network() {
 /// Upstream's way: `kuryr_uri` on TCP plus a spec file in /etc/docker/plugins.
 #[test]
 fn spec_file_over_tcp() {
-    if !stack_in_mode("spec_file_over_tcp", "noauth") {
+    let Some(mut guard) = OwnKuryr::noauth("spec_file_over_tcp", "ktcp") else {
         return;
-    }
-    let port = free_loopback_port();
-    let mut guard = OwnKuryr::new("ktcp");
+    };
+    let port = guard.port;
     let conf = guard.dir.join("kuryr.conf");
     std::fs::write(
         &conf,

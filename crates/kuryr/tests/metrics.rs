@@ -5,9 +5,7 @@
 
 use std::path::PathBuf;
 
-use kuryr_testkit::{
-    free_loopback_port, must, must_create_network, stack_in_mode, throwaway_eth0_v4, OwnKuryr,
-};
+use kuryr_testkit::{must, must_create_network, throwaway_eth0_v4, OwnKuryr};
 use std::time::{Duration, Instant};
 
 /// The value of the first sample line starting with `prefix`.
@@ -22,11 +20,10 @@ fn sample(metrics: &str, prefix: &str) -> f64 {
 
 #[test]
 fn healthz_and_metrics_after_a_container() {
-    if !stack_in_mode("healthz_and_metrics_after_a_container", "noauth") {
+    let Some(mut guard) = OwnKuryr::noauth("healthz_and_metrics_after_a_container", "kmet") else {
         return;
-    }
-    let port = free_loopback_port();
-    let mut guard = OwnKuryr::new("kmet");
+    };
+    let port = guard.port;
     let socket = PathBuf::from(format!("/run/docker/plugins/{}.sock", guard.name));
     guard.files.push(socket.clone());
     guard.spawn(&[

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{append_log, hex, kuryr_bin, run_line, terminate};
+use crate::{append_log, free_loopback_port, hex, kuryr_bin, run_line, stack_in_mode, terminate};
 
 /// One `kuryr libnetwork` process with its own driver name and config.
 pub struct Kuryr {
@@ -230,24 +230,32 @@ pub struct OwnKuryr {
     pub dir: PathBuf,
     /// The Docker network the test makes (`<name>-net`).
     pub network: String,
+    /// A free loopback port for it to serve on.
+    pub port: u16,
     /// Files outside the dir to remove at the end (a socket, a spec file).
     pub files: Vec<PathBuf>,
     child: Option<Child>,
 }
 
 impl OwnKuryr {
-    /// The name and the scratch dir (created) for `prefix`; nothing runs yet.
-    pub fn new(prefix: &str) -> OwnKuryr {
+    /// For `test`, which needs the dev stack in noauth mode (else `None`,
+    /// the test skipped): the name, the scratch dir (created) for `prefix`
+    /// and a free loopback port; nothing runs yet.
+    pub fn noauth(test: &str, prefix: &str) -> Option<OwnKuryr> {
+        if !stack_in_mode(test, "noauth") {
+            return None;
+        }
         let name = format!("{prefix}{}", std::process::id());
         let dir = std::env::temp_dir().join(&name);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        OwnKuryr {
+        Some(OwnKuryr {
+            port: free_loopback_port(),
             network: format!("{name}-net"),
             name,
             dir,
             files: Vec::new(),
             child: None,
-        }
+        })
     }
 
     /// Starts `kuryr <args>`, its stderr to `kuryr.log` in the dir.
