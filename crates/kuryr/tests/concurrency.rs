@@ -78,8 +78,7 @@ impl Drop for Containers {
 fn fifty_parallel_docker_runs() {
     let f = fixture_or_skip!("fifty_parallel_docker_runs");
     let s = &f.stack;
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = s.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let names: Vec<String> = (0..N).map(|i| f.name(&format!("p{i}"))).collect();
     let guard = Containers(names.clone());
 

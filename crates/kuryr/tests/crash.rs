@@ -170,15 +170,14 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
     let mut rng = Rng(seed);
     let started = Instant::now();
 
-    let (_, net, docker_net) = f.fresh_network();
-    let network = f.stack.network_of_docker(&docker_net).id;
+    let (_, net, _, network) = f.fresh_neutron_network();
     let dir = f.kuryr.dir.clone();
     let mut daemon = Daemon::start(&dir, &["--host", &f.stack.local().host], &[]);
     let conf = json!({
         "cniVersion": "1.1.0",
         "name": format!("crash{}", f.driver()),
         "type": "kuryr-cni",
-        "neutron": {"network": network},
+        "neutron": {"network": network.id},
     });
 
     // The anchor every container pings; created before any kill.
@@ -373,12 +372,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
             }
             figures.pings += 1;
         }
-        for port in f
-            .stack
-            .ports(Query::new().network_id(&network).device_owner(DEVICE_OWNER))
-        {
-            seen_ports.insert(port.id.into_string());
-        }
+        note_ports(&f, &network.id, &mut seen_ports);
     }
     let churn = started.elapsed();
 
@@ -392,23 +386,18 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
         del_until_done(&daemon.socket, &p, &conf, &mut figures);
         figures.cni_deleted += 1;
     }
-    for port in f
-        .stack
-        .ports(Query::new().network_id(&network).device_owner(DEVICE_OWNER))
-    {
-        seen_ports.insert(port.id.into_string());
-    }
+    note_ports(&f, &network.id, &mut seen_ports);
     // Ports made and deleted within one round are only in the logs.
     let logs = f.kuryr.log_text() + &std::fs::read_to_string(&daemon.log).unwrap_or_default();
     seen_ports.extend(port_ids_in(&logs));
-    let before_gc = leftovers(&f, &network, &seen_ports);
+    let before_gc = leftovers(&f, &network.id, &seen_ports);
     eprintln!("crash: leftovers after restart recovery alone: {before_gc:?}");
 
     let out = Command::new(kuryr_bin())
         .arg("--config-file")
         .arg(&f.kuryr.config)
         .args(["--host", &f.stack.local().host, "gc", "--min-age", "0"])
-        .args(["--network", &network])
+        .args(["--network", &network.id])
         .arg("--plugin-socket")
         .arg(&f.kuryr.socket)
         .output()
@@ -416,7 +405,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
     let gc_out = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!("crash: kuryr gc --min-age 0:\n{gc_out}");
     assert!(out.status.success(), "kuryr gc failed: {gc_out}");
-    let after_gc = leftovers(&f, &network, &seen_ports);
+    let after_gc = leftovers(&f, &network.id, &seen_ports);
     let gc_removed = gc_out
         .lines()
         .filter(|l| !l.starts_with("keep port") && !l.starts_with("gc"))
@@ -519,6 +508,14 @@ struct Leftovers {
     ports: usize,
     veths: usize,
     ovs_ports: usize,
+}
+
+/// Adds the ids of Kuryr's ports now on `network` to `seen`.
+fn note_ports(f: &Fixture, network: &str, seen: &mut BTreeSet<String>) {
+    let query = Query::new().network_id(network).device_owner(DEVICE_OWNER);
+    for port in f.stack.ports(query) {
+        seen.insert(port.id.into_string());
+    }
 }
 
 fn leftovers(f: &Fixture, network: &str, seen: &BTreeSet<String>) -> Leftovers {

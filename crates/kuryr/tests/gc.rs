@@ -99,14 +99,13 @@ fn mentioned_for_removal(out: &str, id: &str) -> bool {
 fn gc_lists_then_removes_exactly_the_leaks() {
     let f = fixture_or_skip!("gc_lists_then_removes_exactly_the_leaks");
     let s = &f.stack;
-    let (_, net, docker_net) = f.fresh_network();
-    let network = s.network_of_docker(&docker_net).id;
+    let (_, net, _, network) = f.fresh_neutron_network();
     let live = f.run_detached(&f.name("live"), &net, &[]);
     let live_port = s.port_of_endpoint(&live.endpoint);
     let (live_veth, _) = veth_names(&live_port.id);
 
     // A port left by a RequestAddress whose CreateEndpoint never came.
-    let unbound = unbound_port(&f, &network);
+    let unbound = unbound_port(&f, &network.id);
     // A CNI attachment whose netns (and so its veth) is gone.
     let cni_tags = [
         DEVICE_OWNER,
@@ -116,8 +115,14 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     ];
     let cni_dead = make_port(
         &f,
-        &network,
-        ours(&f, &network, "kuryr-cni-gcdead-eth0", "gcdead", &cni_tags),
+        &network.id,
+        ours(
+            &f,
+            &network.id,
+            "kuryr-cni-gcdead-eth0",
+            "gcdead",
+            &cni_tags,
+        ),
     );
     // A CNI attachment alive: its host veth exists.
     let cni_live_tags = [
@@ -128,10 +133,10 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     ];
     let cni_live = make_port(
         &f,
-        &network,
+        &network.id,
         ours(
             &f,
-            &network,
+            &network.id,
             "kuryr-cni-gclive-eth0",
             "gclive",
             &cni_live_tags,
@@ -142,10 +147,10 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     // An adopted port whose endpoint Docker no longer has.
     let adopted = make_port(
         &f,
-        &network,
+        &network.id,
         ours(
             &f,
-            &network,
+            &network.id,
             "operator-port",
             &hex(64),
             &["kuryr.port.existing", "operator"],
@@ -159,14 +164,14 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     ovs_port(&lost_ovs, &lost_ovs_id);
 
     // The default grace keeps the fresh unbound port.
-    let (success, out) = kuryr_gc(&f, &network, &["--dry-run"]);
+    let (success, out) = kuryr_gc(&f, &network.id, &["--dry-run"]);
     assert!(success);
     assert!(
         did(&out, "keep port", &unbound.id),
         "a fresh address port is kept: {out}"
     );
 
-    let (success, out) = kuryr_gc(&f, &network, &["--dry-run", "--min-age", "0"]);
+    let (success, out) = kuryr_gc(&f, &network.id, &["--dry-run", "--min-age", "0"]);
     assert!(success);
     assert!(would(&out, "delete port", &unbound.id), "{out}");
     assert!(would(&out, "delete port", &cni_dead.id), "{out}");
@@ -185,7 +190,7 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     let adopted_now = s.port(&adopted.id).expect("adopted port");
     assert_eq!(adopted_now.device_owner, DEVICE_OWNER, "dry run reset it");
 
-    let (success, out) = kuryr_gc(&f, &network, &["--min-age", "0"]);
+    let (success, out) = kuryr_gc(&f, &network.id, &["--min-age", "0"]);
     assert!(success, "{out}");
     assert!(did(&out, "delete port", &unbound.id), "{out}");
     assert!(did(&out, "reset port", &adopted.id), "{out}");
@@ -208,7 +213,7 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     assert!(link_exists(&cni_live_veth));
 
     // A second pass finds nothing more on this network.
-    let (_, out) = kuryr_gc(&f, &network, &["--dry-run", "--min-age", "0"]);
+    let (_, out) = kuryr_gc(&f, &network.id, &["--dry-run", "--min-age", "0"]);
     for id in [&live_port.id, &cni_live.id, &adopted.id, &unbound.id] {
         assert!(!mentioned_for_removal(&out, id), "{out}");
     }
@@ -219,12 +224,11 @@ fn gc_lists_then_removes_exactly_the_leaks() {
 fn gc_keeps_docker_ports_when_docker_does_not_answer() {
     let f = fixture_or_skip!("gc_keeps_docker_ports_when_docker_does_not_answer");
     let s = &f.stack;
-    let (_, _net, docker_net) = f.fresh_network();
-    let network = s.network_of_docker(&docker_net).id;
-    let unbound = unbound_port(&f, &network);
+    let (_, _, _, network) = f.fresh_neutron_network();
+    let unbound = unbound_port(&f, &network.id);
     let (success, out) = kuryr_gc(
         &f,
-        &network,
+        &network.id,
         &[
             "--min-age",
             "0",

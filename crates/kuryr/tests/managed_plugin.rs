@@ -3,10 +3,9 @@
 //! container, then removed. Runs only against the dev stack (scripts/test).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use kuryr_testkit::{
-    free_loopback_port, must, must_create_network, run_line, stack_in_mode, throwaway_eth0_v4, Node,
+    must, must_create_network, run_line, stack_in_mode, throwaway_eth0_v4, Node, OwnKuryr,
 };
 
 fn repo_root() -> PathBuf {
@@ -91,61 +90,31 @@ fn managed_plugin_serves_a_network() {
     );
 }
 
-/// Stops the TCP-served kuryr and removes what the spec-file test made.
-struct TcpPlugin {
-    child: std::process::Child,
-    spec: PathBuf,
-    network: String,
-    dir: PathBuf,
-}
-
-impl Drop for TcpPlugin {
-    fn drop(&mut self) {
-        let _ = run_line(&["docker", "network", "rm", &self.network]);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.spec);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Upstream's way: `kuryr_uri` on TCP plus a spec file in /etc/docker/plugins.
 #[test]
 fn spec_file_over_tcp() {
-    if !stack_in_mode("spec_file_over_tcp", "noauth") {
+    let Some(mut guard) = OwnKuryr::noauth("spec_file_over_tcp", "ktcp") else {
         return;
-    }
-    let port = free_loopback_port();
-    let name = format!("ktcp{}", std::process::id());
-    let dir = std::env::temp_dir().join(&name);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let conf = dir.join("kuryr.conf");
+    };
+    let port = guard.port;
+    let conf = guard.dir.join("kuryr.conf");
     std::fs::write(
         &conf,
         format!("[DEFAULT]\nkuryr_uri = http://127.0.0.1:{port}\n"),
     )
     .expect("write conf");
-    let child = Command::new(kuryr_testkit::kuryr_bin())
-        .args([
-            "--config-file",
-            &conf.to_string_lossy(),
-            "libnetwork",
-            "--socket",
-        ])
-        .arg(dir.join("unused.sock"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("kuryr.log")).expect("log file"))
-        .spawn()
-        .expect("start kuryr libnetwork");
+    let unused_socket = guard.dir.join("unused.sock");
+    guard.spawn(&[
+        "--config-file",
+        &conf.to_string_lossy(),
+        "libnetwork",
+        "--socket",
+        &unused_socket.to_string_lossy(),
+    ]);
     std::fs::create_dir_all("/etc/docker/plugins").expect("/etc/docker/plugins");
-    let spec = PathBuf::from(format!("/etc/docker/plugins/{name}.spec"));
+    let spec = PathBuf::from(format!("/etc/docker/plugins/{}.spec", guard.name));
+    guard.files.push(spec.clone());
     std::fs::write(&spec, format!("http://127.0.0.1:{port}\n")).expect("write spec");
-    let guard = TcpPlugin {
-        child,
-        spec,
-        network: format!("{name}-net"),
-        dir,
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -154,7 +123,7 @@ fn spec_file_over_tcp() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    must_create_network(&name, "10.10.214.0/24", &guard.network);
+    must_create_network(&guard.name, "10.10.214.0/24", &guard.network);
     let addr = throwaway_eth0_v4(&guard.network);
     assert!(
         addr.contains("10.10.214."),

@@ -4,30 +4,9 @@
 //! (scripts/test).
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use kuryr_testkit::{
-    free_loopback_port, must, must_create_network, run_line, stack_in_mode, throwaway_eth0_v4,
-};
+use kuryr_testkit::{must, must_create_network, throwaway_eth0_v4, OwnKuryr};
 use std::time::{Duration, Instant};
-
-/// Stops kuryr and removes what the test made, whatever happened.
-struct Cleanup {
-    child: std::process::Child,
-    network: String,
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = run_line(&["docker", "network", "rm", &self.network]);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
 
 /// The value of the first sample line starting with `prefix`.
 fn sample(metrics: &str, prefix: &str) -> f64 {
@@ -41,29 +20,19 @@ fn sample(metrics: &str, prefix: &str) -> f64 {
 
 #[test]
 fn healthz_and_metrics_after_a_container() {
-    if !stack_in_mode("healthz_and_metrics_after_a_container", "noauth") {
+    let Some(mut guard) = OwnKuryr::noauth("healthz_and_metrics_after_a_container", "kmet") else {
         return;
-    }
-    let port = free_loopback_port();
-    let name = format!("kmet{}", std::process::id());
-    let dir = std::env::temp_dir().join(&name);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let socket = PathBuf::from(format!("/run/docker/plugins/{name}.sock"));
-    let child = Command::new(kuryr_testkit::kuryr_bin())
-        .args(["libnetwork", "--metrics-address"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--socket")
-        .arg(&socket)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("kuryr.log")).expect("log file"))
-        .spawn()
-        .expect("start kuryr libnetwork");
-    let guard = Cleanup {
-        child,
-        network: format!("{name}-net"),
-        dir,
-        socket: socket.clone(),
     };
+    let port = guard.port;
+    let socket = PathBuf::from(format!("/run/docker/plugins/{}.sock", guard.name));
+    guard.files.push(socket.clone());
+    guard.spawn(&[
+        "libnetwork",
+        "--metrics-address",
+        &format!("127.0.0.1:{port}"),
+        "--socket",
+        &socket.to_string_lossy(),
+    ]);
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !(socket.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()) {
@@ -74,7 +43,7 @@ fn healthz_and_metrics_after_a_container() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    must_create_network(&name, "10.10.215.0/24", &guard.network);
+    must_create_network(&guard.name, "10.10.215.0/24", &guard.network);
     let addr = throwaway_eth0_v4(&guard.network);
     assert!(addr.contains("10.10.215."), "container address: {addr}");
 
@@ -104,11 +73,10 @@ fn healthz_and_metrics_after_a_container() {
     assert!(posts >= 1.0, "Neutron POST 201 counted: {posts}");
 
     must(&["docker", "network", "rm", &guard.network]);
-    let mut guard = guard;
-    must(&["kill", "-TERM", &guard.child.id().to_string()]);
+    must(&["kill", "-TERM", &guard.child().id().to_string()]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = guard.child.try_wait().expect("wait for kuryr") {
+        if let Some(status) = guard.child().try_wait().expect("wait for kuryr") {
             break status;
         }
         assert!(Instant::now() < deadline, "kuryr did not stop on SIGTERM");

@@ -40,6 +40,18 @@ fn ready_pool(f: &Fixture, network_id: &str, n: usize) -> Vec<Port> {
     })
 }
 
+/// [`ready_pool`], once the plugin has counted the pool filled too.
+fn warm_pool(f: &Fixture, network_id: &str, n: usize) -> Vec<Port> {
+    let warm = ready_pool(f, network_id, n);
+    wait_for("the plugin's pool filled", WAIT, || {
+        f.kuryr
+            .log_text()
+            .contains("port pool refilled")
+            .then_some(())
+    });
+    warm
+}
+
 fn is_ready_pool_port(f: &Fixture, p: &Port, network_id: &str) -> bool {
     let (tap, container_end) = veth_names(&p.id);
     p.status == "ACTIVE"
@@ -104,19 +116,12 @@ fn docker_pool_lifecycle() {
     let Some(mut f) = Fixture::with_config("docker_pool_lifecycle", POOL_CONFIG) else {
         return;
     };
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = f.stack.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let mut seen: BTreeSet<String> = BTreeSet::new();
 
     // Warm at create: ready before any container asks (as Neutron and
     // OVS show it, and as the plugin counts it).
-    let warm = ready_pool(&f, &network.id, 2);
-    wait_for("the plugin's pool filled", WAIT, || {
-        f.kuryr
-            .log_text()
-            .contains("port pool refilled")
-            .then_some(())
-    });
+    let warm = warm_pool(&f, &network.id, 2);
     seen.extend(warm.iter().map(|p| p.id.to_string()));
     let warm_ips = ips(&warm);
 
@@ -200,13 +205,7 @@ fn per_network_pool_options() {
         ],
     );
     let network = f.stack.network_of_docker(&docker_net);
-    let warm = ready_pool(&f, &network.id, 1);
-    wait_for("the plugin's pool filled", WAIT, || {
-        f.kuryr
-            .log_text()
-            .contains("port pool refilled")
-            .then_some(())
-    });
+    let warm = warm_pool(&f, &network.id, 1);
     let ca = f.name("ca");
     let a = f.run_detached(&ca, &net, &[]);
     assert!(ips(&warm).contains(&a.ip.expect("v4")));

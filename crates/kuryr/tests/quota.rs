@@ -109,8 +109,7 @@ fn port_quota_exhaustion() {
     };
     set_quota(QUOTA);
 
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = s.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let project_ports = || {
         s.ports(Query::new().network_id(&network.id).project_id(&project))
             .len()

@@ -26,8 +26,7 @@ fn status_json(f: &Fixture) -> Value {
 #[test]
 fn status_shows_networks_attachments_and_health() {
     let mut f = fixture_or_skip!("status_shows_networks_attachments_and_health");
-    let (_, net, docker_net) = f.fresh_network();
-    let network = f.stack.network_of_docker(&docker_net).id;
+    let (_, net, docker_net, network) = f.fresh_neutron_network();
     let att = f.run_detached(&f.name("c"), &net, &[]);
     let port = f.stack.port_of_endpoint(&att.endpoint);
     // Neutron's status follows ovn-installed shortly.
@@ -48,7 +47,7 @@ fn status_shows_networks_attachments_and_health() {
         networks
             .iter()
             .any(|n| n["docker_network"] == docker_net.as_str()
-                && n["neutron_network"] == network.as_str()
+                && n["neutron_network"] == network.id.as_str()
                 && n["name"] == net.as_str()),
         "{view:#}"
     );

@@ -83,6 +83,10 @@ struct State {
     log: Vec<String>,
 }
 
+/// A rule as the fault tests write them, the arguments of
+/// [`FaultProxy::add`]: method, path prefix, fault, times.
+pub type FaultRule = (&'static str, &'static str, Fault, Option<u32>);
+
 /// The proxy; stops when dropped.
 pub struct FaultProxy {
     /// Where the proxy listens (loopback).
@@ -141,6 +145,16 @@ impl FaultProxy {
             hits: 0,
         });
         st.rules.len() - 1
+    }
+
+    /// [`FaultProxy::add`] for each rule, in order: their indexes.
+    pub fn add_all(&self, rules: &[FaultRule]) -> Vec<usize> {
+        rules
+            .iter()
+            .map(|(method, path_prefix, fault, times)| {
+                self.add(method, path_prefix, fault.clone(), *times)
+            })
+            .collect()
     }
 
     /// Removes every rule: all requests pass again.

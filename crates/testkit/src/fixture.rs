@@ -5,11 +5,11 @@ use std::cell::RefCell;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use openstack::neutron::{Query, Resource};
+use openstack::neutron::{Network, Query, Resource};
 
 use crate::{
     attachment, docker, eventually, fresh_v4, id_tags, kuryr_bin, run, run_with_timeout, stack,
-    Attachment, Kuryr, Stack,
+    stdout_of_success, Attachment, Kuryr, Stack,
 };
 
 /// Neutron objects a test made itself (deleted at the end, reverse order).
@@ -128,18 +128,19 @@ impl Fixture {
         (cidr, name, id)
     }
 
+    /// A [`Fixture::fresh_network`] and the one Neutron network Kuryr made
+    /// for it: the cidr, the Docker name and id, and the Neutron network.
+    pub fn fresh_neutron_network(&self) -> (String, String, String, Network) {
+        let (cidr, name, id) = self.fresh_network();
+        let network = self.stack.network_of_docker(&id);
+        (cidr, name, id, network)
+    }
+
     /// `docker network create -d <driver> --ipam-driver <driver> <args> <name>`;
     /// returns the Docker network id.
     pub fn create_network(&self, name: &str, args: &[&str]) -> String {
-        let out = self.try_create_network(name, args);
-        assert!(
-            out.status.success(),
-            "docker network create {name} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        self.docker_net_ids.borrow_mut().push(id.clone());
-        id
+        let driver = self.driver().to_string();
+        self.create_network_with(&driver, name, args)
     }
 
     /// Same, expected to fail: returns Docker's error message.
@@ -162,12 +163,10 @@ impl Fixture {
     /// registered by a spec file); the network is removed at the end too.
     pub fn create_network_with(&self, driver: &str, name: &str, args: &[&str]) -> String {
         let out = self.try_create_network_with(driver, name, args);
-        assert!(
-            out.status.success(),
-            "docker network create -d {driver} {name} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let id = stdout_of_success(
+            &format!("docker network create -d {driver} {name} {args:?}"),
+            &out,
         );
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
         self.docker_net_ids.borrow_mut().push(id.clone());
         id
     }
@@ -183,11 +182,7 @@ impl Fixture {
     /// `docker run -d --network <net> --name <name> <extra> kbox sleep 1000`.
     pub fn run_detached(&self, name: &str, network: &str, extra: &[&str]) -> Attachment {
         let out = self.try_run_detached(name, network, extra);
-        assert!(
-            out.status.success(),
-            "docker run {name} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stdout_of_success(&format!("docker run {name}"), &out);
         let att = attachment(name, network);
         self.endpoints.borrow_mut().push(att.endpoint.clone());
         att

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{append_log, hex, kuryr_bin, terminate};
+use crate::{append_log, free_loopback_port, hex, kuryr_bin, run_line, stack_in_mode, terminate};
 
 /// One `kuryr libnetwork` process with its own driver name and config.
 pub struct Kuryr {
@@ -213,6 +213,77 @@ impl Drop for Kuryr {
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A `kuryr` a test runs by hand with flags of its own (a serving mode:
+/// `kuryr_uri`, `--metrics-address`), in a scratch dir `<tmp>/<name>` that
+/// holds its `kuryr.log`. Dropped, also when the test fails: the Docker
+/// network [`OwnKuryr::network`] is removed, kuryr killed, the dir and the
+/// [`OwnKuryr::files`] removed.
+pub struct OwnKuryr {
+    /// `<prefix><pid>`: the driver name the test registers.
+    pub name: String,
+    /// The scratch dir.
+    pub dir: PathBuf,
+    /// The Docker network the test makes (`<name>-net`).
+    pub network: String,
+    /// A free loopback port for it to serve on.
+    pub port: u16,
+    /// Files outside the dir to remove at the end (a socket, a spec file).
+    pub files: Vec<PathBuf>,
+    child: Option<Child>,
+}
+
+impl OwnKuryr {
+    /// For `test`, which needs the dev stack in noauth mode (else `None`,
+    /// the test skipped): the name, the scratch dir (created) for `prefix`
+    /// and a free loopback port; nothing runs yet.
+    pub fn noauth(test: &str, prefix: &str) -> Option<OwnKuryr> {
+        if !stack_in_mode(test, "noauth") {
+            return None;
+        }
+        let name = format!("{prefix}{}", std::process::id());
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Some(OwnKuryr {
+            port: free_loopback_port(),
+            network: format!("{name}-net"),
+            name,
+            dir,
+            files: Vec::new(),
+            child: None,
+        })
+    }
+
+    /// Starts `kuryr <args>`, its stderr to `kuryr.log` in the dir.
+    pub fn spawn(&mut self, args: &[&str]) {
+        let child = Command::new(kuryr_bin())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("kuryr.log")).expect("log file"))
+            .spawn()
+            .expect("start kuryr");
+        self.child = Some(child);
+    }
+
+    /// The process [`OwnKuryr::spawn`] started.
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("kuryr started")
+    }
+}
+
+impl Drop for OwnKuryr {
+    fn drop(&mut self) {
+        let _ = run_line(&["docker", "network", "rm", &self.network]);
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -180,8 +180,7 @@ fn failed_binding_fails_docker_run_and_leaves_nothing() {
         return;
     };
     let s = &f.stack;
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = s.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let c = f.name("c1");
     let out = f.try_run_detached(&c, &net, &[]);
     assert!(!out.status.success(), "docker run must fail");

@@ -222,8 +222,7 @@ fn existing_port_picked_by_ip() {
 fn exposed_ports_become_security_group_rules() {
     let f = fixture_or_skip!("exposed_ports_become_security_group_rules");
     let s = &f.stack;
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = s.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let c = f.name("c1");
     let a = f.run_detached(
         &c,
@@ -287,8 +286,7 @@ fn exposed_ports_become_security_group_rules() {
 #[test]
 fn endpoint_oper_info_reports_port_status() {
     let mut f = fixture_or_skip!("endpoint_oper_info_reports_port_status");
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = f.stack.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let c = f.name("c1");
     let a = f.run_detached(&c, &net, &[]);
     let port = check_port(&f, &a, &network.id);
@@ -302,34 +300,30 @@ fn endpoint_oper_info_reports_port_status() {
 
     // Neutron's status, not a guess: an admin-down port is reported DOWN.
     let s = &f.stack;
-    s.block_on(s.neutron.update_port(
-        &port.id,
-        &PortUpdate {
-            admin_state_up: Some(false),
-            ..PortUpdate::default()
-        },
-    ))
-    .expect("admin down");
-    wait_for("Neutron to report the port DOWN", WAIT, || {
-        (s.port(&port.id)?.status == "DOWN").then_some(())
-    });
+    // Sets the port's admin state; waits until Neutron reports `status`.
+    let set_admin_state = |up: bool, status: &str| {
+        s.block_on(s.neutron.update_port(
+            &port.id,
+            &PortUpdate {
+                admin_state_up: Some(up),
+                ..PortUpdate::default()
+            },
+        ))
+        .unwrap_or_else(|err| panic!("admin_state_up = {up}: {err}"));
+        wait_for(
+            &format!("Neutron to report the port {status}"),
+            WAIT,
+            || (s.port(&port.id)?.status == status).then_some(()),
+        );
+    };
+    set_admin_state(false, "DOWN");
     wait_for("EndpointOperInfo to report DOWN", WAIT, || {
         let (status, body) = oper_info(&f);
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["Value"]["port_id"], port.id.as_str(), "{body}");
         (body["Value"]["status"] == "DOWN").then_some(())
     });
-    s.block_on(s.neutron.update_port(
-        &port.id,
-        &PortUpdate {
-            admin_state_up: Some(true),
-            ..PortUpdate::default()
-        },
-    ))
-    .expect("admin up");
-    wait_for("Neutron to report the port ACTIVE", WAIT, || {
-        (s.port(&port.id)?.status == "ACTIVE").then_some(())
-    });
+    set_admin_state(true, "ACTIVE");
 
     // After a restart the plugin knows nothing but what Neutron has.
     f.kuryr.crash_and_restart();

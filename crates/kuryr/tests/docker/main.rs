@@ -235,8 +235,7 @@ fn run_rm_lifecycle_neutron_calls() {
 fn network_without_gateway_gets_the_subnet_gateway() {
     let f = fixture_or_skip!("network_without_gateway_gets_the_subnet_gateway");
     let s = &f.stack;
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = s.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let subnets = s.subnets(Query::new().network_id(&network.id));
     assert_eq!(subnets.len(), 1);
     let gw = subnets[0]
@@ -270,8 +269,7 @@ fn mac_address_requested_by_the_user() {
         std::path::Path::new(client).exists(),
         "Debian's docker CLI at {client}"
     );
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = f.stack.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let c = f.name("c1");
     let mac = "02:42:ac:11:7e:57";
     let out = f.try_run_detached_with(client, &c, &net, &["--mac-address", mac]);

@@ -10,14 +10,9 @@ fn run_cases(test: &str, cases: Vec<Case>) {
     let Some((proxy, f)) = proxied(test) else {
         return;
     };
-    let (cidr, net, docker_net) = f.fresh_network();
-    let network = f.stack.network_of_docker(&docker_net);
+    let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     for (n, case) in cases.into_iter().enumerate() {
-        let indexes: Vec<usize> = case
-            .rules
-            .iter()
-            .map(|(m, p, fault, times)| proxy.add(m, p, fault.clone(), *times))
-            .collect();
+        let indexes = proxy.add_all(&case.rules);
         let c = f.name(&format!("c{n}"));
         let log_from = f.kuryr.log_len();
         let started = Instant::now();

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use fault_proxy::{Fault, FaultProxy};
+use fault_proxy::{Fault, FaultProxy, FaultRule};
 use kuryr_testkit::*;
 use openstack::neutron::Query;
 
@@ -104,7 +104,7 @@ fn port_ids_seen(proxy: &FaultProxy) -> BTreeSet<String> {
 /// One fault: the rules to install, then what `docker run` must do.
 struct Case {
     name: &'static str,
-    rules: Vec<(&'static str, &'static str, Fault, Option<u32>)>,
+    rules: Vec<FaultRule>,
     /// `None`: the run succeeds; `Some(words)`: it fails and Docker's
     /// message contains every word.
     error: Option<&'static [&'static str]>,
@@ -262,7 +262,7 @@ struct CniCase {
     /// `ADD`, or `DEL` (after a clean ADD; a failed DEL is repeated once
     /// the faults are gone, as a runtime does).
     command: &'static str,
-    rules: Vec<(&'static str, &'static str, Fault, Option<u32>)>,
+    rules: Vec<FaultRule>,
     expect: Result<(), (&'static [u64], &'static [&'static str])>,
     hits: Vec<u32>,
 }
@@ -287,11 +287,7 @@ fn run_cni_cases(test: &str, cases: Vec<CniCase>) {
     ];
     let mut w = cni_util::CniWorld::new(&stack, &env);
     for (n, case) in cases.into_iter().enumerate() {
-        let indexes: Vec<usize> = case
-            .rules
-            .iter()
-            .map(|(m, p, fault, times)| proxy.add(m, p, fault.clone(), *times))
-            .collect();
+        let indexes = proxy.add_all(&case.rules);
         let netns = w.netns(&format!("f{n}"));
         let cid = w.container_id(&format!("f{n}"));
         if case.command == "DEL" {
@@ -302,9 +298,7 @@ fn run_cni_cases(test: &str, cases: Vec<CniCase>) {
                 "{}: ADD: {} {}",
                 case.name, add.stdout, add.stderr
             );
-            for (i, (m, p, fault, times)) in case.rules.iter().enumerate() {
-                assert_eq!(proxy.add(m, p, fault.clone(), *times), indexes[i]);
-            }
+            assert_eq!(proxy.add_all(&case.rules), indexes);
         }
         let out = w.call(case.command, &cid, &netns);
         let hits: Vec<u32> = indexes.iter().map(|i| proxy.hits(*i)).collect();
