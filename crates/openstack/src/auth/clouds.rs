@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{parse_bool, parse_seconds, AuthOptions, ConfigError};
-use crate::Secret;
 
 const FILE_NAMES_CLOUDS: &[&str] = &["clouds.yaml", "clouds.yml"];
 const FILE_NAMES_SECURE: &[&str] = &["secure.yaml", "secure.yml"];
@@ -135,22 +134,6 @@ fn from_cloud_entry(entry: &Value) -> Result<AuthOptions, ConfigError> {
 
     Ok(AuthOptions {
         auth_type: t("auth_type").map(|v| v.parse()).transpose()?,
-        auth_url: a("auth_url"),
-        username: a("username"),
-        user_id: a("user_id"),
-        password: a("password").map(Secret::from),
-        user_domain_name: a("user_domain_name"),
-        user_domain_id: a("user_domain_id"),
-        project_name: a("project_name").or_else(|| a("tenant_name")),
-        project_id: a("project_id").or_else(|| a("tenant_id")),
-        project_domain_name: a("project_domain_name"),
-        project_domain_id: a("project_domain_id"),
-        domain_name: a("domain_name"),
-        domain_id: a("domain_id"),
-        application_credential_id: a("application_credential_id"),
-        application_credential_name: a("application_credential_name"),
-        application_credential_secret: a("application_credential_secret").map(Secret::from),
-        token: a("token").map(Secret::from),
         endpoint: t("network_endpoint_override").or_else(|| a("endpoint")),
         region_name,
         interface: t("interface")
@@ -164,6 +147,7 @@ fn from_cloud_entry(entry: &Value) -> Result<AuthOptions, ConfigError> {
         timeout: t("api_timeout")
             .map(|v| parse_seconds("api_timeout", &v))
             .transpose()?,
+        ..AuthOptions::credentials_from(a)
     })
 }
 

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{AuthOptions, ConfigError};
-use crate::Secret;
 
 impl AuthOptions {
     /// Reads the `OS_*` variables of the process environment.
@@ -29,23 +28,6 @@ impl AuthOptions {
         let first = |names: &[&str]| names.iter().find_map(|n| get(n));
         Ok(AuthOptions {
             auth_type: get("OS_AUTH_TYPE").map(|v| v.parse()).transpose()?,
-            auth_url: get("OS_AUTH_URL"),
-            username: get("OS_USERNAME"),
-            user_id: get("OS_USER_ID"),
-            password: get("OS_PASSWORD").map(Secret::from),
-            user_domain_name: get("OS_USER_DOMAIN_NAME"),
-            user_domain_id: get("OS_USER_DOMAIN_ID"),
-            project_name: first(&["OS_PROJECT_NAME", "OS_TENANT_NAME"]),
-            project_id: first(&["OS_PROJECT_ID", "OS_TENANT_ID"]),
-            project_domain_name: get("OS_PROJECT_DOMAIN_NAME"),
-            project_domain_id: get("OS_PROJECT_DOMAIN_ID"),
-            domain_name: get("OS_DOMAIN_NAME"),
-            domain_id: get("OS_DOMAIN_ID"),
-            application_credential_id: get("OS_APPLICATION_CREDENTIAL_ID"),
-            application_credential_name: get("OS_APPLICATION_CREDENTIAL_NAME"),
-            application_credential_secret: get("OS_APPLICATION_CREDENTIAL_SECRET")
-                .map(Secret::from),
-            token: get("OS_TOKEN").map(Secret::from),
             endpoint: first(&["OS_NEUTRON_ENDPOINT", "OS_ENDPOINT"]),
             region_name: get("OS_REGION_NAME"),
             interface: get("OS_INTERFACE").map(|v| v.parse()).transpose()?,
@@ -59,6 +41,9 @@ impl AuthOptions {
             timeout: get("OS_TIMEOUT")
                 .map(|v| parse_seconds("timeout", &v))
                 .transpose()?,
+            ..AuthOptions::credentials_from(|name| {
+                get(&format!("OS_{}", name.to_ascii_uppercase()))
+            })
         })
     }
 }

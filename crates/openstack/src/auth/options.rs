@@ -86,6 +86,37 @@ impl AuthOptions {
         }
     }
 
+    /// The credential and scope options, each read from `lookup` by its
+    /// keystoneauth name (`auth_url`, `username`, ...); everything else is
+    /// left unset.
+    ///
+    /// Both sources use these names: `clouds.yaml` as keys under `auth:`,
+    /// the environment as `OS_` plus the name in upper case. Keeping the list
+    /// here means a new credential option cannot be read by one source and
+    /// forgotten by the other. `tenant_*` are the older names of `project_*`.
+    pub(super) fn credentials_from(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        AuthOptions {
+            auth_url: lookup("auth_url"),
+            username: lookup("username"),
+            user_id: lookup("user_id"),
+            password: lookup("password").map(Secret::from),
+            user_domain_name: lookup("user_domain_name"),
+            user_domain_id: lookup("user_domain_id"),
+            project_name: lookup("project_name").or_else(|| lookup("tenant_name")),
+            project_id: lookup("project_id").or_else(|| lookup("tenant_id")),
+            project_domain_name: lookup("project_domain_name"),
+            project_domain_id: lookup("project_domain_id"),
+            domain_name: lookup("domain_name"),
+            domain_id: lookup("domain_id"),
+            application_credential_id: lookup("application_credential_id"),
+            application_credential_name: lookup("application_credential_name"),
+            application_credential_secret: lookup("application_credential_secret")
+                .map(Secret::from),
+            token: lookup("token").map(Secret::from),
+            ..AuthOptions::default()
+        }
+    }
+
     /// Loads cloud `cloud_name` from the first `clouds.yaml` found where
     /// openstacksdk looks (`$OS_CLIENT_CONFIG_FILE`, `./clouds.yaml`,
     /// `~/.config/openstack/clouds.yaml`, `/etc/openstack/clouds.yaml`), with
