@@ -263,29 +263,9 @@ pub struct Plan {
 /// Parses Neutron's `2026-11-28T04:00:00Z` (also with fractions or
 /// `+00:00`) to seconds since the Unix epoch.
 pub fn parse_timestamp(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let (date, time) = text.split_once(['T', ' '])?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
-    let time = time.trim_end_matches('Z');
-    let time = time.split('+').next()?;
-    let mut t = time.split(':');
-    let hour: i64 = t.next()?.parse().ok()?;
-    let minute: i64 = t.next()?.parse().ok()?;
-    let second: f64 = t.next().unwrap_or("0").parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second as i64;
-    u64::try_from(secs).ok()
+    let secs = openstack::time::parse_timestamp(text)?;
+    // Whole seconds are enough for a grace period of minutes.
+    (secs >= 0.0).then_some(secs as u64)
 }
 
 /// Seconds since the Unix epoch now.

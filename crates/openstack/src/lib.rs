@@ -35,6 +35,7 @@ mod error;
 pub mod fake;
 pub mod neutron;
 mod secret;
+pub mod time;
 
 pub use auth::{AuthOptions, AuthType, ConfigError, Interface};
 pub use client::{ApiReply, ApiRequest, CallStats, Client, ClientBuilder, RetryPolicy};
