@@ -47,6 +47,23 @@ pub struct LifecycleSettings {
     pub pool_owner_tag: String,
 }
 
+impl LifecycleSettings {
+    /// `[neutron] vif_plugging_timeout` and `vif_plugging_is_fatal` for a
+    /// service on `host` whose pool ports carry `pool_owner_tag`.
+    pub fn from_config(
+        config: &crate::config::Config,
+        host: String,
+        pool_owner_tag: String,
+    ) -> Self {
+        LifecycleSettings {
+            host,
+            active_timeout: Duration::from_secs(config.neutron.vif_plugging_timeout),
+            active_is_fatal: config.neutron.vif_plugging_is_fatal,
+            pool_owner_tag,
+        }
+    }
+}
+
 /// Why a lifecycle step outside binding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {

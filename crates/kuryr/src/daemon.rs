@@ -2,9 +2,9 @@
 //! the CNI protocol on a unix socket and does the Neutron calls and the
 //! netns plumbing.
 
+use kuryr_core::lifecycle::LifecycleSettings;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use kuryr_core::config::Config;
@@ -35,11 +35,12 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
         warn!(%err, "Neutron is not answering yet; STATUS reports 50 until it does");
     }
     let settings = Settings {
-        host: host.clone(),
-        active_timeout: Duration::from_secs(config.neutron.vif_plugging_timeout),
-        active_is_fatal: config.neutron.vif_plugging_is_fatal,
+        lifecycle: LifecycleSettings::from_config(
+            &config,
+            host.clone(),
+            kuryr_core::naming::pool_owner_tag("cni", &args.socket),
+        ),
         pool: kuryr_core::vif_pool::PoolSettings::from_config(&config),
-        pool_owner_tag: kuryr_core::naming::pool_owner_tag("cni", &args.socket),
     };
     let health = Arc::new(crate::metrics::Health::new(Arc::new(neutron.clone())));
     let gc_neutron = neutron.clone();

@@ -32,7 +32,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let mut settings = DriverSettings::from_config(&config, host.clone());
     if let Some(socket) = &args.socket {
         // Pool ports belong to the socket served (one plugin per socket).
-        settings.pool_owner_tag = kuryr_core::naming::pool_owner_tag("docker", socket);
+        settings.lifecycle.pool_owner_tag = kuryr_core::naming::pool_owner_tag("docker", socket);
     }
     let health = Arc::new(crate::metrics::Health::new(Arc::new(neutron.clone())));
     let driver_neutron = neutron.clone();

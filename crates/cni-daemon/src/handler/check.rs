@@ -15,7 +15,7 @@ pub(super) async fn check(cni: &NeutronCni, req: &AttachmentRequest) -> Result<(
         [] => {
             return Err(CniError::unknown_container(format!(
                 "no Neutron port for container {} ifname {} on host {}",
-                req.container_id, req.ifname, cni.settings.host
+                req.container_id, req.ifname, cni.settings.lifecycle.host
             )))
         }
         many => {

@@ -35,11 +35,13 @@ async fn handler(neutron: Neutron) -> NeutronCni {
         neutron,
         binder,
         Settings {
-            host: "test-host".into(),
-            active_timeout: Duration::from_secs(1),
-            active_is_fatal: true,
+            lifecycle: kuryr_core::lifecycle::LifecycleSettings {
+                host: "test-host".into(),
+                active_timeout: Duration::from_secs(1),
+                active_is_fatal: true,
+                pool_owner_tag: "kuryr.pool.cni:test".into(),
+            },
             pool: PoolSettings::default(),
-            pool_owner_tag: "kuryr.pool.cni:test".into(),
         },
     )
 }

@@ -17,7 +17,7 @@ impl NeutronCni {
         let cni_network = req.config.name.as_deref().unwrap_or_default();
         let query = Query::new()
             .device_owner(DEVICE_OWNER)
-            .binding_host_id(&self.settings.host)
+            .binding_host_id(&self.settings.lifecycle.host)
             .tags([tags::network_tag(cni_network)]);
         let ports = self
             .neutron

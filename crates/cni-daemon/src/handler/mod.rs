@@ -14,7 +14,6 @@ use layout::{add_result, layout_of};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::proto::{AttachmentRequest, GcRequest, StatusRequest};
 use crate::{AddResult, CniError, CniHandler};
@@ -30,16 +29,11 @@ use tracing::{debug, info, info_span, warn, Instrument};
 /// What the handler needs to know about this host.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `binding:host_id` of the ports.
-    pub host: String,
-    /// How long ADD waits for the port to become ACTIVE.
-    pub active_timeout: Duration,
-    /// Whether a port that is not ACTIVE in time fails the ADD.
-    pub active_is_fatal: bool,
+    /// The host, the ACTIVE wait and this daemon's pool tag
+    /// ([`kuryr_core::naming::pool_owner_tag`]).
+    pub lifecycle: LifecycleSettings,
     /// `[vif_pool]` (min 0: no pools).
     pub pool: PoolSettings,
-    /// Tag marking this daemon's pool ports ([`naming::pool_owner_tag`]).
-    pub pool_owner_tag: String,
 }
 
 #[derive(Debug, Clone)]
@@ -80,16 +74,7 @@ struct Add<'a> {
 impl NeutronCni {
     /// A handler using this Neutron client and binder.
     pub fn new(neutron: Neutron, binder: Binder, settings: Settings) -> Self {
-        let lifecycle = Lifecycle::new(
-            neutron.clone(),
-            binder.clone(),
-            LifecycleSettings {
-                host: settings.host.clone(),
-                active_timeout: settings.active_timeout,
-                active_is_fatal: settings.active_is_fatal,
-                pool_owner_tag: settings.pool_owner_tag.clone(),
-            },
-        );
+        let lifecycle = Lifecycle::new(neutron.clone(), binder.clone(), settings.lifecycle.clone());
         NeutronCni {
             lifecycle,
             neutron,
@@ -250,7 +235,7 @@ impl NeutronCni {
         let key = PoolKey::new(
             network.id.clone(),
             subnet.id.clone(),
-            self.settings.host.clone(),
+            self.settings.lifecycle.host.clone(),
             Vec::new(),
             String::new(),
         );
@@ -279,7 +264,7 @@ impl NeutronCni {
     pub async fn recover_pools(&self) {
         self.lifecycle
             .pool()
-            .recover(&self.settings.host, self.settings.pool)
+            .recover(&self.settings.lifecycle.host, self.settings.pool)
             .await;
         if let Err(err) = self
             .lifecycle
@@ -354,7 +339,7 @@ impl NeutronCni {
             .tags([tags::ifname_tag(ifname)]);
         // Nested ports are unbound; the container id alone finds them.
         let query = if self.binder.binds_host() {
-            query.binding_host_id(&self.settings.host)
+            query.binding_host_id(&self.settings.lifecycle.host)
         } else {
             query
         };

@@ -51,7 +51,10 @@ impl KuryrDriver {
             mac_address: mac,
             device_owner: Some(naming::DEVICE_OWNER.to_string()),
             // Nested (in a VM): the port stays unbound (docs/nested.md).
-            binding_host_id: self.binder.binds_host().then(|| self.settings.host.clone()),
+            binding_host_id: self
+                .binder
+                .binds_host()
+                .then(|| self.settings.lifecycle.host.clone()),
             admin_state_up: Some(true),
             tags: Some(vec![naming::DEVICE_OWNER.to_string()]),
             ..PortCreate::new(subnet.network_id.clone())

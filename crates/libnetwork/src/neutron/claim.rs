@@ -85,7 +85,7 @@ impl KuryrDriver {
         !port.tags.iter().any(|t| t == naming::EXISTING_PORT_TAG)
             && port.tags.iter().any(|t| t == naming::DEVICE_OWNER)
             && port.device_owner == naming::DEVICE_OWNER
-            && port.binding_host_id == self.settings.host
+            && port.binding_host_id == self.settings.lifecycle.host
             && is_bound(port)
     }
 
@@ -131,8 +131,9 @@ impl KuryrDriver {
             device_id: Some(record.device_id),
             device_owner: (primary.device_owner != naming::DEVICE_OWNER)
                 .then(|| naming::DEVICE_OWNER.to_string()),
-            binding_host_id: (self.binder.binds_host() && bound_host != self.settings.host)
-                .then(|| self.settings.host.clone()),
+            binding_host_id: (self.binder.binds_host()
+                && bound_host != self.settings.lifecycle.host)
+                .then(|| self.settings.lifecycle.host.clone()),
             mac_address: mac,
             fixed_ips,
             ..PortUpdate::default()

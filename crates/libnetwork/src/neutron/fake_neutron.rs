@@ -37,7 +37,6 @@ impl FakeDriver for FakeNeutron {
 
 pub(crate) fn settings() -> DriverSettings {
     DriverSettings {
-        host: "test-host".into(),
         scope: Scope::Local,
         local_address_space: "no_address_space".into(),
         global_address_space: "no_address_space".into(),
@@ -48,9 +47,12 @@ pub(crate) fn settings() -> DriverSettings {
         process_external_connectivity: true,
         ip_range_as_subnet: false,
         veth_dst_prefix: "eth".into(),
-        active_timeout: std::time::Duration::from_secs(1),
-        active_is_fatal: true,
         pool: kuryr_core::vif_pool::PoolSettings::default(),
-        pool_owner_tag: "kuryr.pool.docker:test".into(),
+        lifecycle: kuryr_core::lifecycle::LifecycleSettings {
+            host: "test-host".into(),
+            active_timeout: std::time::Duration::from_secs(1),
+            active_is_fatal: true,
+            pool_owner_tag: "kuryr.pool.docker:test".into(),
+        },
     }
 }

@@ -41,8 +41,6 @@ pub use pools::PoolId;
 /// What the driver needs from `kuryr.conf`, resolved once at start.
 #[derive(Debug, Clone)]
 pub struct DriverSettings {
-    /// `binding:host_id` of ports bound here.
-    pub host: String,
     /// `[DEFAULT] capability_scope`.
     pub scope: Scope,
     /// `[DEFAULT] local_default_address_space`.
@@ -64,16 +62,12 @@ pub struct DriverSettings {
     pub ip_range_as_subnet: bool,
     /// `[binding] veth_dst_prefix`.
     pub veth_dst_prefix: String,
-    /// Wait for ACTIVE at most this long; zero disables the wait.
-    pub active_timeout: Duration,
-    /// `[neutron] vif_plugging_is_fatal`.
-    pub active_is_fatal: bool,
     /// `[vif_pool]`: the pools of networks without their own options
     /// (`min = 0`: off). Forced off for bindings other than veth.
     pub pool: PoolSettings,
-    /// Tag marking this plugin's pool ports ([`kuryr_core::naming::pool_owner_tag`]
-    /// of the socket it serves).
-    pub pool_owner_tag: String,
+    /// The host, the ACTIVE wait (zero: none) and this plugin's pool tag
+    /// ([`kuryr_core::naming::pool_owner_tag`] of the socket it serves).
+    pub lifecycle: LifecycleSettings,
 }
 
 impl DriverSettings {
@@ -82,7 +76,6 @@ impl DriverSettings {
         let d = &config.default;
         let n = &config.neutron;
         DriverSettings {
-            host,
             scope: match d.capability_scope {
                 kuryr_core::config::CapabilityScope::Local => Scope::Local,
                 kuryr_core::config::CapabilityScope::Global => Scope::Global,
@@ -96,12 +89,11 @@ impl DriverSettings {
             process_external_connectivity: d.process_external_connectivity,
             ip_range_as_subnet: d.ip_range_as_subnet,
             veth_dst_prefix: config.binding.veth_dst_prefix.clone(),
-            active_timeout: Duration::from_secs(n.vif_plugging_timeout),
-            active_is_fatal: n.vif_plugging_is_fatal,
             pool: PoolSettings::from_config(config),
-            pool_owner_tag: kuryr_core::naming::pool_owner_tag(
-                "docker",
-                &config.default.plugin_socket,
+            lifecycle: LifecycleSettings::from_config(
+                config,
+                host,
+                kuryr_core::naming::pool_owner_tag("docker", &config.default.plugin_socket),
             ),
         }
     }
@@ -216,16 +208,7 @@ pub struct KuryrDriver {
 impl KuryrDriver {
     /// A driver using this Neutron client and binder.
     pub fn new(neutron: Neutron, binder: Binder, settings: DriverSettings) -> Self {
-        let lifecycle = Lifecycle::new(
-            neutron.clone(),
-            binder.clone(),
-            LifecycleSettings {
-                host: settings.host.clone(),
-                active_timeout: settings.active_timeout,
-                active_is_fatal: settings.active_is_fatal,
-                pool_owner_tag: settings.pool_owner_tag.clone(),
-            },
-        );
+        let lifecycle = Lifecycle::new(neutron.clone(), binder.clone(), settings.lifecycle.clone());
         KuryrDriver {
             neutron,
             binder,
@@ -301,7 +284,7 @@ impl KuryrDriver {
             .pool()
             .drain_network(
                 network_id,
-                &self.settings.host,
+                &self.settings.lifecycle.host,
                 self.pool_settings_of(network_id).enabled(),
             )
             .await;
@@ -328,7 +311,7 @@ impl KuryrDriver {
     pub async fn recover_pools(&self) -> usize {
         self.lifecycle
             .pool()
-            .recover(&self.settings.host, self.settings.pool)
+            .recover(&self.settings.lifecycle.host, self.settings.pool)
             .await
     }
 
@@ -351,7 +334,7 @@ impl KuryrDriver {
         PoolKey::new(
             subnet.network_id.clone(),
             subnet.id.clone(),
-            self.settings.host.clone(),
+            self.settings.lifecycle.host.clone(),
             Vec::new(),
             String::new(),
         )
