@@ -2,7 +2,7 @@
 //! fake OVS switch: the Neutron calls of DEL, GC and STATUS, and that bad
 //! input and Neutron's refusals become CNI errors with nothing made. ADD's
 //! plumbing (veth, netns, ACTIVE) is exercised against the real stack in
-//! crates/kuryr/tests/cni.rs.
+//! crates/kuryr/tests/cni/.
 
 use std::sync::Arc;
 use std::time::Duration;

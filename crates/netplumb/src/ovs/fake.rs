@@ -161,7 +161,7 @@ impl FakeSwitch {
         })
     }
 
-    async fn wait_ovn_installed_impl(
+    async fn wait_until_installed(
         &self,
         name: &str,
         timeout: Duration,
@@ -277,7 +277,7 @@ impl Switch for FakeSwitch {
         name: &'a str,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<InterfaceState>> {
-        Box::pin(self.wait_ovn_installed_impl(name, timeout))
+        Box::pin(self.wait_until_installed(name, timeout))
     }
 }
 
