@@ -161,11 +161,7 @@ impl FakeSwitch {
         })
     }
 
-    async fn wait_until_installed(
-        &self,
-        name: &str,
-        timeout: Duration,
-    ) -> Result<InterfaceState> {
+    async fn wait_until_installed(&self, name: &str, timeout: Duration) -> Result<InterfaceState> {
         validate_ifname(name)?;
         let mut rx = self.version.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
