@@ -8,17 +8,19 @@
 //!   port per attachment, plugged into the container's netns.
 //!
 //! `kuryr daemon` (crates/kuryr/src/daemon.rs) builds the clients from the
-//! configuration and serves [`NeutronCni`] with [`serve_unix`].
+//! configuration and serves [`NeutronCni`]'s [`router`] on a [`Listener`].
 
 #![warn(missing_docs)]
 
 pub mod handler;
 pub mod server;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 /// The protocol and CNI types, from `kuryr-wire`.
 pub use kuryr_wire::cni::{self as spec, proto};
 
 pub use handler::{NeutronCni, Settings};
 pub use proto::{AttachmentRequest, Call, GcRequest, Request, Response, StatusRequest};
-pub use server::{router, serve_unix, CniHandler, CniSocket, ServeError};
+pub use server::{router, App, CniHandler, Listener, ServeError};
 pub use spec::{AddResult, CniCommand, CniError, CniVersion, ErrorCode, NetConf};

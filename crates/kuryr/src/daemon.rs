@@ -26,11 +26,8 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
-    let Clients {
-        neutron,
-        host,
-        binder,
-    } = Clients::open(&config).await?;
+    let clients = Clients::open(&config).await?;
+    let (neutron, host) = (clients.neutron, clients.host);
     if let Err(err) = neutron.list_extensions().await {
         warn!(%err, "Neutron is not answering yet; STATUS reports 50 until it does");
     }
@@ -44,10 +41,10 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     };
     let health = Arc::new(crate::metrics::Health::new(Arc::new(neutron.clone())));
     let gc_neutron = neutron.clone();
-    let handler = Arc::new(NeutronCni::new(neutron, binder, settings));
+    let handler = Arc::new(NeutronCni::new(neutron, clients.binder, settings));
     // Before serving: the first ADD after a restart takes a pool port found again.
     handler.recover_pools().await;
-    let socket = kuryr_cni_daemon::CniSocket::bind(&args.socket)
+    let socket = kuryr_cni_daemon::Listener::unix(&args.socket)
         .await
         .with_context(|| format!("binding {}", args.socket.display()))?;
     info!(
@@ -61,7 +58,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let server = {
         let (health, stop) = (health.clone(), stopped(stop_rx.clone()));
         tokio::spawn(async move {
-            let result = socket.serve(handler, stop).await;
+            let result = socket.serve(kuryr_cni_daemon::router(handler), stop).await;
             health.set_served(false);
             result
         })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use kuryr_core::config::Config;
-use kuryr_libnetwork::{DriverSettings, KuryrDriver};
+use kuryr_libnetwork::{DriverSettings, KuryrDriver, Listener};
 use openstack::neutron::Neutron;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -23,11 +23,8 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
-    let Clients {
-        neutron,
-        host,
-        binder,
-    } = Clients::open(&config).await?;
+    let clients = Clients::open(&config).await?;
+    let (neutron, host) = (clients.neutron, clients.host);
     check_neutron(&neutron).await;
     let mut settings = DriverSettings::from_config(&config, host.clone());
     if let Some(socket) = &args.socket {
@@ -36,7 +33,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     }
     let health = Arc::new(crate::metrics::Health::new(Arc::new(neutron.clone())));
     let driver_neutron = neutron.clone();
-    let driver = Arc::new(KuryrDriver::new(neutron, binder, settings));
+    let driver = Arc::new(KuryrDriver::new(neutron, clients.binder, settings));
     info!(
         host,
         version = env!("CARGO_PKG_VERSION"),
@@ -66,9 +63,9 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let unix = {
         let (driver, health, stop) = (driver.clone(), health.clone(), stopped(stop_rx.clone()));
         tokio::spawn(async move {
-            let socket = kuryr_libnetwork::PluginSocket::bind(socket).await?;
+            let socket = Listener::unix(socket).await?;
             health.set_served(true);
-            let result = socket.serve(driver, stop).await;
+            let result = socket.serve(kuryr_libnetwork::router(driver), stop).await;
             health.set_served(false);
             result
         })
@@ -83,11 +80,11 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let tcp = match &config.default.kuryr_uri {
         Some(uri) => {
             let address = tcp_address(uri)?;
-            Some(tokio::spawn(kuryr_libnetwork::serve_tcp(
-                address,
-                driver.clone(),
-                stopped(stop_rx.clone()),
-            )))
+            let app = kuryr_libnetwork::router(driver.clone());
+            let stop = stopped(stop_rx.clone());
+            Some(tokio::spawn(async move {
+                Listener::tcp(address).await?.serve(app, stop).await
+            }))
         }
         None => None,
     };

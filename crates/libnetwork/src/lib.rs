@@ -20,4 +20,4 @@ mod testutil;
 
 pub use api::{Driver, DriverError, DriverResult, ErrorKind};
 pub use neutron::{DriverSettings, KuryrDriver};
-pub use server::{router, serve_tcp, serve_unix, PluginSocket, ServeError};
+pub use server::{router, App, Listener, ServeError};

@@ -7,8 +7,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +15,10 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use kuryr_core::socket::{bind_private, SocketError, SocketFile};
-use tokio::net::{TcpListener, UnixListener};
+
+mod listen;
+use kuryr_core::socket::SocketError;
+pub use listen::Listener;
 use tracing::Instrument;
 
 /// Why a server could not start or stopped with an error.
@@ -43,91 +43,6 @@ pub enum ServeError {
         /// The cause.
         source: io::Error,
     },
-}
-
-/// A bound unix socket, mode 0600 (only root talks to Kuryr). The socket
-/// file is removed when this value, or the server future that consumed it,
-/// is dropped, unless another process has replaced it meanwhile.
-#[derive(Debug)]
-pub struct PrivateSocket {
-    listener: UnixListener,
-    guard: SocketFile,
-}
-
-impl PrivateSocket {
-    /// Binds `path` as [`kuryr_core::socket::bind_private`] does: parent
-    /// directory 0700 if missing, a stale socket removed, a live socket or a
-    /// non-socket file refused, the socket restricted to 0600.
-    pub async fn bind(path: impl AsRef<Path>) -> Result<Self, ServeError> {
-        let (listener, guard) = bind_private(path.as_ref()).await?;
-        Ok(Self { listener, guard })
-    }
-
-    /// The socket path.
-    pub fn path(&self) -> &Path {
-        self.guard.path()
-    }
-
-    /// Serves `router` until `shutdown` completes, then finishes in-flight
-    /// calls and removes the socket file. `what` names the server in logs
-    /// and errors.
-    pub async fn serve<F>(
-        self,
-        what: &'static str,
-        router: Router,
-        shutdown: F,
-    ) -> Result<(), ServeError>
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let Self { listener, guard } = self;
-        tracing::info!(path = %guard.path().display(), "serving the {what} on unix socket");
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        drop(guard);
-        result.map_err(|source| ServeError::Serve { what, source })
-    }
-}
-
-/// Serves `router` on TCP `address` until `shutdown` completes. Bind to
-/// loopback only: neither protocol has authentication.
-pub async fn serve_tcp<F>(
-    what: &'static str,
-    address: SocketAddr,
-    router: Router,
-    shutdown: F,
-) -> Result<(), ServeError>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind(address)
-        .await
-        .map_err(|source| ServeError::Bind {
-            address: address.to_string(),
-            source,
-        })?;
-    serve_tcp_listener(what, listener, router, shutdown).await
-}
-
-/// Serves `router` on an already bound TCP listener until `shutdown`
-/// completes.
-pub async fn serve_tcp_listener<F>(
-    what: &'static str,
-    listener: TcpListener,
-    router: Router,
-    shutdown: F,
-) -> Result<(), ServeError>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, "serving the {what} on TCP");
-    }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Serve { what, source })
 }
 
 /// Why a request body was not read.
@@ -185,20 +100,41 @@ pub fn allow_post(response: &mut Response) {
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
 }
 
-/// A router sending every request, numbered, to `handle` with `target`
-/// (the driver or handler a server serves). The adapter's `handle` decides
-/// what a call means and how its errors look.
-pub fn router<T, F, Fut>(target: Arc<T>, handle: F) -> Router
+/// A server's router with the name it has in logs and errors
+/// ("Docker plugin API", "CNI daemon"); serve it on a [`Listener`].
+#[derive(Clone, Debug)]
+pub struct App {
+    what: &'static str,
+    router: Router,
+}
+
+impl App {
+    /// The server's name in logs and errors.
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+
+    /// The axum router, to drive it directly in tests.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+}
+
+/// The app `what`, sending every request, numbered, to `handle` with
+/// `target` (the driver or handler a server serves). The adapter's
+/// `handle` decides what a call means and how its errors look.
+pub fn router<T, F, Fut>(what: &'static str, target: Arc<T>, handle: F) -> App
 where
     T: Send + Sync + 'static,
     F: Fn(Arc<T>, u64, Request<Body>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
 {
     let ids = Arc::new(CallIds::default());
-    Router::new().fallback(move |request: Request<Body>| {
+    let router = Router::new().fallback(move |request: Request<Body>| {
         let (target, ids, handle) = (target.clone(), ids.clone(), handle.clone());
         async move { handle(target, ids.next(), request).await }
-    })
+    });
+    App { what, router }
 }
 
 /// Numbers the calls of one server, for the tracing span of each.
@@ -243,16 +179,18 @@ where
 pub mod testing {
     use axum::body::Body;
     use axum::http::{HeaderMap, Request, StatusCode};
-    use axum::Router;
     use tower::ServiceExt;
 
-    /// Sends `request` to `router`; the reply's status, headers and body,
+    use crate::App;
+
+    /// Sends `request` to `app`; the reply's status, headers and body,
     /// which must be JSON.
     pub async fn exchange(
-        router: &Router,
+        app: &App,
         request: Request<Body>,
     ) -> (StatusCode, HeaderMap, serde_json::Value) {
-        let response = router
+        let response = app
+            .router()
             .clone()
             .oneshot(request)
             .await

@@ -11,8 +11,6 @@
 //! | path other than `/cni` | 404 | CNI error object |
 //! | method other than POST | 405 | CNI error object |
 
-mod listen;
-
 #[cfg(test)]
 mod tests;
 
@@ -22,7 +20,6 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, Method, Request as HttpRequest, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
-use axum::Router;
 use kuryr_server::{allow_post, traced};
 use serde::Serialize;
 
@@ -34,7 +31,7 @@ use kuryr_wire::cni::{
     AddResult, CniArgs, CniError, CniVersion, ErrorCode, NetConf, VersionResult,
 };
 
-pub use listen::{serve_unix, CniSocket, ServeError};
+pub use kuryr_server::{App, Listener, ServeError};
 
 /// `CNI_ARGS` keys Kuryr understands; others need `IgnoreUnknown=1`.
 pub const KNOWN_ARGS: [&str; 4] = [
@@ -109,10 +106,10 @@ fn check_config(config: &NetConf) -> Result<(), CniError> {
     Ok(())
 }
 
-/// The router serving `POST /cni` with `handler`. Mount it on a unix
-/// socket ([`CniSocket`]) or drive it directly in tests.
-pub fn router<H: CniHandler>(handler: Arc<H>) -> Router {
-    kuryr_server::router(handler, |handler, id, request| async move {
+/// The app serving `POST /cni` with `handler`. Serve it on a unix socket
+/// [`Listener`] or drive it directly in tests.
+pub fn router<H: CniHandler>(handler: Arc<H>) -> App {
+    kuryr_server::router("CNI daemon", handler, |handler, id, request| async move {
         let span = tracing::info_span!("cni_call", id);
         traced(span, serve_call(&*handler, request), record).await
     })

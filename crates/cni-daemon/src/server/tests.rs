@@ -1,65 +1,15 @@
-use std::os::unix::fs::PermissionsExt;
-use std::sync::Mutex;
-
 use axum::http::Request as HttpRequest;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use super::*;
-use kuryr_core::socket::SocketError;
+use crate::testing::RecordingHandler;
 use kuryr_wire::cni::CniCommand;
-use kuryr_wire::testutil::{fixture, TempDir};
+use kuryr_wire::testutil::fixture;
 
-/// Records calls; answers ADD with the kuryr fixture result, or fails
-/// every call with `fail`.
-#[derive(Default)]
-struct FakeHandler {
-    calls: Mutex<Vec<Call>>,
-    fail: Mutex<Option<CniError>>,
-}
-
-impl FakeHandler {
-    fn failing(err: CniError) -> Self {
-        Self {
-            fail: Mutex::new(Some(err)),
-            ..Self::default()
-        }
-    }
-
-    fn record(&self, call: Call) -> Result<(), CniError> {
-        self.calls.lock().unwrap().push(call);
-        match &*self.fail.lock().unwrap() {
-            Some(err) => Err(err.clone()),
-            None => Ok(()),
-        }
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-impl CniHandler for FakeHandler {
-    async fn add(&self, req: AttachmentRequest) -> Result<AddResult, CniError> {
-        self.record(Call::Add(req))?;
-        AddResult::parse(&fixture("kuryr/result-1.1.0.json"), CniVersion::V1_1_0)
-    }
-
-    async fn del(&self, req: AttachmentRequest) -> Result<(), CniError> {
-        self.record(Call::Del(req))
-    }
-
-    async fn check(&self, req: AttachmentRequest) -> Result<(), CniError> {
-        self.record(Call::Check(req))
-    }
-
-    async fn gc(&self, req: GcRequest) -> Result<(), CniError> {
-        self.record(Call::Gc(req))
-    }
-
-    async fn status(&self, req: StatusRequest) -> Result<(), CniError> {
-        self.record(Call::Status(req))
-    }
+/// Answers ADD with the kuryr fixture result.
+fn kuryr_result(_: &Call) -> Result<AddResult, CniError> {
+    AddResult::parse(&fixture("kuryr/result-1.1.0.json"), CniVersion::V1_1_0)
 }
 
 struct Reply {
@@ -67,7 +17,7 @@ struct Reply {
     json: Value,
 }
 
-async fn send(app: &Router, method: &str, path: &str, body: Vec<u8>) -> Reply {
+async fn send(app: &App, method: &str, path: &str, body: Vec<u8>) -> Reply {
     let request = HttpRequest::builder()
         .method(method)
         .uri(path)
@@ -83,7 +33,7 @@ async fn send(app: &Router, method: &str, path: &str, body: Vec<u8>) -> Reply {
     }
 }
 
-async fn post(app: &Router, body: &Value) -> Reply {
+async fn post(app: &App, body: &Value) -> Reply {
     send(app, "POST", "/cni", serde_json::to_vec(body).unwrap()).await
 }
 
@@ -117,8 +67,8 @@ fn assert_cni_error(reply: &Reply, status: u16, code: u32, version: &str, msg_pa
     assert!(msg.contains(msg_part), "{msg:?} lacks {msg_part:?}");
 }
 
-fn app() -> (Arc<FakeHandler>, Router) {
-    let handler = Arc::new(FakeHandler::default());
+fn app() -> (Arc<RecordingHandler>, App) {
+    let handler = Arc::new(RecordingHandler::new(kuryr_result));
     (handler.clone(), router(handler))
 }
 
@@ -224,7 +174,7 @@ async fn handler_errors_keep_the_cni_shape() {
         ),
     ];
     for (err, status, code) in cases {
-        let handler = Arc::new(FakeHandler::failing(err.clone().with_details("more")));
+        let handler = Arc::new(RecordingHandler::failing(err.clone().with_details("more")));
         let app = router(handler);
         let reply = post(&app, &request("ADD", config("0.4.0"))).await;
         assert_cni_error(&reply, status, code, "0.4.0", &err.msg);
@@ -368,7 +318,7 @@ async fn malformed_http_requests() {
         .uri("/cni")
         .body(Body::empty())
         .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
+    let response = app.router().clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "POST");
 
@@ -376,47 +326,6 @@ async fn malformed_http_requests() {
     let reply = send(&app, "POST", "/cni", huge).await;
     assert_cni_error(&reply, 413, 5, "1.1.0", "larger than");
     assert!(handler.calls().is_empty());
-}
-
-#[tokio::test]
-async fn socket_lifecycle() {
-    let dir = TempDir::new("server-socket");
-    let path = dir.join("run/kuryr/cni.sock");
-    let socket = CniSocket::bind(&path).await.unwrap();
-    assert_eq!(socket.path(), path);
-    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&path), 0o600);
-    assert_eq!(mode(path.parent().unwrap()), 0o700);
-
-    // A live socket is not taken over.
-    assert!(matches!(
-        CniSocket::bind(&path).await,
-        Err(ServeError::Socket(SocketError::InUse { .. }))
-    ));
-    // Shutting down removes the socket.
-    let handler = Arc::new(FakeHandler::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(socket.serve(handler, async {
-        let _ = stopped.await;
-    }));
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
-    assert!(!path.exists());
-
-    // A stale socket (no listener) is replaced.
-    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-    assert!(path.exists());
-    let socket = CniSocket::bind(&path).await.unwrap();
-    drop(socket);
-    assert!(!path.exists());
-
-    // A regular file is left alone.
-    std::fs::write(&path, "not a socket").unwrap();
-    assert!(matches!(
-        CniSocket::bind(&path).await,
-        Err(ServeError::Socket(SocketError::NotASocket { .. }))
-    ));
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
 }
 
 fn metric(prefix: &str) -> f64 {
@@ -432,7 +341,7 @@ async fn calls_are_timed_by_verb_and_errors_counted_by_code() {
     let (_, app) = app();
     let reply = post(&app, &request("ADD", config("1.1.0"))).await;
     assert_eq!(reply.status, 200, "{}", reply.json);
-    let handler = Arc::new(FakeHandler::failing(CniError::new(
+    let handler = Arc::new(RecordingHandler::failing(CniError::new(
         ErrorCode::Other(121),
         "quota exceeded",
     )));

@@ -5,12 +5,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kuryr_cni_daemon::spec::{
     AddResult, CniError, CniVersion, ErrorCode, Interface, IpConfig, NetConfList, Route,
 };
-use kuryr_cni_daemon::{AttachmentRequest, Call, CniHandler, CniSocket, GcRequest, StatusRequest};
+use kuryr_cni_daemon::testing::RecordingHandler;
+use kuryr_cni_daemon::{router, Call, Listener};
 use kuryr_wire::testutil::TempDir;
 use serde_json::{json, Map, Value};
 
@@ -21,87 +22,54 @@ const BIN: &str = env!("CARGO_BIN_EXE_kuryr-cni");
 /// Answers ADD with one interface in the sandbox (appended to any
 /// prevResult), and fails any call whose configuration has
 /// `"fail": {"code": N, "msg": "..."}`.
-#[derive(Default)]
-struct FakeHandler {
-    calls: Mutex<Vec<Call>>,
-}
-
-impl FakeHandler {
-    fn record(&self, call: Call) -> Result<(), CniError> {
-        let fail = match &call {
-            Call::Add(r) | Call::Del(r) | Call::Check(r) => r.raw_config.get("fail").cloned(),
-            Call::Gc(r) => r.raw_config.get("fail").cloned(),
-            Call::Status(r) => r.raw_config.get("fail").cloned(),
-            Call::Version(_) => None,
-        };
-        self.calls.lock().unwrap().push(call);
-        match fail {
-            Some(f) => Err(CniError::new(
-                ErrorCode::from_code(f["code"].as_u64().unwrap() as u32),
-                f["msg"].as_str().unwrap(),
-            )
-            .with_details("from the fake handler")),
-            None => Ok(()),
+fn answer(call: &Call) -> Result<AddResult, CniError> {
+    let fail = match call {
+        Call::Add(r) | Call::Del(r) | Call::Check(r) => r.raw_config.get("fail"),
+        Call::Gc(r) => r.raw_config.get("fail"),
+        Call::Status(r) => r.raw_config.get("fail"),
+        Call::Version(_) => None,
+    };
+    if let Some(f) = fail {
+        return Err(CniError::new(
+            ErrorCode::from_code(f["code"].as_u64().unwrap() as u32),
+            f["msg"].as_str().unwrap(),
+        )
+        .with_details("from the fake handler"));
+    }
+    let Call::Add(req) = call else {
+        return Ok(AddResult::default());
+    };
+    let mut own = AddResult::default();
+    own.interfaces.push(Interface {
+        name: req.ifname.clone(),
+        mac: Some("fa:16:3e:11:22:33".into()),
+        mtu: Some(1442),
+        sandbox: req.netns.clone(),
+        ..Interface::default()
+    });
+    own.ips.push(IpConfig::new(
+        "10.10.0.5/24".parse().unwrap(),
+        Some("10.10.0.1".parse().unwrap()),
+        Some(0),
+    ));
+    own.routes.push(Route::new(
+        "0.0.0.0/0".parse().unwrap(),
+        Some("10.10.0.1".parse().unwrap()),
+    ));
+    own.dns.nameservers.push("10.10.0.2".into());
+    Ok(match req.prev_result.clone() {
+        Some(mut prev) => {
+            prev.append(own);
+            prev
         }
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-impl CniHandler for FakeHandler {
-    async fn add(&self, req: AttachmentRequest) -> Result<AddResult, CniError> {
-        let mut own = AddResult::default();
-        own.interfaces.push(Interface {
-            name: req.ifname.clone(),
-            mac: Some("fa:16:3e:11:22:33".into()),
-            mtu: Some(1442),
-            sandbox: req.netns.clone(),
-            ..Interface::default()
-        });
-        own.ips.push(IpConfig::new(
-            "10.10.0.5/24".parse().unwrap(),
-            Some("10.10.0.1".parse().unwrap()),
-            Some(0),
-        ));
-        own.routes.push(Route::new(
-            "0.0.0.0/0".parse().unwrap(),
-            Some("10.10.0.1".parse().unwrap()),
-        ));
-        own.dns.nameservers.push("10.10.0.2".into());
-        let result = match req.prev_result.clone() {
-            Some(mut prev) => {
-                prev.append(own);
-                prev
-            }
-            None => own,
-        };
-        self.record(Call::Add(req))?;
-        Ok(result)
-    }
-
-    async fn del(&self, req: AttachmentRequest) -> Result<(), CniError> {
-        self.record(Call::Del(req))
-    }
-
-    async fn check(&self, req: AttachmentRequest) -> Result<(), CniError> {
-        self.record(Call::Check(req))
-    }
-
-    async fn gc(&self, req: GcRequest) -> Result<(), CniError> {
-        self.record(Call::Gc(req))
-    }
-
-    async fn status(&self, req: StatusRequest) -> Result<(), CniError> {
-        self.record(Call::Status(req))
-    }
+        None => own,
+    })
 }
 
 struct Daemon {
     _dir: TempDir,
     socket: PathBuf,
-    handler: Arc<FakeHandler>,
+    handler: Arc<RecordingHandler>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), kuryr_cni_daemon::ServeError>>>,
 }
@@ -110,10 +78,10 @@ impl Daemon {
     async fn start(tag: &str) -> Self {
         let dir = TempDir::new(&format!("e2e-{tag}"));
         let socket = dir.0.join("run/kuryr/cni.sock");
-        let handler = Arc::new(FakeHandler::default());
-        let bound = CniSocket::bind(&socket).await.unwrap();
+        let handler = Arc::new(RecordingHandler::new(answer));
+        let bound = Listener::unix(&socket).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(bound.serve(handler.clone(), async {
+        let task = tokio::spawn(bound.serve(router(handler.clone()), async {
             let _ = stopped.await;
         }));
         Self {

@@ -14,8 +14,6 @@
 //! | empty body, malformed JSON, wrong field type, missing field | 400 |
 //! | [`DriverError`] | [`ErrorKind::http_status`](crate::api::ErrorKind::http_status) |
 
-mod listen;
-
 #[cfg(test)]
 mod tests;
 
@@ -24,14 +22,13 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, Method, Request as HttpRequest, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use kuryr_server::{allow_post, traced};
 use serde::Serialize;
 
 use crate::api::{Driver, DriverError};
 use crate::wire::{ActivateResponse, EmptyResponse, ErrorResponse, PluginCall, Request};
 
-pub use listen::{serve_tcp, serve_tcp_listener, serve_unix, PluginSocket, ServeError};
+pub use kuryr_server::{App, Listener, ServeError};
 
 /// Content type of every reply, as Docker's own test plugins and upstream
 /// Kuryr send it. Docker does not check it.
@@ -43,20 +40,23 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How much of a request body goes into the debug log.
 const LOGGED_BODY_BYTES: usize = 4096;
 
-/// The router serving every plugin call with `driver`. Mount it on a unix
-/// socket or TCP listener (see [`serve_unix`], [`serve_tcp`]) or drive it
-/// directly in tests.
-pub fn router<D: Driver>(driver: Arc<D>) -> Router {
-    kuryr_server::router(driver, |driver, id, request| async move {
-        let path = request.uri().path().to_owned();
-        let span = tracing::info_span!("plugin_call", id, path = %path);
-        traced(
-            span,
-            serve_call(&*driver, &path, request),
-            |response, elapsed| record(&path, response.status(), elapsed),
-        )
-        .await
-    })
+/// The app serving every plugin call with `driver`. Serve it on a unix
+/// socket or TCP [`Listener`] or drive it directly in tests.
+pub fn router<D: Driver>(driver: Arc<D>) -> App {
+    kuryr_server::router(
+        "Docker plugin API",
+        driver,
+        |driver, id, request| async move {
+            let path = request.uri().path().to_owned();
+            let span = tracing::info_span!("plugin_call", id, path = %path);
+            traced(
+                span,
+                serve_call(&*driver, &path, request),
+                |response, elapsed| record(&path, response.status(), elapsed),
+            )
+            .await
+        },
+    )
 }
 
 /// Records the call in the process-wide metrics; unknown paths share one

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request as HttpRequest, StatusCode};
-use axum::Router;
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tower::ServiceExt;
@@ -15,7 +14,6 @@ use super::*;
 use crate::api::{DriverError, ErrorKind};
 use crate::testutil::{exchanges, strip_empty, FakeDriver, FIXTURE_EXCHANGES};
 use crate::wire::PluginCall;
-use kuryr_core::socket::SocketError;
 
 mod sockets;
 
@@ -35,7 +33,7 @@ impl Reply {
     }
 }
 
-fn app() -> (Arc<FakeDriver>, Router) {
+fn app() -> (Arc<FakeDriver>, App) {
     let driver = Arc::new(FakeDriver::default());
     let app = router(driver.clone());
     (driver, app)
@@ -43,7 +41,7 @@ fn app() -> (Arc<FakeDriver>, Router) {
 
 /// Sends a request the way Docker does: no Content-Type, empty Host,
 /// Content-Length set.
-async fn send(app: &Router, method: &str, path: &str, body: Vec<u8>) -> Reply {
+async fn send(app: &App, method: &str, path: &str, body: Vec<u8>) -> Reply {
     let request = HttpRequest::builder()
         .method(method)
         .uri(path)
@@ -58,7 +56,7 @@ async fn send(app: &Router, method: &str, path: &str, body: Vec<u8>) -> Reply {
     Reply { status, json }
 }
 
-async fn post(app: &Router, path: &str, body: &str) -> Reply {
+async fn post(app: &App, path: &str, body: &str) -> Reply {
     send(app, "POST", path, body.as_bytes().to_vec()).await
 }
 
@@ -271,7 +269,7 @@ async fn huge_body_is_413() {
                 .collect::<Vec<_>>(),
         )))
         .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
+    let response = app.router().clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(driver.calls().is_empty());
 }
@@ -304,7 +302,7 @@ async fn methods_other_than_post_are_405() {
             .uri("/NetworkDriver.CreateNetwork")
             .body(Body::empty())
             .unwrap();
-        let response = app.clone().oneshot(request).await.unwrap();
+        let response = app.router().clone().oneshot(request).await.unwrap();
         assert_eq!(
             response.status(),
             StatusCode::METHOD_NOT_ALLOWED,

@@ -89,8 +89,8 @@ async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
 async fn serves_on_a_unix_socket_with_mode_0600_and_removes_it() {
     let dir = scratch_dir();
     let path = dir.join("plugins").join("kuryr.sock");
-    let socket = PluginSocket::bind(&path).await.unwrap();
-    assert_eq!(socket.path(), path);
+    let socket = Listener::unix(&path).await.unwrap();
+    assert_eq!(socket.path(), Some(path.as_path()));
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     let dir_mode = std::fs::metadata(path.parent().unwrap())
@@ -105,7 +105,7 @@ async fn serves_on_a_unix_socket_with_mode_0600_and_removes_it() {
         json!({"Scope": "local", "ConnectivityScope": "local"}),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(socket.serve(driver.clone(), async {
+    let server = tokio::spawn(socket.serve(router(driver.clone()), async {
         let _ = stopped.await;
     }));
 
@@ -151,93 +151,14 @@ async fn serves_on_a_unix_socket_with_mode_0600_and_removes_it() {
 }
 
 #[tokio::test]
-async fn serve_unix_replaces_a_stale_socket() {
-    let dir = scratch_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("kuryr.sock");
-    // A socket file left by a dead process: nobody listens on it.
-    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-    assert!(path.exists());
-
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_unix(
-        path.clone(),
-        Arc::new(FakeDriver::default()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let mut conn = bounded("socket to accept", async {
-        loop {
-            if let Ok(conn) = tokio::net::UnixStream::connect(&path).await {
-                break conn;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    let (status, _, _) =
-        http_exchange(&mut conn, &docker_request("", "/Plugin.Activate", "")).await;
-    assert_eq!(status, 200);
-    stop.send(()).unwrap();
-    bounded("server shutdown", server).await.unwrap().unwrap();
-    assert!(!path.exists());
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[tokio::test]
-async fn bind_refuses_a_live_socket_and_a_regular_file() {
-    let dir = scratch_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-
-    let file = dir.join("not-a-socket");
-    std::fs::write(&file, "keep me").unwrap();
-    let err = PluginSocket::bind(&file).await.unwrap_err();
-    assert!(
-        matches!(err, ServeError::Socket(SocketError::NotASocket { .. })),
-        "{err}"
-    );
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
-
-    let path = dir.join("kuryr.sock");
-    let first = PluginSocket::bind(&path).await.unwrap();
-    let err = PluginSocket::bind(&path).await.unwrap_err();
-    assert!(
-        matches!(err, ServeError::Socket(SocketError::InUse { .. })),
-        "{err}"
-    );
-    assert!(err.to_string().contains("in use by another running server"));
-    drop(first);
-    assert!(!path.exists(), "dropping the bound socket removes it");
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[tokio::test]
-async fn dropping_an_old_socket_leaves_a_newer_one_alone() {
-    let dir = scratch_dir();
-    let path = dir.join("kuryr.sock");
-    let old = PluginSocket::bind(&path).await.unwrap();
-    std::fs::remove_file(&path).unwrap();
-    let new = PluginSocket::bind(&path).await.unwrap();
-    drop(old);
-    assert!(path.exists(), "the newer server's socket must survive");
-    drop(new);
-    assert!(!path.exists());
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[tokio::test]
 async fn serves_on_tcp() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_tcp_listener(
-        listener,
-        Arc::new(FakeDriver::default()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let app = router(Arc::new(FakeDriver::default()));
+    let server = tokio::spawn(Listener::from(listener).serve(app, async {
+        let _ = stopped.await;
+    }));
     let mut conn = tokio::net::TcpStream::connect(address).await.unwrap();
     let (status, headers, json) = http_exchange(
         &mut conn,
