@@ -54,22 +54,10 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
         "kuryr daemon serving CNI"
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    health.set_served(true);
-    let server = {
-        let (health, stop) = (health.clone(), stopped(stop_rx.clone()));
-        tokio::spawn(async move {
-            let result = socket.serve(kuryr_cni_daemon::router(handler), stop).await;
-            health.set_served(false);
-            result
-        })
-    };
-    let metrics = crate::metrics::spawn(
-        args.service.metrics_address.as_deref(),
-        &config,
-        health,
-        stopped(stop_rx),
-    )
-    .await?;
+    let app = kuryr_cni_daemon::router(handler);
+    let bound = std::future::ready(Ok(socket));
+    let server = crate::metrics::serve_app(bound, app, health.clone(), stopped(stop_rx.clone()));
+    let metrics = crate::metrics::spawn(&args.service, &config, health, stopped(stop_rx)).await?;
     if !args.service.no_gc {
         crate::gc::spawn_at_start(&config, gc_neutron, config.default.plugin_socket.clone());
     }

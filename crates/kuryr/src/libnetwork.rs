@@ -60,23 +60,11 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     if !args.service.no_gc {
         crate::gc::spawn_at_start(&config, driver_neutron.clone(), socket.clone());
     }
-    let unix = {
-        let (driver, health, stop) = (driver.clone(), health.clone(), stopped(stop_rx.clone()));
-        tokio::spawn(async move {
-            let socket = Listener::unix(socket).await?;
-            health.set_served(true);
-            let result = socket.serve(kuryr_libnetwork::router(driver), stop).await;
-            health.set_served(false);
-            result
-        })
-    };
-    let metrics = crate::metrics::spawn(
-        args.service.metrics_address.as_deref(),
-        &config,
-        health,
-        stopped(stop_rx.clone()),
-    )
-    .await?;
+    let app = kuryr_libnetwork::router(driver.clone());
+    let stop = stopped(stop_rx.clone());
+    let unix = crate::metrics::serve_app(Listener::unix(socket), app, health.clone(), stop);
+    let stop = stopped(stop_rx.clone());
+    let metrics = crate::metrics::spawn(&args.service, &config, health, stop).await?;
     let tcp = match &config.default.kuryr_uri {
         Some(uri) => {
             let address = tcp_address(uri)?;

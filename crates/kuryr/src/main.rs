@@ -50,7 +50,7 @@ enum Command {
 /// The flags of the two long-running services (`libnetwork`, `daemon`):
 /// their health endpoint and their background garbage collection.
 #[derive(clap::Args)]
-struct ServiceArgs {
+pub(crate) struct ServiceArgs {
     /// `ip:port` serving `/metrics` and `/healthz` (overrides `[DEFAULT] metrics_address`).
     #[arg(long)]
     metrics_address: Option<String>,

@@ -149,11 +149,32 @@ pub(crate) fn parse_address(text: &str) -> Result<SocketAddr> {
     Ok(address)
 }
 
-/// Starts the listener when `flag` or `[DEFAULT] metrics_address` names an
-/// address; `None` when metrics are off. A busy address fails here, at
-/// startup.
+/// Serves `app` on the listener `bind` gives, in a task, with `health`
+/// reporting served while it runs.
+pub(crate) fn serve_app<B, F>(
+    bind: B,
+    app: kuryr_server::App,
+    health: Arc<Health>,
+    shutdown: F,
+) -> tokio::task::JoinHandle<Result<(), kuryr_server::ServeError>>
+where
+    B: Future<Output = Result<kuryr_server::Listener, kuryr_server::ServeError>> + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let listener = bind.await?;
+        health.set_served(true);
+        let result = listener.serve(app, shutdown).await;
+        health.set_served(false);
+        result
+    })
+}
+
+/// Starts the listener when `--metrics-address` or `[DEFAULT]
+/// metrics_address` names an address; `None` when metrics are off. A busy
+/// address fails here, at startup.
 pub(crate) async fn spawn<F>(
-    flag: Option<&str>,
+    service: &crate::ServiceArgs,
     config: &kuryr_core::config::Config,
     health: Arc<Health>,
     shutdown: F,
@@ -161,7 +182,9 @@ pub(crate) async fn spawn<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let Some(text) = flag
+    let Some(text) = service
+        .metrics_address
+        .as_deref()
         .filter(|t| !t.trim().is_empty())
         .or(config.default.metrics_address.as_deref())
     else {

@@ -120,40 +120,29 @@ fn neutron_500s() {
     run_cases(
         "neutron_500s",
         vec![
-            Case {
-                name: "500 on every POST /v2.0/ports",
-                rules: vec![("POST", "/v2.0/ports", Fault::neutron_500(), None)],
-                error: Some(&["RequestAddress", "HTTPInternalServerError"]),
-                hits: vec![1],
-                log: None,
-                known_leak: false,
-            },
-            Case {
-                name: "500 once on PUT /v2.0/ports/{id}",
-                rules: vec![("PUT", "/v2.0/ports/", Fault::neutron_500(), Some(1))],
-                error: None,
-                hits: vec![1],
-                log: None,
-                known_leak: false,
-            },
-            Case {
-                name: "500 on every PUT /v2.0/ports/{id} and /tags",
-                rules: vec![("PUT", "/v2.0/ports/", Fault::neutron_500(), None)],
-                error: None,
-                hits: vec![6],
-                log: Some(OWNER_DEFERRED),
-                known_leak: false,
-            },
-            Case {
-                // Kuryr waits for ACTIVE through OVS (ovn-installed), not
-                // by polling the port: the rule catches nothing.
-                name: "500 on every GET /v2.0/ports/{id}",
-                rules: vec![("GET", "/v2.0/ports/", Fault::neutron_500(), None)],
-                error: None,
-                hits: vec![],
-                log: None,
-                known_leak: false,
-            },
+            Case::new(
+                "500 on every POST /v2.0/ports",
+                vec![("POST", "/v2.0/ports", Fault::neutron_500(), None)],
+            )
+            .fails(&["RequestAddress", "HTTPInternalServerError"])
+            .hits(&[1]),
+            Case::new(
+                "500 once on PUT /v2.0/ports/{id}",
+                vec![("PUT", "/v2.0/ports/", Fault::neutron_500(), Some(1))],
+            )
+            .hits(&[1]),
+            Case::new(
+                "500 on every PUT /v2.0/ports/{id} and /tags",
+                vec![("PUT", "/v2.0/ports/", Fault::neutron_500(), None)],
+            )
+            .hits(&[6])
+            .logs(OWNER_DEFERRED),
+            // Kuryr waits for ACTIVE through OVS (ovn-installed), not
+            // by polling the port: the rule catches nothing.
+            Case::new(
+                "500 on every GET /v2.0/ports/{id}",
+                vec![("GET", "/v2.0/ports/", Fault::neutron_500(), None)],
+            ),
         ],
     );
 }
@@ -165,30 +154,23 @@ fn connection_resets() {
     run_cases(
         "connection_resets",
         vec![
-            Case {
-                name: "reset on every POST /v2.0/ports",
-                rules: vec![("POST", "/v2.0/ports", Fault::Reset, None)],
-                error: Some(&["RequestAddress", "POST /v2.0/ports: transport error"]),
-                hits: vec![1],
-                log: None,
-                known_leak: false,
-            },
-            Case {
-                name: "reset once on PUT /v2.0/ports/{id}",
-                rules: vec![("PUT", "/v2.0/ports/", Fault::Reset, Some(1))],
-                error: None,
-                hits: vec![1],
-                log: None,
-                known_leak: false,
-            },
-            Case {
-                name: "reset on every PUT /v2.0/ports/{id} and /tags",
-                rules: vec![("PUT", "/v2.0/ports/", Fault::Reset, None)],
-                error: None,
-                hits: vec![6],
-                log: Some(OWNER_DEFERRED),
-                known_leak: false,
-            },
+            Case::new(
+                "reset on every POST /v2.0/ports",
+                vec![("POST", "/v2.0/ports", Fault::Reset, None)],
+            )
+            .fails(&["RequestAddress", "POST /v2.0/ports: transport error"])
+            .hits(&[1]),
+            Case::new(
+                "reset once on PUT /v2.0/ports/{id}",
+                vec![("PUT", "/v2.0/ports/", Fault::Reset, Some(1))],
+            )
+            .hits(&[1]),
+            Case::new(
+                "reset on every PUT /v2.0/ports/{id} and /tags",
+                vec![("PUT", "/v2.0/ports/", Fault::Reset, None)],
+            )
+            .hits(&[6])
+            .logs(OWNER_DEFERRED),
         ],
     );
 }
@@ -203,43 +185,35 @@ fn neutron_stalls() {
     run_cases(
         "neutron_stalls",
         vec![
-            Case {
-                name: "30 s stall on every POST /v2.0/ports",
-                rules: vec![("POST", "/v2.0/ports", stall.clone(), None)],
-                error: Some(&["RequestAddress", "POST /v2.0/ports: timed out"]),
-                hits: vec![1],
-                log: None,
-                known_leak: false,
-            },
-            Case {
-                name: "30 s stall once on PUT /v2.0/ports/{id}",
-                rules: vec![("PUT", "/v2.0/ports/", stall.clone(), Some(1))],
-                error: None,
-                hits: vec![1],
-                log: None,
-                known_leak: false,
-            },
-            Case {
-                name: "30 s stall on every PUT /v2.0/ports/{id} and /tags",
-                rules: vec![("PUT", "/v2.0/ports/", stall, None)],
-                error: None,
-                hits: vec![6],
-                log: Some(OWNER_DEFERRED),
-                known_leak: false,
-            },
-            Case {
-                name: "POST /v2.0/ports done by Neutron, reply held 30 s",
-                rules: vec![(
+            Case::new(
+                "30 s stall on every POST /v2.0/ports",
+                vec![("POST", "/v2.0/ports", stall.clone(), None)],
+            )
+            .fails(&["RequestAddress", "POST /v2.0/ports: timed out"])
+            .hits(&[1]),
+            Case::new(
+                "30 s stall once on PUT /v2.0/ports/{id}",
+                vec![("PUT", "/v2.0/ports/", stall.clone(), Some(1))],
+            )
+            .hits(&[1]),
+            Case::new(
+                "30 s stall on every PUT /v2.0/ports/{id} and /tags",
+                vec![("PUT", "/v2.0/ports/", stall, None)],
+            )
+            .hits(&[6])
+            .logs(OWNER_DEFERRED),
+            Case::new(
+                "POST /v2.0/ports done by Neutron, reply held 30 s",
+                vec![(
                     "POST",
                     "/v2.0/ports",
                     Fault::StallReply(Duration::from_secs(30)),
                     Some(1),
                 )],
-                error: Some(&["RequestAddress", "POST /v2.0/ports: timed out"]),
-                hits: vec![1],
-                log: None,
-                known_leak: true,
-            },
+            )
+            .fails(&["RequestAddress", "POST /v2.0/ports: timed out"])
+            .hits(&[1])
+            .known_leak(),
         ],
     );
 }
@@ -250,9 +224,9 @@ fn neutron_conflicts() {
     run_cases(
         "neutron_conflicts",
         vec![
-            Case {
-                name: "409 IpAddressAlreadyAllocated on POST /v2.0/ports",
-                rules: vec![(
+            Case::new(
+                "409 IpAddressAlreadyAllocated on POST /v2.0/ports",
+                vec![(
                     "POST",
                     "/v2.0/ports",
                     Fault::neutron_409(
@@ -261,24 +235,20 @@ fn neutron_conflicts() {
                     ),
                     None,
                 )],
-                error: Some(&["RequestAddress", "IpAddressAlreadyAllocated"]),
-                hits: vec![1],
-                log: None,
-                known_leak: false,
-            },
-            Case {
-                name: "409 on PUT /v2.0/ports/{id}/tags",
-                rules: vec![(
+            )
+            .fails(&["RequestAddress", "IpAddressAlreadyAllocated"])
+            .hits(&[1]),
+            Case::new(
+                "409 on PUT /v2.0/ports/{id}/tags",
+                vec![(
                     "PUT",
                     "/v2.0/ports/*/tags",
                     Fault::neutron_409("Conflict", "injected conflict on the port's tags"),
                     None,
                 )],
-                error: None,
-                hits: vec![1],
-                log: Some(OWNER_DEFERRED),
-                known_leak: false,
-            },
+            )
+            .hits(&[1])
+            .logs(OWNER_DEFERRED),
         ],
     );
 }

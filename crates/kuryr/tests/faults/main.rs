@@ -118,6 +118,52 @@ struct Case {
     known_leak: bool,
 }
 
+impl Case {
+    /// A run with `rules` in place that succeeds, checking nothing more.
+    fn new(name: &'static str, rules: Vec<FaultRule>) -> Self {
+        Self {
+            name,
+            rules,
+            error: None,
+            hits: Vec::new(),
+            log: None,
+            known_leak: false,
+        }
+    }
+
+    /// The run fails and Docker's message contains every word.
+    fn fails(self, words: &'static [&'static str]) -> Self {
+        Self {
+            error: Some(words),
+            ..self
+        }
+    }
+
+    /// Each rule catches these many requests.
+    fn hits(self, hits: &[u32]) -> Self {
+        Self {
+            hits: hits.to_vec(),
+            ..self
+        }
+    }
+
+    /// Kuryr's log holds `line` afterwards.
+    fn logs(self, line: &'static str) -> Self {
+        Self {
+            log: Some(line),
+            ..self
+        }
+    }
+
+    /// A known leak: see [`Case::known_leak`].
+    fn known_leak(self) -> Self {
+        Self {
+            known_leak: true,
+            ..self
+        }
+    }
+}
+
 // ------------------------------------------------------------- Keystone
 
 /// A token that expires mid-run: Neutron answers 401 to a token it no
@@ -267,6 +313,43 @@ struct CniCase {
     hits: Vec<u32>,
 }
 
+impl CniCase {
+    /// An ADD with `rules` in place that succeeds.
+    fn add(name: &'static str, rules: Vec<FaultRule>) -> Self {
+        Self {
+            name,
+            command: "ADD",
+            rules,
+            expect: Ok(()),
+            hits: Vec::new(),
+        }
+    }
+
+    /// A DEL (after a clean ADD) with `rules` in place that succeeds.
+    fn del(name: &'static str, rules: Vec<FaultRule>) -> Self {
+        Self {
+            command: "DEL",
+            ..Self::add(name, rules)
+        }
+    }
+
+    /// The call fails with one of `codes` and a `msg` holding every word.
+    fn fails(self, codes: &'static [u64], words: &'static [&'static str]) -> Self {
+        Self {
+            expect: Err((codes, words)),
+            ..self
+        }
+    }
+
+    /// Each rule catches these many requests.
+    fn hits(self, hits: &[u32]) -> Self {
+        Self {
+            hits: hits.to_vec(),
+            ..self
+        }
+    }
+}
+
 /// The CNI twin of [`run_cases`]: `kuryr daemon` reaches Neutron through
 /// the proxy; after each ADD (and its DEL when it succeeded) the network
 /// holds no Kuryr port, no veth or OVS port is left, and the next plain
@@ -378,74 +461,64 @@ fn cni_add_under_faults() {
     run_cni_cases(
         "cni_add_under_faults",
         vec![
-            CniCase {
-                name: "500 on every POST /v2.0/ports",
-                command: "ADD",
-                rules: vec![("POST", "/v2.0/ports", Fault::neutron_500(), None)],
-                expect: Err((&[11], &["HTTPInternalServerError"])),
-                hits: vec![1],
-            },
-            CniCase {
-                name: "reset on every POST /v2.0/ports",
-                command: "ADD",
-                rules: vec![("POST", "/v2.0/ports", Fault::Reset, None)],
-                expect: Err((&[11, 100], &["POST /v2.0/ports: transport error"])),
-                hits: vec![1],
-            },
-            CniCase {
-                name: "30 s stall on every POST /v2.0/ports",
-                command: "ADD",
-                rules: vec![("POST", "/v2.0/ports", stall.clone(), None)],
-                expect: Err((&[11], &["timed out"])),
-                hits: vec![1],
-            },
-            CniCase {
-                name: "409 on POST /v2.0/ports",
-                command: "ADD",
-                rules: vec![(
+            CniCase::add(
+                "500 on every POST /v2.0/ports",
+                vec![("POST", "/v2.0/ports", Fault::neutron_500(), None)],
+            )
+            .fails(&[11], &["HTTPInternalServerError"])
+            .hits(&[1]),
+            CniCase::add(
+                "reset on every POST /v2.0/ports",
+                vec![("POST", "/v2.0/ports", Fault::Reset, None)],
+            )
+            .fails(&[11, 100], &["POST /v2.0/ports: transport error"])
+            .hits(&[1]),
+            CniCase::add(
+                "30 s stall on every POST /v2.0/ports",
+                vec![("POST", "/v2.0/ports", stall.clone(), None)],
+            )
+            .fails(&[11], &["timed out"])
+            .hits(&[1]),
+            CniCase::add(
+                "409 on POST /v2.0/ports",
+                vec![(
                     "POST",
                     "/v2.0/ports",
                     Fault::neutron_409("IpAddressAlreadyAllocated", "injected"),
                     None,
                 )],
-                expect: Err((&[11], &["IpAddressAlreadyAllocated"])),
-                hits: vec![1],
-            },
-            CniCase {
-                // Neutron made the port; the runtime's DEL after the failed
-                // ADD must find it (by device_id) and delete it.
-                name: "POST /v2.0/ports done by Neutron, reply held 30 s",
-                command: "ADD",
-                rules: vec![(
+            )
+            .fails(&[11], &["IpAddressAlreadyAllocated"])
+            .hits(&[1]),
+            // Neutron made the port; the runtime's DEL after the failed
+            // ADD must find it (by device_id) and delete it.
+            CniCase::add(
+                "POST /v2.0/ports done by Neutron, reply held 30 s",
+                vec![(
                     "POST",
                     "/v2.0/ports",
                     Fault::StallReply(Duration::from_secs(30)),
                     Some(1),
                 )],
-                expect: Err((&[11], &["timed out"])),
-                hits: vec![1],
-            },
-            CniCase {
-                name: "500 once on DELETE /v2.0/ports/{id}",
-                command: "DEL",
-                rules: vec![("DELETE", "/v2.0/ports/", Fault::neutron_500(), Some(1))],
-                expect: Ok(()),
-                hits: vec![1],
-            },
-            CniCase {
-                name: "500 on every DELETE /v2.0/ports/{id}",
-                command: "DEL",
-                rules: vec![("DELETE", "/v2.0/ports/", Fault::neutron_500(), None)],
-                expect: Err((&[11], &["HTTPInternalServerError"])),
-                hits: vec![3],
-            },
-            CniCase {
-                name: "30 s stall once on DELETE /v2.0/ports/{id}",
-                command: "DEL",
-                rules: vec![("DELETE", "/v2.0/ports/", stall, Some(1))],
-                expect: Ok(()),
-                hits: vec![1],
-            },
+            )
+            .fails(&[11], &["timed out"])
+            .hits(&[1]),
+            CniCase::del(
+                "500 once on DELETE /v2.0/ports/{id}",
+                vec![("DELETE", "/v2.0/ports/", Fault::neutron_500(), Some(1))],
+            )
+            .hits(&[1]),
+            CniCase::del(
+                "500 on every DELETE /v2.0/ports/{id}",
+                vec![("DELETE", "/v2.0/ports/", Fault::neutron_500(), None)],
+            )
+            .fails(&[11], &["HTTPInternalServerError"])
+            .hits(&[3]),
+            CniCase::del(
+                "30 s stall once on DELETE /v2.0/ports/{id}",
+                vec![("DELETE", "/v2.0/ports/", stall, Some(1))],
+            )
+            .hits(&[1]),
         ],
     );
 }

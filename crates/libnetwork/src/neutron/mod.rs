@@ -355,7 +355,7 @@ impl KuryrDriver {
 
 /// The query naming a Neutron object by `neutron.<kind>.uuid`, else
 /// `neutron.<kind>.name`, and how to say it in an error.
-pub(crate) fn by_id_or_name(
+fn by_id_or_name(
     uuid: Option<&String>,
     name: Option<&String>,
     option: &str,
@@ -370,14 +370,28 @@ pub(crate) fn by_id_or_name(
     }
 }
 
+/// The one Neutron `kind` (network, subnet, subnetpool) that the driver
+/// option `option` names by `.uuid` or `.name` (`named`), listed with
+/// `list`.
+pub(crate) async fn find_named<T, Fut>(
+    named: (Option<&String>, Option<&String>),
+    kind: &str,
+    option: &str,
+    list: impl FnOnce(openstack::neutron::Query) -> Fut,
+) -> DriverResult<T>
+where
+    Fut: std::future::Future<Output = Result<Vec<T>, openstack::Error>>,
+{
+    let (query, what) = by_id_or_name(named.0, named.1, option)?;
+    let found = list(query)
+        .await
+        .map_err(|e| neutron_error(&format!("looking up the {kind}"), e))?;
+    exactly_one(found, kind, &what, option)
+}
+
 /// The one object an option named: none is 404, several are a conflict
 /// (use the uuid option).
-pub(crate) fn exactly_one<T>(
-    found: Vec<T>,
-    kind: &str,
-    what: &str,
-    option: &str,
-) -> DriverResult<T> {
+fn exactly_one<T>(found: Vec<T>, kind: &str, what: &str, option: &str) -> DriverResult<T> {
     let n = found.len();
     let mut found = found.into_iter();
     match (found.next(), n) {

@@ -12,7 +12,7 @@ use kuryr_core::vif_pool::PoolSettings;
 use tracing::{info, warn};
 
 use super::pools::{PoolId, PoolOptions, OPT_NET_NAME, OPT_NET_SHARED, OPT_NET_UUID};
-use super::{by_id_or_name, exactly_one, neutron_error, KuryrDriver, NetworkInfo, PoolInfo};
+use super::{find_named, neutron_error, KuryrDriver, NetworkInfo, PoolInfo};
 use crate::api::{DriverError, DriverResult};
 use crate::wire::{CreateNetworkRequest, IpamData};
 
@@ -283,13 +283,11 @@ impl KuryrDriver {
     }
 
     async fn find_network_by_option(&self, opts: &NetOptions) -> DriverResult<Network> {
-        let (query, what) = by_id_or_name(opts.uuid.as_ref(), opts.name.as_ref(), "neutron.net")?;
-        let found = self
-            .neutron
-            .list_networks(&query)
-            .await
-            .map_err(|e| neutron_error("looking up the network", e))?;
-        exactly_one(found, "network", &what, "neutron.net")
+        let named = (opts.uuid.as_ref(), opts.name.as_ref());
+        find_named(named, "network", "neutron.net", |query| async move {
+            self.neutron.list_networks(&query).await
+        })
+        .await
     }
 
     /// Removes what a failed CreateNetwork made, so nothing half-made stays.

@@ -125,6 +125,13 @@ async fn ovs_ids(driver: &KuryrDriver, port_id: &str) -> BTreeMap<String, String
         .expect("interface")
 }
 
+/// Neutron accepts the updates of [`PORT`] a claim or a release makes.
+fn accept_port_updates(fake: &FakeNeutron) {
+    let port = format!("/v2.0/ports/{PORT}");
+    fake.on("PUT", &port, 200, json!({"port": {"id": PORT}}));
+    fake.on("PUT", &format!("{port}/tags"), 200, json!({"tags": []}));
+}
+
 async fn request_address(driver: &KuryrDriver) -> String {
     let req = serde_json::from_value(json!({"PoolID": "subnet:5f2bd9d5-6f6e-4bd0-9a8e-0a7c1c2d3e4f", "Address": "", "Options": {}}))
         .expect("request");
@@ -138,18 +145,7 @@ async fn request_address(driver: &KuryrDriver) -> String {
 #[tokio::test]
 async fn a_pooled_start_makes_no_neutron_call() {
     let fake = FakeNeutron::start().await;
-    fake.on(
-        "PUT",
-        &format!("/v2.0/ports/{PORT}"),
-        200,
-        json!({"port": {"id": PORT}}),
-    );
-    fake.on(
-        "PUT",
-        &format!("/v2.0/ports/{PORT}/tags"),
-        200,
-        json!({"tags": []}),
-    );
+    accept_port_updates(&fake);
     let ready = [pool_port(PORT, "10.1.2.5"), pool_port("p2", "10.1.2.6")];
     let (driver, key) = driver_with_pool(&fake, sizes(1, 0), &ready).await;
 
@@ -210,18 +206,7 @@ async fn a_pooled_start_makes_no_neutron_call() {
 #[tokio::test]
 async fn a_released_port_returns_to_its_pool() {
     let fake = FakeNeutron::start().await;
-    fake.on(
-        "PUT",
-        &format!("/v2.0/ports/{PORT}"),
-        200,
-        json!({"port": {"id": PORT}}),
-    );
-    fake.on(
-        "PUT",
-        &format!("/v2.0/ports/{PORT}/tags"),
-        200,
-        json!({"tags": []}),
-    );
+    accept_port_updates(&fake);
     let (driver, key) = driver_with_pool(&fake, sizes(1, 0), &[pool_port("p2", "10.1.2.6")]).await;
     let pooled = pool_port(PORT, "10.1.2.5");
     driver

@@ -13,7 +13,7 @@ use openstack::neutron::{
 use tracing::info;
 
 pub use super::pool_id::PoolId;
-use super::{by_id_or_name, exactly_one, neutron_error, KuryrDriver, PoolInfo};
+use super::{find_named, neutron_error, KuryrDriver, PoolInfo};
 use crate::api::{DriverError, DriverResult};
 use crate::wire::{RequestPoolRequest, RequestPoolResponse};
 
@@ -331,31 +331,19 @@ impl KuryrDriver {
     }
 
     pub(super) async fn find_pool_by_option(&self, opts: &PoolOptions) -> DriverResult<SubnetPool> {
-        let (query, what) = by_id_or_name(
-            opts.pool_uuid.as_ref(),
-            opts.pool_name.as_ref(),
-            "neutron.pool",
-        )?;
-        let found = self
-            .neutron
-            .list_subnetpools(&query)
-            .await
-            .map_err(|e| neutron_error("looking up the subnetpool", e))?;
-        exactly_one(found, "subnetpool", &what, "neutron.pool")
+        let named = (opts.pool_uuid.as_ref(), opts.pool_name.as_ref());
+        find_named(named, "subnetpool", "neutron.pool", |query| async move {
+            self.neutron.list_subnetpools(&query).await
+        })
+        .await
     }
 
     pub(super) async fn find_subnet_by_option(&self, opts: &PoolOptions) -> DriverResult<Subnet> {
-        let (query, what) = by_id_or_name(
-            opts.subnet_uuid.as_ref(),
-            opts.subnet_name.as_ref(),
-            "neutron.subnet",
-        )?;
-        let found = self
-            .neutron
-            .list_subnets(&query)
-            .await
-            .map_err(|e| neutron_error("looking up the subnet", e))?;
-        exactly_one(found, "subnet", &what, "neutron.subnet")
+        let named = (opts.subnet_uuid.as_ref(), opts.subnet_name.as_ref());
+        find_named(named, "subnet", "neutron.subnet", |query| async move {
+            self.neutron.list_subnets(&query).await
+        })
+        .await
     }
 
     /// The pool behind a Docker pool id, from the cache or Neutron. Its

@@ -58,6 +58,26 @@ impl RetryPolicy {
     }
 }
 
+/// Logs the outcome of one attempt of request `a` at `level`: the
+/// request's method and path, the reply's status and request id or the
+/// transport error, any extra `field`s, and the attempt number, with the
+/// message for a reply or for an error.
+macro_rules! log_outcome {
+    ($level:ident, $a:expr, $attempt:expr, $outcome:expr, $($field:ident,)* $reply:literal, $error:literal) => {
+        match $outcome {
+            Ok(reply) => tracing::$level!(
+                target: LOG_TARGET, method = %$a.method, path = $a.path,
+                status = reply.status.as_u16(), request_id = reply.request_id.as_deref().unwrap_or("-"),
+                $($field,)* attempt = $attempt, $reply
+            ),
+            Err(e) => tracing::$level!(
+                target: LOG_TARGET, method = %$a.method, path = $a.path, error = %e,
+                $($field,)* attempt = $attempt, $error
+            ),
+        }
+    };
+}
+
 /// One logical request, as [`Client::execute`] runs it.
 pub(super) struct Attempt<'a> {
     pub(super) method: &'a Method,
@@ -87,25 +107,14 @@ impl Client {
             if attempt >= retry.max_attempts || !retryable {
                 return outcome.map_err(|e| Error::transport(a.method.as_str(), a.path, e));
             }
-            match &outcome {
-                Ok(reply) => tracing::warn!(
-                    target: LOG_TARGET,
-                    method = %a.method,
-                    path = a.path,
-                    status = reply.status.as_u16(),
-                    request_id = reply.request_id.as_deref().unwrap_or("-"),
-                    attempt,
-                    "server error; retrying"
-                ),
-                Err(e) => tracing::warn!(
-                    target: LOG_TARGET,
-                    method = %a.method,
-                    path = a.path,
-                    error = %e,
-                    attempt,
-                    "transport error; retrying"
-                ),
-            }
+            log_outcome!(
+                warn,
+                a,
+                attempt,
+                &outcome,
+                "server error; retrying",
+                "transport error; retrying"
+            );
             tokio::time::sleep(retry.delay(attempt)).await;
             attempt += 1;
         }
@@ -127,32 +136,18 @@ impl Client {
         let started = Instant::now();
         let outcome = read_reply(a, request).await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match &outcome {
-            Ok(reply) => {
-                if !a.is_auth {
-                    counters.count_reply(a.method, reply.status);
-                }
-                tracing::debug!(
-                    target: LOG_TARGET,
-                    method = %a.method,
-                    path = a.path,
-                    status = reply.status.as_u16(),
-                    request_id = reply.request_id.as_deref().unwrap_or("-"),
-                    elapsed_ms,
-                    attempt,
-                    "reply"
-                );
-            }
-            Err(e) => tracing::debug!(
-                target: LOG_TARGET,
-                method = %a.method,
-                path = a.path,
-                error = %e,
-                elapsed_ms,
-                attempt,
-                "transport error"
-            ),
+        if let (Ok(reply), false) = (&outcome, a.is_auth) {
+            counters.count_reply(a.method, reply.status);
         }
+        log_outcome!(
+            debug,
+            a,
+            attempt,
+            &outcome,
+            elapsed_ms,
+            "reply",
+            "transport error"
+        );
         outcome
     }
 }
