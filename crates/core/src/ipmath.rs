@@ -109,25 +109,14 @@ pub fn check_gateway(subnet: IpNet, gateway: IpAddr) -> Result<(), IpMathError> 
 
 /// `addr + delta`, or None on overflow or a change of family.
 fn step(addr: IpAddr, delta: i8) -> Option<IpAddr> {
+    let n = match addr {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    let n = n.checked_add_signed(i128::from(delta))?;
     match addr {
-        IpAddr::V4(v4) => {
-            let n = u32::from(v4);
-            let n = if delta >= 0 {
-                n.checked_add(delta as u32)?
-            } else {
-                n.checked_sub(delta.unsigned_abs() as u32)?
-            };
-            Some(IpAddr::V4(n.into()))
-        }
-        IpAddr::V6(v6) => {
-            let n = u128::from(v6);
-            let n = if delta >= 0 {
-                n.checked_add(delta as u128)?
-            } else {
-                n.checked_sub(delta.unsigned_abs() as u128)?
-            };
-            Some(IpAddr::V6(n.into()))
-        }
+        IpAddr::V4(_) => u32::try_from(n).ok().map(|n| IpAddr::V4(n.into())),
+        IpAddr::V6(_) => Some(IpAddr::V6(n.into())),
     }
 }
 

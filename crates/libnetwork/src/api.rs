@@ -112,6 +112,12 @@ impl DriverError {
 /// Result of a driver call.
 pub type DriverResult<T> = Result<T, DriverError>;
 
+/// What a driver method returns: a `Send` future of its result (write the
+/// method as an `async fn`).
+pub trait Answer<T>: Future<Output = DriverResult<T>> + Send {}
+
+impl<T, F: Future<Output = DriverResult<T>> + Send> Answer<T> for F {}
+
 /// A Docker network + IPAM driver: every group of Docker's calls. The
 /// server calls one method per request; calls may run concurrently.
 ///
@@ -139,58 +145,41 @@ impl<T> Driver for T where
 /// Docker's `NetworkDriver` calls about networks (`crates/libnetwork/src/neutron/networks.rs` for Neutron).
 pub trait Networks {
     /// `NetworkDriver.GetCapabilities`: scope of the driver.
-    fn network_capabilities(
-        &self,
-    ) -> impl Future<Output = DriverResult<NetworkCapabilities>> + Send;
+    fn network_capabilities(&self) -> impl Answer<NetworkCapabilities>;
 
     /// `NetworkDriver.CreateNetwork`: after `RequestPool` and the gateway's
     /// `RequestAddress`. Not replayed by Docker after a plugin restart.
-    fn create_network(
-        &self,
-        req: CreateNetworkRequest,
-    ) -> impl Future<Output = DriverResult<()>> + Send;
+    fn create_network(&self, req: CreateNetworkRequest) -> impl Answer<()>;
 
     /// `NetworkDriver.DeleteNetwork`: after `ReleaseAddress(gateway)` and
     /// `ReleasePool`.
-    fn delete_network(
-        &self,
-        req: DeleteNetworkRequest,
-    ) -> impl Future<Output = DriverResult<()>> + Send;
+    fn delete_network(&self, req: DeleteNetworkRequest) -> impl Answer<()>;
 
     /// `NetworkDriver.AllocateNetwork`: only on swarm managers, for
     /// global-scope drivers. Default: no options.
     fn allocate_network(
         &self,
         req: AllocateNetworkRequest,
-    ) -> impl Future<Output = DriverResult<AllocateNetworkResponse>> + Send {
+    ) -> impl Answer<AllocateNetworkResponse> {
         let _ = req;
         async { Ok(AllocateNetworkResponse::default()) }
     }
 
     /// `NetworkDriver.FreeNetwork`: counterpart of `allocate_network`.
     /// Default: nothing to free.
-    fn free_network(
-        &self,
-        req: FreeNetworkRequest,
-    ) -> impl Future<Output = DriverResult<()>> + Send {
+    fn free_network(&self, req: FreeNetworkRequest) -> impl Answer<()> {
         let _ = req;
         async { Ok(()) }
     }
 
     /// `NetworkDriver.DiscoverNew`: a swarm node appeared. Default: ignored.
-    fn discover_new(
-        &self,
-        req: DiscoveryNotification,
-    ) -> impl Future<Output = DriverResult<()>> + Send {
+    fn discover_new(&self, req: DiscoveryNotification) -> impl Answer<()> {
         let _ = req;
         async { Ok(()) }
     }
 
     /// `NetworkDriver.DiscoverDelete`: a swarm node left. Default: ignored.
-    fn discover_delete(
-        &self,
-        req: DiscoveryNotification,
-    ) -> impl Future<Output = DriverResult<()>> + Send {
+    fn discover_delete(&self, req: DiscoveryNotification) -> impl Answer<()> {
         let _ = req;
         async { Ok(()) }
     }
@@ -200,28 +189,22 @@ pub trait Networks {
 pub trait Endpoints {
     /// `NetworkDriver.CreateEndpoint`: after the container's
     /// `RequestAddress`.
-    fn create_endpoint(
-        &self,
-        req: CreateEndpointRequest,
-    ) -> impl Future<Output = DriverResult<CreateEndpointResponse>> + Send;
+    fn create_endpoint(&self, req: CreateEndpointRequest) -> impl Answer<CreateEndpointResponse>;
 
     /// `NetworkDriver.EndpointOperInfo`: operational data of an endpoint.
     fn endpoint_oper_info(
         &self,
         req: EndpointOperInfoRequest,
-    ) -> impl Future<Output = DriverResult<EndpointOperInfoResponse>> + Send;
+    ) -> impl Answer<EndpointOperInfoResponse>;
 
     /// `NetworkDriver.DeleteEndpoint`: after `Leave`.
-    fn delete_endpoint(
-        &self,
-        req: DeleteEndpointRequest,
-    ) -> impl Future<Output = DriverResult<()>> + Send;
+    fn delete_endpoint(&self, req: DeleteEndpointRequest) -> impl Answer<()>;
 
     /// `NetworkDriver.Join`: the container's sandbox joins the endpoint.
-    fn join(&self, req: JoinRequest) -> impl Future<Output = DriverResult<JoinResponse>> + Send;
+    fn join(&self, req: JoinRequest) -> impl Answer<JoinResponse>;
 
     /// `NetworkDriver.Leave`: the sandbox leaves the endpoint.
-    fn leave(&self, req: LeaveRequest) -> impl Future<Output = DriverResult<()>> + Send;
+    fn leave(&self, req: LeaveRequest) -> impl Answer<()>;
 }
 
 /// Docker's `NetworkDriver` calls about exposed and published ports.
@@ -231,49 +214,37 @@ pub trait ExternalConnectivity {
     fn program_external_connectivity(
         &self,
         req: ProgramExternalConnectivityRequest,
-    ) -> impl Future<Output = DriverResult<()>> + Send;
+    ) -> impl Answer<()>;
 
     /// `NetworkDriver.RevokeExternalConnectivity`: before `Leave`.
     fn revoke_external_connectivity(
         &self,
         req: RevokeExternalConnectivityRequest,
-    ) -> impl Future<Output = DriverResult<()>> + Send;
+    ) -> impl Answer<()>;
 }
 
 /// Docker's `IpamDriver` calls about address spaces and pools.
 pub trait IpamPools {
     /// `IpamDriver.GetCapabilities`.
-    fn ipam_capabilities(&self) -> impl Future<Output = DriverResult<IpamCapabilities>> + Send;
+    fn ipam_capabilities(&self) -> impl Answer<IpamCapabilities>;
 
     /// `IpamDriver.GetDefaultAddressSpaces`.
-    fn default_address_spaces(&self) -> impl Future<Output = DriverResult<AddressSpaces>> + Send;
+    fn default_address_spaces(&self) -> impl Answer<AddressSpaces>;
 
     /// `IpamDriver.RequestPool`: first call of `docker network create`.
-    fn request_pool(
-        &self,
-        req: RequestPoolRequest,
-    ) -> impl Future<Output = DriverResult<RequestPoolResponse>> + Send;
+    fn request_pool(&self, req: RequestPoolRequest) -> impl Answer<RequestPoolResponse>;
 
     /// `IpamDriver.ReleasePool`: before `DeleteNetwork`.
-    fn release_pool(
-        &self,
-        req: ReleasePoolRequest,
-    ) -> impl Future<Output = DriverResult<()>> + Send;
+    fn release_pool(&self, req: ReleasePoolRequest) -> impl Answer<()>;
 }
 
 /// Docker's `IpamDriver` calls about addresses.
 pub trait IpamAddresses {
     /// `IpamDriver.RequestAddress`: the gateway (see
     /// [`RequestAddressRequest::is_gateway_request`]) or a container address.
-    fn request_address(
-        &self,
-        req: RequestAddressRequest,
-    ) -> impl Future<Output = DriverResult<RequestAddressResponse>> + Send;
+    fn request_address(&self, req: RequestAddressRequest) -> impl Answer<RequestAddressResponse>;
 
     /// `IpamDriver.ReleaseAddress`: after `DeleteEndpoint`, and for the
     /// gateway on `network rm`.
-    fn release_address(
-        &self,
-        req: ReleaseAddressRequest,
-    ) -> impl Future<Output = DriverResult<()>> + Send;
+    fn release_address(&self, req: ReleaseAddressRequest) -> impl Answer<()>;
 }

@@ -96,27 +96,15 @@ impl From<TcpListener> for Listener {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
     use kuryr_core::socket::SocketError;
+    use kuryr_wire::testutil::TempDir;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-
-    static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
-
-    /// A fresh directory path under the system temp dir (not created).
-    fn scratch_dir() -> PathBuf {
-        std::env::temp_dir().join(format!(
-            "kuryr-server-test-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-        ))
-    }
 
     /// An app answering every call with 204.
     fn app() -> App {
@@ -156,7 +144,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_unix_socket_is_private_served_and_removed_at_shutdown() {
-        let dir = scratch_dir();
+        let dir = TempDir::new("listen");
         let path = dir.join("run/kuryr/test.sock");
         let listener = Listener::unix(&path).await.unwrap();
         assert_eq!(listener.path(), Some(path.as_path()));
@@ -178,13 +166,11 @@ mod tests {
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();
         assert!(!path.exists(), "shutting down removes the socket");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn a_stale_socket_is_replaced_and_a_regular_file_left_alone() {
-        let dir = scratch_dir();
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("listen");
         let path = dir.join("test.sock");
         // A socket file left by a dead process: nobody listens on it.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
@@ -204,12 +190,11 @@ mod tests {
             "{err}"
         );
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn dropping_an_old_socket_leaves_a_newer_one_alone() {
-        let dir = scratch_dir();
+        let dir = TempDir::new("listen");
         let path = dir.join("test.sock");
         let old = Listener::unix(&path).await.unwrap();
         std::fs::remove_file(&path).unwrap();
@@ -218,7 +203,6 @@ mod tests {
         assert!(path.exists(), "the newer server's socket must survive");
         drop(new);
         assert!(!path.exists(), "dropping the bound socket removes it");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

@@ -2,19 +2,9 @@
 //! spoken to as Docker speaks (HTTP/1.1, chunked replies).
 
 use super::*;
+use kuryr_wire::testutil::TempDir;
 
 // ---------- real sockets ----------
-
-static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh directory path under the system temp dir (not created).
-fn scratch_dir() -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "kuryr-libnetwork-test-{}-{}",
-        std::process::id(),
-        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-    ))
-}
 
 /// Writes `request` and reads one HTTP/1.1 response (by Content-Length).
 async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
@@ -87,7 +77,7 @@ async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
 
 #[tokio::test]
 async fn serves_on_a_unix_socket_with_mode_0600_and_removes_it() {
-    let dir = scratch_dir();
+    let dir = TempDir::new("sockets");
     let path = dir.join("plugins").join("kuryr.sock");
     let socket = Listener::unix(&path).await.unwrap();
     assert_eq!(socket.path(), Some(path.as_path()));
@@ -147,7 +137,6 @@ async fn serves_on_a_unix_socket_with_mode_0600_and_removes_it() {
     stop.send(()).unwrap();
     bounded("server shutdown", server).await.unwrap().unwrap();
     assert!(!path.exists(), "socket not removed");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
