@@ -81,6 +81,27 @@ impl FakeNeutron {
         self.route(method, path, None, status, body);
     }
 
+    /// Answers `method path` with 200 and `body` (see [`FakeNeutron::on`]).
+    pub fn ok(&self, method: &str, path: &str, body: Value) {
+        self.on(method, path, 200, body);
+    }
+
+    /// Answers `GET path` with 200 and `body`.
+    pub fn get(&self, path: &str, body: Value) {
+        self.on("GET", path, 200, body);
+    }
+
+    /// Asserts that no request with `method` reached the fake.
+    #[track_caller]
+    pub fn assert_no(&self, method: &str) {
+        let lines = self.lines();
+        let prefix = format!("{method} ");
+        assert!(
+            !lines.iter().any(|l| l.starts_with(&prefix)),
+            "no {method} expected: {lines:?}"
+        );
+    }
+
     /// Like [`FakeNeutron::on`], for requests whose query contains `query`
     /// (URL-encoded as sent, e.g. `tags=kuryr.cni.net%3Akn`): one path
     /// answered differently by filter.

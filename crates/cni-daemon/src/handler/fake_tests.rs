@@ -78,7 +78,7 @@ fn cni_port(id: &str, container_id: &str) -> Value {
 #[tokio::test]
 async fn add_on_an_unknown_network_is_a_configuration_error() {
     let fake = FakeNeutron::start().await;
-    fake.on("GET", "/v2.0/networks", 200, json!({"networks": []}));
+    fake.get("/v2.0/networks", json!({"networks": []}));
     let cni = handler(fake.client()).await;
     let err = cni
         .add(attachment("ADD", CID, json!({"network": "nope"})))
@@ -98,10 +98,8 @@ async fn a_refused_port_is_a_cni_error_and_leaves_nothing() {
         (403, "OverQuota", ErrorCode::Other(100)),
     ] {
         let fake = FakeNeutron::start().await;
-        fake.on(
-            "GET",
+        fake.get(
             "/v2.0/networks",
-            200,
             json!({"networks": [{"id": "n1", "name": "net-a", "mtu": 1442}]}),
         );
         fake.on(
@@ -126,11 +124,7 @@ async fn a_refused_port_is_a_cni_error_and_leaves_nothing() {
         assert_eq!(port["device_id"], CID);
         assert_eq!(port["binding:host_id"], "test-host");
         assert_eq!(port["name"], tags::port_name(CID, "eth0"));
-        assert!(
-            !fake.lines().iter().any(|l| l.starts_with("DELETE")),
-            "{:?}",
-            fake.lines()
-        );
+        fake.assert_no("DELETE");
     }
 }
 
@@ -139,7 +133,7 @@ async fn a_refused_port_is_a_cni_error_and_leaves_nothing() {
 #[tokio::test]
 async fn del_is_idempotent() {
     let fake = FakeNeutron::start().await;
-    fake.on("GET", "/v2.0/ports", 200, json!({"ports": []}));
+    fake.get("/v2.0/ports", json!({"ports": []}));
     let cni = handler(fake.client()).await;
     cni.del(attachment("DEL", CID, json!({"network": "net-a"})))
         .await
@@ -150,12 +144,7 @@ async fn del_is_idempotent() {
     assert!(query.contains("binding%3Ahost_id=test-host"), "{query}");
     assert!(query.contains("tags=kuryr.cni.ifname%3Aeth0"), "{query}");
 
-    fake.on(
-        "GET",
-        "/v2.0/ports",
-        200,
-        json!({"ports": [cni_port("p1", CID)]}),
-    );
+    fake.get("/v2.0/ports", json!({"ports": [cni_port("p1", CID)]}));
     fake.on(
         "DELETE",
         "/v2.0/ports/p1",
@@ -176,10 +165,8 @@ async fn del_is_idempotent() {
 #[tokio::test]
 async fn gc_removes_only_stale_attachments() {
     let fake = FakeNeutron::start().await;
-    fake.on(
-        "GET",
+    fake.get(
         "/v2.0/ports",
-        200,
         json!({"ports": [cni_port("p-live", CID), cni_port("p-stale", STALE)]}),
     );
     fake.on("DELETE", "/v2.0/ports/p-stale", 204, Value::Null);
@@ -216,7 +203,7 @@ async fn gc_removes_only_stale_attachments() {
 #[tokio::test]
 async fn status_follows_neutron() {
     let fake = FakeNeutron::start().await;
-    fake.on("GET", "/v2.0/extensions", 200, json!({"extensions": []}));
+    fake.get("/v2.0/extensions", json!({"extensions": []}));
     let cni = handler(fake.client()).await;
     cni.status(status_request()).await.expect("Neutron answers");
 

@@ -128,8 +128,8 @@ async fn ovs_ids(driver: &KuryrDriver, port_id: &str) -> BTreeMap<String, String
 /// Neutron accepts the updates of [`PORT`] a claim or a release makes.
 fn accept_port_updates(fake: &FakeNeutron) {
     let port = format!("/v2.0/ports/{PORT}");
-    fake.on("PUT", &port, 200, json!({"port": {"id": PORT}}));
-    fake.on("PUT", &format!("{port}/tags"), 200, json!({"tags": []}));
+    fake.ok("PUT", &port, json!({"port": {"id": PORT}}));
+    fake.ok("PUT", &format!("{port}/tags"), json!({"tags": []}));
 }
 
 async fn request_address(driver: &KuryrDriver) -> String {

@@ -26,13 +26,8 @@ fn port(tags: &[&str], name: &str) -> Port {
 
 async fn claimed_body(primary: Port) -> serde_json::Value {
     let fake = FakeNeutron::start().await;
-    fake.on(
-        "PUT",
-        "/v2.0/ports/p1",
-        200,
-        json!({"port": primary.clone()}),
-    );
-    fake.on("PUT", "/v2.0/ports/p1/tags", 200, json!({"tags": []}));
+    fake.ok("PUT", "/v2.0/ports/p1", json!({"port": primary.clone()}));
+    fake.ok("PUT", "/v2.0/ports/p1/tags", json!({"tags": []}));
     let driver = fake.driver().await;
     let owner = Owner::DockerEndpoint {
         endpoint: EP.into(),
@@ -76,10 +71,8 @@ fn cached_endpoint(active_seen: Option<Instant>) -> EndpointInfo {
 #[tokio::test]
 async fn endpoint_oper_info_reports_neutrons_status() {
     let fake = FakeNeutron::start().await;
-    fake.on(
-        "GET",
+    fake.get(
         "/v2.0/ports/p1",
-        200,
         json!({"port": {"id": "p1", "status": "DOWN"}}),
     );
     let driver = fake.driver().await;
@@ -119,10 +112,8 @@ async fn endpoint_oper_info_reports_neutrons_status() {
 #[tokio::test]
 async fn endpoint_subnets_are_read_fresh() {
     let fake = FakeNeutron::start().await;
-    fake.on(
-        "GET",
+    fake.get(
         "/v2.0/subnets",
-        200,
         json!({"subnets": [
             {"id": "s1", "network_id": "n1", "cidr": "10.1.2.0/24", "gateway_ip": "10.1.2.1",
              "host_routes": [{"destination": "192.0.2.0/24", "nexthop": "10.1.2.254"}]},

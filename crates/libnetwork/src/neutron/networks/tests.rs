@@ -43,7 +43,7 @@ async fn a_users_subnet_does_not_make_its_network_kuryrs() {
         201,
         json!({"network": {"id": "n-new", "name": "kuryr-net-01234567", "subnets": []}}),
     );
-    fake.on("PUT", "/v2.0/networks/n-new/tags", 200, json!({"tags": []}));
+    fake.ok("PUT", "/v2.0/networks/n-new/tags", json!({"tags": []}));
     let driver = fake.driver().await;
     let opts = NetOptions::parse(&BTreeMap::new(), PoolSettings::default()).expect("no options");
     let families = [existing_family()];
@@ -257,10 +257,8 @@ async fn an_unhinted_pick_prefers_the_unused_pool_and_is_stable() {
 #[tokio::test]
 async fn an_adopted_subnet_that_is_the_ip_range_is_used() {
     let fake = FakeNeutron::start().await;
-    fake.on(
-        "GET",
+    fake.get(
         "/v2.0/subnets",
-        200,
         json!({"subnets": [{"id": "s-range", "name": "theirs", "network_id": "n-user",
                             "cidr": "10.1.2.0/24", "tags": []}]}),
     );

@@ -12,10 +12,8 @@ use serde_json::{json, Value};
 async fn release_of_a_dedicated_pool_untags_an_adopted_subnet() {
     let pool = "0c0ffee0-0000-4000-8000-000000000001";
     let fake = FakeNeutron::start().await;
-    fake.on(
-        "GET",
+    fake.get(
         "/v2.0/subnets",
-        200,
         json!({"subnets": [{"id": "s-user", "name": "user-subnet", "network_id": "n-user",
                             "cidr": "10.1.2.0/24", "tags": [pool, "team:blue"]}]}),
     );
@@ -25,10 +23,8 @@ async fn release_of_a_dedicated_pool_untags_an_adopted_subnet() {
         204,
         Value::Null,
     );
-    fake.on(
-        "GET",
+    fake.get(
         &format!("/v2.0/subnetpools/{pool}"),
-        200,
         json!({"subnetpool": {"id": pool, "name": "kuryrPool-10.1.2.0/24",
                                "prefixes": ["10.1.2.0/24"], "tags": []}}),
     );
@@ -68,17 +64,13 @@ async fn release_of_a_dedicated_pool_untags_an_adopted_subnet() {
 async fn a_pool_used_by_an_adopted_subnet_is_not_shared() {
     let pool = "0c0ffee0-0000-4000-8000-000000000002";
     let fake = FakeNeutron::start().await;
-    fake.on(
-        "GET",
+    fake.get(
         "/v2.0/subnetpools",
-        200,
         json!({"subnetpools": [{"id": pool, "name": "kuryrPool-10.1.2.0/24",
                                  "prefixes": ["10.1.2.0/24"], "tags": []}]}),
     );
-    fake.on(
-        "GET",
+    fake.get(
         "/v2.0/subnets",
-        200,
         json!({"subnets": [{"id": "s-user", "network_id": "n-user", "cidr": "10.1.2.0/24",
                             "tags": [pool]}]}),
     );
@@ -90,11 +82,7 @@ async fn a_pool_used_by_an_adopted_subnet_is_not_shared() {
         .expect_err("taken");
     assert_eq!(err.http_status(), 409);
     assert!(err.message.contains("n-user"), "{err}");
-    assert!(
-        !fake.lines().iter().any(|l| l.starts_with("POST")),
-        "{:?}",
-        fake.lines()
-    );
+    fake.assert_no("POST");
 }
 
 /// `[DEFAULT] ip_range_as_subnet = true`: the range is the pool, named
@@ -103,7 +91,7 @@ async fn a_pool_used_by_an_adopted_subnet_is_not_shared() {
 async fn with_ip_range_as_subnet_the_range_is_the_pool() {
     let pool = "0c0ffee0-0000-4000-8000-000000000003";
     let fake = FakeNeutron::start().await;
-    fake.on("GET", "/v2.0/subnetpools", 200, json!({"subnetpools": []}));
+    fake.get("/v2.0/subnetpools", json!({"subnetpools": []}));
     fake.on(
         "POST",
         "/v2.0/subnetpools",
@@ -156,15 +144,13 @@ async fn upstreams_subnet_from_an_operators_pool_is_found_by_cidr() {
     let kuryr_pool = "0c0ffee0-0000-4000-8000-000000000004";
     for (tagged, found) in [(true, true), (false, false)] {
         let fake = FakeNeutron::start().await;
-        fake.on(
-            "GET",
+        fake.get(
             &format!("/v2.0/subnetpools/{kuryr_pool}"),
-            200,
             json!({"subnetpool": {"id": kuryr_pool, "name": "kuryrPool-10.1.2.0/24",
                                    "prefixes": ["10.1.2.0/24"], "tags": []}}),
         );
         // By the kuryrPool's id (subnetpool_id, then tag): nothing.
-        fake.on("GET", "/v2.0/subnets", 200, json!({"subnets": []}));
+        fake.get("/v2.0/subnets", json!({"subnets": []}));
         // By the cidr and upstream's name: the subnet from P.
         fake.on_query(
             "GET",
@@ -180,10 +166,8 @@ async fn upstreams_subnet_from_an_operators_pool_is_found_by_cidr() {
         } else {
             json!([])
         };
-        fake.on(
-            "GET",
+        fake.get(
             "/v2.0/subnetpools/p-op",
-            200,
             json!({"subnetpool": {"id": "p-op", "name": "operators",
                                    "prefixes": ["10.1.0.0/16"], "tags": tags}}),
         );
