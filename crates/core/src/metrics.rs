@@ -104,81 +104,66 @@ impl Metrics {
     /// counts given as `(method, status, count)`.
     pub fn render(&self, neutron: &[(String, u16, u64)]) -> String {
         let inner = self.lock();
-        let mut out = String::new();
-        family(
-            &mut out,
+        let mut out = Exposition::default();
+        out.family(
             OPERATION_DURATION,
             "histogram",
             "Time to serve a plugin call, by operation.",
         );
+        let (bucket, sum, count) = (
+            format!("{OPERATION_DURATION}_bucket"),
+            format!("{OPERATION_DURATION}_sum"),
+            format!("{OPERATION_DURATION}_count"),
+        );
         for (operation, h) in &inner.durations {
-            let op = escape(operation);
+            let op = ("operation", operation.as_str());
             let mut cumulative = 0;
             for (bound, n) in BUCKETS.iter().zip(h.buckets) {
                 cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "{OPERATION_DURATION}_bucket{{operation=\"{op}\",le=\"{bound}\"}} {cumulative}"
-                );
+                out.sample(&bucket, &[op, ("le", &bound.to_string())], cumulative);
             }
-            let _ = writeln!(
-                out,
-                "{OPERATION_DURATION}_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "{OPERATION_DURATION}_sum{{operation=\"{op}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "{OPERATION_DURATION}_count{{operation=\"{op}\"}} {}",
-                h.count
-            );
+            out.sample(&bucket, &[op, ("le", "+Inf")], h.count);
+            out.sample(&sum, &[op], h.sum);
+            out.sample(&count, &[op], h.count);
         }
-        family(
-            &mut out,
+        out.family(
             OPERATION_ERRORS,
             "counter",
             "Failed plugin calls, by operation and kind (HTTP status class or CNI error code).",
         );
         for ((operation, kind), n) in &inner.errors {
-            let _ = writeln!(
-                out,
-                "{OPERATION_ERRORS}{{operation=\"{}\",kind=\"{}\"}} {n}",
-                escape(operation),
-                escape(kind)
+            out.sample(
+                OPERATION_ERRORS,
+                &[("operation", operation), ("kind", kind)],
+                n,
             );
         }
-        family(
-            &mut out,
+        out.family(
             NEUTRON_REQUESTS,
             "counter",
             "Neutron replies received, by method and HTTP status (retries included).",
         );
         for (method, status, n) in neutron {
-            let _ = writeln!(
-                out,
-                "{NEUTRON_REQUESTS}{{method=\"{}\",status=\"{status}\"}} {n}",
-                escape(method)
+            let status = status.to_string();
+            out.sample(
+                NEUTRON_REQUESTS,
+                &[("method", method), ("status", &status)],
+                n,
             );
         }
-        family(
-            &mut out,
+        out.family(
             POOL_READY_PORTS,
             "gauge",
             "Pre-plugged ports ready in each port pool.",
         );
         for ((network, subnet), n) in &inner.pools {
-            let _ = writeln!(
-                out,
-                "{POOL_READY_PORTS}{{network_id=\"{}\",subnet_id=\"{}\"}} {n}",
-                escape(network),
-                escape(subnet)
-            );
+            let labels = [
+                ("network_id", network.as_str()),
+                ("subnet_id", subnet.as_str()),
+            ];
+            out.sample(POOL_READY_PORTS, &labels, n);
         }
-        out
+        out.0
     }
 
     /// The value of the first sample whose line starts with `prefix` (a
@@ -210,10 +195,25 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// A metric family's `# HELP` and `# TYPE` lines.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// The text exposition format being written.
+#[derive(Default)]
+struct Exposition(String);
+
+impl Exposition {
+    /// A metric family's `# HELP` and `# TYPE` lines.
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    /// One sample: `name{label="value",...} value`, label values escaped.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        let _ = writeln!(self.0, "{name}{{{}}} {value}", labels.join(","));
+    }
 }
 
 #[cfg(test)]

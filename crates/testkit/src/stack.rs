@@ -88,36 +88,37 @@ impl Stack {
         self.rt.block_on(f)
     }
 
+    /// What `get` (a Neutron GET of object `id`) finds, or None on a 404.
+    fn found<T>(
+        &self,
+        id: &str,
+        get: impl Future<Output = Result<T, openstack::Error>>,
+    ) -> Option<T> {
+        match self.block_on(get) {
+            Ok(object) => Some(object),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => panic!("GET {} {id}: {e}", std::any::type_name::<T>()),
+        }
+    }
+
     /// A network, or None when Neutron has none with that id.
     pub fn network(&self, id: &str) -> Option<Network> {
-        found(
-            &format!("network {id}"),
-            self.block_on(self.neutron.get_network(id)),
-        )
+        self.found(id, self.neutron.get_network(id))
     }
 
     /// A subnet, or None.
     pub fn subnet(&self, id: &str) -> Option<Subnet> {
-        found(
-            &format!("subnet {id}"),
-            self.block_on(self.neutron.get_subnet(id)),
-        )
+        self.found(id, self.neutron.get_subnet(id))
     }
 
     /// A subnetpool, or None.
     pub fn subnetpool(&self, id: &str) -> Option<SubnetPool> {
-        found(
-            &format!("subnetpool {id}"),
-            self.block_on(self.neutron.get_subnetpool(id)),
-        )
+        self.found(id, self.neutron.get_subnetpool(id))
     }
 
     /// A port, or None.
     pub fn port(&self, id: &str) -> Option<Port> {
-        found(
-            &format!("port {id}"),
-            self.block_on(self.neutron.get_port(id)),
-        )
+        self.found(id, self.neutron.get_port(id))
     }
 
     /// Networks matching the query.
@@ -258,13 +259,6 @@ impl Stack {
 }
 
 /// A GET's object, or None when Neutron has no such `what`.
-fn found<T>(what: &str, result: Result<T, openstack::Error>) -> Option<T> {
-    match result {
-        Ok(object) => Some(object),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => panic!("GET {what}: {e}"),
-    }
-}
 
 /// Upstream's network/endpoint id tags: `kuryr.net.uuid.lh:<id[0:32]>`,
 /// `kuryr.net.uuid.uh:<id[32:64]>` (written out here, not taken from the
