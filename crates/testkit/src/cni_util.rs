@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use openstack::neutron::{NetworkId, Port, Query, SubnetCreate};
+use openstack::neutron::{NetworkId, Port, Query};
 use serde_json::{json, Value};
 
 use crate::{append_log, fresh_v4, hex, ok, run, wait_for, Stack};
@@ -229,12 +229,12 @@ impl<'a> CniWorld<'a> {
         };
         let net = stack.create_network_named(w.net_name.clone());
         w.network_id = net.id.clone();
-        stack
-            .block_on(stack.neutron.create_subnet(&SubnetCreate {
-                name: Some(format!("{}-v4", w.net_name)),
-                ..SubnetCreate::new(net.id, format!("{}.0/24", fresh_v4()))
-            }))
-            .expect("creating the subnet");
+        let prefix = fresh_v4();
+        let (name, gateway) = (
+            format!("{}-v4", w.net_name),
+            format!("{prefix}.1").parse().ok(),
+        );
+        stack.create_subnet_named(&net.id, Some(name), &format!("{prefix}.0/24"), gateway);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         w.daemon = Some(Daemon::start(&w.dir, &["--debug"], &env));
         w

@@ -101,6 +101,12 @@ impl Stack {
         }
     }
 
+    /// What `list` (a Neutron list) returns; a failure fails the test.
+    fn listed<T>(&self, list: impl Future<Output = Result<Vec<T>, openstack::Error>>) -> Vec<T> {
+        self.block_on(list)
+            .unwrap_or_else(|e| panic!("listing {}: {e}", std::any::type_name::<T>()))
+    }
+
     /// A network, or None when Neutron has none with that id.
     pub fn network(&self, id: &str) -> Option<Network> {
         self.found(id, self.neutron.get_network(id))
@@ -123,26 +129,22 @@ impl Stack {
 
     /// Networks matching the query.
     pub fn networks(&self, query: Query) -> Vec<Network> {
-        self.block_on(self.neutron.list_networks(&query))
-            .expect("listing networks")
+        self.listed(self.neutron.list_networks(&query))
     }
 
     /// Subnets matching the query.
     pub fn subnets(&self, query: Query) -> Vec<Subnet> {
-        self.block_on(self.neutron.list_subnets(&query))
-            .expect("listing subnets")
+        self.listed(self.neutron.list_subnets(&query))
     }
 
     /// Subnetpools matching the query.
     pub fn subnetpools(&self, query: Query) -> Vec<SubnetPool> {
-        self.block_on(self.neutron.list_subnetpools(&query))
-            .expect("listing subnetpools")
+        self.listed(self.neutron.list_subnetpools(&query))
     }
 
     /// Ports matching the query.
     pub fn ports(&self, query: Query) -> Vec<Port> {
-        self.block_on(self.neutron.list_ports(&query))
-            .expect("listing ports")
+        self.listed(self.neutron.list_ports(&query))
     }
 
     /// Neutron networks tagged for a Docker network (upstream's two halves).
@@ -217,12 +219,25 @@ impl Stack {
     pub fn add_fresh_subnet(&self, network_id: &str) -> String {
         let prefix = fresh_v4();
         let gateway = format!("{prefix}.1").parse().expect("a gateway address");
-        self.block_on(self.neutron.create_subnet(&SubnetCreate {
-            gateway_ip: Some(Some(gateway)),
-            ..SubnetCreate::new(network_id.to_string(), format!("{prefix}.0/24"))
-        }))
-        .unwrap_or_else(|e| panic!("creating a subnet on {network_id}: {e}"));
+        self.create_subnet_named(network_id, None, &format!("{prefix}.0/24"), Some(gateway));
         prefix
+    }
+
+    /// A subnet `cidr` on a network, as an operator makes one: named
+    /// `name` when given, with `gateway` (None: no gateway).
+    pub fn create_subnet_named(
+        &self,
+        network_id: &str,
+        name: Option<String>,
+        cidr: &str,
+        gateway: Option<std::net::IpAddr>,
+    ) -> Subnet {
+        self.block_on(self.neutron.create_subnet(&SubnetCreate {
+            name,
+            gateway_ip: Some(gateway),
+            ..SubnetCreate::new(network_id.to_string(), cidr.to_string())
+        }))
+        .unwrap_or_else(|e| panic!("creating subnet {cidr} on {network_id}: {e}"))
     }
 
     /// Best-effort cleanup of a network a test made: each port's host

@@ -38,13 +38,7 @@ fn existing_network(test: &str, how: Adopt) {
     )
     .expect("tagging");
     let subnet_name = format!("{name}-subnet");
-    let pre_subnet = s
-        .block_on(s.neutron.create_subnet(&SubnetCreate {
-            name: Some(subnet_name.clone()),
-            gateway_ip: Some(Some(gw)),
-            ..SubnetCreate::new(pre.id.clone(), cidr.clone())
-        }))
-        .expect("pre-creating the subnet");
+    let pre_subnet = s.create_subnet_named(&pre.id, Some(subnet_name.clone()), &cidr, Some(gw));
     s.block_on(
         s.neutron
             .replace_tags(Resource::Subnets, &pre_subnet.id, &["team:blue"]),

@@ -71,13 +71,12 @@ fn user_network(f: &Fixture, name: &str, cidr: &str, gateway: IpAddr) -> (String
     let s = &f.stack;
     let network = s.create_network_named(name.to_string());
     f.made(Resource::Networks, &network.id);
-    let subnet = s
-        .block_on(s.neutron.create_subnet(&SubnetCreate {
-            name: Some(format!("{name}-subnet")),
-            gateway_ip: Some(Some(gateway)),
-            ..SubnetCreate::new(network.id.clone(), cidr.to_string())
-        }))
-        .expect("pre-creating the subnet");
+    let subnet = s.create_subnet_named(
+        &network.id,
+        Some(format!("{name}-subnet")),
+        cidr,
+        Some(gateway),
+    );
     (network.id.into_string(), subnet.id.into_string())
 }
 

@@ -30,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use kuryr_testkit::*;
-use openstack::neutron::{Network, Port, Query, Resource, Subnet, SubnetCreate, SubnetPoolCreate};
+use openstack::neutron::{Network, Port, Query, Resource, Subnet, SubnetPoolCreate};
 use upstream::{SpecFile, Upstream};
 
 mod checks;
@@ -118,13 +118,9 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let s = &f.stack;
     let pre = s.create_network_named(premade.clone());
     f.made(Resource::Networks, &pre.id);
-    let pre_subnet = s
-        .block_on(s.neutron.create_subnet(&SubnetCreate {
-            name: Some(format!("{premade}-subnet")),
-            gateway_ip: Some(Some(gw3.parse().expect("ip"))),
-            ..SubnetCreate::new(pre.id.clone(), cidr3.clone())
-        }))
-        .expect("creating the pre-made subnet");
+    let gateway = Some(gw3.parse().expect("ip"));
+    let pre_subnet =
+        s.create_subnet_named(&pre.id, Some(format!("{premade}-subnet")), &cidr3, gateway);
     for (res, id) in [
         (Resource::Networks, pre.id.as_str()),
         (Resource::Subnets, pre_subnet.id.as_str()),

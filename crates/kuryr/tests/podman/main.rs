@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use kuryr_testkit::cni_util::Daemon;
 use kuryr_testkit::*;
-use openstack::neutron::{Port, Query, SubnetCreate};
+use openstack::neutron::{Port, Query};
 use serde_json::{json, Value};
 
 mod attachments;
@@ -226,12 +226,8 @@ impl World {
             prefix: prefix.clone(),
         });
         let gateway_ip = gateway.then(|| format!("{prefix}.1").parse().expect("ip"));
-        s.block_on(s.neutron.create_subnet(&SubnetCreate {
-            name: Some(format!("{neutron_name}-v4")),
-            gateway_ip: Some(gateway_ip),
-            ..SubnetCreate::new(net.id.clone(), format!("{prefix}.0/24"))
-        }))
-        .expect("creating the subnet");
+        let (name, cidr) = (format!("{neutron_name}-v4"), format!("{prefix}.0/24"));
+        s.create_subnet_named(&net.id, Some(name), &cidr, gateway_ip);
         let cni_name = &self.nets[net_idx].cni_name;
         let conflist = json!({
             // libcni 1.1 in podman 4.3 speaks up to 1.0.0.
