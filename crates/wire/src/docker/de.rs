@@ -48,6 +48,31 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// `null` read as `T::default()` (see [`null_as_default`]), written as is:
+/// `with = "nullable"` for maps and lists Go may send as `null`.
+pub(crate) mod nullable {
+    use super::*;
+
+    pub(crate) use super::null_as_default as deserialize;
+
+    pub(crate) fn serialize<S: Serializer, T: serde::Serialize>(
+        value: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.serialize(s)
+    }
+}
+
+/// `skip_serializing_if = "is_none"`: an unset optional field is left out.
+pub(crate) fn is_none<T>(value: &Option<T>) -> bool {
+    value.is_none()
+}
+
+/// `skip_serializing_if = "is_empty"`: an empty map is left out.
+pub(crate) fn is_empty<K, V>(map: &std::collections::BTreeMap<K, V>) -> bool {
+    map.is_empty()
+}
+
 /// An identifier Docker always sends; an empty one is a malformed request.
 pub(crate) fn non_empty_string<'de, D>(d: D) -> Result<String, D::Error>
 where

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::de::{non_empty_string, null_as_default, opt_text, text};
+use super::de::{is_empty, is_none, non_empty_string, null_as_default, nullable, opt_text, text};
 use super::values::MacAddress;
 
 /// `RequestAddressType` option value marking the network's gateway request.
@@ -70,12 +70,7 @@ pub struct RequestPoolResponse {
     #[serde(rename = "Pool", with = "text")]
     pub pool: IpNet,
     /// Free-form metadata Docker keeps with the pool.
-    #[serde(
-        rename = "Data",
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(rename = "Data", default, with = "nullable", skip_serializing_if = "is_empty")]
     pub data: BTreeMap<String, String>,
 }
 
@@ -91,11 +86,7 @@ pub struct ReleasePoolRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressOptions {
     /// `RequestAddressType`; [`REQUEST_ADDRESS_TYPE_GATEWAY`] for a gateway.
-    #[serde(
-        rename = "RequestAddressType",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "RequestAddressType", default, skip_serializing_if = "is_none")]
     pub request_address_type: Option<String>,
     /// `com.docker.network.endpoint.macaddress`: the container's MAC, sent
     /// as text here when the driver requires it.
@@ -103,7 +94,7 @@ pub struct AddressOptions {
         rename = "com.docker.network.endpoint.macaddress",
         default,
         with = "opt_text",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "is_none"
     )]
     pub mac_address: Option<MacAddress>,
     /// Every other key, untouched.
@@ -151,12 +142,7 @@ pub struct RequestAddressResponse {
     #[serde(rename = "Address", with = "text")]
     pub address: IpNet,
     /// Free-form metadata.
-    #[serde(
-        rename = "Data",
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(rename = "Data", default, with = "nullable", skip_serializing_if = "is_empty")]
     pub data: BTreeMap<String, String>,
 }
 

@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::de::{lenient_bool, non_empty_string, null_as_default, opt_text, text};
+use super::de::{
+    is_empty, is_none, lenient_bool, non_empty_string, null_as_default, nullable, opt_text, text,
+};
 use super::values::{MacAddress, Protocol, RouteType, Scope};
 
 /// Option key: the `-o key=value` driver options of `docker network create`.
@@ -34,7 +36,7 @@ pub struct NetworkCapabilities {
         rename = "ConnectivityScope",
         default,
         with = "opt_text",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "is_none"
     )]
     pub connectivity_scope: Option<Scope>,
 }
@@ -47,27 +49,17 @@ pub struct IpamData {
     #[serde(rename = "AddressSpace", default, deserialize_with = "null_as_default")]
     pub address_space: String,
     /// The pool, e.g. `10.98.1.0/24`.
-    #[serde(
-        rename = "Pool",
-        default,
-        with = "opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "Pool", default, with = "opt_text", skip_serializing_if = "is_none")]
     pub pool: Option<IpNet>,
     /// The gateway with the pool's prefix length, e.g. `10.98.1.1/24`.
-    #[serde(
-        rename = "Gateway",
-        default,
-        with = "opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "Gateway", default, with = "opt_text", skip_serializing_if = "is_none")]
     pub gateway: Option<IpNet>,
     /// Reserved addresses (`--aux-address name=ip`), each as `ip/len`.
     #[serde(
         rename = "AuxAddresses",
         default,
         deserialize_with = "aux_addresses",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "is_empty"
     )]
     pub aux_addresses: BTreeMap<String, IpNet>,
 }
@@ -93,18 +85,14 @@ where
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NetworkOptions {
     /// `com.docker.network.generic`: the `-o key=value` driver options.
-    #[serde(
-        rename = "com.docker.network.generic",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "com.docker.network.generic", default, skip_serializing_if = "is_none")]
     pub generic: Option<BTreeMap<String, String>>,
     /// `com.docker.network.enable_ipv6`.
     #[serde(
         rename = "com.docker.network.enable_ipv6",
         default,
         with = "lenient_bool",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "is_none"
     )]
     pub enable_ipv6: Option<bool>,
     /// Every other key, untouched.
@@ -183,12 +171,7 @@ pub struct AllocateNetworkRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocateNetworkResponse {
     /// Options handed to `CreateNetwork` on every node.
-    #[serde(
-        rename = "Options",
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(rename = "Options", default, with = "nullable", skip_serializing_if = "is_empty")]
     pub options: BTreeMap<String, String>,
 }
 
@@ -221,28 +204,13 @@ pub type RevokeExternalConnectivityRequest = EndpointIdRequest;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointInterface {
     /// IPv4 address with prefix length, e.g. `10.98.1.2/24`.
-    #[serde(
-        rename = "Address",
-        default,
-        with = "opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "Address", default, with = "opt_text", skip_serializing_if = "is_none")]
     pub address: Option<IpNet>,
     /// IPv6 address with prefix length.
-    #[serde(
-        rename = "AddressIPv6",
-        default,
-        with = "opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "AddressIPv6", default, with = "opt_text", skip_serializing_if = "is_none")]
     pub address_ipv6: Option<IpNet>,
     /// MAC address, `aa:bb:cc:dd:ee:ff`.
-    #[serde(
-        rename = "MacAddress",
-        default,
-        with = "opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "MacAddress", default, with = "opt_text", skip_serializing_if = "is_none")]
     pub mac_address: Option<MacAddress>,
 }
 
@@ -271,23 +239,13 @@ pub struct PortBinding {
     #[serde(rename = "Proto", default)]
     pub proto: Protocol,
     /// Container address, usually unset.
-    #[serde(
-        rename = "IP",
-        default,
-        with = "opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "IP", default, with = "opt_text", skip_serializing_if = "is_none")]
     pub ip: Option<IpAddr>,
     /// Container port.
     #[serde(rename = "Port", default)]
     pub port: u16,
     /// Host address to bind, unset for all.
-    #[serde(
-        rename = "HostIP",
-        default,
-        with = "opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "HostIP", default, with = "opt_text", skip_serializing_if = "is_none")]
     pub host_ip: Option<IpAddr>,
     /// First host port (0 = Docker picks).
     #[serde(rename = "HostPort", default)]
@@ -308,7 +266,7 @@ pub struct EndpointOptions {
     #[serde(
         rename = "com.docker.network.endpoint.exposedports",
         default,
-        deserialize_with = "null_as_default",
+        with = "nullable",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub exposed_ports: Vec<TransportPort>,
@@ -316,7 +274,7 @@ pub struct EndpointOptions {
     #[serde(
         rename = "com.docker.network.portmap",
         default,
-        deserialize_with = "null_as_default",
+        with = "nullable",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub port_map: Vec<PortBinding>,
@@ -326,7 +284,7 @@ pub struct EndpointOptions {
         rename = "com.docker.network.endpoint.macaddress",
         default,
         with = "mac_base64",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "is_none"
     )]
     pub mac_address: Option<MacAddress>,
     /// Every other key, untouched.
@@ -405,7 +363,7 @@ pub struct CreateEndpointRequest {
 pub struct CreateEndpointResponse {
     /// Only what Docker did not set itself (with `RequiresMACAddress`, it
     /// sets both address and MAC, so this stays `None`).
-    #[serde(rename = "Interface", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "Interface", default, skip_serializing_if = "is_none")]
     pub interface: Option<EndpointInterface>,
 }
 
@@ -458,12 +416,7 @@ pub struct StaticRoute {
     #[serde(rename = "RouteType", default)]
     pub route_type: RouteType,
     /// Next hop, for [`RouteType::NextHop`].
-    #[serde(
-        rename = "NextHop",
-        default,
-        with = "opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "NextHop", default, with = "opt_text", skip_serializing_if = "is_none")]
     pub next_hop: Option<IpAddr>,
 }
 
@@ -474,42 +427,24 @@ pub struct StaticRoute {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinResponse {
     /// The interface to move into the container.
-    #[serde(
-        rename = "InterfaceName",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "InterfaceName", default, skip_serializing_if = "is_none")]
     pub interface_name: Option<InterfaceName>,
     /// IPv4 default gateway.
-    #[serde(
-        rename = "Gateway",
-        default,
-        with = "opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "Gateway", default, with = "opt_text", skip_serializing_if = "is_none")]
     pub gateway: Option<IpAddr>,
     /// IPv6 default gateway.
-    #[serde(
-        rename = "GatewayIPv6",
-        default,
-        with = "opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "GatewayIPv6", default, with = "opt_text", skip_serializing_if = "is_none")]
     pub gateway_ipv6: Option<IpAddr>,
     /// Extra routes.
     #[serde(
         rename = "StaticRoutes",
         default,
-        deserialize_with = "null_as_default",
+        with = "nullable",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub static_routes: Vec<StaticRoute>,
     /// Keep Docker from adding its own gateway network.
-    #[serde(
-        rename = "DisableGatewayService",
-        default,
-        skip_serializing_if = "std::ops::Not::not"
-    )]
+    #[serde(rename = "DisableGatewayService", default, skip_serializing_if = "std::ops::Not::not")]
     pub disable_gateway_service: bool,
 }
 
@@ -537,11 +472,7 @@ pub struct DiscoveryNotification {
     #[serde(rename = "DiscoveryType")]
     pub discovery_type: i64,
     /// The node, for node discovery.
-    #[serde(
-        rename = "DiscoveryData",
-        default,
-        deserialize_with = "null_as_default"
-    )]
+    #[serde(rename = "DiscoveryData", default, with = "nullable")]
     pub discovery_data: NodeDiscoveryData,
 }
 
