@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
+
+use crate::neutron::Subnet;
 use axum::extract::State;
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -185,4 +187,16 @@ async fn handle(
         body.to_string(),
     )
         .into_response()
+}
+
+/// A subnet as Neutron lists it, for scripted replies and caches in unit
+/// tests: `cidr` on `network_id`, with `gateway` (None: no gateway).
+pub fn subnet(id: &str, network_id: &str, cidr: &str, gateway: Option<&str>) -> Subnet {
+    Subnet {
+        id: id.into(),
+        network_id: network_id.into(),
+        cidr: cidr.into(),
+        gateway_ip: gateway.map(|g| g.parse().expect("a gateway address")),
+        ..Subnet::default()
+    }
 }

@@ -146,11 +146,10 @@ mod tests {
     use openstack::neutron::{FixedIp, HostRoute};
 
     fn subnet(id: &str, cidr: &str, gw: Option<&str>) -> Subnet {
-        serde_json::from_value(serde_json::json!({
-            "id": id, "network_id": "n", "cidr": cidr,
-            "gateway_ip": gw, "dns_nameservers": ["10.0.0.53"],
-        }))
-        .expect("subnet")
+        Subnet {
+            dns_nameservers: vec!["10.0.0.53".into()],
+            ..openstack::fake::subnet(id, "n", cidr, gw)
+        }
     }
 
     #[test]

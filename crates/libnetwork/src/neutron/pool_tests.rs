@@ -21,13 +21,7 @@ const NET: &str = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d
 const PORT: &str = "0f0e0d0c-aaaa-bbbb-cccc-000000000001";
 
 fn subnet() -> Subnet {
-    Subnet {
-        id: "s1".into(),
-        network_id: "n1".into(),
-        cidr: "10.1.2.0/24".into(),
-        gateway_ip: "10.1.2.1".parse().ok(),
-        ..Subnet::default()
-    }
+    openstack::fake::subnet("s1", "n1", "10.1.2.0/24", Some("10.1.2.1"))
 }
 
 fn pool_port(id: &str, ip: &str) -> PooledPort {

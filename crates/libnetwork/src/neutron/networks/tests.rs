@@ -8,12 +8,8 @@ const DOCKER_NET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef012345
 
 fn user_subnet() -> Subnet {
     Subnet {
-        id: "s-user".into(),
         name: "user-subnet".into(),
-        network_id: "n-user".into(),
-        cidr: "10.1.2.0/24".into(),
-        gateway_ip: "10.1.2.254".parse().ok(),
-        ..Subnet::default()
+        ..openstack::fake::subnet("s-user", "n-user", "10.1.2.0/24", Some("10.1.2.254"))
     }
 }
 
@@ -156,6 +152,16 @@ async fn an_untaggable_subnet_is_deleted() {
     );
 }
 
+/// A driver whose cache holds two user pools of one cidr, `sub-a` of
+/// network `n-a` and `sub-b` of `n-b`: a new map each time, so a fresh
+/// random iteration order.
+async fn two_user_pools(fake: &FakeNeutron) -> KuryrDriver {
+    let driver = fake.driver().await;
+    cache_user_pool(&driver, SUBNET_A, "n-a", "sub-a");
+    cache_user_pool(&driver, SUBNET_B, "n-b", "sub-b");
+    driver
+}
+
 /// A cached pool made from a user's subnet (`--ipam-opt neutron.subnet.*`).
 fn cache_user_pool(driver: &KuryrDriver, subnet_id: &str, network_id: &str, name: &str) {
     let subnet = Subnet {
@@ -192,10 +198,7 @@ fn ipam_data() -> IpamData {
 async fn pools_of_one_cidr_are_told_apart_by_the_adopted_network_or_subnet() {
     let fake = FakeNeutron::start().await;
     for _ in 0..16 {
-        // A new map each time: a fresh random iteration order.
-        let driver = fake.driver().await;
-        cache_user_pool(&driver, SUBNET_A, "n-a", "sub-a");
-        cache_user_pool(&driver, SUBNET_B, "n-b", "sub-b");
+        let driver = two_user_pools(&fake).await;
         let network_b = Network {
             id: "n-b".into(),
             ..Network::default()
@@ -225,9 +228,7 @@ async fn pools_of_one_cidr_are_told_apart_by_the_adopted_network_or_subnet() {
 async fn an_unhinted_pick_prefers_the_unused_pool_and_is_stable() {
     let fake = FakeNeutron::start().await;
     for _ in 0..16 {
-        let driver = fake.driver().await;
-        cache_user_pool(&driver, SUBNET_A, "n-a", "sub-a");
-        cache_user_pool(&driver, SUBNET_B, "n-b", "sub-b");
+        let driver = two_user_pools(&fake).await;
         let tie = driver
             .family_for(&ipam_data(), &PoolOptions::default(), None)
             .await
