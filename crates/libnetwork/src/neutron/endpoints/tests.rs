@@ -40,6 +40,15 @@ async fn claimed_body(primary: Port) -> serde_json::Value {
     fake.calls()[0].body["port"].clone()
 }
 
+/// `EndpointOperInfo` of [`EP`] on [`NET`].
+async fn oper_info(driver: &KuryrDriver) -> EndpointOperInfoResponse {
+    let request = EndpointOperInfoRequest {
+        network_id: NET.into(),
+        endpoint_id: EP.into(),
+    };
+    driver.endpoint_oper_info(request).await.expect("ok")
+}
+
 /// An existing port picked by `--ip` keeps its owner's name; a port
 /// Kuryr made is named after the endpoint.
 #[tokio::test]
@@ -80,13 +89,7 @@ async fn endpoint_oper_info_reports_neutrons_status() {
         .cache()
         .endpoints
         .insert(EP.into(), cached_endpoint(Some(Instant::now())));
-    let fresh = driver
-        .endpoint_oper_info(EndpointOperInfoRequest {
-            network_id: NET.into(),
-            endpoint_id: EP.into(),
-        })
-        .await
-        .expect("ok");
+    let fresh = oper_info(&driver).await;
     assert_eq!(fresh.value["status"], "ACTIVE");
     assert_eq!(fresh.value["port_id"], "p1");
     assert!(fake.calls().is_empty());
@@ -96,13 +99,7 @@ async fn endpoint_oper_info_reports_neutrons_status() {
         .cache()
         .endpoints
         .insert(EP.into(), cached_endpoint(long_ago));
-    let later = driver
-        .endpoint_oper_info(EndpointOperInfoRequest {
-            network_id: NET.into(),
-            endpoint_id: EP.into(),
-        })
-        .await
-        .expect("ok");
+    let later = oper_info(&driver).await;
     assert_eq!(later.value["status"], "DOWN");
     assert_eq!(fake.lines(), vec!["GET /v2.0/ports/p1"]);
 }

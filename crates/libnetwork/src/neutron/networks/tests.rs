@@ -85,6 +85,14 @@ async fn a_users_subnet_on_the_adopted_network_is_left_as_is() {
     assert!(fake.calls().is_empty(), "{:?}", fake.lines());
 }
 
+/// `ensure_subnet` of [`dedicated_family`] on network `n1`.
+async fn ensure_dedicated_subnet(fake: &FakeNeutron) -> DriverResult<Subnet> {
+    let driver = fake.driver().await;
+    driver
+        .ensure_subnet(&network("n1"), &dedicated_family())
+        .await
+}
+
 fn dedicated_family() -> Family {
     Family {
         id: PoolId::Dedicated { pool: "p1".into() },
@@ -109,12 +117,7 @@ async fn a_created_subnet_is_tagged_with_its_pool() {
                           "name": "kuryr-subnet-10.1.2.0/24", "subnetpool_id": "p1", "tags": []}}),
     );
     fake.on("PUT", "/v2.0/subnets/s1/tags/p1", 201, Value::Null);
-    let driver = fake.driver().await;
-    let network = network("n1");
-    let subnet = driver
-        .ensure_subnet(&network, &dedicated_family())
-        .await
-        .expect("created");
+    let subnet = ensure_dedicated_subnet(&fake).await.expect("created");
     assert_eq!(subnet.tags, vec!["p1".to_string()]);
     assert_eq!(
         fake.lines(),
@@ -139,10 +142,7 @@ async fn an_untaggable_subnet_is_deleted() {
         json!({"NeutronError": {"type": "PolicyNotAuthorized", "message": "no", "detail": ""}}),
     );
     fake.on("DELETE", "/v2.0/subnets/s1", 204, Value::Null);
-    let driver = fake.driver().await;
-    let network = network("n1");
-    let err = driver
-        .ensure_subnet(&network, &dedicated_family())
+    let err = ensure_dedicated_subnet(&fake)
         .await
         .expect_err("tagging failed");
     assert_eq!(err.http_status(), 403);
