@@ -88,9 +88,7 @@ fn port_quota_exhaustion() {
         "[DEFAULT]\n[neutron]\nauth_type = none\nendpoint = {}\n",
         proxy.url()
     );
-    let Some(f) = Fixture::with_config(test, &config) else {
-        return;
-    };
+    let f = fixture_or_skip!(test, &config);
     let s = &f.stack;
     let _guard = QuotaGuard {
         project: project.clone(),

@@ -61,9 +61,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(stack: Stack) -> Fixture {
-        let suffix = hex(8);
-        let dir = std::env::temp_dir().join(format!("kuryr-cni-test-{suffix}"));
-        std::fs::create_dir_all(&dir).expect("test dir");
+        let (suffix, dir) = fresh_dir("kuryr-cni-test");
         let mut f = Fixture {
             stack,
             daemon: None,
@@ -121,6 +119,21 @@ impl Fixture {
     /// after `tag`.
     fn new_container(&mut self, tag: &str) -> (String, String) {
         (self.new_netns(tag), self.container_id(tag))
+    }
+
+    /// A fresh container (see [`Fixture::new_container`]) with eth0 added
+    /// by a plain ADD in CNI `version`, and its port.
+    fn attach(&mut self, tag: &str, version: &str) -> Attached {
+        let (netns, cid) = self.new_container(tag);
+        let conf = self.conf(version);
+        self.add(&cid, &netns, "eth0", &conf);
+        let port = self.port_of(&cid);
+        Attached {
+            netns,
+            cid,
+            conf,
+            port,
+        }
     }
 
     fn container_id(&self, tag: &str) -> String {
@@ -187,6 +200,14 @@ impl Fixture {
     }
 }
 
+/// What [`Fixture::attach`] made.
+struct Attached {
+    netns: String,
+    cid: String,
+    conf: Value,
+    port: Port,
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         // Stop the daemon first so nothing races the cleanup.
@@ -239,10 +260,8 @@ fn link_json(netns_path: &str, ifname: &str) -> Value {
 #[test]
 fn gc_removes_leaked_and_keeps_valid() {
     let mut f = cni_fixture!("gc_removes_leaked_and_keeps_valid");
-    let ns_keep = f.new_netns("keep");
-    let ns_leak = f.new_netns("leak");
-    let keep = f.container_id("keep");
-    let leak = f.container_id("leak");
+    let (ns_keep, keep) = f.new_container("keep");
+    let (ns_leak, leak) = f.new_container("leak");
     let conf = f.conf("1.1.0");
     f.add(&keep, &ns_keep, "eth0", &conf);
     f.add(&leak, &ns_leak, "eth0", &conf);

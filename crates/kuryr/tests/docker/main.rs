@@ -121,9 +121,7 @@ fn user_flow_network_containers_ping_and_cleanup() {
     assert_eq!(pools.len(), 1, "one subnetpool kuryrPool-{cidr}");
     let pool = &pools[0];
     assert_eq!(pool.prefixes, vec![cidr.clone()]);
-    let subnets = s.subnets(Query::new().network_id(&network.id));
-    assert_eq!(subnets.len(), 1, "one subnet: {subnets:#?}");
-    let subnet = &subnets[0];
+    let subnet = &s.only_subnet_of(&network.id);
     assert_eq!(subnet.name, format!("kuryr-subnet-{cidr}"));
     assert_eq!(subnet.cidr, cidr);
     assert_eq!(subnet.gateway_ip, Some(ip(&gw)));
@@ -172,12 +170,7 @@ fn user_flow_network_containers_ping_and_cleanup() {
     let a_ip = a.ip.expect("IPv4 address");
     e.assert_address(&format!("{a_ip}/24"));
     e.assert_route(&format!("default via {gw} dev eth0"));
-    assert!(
-        e.routes
-            .contains(&format!("{route_dst} via {route_via} dev eth0")),
-        "host route missing: {:?}",
-        e.routes
-    );
+    e.assert_route(&format!("{route_dst} via {route_via} dev eth0"));
 
     // A second container; the two talk through OVN.
     let cb = f.name("cb");
@@ -236,9 +229,8 @@ fn network_without_gateway_gets_the_subnet_gateway() {
     let f = fixture_or_skip!("network_without_gateway_gets_the_subnet_gateway");
     let s = &f.stack;
     let (cidr, net, docker_net, network) = f.fresh_neutron_network();
-    let subnets = s.subnets(Query::new().network_id(&network.id));
-    assert_eq!(subnets.len(), 1);
-    let gw = subnets[0]
+    let gw = s
+        .only_subnet_of(&network.id)
         .gateway_ip
         .expect("Neutron gave the subnet a gateway");
     let docker_gw = docker_net_gateway(&net);
@@ -297,9 +289,7 @@ fn network_without_subnet_comes_from_default_pool() {
     let (net, docker_net) = f.network_named("net", &[]);
     let network = s.network_of_docker(&docker_net);
     assert_eq!(network.name, format!("kuryr-net-{}", &docker_net[..8]));
-    let subnets = s.subnets(Query::new().network_id(&network.id));
-    assert_eq!(subnets.len(), 1, "{subnets:#?}");
-    let subnet = &subnets[0];
+    let subnet = &s.only_subnet_of(&network.id);
     f.uses_cidr(&subnet.cidr);
     assert_eq!(
         subnet.subnetpool_id.as_deref(),
@@ -383,13 +373,7 @@ fn dual_stack(test: &str, explicit_gateways: bool) {
     e.assert_address(&format!("{a4}/24"));
     e.assert_address(&format!("{a6}/64"));
     e.assert_route(&format!("default via {gw4} dev eth0"));
-    assert!(
-        e.routes6
-            .iter()
-            .any(|r| r.starts_with(&format!("default via {gw6} dev eth0"))),
-        "{:?}",
-        e.routes6
-    );
+    e.assert_route6_starting(&format!("default via {gw6} dev eth0"));
     ping(&ca, b.ip.expect("v4"));
     ping(&ca, b.ipv6.expect("v6"));
 
@@ -427,9 +411,7 @@ fn ip_range_narrows_the_allocation_pool() {
         &["--subnet", &cidr, "--ip-range", &range, "--gateway", &gw],
     );
     let network = s.network_of_docker(&docker_net);
-    let subnets = s.subnets(Query::new().network_id(&network.id));
-    assert_eq!(subnets.len(), 1);
-    let subnet = &subnets[0];
+    let subnet = &s.only_subnet_of(&network.id);
     assert_eq!(subnet.cidr, cidr, "the subnet is the whole --subnet");
     assert_eq!(subnet.name, format!("kuryr-subnet-{cidr}"));
     assert_eq!(subnet.gateway_ip, Some(ip(&gw)));
@@ -471,13 +453,8 @@ fn ip_range_narrows_the_allocation_pool() {
     }
     let e = eth0(&ca);
     e.assert_route(&format!("default via {gw} dev eth0"));
-    assert!(
-        e.routes
-            .iter()
-            .any(|r| r.starts_with(&format!("{cidr} dev eth0"))),
-        "gateway on-link: {:?}",
-        e.routes
-    );
+    // The gateway is on-link.
+    e.assert_route_starting(&format!("{cidr} dev eth0"));
     ping(&ca, b.ip.expect("v4"));
     f.remove_container(&ca);
     f.remove_container(&cb);
