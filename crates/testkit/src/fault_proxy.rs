@@ -87,6 +87,17 @@ struct State {
 /// [`FaultProxy::add`]: method, path prefix, fault, times.
 pub type FaultRule = (&'static str, &'static str, Fault, Option<u32>);
 
+/// The rule: `fault` for every `method` request under `path_prefix`.
+pub fn every(method: &'static str, path_prefix: &'static str, fault: Fault) -> FaultRule {
+    (method, path_prefix, fault, None)
+}
+
+/// The rule: `fault` for the first `method` request under `path_prefix`
+/// only.
+pub fn once(method: &'static str, path_prefix: &'static str, fault: Fault) -> FaultRule {
+    (method, path_prefix, fault, Some(1))
+}
+
 /// The proxy; stops when dropped.
 pub struct FaultProxy {
     /// Where the proxy listens (loopback).

@@ -81,13 +81,10 @@ fn add_check_del_lifecycle() {
     assert_eq!(result["ips"][0]["interface"], 1);
     assert!(result["ips"][0].get("version").is_none());
     assert_eq!(result["dns"]["nameservers"], json!(["10.0.0.53"]));
-    let dsts: Vec<&str> = result["routes"]
-        .as_array()
-        .expect("routes")
-        .iter()
-        .filter_map(|r| r["dst"].as_str())
-        .collect();
-    assert_eq!(dsts, ["0.0.0.0/0", "192.168.250.0/24"]);
+    assert_eq!(
+        each_of(&result, "routes", "dst"),
+        ["0.0.0.0/0", "192.168.250.0/24"]
+    );
 
     // Host side.
     assert!(link_exists(&host));

@@ -249,6 +249,17 @@ fn in_netns(netns_path: &str, args: &[&str]) -> String {
     ok("ip", &full)
 }
 
+/// The string `field` of each item of a CNI result's list `list`
+/// (`address` of each of `ips`, `dst` of each of `routes`).
+fn each_of<'a>(result: &'a Value, list: &str, field: &str) -> Vec<&'a str> {
+    result[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list} in {result}"))
+        .iter()
+        .filter_map(|item| item[field].as_str())
+        .collect()
+}
+
 fn link_json(netns_path: &str, ifname: &str) -> Value {
     let text = in_netns(netns_path, &["-j", "addr", "show", "dev", ifname]);
     let mut all: Vec<Value> = serde_json::from_str(&text).expect("ip -j addr");
@@ -416,12 +427,7 @@ fn dual_stack_addresses_and_routes() {
         .find(|ip| ip.ip_address.is_ipv6())
         .expect("a v6 address")
         .ip_address;
-    let addrs: Vec<&str> = result["ips"]
-        .as_array()
-        .expect("ips")
-        .iter()
-        .filter_map(|ip| ip["address"].as_str())
-        .collect();
+    let addrs = each_of(&result, "ips", "address");
     assert!(addrs.contains(&format!("{v6_ip}/64").as_str()), "{addrs:?}");
     assert_eq!(addrs.len(), 2, "{addrs:?}");
     assert_eq!(

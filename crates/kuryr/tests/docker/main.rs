@@ -35,6 +35,16 @@ fn has_all_tags(tags: &[String], wanted: &[String]) -> bool {
     wanted.iter().all(|w| tags.contains(w))
 }
 
+/// Two containers, `ca` then `cb`, run on `net`: their names and
+/// attachments.
+fn run_two(f: &Fixture, net: &str) -> [(String, Attachment); 2] {
+    ["ca", "cb"].map(|what| {
+        let name = f.name(what);
+        let att = f.run_detached(&name, net, &[]);
+        (name, att)
+    })
+}
+
 /// The port of a container's endpoint, checked as a user would: one port,
 /// owned by Kuryr, bound here, named and tagged, ACTIVE, holding the
 /// addresses and MAC Docker reports.
@@ -358,10 +368,7 @@ fn dual_stack(test: &str, explicit_gateways: bool) {
         assert_eq!(sn.subnetpool_id.as_deref(), Some(pools[0].id.as_str()));
     }
 
-    let ca = f.name("ca");
-    let cb = f.name("cb");
-    let a = f.run_detached(&ca, &net, &[]);
-    let b = f.run_detached(&cb, &net, &[]);
+    let [(ca, a), (cb, b)] = run_two(&f, &net);
     let port_a = check_port(&f, &a, &network.id);
     let port_b = check_port(&f, &b, &network.id);
     assert_eq!(port_a.fixed_ips.len(), 2, "one port holds both addresses");
@@ -434,10 +441,7 @@ fn ip_range_narrows_the_allocation_pool() {
     );
     assert_eq!(subnet.subnetpool_id.as_deref(), Some(pools[0].id.as_str()));
 
-    let ca = f.name("ca");
-    let cb = f.name("cb");
-    let a = f.run_detached(&ca, &net, &[]);
-    let b = f.run_detached(&cb, &net, &[]);
+    let [(ca, a), (cb, b)] = run_two(&f, &net);
     let port_a = check_port(&f, &a, &network.id);
     for att in [&a, &b] {
         let octet: u8 = match att.ip.expect("v4") {

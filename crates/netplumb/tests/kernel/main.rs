@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::{require_root, unique, LinkGuard, NetnsGuard};
+use common::{or_skip, require_root, unique, LinkGuard, NetnsGuard};
 use netplumb::{
     Deleted, Error, IpNet, IpvlanMode, IpvlanSpec, MacAddr, MacvlanMode, MacvlanSpec, Netlink,
     Netns, OperState, RouteOrigin, RouteSpec, Scope, VethSpec, VlanSpec,
@@ -38,9 +38,7 @@ async fn root_host(test: &str) -> Option<Netlink> {
 
 #[tokio::test]
 async fn veth_create_read_delete() {
-    let Some(nl) = root_host("veth_create_read_delete").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("veth_create_read_delete").await);
     let (host, peer) = (unique("knp-h"), unique("knp-p"));
     let _g = LinkGuard(host.clone());
 
@@ -100,9 +98,7 @@ async fn veth_create_read_delete() {
 
 #[tokio::test]
 async fn invalid_input_changes_nothing() {
-    let Some(nl) = root_host("invalid_input_changes_nothing").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("invalid_input_changes_nothing").await);
     let ok = unique("knp-p");
     let err = nl
         .create_veth(&VethSpec::new("bad name", &ok))
@@ -131,10 +127,7 @@ async fn invalid_input_changes_nothing() {
 
 #[tokio::test]
 async fn cni_flow_peer_created_in_netns_with_addresses_and_routes() {
-    let Some(nl) = root_host("cni_flow_peer_created_in_netns_with_addresses_and_routes").await
-    else {
-        return;
-    };
+    let nl = or_skip!(root_host("cni_flow_peer_created_in_netns_with_addresses_and_routes").await);
     let ns = NetnsGuard::new();
     let host = unique("knp-h");
     let _g = LinkGuard(host.clone());
@@ -241,9 +234,7 @@ async fn cni_flow_peer_created_in_netns_with_addresses_and_routes() {
 
 #[tokio::test]
 async fn docker_flow_move_rename_configure() {
-    let Some(nl) = root_host("docker_flow_move_rename_configure").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("docker_flow_move_rename_configure").await);
     let ns = NetnsGuard::new();
     let (host, peer) = (unique("knp-h"), unique("knp-p"));
     let _g = LinkGuard(host.clone());
@@ -305,9 +296,7 @@ async fn docker_flow_move_rename_configure() {
 
 #[tokio::test]
 async fn failed_veth_in_netns_leaves_nothing_behind() {
-    let Some(nl) = root_host("failed_veth_in_netns_leaves_nothing_behind").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("failed_veth_in_netns_leaves_nothing_behind").await);
     let ns = NetnsGuard::new();
     let (h1, h2) = (unique("knp-h"), unique("knp-h"));
     let _g1 = LinkGuard(h1.clone());

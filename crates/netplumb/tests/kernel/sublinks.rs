@@ -16,9 +16,7 @@ async fn veth_parent(nl: &Netlink, mtu: Option<u32>) -> (String, LinkGuard) {
 
 #[tokio::test]
 async fn macvlan_on_veth_parent() {
-    let Some(nl) = root_host("macvlan_on_veth_parent").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("macvlan_on_veth_parent").await);
     let (parent, _g) = veth_parent(&nl, Some(1500)).await;
     let parent_idx = nl.link(&parent).await.unwrap().index;
 
@@ -94,9 +92,7 @@ async fn macvlan_on_veth_parent() {
 
 #[tokio::test]
 async fn vlan_subinterface_or_clear_unsupported() {
-    let Some(nl) = root_host("vlan_subinterface_or_clear_unsupported").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("vlan_subinterface_or_clear_unsupported").await);
     let (parent, _g) = veth_parent(&nl, None).await;
     let name = unique("knp-v");
     let _v = LinkGuard(name.clone());
@@ -127,9 +123,7 @@ async fn vlan_subinterface_or_clear_unsupported() {
 
 #[tokio::test]
 async fn ipvlan_or_clear_unsupported() {
-    let Some(nl) = root_host("ipvlan_or_clear_unsupported").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("ipvlan_or_clear_unsupported").await);
     let (parent, _g) = veth_parent(&nl, None).await;
     for mode in [IpvlanMode::L2, IpvlanMode::L3] {
         let name = unique("knp-i");
@@ -157,9 +151,7 @@ async fn ipvlan_or_clear_unsupported() {
 /// nothing left in either namespace.
 #[tokio::test]
 async fn vlan_and_ipvlan_into_netns_or_clear_unsupported() {
-    let Some(nl) = root_host("vlan_and_ipvlan_into_netns_or_clear_unsupported").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("vlan_and_ipvlan_into_netns_or_clear_unsupported").await);
     let (parent, _g) = veth_parent(&nl, Some(1500)).await;
     let ns = NetnsGuard::new();
     let inner = Netlink::in_netns(&ns.ns).await.unwrap();
@@ -192,9 +184,7 @@ async fn vlan_and_ipvlan_into_netns_or_clear_unsupported() {
 
 #[tokio::test]
 async fn linux_bridge_attach_detach() {
-    let Some(nl) = root_host("linux_bridge_attach_detach").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("linux_bridge_attach_detach").await);
     let br = unique("knp-b");
     let _b = LinkGuard(br.clone());
     let bridge = nl.ensure_bridge(&br).await.unwrap();
