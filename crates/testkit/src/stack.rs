@@ -284,8 +284,6 @@ impl Stack {
     }
 }
 
-/// A GET's object, or None when Neutron has no such `what`.
-
 /// Upstream's network/endpoint id tags: `kuryr.net.uuid.lh:<id[0:32]>`,
 /// `kuryr.net.uuid.uh:<id[32:64]>` (written out here, not taken from the
 /// code under test).

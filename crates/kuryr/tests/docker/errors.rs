@@ -57,8 +57,7 @@ fn bad_network_options_give_clear_errors_and_leave_nothing() {
 
     // A user's subnet named without its network: refused, and neither the
     // subnet nor its network is renamed, tagged or deleted.
-    let cidr2 = format!("{}.0/24", fresh_v4());
-    f.uses_cidr(&cidr2);
+    let (_, cidr2) = f.fresh_cidr();
     let user_net = s
         .block_on(s.neutron.create_network(&NetworkCreate {
             name: Some(format!("{}-user", f.driver())),

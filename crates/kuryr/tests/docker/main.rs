@@ -117,10 +117,8 @@ fn docker_net_gateway(network: &str) -> Vec<String> {
 fn user_flow_network_containers_ping_and_cleanup() {
     let f = fixture_or_skip!("user_flow_network_containers_ping_and_cleanup");
     let s = &f.stack;
-    let p = fresh_v4();
-    let cidr = format!("{p}.0/24");
+    let (p, cidr) = f.fresh_cidr();
     let gw = format!("{p}.1");
-    f.uses_cidr(&cidr);
     let (net, docker_net) = f.network_named("net", &["--subnet", &cidr, "--gateway", &gw]);
 
     // Neutron: the network, subnetpool and subnet, named and tagged.
@@ -337,11 +335,9 @@ fn network_without_subnet_comes_from_default_pool() {
 fn dual_stack(test: &str, explicit_gateways: bool) {
     let f = fixture_or_skip!(test);
     let s = &f.stack;
-    let p4 = fresh_v4();
+    let (p4, cidr4) = f.fresh_cidr();
     let p6 = fresh_v6();
-    let cidr4 = format!("{p4}.0/24");
     let cidr6 = format!("{p6}::/64");
-    f.uses_cidr(&cidr4);
     f.uses_cidr(&cidr6);
     let (gw4, gw6) = if explicit_gateways {
         (format!("{p4}.254"), format!("{p6}::fe"))
@@ -408,11 +404,9 @@ fn dual_stack_without_gateways() {
 fn ip_range_narrows_the_allocation_pool() {
     let f = fixture_or_skip!("ip_range_narrows_the_allocation_pool");
     let s = &f.stack;
-    let p = fresh_v4();
-    let cidr = format!("{p}.0/24");
+    let (p, cidr) = f.fresh_cidr();
     let range = format!("{p}.128/26");
     let gw = format!("{p}.1");
-    f.uses_cidr(&cidr);
     let (net, docker_net) = f.network_named(
         "net",
         &["--subnet", &cidr, "--ip-range", &range, "--gateway", &gw],
