@@ -116,8 +116,8 @@ async fn plug_veth_may_exist_find_and_delete() {
     let ovs = or_skip!(client("plug_veth_may_exist_find_and_delete").await);
     let br = BridgeGuard::new(&ovs).await;
     let nl = Netlink::host().await.unwrap();
-    let (tap, peer) = (unique("knp-t"), unique("knp-p"));
-    let _g = LinkGuard(tap.clone());
+    let (tap, _g) = LinkGuard::unique("knp-t");
+    let peer = unique("knp-p");
     let iface_id = format!("bogus-{}", unique("lsp"));
 
     let started = Instant::now();

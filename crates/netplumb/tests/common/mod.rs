@@ -63,6 +63,15 @@ pub(crate) fn cleanup_on_private_runtime<T: Send + 'static>(
 /// Deletes a host link when dropped, even if the test panicked.
 pub(crate) struct LinkGuard(pub String);
 
+impl LinkGuard {
+    /// A fresh link name ([`unique`]`(prefix)`) and the guard that deletes
+    /// the link of that name.
+    pub(crate) fn unique(prefix: &str) -> (String, LinkGuard) {
+        let name = unique(prefix);
+        (name.clone(), LinkGuard(name))
+    }
+}
+
 impl Drop for LinkGuard {
     fn drop(&mut self) {
         let name = self.0.clone();
