@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use fault_proxy::{every, once, Fault, FaultProxy, FaultRule};
+use fault_proxy::{every, neutron_addr, once, Fault, FaultProxy, FaultRule};
 use kuryr_testkit::*;
 use openstack::neutron::Query;
 
@@ -29,21 +29,6 @@ mod docker;
 
 /// Seconds per Neutron request in the tests' kuryr.conf.
 const TIMEOUT_S: u64 = 15;
-
-/// The real Neutron's address, from `scripts/stack env`.
-fn neutron_addr() -> SocketAddr {
-    let url = std::env::var("OS_ENDPOINT")
-        .or_else(|_| std::env::var("OS_NEUTRON_ENDPOINT"))
-        .unwrap_or_else(|_| "http://127.0.0.1:9696".into());
-    let host = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    host.parse()
-        .unwrap_or_else(|e| panic!("Neutron endpoint {url}: {e}"))
-}
 
 /// A fixture whose plugin reaches Neutron through a fresh proxy.
 fn proxied(test: &str) -> Option<(FaultProxy, Fixture)> {
