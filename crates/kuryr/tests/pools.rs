@@ -113,9 +113,7 @@ fn has_all_tags(tags: &[String], wanted: &[String]) -> bool {
 /// with `network rm` (no port, veth or OVS port left).
 #[test]
 fn docker_pool_lifecycle() {
-    let Some(mut f) = Fixture::with_config("docker_pool_lifecycle", POOL_CONFIG) else {
-        return;
-    };
+    let mut f = fixture_or_skip!("docker_pool_lifecycle", POOL_CONFIG);
     let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let mut seen: BTreeSet<String> = BTreeSet::new();
 
@@ -320,9 +318,7 @@ fn cni_pool_add_del_and_restart() {
     let Some(stack) = stack("cni_pool_add_del_and_restart") else {
         return;
     };
-    let sfx = hex(8);
-    let dir = std::env::temp_dir().join(format!("kuryr-pool-test-{sfx}"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let (sfx, dir) = fresh_dir("kuryr-pool-test");
     let name = format!("kpt-{sfx}");
     let net = stack.create_network_named(name.clone());
     stack.add_fresh_subnet(&net.id);

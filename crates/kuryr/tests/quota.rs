@@ -12,27 +12,14 @@
 
 use kuryr_testkit::fault_proxy;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use fault_proxy::{Fault, FaultProxy};
+use fault_proxy::{neutron_addr, Fault, FaultProxy};
 use kuryr_testkit::*;
 use openstack::neutron::{Neutron, Query, Quota};
 use openstack::AuthOptions;
 
 const QUOTA: i64 = 3;
-
-fn neutron_addr() -> SocketAddr {
-    let url = std::env::var("OS_ENDPOINT")
-        .or_else(|_| std::env::var("OS_NEUTRON_ENDPOINT"))
-        .unwrap_or_else(|_| "http://127.0.0.1:9696".into());
-    url.trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .parse()
-        .unwrap_or_else(|e| panic!("Neutron endpoint {url}: {e}"))
-}
 
 /// Resets the project's quota and deletes the default security group
 /// Neutron made for it, whatever happens to the test.
@@ -88,9 +75,7 @@ fn port_quota_exhaustion() {
         "[DEFAULT]\n[neutron]\nauth_type = none\nendpoint = {}\n",
         proxy.url()
     );
-    let Some(f) = Fixture::with_config(test, &config) else {
-        return;
-    };
+    let f = fixture_or_skip!(test, &config);
     let s = &f.stack;
     let _guard = QuotaGuard {
         project: project.clone(),

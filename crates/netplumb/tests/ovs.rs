@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{cleanup_on_private_runtime, require_root, unique, LinkGuard};
+use common::{cleanup_on_private_runtime, or_skip, require_root, unique, LinkGuard};
 use netplumb::ovs::{
     AddPortOutcome, BridgeOutcome, DatapathType, InterfaceType, OvsdbClient, PortSpec, Switch,
     DEFAULT_OVSDB_SOCKET, OVN_INSTALLED,
@@ -87,9 +87,7 @@ fn mac(s: &str) -> MacAddr {
 
 #[tokio::test]
 async fn bridge_lifecycle() {
-    let Some(ovs) = client("bridge_lifecycle").await else {
-        return;
-    };
+    let ovs = or_skip!(client("bridge_lifecycle").await);
     let br = BridgeGuard::new(&ovs).await;
     assert_eq!(
         ovs.ensure_bridge(&br.0, DatapathType::Netdev)
@@ -115,13 +113,11 @@ async fn plug_veth_may_exist_find_and_delete() {
     if !require_root("plug_veth_may_exist_find_and_delete") {
         return;
     }
-    let Some(ovs) = client("plug_veth_may_exist_find_and_delete").await else {
-        return;
-    };
+    let ovs = or_skip!(client("plug_veth_may_exist_find_and_delete").await);
     let br = BridgeGuard::new(&ovs).await;
     let nl = Netlink::host().await.unwrap();
-    let (tap, peer) = (unique("knp-t"), unique("knp-p"));
-    let _g = LinkGuard(tap.clone());
+    let (tap, _g) = LinkGuard::unique("knp-t");
+    let peer = unique("knp-p");
     let iface_id = format!("bogus-{}", unique("lsp"));
 
     let started = Instant::now();
@@ -222,9 +218,7 @@ async fn plug_veth_may_exist_find_and_delete() {
 
 #[tokio::test]
 async fn bad_input_is_refused_and_changes_nothing() {
-    let Some(ovs) = client("bad_input_is_refused_and_changes_nothing").await else {
-        return;
-    };
+    let ovs = or_skip!(client("bad_input_is_refused_and_changes_nothing").await);
     let br = BridgeGuard::new(&ovs).await;
     let before = ovs.bridge_ports(&br.0).await.unwrap();
     let cases = [
@@ -260,11 +254,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn ovn_installed_waiter_wakes_on_monitor_update() {
-    let Some((ovs, br, port)) =
-        internal_port_test("ovn_installed_waiter_wakes_on_monitor_update").await
-    else {
-        return;
-    };
+    let (ovs, br, port) =
+        or_skip!(internal_port_test("ovn_installed_waiter_wakes_on_monitor_update").await);
     add_internal_port(&ovs, &br.0, &port, ("iface-id", "bogus")).await;
 
     // Play ovn-controller from a separate connection after a delay.
@@ -304,10 +295,8 @@ async fn ovn_installed_waiter_wakes_on_monitor_update() {
 
 #[tokio::test]
 async fn waiter_started_before_the_port_exists() {
-    let Some((ovs, br, port)) = internal_port_test("waiter_started_before_the_port_exists").await
-    else {
-        return;
-    };
+    let (ovs, br, port) =
+        or_skip!(internal_port_test("waiter_started_before_the_port_exists").await);
     let (o2, b2, p2) = (Arc::clone(&ovs), br.0.clone(), port.clone());
     let plugger = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -323,9 +312,7 @@ async fn waiter_started_before_the_port_exists() {
 
 #[tokio::test]
 async fn ovn_installed_wait_times_out() {
-    let Some((ovs, br, port)) = internal_port_test("ovn_installed_wait_times_out").await else {
-        return;
-    };
+    let (ovs, br, port) = or_skip!(internal_port_test("ovn_installed_wait_times_out").await);
     add_internal_port(&ovs, &br.0, &port, (OVN_INSTALLED, "false")).await;
     let err = ovs
         .wait_ovn_installed(&port, Duration::from_millis(300))

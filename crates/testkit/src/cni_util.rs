@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use openstack::neutron::{NetworkId, Port, Query};
 use serde_json::{json, Value};
 
-use crate::{append_log, fresh_v4, hex, ok, run, wait_for, Stack};
+use crate::{append_log, fresh_dir, fresh_v4, hex, ok, run, wait_for, Stack};
 pub use crate::{kuryr_bin, kuryr_cni_bin};
 
 /// What `kuryr-cni` printed and whether it succeeded.
@@ -214,9 +214,7 @@ impl<'a> CniWorld<'a> {
     /// environment adds `env` to the test's (`OS_*` from scripts/stack).
     pub fn new(stack: &'a Stack, env: &[(&str, String)]) -> CniWorld<'a> {
         let _ = kuryr_cni_bin();
-        let suffix = hex(8);
-        let dir = std::env::temp_dir().join(format!("kuryr-cw-{suffix}"));
-        std::fs::create_dir_all(&dir).expect("test dir");
+        let (suffix, dir) = fresh_dir("kuryr-cw");
         let mut w = CniWorld {
             stack,
             daemon: None,

@@ -111,6 +111,25 @@ impl Eth0 {
             self.routes
         );
     }
+
+    /// Asserts eth0 has an IPv4 route whose `ip route` line starts with
+    /// `prefix` (the line goes on with what the kernel adds: proto, metric).
+    pub fn assert_route_starting(&self, prefix: &str) {
+        assert_starting(&self.routes, prefix);
+    }
+
+    /// Asserts eth0 has an IPv6 route whose `ip -6 route` line starts with
+    /// `prefix`.
+    pub fn assert_route6_starting(&self, prefix: &str) {
+        assert_starting(&self.routes6, prefix);
+    }
+}
+
+fn assert_starting(routes: &[String], prefix: &str) {
+    assert!(
+        routes.iter().any(|r| r.starts_with(prefix)),
+        "no route {prefix}... on eth0: {routes:?}"
+    );
 }
 
 /// The container's `eth0`, from `ip` inside it.

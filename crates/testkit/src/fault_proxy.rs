@@ -83,9 +83,36 @@ struct State {
     log: Vec<String>,
 }
 
+/// The real Neutron's address (`OS_ENDPOINT`, else `OS_NEUTRON_ENDPOINT`,
+/// from `scripts/stack env`; else the stack's default): a proxy's upstream.
+pub fn neutron_addr() -> SocketAddr {
+    let url = std::env::var("OS_ENDPOINT")
+        .or_else(|_| std::env::var("OS_NEUTRON_ENDPOINT"))
+        .unwrap_or_else(|_| "http://127.0.0.1:9696".into());
+    let host = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    host.parse()
+        .unwrap_or_else(|e| panic!("Neutron endpoint {url}: {e}"))
+}
+
 /// A rule as the fault tests write them, the arguments of
 /// [`FaultProxy::add`]: method, path prefix, fault, times.
 pub type FaultRule = (&'static str, &'static str, Fault, Option<u32>);
+
+/// The rule: `fault` for every `method` request under `path_prefix`.
+pub fn every(method: &'static str, path_prefix: &'static str, fault: Fault) -> FaultRule {
+    (method, path_prefix, fault, None)
+}
+
+/// The rule: `fault` for the first `method` request under `path_prefix`
+/// only.
+pub fn once(method: &'static str, path_prefix: &'static str, fault: Fault) -> FaultRule {
+    (method, path_prefix, fault, Some(1))
+}
 
 /// The proxy; stops when dropped.
 pub struct FaultProxy {

@@ -2,6 +2,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -19,6 +20,15 @@ pub fn hex(n: usize) -> String {
     }
     out.truncate(n);
     out
+}
+
+/// A fresh temp dir `<prefix>-<hex>`, made; returns the hex (to name the
+/// test's other objects after) and the dir.
+pub fn fresh_dir(prefix: &str) -> (String, PathBuf) {
+    let suffix = hex(8);
+    let dir = std::env::temp_dir().join(format!("{prefix}-{suffix}"));
+    std::fs::create_dir_all(&dir).expect("a test dir");
+    (suffix, dir)
 }
 
 /// A random UUID-shaped id, as Neutron writes its ids (no Neutron object

@@ -46,12 +46,19 @@ pub use stack::*;
 
 use std::path::{Path, PathBuf};
 
-/// The calling test's [`Fixture`] (`Fixture::new(test)`), or a skip: the
-/// calling test returns at once when there is no stack to test against.
+/// The calling test's [`Fixture`] (`Fixture::new(test)`, or
+/// `Fixture::with_config(test, config)` when given a kuryr.conf), or a skip:
+/// the calling test returns at once when there is no stack to test against.
 #[macro_export]
 macro_rules! fixture_or_skip {
     ($test:expr) => {
         match $crate::Fixture::new($test) {
+            Some(f) => f,
+            None => return,
+        }
+    };
+    ($test:expr, $config:expr) => {
+        match $crate::Fixture::with_config($test, $config) {
             Some(f) => f,
             None => return,
         }

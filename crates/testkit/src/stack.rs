@@ -137,6 +137,17 @@ impl Stack {
         self.listed(self.neutron.list_subnets(&query))
     }
 
+    /// The one subnet of a network: asserts the network has exactly one.
+    pub fn only_subnet_of(&self, network_id: &str) -> Subnet {
+        let mut subnets = self.subnets(Query::new().network_id(network_id));
+        assert_eq!(
+            subnets.len(),
+            1,
+            "one subnet on network {network_id}: {subnets:#?}"
+        );
+        subnets.remove(0)
+    }
+
     /// Subnetpools matching the query.
     pub fn subnetpools(&self, query: Query) -> Vec<SubnetPool> {
         self.listed(self.neutron.list_subnetpools(&query))

@@ -164,8 +164,7 @@ fn cnitool_chain_with_tuning_and_portmap() {
     };
     let mut seen = Vec::new();
     for round in 0..3 {
-        let netns = f.new_netns(&format!("t{round}"));
-        let cid = f.container_id(&format!("t{round}"));
+        let (netns, cid) = f.new_container(&format!("t{round}"));
         let result: Value = serde_json::from_str(&tool_run("add", &cid, &netns)).expect("result");
         assert_eq!(result["cniVersion"], "1.0.0");
         assert_eq!(result["interfaces"][1]["name"], "eth0");

@@ -81,13 +81,10 @@ fn add_check_del_lifecycle() {
     assert_eq!(result["ips"][0]["interface"], 1);
     assert!(result["ips"][0].get("version").is_none());
     assert_eq!(result["dns"]["nameservers"], json!(["10.0.0.53"]));
-    let dsts: Vec<&str> = result["routes"]
-        .as_array()
-        .expect("routes")
-        .iter()
-        .filter_map(|r| r["dst"].as_str())
-        .collect();
-    assert_eq!(dsts, ["0.0.0.0/0", "192.168.250.0/24"]);
+    assert_eq!(
+        each_of(&result, "routes", "dst"),
+        ["0.0.0.0/0", "192.168.250.0/24"]
+    );
 
     // Host side.
     assert!(link_exists(&host));
@@ -142,10 +139,8 @@ fn add_check_del_lifecycle() {
 #[test]
 fn two_containers_ping_through_ovn_in_older_versions() {
     let mut f = cni_fixture!("two_containers_ping_through_ovn_in_older_versions");
-    let ns1 = f.new_netns("p1");
-    let ns2 = f.new_netns("p2");
-    let c1 = f.container_id("p");
-    let c2 = f.container_id("q");
+    let (ns1, c1) = f.new_container("p");
+    let (ns2, c2) = f.new_container("q");
     let r1 = f.add(&c1, &ns1, "eth0", &f.conf("0.4.0"));
     let r2 = f.add(&c2, &ns2, "eth0", &f.conf("0.3.1"));
     for r in [&r1, &r2] {
@@ -220,30 +215,24 @@ fn second_attachment_by_namespace_mapping() {
 #[test]
 fn del_after_netns_is_gone() {
     let mut f = cni_fixture!("del_after_netns_is_gone");
-    let (netns, cid) = f.new_container("g");
-    let conf = f.conf("1.1.0");
-    f.add(&cid, &netns, "eth0", &conf);
-    let port = f.port_of(&cid);
+    let a = f.attach("g", "1.1.0");
     let name = f.netns.pop().expect("netns");
     ok("ip", &["netns", "del", &name]);
-    f.del(&cid, None, "eth0", &conf);
-    f.assert_gone(&cid, &port.id);
+    f.del(&a.cid, None, "eth0", &a.conf);
+    f.assert_gone(&a.cid, &a.port.id);
     // The runtime may still pass the old path.
-    f.del(&cid, Some(&netns), "eth0", &conf);
+    f.del(&a.cid, Some(&a.netns), "eth0", &a.conf);
 }
 
 #[test]
 fn del_after_daemon_kill9_and_restart() {
     let mut f = cni_fixture!("del_after_daemon_kill9_and_restart");
-    let (netns, cid) = f.new_container("k");
-    let conf = f.conf("1.1.0");
-    f.add(&cid, &netns, "eth0", &conf);
-    let port = f.port_of(&cid);
+    let a = f.attach("k", "1.1.0");
     f.daemon().kill9();
     // While it is down: try again later, promptly.
-    let del = CniCall::attachment("DEL", &cid, &netns, "eth0");
-    assert_eq!(f.call(&del, &conf).code(), 11);
+    let del = CniCall::attachment("DEL", &a.cid, &a.netns, "eth0");
+    assert_eq!(f.call(&del, &a.conf).code(), 11);
     f.daemon().restart();
-    f.del(&cid, Some(&netns), "eth0", &conf);
-    f.assert_gone(&cid, &port.id);
+    f.del(&a.cid, Some(&a.netns), "eth0", &a.conf);
+    f.assert_gone(&a.cid, &a.port.id);
 }

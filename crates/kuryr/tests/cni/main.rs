@@ -61,9 +61,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(stack: Stack) -> Fixture {
-        let suffix = hex(8);
-        let dir = std::env::temp_dir().join(format!("kuryr-cni-test-{suffix}"));
-        std::fs::create_dir_all(&dir).expect("test dir");
+        let (suffix, dir) = fresh_dir("kuryr-cni-test");
         let mut f = Fixture {
             stack,
             daemon: None,
@@ -121,6 +119,21 @@ impl Fixture {
     /// after `tag`.
     fn new_container(&mut self, tag: &str) -> (String, String) {
         (self.new_netns(tag), self.container_id(tag))
+    }
+
+    /// A fresh container (see [`Fixture::new_container`]) with eth0 added
+    /// by a plain ADD in CNI `version`, and its port.
+    fn attach(&mut self, tag: &str, version: &str) -> Attached {
+        let (netns, cid) = self.new_container(tag);
+        let conf = self.conf(version);
+        self.add(&cid, &netns, "eth0", &conf);
+        let port = self.port_of(&cid);
+        Attached {
+            netns,
+            cid,
+            conf,
+            port,
+        }
     }
 
     fn container_id(&self, tag: &str) -> String {
@@ -187,6 +200,14 @@ impl Fixture {
     }
 }
 
+/// What [`Fixture::attach`] made.
+struct Attached {
+    netns: String,
+    cid: String,
+    conf: Value,
+    port: Port,
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         // Stop the daemon first so nothing races the cleanup.
@@ -228,6 +249,17 @@ fn in_netns(netns_path: &str, args: &[&str]) -> String {
     ok("ip", &full)
 }
 
+/// The string `field` of each item of a CNI result's list `list`
+/// (`address` of each of `ips`, `dst` of each of `routes`).
+fn each_of<'a>(result: &'a Value, list: &str, field: &str) -> Vec<&'a str> {
+    result[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list} in {result}"))
+        .iter()
+        .filter_map(|item| item[field].as_str())
+        .collect()
+}
+
 fn link_json(netns_path: &str, ifname: &str) -> Value {
     let text = in_netns(netns_path, &["-j", "addr", "show", "dev", ifname]);
     let mut all: Vec<Value> = serde_json::from_str(&text).expect("ip -j addr");
@@ -239,10 +271,8 @@ fn link_json(netns_path: &str, ifname: &str) -> Value {
 #[test]
 fn gc_removes_leaked_and_keeps_valid() {
     let mut f = cni_fixture!("gc_removes_leaked_and_keeps_valid");
-    let ns_keep = f.new_netns("keep");
-    let ns_leak = f.new_netns("leak");
-    let keep = f.container_id("keep");
-    let leak = f.container_id("leak");
+    let (ns_keep, keep) = f.new_container("keep");
+    let (ns_leak, leak) = f.new_container("leak");
     let conf = f.conf("1.1.0");
     f.add(&keep, &ns_keep, "eth0", &conf);
     f.add(&leak, &ns_leak, "eth0", &conf);
@@ -397,12 +427,7 @@ fn dual_stack_addresses_and_routes() {
         .find(|ip| ip.ip_address.is_ipv6())
         .expect("a v6 address")
         .ip_address;
-    let addrs: Vec<&str> = result["ips"]
-        .as_array()
-        .expect("ips")
-        .iter()
-        .filter_map(|ip| ip["address"].as_str())
-        .collect();
+    let addrs = each_of(&result, "ips", "address");
     assert!(addrs.contains(&format!("{v6_ip}/64").as_str()), "{addrs:?}");
     assert_eq!(addrs.len(), 2, "{addrs:?}");
     assert_eq!(

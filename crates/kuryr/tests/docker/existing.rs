@@ -66,11 +66,11 @@ fn existing_network(test: &str, how: Adopt) {
         "{:?} lacks {wanted:?}",
         adopted.tags
     );
-    let subnets = s.subnets(Query::new().network_id(&pre.id));
-    assert_eq!(subnets.len(), 1, "no second subnet: {subnets:#?}");
-    assert_eq!(subnets[0].id, pre_subnet.id);
-    assert_eq!(subnets[0].name, subnet_name, "the subnet keeps its name");
-    assert_eq!(subnets[0].gateway_ip, Some(gw));
+    // No second subnet.
+    let subnet = s.only_subnet_of(&pre.id);
+    assert_eq!(subnet.id, pre_subnet.id);
+    assert_eq!(subnet.name, subnet_name, "the subnet keeps its name");
+    assert_eq!(subnet.gateway_ip, Some(gw));
 
     if how == Adopt::ByName {
         // The cidr is taken by the adopted network: a second Docker network

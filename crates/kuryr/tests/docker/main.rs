@@ -35,6 +35,16 @@ fn has_all_tags(tags: &[String], wanted: &[String]) -> bool {
     wanted.iter().all(|w| tags.contains(w))
 }
 
+/// Two containers, `ca` then `cb`, run on `net`: their names and
+/// attachments.
+fn run_two(f: &Fixture, net: &str) -> [(String, Attachment); 2] {
+    ["ca", "cb"].map(|what| {
+        let name = f.name(what);
+        let att = f.run_detached(&name, net, &[]);
+        (name, att)
+    })
+}
+
 /// The port of a container's endpoint, checked as a user would: one port,
 /// owned by Kuryr, bound here, named and tagged, ACTIVE, holding the
 /// addresses and MAC Docker reports.
@@ -107,10 +117,8 @@ fn docker_net_gateway(network: &str) -> Vec<String> {
 fn user_flow_network_containers_ping_and_cleanup() {
     let f = fixture_or_skip!("user_flow_network_containers_ping_and_cleanup");
     let s = &f.stack;
-    let p = fresh_v4();
-    let cidr = format!("{p}.0/24");
+    let (p, cidr) = f.fresh_cidr();
     let gw = format!("{p}.1");
-    f.uses_cidr(&cidr);
     let (net, docker_net) = f.network_named("net", &["--subnet", &cidr, "--gateway", &gw]);
 
     // Neutron: the network, subnetpool and subnet, named and tagged.
@@ -121,9 +129,7 @@ fn user_flow_network_containers_ping_and_cleanup() {
     assert_eq!(pools.len(), 1, "one subnetpool kuryrPool-{cidr}");
     let pool = &pools[0];
     assert_eq!(pool.prefixes, vec![cidr.clone()]);
-    let subnets = s.subnets(Query::new().network_id(&network.id));
-    assert_eq!(subnets.len(), 1, "one subnet: {subnets:#?}");
-    let subnet = &subnets[0];
+    let subnet = &s.only_subnet_of(&network.id);
     assert_eq!(subnet.name, format!("kuryr-subnet-{cidr}"));
     assert_eq!(subnet.cidr, cidr);
     assert_eq!(subnet.gateway_ip, Some(ip(&gw)));
@@ -172,12 +178,7 @@ fn user_flow_network_containers_ping_and_cleanup() {
     let a_ip = a.ip.expect("IPv4 address");
     e.assert_address(&format!("{a_ip}/24"));
     e.assert_route(&format!("default via {gw} dev eth0"));
-    assert!(
-        e.routes
-            .contains(&format!("{route_dst} via {route_via} dev eth0")),
-        "host route missing: {:?}",
-        e.routes
-    );
+    e.assert_route(&format!("{route_dst} via {route_via} dev eth0"));
 
     // A second container; the two talk through OVN.
     let cb = f.name("cb");
@@ -236,9 +237,8 @@ fn network_without_gateway_gets_the_subnet_gateway() {
     let f = fixture_or_skip!("network_without_gateway_gets_the_subnet_gateway");
     let s = &f.stack;
     let (cidr, net, docker_net, network) = f.fresh_neutron_network();
-    let subnets = s.subnets(Query::new().network_id(&network.id));
-    assert_eq!(subnets.len(), 1);
-    let gw = subnets[0]
+    let gw = s
+        .only_subnet_of(&network.id)
         .gateway_ip
         .expect("Neutron gave the subnet a gateway");
     let docker_gw = docker_net_gateway(&net);
@@ -297,9 +297,7 @@ fn network_without_subnet_comes_from_default_pool() {
     let (net, docker_net) = f.network_named("net", &[]);
     let network = s.network_of_docker(&docker_net);
     assert_eq!(network.name, format!("kuryr-net-{}", &docker_net[..8]));
-    let subnets = s.subnets(Query::new().network_id(&network.id));
-    assert_eq!(subnets.len(), 1, "{subnets:#?}");
-    let subnet = &subnets[0];
+    let subnet = &s.only_subnet_of(&network.id);
     f.uses_cidr(&subnet.cidr);
     assert_eq!(
         subnet.subnetpool_id.as_deref(),
@@ -337,11 +335,9 @@ fn network_without_subnet_comes_from_default_pool() {
 fn dual_stack(test: &str, explicit_gateways: bool) {
     let f = fixture_or_skip!(test);
     let s = &f.stack;
-    let p4 = fresh_v4();
+    let (p4, cidr4) = f.fresh_cidr();
     let p6 = fresh_v6();
-    let cidr4 = format!("{p4}.0/24");
     let cidr6 = format!("{p6}::/64");
-    f.uses_cidr(&cidr4);
     f.uses_cidr(&cidr6);
     let (gw4, gw6) = if explicit_gateways {
         (format!("{p4}.254"), format!("{p6}::fe"))
@@ -368,10 +364,7 @@ fn dual_stack(test: &str, explicit_gateways: bool) {
         assert_eq!(sn.subnetpool_id.as_deref(), Some(pools[0].id.as_str()));
     }
 
-    let ca = f.name("ca");
-    let cb = f.name("cb");
-    let a = f.run_detached(&ca, &net, &[]);
-    let b = f.run_detached(&cb, &net, &[]);
+    let [(ca, a), (cb, b)] = run_two(&f, &net);
     let port_a = check_port(&f, &a, &network.id);
     let port_b = check_port(&f, &b, &network.id);
     assert_eq!(port_a.fixed_ips.len(), 2, "one port holds both addresses");
@@ -383,13 +376,7 @@ fn dual_stack(test: &str, explicit_gateways: bool) {
     e.assert_address(&format!("{a4}/24"));
     e.assert_address(&format!("{a6}/64"));
     e.assert_route(&format!("default via {gw4} dev eth0"));
-    assert!(
-        e.routes6
-            .iter()
-            .any(|r| r.starts_with(&format!("default via {gw6} dev eth0"))),
-        "{:?}",
-        e.routes6
-    );
+    e.assert_route6_starting(&format!("default via {gw6} dev eth0"));
     ping(&ca, b.ip.expect("v4"));
     ping(&ca, b.ipv6.expect("v6"));
 
@@ -417,19 +404,15 @@ fn dual_stack_without_gateways() {
 fn ip_range_narrows_the_allocation_pool() {
     let f = fixture_or_skip!("ip_range_narrows_the_allocation_pool");
     let s = &f.stack;
-    let p = fresh_v4();
-    let cidr = format!("{p}.0/24");
+    let (p, cidr) = f.fresh_cidr();
     let range = format!("{p}.128/26");
     let gw = format!("{p}.1");
-    f.uses_cidr(&cidr);
     let (net, docker_net) = f.network_named(
         "net",
         &["--subnet", &cidr, "--ip-range", &range, "--gateway", &gw],
     );
     let network = s.network_of_docker(&docker_net);
-    let subnets = s.subnets(Query::new().network_id(&network.id));
-    assert_eq!(subnets.len(), 1);
-    let subnet = &subnets[0];
+    let subnet = &s.only_subnet_of(&network.id);
     assert_eq!(subnet.cidr, cidr, "the subnet is the whole --subnet");
     assert_eq!(subnet.name, format!("kuryr-subnet-{cidr}"));
     assert_eq!(subnet.gateway_ip, Some(ip(&gw)));
@@ -452,10 +435,7 @@ fn ip_range_narrows_the_allocation_pool() {
     );
     assert_eq!(subnet.subnetpool_id.as_deref(), Some(pools[0].id.as_str()));
 
-    let ca = f.name("ca");
-    let cb = f.name("cb");
-    let a = f.run_detached(&ca, &net, &[]);
-    let b = f.run_detached(&cb, &net, &[]);
+    let [(ca, a), (cb, b)] = run_two(&f, &net);
     let port_a = check_port(&f, &a, &network.id);
     for att in [&a, &b] {
         let octet: u8 = match att.ip.expect("v4") {
@@ -471,13 +451,8 @@ fn ip_range_narrows_the_allocation_pool() {
     }
     let e = eth0(&ca);
     e.assert_route(&format!("default via {gw} dev eth0"));
-    assert!(
-        e.routes
-            .iter()
-            .any(|r| r.starts_with(&format!("{cidr} dev eth0"))),
-        "gateway on-link: {:?}",
-        e.routes
-    );
+    // The gateway is on-link.
+    e.assert_route_starting(&format!("{cidr} dev eth0"));
     ping(&ca, b.ip.expect("v4"));
     f.remove_container(&ca);
     f.remove_container(&cb);

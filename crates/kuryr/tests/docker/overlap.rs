@@ -31,11 +31,10 @@ fn same_cidr_twice_through_explicit_pools() {
         let docker_net =
             f.create_network(&net, &["--subnet", &cidr, "--ipam-opt", &opt, "-o", &opt]);
         let network = s.network_of_docker(&docker_net);
-        let subnets = s.subnets(Query::new().network_id(&network.id));
-        assert_eq!(subnets.len(), 1);
-        assert_eq!(subnets[0].cidr, cidr);
-        assert_eq!(subnets[0].subnetpool_id.as_deref(), Some(pool_id.as_str()));
-        nets.push((net, docker_net, network.id, subnets[0].id.clone()));
+        let subnet = s.only_subnet_of(&network.id);
+        assert_eq!(subnet.cidr, cidr);
+        assert_eq!(subnet.subnetpool_id.as_deref(), Some(pool_id.as_str()));
+        nets.push((net, docker_net, network.id, subnet.id));
     }
     assert!(s.kuryr_pools(&cidr).is_empty(), "no kuryrPool is made");
     let mut ports = Vec::new();
@@ -239,13 +238,13 @@ fn adopted_subnet_that_is_the_ip_range() {
         ],
     );
     assert_eq!(s.network_of_docker(&docker_net).id, network_id);
-    let subnets = s.subnets(Query::new().network_id(&network_id));
-    assert_eq!(subnets.len(), 1, "the range's subnet serves: {subnets:#?}");
-    assert_eq!(subnets[0].id, subnet_id);
+    // The range's subnet serves.
+    let subnet = s.only_subnet_of(&network_id);
+    assert_eq!(subnet.id, subnet_id);
     let pools = s.kuryr_pools(&wide);
     assert_eq!(pools.len(), 1, "kuryrPool-{wide}");
     assert!(
-        subnets[0].tags.contains(&pools[0].id.to_string()),
+        subnet.tags.contains(&pools[0].id.to_string()),
         "tagged with its pool"
     );
 
@@ -285,12 +284,10 @@ fn range_and_wider() -> (String, String, String) {
 /// outside the range is refused with the reason, and nothing is left.
 #[test]
 fn ip_range_as_subnet_builds_networks_as_upstream() {
-    let Some(f) = Fixture::with_config(
+    let f = fixture_or_skip!(
         "ip_range_as_subnet_builds_networks_as_upstream",
-        "[DEFAULT]\nip_range_as_subnet = true\n",
-    ) else {
-        return;
-    };
+        "[DEFAULT]\nip_range_as_subnet = true\n"
+    );
     let s = &f.stack;
     let (range, wide, p) = range_and_wider();
     f.uses_cidr(&range);
@@ -301,10 +298,9 @@ fn ip_range_as_subnet_builds_networks_as_upstream() {
         &["--subnet", &wide, "--ip-range", &range, "--gateway", &gw],
     );
     let network = s.network_of_docker(&docker_net);
-    let subnets = s.subnets(Query::new().network_id(&network.id));
-    assert_eq!(subnets.len(), 1);
-    assert_eq!(subnets[0].cidr, range, "the range is the subnet");
-    assert_eq!(subnets[0].name, format!("kuryr-subnet-{range}"));
+    let subnet = s.only_subnet_of(&network.id);
+    assert_eq!(subnet.cidr, range, "the range is the subnet");
+    assert_eq!(subnet.name, format!("kuryr-subnet-{range}"));
     let pools = s.kuryr_pools(&range);
     assert_eq!(pools.len(), 1, "kuryrPool-{range}");
     assert_eq!(pools[0].prefixes, vec![range.clone()]);

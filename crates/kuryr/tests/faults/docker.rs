@@ -122,26 +122,26 @@ fn neutron_500s() {
         vec![
             Case::new(
                 "500 on every POST /v2.0/ports",
-                vec![("POST", "/v2.0/ports", Fault::neutron_500(), None)],
+                every("POST", "/v2.0/ports", Fault::neutron_500()),
             )
             .fails(&["RequestAddress", "HTTPInternalServerError"])
-            .hits(&[1]),
+            .hits(1),
             Case::new(
                 "500 once on PUT /v2.0/ports/{id}",
-                vec![("PUT", "/v2.0/ports/", Fault::neutron_500(), Some(1))],
+                once("PUT", "/v2.0/ports/", Fault::neutron_500()),
             )
-            .hits(&[1]),
+            .hits(1),
             Case::new(
                 "500 on every PUT /v2.0/ports/{id} and /tags",
-                vec![("PUT", "/v2.0/ports/", Fault::neutron_500(), None)],
+                every("PUT", "/v2.0/ports/", Fault::neutron_500()),
             )
-            .hits(&[6])
+            .hits(6)
             .logs(OWNER_DEFERRED),
             // Kuryr waits for ACTIVE through OVS (ovn-installed), not
             // by polling the port: the rule catches nothing.
             Case::new(
                 "500 on every GET /v2.0/ports/{id}",
-                vec![("GET", "/v2.0/ports/", Fault::neutron_500(), None)],
+                every("GET", "/v2.0/ports/", Fault::neutron_500()),
             ),
         ],
     );
@@ -156,20 +156,20 @@ fn connection_resets() {
         vec![
             Case::new(
                 "reset on every POST /v2.0/ports",
-                vec![("POST", "/v2.0/ports", Fault::Reset, None)],
+                every("POST", "/v2.0/ports", Fault::Reset),
             )
             .fails(&["RequestAddress", "POST /v2.0/ports: transport error"])
-            .hits(&[1]),
+            .hits(1),
             Case::new(
                 "reset once on PUT /v2.0/ports/{id}",
-                vec![("PUT", "/v2.0/ports/", Fault::Reset, Some(1))],
+                once("PUT", "/v2.0/ports/", Fault::Reset),
             )
-            .hits(&[1]),
+            .hits(1),
             Case::new(
                 "reset on every PUT /v2.0/ports/{id} and /tags",
-                vec![("PUT", "/v2.0/ports/", Fault::Reset, None)],
+                every("PUT", "/v2.0/ports/", Fault::Reset),
             )
-            .hits(&[6])
+            .hits(6)
             .logs(OWNER_DEFERRED),
         ],
     );
@@ -187,32 +187,31 @@ fn neutron_stalls() {
         vec![
             Case::new(
                 "30 s stall on every POST /v2.0/ports",
-                vec![("POST", "/v2.0/ports", stall.clone(), None)],
+                every("POST", "/v2.0/ports", stall.clone()),
             )
             .fails(&["RequestAddress", "POST /v2.0/ports: timed out"])
-            .hits(&[1]),
+            .hits(1),
             Case::new(
                 "30 s stall once on PUT /v2.0/ports/{id}",
-                vec![("PUT", "/v2.0/ports/", stall.clone(), Some(1))],
+                once("PUT", "/v2.0/ports/", stall.clone()),
             )
-            .hits(&[1]),
+            .hits(1),
             Case::new(
                 "30 s stall on every PUT /v2.0/ports/{id} and /tags",
-                vec![("PUT", "/v2.0/ports/", stall, None)],
+                every("PUT", "/v2.0/ports/", stall),
             )
-            .hits(&[6])
+            .hits(6)
             .logs(OWNER_DEFERRED),
             Case::new(
                 "POST /v2.0/ports done by Neutron, reply held 30 s",
-                vec![(
+                once(
                     "POST",
                     "/v2.0/ports",
                     Fault::StallReply(Duration::from_secs(30)),
-                    Some(1),
-                )],
+                ),
             )
             .fails(&["RequestAddress", "POST /v2.0/ports: timed out"])
-            .hits(&[1])
+            .hits(1)
             .known_leak(),
         ],
     );
@@ -226,28 +225,26 @@ fn neutron_conflicts() {
         vec![
             Case::new(
                 "409 IpAddressAlreadyAllocated on POST /v2.0/ports",
-                vec![(
+                every(
                     "POST",
                     "/v2.0/ports",
                     Fault::neutron_409(
                         "IpAddressAlreadyAllocated",
                         "IP address 10.0.0.5 already allocated in subnet injected",
                     ),
-                    None,
-                )],
+                ),
             )
             .fails(&["RequestAddress", "IpAddressAlreadyAllocated"])
-            .hits(&[1]),
+            .hits(1),
             Case::new(
                 "409 on PUT /v2.0/ports/{id}/tags",
-                vec![(
+                every(
                     "PUT",
                     "/v2.0/ports/*/tags",
                     Fault::neutron_409("Conflict", "injected conflict on the port's tags"),
-                    None,
-                )],
+                ),
             )
-            .hits(&[1])
+            .hits(1)
             .logs(OWNER_DEFERRED),
         ],
     );

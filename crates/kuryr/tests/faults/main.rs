@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use fault_proxy::{Fault, FaultProxy, FaultRule};
+use fault_proxy::{every, neutron_addr, once, Fault, FaultProxy, FaultRule};
 use kuryr_testkit::*;
 use openstack::neutron::Query;
 
@@ -29,21 +29,6 @@ mod docker;
 
 /// Seconds per Neutron request in the tests' kuryr.conf.
 const TIMEOUT_S: u64 = 15;
-
-/// The real Neutron's address, from `scripts/stack env`.
-fn neutron_addr() -> SocketAddr {
-    let url = std::env::var("OS_ENDPOINT")
-        .or_else(|_| std::env::var("OS_NEUTRON_ENDPOINT"))
-        .unwrap_or_else(|_| "http://127.0.0.1:9696".into());
-    let host = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    host.parse()
-        .unwrap_or_else(|e| panic!("Neutron endpoint {url}: {e}"))
-}
 
 /// A fixture whose plugin reaches Neutron through a fresh proxy.
 fn proxied(test: &str) -> Option<(FaultProxy, Fixture)> {
@@ -101,7 +86,7 @@ fn port_ids_seen(proxy: &FaultProxy) -> BTreeSet<String> {
         .collect()
 }
 
-/// One fault: the rules to install, then what `docker run` must do.
+/// One fault: the rule to install, then what `docker run` must do.
 struct Case {
     name: &'static str,
     rules: Vec<FaultRule>,
@@ -119,11 +104,11 @@ struct Case {
 }
 
 impl Case {
-    /// A run with `rules` in place that succeeds, checking nothing more.
-    fn new(name: &'static str, rules: Vec<FaultRule>) -> Self {
+    /// A run with `rule` in place that succeeds, checking nothing more.
+    fn new(name: &'static str, rule: FaultRule) -> Self {
         Self {
             name,
-            rules,
+            rules: vec![rule],
             error: None,
             hits: Vec::new(),
             log: None,
@@ -139,10 +124,10 @@ impl Case {
         }
     }
 
-    /// Each rule catches these many requests.
-    fn hits(self, hits: &[u32]) -> Self {
+    /// The rule catches these many requests.
+    fn hits(self, hits: u32) -> Self {
         Self {
-            hits: hits.to_vec(),
+            hits: vec![hits],
             ..self
         }
     }
@@ -314,22 +299,22 @@ struct CniCase {
 }
 
 impl CniCase {
-    /// An ADD with `rules` in place that succeeds.
-    fn add(name: &'static str, rules: Vec<FaultRule>) -> Self {
+    /// An ADD with `rule` in place that succeeds.
+    fn add(name: &'static str, rule: FaultRule) -> Self {
         Self {
             name,
             command: "ADD",
-            rules,
+            rules: vec![rule],
             expect: Ok(()),
             hits: Vec::new(),
         }
     }
 
-    /// A DEL (after a clean ADD) with `rules` in place that succeeds.
-    fn del(name: &'static str, rules: Vec<FaultRule>) -> Self {
+    /// A DEL (after a clean ADD) with `rule` in place that succeeds.
+    fn del(name: &'static str, rule: FaultRule) -> Self {
         Self {
             command: "DEL",
-            ..Self::add(name, rules)
+            ..Self::add(name, rule)
         }
     }
 
@@ -341,10 +326,10 @@ impl CniCase {
         }
     }
 
-    /// Each rule catches these many requests.
-    fn hits(self, hits: &[u32]) -> Self {
+    /// The rule catches these many requests.
+    fn hits(self, hits: u32) -> Self {
         Self {
-            hits: hits.to_vec(),
+            hits: vec![hits],
             ..self
         }
     }
@@ -463,62 +448,60 @@ fn cni_add_under_faults() {
         vec![
             CniCase::add(
                 "500 on every POST /v2.0/ports",
-                vec![("POST", "/v2.0/ports", Fault::neutron_500(), None)],
+                every("POST", "/v2.0/ports", Fault::neutron_500()),
             )
             .fails(&[11], &["HTTPInternalServerError"])
-            .hits(&[1]),
+            .hits(1),
             CniCase::add(
                 "reset on every POST /v2.0/ports",
-                vec![("POST", "/v2.0/ports", Fault::Reset, None)],
+                every("POST", "/v2.0/ports", Fault::Reset),
             )
             .fails(&[11, 100], &["POST /v2.0/ports: transport error"])
-            .hits(&[1]),
+            .hits(1),
             CniCase::add(
                 "30 s stall on every POST /v2.0/ports",
-                vec![("POST", "/v2.0/ports", stall.clone(), None)],
+                every("POST", "/v2.0/ports", stall.clone()),
             )
             .fails(&[11], &["timed out"])
-            .hits(&[1]),
+            .hits(1),
             CniCase::add(
                 "409 on POST /v2.0/ports",
-                vec![(
+                every(
                     "POST",
                     "/v2.0/ports",
                     Fault::neutron_409("IpAddressAlreadyAllocated", "injected"),
-                    None,
-                )],
+                ),
             )
             .fails(&[11], &["IpAddressAlreadyAllocated"])
-            .hits(&[1]),
+            .hits(1),
             // Neutron made the port; the runtime's DEL after the failed
             // ADD must find it (by device_id) and delete it.
             CniCase::add(
                 "POST /v2.0/ports done by Neutron, reply held 30 s",
-                vec![(
+                once(
                     "POST",
                     "/v2.0/ports",
                     Fault::StallReply(Duration::from_secs(30)),
-                    Some(1),
-                )],
+                ),
             )
             .fails(&[11], &["timed out"])
-            .hits(&[1]),
+            .hits(1),
             CniCase::del(
                 "500 once on DELETE /v2.0/ports/{id}",
-                vec![("DELETE", "/v2.0/ports/", Fault::neutron_500(), Some(1))],
+                once("DELETE", "/v2.0/ports/", Fault::neutron_500()),
             )
-            .hits(&[1]),
+            .hits(1),
             CniCase::del(
                 "500 on every DELETE /v2.0/ports/{id}",
-                vec![("DELETE", "/v2.0/ports/", Fault::neutron_500(), None)],
+                every("DELETE", "/v2.0/ports/", Fault::neutron_500()),
             )
             .fails(&[11], &["HTTPInternalServerError"])
-            .hits(&[3]),
+            .hits(3),
             CniCase::del(
                 "30 s stall once on DELETE /v2.0/ports/{id}",
-                vec![("DELETE", "/v2.0/ports/", stall, Some(1))],
+                once("DELETE", "/v2.0/ports/", stall),
             )
-            .hits(&[1]),
+            .hits(1),
         ],
     );
 }

@@ -198,30 +198,27 @@ fn switch_from_upstream_kuryr_libnetwork() {
         "adopted network tags: {:?}",
         n3.tags
     );
-    let sub1 = s.subnets(Query::new().network_id(&n1.id));
-    assert_eq!(sub1.len(), 1, "{sub1:#?}");
-    assert_eq!(sub1[0].cidr, cidr1);
-    assert_eq!(sub1[0].name, format!("kuryr-subnet-{cidr1}"));
-    let sub2 = s.subnets(Query::new().network_id(&n2.id));
-    assert_eq!(sub2.len(), 1, "{sub2:#?}");
+    let sub1 = s.only_subnet_of(&n1.id);
+    assert_eq!(sub1.cidr, cidr1);
+    assert_eq!(sub1.name, format!("kuryr-subnet-{cidr1}"));
+    let sub2 = s.only_subnet_of(&n2.id);
     // Upstream makes the --ip-range the subnet (docs/migration.md).
-    assert_eq!(sub2[0].cidr, range2, "upstream: the range is the subnet");
-    assert_eq!(sub2[0].name, format!("kuryr-subnet-{range2}"));
+    assert_eq!(sub2.cidr, range2, "upstream: the range is the subnet");
+    assert_eq!(sub2.name, format!("kuryr-subnet-{range2}"));
     assert_eq!(s.kuryr_pools(&cidr1).len(), 1, "kuryrPool-{cidr1}");
     assert_eq!(s.kuryr_pools(range2).len(), 1, "kuryrPool-{range2}");
     let pool3 = s.kuryr_pools(&cidr3);
     assert_eq!(pool3.len(), 1, "kuryrPool-{cidr3} for the adopted network");
     let n5 = s.network_of_docker(&id5);
-    let sub5 = s.subnets(Query::new().network_id(&n5.id));
-    assert_eq!(sub5.len(), 1, "{sub5:#?}");
-    assert_eq!(sub5[0].cidr, cidr5);
+    let sub5 = s.only_subnet_of(&n5.id);
+    assert_eq!(sub5.cidr, cidr5);
     let up_pools5 = s.kuryr_pools(&cidr5);
     eprintln!(
         "  upstream's network on the operator's pool: subnet {} subnetpool_id {:?} tags {:?}; \
          kuryrPool-{cidr5}: {:?}; operator's pool tags {:?}",
-        sub5[0].id,
-        sub5[0].subnetpool_id,
-        sub5[0].tags,
+        sub5.id,
+        sub5.subnetpool_id,
+        sub5.tags,
         up_pools5.iter().map(|p| &p.id).collect::<Vec<_>>(),
         s.subnetpool(&op_pool.id).map(|p| p.tags)
     );
@@ -389,10 +386,9 @@ fn switch_from_upstream_kuryr_libnetwork() {
         );
         let s = &f.stack;
         let n4 = s.network_of_docker(&id4);
-        let sub4 = s.subnets(Query::new().network_id(&n4.id));
-        assert_eq!(sub4.len(), 1, "{sub4:#?}");
+        let sub4 = s.only_subnet_of(&n4.id);
         assert_eq!(
-            sub4[0].cidr, range4,
+            sub4.cidr, range4,
             "ip_range_as_subnet: the range is the subnet"
         );
         f.remove_network(&net4);
@@ -474,7 +470,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
     f.remove_network(&net5);
     let ids5: Vec<&str> = ports5.iter().map(|p| p.id.as_str()).collect();
     f.assert_clean(&id5, &[&cidr5], &ids5);
-    assert_network_and_subnet_gone(s, &n5, &sub5[0]);
+    assert_network_and_subnet_gone(s, &n5, &sub5);
     step(
         t0,
         "docker network rm of upstream's network from the operator's pool: nothing left",
@@ -493,7 +489,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
 
     f.remove_network(&net1);
     f.assert_clean(&id1, &[&cidr1], &[&port_a1.id, &port_a2.id, &port_b1.id]);
-    assert_network_and_subnet_gone(s, &n1, &sub1[0]);
+    assert_network_and_subnet_gone(s, &n1, &sub1);
     step(
         t0,
         "docker network rm of upstream's --subnet network: nothing left",
@@ -505,7 +501,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
         &[cidr2, range2],
         &[&port_a3.id, &port_b2.id, &port_d2.id],
     );
-    assert_network_and_subnet_gone(s, &n2, &sub2[0]);
+    assert_network_and_subnet_gone(s, &n2, &sub2);
     step(
         t0,
         "docker network rm of upstream's --ip-range network: nothing left",

@@ -25,9 +25,7 @@ fn docker_macvlan_in_a_vm() {
     let nic_name = format!("kvn{nic_suffix}");
     let config =
         format!("[binding]\ndriver = kuryr.lib.binding.drivers.macvlan\nlink_iface = {nic_name}\n");
-    let Some(f) = Fixture::with_config(test, &config) else {
-        return;
-    };
+    let f = fixture_or_skip!(test, &config);
     let (prefix, cidr) = f.fresh_cidr();
     let (net, docker_net) = f.network_named("net", &["--subnet", &cidr]);
     let neutron_net = f.stack.network_of_docker(&docker_net);

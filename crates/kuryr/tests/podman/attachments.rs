@@ -7,9 +7,7 @@ use super::*;
 
 #[test]
 fn podman_containers_ping_through_ovn() {
-    let Some(mut w) = World::new("podman_containers_ping_through_ovn") else {
-        return;
-    };
+    let mut w = podman_world!("podman_containers_ping_through_ovn");
     let net = w.make_net("a", true);
     let cni_name = w.nets[net].cni_name.clone();
     let listed = w.podman(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
@@ -49,9 +47,7 @@ fn podman_containers_ping_through_ovn() {
 
 #[test]
 fn podman_second_attachment_on_another_network() {
-    let Some(mut w) = World::new("podman_second_attachment_on_another_network") else {
-        return;
-    };
+    let mut w = podman_world!("podman_second_attachment_on_another_network");
     let a = w.make_net("a", true);
     // No gateway: the default route stays on eth0.
     let b = w.make_net("b", false);
@@ -99,9 +95,7 @@ fn podman_second_attachment_on_another_network() {
 
 #[test]
 fn podman_cleanup_after_the_container_dies_runs_del() {
-    let Some(mut w) = World::new("podman_cleanup_after_the_container_dies_runs_del") else {
-        return;
-    };
+    let mut w = podman_world!("podman_cleanup_after_the_container_dies_runs_del");
     let net = w.make_net("a", true);
     let cni_name = w.nets[net].cni_name.clone();
     let c = w.run("one", &[&cni_name]);

@@ -86,6 +86,18 @@ struct World {
     containers: Vec<Container>,
 }
 
+/// This binary's [`World`], or a skip: the calling test returns at once
+/// when there is no stack (or no podman).
+macro_rules! podman_world {
+    ($test:expr) => {
+        match World::new($test) {
+            Some(w) => w,
+            None => return,
+        }
+    };
+}
+use podman_world;
+
 impl World {
     fn new(test: &str) -> Option<World> {
         let stack = stack(test)?;

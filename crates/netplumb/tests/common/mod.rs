@@ -7,6 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use netplumb::{netns, Netlink, Netns};
 
+/// What a test's setup gave (`Some`), or a skip: the calling test returns
+/// at once on `None` (not root, no ovsdb).
+macro_rules! or_skip {
+    ($setup:expr) => {
+        match $setup {
+            Some(v) => v,
+            None => return,
+        }
+    };
+}
+pub(crate) use or_skip;
+
 /// True when running as root; otherwise prints why the test is skipped.
 pub(crate) fn require_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -50,6 +62,15 @@ pub(crate) fn cleanup_on_private_runtime<T: Send + 'static>(
 
 /// Deletes a host link when dropped, even if the test panicked.
 pub(crate) struct LinkGuard(pub String);
+
+impl LinkGuard {
+    /// A fresh link name ([`unique`]`(prefix)`) and the guard that deletes
+    /// the link of that name.
+    pub(crate) fn unique(prefix: &str) -> (String, LinkGuard) {
+        let name = unique(prefix);
+        (name.clone(), LinkGuard(name))
+    }
+}
 
 impl Drop for LinkGuard {
     fn drop(&mut self) {

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::{require_root, unique, LinkGuard, NetnsGuard};
+use common::{or_skip, require_root, unique, LinkGuard, NetnsGuard};
 use netplumb::{
     Deleted, Error, IpNet, IpvlanMode, IpvlanSpec, MacAddr, MacvlanMode, MacvlanSpec, Netlink,
     Netns, OperState, RouteOrigin, RouteSpec, Scope, VethSpec, VlanSpec,
@@ -38,11 +38,9 @@ async fn root_host(test: &str) -> Option<Netlink> {
 
 #[tokio::test]
 async fn veth_create_read_delete() {
-    let Some(nl) = root_host("veth_create_read_delete").await else {
-        return;
-    };
-    let (host, peer) = (unique("knp-h"), unique("knp-p"));
-    let _g = LinkGuard(host.clone());
+    let nl = or_skip!(root_host("veth_create_read_delete").await);
+    let (host, _g) = LinkGuard::unique("knp-h");
+    let peer = unique("knp-p");
 
     let spec = VethSpec::new(&host, &peer)
         .mtu(1442)
@@ -100,9 +98,7 @@ async fn veth_create_read_delete() {
 
 #[tokio::test]
 async fn invalid_input_changes_nothing() {
-    let Some(nl) = root_host("invalid_input_changes_nothing").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("invalid_input_changes_nothing").await);
     let ok = unique("knp-p");
     let err = nl
         .create_veth(&VethSpec::new("bad name", &ok))
@@ -131,13 +127,9 @@ async fn invalid_input_changes_nothing() {
 
 #[tokio::test]
 async fn cni_flow_peer_created_in_netns_with_addresses_and_routes() {
-    let Some(nl) = root_host("cni_flow_peer_created_in_netns_with_addresses_and_routes").await
-    else {
-        return;
-    };
+    let nl = or_skip!(root_host("cni_flow_peer_created_in_netns_with_addresses_and_routes").await);
     let ns = NetnsGuard::new();
-    let host = unique("knp-h");
-    let _g = LinkGuard(host.clone());
+    let (host, _g) = LinkGuard::unique("knp-h");
 
     // "eth0" is created directly inside the netns: no clash with the host.
     let pair = nl
@@ -241,12 +233,10 @@ async fn cni_flow_peer_created_in_netns_with_addresses_and_routes() {
 
 #[tokio::test]
 async fn docker_flow_move_rename_configure() {
-    let Some(nl) = root_host("docker_flow_move_rename_configure").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("docker_flow_move_rename_configure").await);
     let ns = NetnsGuard::new();
-    let (host, peer) = (unique("knp-h"), unique("knp-p"));
-    let _g = LinkGuard(host.clone());
+    let (host, _g) = LinkGuard::unique("knp-h");
+    let peer = unique("knp-p");
     nl.create_veth(&VethSpec::new(&host, &peer).mtu(1450))
         .await
         .unwrap();
@@ -290,8 +280,8 @@ async fn docker_flow_move_rename_configure() {
     assert_eq!(state, OperState::Up);
 
     // Moving a link whose name exists in the target netns: distinct error.
-    let (h2, p2) = (unique("knp-h"), "eth0".to_string());
-    let _g2 = LinkGuard(h2.clone());
+    let (h2, _g2) = LinkGuard::unique("knp-h");
+    let p2 = "eth0".to_string();
     let other = unique("knp-q");
     nl.create_veth(&VethSpec::new(&h2, &other)).await.unwrap();
     nl.set_down(&other).await.unwrap();
@@ -305,13 +295,10 @@ async fn docker_flow_move_rename_configure() {
 
 #[tokio::test]
 async fn failed_veth_in_netns_leaves_nothing_behind() {
-    let Some(nl) = root_host("failed_veth_in_netns_leaves_nothing_behind").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("failed_veth_in_netns_leaves_nothing_behind").await);
     let ns = NetnsGuard::new();
-    let (h1, h2) = (unique("knp-h"), unique("knp-h"));
-    let _g1 = LinkGuard(h1.clone());
-    let _g2 = LinkGuard(h2.clone());
+    let (h1, _g1) = LinkGuard::unique("knp-h");
+    let (h2, _g2) = LinkGuard::unique("knp-h");
     nl.create_veth(&VethSpec::new(&h1, "eth0").peer_netns(ns.ns.clone()))
         .await
         .unwrap();
@@ -402,8 +389,7 @@ async fn gratuitous_arp_updates_a_peers_stale_entry() {
     }
     let (peer, holder) = (NetnsGuard::new(), NetnsGuard::new());
     let host = Netlink::host().await.unwrap();
-    let link = unique("knp-g");
-    let _g = LinkGuard(link.clone());
+    let (link, _g) = LinkGuard::unique("knp-g");
     // One end in each namespace: "eth0" in the holder, the other in the peer.
     host.create_veth(
         &VethSpec::new(&link, "eth0")

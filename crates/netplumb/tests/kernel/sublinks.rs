@@ -6,8 +6,8 @@ use super::*;
 /// A fresh veth pair whose host end is the parent of the sub-interfaces
 /// under test; the guard removes the pair.
 async fn veth_parent(nl: &Netlink, mtu: Option<u32>) -> (String, LinkGuard) {
-    let (parent, peer) = (unique("knp-h"), unique("knp-p"));
-    let guard = LinkGuard(parent.clone());
+    let (parent, guard) = LinkGuard::unique("knp-h");
+    let peer = unique("knp-p");
     let mut spec = VethSpec::new(&parent, &peer);
     spec.mtu = mtu;
     nl.create_veth(&spec).await.unwrap();
@@ -16,15 +16,12 @@ async fn veth_parent(nl: &Netlink, mtu: Option<u32>) -> (String, LinkGuard) {
 
 #[tokio::test]
 async fn macvlan_on_veth_parent() {
-    let Some(nl) = root_host("macvlan_on_veth_parent").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("macvlan_on_veth_parent").await);
     let (parent, _g) = veth_parent(&nl, Some(1500)).await;
     let parent_idx = nl.link(&parent).await.unwrap().index;
 
     for mode in [MacvlanMode::Bridge, MacvlanMode::Private, MacvlanMode::Vepa] {
-        let name = unique("knp-m");
-        let _m = LinkGuard(name.clone());
+        let (name, _m) = LinkGuard::unique("knp-m");
         let link = nl
             .create_macvlan(
                 &MacvlanSpec::new(&name, &parent, mode)
@@ -41,13 +38,11 @@ async fn macvlan_on_veth_parent() {
     }
 
     // Passthru takes the parent over: only one allowed.
-    let pt = unique("knp-m");
-    let _pt = LinkGuard(pt.clone());
+    let (pt, _pt) = LinkGuard::unique("knp-m");
     nl.create_macvlan(&MacvlanSpec::new(&pt, &parent, MacvlanMode::Passthru))
         .await
         .unwrap();
-    let pt2 = unique("knp-m");
-    let _pt2 = LinkGuard(pt2.clone());
+    let (pt2, _pt2) = LinkGuard::unique("knp-m");
     assert!(nl
         .create_macvlan(&MacvlanSpec::new(&pt2, &parent, MacvlanMode::Passthru))
         .await
@@ -55,8 +50,7 @@ async fn macvlan_on_veth_parent() {
     nl.delete_link(&pt).await.unwrap();
 
     // MTU above the parent's is refused by the kernel.
-    let big = unique("knp-m");
-    let _b = LinkGuard(big.clone());
+    let (big, _b) = LinkGuard::unique("knp-m");
     let err = nl
         .create_macvlan(&MacvlanSpec::new(&big, &parent, MacvlanMode::Bridge).mtu(9000))
         .await
@@ -94,12 +88,9 @@ async fn macvlan_on_veth_parent() {
 
 #[tokio::test]
 async fn vlan_subinterface_or_clear_unsupported() {
-    let Some(nl) = root_host("vlan_subinterface_or_clear_unsupported").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("vlan_subinterface_or_clear_unsupported").await);
     let (parent, _g) = veth_parent(&nl, None).await;
-    let name = unique("knp-v");
-    let _v = LinkGuard(name.clone());
+    let (name, _v) = LinkGuard::unique("knp-v");
     match nl
         .create_vlan(&VlanSpec::new(&name, &parent, 100).mac(mac("fa:16:3e:00:00:64")))
         .await
@@ -127,13 +118,10 @@ async fn vlan_subinterface_or_clear_unsupported() {
 
 #[tokio::test]
 async fn ipvlan_or_clear_unsupported() {
-    let Some(nl) = root_host("ipvlan_or_clear_unsupported").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("ipvlan_or_clear_unsupported").await);
     let (parent, _g) = veth_parent(&nl, None).await;
     for mode in [IpvlanMode::L2, IpvlanMode::L3] {
-        let name = unique("knp-i");
-        let _i = LinkGuard(name.clone());
+        let (name, _i) = LinkGuard::unique("knp-i");
         match nl
             .create_ipvlan(&IpvlanSpec::new(&name, &parent, mode))
             .await
@@ -157,9 +145,7 @@ async fn ipvlan_or_clear_unsupported() {
 /// nothing left in either namespace.
 #[tokio::test]
 async fn vlan_and_ipvlan_into_netns_or_clear_unsupported() {
-    let Some(nl) = root_host("vlan_and_ipvlan_into_netns_or_clear_unsupported").await else {
-        return;
-    };
+    let nl = or_skip!(root_host("vlan_and_ipvlan_into_netns_or_clear_unsupported").await);
     let (parent, _g) = veth_parent(&nl, Some(1500)).await;
     let ns = NetnsGuard::new();
     let inner = Netlink::in_netns(&ns.ns).await.unwrap();
@@ -192,11 +178,8 @@ async fn vlan_and_ipvlan_into_netns_or_clear_unsupported() {
 
 #[tokio::test]
 async fn linux_bridge_attach_detach() {
-    let Some(nl) = root_host("linux_bridge_attach_detach").await else {
-        return;
-    };
-    let br = unique("knp-b");
-    let _b = LinkGuard(br.clone());
+    let nl = or_skip!(root_host("linux_bridge_attach_detach").await);
+    let (br, _b) = LinkGuard::unique("knp-b");
     let bridge = nl.ensure_bridge(&br).await.unwrap();
     assert_eq!(bridge.kind.as_deref(), Some("bridge"));
     assert!(bridge.admin_up);
@@ -206,8 +189,8 @@ async fn linux_bridge_attach_detach() {
     nl.set_down(&br).await.unwrap();
     assert!(nl.ensure_bridge(&br).await.unwrap().admin_up);
 
-    let (host, peer) = (unique("knp-h"), unique("knp-p"));
-    let _g = LinkGuard(host.clone());
+    let (host, _g) = LinkGuard::unique("knp-h");
+    let peer = unique("knp-p");
     nl.create_veth(&VethSpec::new(&host, &peer)).await.unwrap();
     nl.set_master(&host, &br).await.unwrap();
     assert_eq!(nl.link(&host).await.unwrap().master, Some(bridge.index));

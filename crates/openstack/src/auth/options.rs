@@ -250,6 +250,14 @@ fn check_url(option: &'static str, value: &str) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    /// Options of `auth_type`, nothing else set.
+    fn of_type(auth_type: AuthType) -> AuthOptions {
+        AuthOptions {
+            auth_type: Some(auth_type),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn inference_of_noauth() {
         let o = AuthOptions {
@@ -268,42 +276,33 @@ mod tests {
         let cases = [
             (
                 AuthOptions {
-                    auth_type: Some(AuthType::Password),
                     username: Some("u".into()),
                     password: Some("p".into()),
-                    ..Default::default()
+                    ..of_type(AuthType::Password)
                 },
                 "auth_url is required for auth_type password",
             ),
             (
-                AuthOptions {
-                    auth_type: Some(AuthType::NoAuth),
-                    ..Default::default()
-                },
+                of_type(AuthType::NoAuth),
                 "endpoint is required for auth_type none",
             ),
             (
-                AuthOptions {
-                    auth_type: Some(AuthType::Password),
-                    ..Default::default()
-                },
+                of_type(AuthType::Password),
                 "auth_url and username or user_id and password are required for auth_type password",
             ),
             (
                 AuthOptions {
-                    auth_type: Some(AuthType::ApplicationCredential),
                     auth_url: Some("http://ks".into()),
                     application_credential_name: Some("n".into()),
                     application_credential_secret: Some("s".into()),
-                    ..Default::default()
+                    ..of_type(AuthType::ApplicationCredential)
                 },
                 "username or user_id is required for auth_type v3applicationcredential",
             ),
             (
                 AuthOptions {
-                    auth_type: Some(AuthType::Token),
                     token: Some("t".into()),
-                    ..Default::default()
+                    ..of_type(AuthType::Token)
                 },
                 "auth_url or endpoint is required for auth_type token",
             ),
