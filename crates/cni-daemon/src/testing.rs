@@ -21,10 +21,7 @@ impl RecordingHandler {
     pub fn new(
         answer: impl Fn(&Call) -> Result<AddResult, CniError> + Send + Sync + 'static,
     ) -> Self {
-        Self {
-            calls: Mutex::new(Vec::new()),
-            answer: Box::new(answer),
-        }
+        Self { calls: Mutex::new(Vec::new()), answer: Box::new(answer) }
     }
 
     /// A handler that fails every call with `err`.
@@ -39,10 +36,7 @@ impl RecordingHandler {
 
     fn record(&self, call: Call) -> Result<AddResult, CniError> {
         let answer = (self.answer)(&call);
-        self.calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(call);
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
         answer
     }
 }

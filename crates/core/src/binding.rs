@@ -175,12 +175,7 @@ pub struct Binder {
 impl Binder {
     /// A binder over this netlink handle and switch, plugging into `bridge`.
     pub fn new(netlink: Netlink, switch: Arc<dyn Switch>, bridge: impl Into<String>) -> Self {
-        Binder {
-            netlink,
-            switch,
-            bridge: bridge.into(),
-            nested: None,
-        }
+        Binder { netlink, switch, bridge: bridge.into(), nested: None }
     }
 
     /// A binder for containers in a VM: every port is bound by `config`'s
@@ -240,10 +235,7 @@ impl Binder {
     ) -> Result<NetnsPlugged, BindError> {
         if let Some(nested) = &self.nested {
             let plugged = nested.plug(&self.netlink, req, Some(target)).await?;
-            return Ok(NetnsPlugged {
-                plugged,
-                host_mac: None,
-            });
+            return Ok(NetnsPlugged { plugged, host_mac: None });
         }
         self.plug_veth(req, Some(target)).await
     }
@@ -268,15 +260,9 @@ impl Binder {
             Some(target) => target.ifname.clone(),
             None => naming::container_veth_name(&req.port_id),
         };
-        let plumbing = |source| BindError::Plumbing {
-            port_id: req.port_id.clone(),
-            source,
-        };
+        let plumbing = |source| BindError::Plumbing { port_id: req.port_id.clone(), source };
         // A leftover pair (a crash between plug and record) is replaced.
-        self.netlink
-            .delete_link(&host_ifname)
-            .await
-            .map_err(plumbing)?;
+        self.netlink.delete_link(&host_ifname).await.map_err(plumbing)?;
         let mut spec = VethSpec::new(&host_ifname, &container_ifname).peer_mac(req.mac);
         if let Some(target) = target {
             spec = spec.peer_netns(target.netns.clone()).peer_up(true);
@@ -300,11 +286,7 @@ impl Binder {
         }
         info!(port_id = %req.port_id, host_ifname, ifname = %container_ifname, %vif_type, "plugged");
         Ok(NetnsPlugged {
-            plugged: Plugged {
-                host_ifname,
-                container_ifname,
-                vif_type,
-            },
+            plugged: Plugged { host_ifname, container_ifname, vif_type },
             host_mac: pair.host.mac,
         })
     }
@@ -316,29 +298,15 @@ impl Binder {
         host_ifname: &str,
         extra_ids: &BTreeMap<String, String>,
     ) -> Result<(), BindError> {
-        let plumbing = |source| BindError::Plumbing {
-            port_id: req.port_id.clone(),
-            source,
-        };
+        let plumbing = |source| BindError::Plumbing { port_id: req.port_id.clone(), source };
         if req.vif_type == VifType::Bridge {
             let bridge = naming::linux_bridge_name(&req.network_id);
-            self.netlink
-                .ensure_bridge(&bridge)
-                .await
-                .map_err(plumbing)?;
-            self.netlink
-                .set_master(host_ifname, &bridge)
-                .await
-                .map_err(plumbing)?;
+            self.netlink.ensure_bridge(&bridge).await.map_err(plumbing)?;
+            self.netlink.set_master(host_ifname, &bridge).await.map_err(plumbing)?;
             return Ok(());
         }
-        let mut spec = PortSpec::neutron(
-            &self.bridge,
-            host_ifname,
-            &req.port_id,
-            req.mac,
-            &req.owner_id,
-        );
+        let mut spec =
+            PortSpec::neutron(&self.bridge, host_ifname, &req.port_id, req.mac, &req.owner_id);
         for (key, value) in extra_ids {
             spec = spec.external_id(key, value);
         }
@@ -352,19 +320,9 @@ impl Binder {
             return nested.unplug(&self.netlink, port_id).await;
         }
         let host_ifname = naming::host_veth_name(port_id);
-        let plumbing = |source| BindError::Plumbing {
-            port_id: port_id.to_string(),
-            source,
-        };
-        self.switch
-            .delete_port(None, &host_ifname)
-            .await
-            .map_err(plumbing)?;
-        let deleted = self
-            .netlink
-            .delete_link(&host_ifname)
-            .await
-            .map_err(plumbing)?;
+        let plumbing = |source| BindError::Plumbing { port_id: port_id.to_string(), source };
+        self.switch.delete_port(None, &host_ifname).await.map_err(plumbing)?;
+        let deleted = self.netlink.delete_link(&host_ifname).await.map_err(plumbing)?;
         debug!(port_id, host_ifname, ?deleted, "unplugged");
         Ok(())
     }
@@ -387,13 +345,8 @@ impl Binder {
             // No OVS port in a VM: only what this process plugged.
             return Ok(nested.port_of_owner(owner_id));
         }
-        let found = self
-            .switch
-            .find_interfaces(OWNER_KEY, Some(owner_id))
-            .await?;
-        Ok(found
-            .into_iter()
-            .find_map(|iface| iface.external_ids.get(IFACE_ID_KEY).cloned()))
+        let found = self.switch.find_interfaces(OWNER_KEY, Some(owner_id)).await?;
+        Ok(found.into_iter().find_map(|iface| iface.external_ids.get(IFACE_ID_KEY).cloned()))
     }
 
     /// Whether the container end of a port's veth pair is in the host
@@ -412,19 +365,13 @@ impl Binder {
         plugged: &Plugged,
         target: &NetnsTarget,
     ) -> Result<NetnsPlugged, BindError> {
-        let plumbing = |source| BindError::Plumbing {
-            port_id: port_id.to_string(),
-            source,
-        };
+        let plumbing = |source| BindError::Plumbing { port_id: port_id.to_string(), source };
         self.netlink
             .move_to_netns(&plugged.container_ifname, &target.netns)
             .await
             .map_err(plumbing)?;
         let inside = Netlink::in_netns(&target.netns).await.map_err(plumbing)?;
-        inside
-            .rename(&plugged.container_ifname, &target.ifname)
-            .await
-            .map_err(plumbing)?;
+        inside.rename(&plugged.container_ifname, &target.ifname).await.map_err(plumbing)?;
         inside.set_up(&target.ifname).await.map_err(plumbing)?;
         configure_container_end(target).await.map_err(plumbing)?;
         let host_mac = self

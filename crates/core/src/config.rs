@@ -240,10 +240,9 @@ impl Config {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let mut config = Config::parse(&text).map_err(|e| match e {
-                    ConfigError::Syntax { source, .. } => ConfigError::Syntax {
-                        path: path.to_path_buf(),
-                        source,
-                    },
+                    ConfigError::Syntax { source, .. } => {
+                        ConfigError::Syntax { path: path.to_path_buf(), source }
+                    }
                     other => other,
                 })?;
                 config.check_file_mode(path);
@@ -252,19 +251,14 @@ impl Config {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
                 Ok(Config::default())
             }
-            Err(source) => Err(ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            }),
+            Err(source) => Err(ConfigError::Read { path: path.to_path_buf(), source }),
         }
     }
 
     /// Parses `kuryr.conf` text (unknown options become warnings).
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let ini = IniFile::parse(text).map_err(|source| ConfigError::Syntax {
-            path: PathBuf::from("<text>"),
-            source,
-        })?;
+        let ini = IniFile::parse(text)
+            .map_err(|source| ConfigError::Syntax { path: PathBuf::from("<text>"), source })?;
         let mut config = Config::default();
         config.apply("DEFAULT", ini.section("DEFAULT"), Config::set_default)?;
         config.apply("neutron", ini.section("neutron"), Config::set_neutron)?;
@@ -281,9 +275,7 @@ impl Config {
         }
         for name in ini.section_names() {
             if !matches!(name, "DEFAULT" | "neutron" | "binding" | "vif_pool") {
-                config
-                    .warnings
-                    .push(format!("ignoring unknown config section [{name}]"));
+                config.warnings.push(format!("ignoring unknown config section [{name}]"));
             }
         }
         Ok(config)
@@ -299,8 +291,7 @@ impl Config {
     ) -> Result<(), ConfigError> {
         for (key, value) in opts {
             if !set(self, &key, value)? {
-                self.warnings
-                    .push(format!("ignoring unknown option [{section}] {key}"));
+                self.warnings.push(format!("ignoring unknown option [{section}] {key}"));
             }
         }
         Ok(())
@@ -417,9 +408,7 @@ impl Config {
     /// A file holding a secret should not be readable by other users.
     fn check_file_mode(&mut self, path: &Path) {
         use std::os::unix::fs::PermissionsExt;
-        let has_secret = SECRET_KEYS
-            .iter()
-            .any(|k| self.neutron.auth.contains_key(*k));
+        let has_secret = SECRET_KEYS.iter().any(|k| self.neutron.auth.contains_key(*k));
         if !has_secret {
             return;
         }
@@ -495,10 +484,7 @@ mod tests {
             [neutron]\nauth_type = none\nendpoint = http://127.0.0.1:9696\ndefault_subnetpool_v4 = mypool\nvif_plugging_timeout = 5\nvif_plugging_is_fatal = False\n\
             [binding]\ndefault_driver = kuryr.lib.binding.drivers.veth\nlink_iface = eth0\n";
         let c = Config::parse(text).expect("valid");
-        assert_eq!(
-            c.default.kuryr_uri.as_deref(),
-            Some("http://127.0.0.1:23750")
-        );
+        assert_eq!(c.default.kuryr_uri.as_deref(), Some("http://127.0.0.1:23750"));
         assert_eq!(c.default.capability_scope, CapabilityScope::Global);
         assert_eq!(c.neutron.auth["auth_type"], "none");
         assert_eq!(c.neutron.auth["endpoint"], "http://127.0.0.1:9696");

@@ -26,14 +26,8 @@ const OPTION_TO_ENV: &[(&str, &str)] = &[
     ("domain_name", "OS_DOMAIN_NAME"),
     ("domain_id", "OS_DOMAIN_ID"),
     ("application_credential_id", "OS_APPLICATION_CREDENTIAL_ID"),
-    (
-        "application_credential_name",
-        "OS_APPLICATION_CREDENTIAL_NAME",
-    ),
-    (
-        "application_credential_secret",
-        "OS_APPLICATION_CREDENTIAL_SECRET",
-    ),
+    ("application_credential_name", "OS_APPLICATION_CREDENTIAL_NAME"),
+    ("application_credential_secret", "OS_APPLICATION_CREDENTIAL_SECRET"),
     ("token", "OS_TOKEN"),
     ("endpoint", "OS_ENDPOINT"),
     ("endpoint_override", "OS_ENDPOINT"),
@@ -77,11 +71,7 @@ where
 {
     let from_file = from_option_map(&neutron.auth).map_err(CredentialsError::ConfigFile)?;
     let from_env = AuthOptions::from_env_with(&env).map_err(CredentialsError::Environment)?;
-    let cloud = neutron
-        .auth
-        .get("cloud")
-        .cloned()
-        .or_else(|| env("OS_CLOUD"));
+    let cloud = neutron.auth.get("cloud").cloned().or_else(|| env("OS_CLOUD"));
     let mut merged = from_file.merge(from_env);
     if let Some(cloud) = cloud.filter(|c| !c.is_empty()) {
         let from_clouds = AuthOptions::from_clouds_yaml(&cloud)
@@ -108,12 +98,7 @@ mod tests {
     use crate::config::Config;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     }
 
     #[test]
@@ -121,10 +106,7 @@ mod tests {
         let config =
             Config::parse("[neutron]\nauth_type = none\nendpoint = http://127.0.0.1:9696\n")
                 .expect("valid");
-        let env = env_of(&[
-            ("OS_ENDPOINT", "http://other:9696"),
-            ("OS_REGION_NAME", "R1"),
-        ]);
+        let env = env_of(&[("OS_ENDPOINT", "http://other:9696"), ("OS_REGION_NAME", "R1")]);
         let auth = resolve(&config.neutron, env).expect("complete");
         assert_eq!(auth.endpoint.as_deref(), Some("http://127.0.0.1:9696"));
         assert_eq!(auth.region_name.as_deref(), Some("R1"));

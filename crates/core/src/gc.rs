@@ -219,21 +219,15 @@ pub enum Action {
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Action::DeletePort {
-                port_id,
-                name,
-                reason,
-            } => write!(f, "delete port {port_id} ({name}): {reason}"),
-            Action::ResetPort {
-                port_id,
-                name,
-                reason,
-            } => write!(f, "reset port {port_id} ({name}): {reason}"),
-            Action::RemoveOvsPort {
-                ifname,
-                port_id,
-                reason,
-            } => write!(f, "remove OVS port {ifname} (iface-id {port_id}): {reason}"),
+            Action::DeletePort { port_id, name, reason } => {
+                write!(f, "delete port {port_id} ({name}): {reason}")
+            }
+            Action::ResetPort { port_id, name, reason } => {
+                write!(f, "reset port {port_id} ({name}): {reason}")
+            }
+            Action::RemoveOvsPort { ifname, port_id, reason } => {
+                write!(f, "remove OVS port {ifname} (iface-id {port_id}): {reason}")
+            }
             Action::RemoveVeth { ifname, reason } => write!(f, "remove veth {ifname}: {reason}"),
         }
     }
@@ -270,10 +264,7 @@ pub fn parse_timestamp(text: &str) -> Option<u64> {
 
 /// Seconds since the Unix epoch now.
 pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 /// Counts by kind, for the summary line.

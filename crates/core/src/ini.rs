@@ -56,10 +56,7 @@ impl IniFile {
                 })?;
                 let name = name.trim();
                 if name.is_empty() {
-                    return Err(IniError {
-                        line: line_no,
-                        message: "empty section name".into(),
-                    });
+                    return Err(IniError { line: line_no, message: "empty section name".into() });
                 }
                 file.sections.entry(name.to_string()).or_default();
                 section = Some(name.to_string());
@@ -78,10 +75,7 @@ impl IniFile {
             })?;
             let key = trimmed[..split].trim();
             if key.is_empty() {
-                return Err(IniError {
-                    line: line_no,
-                    message: "empty option name".into(),
-                });
+                return Err(IniError { line: line_no, message: "empty option name".into() });
             }
             let value = trimmed[split + 1..].trim();
             file.sections
@@ -115,12 +109,7 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 
 /// oslo's ListOpt: comma separated, blanks dropped.
 pub fn parse_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 #[cfg(test)]

@@ -146,10 +146,7 @@ mod tests {
         s.parse().expect("ip")
     }
     fn r(a: &str, b: &str) -> AddressRange {
-        AddressRange {
-            start: ip(a),
-            end: ip(b),
-        }
+        AddressRange { start: ip(a), end: ip(b) }
     }
 
     #[test]
@@ -166,31 +163,16 @@ mod tests {
         type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)]);
         let cases: [Case; 4] = [
             // The upper half: the gateway is outside already.
-            (
-                "10.10.1.0/24",
-                "10.10.1.128/25",
-                "10.10.1.1",
-                &[("10.10.1.128", "10.10.1.254")],
-            ),
+            ("10.10.1.0/24", "10.10.1.128/25", "10.10.1.1", &[("10.10.1.128", "10.10.1.254")]),
             // The range holds the gateway: split around it.
-            (
-                "10.10.1.0/24",
-                "10.10.1.0/25",
-                "10.10.1.1",
-                &[("10.10.1.2", "10.10.1.127")],
-            ),
+            ("10.10.1.0/24", "10.10.1.0/25", "10.10.1.1", &[("10.10.1.2", "10.10.1.127")]),
             (
                 "10.10.1.0/24",
                 "10.10.1.0/25",
                 "10.10.1.50",
                 &[("10.10.1.1", "10.10.1.49"), ("10.10.1.51", "10.10.1.127")],
             ),
-            (
-                "fd00::/64",
-                "fd00::/120",
-                "fd00::1",
-                &[("fd00::2", "fd00::ff")],
-            ),
+            ("fd00::/64", "fd00::/120", "fd00::1", &[("fd00::2", "fd00::ff")]),
         ];
         for (subnet, range, gateway, want) in cases {
             let pools = allocation_pools_for_range(net(subnet), net(range), Some(ip(gateway)))

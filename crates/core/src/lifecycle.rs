@@ -97,19 +97,13 @@ impl LifecycleError {
     /// Wraps Neutron's error of doing `what`.
     pub fn neutron(what: impl Into<String>) -> impl Fn(openstack::Error) -> Self {
         let what = what.into();
-        move |source| LifecycleError::Neutron {
-            what: what.clone(),
-            source,
-        }
+        move |source| LifecycleError::Neutron { what: what.clone(), source }
     }
 
     /// Wraps the host's error of doing `what`.
     pub fn host(what: impl Into<String>) -> impl Fn(netplumb::Error) -> Self {
         let what = what.into();
-        move |source| LifecycleError::Host {
-            what: what.clone(),
-            source,
-        }
+        move |source| LifecycleError::Host { what: what.clone(), source }
     }
 }
 
@@ -179,12 +173,7 @@ impl Lifecycle {
             crate::vif_pool::ready_timeout(settings.active_timeout),
             settings.pool_owner_tag.clone(),
         );
-        Lifecycle {
-            neutron,
-            binder,
-            pool,
-            settings: Arc::new(settings),
-        }
+        Lifecycle { neutron, binder, pool, settings: Arc::new(settings) }
     }
 
     /// The Neutron client.
@@ -236,9 +225,7 @@ impl Lifecycle {
     /// OVSDB transaction); Neutron learns it from [`Lifecycle::record_owner`]
     /// after the adapter replied.
     pub async fn claim_pooled(&self, pooled: &PooledPort, owner: &Owner) -> Result<(), PoolError> {
-        self.pool
-            .claim_local(pooled, &owner.ovs_external_ids())
-            .await
+        self.pool.claim_local(pooled, &owner.ovs_external_ids()).await
     }
 
     /// Writes an owner to Neutron: name and device_id in one PUT, the tags
@@ -263,10 +250,7 @@ impl Lifecycle {
                 neutron.update_port(&port_id, &update),
                 neutron.replace_tags(Resource::Ports, &port_id, &record.tags)
             );
-            for (what, err) in [
-                ("name and device_id", updated.err()),
-                ("tags", tagged.err()),
-            ] {
+            for (what, err) in [("name and device_id", updated.err()), ("tags", tagged.err())] {
                 match err {
                     None => {}
                     Some(e) if e.is_not_found() => {}
@@ -288,9 +272,7 @@ impl Lifecycle {
                 Ok(())
             }
             Err(err) if err.is_not_found() => Ok(()),
-            Err(source) => Err(LifecycleError::neutron(format!("deleting port {port_id}"))(
-                source,
-            )),
+            Err(source) => Err(LifecycleError::neutron(format!("deleting port {port_id}"))(source)),
         }
     }
 
@@ -325,9 +307,7 @@ impl Lifecycle {
                     .name(naming::POOL_PORT_NAME),
             )
             .await
-            .map_err(LifecycleError::neutron(
-                "listing ports whose owner is not recorded",
-            ))?;
+            .map_err(LifecycleError::neutron("listing ports whose owner is not recorded"))?;
         let mut repaired = 0;
         for port in ports.into_iter().filter(|p| p.device_id.is_empty()) {
             let Some(ids) = claimed.get(port.id.as_str()) else {
@@ -395,11 +375,7 @@ impl Lifecycle {
         if let Target::Netns(netns) = target {
             self.binder.announce(&port.id, request.mac, netns).await;
         }
-        Ok(Bound {
-            plugged,
-            host_mac,
-            readiness,
-        })
+        Ok(Bound { plugged, host_mac, readiness })
     }
 
     /// Binds a taken pool port for `owner`: claims it in OVSDB and, for a
@@ -416,10 +392,7 @@ impl Lifecycle {
         let (plugged, host_mac) = match target {
             Target::HostNamespace => (pooled.plugged.clone(), None),
             Target::Netns(netns) => {
-                let done = self
-                    .binder
-                    .adopt_into_netns(&port.id, &pooled.plugged, netns)
-                    .await?;
+                let done = self.binder.adopt_into_netns(&port.id, &pooled.plugged, netns).await?;
                 if let Ok(mac) = port.mac_address.parse() {
                     self.binder.announce(&port.id, mac, netns).await;
                 }
@@ -427,11 +400,7 @@ impl Lifecycle {
             }
         };
         info!(port_id = %port.id, owner = owner.device_id(), "pool port claimed");
-        Ok(Bound {
-            plugged,
-            host_mac,
-            readiness: Readiness::Pooled,
-        })
+        Ok(Bound { plugged, host_mac, readiness: Readiness::Pooled })
     }
 
     /// Removes a port's host side (OVS port, veth or nested link).
@@ -482,22 +451,14 @@ pub async fn reset_adopted(neutron: &Neutron, port_id: &str) -> Result<(), Lifec
         Ok(p) => p,
         Err(e) if e.is_not_found() => return Ok(()),
         Err(e) => {
-            return Err(LifecycleError::neutron(format!(
-                "resetting adopted port {port_id}"
-            ))(e))
+            return Err(LifecycleError::neutron(format!("resetting adopted port {port_id}"))(e))
         }
     };
-    let kept: Vec<&String> = current
-        .tags
-        .iter()
-        .filter(|t| !naming::is_kuryr_tag(t))
-        .collect();
+    let kept: Vec<&String> = current.tags.iter().filter(|t| !naming::is_kuryr_tag(t)).collect();
     neutron
         .replace_tags(Resource::Ports, port_id, &kept)
         .await
-        .map_err(LifecycleError::neutron(format!(
-            "untagging adopted port {port_id}"
-        )))?;
+        .map_err(LifecycleError::neutron(format!("untagging adopted port {port_id}")))?;
     info!(port_id, "adopted port reset");
     Ok(())
 }

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 /// Histogram bucket upper bounds, seconds (from 1 ms: Kuryr's calls are
 /// milliseconds, not upstream's 10 s buckets).
-pub const BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+pub const BUCKETS: [f64; 14] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Latency of each served call, labelled `operation`.
 pub const OPERATION_DURATION: &str = "kuryr_operation_duration_seconds";
@@ -73,31 +72,20 @@ impl Metrics {
     /// failed, its error `kind` (an HTTP status class or a CNI code).
     pub fn observe(&self, operation: &str, elapsed: Duration, error_kind: Option<&str>) {
         let mut inner = self.lock();
-        inner
-            .durations
-            .entry(operation.to_owned())
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+        inner.durations.entry(operation.to_owned()).or_default().observe(elapsed.as_secs_f64());
         if let Some(kind) = error_kind {
-            *inner
-                .errors
-                .entry((operation.to_owned(), kind.to_owned()))
-                .or_default() += 1;
+            *inner.errors.entry((operation.to_owned(), kind.to_owned())).or_default() += 1;
         }
     }
 
     /// Records the number of ready ports of a port pool.
     pub fn set_pool_size(&self, network_id: &str, subnet_id: &str, ready: usize) {
-        self.lock()
-            .pools
-            .insert((network_id.to_owned(), subnet_id.to_owned()), ready);
+        self.lock().pools.insert((network_id.to_owned(), subnet_id.to_owned()), ready);
     }
 
     /// Forgets a deleted pool.
     pub fn remove_pool_size(&self, network_id: &str, subnet_id: &str) {
-        self.lock()
-            .pools
-            .remove(&(network_id.to_owned(), subnet_id.to_owned()));
+        self.lock().pools.remove(&(network_id.to_owned(), subnet_id.to_owned()));
     }
 
     /// The Prometheus text exposition of these metrics plus Neutron reply
@@ -105,11 +93,7 @@ impl Metrics {
     pub fn render(&self, neutron: &[(String, u16, u64)]) -> String {
         let inner = self.lock();
         let mut out = Exposition::default();
-        out.family(
-            OPERATION_DURATION,
-            "histogram",
-            "Time to serve a plugin call, by operation.",
-        );
+        out.family(OPERATION_DURATION, "histogram", "Time to serve a plugin call, by operation.");
         let (bucket, sum, count) = (
             format!("{OPERATION_DURATION}_bucket"),
             format!("{OPERATION_DURATION}_sum"),
@@ -132,11 +116,7 @@ impl Metrics {
             "Failed plugin calls, by operation and kind (HTTP status class or CNI error code).",
         );
         for ((operation, kind), n) in &inner.errors {
-            out.sample(
-                OPERATION_ERRORS,
-                &[("operation", operation), ("kind", kind)],
-                n,
-            );
+            out.sample(OPERATION_ERRORS, &[("operation", operation), ("kind", kind)], n);
         }
         out.family(
             NEUTRON_REQUESTS,
@@ -145,22 +125,11 @@ impl Metrics {
         );
         for (method, status, n) in neutron {
             let status = status.to_string();
-            out.sample(
-                NEUTRON_REQUESTS,
-                &[("method", method), ("status", &status)],
-                n,
-            );
+            out.sample(NEUTRON_REQUESTS, &[("method", method), ("status", &status)], n);
         }
-        out.family(
-            POOL_READY_PORTS,
-            "gauge",
-            "Pre-plugged ports ready in each port pool.",
-        );
+        out.family(POOL_READY_PORTS, "gauge", "Pre-plugged ports ready in each port pool.");
         for ((network, subnet), n) in &inner.pools {
-            let labels = [
-                ("network_id", network.as_str()),
-                ("subnet_id", subnet.as_str()),
-            ];
+            let labels = [("network_id", network.as_str()), ("subnet_id", subnet.as_str())];
             out.sample(POOL_READY_PORTS, &labels, n);
         }
         out.0
@@ -189,10 +158,7 @@ pub fn status_class(status: u16) -> String {
 }
 
 fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// The text exposition format being written.
@@ -208,10 +174,8 @@ impl Exposition {
 
     /// One sample: `name{label="value",...} value`, label values escaped.
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        let labels: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-            .collect();
+        let labels: Vec<String> =
+            labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
         let _ = writeln!(self.0, "{name}{{{}}} {value}", labels.join(","));
     }
 }
@@ -249,10 +213,8 @@ mod tests {
             "kuryr_operation_duration_seconds_bucket{operation=\"CreateEndpoint\",le=\"+Inf\"}"
         )
         .ends_with(" 3"));
-        assert!(
-            line("kuryr_operation_duration_seconds_count{operation=\"CreateEndpoint\"}")
-                .ends_with(" 3")
-        );
+        assert!(line("kuryr_operation_duration_seconds_count{operation=\"CreateEndpoint\"}")
+            .ends_with(" 3"));
         assert_eq!(
             line("kuryr_operation_errors_total{"),
             "kuryr_operation_errors_total{operation=\"CreateEndpoint\",kind=\"5xx\"} 1"
@@ -288,10 +250,7 @@ mod tests {
         let m = Metrics::new();
         m.observe("a\"b\\c", Duration::ZERO, Some("x\ny"));
         let text = m.render(&[]);
-        assert!(
-            text.contains("operation=\"a\\\"b\\\\c\",kind=\"x\\ny\""),
-            "{text}"
-        );
+        assert!(text.contains("operation=\"a\\\"b\\\\c\",kind=\"x\\ny\""), "{text}");
         assert_eq!(status_class(404), "4xx");
         assert_eq!(status_class(500), "5xx");
     }

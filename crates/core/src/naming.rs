@@ -26,11 +26,8 @@ pub const POOL_TAG: &str = "kuryr.pool";
 pub fn pool_owner_tag(service: &str, socket: &std::path::Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     // FNV-1a: stable across builds (unlike std's hasher).
-    let hash = socket
-        .as_os_str()
-        .as_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+    let hash =
+        socket.as_os_str().as_bytes().iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
         });
     format!("kuryr.pool.{service}:{hash:016x}")
@@ -105,10 +102,7 @@ fn half_from_tags(tags: &[String], low: &str, high: &str) -> Option<String> {
 
 /// Tag marking a pre-existing network adopted for a Docker network.
 pub fn existing_network_tag(docker_network_id: &str) -> String {
-    format!(
-        "{EXISTING_NET_TAG}{}",
-        split_at_char(docker_network_id, 12).0
-    )
+    format!("{EXISTING_NET_TAG}{}", split_at_char(docker_network_id, 12).0)
 }
 
 /// `kuryr-net-<docker network id[:8]>`.
@@ -188,10 +182,7 @@ mod tests {
         );
         assert_eq!(existing_network_tag(NET), "kuryr.net.existing:33b877dad1f5");
         assert_eq!(subnet_name("10.10.1.0/24"), "kuryr-subnet-10.10.1.0/24");
-        assert_eq!(
-            subnetpool_name("kuryrPool", "10.10.1.0/24"),
-            "kuryrPool-10.10.1.0/24"
-        );
+        assert_eq!(subnetpool_name("kuryrPool", "10.10.1.0/24"), "kuryrPool-10.10.1.0/24");
         assert_eq!(port_name(NET), format!("{NET}-port"));
     }
 
@@ -201,10 +192,7 @@ mod tests {
             assert!(tag.len() <= 60, "{tag}");
         }
         assert_eq!(id_from_tags(&id_tags(NET)).as_deref(), Some(NET));
-        assert_eq!(
-            docker_network_from_tags(&docker_network_tags(NET)).as_deref(),
-            Some(NET)
-        );
+        assert_eq!(docker_network_from_tags(&docker_network_tags(NET)).as_deref(), Some(NET));
         assert_eq!(id_from_tags(&docker_network_tags(NET)), None);
         assert_eq!(id_tags("short"), vec!["kuryr.net.uuid.lh:short"]);
     }

@@ -120,34 +120,25 @@ impl Owner {
     pub fn port_name(&self) -> String {
         match self {
             Owner::DockerEndpoint { endpoint, .. } => naming::port_name(endpoint),
-            Owner::CniAttachment {
-                container_id,
-                ifname,
-                ..
-            } => cni::port_name(container_id, ifname),
-            Owner::Pod {
-                namespace, name, ..
-            } => pod::port_name(namespace, name),
+            Owner::CniAttachment { container_id, ifname, .. } => {
+                cni::port_name(container_id, ifname)
+            }
+            Owner::Pod { namespace, name, .. } => pod::port_name(namespace, name),
         }
     }
 
     /// The tags a port made for this owner carries.
     pub fn port_tags(&self) -> Vec<String> {
         match self {
-            Owner::DockerEndpoint {
-                endpoint,
-                docker_network,
-            } => {
+            Owner::DockerEndpoint { endpoint, docker_network } => {
                 let mut tags = vec![naming::DEVICE_OWNER.to_string()];
                 tags.extend(naming::id_tags(endpoint));
                 tags.extend(naming::docker_network_tags(docker_network));
                 tags
             }
-            Owner::CniAttachment {
-                container_id,
-                ifname,
-                cni_network,
-            } => cni::port_tags(container_id, ifname, cni_network),
+            Owner::CniAttachment { container_id, ifname, cni_network } => {
+                cni::port_tags(container_id, ifname, cni_network)
+            }
             Owner::Pod { namespace, .. } => pod::port_tags(namespace),
         }
     }
@@ -158,15 +149,9 @@ impl Owner {
     /// own; the other kinds replace them with their own.
     pub fn claimed_tags(&self, current: &[String]) -> Vec<String> {
         match self {
-            Owner::DockerEndpoint {
-                endpoint,
-                docker_network,
-            } => {
-                let mut tags: Vec<String> = current
-                    .iter()
-                    .filter(|t| *t != naming::POOL_TAG)
-                    .cloned()
-                    .collect();
+            Owner::DockerEndpoint { endpoint, docker_network } => {
+                let mut tags: Vec<String> =
+                    current.iter().filter(|t| *t != naming::POOL_TAG).cloned().collect();
                 for tag in naming::id_tags(endpoint)
                     .into_iter()
                     .chain(naming::docker_network_tags(docker_network))
@@ -197,11 +182,9 @@ impl Owner {
     /// when its Neutron port is gone).
     pub fn ovs_external_ids(&self) -> BTreeMap<String, String> {
         let mut ids = match self {
-            Owner::CniAttachment {
-                ifname,
-                cni_network,
-                ..
-            } => cni::ovs_external_ids(cni_network, ifname),
+            Owner::CniAttachment { ifname, cni_network, .. } => {
+                cni::ovs_external_ids(cni_network, ifname)
+            }
             _ => BTreeMap::new(),
         };
         ids.insert(OWNER_KEY.to_string(), self.device_id().to_string());
@@ -227,10 +210,7 @@ mod tests {
     const NET: &str = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1";
 
     fn docker() -> Owner {
-        Owner::DockerEndpoint {
-            endpoint: EP.into(),
-            docker_network: NET.into(),
-        }
+        Owner::DockerEndpoint { endpoint: EP.into(), docker_network: NET.into() }
     }
 
     fn cni() -> Owner {
@@ -252,11 +232,7 @@ mod tests {
     #[test]
     fn each_kind_is_found_again_from_its_tags() {
         for owner in [docker(), cni(), pod()] {
-            assert_eq!(
-                OwnerKind::of_tags(&owner.port_tags()),
-                Some(owner.kind()),
-                "{owner:?}"
-            );
+            assert_eq!(OwnerKind::of_tags(&owner.port_tags()), Some(owner.kind()), "{owner:?}");
         }
         assert_eq!(OwnerKind::of_tags(&["compute:kuryr".into()]), None);
     }
@@ -281,10 +257,7 @@ mod tests {
         assert!(!tags.contains(&naming::POOL_TAG.to_string()));
         assert!(tags.contains(&"team:blue".to_string()));
         assert_eq!(naming::id_from_tags(&tags).as_deref(), Some(EP));
-        assert_eq!(
-            naming::docker_network_from_tags(&tags).as_deref(),
-            Some(NET)
-        );
+        assert_eq!(naming::docker_network_from_tags(&tags).as_deref(), Some(NET));
         // Claiming twice adds nothing.
         assert_eq!(docker().claimed_tags(&tags), tags);
         // A CNI claim replaces the pool's tags with its own.
@@ -302,17 +275,11 @@ mod tests {
     fn ovs_ids_name_the_owner_and_round_trip_for_cni() {
         let ids = cni().ovs_external_ids();
         assert_eq!(ids.get(OWNER_KEY).map(String::as_str), Some("c1"));
-        assert_eq!(
-            OwnerKind::of_ovs_external_ids(&ids),
-            Some(OwnerKind::CniAttachment)
-        );
+        assert_eq!(OwnerKind::of_ovs_external_ids(&ids), Some(OwnerKind::CniAttachment));
         assert_eq!(Owner::cni_from_ovs_external_ids(&ids), Some(cni()));
         let ids = docker().ovs_external_ids();
         assert_eq!(ids.len(), 1);
-        assert_eq!(
-            OwnerKind::of_ovs_external_ids(&ids),
-            Some(OwnerKind::DockerEndpoint)
-        );
+        assert_eq!(OwnerKind::of_ovs_external_ids(&ids), Some(OwnerKind::DockerEndpoint));
         assert_eq!(OwnerKind::of_ovs_external_ids(&BTreeMap::new()), None);
     }
 }

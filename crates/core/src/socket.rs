@@ -69,18 +69,12 @@ pub enum SocketError {
 pub async fn bind_private(path: &Path) -> Result<(UnixListener, SocketFile), SocketError> {
     create_parent_dir(path)?;
     remove_stale_socket(path).await?;
-    let listener = UnixListener::bind(path).map_err(|source| SocketError::Bind {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let listener = UnixListener::bind(path)
+        .map_err(|source| SocketError::Bind { path: path.to_path_buf(), source })?;
     // Created before the mode is set; the guard removes it on any error.
     let guard = SocketFile::new(path.to_path_buf());
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).map_err(
-        |source| SocketError::Permissions {
-            path: path.to_path_buf(),
-            source,
-        },
-    )?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .map_err(|source| SocketError::Permissions { path: path.to_path_buf(), source })?;
     Ok((listener, guard))
 }
 
@@ -95,31 +89,21 @@ fn create_parent_dir(path: &Path) -> Result<(), SocketError> {
         .recursive(true)
         .mode(SOCKET_DIR_MODE)
         .create(dir)
-        .map_err(|source| SocketError::CreateDir {
-            path: dir.to_path_buf(),
-            source,
-        })
+        .map_err(|source| SocketError::CreateDir { path: dir.to_path_buf(), source })
 }
 
 async fn remove_stale_socket(path: &Path) -> Result<(), SocketError> {
-    let stale = |source| SocketError::RemoveStale {
-        path: path.to_path_buf(),
-        source,
-    };
+    let stale = |source| SocketError::RemoveStale { path: path.to_path_buf(), source };
     let metadata = match std::fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => return Err(stale(source)),
     };
     if !metadata.file_type().is_socket() {
-        return Err(SocketError::NotASocket {
-            path: path.to_path_buf(),
-        });
+        return Err(SocketError::NotASocket { path: path.to_path_buf() });
     }
     if UnixStream::connect(path).await.is_ok() {
-        return Err(SocketError::InUse {
-            path: path.to_path_buf(),
-        });
+        return Err(SocketError::InUse { path: path.to_path_buf() });
     }
     tracing::info!(path = %path.display(), "removing stale socket");
     match std::fs::remove_file(path) {
@@ -139,9 +123,7 @@ pub struct SocketFile {
 
 impl SocketFile {
     fn new(path: PathBuf) -> Self {
-        let identity = std::fs::symlink_metadata(&path)
-            .ok()
-            .map(|m| (m.dev(), m.ino()));
+        let identity = std::fs::symlink_metadata(&path).ok().map(|m| (m.dev(), m.ino()));
         Self { path, identity }
     }
 
@@ -153,9 +135,7 @@ impl SocketFile {
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        let current = std::fs::symlink_metadata(&self.path)
-            .ok()
-            .map(|m| (m.dev(), m.ino()));
+        let current = std::fs::symlink_metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
         if current.is_none() || current != self.identity {
             return;
         }

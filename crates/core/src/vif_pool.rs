@@ -89,12 +89,7 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        PoolSettings {
-            min: 0,
-            max: 0,
-            batch: 10,
-            update_frequency: Duration::from_secs(1),
-        }
+        PoolSettings { min: 0, max: 0, batch: 10, update_frequency: Duration::from_secs(1) }
     }
 }
 
@@ -104,11 +99,7 @@ impl PoolSettings {
     pub fn from_config(config: &crate::config::Config) -> Self {
         let p = &config.vif_pool;
         PoolSettings {
-            min: if config.binding.driver == "veth" {
-                p.ports_pool_min
-            } else {
-                0
-            },
+            min: if config.binding.driver == "veth" { p.ports_pool_min } else { 0 },
             max: p.ports_pool_max,
             batch: p.ports_pool_batch,
             update_frequency: Duration::from_secs(p.ports_pool_update_frequency),
@@ -169,13 +160,7 @@ struct PoolState {
 
 impl PoolState {
     fn new(settings: PoolSettings, mtu: Option<u32>) -> Self {
-        PoolState {
-            settings,
-            mtu,
-            ready: VecDeque::new(),
-            refilling: false,
-            last_refill: None,
-        }
+        PoolState { settings, mtu, ready: VecDeque::new(), refilling: false, last_refill: None }
     }
 }
 
@@ -217,9 +202,7 @@ impl PortPool {
     pub fn configure(self: &Arc<Self>, key: &PoolKey, settings: PoolSettings, mtu: Option<u32>) {
         {
             let mut pools = self.pools();
-            let state = pools
-                .entry(key.clone())
-                .or_insert_with(|| PoolState::new(settings, mtu));
+            let state = pools.entry(key.clone()).or_insert_with(|| PoolState::new(settings, mtu));
             state.settings = settings;
             if mtu.is_some() {
                 state.mtu = mtu;
@@ -296,10 +279,7 @@ impl PortPool {
     /// (`vm-uuid` removed, `kuryr-pool` set), when its veth pair is intact.
     pub async fn reset_local(&self, pooled: &PooledPort) -> Result<(), PoolError> {
         let mut set = BTreeMap::new();
-        set.insert(
-            naming::OVS_POOL_KEY.to_string(),
-            pooled.port.network_id.to_string(),
-        );
+        set.insert(naming::OVS_POOL_KEY.to_string(), pooled.port.network_id.to_string());
         self.binder
             .switch()
             .update_interface_external_ids(&pooled.plugged.host_ifname, &set, &[OWNER_KEY])
@@ -328,8 +308,7 @@ impl PortPool {
         let tags = self.pool_tags();
         let (updated, tagged) = tokio::join!(
             self.neutron.update_port(&pooled.port.id, &update),
-            self.neutron
-                .replace_tags(Resource::Ports, &pooled.port.id, &tags)
+            self.neutron.replace_tags(Resource::Ports, &pooled.port.id, &tags)
         );
         if let Some(err) = updated.err().or(tagged.err()) {
             warn!(port_id = %pooled.port.id, %err, "returning the port to its pool failed; deleting it");
@@ -344,10 +323,9 @@ impl PortPool {
             let mut pools = self.pools();
             match pools.get_mut(key) {
                 Some(state) if state.settings.has_room(state.ready.len()) => {
-                    state.ready.push_back(PooledPort {
-                        port: port.clone(),
-                        plugged: pooled.plugged,
-                    });
+                    state
+                        .ready
+                        .push_back(PooledPort { port: port.clone(), plugged: pooled.plugged });
                     true
                 }
                 _ => false,
@@ -385,11 +363,8 @@ impl PortPool {
         loop {
             let busy = {
                 let mut pools = self.pools();
-                let keys: Vec<PoolKey> = pools
-                    .keys()
-                    .filter(|k| k.network_id == network_id)
-                    .cloned()
-                    .collect();
+                let keys: Vec<PoolKey> =
+                    pools.keys().filter(|k| k.network_id == network_id).cloned().collect();
                 let mut busy = false;
                 for key in keys {
                     if let Some(state) = pools.get_mut(&key) {
@@ -432,11 +407,7 @@ impl PortPool {
         ids.sort();
         ids.dedup();
         if !ids.is_empty() {
-            info!(
-                network_id,
-                ports = ids.len(),
-                "deleting the network's pool ports"
-            );
+            info!(network_id, ports = ids.len(), "deleting the network's pool ports");
         }
         join_all(ids.iter().map(|id| self.discard(id))).await;
     }
@@ -497,18 +468,13 @@ impl PortPool {
                 vif_type: PlugKind::Veth(port.binding_vif_type.clone()),
             };
             let mut pools = self.pools();
-            let state = pools
-                .entry(key.clone())
-                .or_insert_with(|| PoolState::new(settings, None));
+            let state = pools.entry(key.clone()).or_insert_with(|| PoolState::new(settings, None));
             state.ready.push_back(PooledPort { port, plugged });
             keys.push(key);
             adopted += 1;
         }
         if !stale.is_empty() {
-            info!(
-                ports = stale.len(),
-                "deleting pool ports that are no longer ready"
-            );
+            info!(ports = stale.len(), "deleting pool ports that are no longer ready");
         }
         join_all(stale.iter().map(|id| self.discard(id))).await;
         keys.sort();
@@ -535,10 +501,7 @@ impl PortPool {
 }
 
 fn failed(network_id: &str, message: String) -> PoolError {
-    PoolError::Failed {
-        network_id: network_id.to_string(),
-        message,
-    }
+    PoolError::Failed { network_id: network_id.to_string(), message }
 }
 
 mod refill;

@@ -21,17 +21,9 @@ fn as_u32(ip: IpAddr) -> u32 {
 
 /// A subnet of /16 to /30, a range inside it, and maybe a gateway in it.
 fn subnet_range_gateway() -> impl Strategy<Value = (IpNet, IpNet, Option<IpAddr>)> {
-    (
-        16u8..=30,
-        any::<u32>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<bool>(),
-    )
-        .prop_map(|(len, base, sub, gw, has_gw)| {
-            let subnet = Ipv4Net::new(Ipv4Addr::from(base), len)
-                .expect("prefix")
-                .trunc();
+    (16u8..=30, any::<u32>(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
+        |(len, base, sub, gw, has_gw)| {
+            let subnet = Ipv4Net::new(Ipv4Addr::from(base), len).expect("prefix").trunc();
             let range_len = len + (sub % (33 - u32::from(len))) as u8;
             let size = 1u64 << (32 - u32::from(len));
             let offset = u64::from(sub) % size;
@@ -42,7 +34,8 @@ fn subnet_range_gateway() -> impl Strategy<Value = (IpNet, IpNet, Option<IpAddr>
             let gateway =
                 has_gw.then(|| v4(u32::from(subnet.network()) + (u64::from(gw) % size) as u32));
             (IpNet::V4(subnet), IpNet::V4(range), gateway)
-        })
+        },
+    )
 }
 
 proptest! {

@@ -55,11 +55,7 @@ impl Clients {
         let (netlink, switch) = host_plumbing(config).await?;
         let binder = Binder::new(netlink, switch, config.binding.integration_bridge.clone());
         let binder = nested(binder, config, &neutron)?;
-        Ok(Clients {
-            neutron,
-            host,
-            binder,
-        })
+        Ok(Clients { neutron, host, binder })
     }
 }
 
@@ -76,9 +72,6 @@ fn nested(binder: Binder, config: &Config, neutron: &Neutron) -> Result<Binder> 
     let Some(link_iface) = config.binding.link_iface.clone() else {
         bail!("[binding] driver = {driver} needs [binding] link_iface (the VM's NIC)");
     };
-    info!(
-        driver,
-        link_iface, "nested binding: containers ride on the VM's port"
-    );
+    info!(driver, link_iface, "nested binding: containers ride on the VM's port");
     Ok(binder.with_nested(neutron.clone(), NestedConfig { mode, link_iface }))
 }

@@ -79,9 +79,7 @@ pub(crate) struct DockerOwners {
 
 impl DockerOwners {
     pub(crate) fn new(socket: impl Into<PathBuf>) -> Self {
-        DockerOwners {
-            socket: socket.into(),
-        }
+        DockerOwners { socket: socket.into() }
     }
 
     async fn network(&self, id: &str) -> DockerAnswer {
@@ -160,11 +158,7 @@ fn parse_network(body: &str) -> Result<DockerNetwork, String> {
     let driver = value["Driver"].as_str().unwrap_or_default().to_string();
     let endpoints = value["Containers"]
         .as_object()
-        .map(|m| {
-            m.values()
-                .filter_map(|c| c["EndpointID"].as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|m| m.values().filter_map(|c| c["EndpointID"].as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     Ok(DockerNetwork { driver, endpoints })
 }
@@ -246,11 +240,7 @@ impl Collector {
     }
 
     fn host(&self) -> Host<'_> {
-        Host {
-            neutron: &self.neutron,
-            switch: self.switch.as_ref(),
-            netlink: &self.netlink,
-        }
+        Host { neutron: &self.neutron, switch: self.switch.as_ref(), netlink: &self.netlink }
     }
 
     /// The snapshot and what GC would do with it.
@@ -285,18 +275,12 @@ impl Collector {
                 }
             }
         }
-        let counts: Vec<String> = gc::summary(&plan.actions)
-            .into_iter()
-            .map(|(kind, n)| format!("{n} {kind}"))
-            .collect();
+        let counts: Vec<String> =
+            gc::summary(&plan.actions).into_iter().map(|(kind, n)| format!("{n} {kind}")).collect();
         lines.push(format!(
             "gc{}: {}; {} ports in use, {} kept (too young, or not decidable now)",
             if dry_run { " (dry run)" } else { "" },
-            if counts.is_empty() {
-                "nothing to remove".to_string()
-            } else {
-                counts.join(", ")
-            },
+            if counts.is_empty() { "nothing to remove".to_string() } else { counts.join(", ") },
             plan.live,
             plan.kept.len()
         ));
@@ -306,9 +290,7 @@ impl Collector {
 
 pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let neutron = crate::clients::neutron(&config)?;
-    let plugin_socket = args
-        .plugin_socket
-        .unwrap_or_else(|| config.default.plugin_socket.clone());
+    let plugin_socket = args.plugin_socket.unwrap_or_else(|| config.default.plugin_socket.clone());
     let context = Collector::open(
         &config,
         neutron,
@@ -380,14 +362,8 @@ mod tests {
 
     #[test]
     fn driver_from_socket() {
-        assert_eq!(
-            driver_name(Path::new("/run/docker/plugins/kuryr.sock")),
-            "kuryr"
-        );
-        assert_eq!(
-            driver_name(Path::new("/run/docker/plugins/kt12.sock")),
-            "kt12"
-        );
+        assert_eq!(driver_name(Path::new("/run/docker/plugins/kuryr.sock")), "kuryr");
+        assert_eq!(driver_name(Path::new("/run/docker/plugins/kt12.sock")), "kt12");
     }
 
     #[test]
@@ -400,9 +376,6 @@ mod tests {
         let empty = parse_network(r#"{"Driver":"kuryr","Containers":{}}"#).expect("parses");
         assert!(empty.endpoints.is_empty());
         assert!(parse_network("<html>").is_err());
-        assert_eq!(
-            percent_encode(r#"{"a":["b"]}"#),
-            "%7B%22a%22%3A%5B%22b%22%5D%7D"
-        );
+        assert_eq!(percent_encode(r#"{"a":["b"]}"#), "%7B%22a%22%3A%5B%22b%22%5D%7D");
     }
 }

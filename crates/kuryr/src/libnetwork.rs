@@ -34,11 +34,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let health = Arc::new(crate::metrics::Health::new(Arc::new(neutron.clone())));
     let driver_neutron = neutron.clone();
     let driver = Arc::new(KuryrDriver::new(neutron, clients.binder, settings));
-    info!(
-        host,
-        version = env!("CARGO_PKG_VERSION"),
-        "kuryr libnetwork starting"
-    );
+    info!(host, version = env!("CARGO_PKG_VERSION"), "kuryr libnetwork starting");
 
     // Before serving, so the first container after a restart is served
     // from the pool found again (one GET, plus OVSDB reads).
@@ -54,9 +50,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
         });
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let socket = args
-        .socket
-        .unwrap_or_else(|| config.default.plugin_socket.clone());
+    let socket = args.socket.unwrap_or_else(|| config.default.plugin_socket.clone());
     if !args.service.no_gc {
         crate::gc::spawn_at_start(&config, driver_neutron.clone(), socket.clone());
     }
@@ -70,9 +64,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
             let address = tcp_address(uri)?;
             let app = kuryr_libnetwork::router(driver.clone());
             let stop = stopped(stop_rx.clone());
-            Some(tokio::spawn(async move {
-                Listener::tcp(address).await?.serve(app, stop).await
-            }))
+            Some(tokio::spawn(async move { Listener::tcp(address).await?.serve(app, stop).await }))
         }
         None => None,
     };
@@ -113,10 +105,7 @@ async fn check_neutron(neutron: &Neutron) {
         Ok(extensions) => {
             for needed in ["subnet_allocation", "standard-attr-tag", "binding"] {
                 if !extensions.iter().any(|e| e.alias == needed) {
-                    warn!(
-                        extension = needed,
-                        "Neutron lacks an extension Kuryr relies on"
-                    );
+                    warn!(extension = needed, "Neutron lacks an extension Kuryr relies on");
                 }
             }
         }
@@ -130,10 +119,7 @@ mod tests {
 
     #[test]
     fn kuryr_uri_forms() {
-        assert_eq!(
-            tcp_address("http://127.0.0.1:23750").expect("ok").port(),
-            23750
-        );
+        assert_eq!(tcp_address("http://127.0.0.1:23750").expect("ok").port(), 23750);
         assert_eq!(tcp_address("127.0.0.1:23750/").expect("ok").port(), 23750);
         assert!(tcp_address("http://localhost").is_err());
     }

@@ -61,11 +61,7 @@ pub(crate) struct Health {
 
 impl Health {
     pub(crate) fn new(backend: Arc<dyn Backend>) -> Self {
-        Self {
-            backend,
-            served: AtomicBool::new(false),
-            last_ok: Mutex::new(None),
-        }
+        Self { backend, served: AtomicBool::new(false), last_ok: Mutex::new(None) }
     }
 
     /// Whether the plugin socket is bound and being served.
@@ -87,10 +83,7 @@ impl Health {
                 Ok(())
             }
             Ok(Err(reason)) => Err(one_line(&reason)),
-            Err(_) => Err(format!(
-                "Neutron did not answer within {}s",
-                PROBE_TIMEOUT.as_secs()
-            )),
+            Err(_) => Err(format!("Neutron did not answer within {}s", PROBE_TIMEOUT.as_secs())),
         }
     }
 
@@ -112,20 +105,11 @@ fn one_line(text: &str) -> String {
 
 /// The `/metrics` and `/healthz` routes.
 pub(crate) fn router(health: Arc<Health>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .with_state(health)
+    Router::new().route("/metrics", get(metrics)).route("/healthz", get(healthz)).with_state(health)
 }
 
 async fn metrics(State(health): State<Arc<Health>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        health.render_metrics(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], health.render_metrics())
         .into_response()
 }
 
@@ -232,10 +216,7 @@ mod tests {
     }
 
     fn health(answers: bool) -> (Arc<Fake>, Health) {
-        let fake = Arc::new(Fake {
-            answers,
-            probes: AtomicUsize::new(0),
-        });
+        let fake = Arc::new(Fake { answers, probes: AtomicUsize::new(0) });
         (fake.clone(), Health::new(fake))
     }
 
@@ -265,11 +246,7 @@ mod tests {
         let err = health.check().await.expect_err("Neutron down");
         assert_eq!(err, "Neutron is not answering: connection refused");
         health.check().await.expect_err("still down");
-        assert_eq!(
-            fake.probes.load(Ordering::Relaxed),
-            2,
-            "failures not cached"
-        );
+        assert_eq!(fake.probes.load(Ordering::Relaxed), 2, "failures not cached");
     }
 
     #[tokio::test]
@@ -278,23 +255,13 @@ mod tests {
         let (_, health) = health(false);
         let health = Arc::new(health);
         let get = |uri: &str| {
-            axum::http::Request::get(uri)
-                .body(axum::body::Body::empty())
-                .expect("request")
+            axum::http::Request::get(uri).body(axum::body::Body::empty()).expect("request")
         };
-        let reply = router(health.clone())
-            .oneshot(get("/healthz"))
-            .await
-            .expect("reply");
+        let reply = router(health.clone()).oneshot(get("/healthz")).await.expect("reply");
         assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let reply = router(health)
-            .oneshot(get("/metrics"))
-            .await
-            .expect("reply");
+        let reply = router(health).oneshot(get("/metrics")).await.expect("reply");
         assert_eq!(reply.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(reply.into_body(), 1 << 20)
-            .await
-            .expect("body");
+        let body = axum::body::to_bytes(reply.into_body(), 1 << 20).await.expect("body");
         let text = String::from_utf8_lossy(&body);
         assert!(
             text.contains("kuryr_neutron_requests_total{method=\"POST\",status=\"201\"} 2"),

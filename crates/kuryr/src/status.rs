@@ -35,17 +35,12 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
     let neutron = crate::clients::neutron(&config)?;
-    let plugin_socket = args
-        .plugin_socket
-        .clone()
-        .unwrap_or_else(|| config.default.plugin_socket.clone());
+    let plugin_socket =
+        args.plugin_socket.clone().unwrap_or_else(|| config.default.plugin_socket.clone());
     let mut health = BTreeMap::new();
     let neutron_ok = probe_neutron(&neutron).await;
     health.insert("neutron", neutron_ok.clone());
-    health.insert(
-        "libnetwork_socket",
-        probe_socket(&plugin_socket, "/Plugin.Activate", b"").await,
-    );
+    health.insert("libnetwork_socket", probe_socket(&plugin_socket, "/Plugin.Activate", b"").await);
     let status_call = json!({"command": "STATUS", "config": {"cniVersion": "1.1.0", "name": "kuryr-status", "type": "kuryr-cni"}});
     health.insert(
         "cni_socket",
@@ -65,10 +60,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
         BTreeSet::new(),
     )
     .await?;
-    let docker_networks = context
-        .owners
-        .networks_of_driver(&context.settings.docker_driver)
-        .await;
+    let docker_networks = context.owners.networks_of_driver(&context.settings.docker_driver).await;
     health.insert(
         "docker",
         match &docker_networks {
@@ -81,11 +73,7 @@ pub(crate) async fn run(config: Config, args: Args) -> Result<()> {
         "docker_driver": context.settings.docker_driver,
         "health": health.iter().map(|(k, p)| (k.to_string(), p.to_json())).collect::<serde_json::Map<_, _>>(),
     });
-    let survey = if neutron_ok.ok {
-        Some(context.survey().await?)
-    } else {
-        None
-    };
+    let survey = if neutron_ok.ok { Some(context.survey().await?) } else { None };
     if let Some((snapshot, plan)) = &survey {
         let docker_networks = docker_networks.unwrap_or_default();
         view["networks"] = networks_view(&neutron, &docker_networks, snapshot).await?;
@@ -111,16 +99,10 @@ struct Probe {
 
 impl Probe {
     fn ok(detail: impl Into<String>) -> Probe {
-        Probe {
-            ok: true,
-            detail: detail.into(),
-        }
+        Probe { ok: true, detail: detail.into() }
     }
     fn bad(detail: impl Into<String>) -> Probe {
-        Probe {
-            ok: false,
-            detail: detail.into(),
-        }
+        Probe { ok: false, detail: detail.into() }
     }
     fn to_json(&self) -> Value {
         json!({"ok": self.ok, "detail": self.detail})
@@ -160,11 +142,7 @@ async fn networks_view(
     let mut out = Vec::new();
     for (id, name) in docker_networks {
         let found = neutron
-            .list_networks(
-                &Query::new()
-                    .tags(naming::id_tags(id))
-                    .fields(["id", "name"]),
-            )
+            .list_networks(&Query::new().tags(naming::id_tags(id)).fields(["id", "name"]))
             .await
             .with_context(|| format!("looking up the Neutron network of Docker network {id}"))?;
         let neutron_ids: Vec<String> = found.into_iter().map(|n| n.id.into_string()).collect();
@@ -217,16 +195,12 @@ fn short(id: &str) -> String {
 fn gc_state(plan: &Plan, port_id: &str) -> String {
     for action in &plan.actions {
         match action {
-            Action::DeletePort {
-                port_id: id,
-                reason,
-                ..
+            Action::DeletePort { port_id: id, reason, .. }
+            | Action::ResetPort { port_id: id, reason, .. }
+                if id == port_id =>
+            {
+                return format!("garbage: {reason}")
             }
-            | Action::ResetPort {
-                port_id: id,
-                reason,
-                ..
-            } if id == port_id => return format!("garbage: {reason}"),
             _ => {}
         }
     }
@@ -278,19 +252,11 @@ fn pools_view(snapshot: &Snapshot) -> Value {
 
 fn print_text(view: &Value) {
     let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
-    println!(
-        "host: {}  docker driver: {}",
-        text(&view["host"]),
-        text(&view["docker_driver"])
-    );
+    println!("host: {}  docker driver: {}", text(&view["host"]), text(&view["docker_driver"]));
     println!("health:");
     if let Some(health) = view["health"].as_object() {
         for (name, probe) in health {
-            let mark = if probe["ok"].as_bool() == Some(true) {
-                "ok"
-            } else {
-                "FAIL"
-            };
+            let mark = if probe["ok"].as_bool() == Some(true) { "ok" } else { "FAIL" };
             println!("  {name:<18} {mark:<4} {}", text(&probe["detail"]));
         }
     }
@@ -316,10 +282,8 @@ fn print_text(view: &Value) {
             println!("  (none)");
         }
         for a in attachments {
-            let ips: Vec<String> = a["ips"]
-                .as_array()
-                .map(|l| l.iter().map(text).collect())
-                .unwrap_or_default();
+            let ips: Vec<String> =
+                a["ips"].as_array().map(|l| l.iter().map(text).collect()).unwrap_or_default();
             let veth = if a["host_veth_exists"].as_bool() == Some(true) {
                 text(&a["host_veth"])
             } else {

@@ -55,10 +55,7 @@ fn parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> (Vec<T>, Durati
     let out = std::thread::scope(|s| {
         let f = &f;
         let handles: Vec<_> = (0..n).map(|i| s.spawn(move || f(i))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("worker thread"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("worker thread")).collect()
     });
     (out, started.elapsed())
 }
@@ -85,17 +82,7 @@ fn fifty_parallel_docker_runs() {
     let (outs, wall) = parallel(N, |i| {
         run(
             "docker",
-            &[
-                "run",
-                "-d",
-                "--network",
-                &net,
-                "--name",
-                &names[i],
-                "kbox",
-                "sleep",
-                "1000",
-            ],
+            &["run", "-d", "--network", &net, "--name", &names[i], "kbox", "sleep", "1000"],
         )
     });
     let failures: Vec<String> = outs
@@ -113,17 +100,11 @@ fn fifty_parallel_docker_runs() {
 
     // Each container's own view of its address; all distinct.
     let (addrs, _) = parallel(N, |i| {
-        let text = exec(
-            &names[i],
-            &["ip", "-4", "-o", "addr", "show", "dev", "eth0"],
-        );
+        let text = exec(&names[i], &["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
         first_v4(&text).unwrap_or_else(|| panic!("{}: no IPv4 on eth0: {text}", names[i]))
     });
     let unique: BTreeSet<Ipv4Addr> = addrs.iter().copied().collect();
-    eprintln!(
-        "concurrency docker: {} distinct addresses of {N}",
-        unique.len()
-    );
+    eprintln!("concurrency docker: {} distinct addresses of {N}", unique.len());
     assert_eq!(unique.len(), N, "duplicate addresses: {addrs:?}");
 
     let ports = kuryr_ports(s, &network.id);
@@ -160,9 +141,7 @@ fn fifty_parallel_docker_runs() {
     assert_eq!(rm_failures, 0);
     drop(guard);
     f.remove_network(&net);
-    eventually("nothing left after 50 removals", || {
-        leftovers(s, &network.id, &port_ids)
-    });
+    eventually("nothing left after 50 removals", || leftovers(s, &network.id, &port_ids));
     f.assert_clean(&docker_net, &[&cidr], &[]);
     eprintln!("concurrency docker: 0 ports, 0 veths, 0 OVS ports left");
 }
@@ -198,20 +177,13 @@ fn fifty_parallel_cni_adds() {
         .iter()
         .map(|path| {
             let ns = path.rsplit('/').next().expect("netns name");
-            let text = ok(
-                "ip",
-                &[
-                    "netns", "exec", ns, "ip", "-4", "-o", "addr", "show", "dev", "eth0",
-                ],
-            );
+            let text =
+                ok("ip", &["netns", "exec", ns, "ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
             first_v4(&text).unwrap_or_else(|| panic!("{ns}: no IPv4 on eth0: {text}"))
         })
         .collect();
     let unique: BTreeSet<Ipv4Addr> = addrs.iter().copied().collect();
-    eprintln!(
-        "concurrency cni: {} distinct addresses of {N}",
-        unique.len()
-    );
+    eprintln!("concurrency cni: {} distinct addresses of {N}", unique.len());
     assert_eq!(unique.len(), N, "duplicate addresses: {addrs:?}");
     // ADD returns on ovn-installed; Neutron's status follows shortly.
     let ports = wait_for("50 ACTIVE ports", Duration::from_secs(60), || {
@@ -222,19 +194,14 @@ fn fifty_parallel_cni_adds() {
     let port_ids: Vec<String> = ports.iter().map(|p| p.id.to_string()).collect();
 
     let (outs, wall) = parallel(N, |i| cni(&socket, "DEL", &cids[i], &paths[i], &conf));
-    let del_failures: Vec<String> = outs
-        .iter()
-        .filter(|o| !o.success)
-        .map(|o| format!("{} {}", o.stdout, o.stderr))
-        .collect();
+    let del_failures: Vec<String> =
+        outs.iter().filter(|o| !o.success).map(|o| format!("{} {}", o.stdout, o.stderr)).collect();
     eprintln!(
         "concurrency cni: {N} parallel DELs in {:.1} s, {} failures",
         wall.as_secs_f64(),
         del_failures.len()
     );
     assert!(del_failures.is_empty(), "failed DELs: {del_failures:?}");
-    eventually("nothing left after 50 DELs", || {
-        leftovers(&stack, &w.network_id, &port_ids)
-    });
+    eventually("nothing left after 50 DELs", || leftovers(&stack, &w.network_id, &port_ids));
     eprintln!("concurrency cni: 0 ports, 0 veths, 0 OVS ports left");
 }

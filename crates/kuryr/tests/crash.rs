@@ -64,10 +64,7 @@ fn cni(
         container_id: Some(cid),
         netns: Some(netns),
         ifname: Some("eth0"),
-        env: &[
-            ("KURYR_CNI_TIMEOUT_ADD", "60"),
-            ("KURYR_CNI_TIMEOUT_DEL", "60"),
-        ],
+        env: &[("KURYR_CNI_TIMEOUT_ADD", "60"), ("KURYR_CNI_TIMEOUT_DEL", "60")],
         ..CniCall::default()
     };
     let out = cni_invoke(socket, &call, conf);
@@ -98,9 +95,7 @@ const PING_TRIES: usize = 20;
 
 fn ping_from_netns(netns: &str, target: IpAddr) -> bool {
     let target = target.to_string();
-    let args = [
-        "netns", "exec", netns, "ping", "-c", "1", "-W", "1", &target,
-    ];
+    let args = ["netns", "exec", netns, "ping", "-c", "1", "-W", "1", &target];
     (0..PING_TRIES).any(|_| run("ip", &args).status.success())
 }
 
@@ -117,9 +112,7 @@ fn docker_out(args: &[&str]) -> String {
 
 fn container_ip(name: &str, network: &str) -> Option<IpAddr> {
     let info = inspect(name);
-    info["NetworkSettings"]["Networks"][network]["IPAddress"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
+    info["NetworkSettings"]["Networks"][network]["IPAddress"].as_str().and_then(|s| s.parse().ok())
 }
 
 fn running(name: &str) -> bool {
@@ -158,10 +151,8 @@ struct Figures {
 #[test]
 fn kill9_during_docker_and_cni_churn_leaks_nothing() {
     let mut f = fixture_or_skip!("kill9_during_docker_and_cni_churn_leaks_nothing");
-    let kills: usize = std::env::var("KURYR_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+    let kills: usize =
+        std::env::var("KURYR_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let seed: u64 = std::env::var("KURYR_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -204,11 +195,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
             let name = format!("{}-p{serial}", f.driver());
             ok("ip", &["netns", "add", &name]);
             netnses.0.borrow_mut().push(name.clone());
-            Pod {
-                cid: format!("{}{serial:04}{}", f.driver(), hex(32)),
-                netns: name,
-                ip: None,
-            }
+            Pod { cid: format!("{}{serial:04}{}", f.driver(), hex(32)), netns: name, ip: None }
         });
         let gone_pod = (!cni_add && !pods.is_empty())
             .then(|| pods.remove(rng.below(pods.len() as u64) as usize));
@@ -230,31 +217,17 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
         }
         let docker_args: Option<Vec<String>> = if docker_add {
             Some(
-                [
-                    "run",
-                    "-d",
-                    "--network",
-                    &net,
-                    "--name",
-                    &new_container,
-                    "kbox",
-                    "sleep",
-                    "1000",
-                ]
-                .map(String::from)
-                .to_vec(),
+                ["run", "-d", "--network", &net, "--name", &new_container, "kbox", "sleep", "1000"]
+                    .map(String::from)
+                    .to_vec(),
             )
         } else {
-            gone_container
-                .as_ref()
-                .map(|c| ["rm", "-f", c.as_str()].map(String::from).to_vec())
+            gone_container.as_ref().map(|c| ["rm", "-f", c.as_str()].map(String::from).to_vec())
         };
         let docker_thread = std::thread::spawn(move || {
             docker_args.map(|args| {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                run_with_timeout("docker", &args, Duration::from_secs(120))
-                    .status
-                    .success()
+                run_with_timeout("docker", &args, Duration::from_secs(120)).status.success()
             })
         });
         // kill -9 both (by PID), then restart them at once, as a
@@ -329,10 +302,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
                 // the entry, and only then judge.
                 let neigh = docker_out(&["exec", &anchor, "ip", "neigh", "show"]);
                 let mine = docker_out(&["exec", c, "ip", "-o", "link", "show", "eth0"]);
-                let _ = run(
-                    "docker",
-                    &["exec", &anchor, "ip", "neigh", "flush", "dev", "eth0"],
-                );
+                let _ = run("docker", &["exec", &anchor, "ip", "neigh", "flush", "dev", "eth0"]);
                 assert!(
                     ping_from_container(c, anchor_ip),
                     "round {round}: container {c} cannot ping the anchor {anchor_ip}\n\
@@ -351,10 +321,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
                 // As for containers above: the anchor may hold the reused
                 // address's previous MAC.
                 let neigh = docker_out(&["exec", &anchor, "ip", "neigh", "show"]);
-                let _ = run(
-                    "docker",
-                    &["exec", &anchor, "ip", "neigh", "flush", "dev", "eth0"],
-                );
+                let _ = run("docker", &["exec", &anchor, "ip", "neigh", "flush", "dev", "eth0"]);
                 if !ping_from_netns(&p.netns, anchor_ip) {
                     panic!(
                         "round {round}: pod {} cannot ping the anchor {anchor_ip}\n\
@@ -406,10 +373,8 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
     eprintln!("crash: kuryr gc --min-age 0:\n{gc_out}");
     assert!(out.status.success(), "kuryr gc failed: {gc_out}");
     let after_gc = leftovers(&f, &network.id, &seen_ports);
-    let gc_removed = gc_out
-        .lines()
-        .filter(|l| !l.starts_with("keep port") && !l.starts_with("gc"))
-        .count();
+    let gc_removed =
+        gc_out.lines().filter(|l| !l.starts_with("keep port") && !l.starts_with("gc")).count();
     eprintln!(
         "crash: kills {} in {:.0}s; docker created {} (run failed {}), deleted {} (rm retried {}); \
          cni added {} (add failed {}), deleted {} (del retried {}); pings {} (after a stale \
@@ -440,11 +405,7 @@ fn kill9_during_docker_and_cni_churn_leaks_nothing() {
 fn pod_diagnostics(f: &Fixture, pod: &Pod, daemon: &Daemon) -> String {
     let mut out = String::new();
     let addr = run("ip", &["netns", "exec", &pod.netns, "ip", "addr"]);
-    out.push_str(&format!(
-        "netns {}:\n{}\n",
-        pod.netns,
-        String::from_utf8_lossy(&addr.stdout)
-    ));
+    out.push_str(&format!("netns {}:\n{}\n", pod.netns, String::from_utf8_lossy(&addr.stdout)));
     for port in f.stack.ports(Query::new().device_id(&pod.cid)) {
         let (host, _) = veth_names(&port.id);
         out.push_str(&format!(
@@ -460,10 +421,7 @@ fn pod_diagnostics(f: &Fixture, pod: &Pod, daemon: &Daemon) -> String {
     }
     let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
     let short: String = pod.cid.chars().take(24).collect();
-    for line in log
-        .lines()
-        .filter(|l| l.contains(&short) || l.contains("gc at start"))
-    {
+    for line in log.lines().filter(|l| l.contains(&short) || l.contains("gc at start")) {
         out.push_str(line);
         out.push('\n');
     }
@@ -519,15 +477,9 @@ fn note_ports(f: &Fixture, network: &str, seen: &mut BTreeSet<String>) {
 }
 
 fn leftovers(f: &Fixture, network: &str, seen: &BTreeSet<String>) -> Leftovers {
-    let ports = f
-        .stack
-        .ports(Query::new().network_id(network).device_owner(DEVICE_OWNER))
-        .len();
+    let ports = f.stack.ports(Query::new().network_id(network).device_owner(DEVICE_OWNER)).len();
     let bridge_ports = f.stack.local().ovs_ports();
-    let mut out = Leftovers {
-        ports,
-        ..Leftovers::default()
-    };
+    let mut out = Leftovers { ports, ..Leftovers::default() };
     for id in seen {
         let (host, _) = veth_names(id);
         if link_exists(&host) {

@@ -32,10 +32,7 @@ fn make_port(f: &Fixture, network: &str, body: PortCreate) -> Port {
     let subnet = s.subnets(Query::new().network_id(network)).remove(0);
     let port = s
         .block_on(s.neutron.create_port(&PortCreate {
-            fixed_ips: Some(vec![FixedIpRequest {
-                subnet_id: Some(subnet.id),
-                ip_address: None,
-            }]),
+            fixed_ips: Some(vec![FixedIpRequest { subnet_id: Some(subnet.id), ip_address: None }]),
             ..body
         }))
         .expect("creating a port");
@@ -54,12 +51,17 @@ fn ours(f: &Fixture, network: &str, name: &str, device_id: &str, tags: &[&str]) 
     }
 }
 
+/// A port as the CNI daemon makes one for container `cid` on `eth0`
+/// (Neutron side only).
+fn cni_port(f: &Fixture, network: &str, cid: &str) -> Port {
+    let cid_tag = format!("kuryr.cni.cid.lh:{cid}");
+    let tags = [DEVICE_OWNER, &cid_tag, "kuryr.cni.ifname:eth0", "kuryr.cni.net:gc"];
+    make_port(f, network, ours(f, network, &format!("kuryr-cni-{cid}-eth0"), cid, &tags))
+}
+
 fn veth(name: &str) {
     let peer = format!("t_c{}", &name[3..]);
-    ok(
-        "ip",
-        &["link", "add", name, "type", "veth", "peer", "name", &peer],
-    );
+    ok("ip", &["link", "add", name, "type", "veth", "peer", "name", &peer]);
 }
 
 fn ovs_port(name: &str, iface_id: &str) {
@@ -82,8 +84,7 @@ fn ovs_port(name: &str, iface_id: &str) {
 }
 
 fn would(out: &str, what: &str, id: &str) -> bool {
-    out.lines()
-        .any(|l| l.starts_with(&format!("would {what}")) && l.contains(id))
+    out.lines().any(|l| l.starts_with(&format!("would {what}")) && l.contains(id))
 }
 
 fn did(out: &str, what: &str, id: &str) -> bool {
@@ -91,8 +92,7 @@ fn did(out: &str, what: &str, id: &str) -> bool {
 }
 
 fn mentioned_for_removal(out: &str, id: &str) -> bool {
-    out.lines()
-        .any(|l| l.contains(id) && !l.starts_with("keep port"))
+    out.lines().any(|l| l.contains(id) && !l.starts_with("keep port"))
 }
 
 #[test]
@@ -107,54 +107,16 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     // A port left by a RequestAddress whose CreateEndpoint never came.
     let unbound = unbound_port(&f, &network.id);
     // A CNI attachment whose netns (and so its veth) is gone.
-    let cni_tags = [
-        DEVICE_OWNER,
-        "kuryr.cni.cid.lh:gcdead",
-        "kuryr.cni.ifname:eth0",
-        "kuryr.cni.net:gc",
-    ];
-    let cni_dead = make_port(
-        &f,
-        &network.id,
-        ours(
-            &f,
-            &network.id,
-            "kuryr-cni-gcdead-eth0",
-            "gcdead",
-            &cni_tags,
-        ),
-    );
+    let cni_dead = cni_port(&f, &network.id, "gcdead");
     // A CNI attachment alive: its host veth exists.
-    let cni_live_tags = [
-        DEVICE_OWNER,
-        "kuryr.cni.cid.lh:gclive",
-        "kuryr.cni.ifname:eth0",
-        "kuryr.cni.net:gc",
-    ];
-    let cni_live = make_port(
-        &f,
-        &network.id,
-        ours(
-            &f,
-            &network.id,
-            "kuryr-cni-gclive-eth0",
-            "gclive",
-            &cni_live_tags,
-        ),
-    );
+    let cni_live = cni_port(&f, &network.id, "gclive");
     let (cni_live_veth, _) = veth_names(&cni_live.id);
     veth(&cni_live_veth);
     // An adopted port whose endpoint Docker no longer has.
     let adopted = make_port(
         &f,
         &network.id,
-        ours(
-            &f,
-            &network.id,
-            "operator-port",
-            &hex(64),
-            &["kuryr.port.existing", "operator"],
-        ),
+        ours(&f, &network.id, "operator-port", &hex(64), &["kuryr.port.existing", "operator"]),
     );
     // Host devices whose Neutron port does not exist.
     let (lost_veth, _) = veth_names(&fresh_uuid());
@@ -166,10 +128,7 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     // The default grace keeps the fresh unbound port.
     let (success, out) = kuryr_gc(&f, &network.id, &["--dry-run"]);
     assert!(success);
-    assert!(
-        did(&out, "keep port", &unbound.id),
-        "a fresh address port is kept: {out}"
-    );
+    assert!(did(&out, "keep port", &unbound.id), "a fresh address port is kept: {out}");
 
     let (success, out) = kuryr_gc(&f, &network.id, &["--dry-run", "--min-age", "0"]);
     assert!(success);
@@ -199,9 +158,7 @@ fn gc_lists_then_removes_exactly_the_leaks() {
     assert!(!link_exists(&lost_veth), "veth {lost_veth} left");
     assert!(!link_exists(&lost_ovs), "veth {lost_ovs} left");
     assert!(!s.local().ovs_ports().contains(&lost_ovs), "OVS port left");
-    let reset = s
-        .port(&adopted.id)
-        .expect("an adopted port is never deleted");
+    let reset = s.port(&adopted.id).expect("an adopted port is never deleted");
     assert_eq!(reset.device_owner, "");
     assert_eq!(reset.device_id, "");
     assert_eq!(reset.binding_host_id, "");
@@ -229,12 +186,7 @@ fn gc_keeps_docker_ports_when_docker_does_not_answer() {
     let (success, out) = kuryr_gc(
         &f,
         &network.id,
-        &[
-            "--min-age",
-            "0",
-            "--docker-socket",
-            "/nonexistent/docker.sock",
-        ],
+        &["--min-age", "0", "--docker-socket", "/nonexistent/docker.sock"],
     );
     assert!(success, "{out}");
     assert!(did(&out, "keep port", &unbound.id), "{out}");

@@ -34,16 +34,10 @@ fn managed_plugin_serves_a_network() {
     let suffix = std::process::id();
     let plugin = format!("kuryr-test/plugin{suffix}:latest");
     let network = format!("plugnet{suffix}");
-    let cleanup = Cleanup {
-        plugin: plugin.clone(),
-        network: network.clone(),
-    };
+    let cleanup = Cleanup { plugin: plugin.clone(), network: network.clone() };
     let build = repo_root().join("deploy/docker-plugin/build");
-    let mut build_args = vec![
-        build.to_string_lossy().into_owned(),
-        "--name".into(),
-        plugin.clone(),
-    ];
+    let mut build_args =
+        vec![build.to_string_lossy().into_owned(), "--name".into(), plugin.clone()];
     match std::env::var("KURYR_PLUGIN_BINARY") {
         Ok(binary) if !binary.is_empty() => build_args.extend(["--binary".into(), binary]),
         _ => build_args.push("--debug".into()),
@@ -72,22 +66,13 @@ fn managed_plugin_serves_a_network() {
     );
     must(&["docker", "network", "rm", &network]);
 
-    for query in [
-        "subnets?cidr=10.10.213.0/24",
-        "subnetpools?name=kuryrPool-10.10.213.0/24",
-    ] {
+    for query in ["subnets?cidr=10.10.213.0/24", "subnetpools?name=kuryrPool-10.10.213.0/24"] {
         let left = must(&["curl", "-sf", &format!("{endpoint}/v2.0/{query}")]);
-        assert!(
-            !left.contains("10.10.213."),
-            "left in Neutron after network rm: {left}"
-        );
+        assert!(!left.contains("10.10.213."), "left in Neutron after network rm: {left}");
     }
     drop(cleanup);
     let (_, plugins) = run_line(&["docker", "plugin", "ls", "--format", "{{.Name}}"]);
-    assert!(
-        !plugins.contains(&format!("plugin{suffix}")),
-        "plugin removed: {plugins}"
-    );
+    assert!(!plugins.contains(&format!("plugin{suffix}")), "plugin removed: {plugins}");
 }
 
 /// Upstream's way: `kuryr_uri` on TCP plus a spec file in /etc/docker/plugins.
@@ -98,11 +83,8 @@ fn spec_file_over_tcp() {
     };
     let port = guard.port;
     let conf = guard.dir.join("kuryr.conf");
-    std::fs::write(
-        &conf,
-        format!("[DEFAULT]\nkuryr_uri = http://127.0.0.1:{port}\n"),
-    )
-    .expect("write conf");
+    std::fs::write(&conf, format!("[DEFAULT]\nkuryr_uri = http://127.0.0.1:{port}\n"))
+        .expect("write conf");
     let unused_socket = guard.dir.join("unused.sock");
     guard.spawn(&[
         "--config-file",
@@ -117,27 +99,14 @@ fn spec_file_over_tcp() {
     std::fs::write(&spec, format!("http://127.0.0.1:{port}\n")).expect("write spec");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "kuryr did not listen on {port}"
-        );
+        assert!(std::time::Instant::now() < deadline, "kuryr did not listen on {port}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     must_create_network(&guard.name, "10.10.214.0/24", &guard.network);
     let addr = throwaway_eth0_v4(&guard.network);
-    assert!(
-        addr.contains("10.10.214."),
-        "container address through the TCP plugin: {addr}"
-    );
+    assert!(addr.contains("10.10.214."), "container address through the TCP plugin: {addr}");
     must(&["docker", "network", "rm", &guard.network]);
     let endpoint = std::env::var("OS_ENDPOINT").expect("OS_ENDPOINT from scripts/stack env");
-    let left = must(&[
-        "curl",
-        "-sf",
-        &format!("{endpoint}/v2.0/subnets?cidr=10.10.214.0/24"),
-    ]);
-    assert!(
-        !left.contains("10.10.214."),
-        "left in Neutron after network rm: {left}"
-    );
+    let left = must(&["curl", "-sf", &format!("{endpoint}/v2.0/subnets?cidr=10.10.214.0/24")]);
+    assert!(!left.contains("10.10.214."), "left in Neutron after network rm: {left}");
 }

@@ -36,11 +36,7 @@ fn healthz_and_metrics_after_a_container() {
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !(socket.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()) {
-        assert!(
-            Instant::now() < deadline,
-            "kuryr did not serve {} and {port}",
-            socket.display()
-        );
+        assert!(Instant::now() < deadline, "kuryr did not serve {} and {port}", socket.display());
         std::thread::sleep(Duration::from_millis(50));
     }
     must_create_network(&guard.name, "10.10.215.0/24", &guard.network);
@@ -48,13 +44,7 @@ fn healthz_and_metrics_after_a_container() {
     assert!(addr.contains("10.10.215."), "container address: {addr}");
 
     let (code, body) = {
-        let out = must(&[
-            "curl",
-            "-s",
-            "-w",
-            "\n%{http_code}",
-            &format!("{base}/healthz"),
-        ]);
+        let out = must(&["curl", "-s", "-w", "\n%{http_code}", &format!("{base}/healthz")]);
         let (body, code) = out.rsplit_once('\n').expect("status line");
         (code.trim().to_owned(), body.to_owned())
     };
@@ -66,10 +56,7 @@ fn healthz_and_metrics_after_a_container() {
         "kuryr_operation_duration_seconds_count{operation=\"NetworkDriver.CreateEndpoint\"}",
     );
     assert!(created >= 1.0, "CreateEndpoint observed: {created}");
-    let posts = sample(
-        &metrics,
-        "kuryr_neutron_requests_total{method=\"POST\",status=\"201\"}",
-    );
+    let posts = sample(&metrics, "kuryr_neutron_requests_total{method=\"POST\",status=\"201\"}");
     assert!(posts >= 1.0, "Neutron POST 201 counted: {posts}");
 
     must(&["docker", "network", "rm", &guard.network]);

@@ -44,10 +44,7 @@ fn ready_pool(f: &Fixture, network_id: &str, n: usize) -> Vec<Port> {
 fn warm_pool(f: &Fixture, network_id: &str, n: usize) -> Vec<Port> {
     let warm = ready_pool(f, network_id, n);
     wait_for("the plugin's pool filled", WAIT, || {
-        f.kuryr
-            .log_text()
-            .contains("port pool refilled")
-            .then_some(())
+        f.kuryr.log_text().contains("port pool refilled").then_some(())
     });
     warm
 }
@@ -67,10 +64,7 @@ fn is_ready_pool_port(f: &Fixture, p: &Port, network_id: &str) -> bool {
 }
 
 fn ips(ports: &[Port]) -> BTreeSet<IpAddr> {
-    ports
-        .iter()
-        .flat_map(|p| p.fixed_ips.iter().map(|f| f.ip_address))
-        .collect()
+    ports.iter().flat_map(|p| p.fixed_ips.iter().map(|f| f.ip_address)).collect()
 }
 
 /// The claimed port of a container: named and owned after its endpoint,
@@ -88,10 +82,7 @@ fn claimed(f: &Fixture, container: &str, att: &Attachment) -> Port {
     );
     assert!(has_all_tags(&port.tags, &id_tags(&att.endpoint)));
     let (tap, _) = veth_names(&port.id);
-    assert_eq!(
-        ovs_external_id(&tap, "vm-uuid").as_deref(),
-        Some(att.endpoint.as_str())
-    );
+    assert_eq!(ovs_external_id(&tap, "vm-uuid").as_deref(), Some(att.endpoint.as_str()));
     assert_eq!(ovs_external_id(&tap, "kuryr-pool"), None);
     let inside = eth0(container);
     let ip = att.ip.expect("an IPv4 address");
@@ -146,10 +137,8 @@ fn docker_pool_lifecycle() {
     });
 
     // Killed and started again: the same ports are found and served.
-    let before: BTreeSet<String> = ready_pool(&f, &network.id, 2)
-        .into_iter()
-        .map(|p| p.id.into_string())
-        .collect();
+    let before: BTreeSet<String> =
+        ready_pool(&f, &network.id, 2).into_iter().map(|p| p.id.into_string()).collect();
     seen.extend(before.iter().cloned());
     f.kuryr.crash_and_restart();
     let cc = f.name("cc");
@@ -161,11 +150,7 @@ fn docker_pool_lifecycle() {
         port_c.id
     );
     ping(&cc, b.ip.expect("v4"));
-    seen.extend(
-        pool_ports(&f, &network.id)
-            .into_iter()
-            .map(|p| p.id.into_string()),
-    );
+    seen.extend(pool_ports(&f, &network.id).into_iter().map(|p| p.id.into_string()));
 
     f.remove_container(&cb);
     f.remove_container(&cc);
@@ -193,14 +178,7 @@ fn per_network_pool_options() {
 
     let (net, docker_net) = f.network_named(
         "net",
-        &[
-            "--subnet",
-            &cidr,
-            "-o",
-            "kuryr.ports_pool_min=1",
-            "-o",
-            "kuryr.ports_pool_batch=1",
-        ],
+        &["--subnet", &cidr, "-o", "kuryr.ports_pool_min=1", "-o", "kuryr.ports_pool_batch=1"],
     );
     let network = f.stack.network_of_docker(&docker_net);
     let warm = warm_pool(&f, &network.id, 1);
@@ -211,11 +189,7 @@ fn per_network_pool_options() {
     let mut seen: Vec<String> = vec![port_a.id.to_string()];
     seen.extend(warm.into_iter().map(|p| p.id.into_string()));
     f.remove_container(&ca);
-    seen.extend(
-        pool_ports(&f, &network.id)
-            .into_iter()
-            .map(|p| p.id.into_string()),
-    );
+    seen.extend(pool_ports(&f, &network.id).into_iter().map(|p| p.id.into_string()));
     f.remove_network(&net);
     let ids: Vec<&str> = seen.iter().map(String::as_str).collect();
     f.assert_clean(&docker_net, &[&cidr], &ids);
@@ -260,9 +234,7 @@ impl CniDaemon {
         self.child = Some(child);
         let socket = self.socket.clone();
         wait_for("the daemon's socket", Duration::from_secs(30), || {
-            std::os::unix::net::UnixStream::connect(&socket)
-                .ok()
-                .map(|_| ())
+            std::os::unix::net::UnixStream::connect(&socket).ok().map(|_| ())
         });
     }
 
@@ -296,11 +268,7 @@ fn cni(
     conf: &serde_json::Value,
 ) -> serde_json::Value {
     let out = kuryr_testkit::cni_util::cni(socket, command, cid, netns, conf);
-    assert!(
-        out.success,
-        "kuryr-cni {command} failed: {} {}",
-        out.stdout, out.stderr
-    );
+    assert!(out.success, "kuryr-cni {command} failed: {} {}", out.stdout, out.stderr);
     serde_json::from_str(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
@@ -366,25 +334,9 @@ fn cni_pool_add_del_and_restart() {
     });
     let b = cni(&daemon.socket, "ADD", &cid_b, &path("b"), &conf);
     let ip_b = result_ip(&b);
-    assert!(
-        ips(&warm).contains(&ip_b),
-        "{ip_b} from the pool {:?}",
-        ips(&warm)
-    );
-    let inside = ok(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &cleanup.netns[1],
-            "ip",
-            "-o",
-            "addr",
-            "show",
-            "dev",
-            "eth0",
-        ],
-    );
+    assert!(ips(&warm).contains(&ip_b), "{ip_b} from the pool {:?}", ips(&warm));
+    let inside =
+        ok("ip", &["netns", "exec", &cleanup.netns[1], "ip", "-o", "addr", "show", "dev", "eth0"]);
     assert!(inside.contains(&format!("{ip_b}/24")), "{inside}");
     ok(
         "ip",
@@ -405,16 +357,9 @@ fn cni_pool_add_del_and_restart() {
         (ports.len() == 1).then(|| ports[0].clone())
     });
     assert_eq!(port_b.name, format!("kuryr-cni-{}-eth0", &cid_b[..12]));
-    assert!(
-        !port_b.tags.iter().any(|t| t == "kuryr.pool"),
-        "{:?}",
-        port_b.tags
-    );
+    assert!(!port_b.tags.iter().any(|t| t == "kuryr.pool"), "{:?}", port_b.tags);
     let (tap_b, _) = veth_names(&port_b.id);
-    assert_eq!(
-        ovs_external_id(&tap_b, "vm-uuid").as_deref(),
-        Some(cid_b.as_str())
-    );
+    assert_eq!(ovs_external_id(&tap_b, "vm-uuid").as_deref(), Some(cid_b.as_str()));
 
     cni(&daemon.socket, "DEL", &cid_b, &path("b"), &conf);
     assert!(stack.port(&port_b.id).is_none(), "DEL deletes the port");
@@ -436,11 +381,7 @@ fn cni_pool_add_del_and_restart() {
         let ports = stack.ports(Query::new().device_id(&cid_c));
         (ports.len() == 1).then(|| ports[0].clone())
     });
-    assert!(
-        before.contains(port_c.id.as_str()),
-        "{} re-adopted from {before:?}",
-        port_c.id
-    );
+    assert!(before.contains(port_c.id.as_str()), "{} re-adopted from {before:?}", port_c.id);
     assert_eq!(result_ip(&c), port_c.fixed_ips[0].ip_address);
     cni(&daemon.socket, "DEL", &cid_c, &path("c"), &conf);
     cni(&daemon.socket, "DEL", &cid_a, &path("a"), &conf);

@@ -35,10 +35,7 @@ impl Drop for QuotaGuard {
         let Ok(neutron) = Neutron::new(opts) else {
             return;
         };
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return;
         };
         rt.block_on(async {
@@ -46,11 +43,7 @@ impl Drop for QuotaGuard {
                 eprintln!("cleanup: resetting the quota of {}: {e}", self.project);
             }
             let query = Query::new().project_id(&self.project);
-            for sg in neutron
-                .list_security_groups(&query)
-                .await
-                .unwrap_or_default()
-            {
+            for sg in neutron.list_security_groups(&query).await.unwrap_or_default() {
                 let _ = neutron.delete_security_group(&sg.id).await;
             }
         });
@@ -65,40 +58,23 @@ fn port_quota_exhaustion() {
     }
     let proxy = FaultProxy::start(neutron_addr());
     let project = format!("kquota{}", hex(12));
-    proxy.add(
-        "POST",
-        "/v2.0/ports",
-        Fault::SetProject(project.clone()),
-        None,
-    );
-    let config = format!(
-        "[DEFAULT]\n[neutron]\nauth_type = none\nendpoint = {}\n",
-        proxy.url()
-    );
+    proxy.add("POST", "/v2.0/ports", Fault::SetProject(project.clone()), None);
+    let config = format!("[DEFAULT]\n[neutron]\nauth_type = none\nendpoint = {}\n", proxy.url());
     let f = fixture_or_skip!(test, &config);
     let s = &f.stack;
-    let _guard = QuotaGuard {
-        project: project.clone(),
-    };
+    let _guard = QuotaGuard { project: project.clone() };
     let set_quota = |n: i64| {
         let q = s
-            .block_on(s.neutron.update_quota(
-                &project,
-                &Quota {
-                    port: Some(n),
-                    ..Quota::default()
-                },
-            ))
+            .block_on(
+                s.neutron.update_quota(&project, &Quota { port: Some(n), ..Quota::default() }),
+            )
             .expect("setting the port quota");
         assert_eq!(q.port, Some(n));
     };
     set_quota(QUOTA);
 
     let (cidr, net, docker_net, network) = f.fresh_neutron_network();
-    let project_ports = || {
-        s.ports(Query::new().network_id(&network.id).project_id(&project))
-            .len()
-    };
+    let project_ports = || s.ports(Query::new().network_id(&network.id).project_id(&project)).len();
 
     for i in 0..QUOTA {
         f.run_detached(&f.name(&format!("c{i}")), &net, &[]);
@@ -124,11 +100,7 @@ fn port_quota_exhaustion() {
     f.remove_container(&over);
     // No leak: still exactly the quota's ports, and the plugin is alive.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        project_ports() as i64,
-        QUOTA,
-        "no port left by the failed run"
-    );
+    assert_eq!(project_ports() as i64, QUOTA, "no port left by the failed run");
     let (status, _) = f.kuryr.post("/Plugin.Activate", b"");
     assert_eq!(status, 200, "the plugin still answers");
 

@@ -30,11 +30,9 @@ fn status_shows_networks_attachments_and_health() {
     let att = f.run_detached(&f.name("c"), &net, &[]);
     let port = f.stack.port_of_endpoint(&att.endpoint);
     // Neutron's status follows ovn-installed shortly.
-    wait_for(
-        "the port to be ACTIVE",
-        std::time::Duration::from_secs(30),
-        || (f.stack.port(&port.id)?.status == "ACTIVE").then_some(()),
-    );
+    wait_for("the port to be ACTIVE", std::time::Duration::from_secs(30), || {
+        (f.stack.port(&port.id)?.status == "ACTIVE").then_some(())
+    });
 
     let view = status_json(&f);
     assert_eq!(view["health"]["neutron"]["ok"], true, "{view:#}");
@@ -44,11 +42,9 @@ fn status_shows_networks_attachments_and_health() {
     assert_eq!(view["docker_driver"], f.driver());
     let networks = view["networks"].as_array().expect("networks");
     assert!(
-        networks
-            .iter()
-            .any(|n| n["docker_network"] == docker_net.as_str()
-                && n["neutron_network"] == network.id.as_str()
-                && n["name"] == net.as_str()),
+        networks.iter().any(|n| n["docker_network"] == docker_net.as_str()
+            && n["neutron_network"] == network.id.as_str()
+            && n["name"] == net.as_str()),
         "{view:#}"
     );
     let find = |view: &Value| -> Value {
@@ -68,17 +64,11 @@ fn status_shows_networks_attachments_and_health() {
     assert_eq!(a["ovn_installed"], true);
     assert_eq!(a["neutron_status"], "ACTIVE");
     assert_eq!(a["gc"], "in use");
-    assert!(a["owner"]
-        .as_str()
-        .expect("owner")
-        .contains(&att.endpoint[..12]));
+    assert!(a["owner"].as_str().expect("owner").contains(&att.endpoint[..12]));
 
     // The text form says the same.
     let (_, text) = kuryr_status(&f, &[]);
-    assert!(
-        text.contains(port.id.as_str()) && text.contains(&ip),
-        "{text}"
-    );
+    assert!(text.contains(port.id.as_str()) && text.contains(&ip), "{text}");
 
     // With the plugin down the view is rebuilt all the same.
     f.kuryr.kill();

@@ -67,10 +67,7 @@ pub struct DriverError {
 impl DriverError {
     /// An error of any kind.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
+        Self { kind, message: message.into() }
     }
 
     /// 400: the request is invalid.

@@ -13,32 +13,17 @@ use proptest::prelude::*;
 fn neutron_id() -> impl Strategy<Value = String> {
     any::<u128>().prop_map(|n| {
         let h = format!("{n:032x}");
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..]
-        )
+        format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
     })
 }
 
 fn cidr() -> impl Strategy<Value = IpNet> {
     prop_oneof![
         (any::<u32>(), 0u8..=32).prop_map(|(a, len)| {
-            IpNet::V4(
-                Ipv4Net::new(Ipv4Addr::from(a), len)
-                    .expect("len <= 32")
-                    .trunc(),
-            )
+            IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), len).expect("len <= 32").trunc())
         }),
         (any::<u128>(), 0u8..=128).prop_map(|(a, len)| {
-            IpNet::V6(
-                Ipv6Net::new(Ipv6Addr::from(a), len)
-                    .expect("len <= 128")
-                    .trunc(),
-            )
+            IpNet::V6(Ipv6Net::new(Ipv6Addr::from(a), len).expect("len <= 128").trunc())
         }),
     ]
 }

@@ -228,10 +228,7 @@ impl Error {
     }
 
     pub(crate) fn netlink(op: impl Into<String>, source: rtnetlink::Error) -> Self {
-        Error::Netlink {
-            op: op.into(),
-            source,
-        }
+        Error::Netlink { op: op.into(), source }
     }
 
     pub(crate) fn invalid(
@@ -239,11 +236,7 @@ impl Error {
         value: impl ToString,
         reason: impl Into<String>,
     ) -> Self {
-        Error::InvalidValue {
-            what,
-            value: value.to_string(),
-            reason: reason.into(),
-        }
+        Error::InvalidValue { what, value: value.to_string(), reason: reason.into() }
     }
 }
 

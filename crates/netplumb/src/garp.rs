@@ -55,12 +55,10 @@ pub async fn send_gratuitous_arp(
     match netns {
         // The socket must be made in the namespace of the link.
         Some(ns) => ns.run_in(send).await,
-        None => tokio::task::spawn_blocking(send)
-            .await
-            .map_err(|e| Error::Io {
-                op: "gratuitous ARP task".into(),
-                source: std::io::Error::other(e),
-            })?,
+        None => tokio::task::spawn_blocking(send).await.map_err(|e| Error::Io {
+            op: "gratuitous ARP task".into(),
+            source: std::io::Error::other(e),
+        })?,
     }
 }
 
@@ -69,10 +67,8 @@ fn send_blocking(ifname: &str, mac: MacAddr, ip: Ipv4Addr) -> Result<()> {
         op: format!("{op} {ifname}"),
         source: std::io::Error::last_os_error(),
     };
-    let name = CString::new(ifname).map_err(|_| Error::InvalidName {
-        name: ifname.to_string(),
-        reason: "contains NUL",
-    })?;
+    let name = CString::new(ifname)
+        .map_err(|_| Error::InvalidName { name: ifname.to_string(), reason: "contains NUL" })?;
     // SAFETY: `name` is a valid NUL-terminated string.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
     if index == 0 {

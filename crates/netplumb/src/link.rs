@@ -39,17 +39,13 @@ pub struct Netlink {
 
 impl std::fmt::Debug for Netlink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Netlink")
-            .field("netns", &self.netns)
-            .finish()
+        f.debug_struct("Netlink").field("netns", &self.netns).finish()
     }
 }
 
 fn spawn_connection() -> Result<Handle> {
-    let (conn, handle, _unsolicited) = rtnetlink::new_connection().map_err(|e| Error::Io {
-        op: "open netlink socket".into(),
-        source: e,
-    })?;
+    let (conn, handle, _unsolicited) = rtnetlink::new_connection()
+        .map_err(|e| Error::Io { op: "open netlink socket".into(), source: e })?;
     tokio::spawn(conn);
     Ok(handle)
 }
@@ -60,10 +56,7 @@ impl Netlink {
     /// Must be called inside a tokio runtime. Relies on the rule that no
     /// runtime thread ever calls `setns`.
     pub async fn host() -> Result<Self> {
-        Ok(Netlink {
-            handle: spawn_connection()?,
-            netns: None,
-        })
+        Ok(Netlink { handle: spawn_connection()?, netns: None })
     }
 
     /// A connection inside `netns`: the socket is created on a short-lived
@@ -76,17 +69,12 @@ impl Netlink {
                 // The socket registers with this runtime's reactor, but is
                 // created (and thus bound to the netns) on the netns thread.
                 let _guard = runtime.enter();
-                rtnetlink::new_connection().map_err(|e| Error::Io {
-                    op: "open netlink socket in netns".into(),
-                    source: e,
-                })
+                rtnetlink::new_connection()
+                    .map_err(|e| Error::Io { op: "open netlink socket in netns".into(), source: e })
             })
             .await?;
         tokio::spawn(conn);
-        Ok(Netlink {
-            handle,
-            netns: Some(netns.clone()),
-        })
+        Ok(Netlink { handle, netns: Some(netns.clone()) })
     }
 
     /// The namespace this connection works in (`None` = the host's).
@@ -120,9 +108,7 @@ impl Netlink {
 
     /// Look a link up by name; [`Error::LinkNotFound`] if absent.
     pub async fn link(&self, name: &str) -> Result<LinkInfo> {
-        self.get_link(name)
-            .await?
-            .ok_or_else(|| Error::LinkNotFound { name: name.into() })
+        self.get_link(name).await?.ok_or_else(|| Error::LinkNotFound { name: name.into() })
     }
 
     /// Whether a link with that name exists.
@@ -241,8 +227,7 @@ impl Netlink {
             .await
             .map_err(|e| create_error(K::FEATURE, &spec.name, e))?;
         info!(?spec, "created {}", K::FEATURE);
-        self.read_back_created(&spec.name, spec.netns.as_ref())
-            .await
+        self.read_back_created(&spec.name, spec.netns.as_ref()).await
     }
 
     async fn read_back_created(&self, name: &str, netns: Option<&Netns>) -> Result<LinkInfo> {
@@ -273,13 +258,7 @@ impl Netlink {
     pub async fn ensure_bridge(&self, name: &str) -> Result<LinkInfo> {
         validate_ifname(name)?;
         if self.get_link(name).await?.is_none() {
-            match self
-                .handle
-                .link()
-                .add(spec::bridge_message(name))
-                .execute()
-                .await
-            {
+            match self.handle.link().add(spec::bridge_message(name)).execute().await {
                 Ok(()) => info!(name, "created bridge"),
                 // Lost a race with another creator: fine, check it below.
                 Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {}
@@ -327,12 +306,7 @@ impl Netlink {
         let idx = self.index_of(name).await?;
         let msg = set(LinkUnspec::new_with_index(idx)).build();
         debug!(op = %op, "netlink change");
-        self.handle
-            .link()
-            .change(msg)
-            .execute()
-            .await
-            .map_err(|e| Error::netlink(op, e))
+        self.handle.link().change(msg).execute().await.map_err(|e| Error::netlink(op, e))
     }
 
     /// Move a link into another namespace. Its addresses and routes are lost
@@ -348,10 +322,7 @@ impl Netlink {
             Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {
                 Err(Error::LinkExists { name: name.into() })
             }
-            Err(e) => Err(Error::netlink(
-                format!("move {name} to {}", netns.path().display()),
-                e,
-            )),
+            Err(e) => Err(Error::netlink(format!("move {name} to {}", netns.path().display()), e)),
         }
     }
 
@@ -363,9 +334,9 @@ impl Netlink {
         let msg = LinkUnspec::new_with_index(idx).name(new_name).build();
         match self.handle.link().change(msg).execute().await {
             Ok(()) => Ok(()),
-            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Err(Error::LinkExists {
-                name: new_name.into(),
-            }),
+            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {
+                Err(Error::LinkExists { name: new_name.into() })
+            }
             Err(e) => Err(Error::netlink(
                 format!("rename {name} to {new_name} (older kernels need the link down)"),
                 e,
@@ -377,8 +348,7 @@ impl Netlink {
     pub async fn set_mac(&self, name: &str, mac: MacAddr) -> Result<()> {
         mac.validate_unicast()?;
         let op = format!("set mac of {name} to {mac}");
-        self.change(name, |l| l.address(mac.octets().to_vec()), op)
-            .await
+        self.change(name, |l| l.address(mac.octets().to_vec()), op).await
     }
 
     /// Set a link's MTU.
@@ -390,14 +360,12 @@ impl Netlink {
 
     /// Bring a link up.
     pub async fn set_up(&self, name: &str) -> Result<()> {
-        self.change(name, |l| l.up(), format!("set {name} up"))
-            .await
+        self.change(name, |l| l.up(), format!("set {name} up")).await
     }
 
     /// Bring a link down.
     pub async fn set_down(&self, name: &str) -> Result<()> {
-        self.change(name, |l| l.down(), format!("set {name} down"))
-            .await
+        self.change(name, |l| l.down(), format!("set {name} down")).await
     }
 
     // ----- addresses and routes ------------------------------------------
@@ -408,20 +376,16 @@ impl Netlink {
     /// [`Error::AddressExists`].
     pub async fn add_address(&self, link: &str, addr: IpNet) -> Result<()> {
         let idx = self.index_of(link).await?;
-        let mut req = self
-            .handle
-            .address()
-            .add(idx, addr.addr(), addr.prefix_len());
+        let mut req = self.handle.address().add(idx, addr.addr(), addr.prefix_len());
         *req.message_mut() = spec::address_message(idx, addr);
         match req.execute().await {
             Ok(()) => {
                 debug!(link, %addr, "added address");
                 Ok(())
             }
-            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Err(Error::AddressExists {
-                link: link.into(),
-                addr: addr.to_string(),
-            }),
+            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {
+                Err(Error::AddressExists { link: link.into(), addr: addr.to_string() })
+            }
             Err(e) => Err(Error::netlink(format!("add address {addr} to {link}"), e)),
         }
     }
@@ -441,20 +405,14 @@ impl Netlink {
     pub async fn add_route(&self, link: &str, route: &RouteSpec) -> Result<()> {
         route.validate()?;
         let idx = self.index_of(link).await?;
-        match self
-            .handle
-            .route()
-            .add(spec::route_message(idx, route))
-            .execute()
-            .await
-        {
+        match self.handle.route().add(spec::route_message(idx, route)).execute().await {
             Ok(()) => {
                 debug!(link, %route, "added route");
                 Ok(())
             }
-            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Err(Error::RouteExists {
-                route: format!("{route} dev {link}"),
-            }),
+            Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {
+                Err(Error::RouteExists { route: format!("{route} dev {link}") })
+            }
             Err(e) => Err(Error::netlink(format!("add route {route} dev {link}"), e)),
         }
     }
@@ -491,10 +449,7 @@ async fn dump<M>(
     messages: impl TryStream<Ok = M, Error = rtnetlink::Error>,
     op: String,
 ) -> Result<Vec<M>> {
-    messages
-        .try_collect()
-        .await
-        .map_err(|e| Error::netlink(op, e))
+    messages.try_collect().await.map_err(|e| Error::netlink(op, e))
 }
 
 /// The link a lookup by name or index finds; `Ok(None)` when the kernel has

@@ -49,17 +49,11 @@ impl Netns {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NetnsNotFound { path: path.clone() },
-            _ => Error::Netns {
-                path: path.clone(),
-                reason: format!("cannot open: {e}"),
-            },
+            _ => Error::Netns { path: path.clone(), reason: format!("cannot open: {e}") },
         })?;
         let fd = OwnedFd::from(file);
         check_is_netns(&path, fd.as_fd())?;
-        Ok(Netns {
-            path,
-            fd: Arc::new(fd),
-        })
+        Ok(Netns { path, fd: Arc::new(fd) })
     }
 
     /// The namespace this process runs in (`/proc/self/ns/net`).
@@ -74,10 +68,8 @@ impl Netns {
 
     /// Namespace identity (device, inode): equal values mean the same netns.
     pub fn id(&self) -> Result<(u64, u64)> {
-        let st = nix::sys::stat::fstat(self.fd.as_fd()).map_err(|e| Error::Netns {
-            path: self.path.clone(),
-            reason: format!("fstat: {e}"),
-        })?;
+        let st = nix::sys::stat::fstat(self.fd.as_fd())
+            .map_err(|e| Error::Netns { path: self.path.clone(), reason: format!("fstat: {e}") })?;
         Ok((st.st_dev, st.st_ino))
     }
 
@@ -101,18 +93,12 @@ impl Netns {
             .name("netplumb-netns".into())
             .spawn(move || {
                 let result = nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| Error::Netns {
-                        path,
-                        reason: format!("setns: {e}"),
-                    })
+                    .map_err(|e| Error::Netns { path, reason: format!("setns: {e}") })
                     .and_then(|()| f());
                 // The receiver may be gone if the caller was cancelled.
                 let _ = tx.send(result);
             })
-            .map_err(|e| Error::Io {
-                op: "spawn netns thread".into(),
-                source: e,
-            })?;
+            .map_err(|e| Error::Io { op: "spawn netns thread".into(), source: e })?;
         rx.await.map_err(|_| Error::Netns {
             path: self.path.clone(),
             reason: "netns thread died".into(),
@@ -127,10 +113,7 @@ impl AsFd for Netns {
 }
 
 fn check_is_netns(path: &Path, fd: BorrowedFd<'_>) -> Result<()> {
-    let not_netns = |reason: String| Error::Netns {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let not_netns = |reason: String| Error::Netns { path: path.to_path_buf(), reason };
     let fs = nix::sys::statfs::fstatfs(fd).map_err(|e| not_netns(format!("fstatfs: {e}")))?;
     if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
         return Err(not_netns(
@@ -155,9 +138,7 @@ fn named_path(name: &str) -> Result<PathBuf> {
         && name.len() <= 255
         && name != "."
         && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if !valid {
         return Err(Error::invalid(
             "netns name",
@@ -177,18 +158,10 @@ fn ensure_run_dir() -> Result<()> {
         op: format!("{op} {NETNS_RUN_DIR}"),
         source: std::io::Error::from(e),
     };
-    std::fs::create_dir_all(NETNS_RUN_DIR).map_err(|e| Error::Io {
-        op: format!("mkdir {NETNS_RUN_DIR}"),
-        source: e,
-    })?;
+    std::fs::create_dir_all(NETNS_RUN_DIR)
+        .map_err(|e| Error::Io { op: format!("mkdir {NETNS_RUN_DIR}"), source: e })?;
     let none: Option<&str> = None;
-    match mount(
-        none,
-        NETNS_RUN_DIR,
-        Some("none"),
-        MsFlags::MS_SHARED | MsFlags::MS_REC,
-        none,
-    ) {
+    match mount(none, NETNS_RUN_DIR, Some("none"), MsFlags::MS_SHARED | MsFlags::MS_REC, none) {
         Ok(()) => Ok(()),
         Err(nix::Error::EINVAL) => {
             // Not a mount point yet: bind it onto itself, then make it shared.
@@ -200,14 +173,8 @@ fn ensure_run_dir() -> Result<()> {
                 none,
             )
             .map_err(|e| io("bind mount", e))?;
-            mount(
-                none,
-                NETNS_RUN_DIR,
-                Some("none"),
-                MsFlags::MS_SHARED | MsFlags::MS_REC,
-                none,
-            )
-            .map_err(|e| io("make shared", e))
+            mount(none, NETNS_RUN_DIR, Some("none"), MsFlags::MS_SHARED | MsFlags::MS_REC, none)
+                .map_err(|e| io("make shared", e))
         }
         Err(e) => Err(io("make shared", e)),
     }
@@ -221,14 +188,9 @@ fn ensure_run_dir() -> Result<()> {
 pub fn create_named(name: &str) -> Result<Netns> {
     let path = named_path(name)?;
     ensure_run_dir()?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| Error::Netns {
-            path: path.clone(),
-            reason: format!("cannot create mount point: {e}"),
-        })?;
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| {
+        Error::Netns { path: path.clone(), reason: format!("cannot create mount point: {e}") }
+    })?;
     let target = path.clone();
     let joined = std::thread::Builder::new()
         .name("netplumb-unshare".into())
@@ -240,25 +202,13 @@ pub fn create_named(name: &str) -> Result<Netns> {
             };
             nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| fail("unshare", e))?;
             let none: Option<&str> = None;
-            mount(
-                Some("/proc/thread-self/ns/net"),
-                &target,
-                Some("none"),
-                MsFlags::MS_BIND,
-                none,
-            )
-            .map_err(|e| fail("bind mount", e))
+            mount(Some("/proc/thread-self/ns/net"), &target, Some("none"), MsFlags::MS_BIND, none)
+                .map_err(|e| fail("bind mount", e))
         })
-        .map_err(|e| Error::Io {
-            op: "spawn unshare thread".into(),
-            source: e,
-        })?
+        .map_err(|e| Error::Io { op: "spawn unshare thread".into(), source: e })?
         .join();
     let outcome = joined.unwrap_or_else(|_| {
-        Err(Error::Netns {
-            path: path.clone(),
-            reason: "unshare thread panicked".into(),
-        })
+        Err(Error::Netns { path: path.clone(), reason: "unshare thread panicked".into() })
     });
     if let Err(e) = outcome {
         let _ = std::fs::remove_file(&path);
@@ -278,22 +228,12 @@ pub fn delete_named(name: &str) -> Result<Deleted> {
     }
     match nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
-        Err(e) => {
-            return Err(Error::Netns {
-                path,
-                reason: format!("umount: {e}"),
-            })
-        }
+        Err(e) => return Err(Error::Netns { path, reason: format!("umount: {e}") }),
     }
     match std::fs::remove_file(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(Error::Netns {
-                path,
-                reason: format!("remove: {e}"),
-            })
-        }
+        Err(e) => return Err(Error::Netns { path, reason: format!("remove: {e}") }),
     }
     debug!(netns = %path.display(), "deleted named netns");
     Ok(Deleted::Removed)

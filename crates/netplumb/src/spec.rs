@@ -96,11 +96,7 @@ impl VethSpec {
         validate_ifname(&self.host_name)?;
         validate_ifname(&self.peer_name)?;
         if self.host_name == self.peer_name && self.peer_netns.is_none() {
-            return Err(Error::invalid(
-                "veth peer name",
-                &self.peer_name,
-                "same as the host end",
-            ));
+            return Err(Error::invalid("veth peer name", &self.peer_name, "same as the host end"));
         }
         if let Some(mtu) = self.mtu {
             validate_mtu(mtu)?;
@@ -228,11 +224,7 @@ impl IpvlanSpec {
     /// Check names and MTU, and that no MAC is asked for.
     pub fn validate(&self) -> Result<()> {
         if let Some(mac) = self.mac {
-            return Err(Error::invalid(
-                "ipvlan mac",
-                mac,
-                "an ipvlan has its parent's MAC",
-            ));
+            return Err(Error::invalid("ipvlan mac", mac, "an ipvlan has its parent's MAC"));
         }
         self.validate_link()
     }
@@ -288,12 +280,7 @@ pub struct RouteSpec {
 impl RouteSpec {
     /// A route to `dest`, on-link, no metric.
     pub fn new(dest: IpNet) -> Self {
-        RouteSpec {
-            dest,
-            gateway: None,
-            onlink: false,
-            metric: None,
-        }
+        RouteSpec { dest, gateway: None, onlink: false, metric: None }
     }
 
     /// Default route (v4 or v6, from the gateway's family) via `gateway`.
@@ -335,11 +322,7 @@ impl RouteSpec {
                 ));
             }
             if gw.is_unspecified() || gw.is_multicast() {
-                return Err(Error::invalid(
-                    "route gateway",
-                    gw,
-                    "must be a unicast address",
-                ));
+                return Err(Error::invalid("route gateway", gw, "must be a unicast address"));
             }
         }
         if self.dest.trunc() != self.dest {
@@ -394,10 +377,8 @@ pub(crate) fn veth_message(spec: &VethSpec) -> LinkMessage {
     // The peer is never brought up here: at that point of veth_newlink() its
     // own peer (the host end) is not registered yet and veth_open() fails
     // with ENOTCONN. `peer_up` is applied after creation instead.
-    let mut peer = with_attrs(
-        LinkUnspec::new_with_name(&spec.peer_name),
-        opt_attrs(spec.mtu, spec.peer_mac),
-    );
+    let mut peer =
+        with_attrs(LinkUnspec::new_with_name(&spec.peer_name), opt_attrs(spec.mtu, spec.peer_mac));
     if let Some(ns) = &spec.peer_netns {
         peer = peer.setns_by_fd(ns.raw_fd());
     }
@@ -480,8 +461,7 @@ pub(crate) fn address_message(index: u32, net: IpNet) -> AddressMessage {
                 .address(n.addr(), n.prefix_len())
                 .build();
             msg.header.flags |= AddressHeaderFlags::Nodad;
-            msg.attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
             msg
         }
     }
@@ -489,35 +469,24 @@ pub(crate) fn address_message(index: u32, net: IpNet) -> AddressMessage {
 
 /// RTM_NEWROUTE for `spec` out of link `index`, main table, proto static.
 pub(crate) fn route_message(index: u32, spec: &RouteSpec) -> RouteMessage {
-    let scope = if spec.gateway.is_some() {
-        RouteScope::Universe
-    } else {
-        RouteScope::Link
-    };
+    let scope = if spec.gateway.is_some() { RouteScope::Universe } else { RouteScope::Link };
     // validate() makes the families match; a gateway of the other family
     // is left out rather than sent.
-    let gateway = spec
-        .gateway
-        .filter(|g| g.is_ipv4() == spec.dest.addr().is_ipv4());
+    let gateway = spec.gateway.filter(|g| g.is_ipv4() == spec.dest.addr().is_ipv4());
     let mut b = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(spec.dest.addr(), spec.dest.prefix_len())
         .expect("an IpNet's prefix length fits its family")
         .output_interface(index)
         .scope(scope);
     if let Some(gateway) = gateway {
-        b = b
-            .gateway(gateway)
-            .expect("the gateway has the destination's family");
+        b = b.gateway(gateway).expect("the gateway has the destination's family");
     }
     if spec.onlink {
         b = b.onlink();
     }
     let mut msg = b.build();
     if let Some(metric) = spec.metric {
-        msg.attributes
-            .push(netlink_packet_route::route::RouteAttribute::Priority(
-                metric,
-            ));
+        msg.attributes.push(netlink_packet_route::route::RouteAttribute::Priority(metric));
     }
     msg
 }

@@ -28,12 +28,7 @@ pub const OVS_VALUE_MAX_LEN: usize = 1024;
 /// whitespace), but names with other characters break tools (`ip`, OVS
 /// `ovs-vsctl` parsing, `@` in `ip link` output), so we refuse them.
 pub fn validate_ifname(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(Error::InvalidName {
-            name: name.to_string(),
-            reason,
-        })
-    };
+    let bad = |reason| Err(Error::InvalidName { name: name.to_string(), reason });
     if name.is_empty() {
         return bad("empty");
     }
@@ -43,10 +38,7 @@ pub fn validate_ifname(name: &str) -> Result<()> {
     if name == "." || name == ".." {
         return bad("reserved name");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
         return bad("only ASCII letters, digits, '-', '_' and '.' are allowed");
     }
     Ok(())
@@ -55,11 +47,7 @@ pub fn validate_ifname(name: &str) -> Result<()> {
 /// Check an MTU value.
 pub fn validate_mtu(mtu: u32) -> Result<()> {
     if !(MTU_MIN..=MTU_MAX).contains(&mtu) {
-        return Err(Error::invalid(
-            "mtu",
-            mtu,
-            format!("must be between {MTU_MIN} and {MTU_MAX}"),
-        ));
+        return Err(Error::invalid("mtu", mtu, format!("must be between {MTU_MIN} and {MTU_MAX}")));
     }
     Ok(())
 }
@@ -70,11 +58,7 @@ pub fn validate_ovs_key(key: &str) -> Result<()> {
         return Err(Error::invalid("ovs key", key, "empty"));
     }
     if key.len() > OVS_KEY_MAX_LEN {
-        return Err(Error::invalid(
-            "ovs key",
-            key,
-            format!("longer than {OVS_KEY_MAX_LEN} bytes"),
-        ));
+        return Err(Error::invalid("ovs key", key, format!("longer than {OVS_KEY_MAX_LEN} bytes")));
     }
     if !key
         .bytes()
@@ -92,11 +76,7 @@ pub fn validate_ovs_key(key: &str) -> Result<()> {
 /// Check a string value sent to OVSDB: bounded length, no control characters.
 pub fn validate_ovs_value(what: &'static str, value: &str) -> Result<()> {
     if value.len() > OVS_VALUE_MAX_LEN {
-        return Err(Error::invalid(
-            what,
-            value,
-            format!("longer than {OVS_VALUE_MAX_LEN} bytes"),
-        ));
+        return Err(Error::invalid(what, value, format!("longer than {OVS_VALUE_MAX_LEN} bytes")));
     }
     if value.chars().any(char::is_control) {
         return Err(Error::invalid(what, value, "contains control characters"));
@@ -115,11 +95,7 @@ pub fn validate_vlan_id(id: u16) -> Result<()> {
 /// Check an OVS port `tag` (0..=4095, as the vswitch schema allows).
 pub fn validate_ovs_tag(tag: u16) -> Result<()> {
     if tag > 4095 {
-        return Err(Error::invalid(
-            "ovs port tag",
-            tag,
-            "must be between 0 and 4095",
-        ));
+        return Err(Error::invalid("ovs port tag", tag, "must be between 0 and 4095"));
     }
     Ok(())
 }
@@ -151,11 +127,7 @@ impl MacAddr {
     /// multicast), with a typed error.
     pub fn validate_unicast(&self) -> Result<()> {
         if self.is_zero() || self.is_multicast() {
-            return Err(Error::invalid(
-                "mac address",
-                self,
-                "must be a non-zero unicast address",
-            ));
+            return Err(Error::invalid("mac address", self, "must be a non-zero unicast address"));
         }
         Ok(())
     }
@@ -168,11 +140,7 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            o[0], o[1], o[2], o[3], o[4], o[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3], o[4], o[5])
     }
 }
 
@@ -186,13 +154,8 @@ impl FromStr for MacAddr {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::invalid(
-                "mac address",
-                s,
-                "expected six hex octets like aa:bb:cc:dd:ee:ff",
-            )
-        };
+        let bad =
+            || Error::invalid("mac address", s, "expected six hex octets like aa:bb:cc:dd:ee:ff");
         let parts: Vec<&str> = s.split([':', '-']).collect();
         if parts.len() != 6 {
             return Err(bad());
@@ -214,14 +177,7 @@ mod tests {
 
     #[test]
     fn ifname_rules() {
-        for ok in [
-            "eth0",
-            "tap1234abcd-12",
-            "knp-br0a1b2c",
-            "a",
-            "veth_x.1",
-            "123456789012345",
-        ] {
+        for ok in ["eth0", "tap1234abcd-12", "knp-br0a1b2c", "a", "veth_x.1", "123456789012345"] {
             validate_ifname(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         for bad in [
@@ -294,15 +250,7 @@ mod tests {
         ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
-        assert!("01:00:5e:00:00:01"
-            .parse::<MacAddr>()
-            .unwrap()
-            .validate_unicast()
-            .is_err());
-        assert!("00:00:00:00:00:00"
-            .parse::<MacAddr>()
-            .unwrap()
-            .validate_unicast()
-            .is_err());
+        assert!("01:00:5e:00:00:01".parse::<MacAddr>().unwrap().validate_unicast().is_err());
+        assert!("00:00:00:00:00:00".parse::<MacAddr>().unwrap().validate_unicast().is_err());
     }
 }

@@ -41,9 +41,7 @@ impl BridgeGuard {
     async fn new(ovs: &OvsdbClient) -> Self {
         let name = unique("knp-br");
         assert_eq!(
-            ovs.ensure_bridge(&name, DatapathType::Netdev)
-                .await
-                .unwrap(),
+            ovs.ensure_bridge(&name, DatapathType::Netdev).await.unwrap(),
             BridgeOutcome::Created
         );
         BridgeGuard(name)
@@ -54,10 +52,7 @@ impl Drop for BridgeGuard {
     fn drop(&mut self) {
         let name = self.0.clone();
         cleanup_on_private_runtime(async move {
-            OvsdbClient::default_socket()
-                .delete_bridge(&name)
-                .await
-                .ok()
+            OvsdbClient::default_socket().delete_bridge(&name).await.ok()
         });
     }
 }
@@ -73,9 +68,7 @@ async fn internal_port_test(test: &str) -> Option<(Arc<OvsdbClient>, BridgeGuard
 /// Adds an internal port `port` on `bridge` with one external id.
 async fn add_internal_port(ovs: &OvsdbClient, bridge: &str, port: &str, id: (&str, &str)) {
     ovs.add_port(
-        &PortSpec::new(bridge, port)
-            .iface_type(InterfaceType::Internal)
-            .external_id(id.0, id.1),
+        &PortSpec::new(bridge, port).iface_type(InterfaceType::Internal).external_id(id.0, id.1),
     )
     .await
     .unwrap();
@@ -90,22 +83,13 @@ async fn bridge_lifecycle() {
     let ovs = or_skip!(client("bridge_lifecycle").await);
     let br = BridgeGuard::new(&ovs).await;
     assert_eq!(
-        ovs.ensure_bridge(&br.0, DatapathType::Netdev)
-            .await
-            .unwrap(),
+        ovs.ensure_bridge(&br.0, DatapathType::Netdev).await.unwrap(),
         BridgeOutcome::Existing
     );
-    assert_eq!(
-        ovs.bridge_ports(&br.0).await.unwrap(),
-        vec![br.0.clone()],
-        "internal port"
-    );
+    assert_eq!(ovs.bridge_ports(&br.0).await.unwrap(), vec![br.0.clone()], "internal port");
     assert_eq!(ovs.delete_bridge(&br.0).await.unwrap(), Deleted::Removed);
     assert_eq!(ovs.delete_bridge(&br.0).await.unwrap(), Deleted::Absent);
-    assert!(matches!(
-        ovs.bridge_ports(&br.0).await.unwrap_err(),
-        Error::BridgeNotFound { .. }
-    ));
+    assert!(matches!(ovs.bridge_ports(&br.0).await.unwrap_err(), Error::BridgeNotFound { .. }));
 }
 
 #[tokio::test]
@@ -121,31 +105,20 @@ async fn plug_veth_may_exist_find_and_delete() {
     let iface_id = format!("bogus-{}", unique("lsp"));
 
     let started = Instant::now();
-    nl.create_veth(
-        &VethSpec::new(&tap, &peer)
-            .mtu(1442)
-            .peer_mac(mac("fa:16:3e:00:00:09")),
-    )
-    .await
-    .unwrap();
+    nl.create_veth(&VethSpec::new(&tap, &peer).mtu(1442).peer_mac(mac("fa:16:3e:00:00:09")))
+        .await
+        .unwrap();
     let spec = PortSpec::neutron(&br.0, &tap, &iface_id, mac("fa:16:3e:00:00:09"), "vm-123");
     assert_eq!(ovs.add_port(&spec).await.unwrap(), AddPortOutcome::Created);
     eprintln!("veth create + ovs plug took {:?}", started.elapsed());
 
     // vswitchd picks the device up.
     let t = Instant::now();
-    let ofport = ovs
-        .wait_ofport(&tap, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let ofport = ovs.wait_ofport(&tap, Duration::from_secs(10)).await.unwrap();
     eprintln!("ofport {ofport} assigned after {:?}", t.elapsed());
     assert!(ofport > 0);
 
-    let ids = ovs
-        .interface_external_ids(&tap)
-        .await
-        .unwrap()
-        .expect("interface exists");
+    let ids = ovs.interface_external_ids(&tap).await.unwrap().expect("interface exists");
     assert_eq!(ids["iface-id"], iface_id);
     assert_eq!(ids["attached-mac"], "fa:16:3e:00:00:09");
     assert_eq!(ids["iface-status"], "active");
@@ -153,30 +126,18 @@ async fn plug_veth_may_exist_find_and_delete() {
 
     // A key written by someone else (like ovn-installed) survives a re-plug.
     let foreign = BTreeMap::from([("knp-foreign".to_string(), "keep".to_string())]);
-    ovs.set_interface_external_ids(&tap, &foreign)
-        .await
-        .unwrap();
+    ovs.set_interface_external_ids(&tap, &foreign).await.unwrap();
     let replug =
         PortSpec::neutron(&br.0, &tap, &iface_id, mac("fa:16:3e:00:00:0a"), "vm-456").tag(42);
-    assert_eq!(
-        ovs.add_port(&replug).await.unwrap(),
-        AddPortOutcome::Updated
-    );
+    assert_eq!(ovs.add_port(&replug).await.unwrap(), AddPortOutcome::Updated);
     let ids = ovs.interface_external_ids(&tap).await.unwrap().unwrap();
     assert_eq!(ids["attached-mac"], "fa:16:3e:00:00:0a");
     assert_eq!(ids["vm-uuid"], "vm-456");
     assert_eq!(ids["knp-foreign"], "keep");
-    assert_eq!(
-        ovs.bridge_ports(&br.0).await.unwrap().len(),
-        2,
-        "no duplicate port"
-    );
+    assert_eq!(ovs.bridge_ports(&br.0).await.unwrap().len(), 2, "no duplicate port");
 
     // Find by iface-id (value) and by key only.
-    let found = ovs
-        .find_interfaces("iface-id", Some(&iface_id))
-        .await
-        .unwrap();
+    let found = ovs.find_interfaces("iface-id", Some(&iface_id)).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].name, tap);
     assert_eq!(found[0].bridge.as_deref(), Some(br.0.as_str()));
@@ -188,31 +149,16 @@ async fn plug_veth_may_exist_find_and_delete() {
     // Port exists on our bridge: refuse to plug it elsewhere or delete it
     // from the wrong bridge.
     let other = BridgeGuard::new(&ovs).await;
-    let err = ovs
-        .add_port(&PortSpec::new(&other.0, &tap))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::PortOnOtherBridge { ref actual, .. } if *actual == br.0),
-        "{err}"
-    );
+    let err = ovs.add_port(&PortSpec::new(&other.0, &tap)).await.unwrap_err();
+    assert!(matches!(err, Error::PortOnOtherBridge { ref actual, .. } if *actual == br.0), "{err}");
     let err = ovs.delete_port(Some(&other.0), &tap).await.unwrap_err();
     assert!(matches!(err, Error::PortOnOtherBridge { .. }), "{err}");
 
-    assert_eq!(
-        ovs.delete_port(Some(&br.0), &tap).await.unwrap(),
-        Deleted::Removed
-    );
-    assert_eq!(
-        ovs.delete_port(Some(&br.0), &tap).await.unwrap(),
-        Deleted::Absent
-    );
+    assert_eq!(ovs.delete_port(Some(&br.0), &tap).await.unwrap(), Deleted::Removed);
+    assert_eq!(ovs.delete_port(Some(&br.0), &tap).await.unwrap(), Deleted::Absent);
     assert_eq!(ovs.interface_external_ids(&tap).await.unwrap(), None);
     assert_eq!(ovs.bridge_ports(&br.0).await.unwrap(), vec![br.0.clone()]);
-    let err = ovs
-        .set_interface_external_ids(&tap, &foreign)
-        .await
-        .unwrap_err();
+    let err = ovs.set_interface_external_ids(&tap, &foreign).await.unwrap_err();
     assert!(matches!(err, Error::InterfaceNotFound { .. }), "{err}");
 }
 
@@ -236,19 +182,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
             "{spec:?}: {err}"
         );
     }
-    let err = ovs
-        .add_port(&PortSpec::new("knp-nobridge", "knp-ok"))
-        .await
-        .unwrap_err();
+    let err = ovs.add_port(&PortSpec::new("knp-nobridge", "knp-ok")).await.unwrap_err();
     assert!(matches!(err, Error::BridgeNotFound { .. }), "{err}");
-    assert!(matches!(
-        ovs.delete_port(None, "a/b").await.unwrap_err(),
-        Error::InvalidName { .. }
-    ));
-    assert_eq!(
-        ovs.delete_port(None, &unique("knp-n")).await.unwrap(),
-        Deleted::Absent
-    );
+    assert!(matches!(ovs.delete_port(None, "a/b").await.unwrap_err(), Error::InvalidName { .. }));
+    assert_eq!(ovs.delete_port(None, &unique("knp-n")).await.unwrap(), Deleted::Absent);
     assert_eq!(ovs.bridge_ports(&br.0).await.unwrap(), before);
 }
 
@@ -264,17 +201,11 @@ async fn ovn_installed_waiter_wakes_on_monitor_update() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let other = OvsdbClient::default_socket();
         let ids = BTreeMap::from([(OVN_INSTALLED.to_string(), "true".to_string())]);
-        other
-            .set_interface_external_ids(&setter_port, &ids)
-            .await
-            .unwrap();
+        other.set_interface_external_ids(&setter_port, &ids).await.unwrap();
         Instant::now()
     });
     let switch: Arc<dyn Switch> = ovs.clone();
-    let state = switch
-        .wait_ovn_installed(&port, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let state = switch.wait_ovn_installed(&port, Duration::from_secs(20)).await.unwrap();
     let woke = Instant::now();
     let set_at = setter.await.unwrap();
     assert!(state.ovn_installed());
@@ -285,11 +216,7 @@ async fn ovn_installed_waiter_wakes_on_monitor_update() {
     );
 
     // Already installed: returns at once from the monitor's initial state.
-    assert!(ovs
-        .wait_ovn_installed(&port, Duration::from_secs(5))
-        .await
-        .unwrap()
-        .ovn_installed());
+    assert!(ovs.wait_ovn_installed(&port, Duration::from_secs(5)).await.unwrap().ovn_installed());
     ovs.delete_port(None, &port).await.unwrap();
 }
 
@@ -302,10 +229,7 @@ async fn waiter_started_before_the_port_exists() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         add_internal_port(&o2, &b2, &p2, (OVN_INSTALLED, "true")).await;
     });
-    let state = ovs
-        .wait_ovn_installed(&port, Duration::from_secs(20))
-        .await
-        .unwrap();
+    let state = ovs.wait_ovn_installed(&port, Duration::from_secs(20)).await.unwrap();
     assert!(state.ovn_installed());
     plugger.await.unwrap();
 }
@@ -314,21 +238,13 @@ async fn waiter_started_before_the_port_exists() {
 async fn ovn_installed_wait_times_out() {
     let (ovs, br, port) = or_skip!(internal_port_test("ovn_installed_wait_times_out").await);
     add_internal_port(&ovs, &br.0, &port, (OVN_INSTALLED, "false")).await;
-    let err = ovs
-        .wait_ovn_installed(&port, Duration::from_millis(300))
-        .await
-        .unwrap_err();
+    let err = ovs.wait_ovn_installed(&port, Duration::from_millis(300)).await.unwrap_err();
     match &err {
-        Error::Timeout {
-            last: Some(last), ..
-        } => assert!(last.contains("ovn-installed"), "{err}"),
+        Error::Timeout { last: Some(last), .. } => assert!(last.contains("ovn-installed"), "{err}"),
         other => panic!("expected a timeout, got {other}"),
     }
     // Missing interface: times out too, saying so.
-    let err = ovs
-        .wait_ovn_installed("knp-missing0", Duration::from_millis(100))
-        .await
-        .unwrap_err();
+    let err = ovs.wait_ovn_installed("knp-missing0", Duration::from_millis(100)).await.unwrap_err();
     assert!(err.to_string().contains("no interface named"), "{err}");
     // The connection is still usable after cancelled monitors.
     assert!(ovs.interface_external_ids(&port).await.unwrap().is_some());

@@ -29,12 +29,7 @@ fn summary(label: &str, mut samples: Vec<Duration>) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(20)
-        .max(1);
+    let n: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(20).max(1);
     let neutron = Neutron::new(AuthOptions::from_env()?)?;
     // Authenticate (if needed) outside the measurement.
     neutron.list_extensions().await?;
@@ -65,9 +60,7 @@ async fn measure(
     network_id: &str,
     n: usize,
 ) -> Result<(Vec<Duration>, Vec<Duration>), openstack::Error> {
-    neutron
-        .create_subnet(&SubnetCreate::new(network_id, "10.250.0.0/22"))
-        .await?;
+    neutron.create_subnet(&SubnetCreate::new(network_id, "10.250.0.0/22")).await?;
     let mut ids = Vec::with_capacity(n);
     let mut creates = Vec::with_capacity(n);
     let mut shows = Vec::with_capacity(n);

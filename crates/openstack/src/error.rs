@@ -194,23 +194,11 @@ impl Error {
     pub(crate) fn transport(method: &str, path: &str, source: reqwest::Error) -> Self {
         let (method, path) = (method.to_owned(), path.to_owned());
         if source.is_connect() {
-            Error::Connect {
-                method,
-                path,
-                source,
-            }
+            Error::Connect { method, path, source }
         } else if source.is_timeout() {
-            Error::Timeout {
-                method,
-                path,
-                source,
-            }
+            Error::Timeout { method, path, source }
         } else {
-            Error::Transport {
-                method,
-                path,
-                source,
-            }
+            Error::Transport { method, path, source }
         }
     }
 
@@ -266,11 +254,7 @@ fn parse_error_body(body: &[u8]) -> (Option<String>, String, Option<String>) {
             return (None, text(Some(ne)).unwrap_or_default(), None);
         }
         if let Some(ke) = value.get("error").filter(|e| e.is_object()) {
-            return (
-                text(ke.get("title")),
-                text(ke.get("message")).unwrap_or_default(),
-                None,
-            );
+            return (text(ke.get("title")), text(ke.get("message")).unwrap_or_default(), None);
         }
         if let Some(msg) = text(value.get("message")) {
             return (None, msg, None);
@@ -338,10 +322,7 @@ mod tests {
         let e = err(503, "<html>\n  <body>Service   Unavailable</body></html>");
         assert!(e.is_server_error());
         assert_eq!(e.neutron_type(), None);
-        assert_eq!(
-            e.api().unwrap().message,
-            "<html> <body>Service Unavailable</body></html>"
-        );
+        assert_eq!(e.api().unwrap().message, "<html> <body>Service Unavailable</body></html>");
     }
 
     #[test]

@@ -66,9 +66,8 @@ impl FakeNeutron {
     /// Starts the fake on a free loopback port.
     pub async fn start() -> FakeNeutron {
         let script = Arc::new(Mutex::new(Script::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the fake Neutron");
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the fake Neutron");
         let addr = listener.local_addr().expect("local address");
         let app = Router::new().fallback(handle).with_state(script.clone());
         tokio::spawn(async move {
@@ -98,10 +97,7 @@ impl FakeNeutron {
     pub fn assert_no(&self, method: &str) {
         let lines = self.lines();
         let prefix = format!("{method} ");
-        assert!(
-            !lines.iter().any(|l| l.starts_with(&prefix)),
-            "no {method} expected: {lines:?}"
-        );
+        assert!(!lines.iter().any(|l| l.starts_with(&prefix)), "no {method} expected: {lines:?}");
     }
 
     /// Like [`FakeNeutron::on`], for requests whose query contains `query`
@@ -181,12 +177,7 @@ async fn handle(
     if body.is_null() {
         return status.into_response();
     }
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 /// A subnet as Neutron lists it, for scripted replies and caches in unit

@@ -19,10 +19,7 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         let (c, off) = time.split_at(pos);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let (h, m) = off[1..].split_once(':').unwrap_or((&off[1..], "0"));
-        (
-            c,
-            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60),
-        )
+        (c, sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60))
     } else {
         (time, 0)
     };
@@ -55,10 +52,7 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(
-            parse_timestamp("2026-11-28T02:23:45.500000Z"),
-            Some(1_795_832_625.5)
-        );
+        assert_eq!(parse_timestamp("2026-11-28T02:23:45.500000Z"), Some(1_795_832_625.5));
         assert_eq!(
             parse_timestamp("2026-11-28T03:23:45+01:00"),
             parse_timestamp("2026-11-28T02:23:45Z")

@@ -28,11 +28,7 @@ impl Drop for Server {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
     assert!(
         out.status.success(),
         "openssl {}: {}",
@@ -50,25 +46,10 @@ fn make_pki(tag: &str) -> Option<Dir> {
     let dir = Dir(std::env::temp_dir().join(format!("openstack-tls-{tag}-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
     let d = &dir.0;
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     let mut ca = vec!["req", "-x509"];
     ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test-ca",
-    ]);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=test-ca"]);
     openssl(d, &ca);
     for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
         let mut req = vec!["req"];
@@ -113,11 +94,7 @@ fn make_pki(tag: &str) -> Option<Dir> {
 /// `openssl s_server -www` on a free port; `require_client_cert` makes it
 /// demand a certificate signed by the CA.
 fn serve(dir: &Path, require_client_cert: bool) -> (Server, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let accept = format!("127.0.0.1:{port}");
     let mut args = vec![
         "s_server",
@@ -168,19 +145,11 @@ async fn ca_bundle_and_insecure_switch() {
     let err = probe(AuthOptions::noauth(&url)).await.unwrap_err();
     assert!(err.is_connect(), "unknown CA must be refused: {err}");
 
-    probe(AuthOptions {
-        cafile: Some(pki.0.join("ca.pem")),
-        ..AuthOptions::noauth(&url)
-    })
-    .await
-    .unwrap();
+    probe(AuthOptions { cafile: Some(pki.0.join("ca.pem")), ..AuthOptions::noauth(&url) })
+        .await
+        .unwrap();
 
-    probe(AuthOptions {
-        insecure: true,
-        ..AuthOptions::noauth(&url)
-    })
-    .await
-    .unwrap();
+    probe(AuthOptions { insecure: true, ..AuthOptions::noauth(&url) }).await.unwrap();
 }
 
 #[tokio::test]
@@ -193,10 +162,7 @@ async fn client_certificate() {
         cafile: Some(pki.0.join("ca.pem")),
         ..AuthOptions::noauth(format!("https://127.0.0.1:{port}"))
     };
-    assert!(
-        probe(base.clone()).await.is_err(),
-        "the server demands a client certificate"
-    );
+    assert!(probe(base.clone()).await.is_err(), "the server demands a client certificate");
     probe(AuthOptions {
         certfile: Some(pki.0.join("client.pem")),
         keyfile: Some(pki.0.join("client.key")),

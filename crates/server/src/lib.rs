@@ -95,9 +95,7 @@ pub async fn read_body(request: Request<Body>, limit: usize) -> Result<Bytes, Bo
 
 /// Adds `Allow: POST` to a 405 reply: both protocols are POST only.
 pub fn allow_post(response: &mut Response) {
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
 }
 
 /// A server's router with the name it has in logs and errors
@@ -189,21 +187,12 @@ pub mod testing {
         app: &App,
         request: Request<Body>,
     ) -> (StatusCode, HeaderMap, serde_json::Value) {
-        let response = app
-            .router()
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router answers");
+        let response = app.router().clone().oneshot(request).await.expect("the router answers");
         let (status, headers) = (response.status(), response.headers().clone());
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("a whole body");
+        let bytes =
+            axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a whole body");
         let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "reply is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&bytes)
-            )
+            panic!("reply is not JSON ({e}): {:?}", String::from_utf8_lossy(&bytes))
         });
         (status, headers, json)
     }
@@ -225,14 +214,10 @@ mod tests {
     async fn bodies_are_read_under_the_limit() {
         let body = read_body(request("{}", None), 8).await.expect("small");
         assert_eq!(&body[..], b"{}");
-        let err = read_body(request("0123456789", None), 8)
-            .await
-            .expect_err("large");
+        let err = read_body(request("0123456789", None), 8).await.expect_err("large");
         assert_eq!(err, BodyError::TooLarge { limit: 8 });
         assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let err = read_body(request("{}", Some(9)), 8)
-            .await
-            .expect_err("declared large");
+        let err = read_body(request("{}", Some(9)), 8).await.expect_err("declared large");
         assert_eq!(err, BodyError::TooLarge { limit: 8 });
     }
 

@@ -43,10 +43,7 @@ impl Listener {
     pub async fn tcp(address: SocketAddr) -> Result<Self, ServeError> {
         let listener = TcpListener::bind(address)
             .await
-            .map_err(|source| ServeError::Bind {
-                address: address.to_string(),
-                source,
-            })?;
+            .map_err(|source| ServeError::Bind { address: address.to_string(), source })?;
         Ok(Self::Tcp(listener))
     }
 
@@ -68,9 +65,7 @@ impl Listener {
         let result = match self {
             Self::Unix { listener, guard } => {
                 tracing::info!(path = %guard.path().display(), "serving the {what} on unix socket");
-                let result = axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await;
+                let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
                 drop(guard);
                 result
             }
@@ -78,9 +73,7 @@ impl Listener {
                 if let Ok(address) = listener.local_addr() {
                     tracing::info!(%address, "serving the {what} on TCP");
                 }
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                axum::serve(listener, router).with_graceful_shutdown(shutdown).await
             }
         };
         result.map_err(|source| ServeError::Serve { what, source })
@@ -116,10 +109,7 @@ mod tests {
     /// Serves `app` on `listener` until the returned sender fires.
     fn spawn(
         listener: Listener,
-    ) -> (
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<Result<(), ServeError>>,
-    ) {
+    ) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), ServeError>>) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(listener.serve(app(), async {
             let _ = stopped.await;
@@ -154,10 +144,7 @@ mod tests {
 
         // A live socket is not taken over.
         let err = Listener::unix(&path).await.unwrap_err();
-        assert!(
-            matches!(err, ServeError::Socket(SocketError::InUse { .. })),
-            "{err}"
-        );
+        assert!(matches!(err, ServeError::Socket(SocketError::InUse { .. })), "{err}");
         assert!(err.to_string().contains("in use by another running server"));
 
         let (stop, server) = spawn(listener);
@@ -185,10 +172,7 @@ mod tests {
         let file = dir.join("not-a-socket");
         std::fs::write(&file, "keep me").unwrap();
         let err = Listener::unix(&file).await.unwrap_err();
-        assert!(
-            matches!(err, ServeError::Socket(SocketError::NotASocket { .. })),
-            "{err}"
-        );
+        assert!(matches!(err, ServeError::Socket(SocketError::NotASocket { .. })), "{err}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
     }
 
@@ -208,9 +192,7 @@ mod tests {
     #[tokio::test]
     async fn serves_on_tcp_and_reports_a_taken_address() {
         let listener = Listener::tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let Listener::Tcp(tcp) = &listener else {
-            panic!("a TCP listener")
-        };
+        let Listener::Tcp(tcp) = &listener else { panic!("a TCP listener") };
         let address = tcp.local_addr().unwrap();
         assert_eq!(listener.path(), None);
         let err = Listener::tcp(address).await.unwrap_err();

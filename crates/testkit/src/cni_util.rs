@@ -44,11 +44,7 @@ impl CniOut {
 
     /// Asserts success, showing both outputs otherwise.
     pub fn expect_ok(&self, what: &str) -> &Self {
-        assert!(
-            self.success,
-            "{what} failed:\nstdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
+        assert!(self.success, "{what} failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
         self
     }
 }
@@ -97,10 +93,7 @@ impl CniOut {
         assert!(!self.success, "expected a failure, got {}", self.stdout);
         let v: Value = serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("error output is not JSON ({e}): {}", self.stdout));
-        (
-            v["code"].as_u64().expect("error code"),
-            v["msg"].as_str().unwrap_or_default().to_string(),
-        )
+        (v["code"].as_u64().expect("error code"), v["msg"].as_str().unwrap_or_default().to_string())
     }
 }
 
@@ -127,10 +120,7 @@ impl Daemon {
             socket: dir.join("cni.sock"),
             log: dir.join("daemon.log"),
             args: args.iter().map(ToString::to_string).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         daemon.spawn();
         daemon
@@ -152,9 +142,7 @@ impl Daemon {
         self.child = Some(cmd.spawn().expect("starting kuryr daemon"));
         let socket = self.socket.clone();
         wait_for("the daemon's socket", Duration::from_secs(60), || {
-            std::os::unix::net::UnixStream::connect(&socket)
-                .ok()
-                .map(|_| ())
+            std::os::unix::net::UnixStream::connect(&socket).ok().map(|_| ())
         });
     }
 
@@ -228,10 +216,7 @@ impl<'a> CniWorld<'a> {
         let net = stack.create_network_named(w.net_name.clone());
         w.network_id = net.id.clone();
         let prefix = fresh_v4();
-        let (name, gateway) = (
-            format!("{}-v4", w.net_name),
-            format!("{prefix}.1").parse().ok(),
-        );
+        let (name, gateway) = (format!("{}-v4", w.net_name), format!("{prefix}.1").parse().ok());
         stack.create_subnet_named(&net.id, Some(name), &format!("{prefix}.0/24"), gateway);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         w.daemon = Some(Daemon::start(&w.dir, &["--debug"], &env));

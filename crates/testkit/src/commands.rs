@@ -82,11 +82,8 @@ pub fn run_line(args: &[&str]) -> (bool, String) {
         .args(&args[1..])
         .output()
         .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
 

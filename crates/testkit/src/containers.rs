@@ -105,11 +105,7 @@ impl Eth0 {
 
     /// Asserts eth0 has the IPv4 route `route` (an `ip route` line).
     pub fn assert_route(&self, route: &str) {
-        assert!(
-            self.routes.iter().any(|r| r == route),
-            "{route} not on eth0: {:?}",
-            self.routes
-        );
+        assert!(self.routes.iter().any(|r| r == route), "{route} not on eth0: {:?}", self.routes);
     }
 
     /// Asserts eth0 has an IPv4 route whose `ip route` line starts with
@@ -135,9 +131,7 @@ fn assert_starting(routes: &[String], prefix: &str) {
 /// The container's `eth0`, from `ip` inside it.
 pub fn eth0(container: &str) -> Eth0 {
     let mac = exec(container, &["cat", "/sys/class/net/eth0/address"]);
-    let mtu = exec(container, &["cat", "/sys/class/net/eth0/mtu"])
-        .parse()
-        .expect("mtu");
+    let mtu = exec(container, &["cat", "/sys/class/net/eth0/mtu"]).parse().expect("mtu");
     let addr_out = exec(container, &["ip", "-o", "addr", "show", "dev", "eth0"]);
     let addresses = addr_out
         .lines()
@@ -156,13 +150,7 @@ pub fn eth0(container: &str) -> Eth0 {
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
-    Eth0 {
-        mac,
-        mtu,
-        addresses,
-        routes,
-        routes6,
-    }
+    Eth0 { mac, mtu, addresses, routes, routes6 }
 }
 
 /// Pings `target` from inside `container` (a few tries: the first packet
@@ -171,10 +159,7 @@ pub fn ping(container: &str, target: IpAddr) {
     let target = target.to_string();
     let mut last = String::new();
     for _ in 0..5 {
-        let out = run(
-            "docker",
-            &["exec", container, "ping", "-c", "1", "-W", "2", &target],
-        );
+        let out = run("docker", &["exec", container, "ping", "-c", "1", "-W", "2", &target]);
         if out.status.success() {
             return;
         }
@@ -205,19 +190,12 @@ pub fn start_background_ping(container: &str, target: IpAddr, tag: &str) {
 pub fn stop_background_ping(container: &str, tag: &str) -> (u64, u64, String) {
     docker(&["exec", container, "killall", "-INT", "ping"]);
     let path = format!("/tmp/{tag}.ping");
-    let text = wait_for(
-        "the background ping's statistics",
-        Duration::from_secs(10),
-        || {
-            let text = docker(&["exec", container, "cat", &path]);
-            text.contains("packets received").then_some(text)
-        },
-    );
-    let stats = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_default()
-        .to_string();
+    let text = wait_for("the background ping's statistics", Duration::from_secs(10), || {
+        let text = docker(&["exec", container, "cat", &path]);
+        text.contains("packets received").then_some(text)
+    });
+    let stats =
+        text.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default().to_string();
     let number_before = |word: &str| -> u64 {
         let words: Vec<&str> = stats.split_whitespace().collect();
         words
@@ -228,9 +206,5 @@ pub fn stop_background_ping(container: &str, tag: &str) -> (u64, u64, String) {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no {word} count in {stats:?}"))
     };
-    (
-        number_before("transmitted"),
-        number_before("received"),
-        text,
-    )
+    (number_before("transmitted"), number_before("received"), text)
 }

@@ -89,14 +89,8 @@ pub fn neutron_addr() -> SocketAddr {
     let url = std::env::var("OS_ENDPOINT")
         .or_else(|_| std::env::var("OS_NEUTRON_ENDPOINT"))
         .unwrap_or_else(|_| "http://127.0.0.1:9696".into());
-    let host = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    host.parse()
-        .unwrap_or_else(|e| panic!("Neutron endpoint {url}: {e}"))
+    let host = url.trim_start_matches("http://").split('/').next().unwrap_or_default().to_string();
+    host.parse().unwrap_or_else(|e| panic!("Neutron endpoint {url}: {e}"))
 }
 
 /// A rule as the fault tests write them, the arguments of
@@ -131,9 +125,8 @@ impl FaultProxy {
             .build()
             .expect("a tokio runtime for the proxy");
         let state = Arc::new(Mutex::new(State::default()));
-        let listener = rt
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("binding the proxy on loopback");
+        let listener =
+            rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("binding the proxy on loopback");
         let addr = listener.local_addr().expect("proxy address");
         let st = state.clone();
         rt.spawn(async move {
@@ -147,11 +140,7 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy {
-            addr,
-            state,
-            rt: Some(rt),
-        }
+        FaultProxy { addr, state, rt: Some(rt) }
     }
 
     /// The proxy as a Neutron endpoint URL.
@@ -264,30 +253,19 @@ struct Message {
 
 impl Message {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The message with `Connection: close` and the body's length.
     fn encode(&self) -> Vec<u8> {
         let mut out = format!("{}\r\n", self.first);
         for (n, v) in &self.headers {
-            let skip = [
-                "connection",
-                "content-length",
-                "transfer-encoding",
-                "keep-alive",
-            ];
+            let skip = ["connection", "content-length", "transfer-encoding", "keep-alive"];
             if !skip.iter().any(|s| n.eq_ignore_ascii_case(s)) {
                 out.push_str(&format!("{n}: {v}\r\n"));
             }
         }
-        out.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            self.body.len()
-        ));
+        out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body.len()));
         let mut bytes = out.into_bytes();
         bytes.extend_from_slice(&self.body);
         bytes
@@ -315,22 +293,14 @@ async fn read_message(stream: &mut TcpStream, is_reply: bool) -> std::io::Result
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
-    let mut msg = Message {
-        first,
-        headers,
-        body: buf[head_end + 4..].to_vec(),
-    };
-    let status: Option<u16> = is_reply
-        .then(|| msg.first.split_whitespace().nth(1)?.parse().ok())
-        .flatten();
+    let mut msg = Message { first, headers, body: buf[head_end + 4..].to_vec() };
+    let status: Option<u16> =
+        is_reply.then(|| msg.first.split_whitespace().nth(1)?.parse().ok()).flatten();
     if matches!(status, Some(s) if s < 200 || s == 204 || s == 304) {
         msg.body.clear();
         return Ok(msg);
     }
-    if let Some(len) = msg
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    if let Some(len) = msg.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
         while msg.body.len() < len {
             let n = stream.read(&mut chunk).await?;
             if n == 0 {
@@ -339,10 +309,7 @@ async fn read_message(stream: &mut TcpStream, is_reply: bool) -> std::io::Result
             msg.body.extend_from_slice(&chunk[..n]);
         }
         msg.body.truncate(len);
-    } else if msg
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
+    } else if msg.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         while find(&msg.body, b"0\r\n\r\n").is_none() {
             let n = stream.read(&mut chunk).await?;
             if n == 0 {

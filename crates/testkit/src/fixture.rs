@@ -163,10 +163,8 @@ impl Fixture {
     /// registered by a spec file); the network is removed at the end too.
     pub fn create_network_with(&self, driver: &str, name: &str, args: &[&str]) -> String {
         let out = self.try_create_network_with(driver, name, args);
-        let id = stdout_of_success(
-            &format!("docker network create -d {driver} {name} {args:?}"),
-            &out,
-        );
+        let id =
+            stdout_of_success(&format!("docker network create -d {driver} {name} {args:?}"), &out);
         self.docker_net_ids.borrow_mut().push(id.clone());
         id
     }
@@ -228,27 +226,21 @@ impl Fixture {
 
     /// Records a Neutron object the test made itself.
     pub fn made(&self, res: Resource, id: &str) {
-        self.made
-            .borrow_mut()
-            .push(Made::Neutron(res, id.to_string()));
+        self.made.borrow_mut().push(Made::Neutron(res, id.to_string()));
     }
 
     /// Asserts that Neutron holds nothing Kuryr made for this Docker
     /// network, these endpoints and cidrs: no port, subnet, Kuryr
     /// subnetpool or network; and no veth or OVS port of the given ports.
     pub fn assert_clean(&self, docker_net: &str, cidrs: &[&str], port_ids: &[&str]) {
-        eventually("nothing left behind", || {
-            self.leftovers(docker_net, cidrs, port_ids)
-        });
+        eventually("nothing left behind", || self.leftovers(docker_net, cidrs, port_ids));
     }
 
     /// Asserts that Neutron holds nothing Kuryr made for this Docker
     /// network and these cidrs (network, Kuryr subnetpool and subnets),
     /// whatever other containers of the test still run.
     pub fn assert_network_clean(&self, docker_net: &str, cidrs: &[&str]) {
-        eventually("nothing left of the network", || {
-            self.network_leftovers(docker_net, cidrs)
-        });
+        eventually("nothing left of the network", || self.network_leftovers(docker_net, cidrs));
     }
 
     fn leftovers(&self, docker_net: &str, cidrs: &[&str], port_ids: &[&str]) -> Vec<String> {
@@ -275,10 +267,7 @@ impl Fixture {
         let s = &self.stack;
         let mut left = Vec::new();
         for n in s.networks_of_docker(docker_net) {
-            left.push(format!(
-                "network {} ({}) tagged for {docker_net}",
-                n.id, n.name
-            ));
+            left.push(format!("network {} ({}) tagged for {docker_net}", n.id, n.name));
         }
         for cidr in cidrs {
             for p in s.kuryr_pools(cidr) {
@@ -339,19 +328,13 @@ impl Fixture {
                 continue;
             };
             for net in nets {
-                let made_by_test = self
-                    .made
-                    .borrow()
-                    .iter()
-                    .any(|Made::Neutron(_, made)| *made == net.id);
+                let made_by_test =
+                    self.made.borrow().iter().any(|Made::Neutron(_, made)| *made == net.id);
                 if made_by_test {
                     continue;
                 }
                 delete_ports(Query::new().network_id(&net.id));
-                quiet(
-                    format!("network {}", net.id),
-                    s.block_on(n.delete_network(&net.id)),
-                );
+                quiet(format!("network {}", net.id), s.block_on(n.delete_network(&net.id)));
             }
         }
         for cidr in self.cidrs.borrow().iter() {
@@ -360,20 +343,14 @@ impl Fixture {
             {
                 for sn in subnets {
                     delete_ports(Query::new().fixed_ip_subnet(&sn.id));
-                    quiet(
-                        format!("subnet {}", sn.id),
-                        s.block_on(n.delete_subnet(&sn.id)),
-                    );
+                    quiet(format!("subnet {}", sn.id), s.block_on(n.delete_subnet(&sn.id)));
                 }
             }
             if let Ok(pools) =
                 s.block_on(n.list_subnetpools(&Query::new().name(format!("kuryrPool-{cidr}"))))
             {
                 for p in pools {
-                    quiet(
-                        format!("subnetpool {}", p.id),
-                        s.block_on(n.delete_subnetpool(&p.id)),
-                    );
+                    quiet(format!("subnetpool {}", p.id), s.block_on(n.delete_subnetpool(&p.id)));
                 }
             }
         }

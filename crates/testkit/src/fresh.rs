@@ -57,13 +57,7 @@ pub fn fresh_v4() -> String {
 pub fn fresh_v6() -> String {
     let h = hex(14);
     let group = |s: &str| u16::from_str_radix(s, 16).expect("hex") | 1;
-    format!(
-        "fd{}:{:x}:{:x}:{:x}",
-        &h[..2],
-        group(&h[2..6]),
-        group(&h[6..10]),
-        group(&h[10..14])
-    )
+    format!("fd{}:{:x}:{:x}:{:x}", &h[..2], group(&h[2..6]), group(&h[6..10]), group(&h[10..14]))
 }
 
 /// Whether IPv4 cidr `inner` lies inside `outer` (false for anything else).

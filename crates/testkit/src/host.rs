@@ -51,9 +51,7 @@ pub fn eventually(what: &str, mut problems: impl FnMut() -> Vec<String>) {
 /// Asserts that no host device and no OVS port of this port is left.
 pub fn assert_unplugged(bridge: &str, port_id: &str) {
     let node = Node::from_env();
-    eventually(&format!("port {port_id} unplugged"), || {
-        node.leftovers_on(bridge, port_id)
-    });
+    eventually(&format!("port {port_id} unplugged"), || node.leftovers_on(bridge, port_id));
 }
 
 /// Removes a port's veth and OVS port, if any are left.

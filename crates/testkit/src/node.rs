@@ -48,10 +48,8 @@ impl Node {
                 .unwrap_or_else(hostname),
             tunnel_ip: var("KURYR_STACK_TUNNEL_IP").unwrap_or_else(|| "127.0.0.1".into()),
             bridge: var("KURYR_STACK_BRIDGE").unwrap_or_else(|| "br-int".into()),
-            ovsdb_socket: var("KURYR_STACK_OVSDB_SOCKET").map_or_else(
-                || PathBuf::from("/var/run/openvswitch/db.sock"),
-                PathBuf::from,
-            ),
+            ovsdb_socket: var("KURYR_STACK_OVSDB_SOCKET")
+                .map_or_else(|| PathBuf::from("/var/run/openvswitch/db.sock"), PathBuf::from),
             docker_host: var("DOCKER_HOST").unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
             netns: var("KURYR_STACK_NODE_NETNS"),
         }
@@ -82,20 +80,14 @@ impl Node {
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
         let mut cmd = self.command(program);
         cmd.args(args);
-        run_command(
-            cmd,
-            &format!("{program} {args:?} on {}", self.host),
-            HOST_TIMEOUT,
-        )
+        run_command(cmd, &format!("{program} {args:?} on {}", self.host), HOST_TIMEOUT)
     }
 
     /// `ovs-vsctl --db=unix:<its socket> --timeout=10 <args>`.
     pub fn ovs_vsctl(&self, args: &[&str]) -> Output {
         let db = format!("--db=unix:{}", self.ovsdb_socket.display());
-        let all: Vec<&str> = [db.as_str(), "--timeout=10"]
-            .into_iter()
-            .chain(args.iter().copied())
-            .collect();
+        let all: Vec<&str> =
+            [db.as_str(), "--timeout=10"].into_iter().chain(args.iter().copied()).collect();
         self.run("ovs-vsctl", &all)
     }
 
@@ -107,9 +99,7 @@ impl Node {
 
     /// Whether a network device of this name exists on this node.
     pub fn link_exists(&self, name: &str) -> bool {
-        self.run("ip", &["link", "show", "dev", name])
-            .status
-            .success()
+        self.run("ip", &["link", "show", "dev", name]).status.success()
     }
 
     /// Its OVS interfaces whose `external_ids:<key>` is `value`.
@@ -123,10 +113,7 @@ impl Node {
 
     /// The ports of one of its OVS bridges.
     pub fn ovs_ports_of(&self, bridge: &str) -> Vec<String> {
-        self.ovs_vsctl_ok(&["list-ports", bridge])
-            .lines()
-            .map(str::to_string)
-            .collect()
+        self.ovs_vsctl_ok(&["list-ports", bridge]).lines().map(str::to_string).collect()
     }
 
     /// The ports of its integration bridge.
@@ -138,12 +125,9 @@ impl Node {
     pub fn ovs_external_id(&self, iface: &str, key: &str) -> Option<String> {
         let column = format!("external_ids:{key}");
         let out = self.ovs_vsctl(&["get", "Interface", iface, &column]);
-        out.status.success().then(|| {
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .trim_matches('"')
-                .to_string()
-        })
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().trim_matches('"').to_string())
     }
 
     /// What is left on this node of a port plugged into `bridge`: its veth
@@ -174,9 +158,7 @@ impl Node {
     /// Asserts (eventually) that no device and no OVS port of this port is
     /// left on this node.
     pub fn assert_unplugged(&self, port_id: &str) {
-        crate::eventually(&format!("port {port_id} unplugged"), || {
-            self.leftovers(port_id)
-        });
+        crate::eventually(&format!("port {port_id} unplugged"), || self.leftovers(port_id));
     }
 
     /// Removes a port's veth and OVS port from this node, if any are left.
@@ -191,10 +173,7 @@ impl Node {
 
 /// Host end (`tap<port id[:11]>`) and container end (`t_c<port id[:11]>`).
 pub fn veth_names(port_id: &str) -> (String, String) {
-    (
-        format!("tap{}", &port_id[..11]),
-        format!("t_c{}", &port_id[..11]),
-    )
+    (format!("tap{}", &port_id[..11]), format!("t_c{}", &port_id[..11]))
 }
 
 /// The kernel's host name, as `scripts/stack` takes `$(hostname)`.
@@ -221,14 +200,8 @@ mod tests {
 
     #[test]
     fn docker_socket_is_the_unix_endpoint() {
-        assert_eq!(
-            node().docker_socket(),
-            Some(Path::new("/var/run/docker.sock"))
-        );
-        let tcp = Node {
-            docker_host: "tcp://10.0.0.2:2375".into(),
-            ..node()
-        };
+        assert_eq!(node().docker_socket(), Some(Path::new("/var/run/docker.sock")));
+        let tcp = Node { docker_host: "tcp://10.0.0.2:2375".into(), ..node() };
         assert_eq!(tcp.docker_socket(), None);
     }
 
@@ -243,10 +216,7 @@ mod tests {
         assert_eq!(cmd.get_program(), "ip");
         let args: Vec<_> = cmd.get_args().collect();
         assert_eq!(args, ["netns", "exec", "node2", "ovs-vsctl"]);
-        let docker = cmd
-            .get_envs()
-            .find(|(k, _)| *k == "DOCKER_HOST")
-            .and_then(|(_, v)| v);
+        let docker = cmd.get_envs().find(|(k, _)| *k == "DOCKER_HOST").and_then(|(_, v)| v);
         assert_eq!(docker, Some("unix:///run/node2/docker.sock".as_ref()));
         assert_eq!(node().command("ip").get_program(), "ip");
         assert_eq!(node().command("ip").get_args().count(), 0);

@@ -111,10 +111,7 @@ impl Kuryr {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "kuryr libnetwork exited at start ({status}):\n{}",
-                        self.log_text()
-                    );
+                    panic!("kuryr libnetwork exited at start ({status}):\n{}", self.log_text());
                 }
             }
             if let Ok((200, _)) = self.try_post("/Plugin.Activate", b"") {
@@ -174,9 +171,7 @@ impl Kuryr {
 
     /// The log's length in lines (a mark for `neutron_calls_since`).
     pub fn log_len(&self) -> usize {
-        std::fs::metadata(&self.log)
-            .map(|m| m.len() as usize)
-            .unwrap_or(0)
+        std::fs::metadata(&self.log).map(|m| m.len() as usize).unwrap_or(0)
     }
 
     /// POSTs a raw body to the plugin socket; returns status and body.
@@ -205,11 +200,7 @@ impl Drop for Kuryr {
         if std::thread::panicking() {
             let log = self.log_text();
             let tail: Vec<&str> = log.lines().rev().take(80).collect();
-            eprintln!(
-                "---- last lines of {} ({}) ----",
-                self.log.display(),
-                self.name
-            );
+            eprintln!("---- last lines of {} ({}) ----", self.log.display(), self.name);
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }
@@ -332,15 +323,9 @@ fn post_on(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
+    let chunked =
+        head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
     Ok((status, body))
 }
 

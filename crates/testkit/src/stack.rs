@@ -34,11 +34,7 @@ pub struct Stack {
 pub fn stack_in_mode(test: &str, mode: &str) -> bool {
     let actual = std::env::var("KURYR_STACK_AUTH").unwrap_or_default();
     if actual != mode {
-        let how = if mode == "keystone" {
-            " --keystone"
-        } else {
-            ""
-        };
+        let how = if mode == "keystone" { " --keystone" } else { "" };
         eprintln!(
             "{test}: skipped: needs the {mode} stack (scripts/stack up{how}; eval \"$(scripts/stack env)\"), not {actual:?}"
         );
@@ -69,11 +65,7 @@ pub fn stack(test: &str) -> Option<Stack> {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    Some(Stack {
-        rt,
-        neutron,
-        nodes: vec![Node::from_env()],
-    })
+    Some(Stack { rt, neutron, nodes: vec![Node::from_env()] })
 }
 
 impl Stack {
@@ -140,11 +132,7 @@ impl Stack {
     /// The one subnet of a network: asserts the network has exactly one.
     pub fn only_subnet_of(&self, network_id: &str) -> Subnet {
         let mut subnets = self.subnets(Query::new().network_id(network_id));
-        assert_eq!(
-            subnets.len(),
-            1,
-            "one subnet on network {network_id}: {subnets:#?}"
-        );
+        assert_eq!(subnets.len(), 1, "one subnet on network {network_id}: {subnets:#?}");
         subnets.remove(0)
     }
 
@@ -203,14 +191,10 @@ impl Stack {
     /// Waits until an endpoint has exactly one port (device_id = endpoint
     /// id) and Neutron reports it ACTIVE; returns it.
     pub fn wait_active_port_of_endpoint(&self, endpoint: &str, timeout: Duration) -> Port {
-        wait_for(
-            &format!("one ACTIVE port with device_id {endpoint}"),
-            timeout,
-            || {
-                let ports = self.ports_of_endpoint(endpoint);
-                (ports.len() == 1 && ports[0].status == "ACTIVE").then(|| ports[0].clone())
-            },
-        )
+        wait_for(&format!("one ACTIVE port with device_id {endpoint}"), timeout, || {
+            let ports = self.ports_of_endpoint(endpoint);
+            (ports.len() == 1 && ports[0].status == "ACTIVE").then(|| ports[0].clone())
+        })
     }
 
     /// Creates a Neutron network (admin up) as a user would before
@@ -255,10 +239,7 @@ impl Stack {
     /// devices and the port, then the network.
     pub fn remove_network_and_ports(&self, network_id: &str) {
         let ports = self
-            .block_on(
-                self.neutron
-                    .list_ports(&Query::new().network_id(network_id)),
-            )
+            .block_on(self.neutron.list_ports(&Query::new().network_id(network_id)))
             .unwrap_or_default();
         for port in ports {
             self.local().cleanup_devices(&port.id);
@@ -289,16 +270,10 @@ impl Stack {
 /// code under test).
 pub fn id_tags(id: &str) -> Vec<String> {
     assert_eq!(id.len(), 64, "a Docker id has 64 hex digits: {id}");
-    vec![
-        format!("kuryr.net.uuid.lh:{}", &id[..32]),
-        format!("kuryr.net.uuid.uh:{}", &id[32..]),
-    ]
+    vec![format!("kuryr.net.uuid.lh:{}", &id[..32]), format!("kuryr.net.uuid.uh:{}", &id[32..])]
 }
 
 /// Our addition on ports: the Docker network id in two halves.
 pub fn docker_net_tags(id: &str) -> Vec<String> {
-    vec![
-        format!("kuryr.docker.net.lh:{}", &id[..32]),
-        format!("kuryr.docker.net.uh:{}", &id[32..]),
-    ]
+    vec![format!("kuryr.docker.net.lh:{}", &id[..32]), format!("kuryr.docker.net.uh:{}", &id[32..])]
 }

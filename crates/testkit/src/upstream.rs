@@ -47,10 +47,7 @@ pub fn assert_port_free(port: u16) {
 pub fn wait_port_closed(port: u16, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while TcpStream::connect(("127.0.0.1", port)).is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "something still listens on 127.0.0.1:{port}"
-        );
+        assert!(Instant::now() < deadline, "something still listens on 127.0.0.1:{port}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -67,10 +64,7 @@ pub fn wait_activate(addr: SocketAddr, timeout: Duration, mut alive: impl FnMut(
             return;
         }
         assert!(alive(), "the plugin on {addr} exited at start");
-        assert!(
-            Instant::now() < deadline,
-            "no plugin answered Plugin.Activate on {addr}"
-        );
+        assert!(Instant::now() < deadline, "no plugin answered Plugin.Activate on {addr}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -100,10 +94,7 @@ impl SpecFile {
             "a socket for driver {name} exists: Docker would use it instead of the spec file"
         );
         std::fs::write(&path, format!("http://{addr}\n")).expect("writing the spec file");
-        SpecFile {
-            name: name.to_string(),
-            path,
-        }
+        SpecFile { name: name.to_string(), path }
     }
 }
 
@@ -171,14 +162,7 @@ impl Upstream {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let mut up = Upstream {
-            addr,
-            dir,
-            config,
-            log,
-            output,
-            child: Some(child),
-        };
+        let mut up = Upstream { addr, dir, config, log, output, child: Some(child) };
         wait_activate(addr, Duration::from_secs(60), || {
             matches!(up.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
         });
@@ -202,9 +186,7 @@ impl Upstream {
     /// Its log so far.
     pub fn log_text(&self) -> String {
         let read = |p: &Path| {
-            std::fs::read(p)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
+            std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
         };
         format!("{}{}", read(&self.output), read(&self.log))
     }
@@ -225,16 +207,9 @@ impl Drop for Upstream {
         if std::thread::panicking() {
             let log = self.log_text();
             // pyroute2's netlink chatter drowns everything at debug.
-            let tail: Vec<&str> = log
-                .lines()
-                .filter(|l| !l.contains(" pyroute2."))
-                .rev()
-                .take(60)
-                .collect();
-            eprintln!(
-                "---- last lines of upstream kuryr-server ({}) ----",
-                self.dir.display()
-            );
+            let tail: Vec<&str> =
+                log.lines().filter(|l| !l.contains(" pyroute2.")).rev().take(60).collect();
+            eprintln!("---- last lines of upstream kuryr-server ({}) ----", self.dir.display());
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }

@@ -59,11 +59,8 @@ pub fn exchanges() -> Vec<Exchange> {
                 continue;
             }
             let req = v["req"].clone();
-            let body = if req.is_null() {
-                Vec::new()
-            } else {
-                go_body(&raw_json_member(line, "req"))
-            };
+            let body =
+                if req.is_null() { Vec::new() } else { go_body(&raw_json_member(line, "req")) };
             out.push(Exchange {
                 path: v["path"].as_str().expect("path").to_owned(),
                 req,
@@ -168,9 +165,7 @@ pub fn request_json(request: &Request) -> Value {
 
 /// Path of a file under crates/cni's `tests/fixtures/`.
 pub fn fixture_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../cni/tests/fixtures")
-        .join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cni/tests/fixtures").join(rel)
 }
 
 /// A JSON fixture under `tests/fixtures/`.

@@ -28,10 +28,7 @@ pub(super) async fn check(cni: &NeutronCni, req: &AttachmentRequest) -> Result<(
     // ADD returns on the local ovn-installed signal, which comes before
     // Neutron's status update: either counts as ACTIVE.
     if port.status != PortStatus::Active && !cni.binder.ovn_installed(&port.id).await {
-        return Err(errors::mismatch(format!(
-            "port {} is {}, not ACTIVE",
-            port.id, port.status
-        )));
+        return Err(errors::mismatch(format!("port {} is {}, not ACTIVE", port.id, port.status)));
     }
     let subnets = cni
         .neutron
@@ -63,9 +60,7 @@ pub(super) async fn check(cni: &NeutronCni, req: &AttachmentRequest) -> Result<(
     if !link.admin_up {
         return Err(errors::mismatch(format!("{ifname} is down")));
     }
-    let network = cni
-        .resolve_network("the port's network", &port.network_id)
-        .await?;
+    let network = cni.resolve_network("the port's network", &port.network_id).await?;
     if let Some(mtu) = network.mtu {
         if link.mtu != mtu {
             return Err(errors::mismatch(format!(
@@ -74,10 +69,8 @@ pub(super) async fn check(cni: &NeutronCni, req: &AttachmentRequest) -> Result<(
             )));
         }
     }
-    let present = inside
-        .addresses(ifname)
-        .await
-        .map_err(|e| errors::plumbing("reading addresses", &e))?;
+    let present =
+        inside.addresses(ifname).await.map_err(|e| errors::plumbing("reading addresses", &e))?;
     for (want, _) in &layout.addresses {
         if !present.iter().any(|a| a.addr == *want) {
             return Err(errors::mismatch(format!(
@@ -86,15 +79,9 @@ pub(super) async fn check(cni: &NeutronCni, req: &AttachmentRequest) -> Result<(
             )));
         }
     }
-    let routes = inside
-        .routes(ifname)
-        .await
-        .map_err(|e| errors::plumbing("reading routes", &e))?;
+    let routes = inside.routes(ifname).await.map_err(|e| errors::plumbing("reading routes", &e))?;
     for want in &layout.routes {
-        if !routes
-            .iter()
-            .any(|r| r.dest == want.dest && r.gateway == want.gateway)
-        {
+        if !routes.iter().any(|r| r.dest == want.dest && r.gateway == want.gateway) {
             return Err(errors::mismatch(format!("{ifname} lacks route {want}")));
         }
     }

@@ -26,11 +26,7 @@ const STALE: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba98765
 
 async fn handler(neutron: Neutron) -> NeutronCni {
     let netlink = Netlink::host().await.expect("a netlink socket");
-    let binder = Binder::new(
-        netlink,
-        Arc::new(FakeSwitch::with_bridge("br-int")),
-        "br-int",
-    );
+    let binder = Binder::new(netlink, Arc::new(FakeSwitch::with_bridge("br-int")), "br-int");
     NeutronCni::new(
         neutron,
         binder,
@@ -115,11 +111,7 @@ async fn a_refused_port_is_a_cni_error_and_leaves_nothing() {
             .expect_err("refused");
         assert_eq!(err.code, code, "{kind}: {err:?}");
         assert!(err.msg.contains(kind), "{err:?}");
-        let post = fake
-            .calls()
-            .into_iter()
-            .find(|c| c.method == "POST")
-            .expect("one POST");
+        let post = fake.calls().into_iter().find(|c| c.method == "POST").expect("one POST");
         let port = &post.body["port"];
         assert_eq!(port["device_id"], CID);
         assert_eq!(port["binding:host_id"], "test-host");
@@ -135,9 +127,7 @@ async fn del_is_idempotent() {
     let fake = FakeNeutron::start().await;
     fake.get("/v2.0/ports", json!({"ports": []}));
     let cni = handler(fake.client()).await;
-    cni.del(attachment("DEL", CID, json!({"network": "net-a"})))
-        .await
-        .expect("nothing to delete");
+    cni.del(attachment("DEL", CID, json!({"network": "net-a"}))).await.expect("nothing to delete");
     assert_eq!(fake.lines(), vec!["GET /v2.0/ports"]);
     let query = &fake.calls()[0].query;
     assert!(query.contains(&format!("device_id={CID}")), "{query}");
@@ -154,10 +144,7 @@ async fn del_is_idempotent() {
     cni.del(attachment("DEL", CID, json!({"network": "net-a"})))
         .await
         .expect("already gone is fine");
-    assert_eq!(
-        fake.lines().last().map(String::as_str),
-        Some("DELETE /v2.0/ports/p1")
-    );
+    assert_eq!(fake.lines().last().map(String::as_str), Some("DELETE /v2.0/ports/p1"));
 }
 
 /// GC deletes this host's ports of the network whose attachment is not in
@@ -183,19 +170,10 @@ async fn gc_removes_only_stale_attachments() {
         panic!("not GC");
     };
     cni.gc(gc).await.expect("collected");
-    assert_eq!(
-        fake.lines(),
-        vec!["GET /v2.0/ports", "DELETE /v2.0/ports/p-stale"]
-    );
+    assert_eq!(fake.lines(), vec!["GET /v2.0/ports", "DELETE /v2.0/ports/p-stale"]);
     let query = &fake.calls()[0].query;
-    assert!(
-        query.contains("binding%3Ahost_id=test-host"),
-        "this host only: {query}"
-    );
-    assert!(
-        query.contains("tags=kuryr.cni.net%3Akn"),
-        "this network only: {query}"
-    );
+    assert!(query.contains("binding%3Ahost_id=test-host"), "this host only: {query}");
+    assert!(query.contains("tags=kuryr.cni.net%3Akn"), "this network only: {query}");
 }
 
 /// STATUS asks Neutron; no answer is error 50 (plugin not available), so

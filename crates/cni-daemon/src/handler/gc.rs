@@ -47,8 +47,7 @@ impl NeutronCni {
                 }
             }
         }
-        self.collect_host_leftovers(cni_network, &valid, &mut first_error)
-            .await;
+        self.collect_host_leftovers(cni_network, &valid, &mut first_error).await;
         first_error.map_or(Ok(()), Err)
     }
 
@@ -80,10 +79,7 @@ impl NeutronCni {
         for iface in found {
             let ids = &iface.external_ids;
             let container_id = ids.get(OWNER_KEY).map(String::as_str).unwrap_or_default();
-            let ifname = ids
-                .get(tags::OVS_IFNAME_KEY)
-                .map(String::as_str)
-                .unwrap_or_default();
+            let ifname = ids.get(tags::OVS_IFNAME_KEY).map(String::as_str).unwrap_or_default();
             let Some(port_id) = ids.get("iface-id") else {
                 continue;
             };

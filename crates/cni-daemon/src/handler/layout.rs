@@ -55,15 +55,8 @@ pub(super) fn add_result(
             .iter()
             .map(|(addr, gw)| IpConfig::new(*addr, *gw, Some(container_index)))
             .collect(),
-        routes: layout
-            .routes
-            .iter()
-            .map(|r| Route::new(r.dest, r.gateway))
-            .collect(),
-        dns: crate::spec::Dns {
-            nameservers: layout.nameservers,
-            ..Default::default()
-        },
+        routes: layout.routes.iter().map(|r| Route::new(r.dest, r.gateway)).collect(),
+        dns: crate::spec::Dns { nameservers: layout.nameservers, ..Default::default() },
     };
     match &req.prev_result {
         Some(prev) => {
@@ -83,20 +76,14 @@ pub(super) fn layout_of(port: &Port, subnets: &[Subnet]) -> Result<Layout, CniEr
     let mut defaults = BTreeSet::new();
     let mut extra_routes = Vec::new();
     for fixed in &port.fixed_ips {
-        let subnet = subnets
-            .iter()
-            .find(|s| s.id == fixed.subnet_id)
-            .ok_or_else(|| {
-                CniError::try_again_later(format!(
-                    "subnet {} of port {} is gone",
-                    fixed.subnet_id, port.id
-                ))
-            })?;
-        let cidr: IpNet = subnet.cidr.parse().map_err(|e| {
-            CniError::internal(format!(
-                "subnet {} has cidr {:?}: {e}",
-                subnet.id, subnet.cidr
+        let subnet = subnets.iter().find(|s| s.id == fixed.subnet_id).ok_or_else(|| {
+            CniError::try_again_later(format!(
+                "subnet {} of port {} is gone",
+                fixed.subnet_id, port.id
             ))
+        })?;
+        let cidr: IpNet = subnet.cidr.parse().map_err(|e| {
+            CniError::internal(format!("subnet {} has cidr {:?}: {e}", subnet.id, subnet.cidr))
         })?;
         let address = IpNet::new(fixed.ip_address, cidr.prefix_len())
             .map_err(|e| CniError::internal(format!("address {}: {e}", fixed.ip_address)))?;
@@ -165,21 +152,11 @@ mod tests {
         }))
         .expect("port");
         port.fixed_ips = vec![
-            FixedIp {
-                subnet_id: "s4".into(),
-                ip_address: "10.1.0.5".parse().expect("ip"),
-            },
-            FixedIp {
-                subnet_id: "s6".into(),
-                ip_address: "fd00::5".parse().expect("ip"),
-            },
+            FixedIp { subnet_id: "s4".into(), ip_address: "10.1.0.5".parse().expect("ip") },
+            FixedIp { subnet_id: "s6".into(), ip_address: "fd00::5".parse().expect("ip") },
         ];
         let layout = layout_of(&port, &[v4, v6]).expect("layout");
-        let addrs: Vec<String> = layout
-            .addresses
-            .iter()
-            .map(|(a, _)| a.to_string())
-            .collect();
+        let addrs: Vec<String> = layout.addresses.iter().map(|(a, _)| a.to_string()).collect();
         assert_eq!(addrs, ["10.1.0.5/24", "fd00::5/64"]);
         let routes: Vec<String> = layout.routes.iter().map(|r| r.to_string()).collect();
         assert_eq!(routes.len(), 3, "{routes:?}");

@@ -44,21 +44,15 @@ impl NeutronCni {
             return Ok(found.clone());
         }
         let query = Query::new().fields(["id", "name", "mtu"]);
-        let query = if looks_like_uuid(reference) {
-            query.id(reference)
-        } else {
-            query.name(reference)
-        };
+        let query =
+            if looks_like_uuid(reference) { query.id(reference) } else { query.name(reference) };
         let found = self
             .neutron
             .list_networks(&query)
             .await
             .map_err(|e| errors::neutron(&format!("looking up {key} = {reference:?}"), &e))?;
         let network = match found.as_slice() {
-            [one] => NetworkRef {
-                id: one.id.to_string(),
-                mtu: one.mtu,
-            },
+            [one] => NetworkRef { id: one.id.to_string(), mtu: one.mtu },
             [] => {
                 return Err(CniError::invalid_config(format!(
                     "{key} = {reference:?}: no Neutron network with that name or id"
@@ -91,11 +85,8 @@ impl NeutronCni {
             return Ok(id.clone());
         }
         let query = Query::new().network_id(network_id).fields(["id"]);
-        let query = if looks_like_uuid(reference) {
-            query.id(reference)
-        } else {
-            query.name(reference)
-        };
+        let query =
+            if looks_like_uuid(reference) { query.id(reference) } else { query.name(reference) };
         let found = self.neutron.list_subnets(&query).await.map_err(|e| {
             errors::neutron(&format!("looking up neutron.subnet = {reference:?}"), &e)
         })?;
@@ -123,16 +114,9 @@ impl NeutronCni {
         if let Some(project) = project {
             query = query.project_id(project);
         }
-        let found = self
-            .neutron
-            .list_security_groups(&query)
-            .await
-            .map_err(|e| {
-                errors::neutron(
-                    &format!("looking up neutron.security_groups entry {reference:?}"),
-                    &e,
-                )
-            })?;
+        let found = self.neutron.list_security_groups(&query).await.map_err(|e| {
+            errors::neutron(&format!("looking up neutron.security_groups entry {reference:?}"), &e)
+        })?;
         self.cache_one(
             cache_key,
             found.into_iter().map(|g| g.id.into_string()).collect(),

@@ -91,9 +91,7 @@ impl NeutronCni {
             let mut map = lock(&self.attachments);
             // Entries nobody holds or waits for are dropped.
             map.retain(|_, m| Arc::strong_count(m) > 1);
-            map.entry((req.container_id.clone(), req.ifname.clone()))
-                .or_default()
-                .clone()
+            map.entry((req.container_id.clone(), req.ifname.clone())).or_default().clone()
         };
         slot.lock_owned().await
     }
@@ -184,21 +182,11 @@ impl NeutronCni {
                     .await
                     .map_err(|e| errors::lifecycle(&e))?;
                 // Neutron learns the owner after the reply.
-                tokio::spawn(
-                    self.lifecycle
-                        .record_owner(&port.id, add.owner.record(&port.tags)),
-                );
+                tokio::spawn(self.lifecycle.record_owner(&port.id, add.owner.record(&port.tags)));
                 bound
             }
         };
-        Ok(add_result(
-            add.req,
-            &bound,
-            &port.mac_address,
-            add.network.mtu,
-            layout,
-            add.netns_path,
-        ))
+        Ok(add_result(add.req, &bound, &port.mac_address, add.network.mtu, layout, add.netns_path))
     }
 
     /// ADD from a ready pool port, when pools are on and the request asks
@@ -262,15 +250,8 @@ impl NeutronCni {
     /// At start: re-adopts this host's ready CNI pool ports, then records
     /// the owner of any pool port a crash left claimed in OVSDB only.
     pub async fn recover_pools(&self) {
-        self.lifecycle
-            .pool()
-            .recover(&self.settings.lifecycle.host, self.settings.pool)
-            .await;
-        if let Err(err) = self
-            .lifecycle
-            .recover_owners(OwnerKind::CniAttachment)
-            .await
-        {
+        self.lifecycle.pool().recover(&self.settings.lifecycle.host, self.settings.pool).await;
+        if let Err(err) = self.lifecycle.recover_owners(OwnerKind::CniAttachment).await {
             warn!(%err, "recording owners a crash left out");
         }
     }
@@ -281,12 +262,8 @@ impl NeutronCni {
         if !self.binder.binds_host() {
             return None;
         }
-        let found = self
-            .binder
-            .switch()
-            .find_interfaces(OWNER_KEY, Some(container_id))
-            .await
-            .ok()?;
+        let found =
+            self.binder.switch().find_interfaces(OWNER_KEY, Some(container_id)).await.ok()?;
         found.into_iter().find_map(|i| {
             (i.external_ids.get(tags::OVS_IFNAME_KEY).map(String::as_str) == Some(ifname))
                 .then(|| i.external_ids.get("iface-id").cloned())
@@ -312,11 +289,7 @@ impl NeutronCni {
             Some(groups) => {
                 let mut ids = Vec::with_capacity(groups.len());
                 for group in groups {
-                    ids.push(
-                        self.security_group_id(group, conf.project.as_deref())
-                            .await?
-                            .into(),
-                    );
+                    ids.push(self.security_group_id(group, conf.project.as_deref()).await?.into());
                 }
                 Some(ids)
             }
@@ -351,10 +324,7 @@ impl NeutronCni {
 
     /// Unplugs and deletes a port; a port already gone is fine.
     async fn remove(&self, port_id: &str) -> Result<(), CniError> {
-        self.lifecycle
-            .release(port_id)
-            .await
-            .map_err(|e| errors::lifecycle(&e))
+        self.lifecycle.release(port_id).await.map_err(|e| errors::lifecycle(&e))
     }
 
     /// Best-effort undo on a failed ADD.
@@ -421,12 +391,8 @@ impl CniHandler for NeutronCni {
     }
 
     async fn status(&self, _req: StatusRequest) -> Result<(), CniError> {
-        self.neutron
-            .list_extensions()
-            .await
-            .map(|_| ())
-            .map_err(|err| {
-                CniError::plugin_not_available(format!("Neutron is not answering: {err}"))
-            })
+        self.neutron.list_extensions().await.map(|_| ()).map_err(|err| {
+            CniError::plugin_not_available(format!("Neutron is not answering: {err}"))
+        })
     }
 }

@@ -124,14 +124,8 @@ struct Verb(&'static str);
 struct FailedWith(u32);
 
 fn record(response: &HttpResponse, elapsed: std::time::Duration) {
-    let operation = response
-        .extensions()
-        .get::<Verb>()
-        .map_or("unknown", |verb| verb.0);
-    let kind = response
-        .extensions()
-        .get::<FailedWith>()
-        .map(|code| code.0.to_string());
+    let operation = response.extensions().get::<Verb>().map_or("unknown", |verb| verb.0);
+    let kind = response.extensions().get::<FailedWith>().map(|code| code.0.to_string());
     kuryr_core::metrics::global().observe(operation, elapsed, kind.as_deref());
 }
 
@@ -173,9 +167,7 @@ async fn serve_verb<H: CniHandler>(
     // serde reads a JSON array as the struct's fields in order: refuse it.
     let as_array = body.trim_ascii_start().first() == Some(&b'[');
     let decoded = if as_array {
-        Err(serde::de::Error::custom(
-            "invalid type: array, expected a JSON object",
-        ))
+        Err(serde::de::Error::custom("invalid type: array, expected a JSON object"))
     } else {
         serde_json::from_slice::<Request>(&body)
     };
@@ -258,9 +250,7 @@ fn error_reply(status: StatusCode, err: &CniError, version: CniVersion) -> HttpR
         .into_bytes()
     });
     let mut response = json_reply(status, body);
-    response
-        .extensions_mut()
-        .insert(FailedWith(err.code.code()));
+    response.extensions_mut().insert(FailedWith(err.code.code()));
     response
 }
 
@@ -276,13 +266,6 @@ fn ok_reply<T: Serialize>(body: &T) -> HttpResponse {
 }
 
 fn json_reply(status: StatusCode, bytes: Vec<u8>) -> HttpResponse {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        bytes,
-    )
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes)
         .into_response()
 }

@@ -27,10 +27,7 @@ async fn send(app: &App, method: &str, path: &str, body: Vec<u8>) -> Reply {
         .unwrap();
     let (status, headers, json) = kuryr_server::testing::exchange(app, request).await;
     assert_eq!(headers["content-type"], "application/json");
-    Reply {
-        status: status.as_u16(),
-        json,
-    }
+    Reply { status: status.as_u16(), json }
 }
 
 async fn post(app: &App, body: &Value) -> Reply {
@@ -107,33 +104,15 @@ async fn other_commands_answer_empty() {
     }
     let mut gc = config("1.1.0");
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "c1", "ifname": "eth0"}]);
-    let reply = post(
-        &app,
-        &json!({"command": "GC", "path": ["/opt/cni/bin"], "config": gc}),
-    )
-    .await;
+    let reply = post(&app, &json!({"command": "GC", "path": ["/opt/cni/bin"], "config": gc})).await;
     assert_eq!((reply.status, &reply.json), (200, &json!({})));
-    let reply = post(
-        &app,
-        &json!({"command": "STATUS", "config": config("1.1.0")}),
-    )
-    .await;
+    let reply = post(&app, &json!({"command": "STATUS", "config": config("1.1.0")})).await;
     assert_eq!((reply.status, &reply.json), (200, &json!({})));
 
     let commands: Vec<CniCommand> = handler.calls().iter().map(Call::command).collect();
-    assert_eq!(
-        commands,
-        [
-            CniCommand::Del,
-            CniCommand::Check,
-            CniCommand::Gc,
-            CniCommand::Status
-        ]
-    );
+    assert_eq!(commands, [CniCommand::Del, CniCommand::Check, CniCommand::Gc, CniCommand::Status]);
     let calls = handler.calls();
-    let Call::Check(check) = &calls[1] else {
-        panic!()
-    };
+    let Call::Check(check) = &calls[1] else { panic!() };
     assert_eq!(check.prev_result.as_ref().unwrap().interfaces.len(), 2);
     let Call::Gc(gc) = &calls[2] else { panic!() };
     assert_eq!(gc.valid_attachments[0].container_id, "c1");
@@ -142,20 +121,10 @@ async fn other_commands_answer_empty() {
 #[tokio::test]
 async fn version_is_answered_without_the_handler() {
     let (handler, app) = app();
-    let reply = post(
-        &app,
-        &json!({"command": "VERSION", "config": {"cniVersion": "0.4.0"}}),
-    )
-    .await;
+    let reply = post(&app, &json!({"command": "VERSION", "config": {"cniVersion": "0.4.0"}})).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json["result"]["cniVersion"], "0.4.0");
-    assert_eq!(
-        reply.json["result"]["supportedVersions"]
-            .as_array()
-            .unwrap()
-            .len(),
-        5
-    );
+    assert_eq!(reply.json["result"]["supportedVersions"].as_array().unwrap().len(), 5);
     assert!(handler.calls().is_empty());
 }
 
@@ -167,11 +136,7 @@ async fn handler_errors_keep_the_cni_shape() {
         (CniError::plugin_not_available("neutron is down"), 503, 50),
         (CniError::limited_connectivity("ovn is down"), 503, 51),
         (CniError::internal("bug"), 500, 999),
-        (
-            CniError::new(ErrorCode::Other(120), "quota exceeded"),
-            500,
-            120,
-        ),
+        (CniError::new(ErrorCode::Other(120), "quota exceeded"), 500, 120),
     ];
     for (err, status, code) in cases {
         let handler = Arc::new(RecordingHandler::failing(err.clone().with_details("more")));
@@ -187,23 +152,11 @@ async fn invalid_requests_never_reach_the_handler() {
     let (handler, app) = app();
     let mut bad_ifname = request("ADD", config("1.1.0"));
     bad_ifname["ifname"] = json!("eth0:1");
-    assert_cni_error(
-        &post(&app, &bad_ifname).await,
-        400,
-        4,
-        "1.1.0",
-        "invalid CNI_IFNAME",
-    );
+    assert_cni_error(&post(&app, &bad_ifname).await, 400, 4, "1.1.0", "invalid CNI_IFNAME");
 
     let mut no_netns = request("CHECK", config("0.4.0"));
     no_netns.as_object_mut().unwrap().remove("netns");
-    assert_cni_error(
-        &post(&app, &no_netns).await,
-        400,
-        4,
-        "0.4.0",
-        "missing for CHECK: CNI_NETNS",
-    );
+    assert_cni_error(&post(&app, &no_netns).await, 400, 4, "0.4.0", "missing for CHECK: CNI_NETNS");
 
     let old = request("ADD", json!({"cniVersion": "0.2.0", "name": "kuryr"}));
     assert_cni_error(&post(&app, &old).await, 400, 1, "1.1.0", "0.2.0");
@@ -212,22 +165,10 @@ async fn invalid_requests_never_reach_the_handler() {
     assert_cni_error(&post(&app, &unnamed).await, 400, 7, "1.0.0", "no name");
 
     let check = request("CHECK", config("1.1.0"));
-    assert_cni_error(
-        &post(&app, &check).await,
-        400,
-        7,
-        "1.1.0",
-        "CHECK needs prevResult",
-    );
+    assert_cni_error(&post(&app, &check).await, 400, 7, "1.1.0", "CHECK needs prevResult");
 
     let gc = json!({"command": "GC", "path": ["/opt/cni/bin"], "config": config("1.1.0")});
-    assert_cni_error(
-        &post(&app, &gc).await,
-        400,
-        7,
-        "1.1.0",
-        "GC needs cni.dev/valid-attachments",
-    );
+    assert_cni_error(&post(&app, &gc).await, 400, 7, "1.1.0", "GC needs cni.dev/valid-attachments");
 
     let status = json!({"command": "STATUS", "config": config("1.0.0")});
     assert_cni_error(
@@ -240,13 +181,7 @@ async fn invalid_requests_never_reach_the_handler() {
 
     // A JSON array must not be read as the request's fields in order.
     let as_array = json!(["ADD", "c1", "/proc/1/ns/net", "eth0"]);
-    assert_cni_error(
-        &post(&app, &as_array).await,
-        400,
-        6,
-        "1.1.0",
-        "expected a JSON object",
-    );
+    assert_cni_error(&post(&app, &as_array).await, 400, 6, "1.1.0", "expected a JSON object");
 
     assert!(handler.calls().is_empty());
 }
@@ -270,13 +205,7 @@ async fn kuryr_rules_apply_to_add_and_check() {
     assert!(reply.json["details"].as_str().unwrap().contains("Neutron"));
     let mut masq = config("1.1.0");
     masq["ipMasq"] = json!(true);
-    assert_cni_error(
-        &post(&app, &request("ADD", masq)).await,
-        400,
-        2,
-        "1.1.0",
-        "ipMasq = true",
-    );
+    assert_cni_error(&post(&app, &request("ADD", masq)).await, 400, 2, "1.1.0", "ipMasq = true");
 
     let mut strict_args = request("ADD", config("1.1.0"));
     strict_args["args"] = json!({"K8S_POD_NAME": "web", "FOO": "1"});
@@ -301,11 +230,8 @@ async fn malformed_http_requests() {
     let (handler, app) = app();
     let reply = send(&app, "POST", "/cni", b"{not json".to_vec()).await;
     assert_cni_error(&reply, 400, 6, "1.1.0", "invalid kuryr CNI request");
-    let reply = post(
-        &app,
-        &json!({"command": "ADD", "config": {"cniVersion": "0.3.1"}, "args": []}),
-    )
-    .await;
+    let reply =
+        post(&app, &json!({"command": "ADD", "config": {"cniVersion": "0.3.1"}, "args": []})).await;
     assert_cni_error(&reply, 400, 6, "0.3.1", "invalid kuryr CNI request");
     let reply = post(&app, &json!({"command": "BOGUS", "config": {}})).await;
     assert_cni_error(&reply, 400, 6, "1.1.0", "invalid CNI_COMMAND");
@@ -313,11 +239,7 @@ async fn malformed_http_requests() {
     let reply = send(&app, "POST", "/addNetwork", b"{}".to_vec()).await;
     assert_cni_error(&reply, 404, 999, "1.1.0", "unknown path /addNetwork");
 
-    let request = HttpRequest::builder()
-        .method("GET")
-        .uri("/cni")
-        .body(Body::empty())
-        .unwrap();
+    let request = HttpRequest::builder().method("GET").uri("/cni").body(Body::empty()).unwrap();
     let response = app.router().clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "POST");
@@ -341,10 +263,8 @@ async fn calls_are_timed_by_verb_and_errors_counted_by_code() {
     let (_, app) = app();
     let reply = post(&app, &request("ADD", config("1.1.0"))).await;
     assert_eq!(reply.status, 200, "{}", reply.json);
-    let handler = Arc::new(RecordingHandler::failing(CniError::new(
-        ErrorCode::Other(121),
-        "quota exceeded",
-    )));
+    let handler =
+        Arc::new(RecordingHandler::failing(CniError::new(ErrorCode::Other(121), "quota exceeded")));
     let reply = post(&router(handler), &request("DEL", config("1.1.0"))).await;
     assert_eq!(reply.status, 500, "{}", reply.json);
     let reply = send(&app, "POST", "/cni", b"{".to_vec()).await;

@@ -84,9 +84,7 @@ pub fn post(socket: &Path, body: &[u8], timeout: Duration) -> Result<HttpReply, 
         env!("CARGO_PKG_VERSION"),
         body.len()
     );
-    stream
-        .set_write_timeout(Some(remaining(deadline, socket, timeout)?))
-        .map_err(io_err)?;
+    stream.set_write_timeout(Some(remaining(deadline, socket, timeout)?)).map_err(io_err)?;
     stream.write_all(head.as_bytes()).map_err(io_err)?;
     stream.write_all(body).map_err(io_err)?;
     stream.flush().map_err(io_err)?;
@@ -94,10 +92,9 @@ pub fn post(socket: &Path, body: &[u8], timeout: Duration) -> Result<HttpReply, 
     let mut received = Vec::with_capacity(4096);
     let mut chunk = [0u8; 16 * 1024];
     loop {
-        if let Some(reply) = parse_reply(&received).map_err(|reason| ClientError::Malformed {
-            path: socket.to_path_buf(),
-            reason,
-        })? {
+        if let Some(reply) = parse_reply(&received)
+            .map_err(|reason| ClientError::Malformed { path: socket.to_path_buf(), reason })?
+        {
             return Ok(reply);
         }
         if received.len() > MAX_BODY_BYTES + 64 * 1024 {
@@ -106,15 +103,9 @@ pub fn post(socket: &Path, body: &[u8], timeout: Duration) -> Result<HttpReply, 
                 reason: format!("reply larger than {MAX_BODY_BYTES} bytes"),
             });
         }
-        stream
-            .set_read_timeout(Some(remaining(deadline, socket, timeout)?))
-            .map_err(io_err)?;
+        stream.set_read_timeout(Some(remaining(deadline, socket, timeout)?)).map_err(io_err)?;
         match stream.read(&mut chunk) {
-            Ok(0) => {
-                return Err(ClientError::Closed {
-                    path: socket.to_path_buf(),
-                })
-            }
+            Ok(0) => return Err(ClientError::Closed { path: socket.to_path_buf() }),
             Ok(n) => received.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io_err(e)),
@@ -149,10 +140,7 @@ fn remaining(deadline: Instant, socket: &Path, timeout: Duration) -> Result<Dura
     deadline
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| ClientError::Timeout {
-            path: socket.to_path_buf(),
-            timeout,
-        })
+        .ok_or_else(|| ClientError::Timeout { path: socket.to_path_buf(), timeout })
 }
 
 /// Parses a complete reply out of `data`; `Ok(None)` while incomplete.
@@ -172,9 +160,7 @@ fn parse_reply(data: &[u8]) -> Result<Option<HttpReply>, String> {
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
-            let len: usize = value
-                .parse()
-                .map_err(|_| format!("bad Content-Length {value:?}"))?;
+            let len: usize = value.parse().map_err(|_| format!("bad Content-Length {value:?}"))?;
             if len > MAX_BODY_BYTES {
                 return Err(format!("reply body of {len} bytes is too large"));
             }
@@ -212,8 +198,7 @@ fn parse_status_line(line: &str) -> Result<u16, String> {
     if !proto.starts_with("HTTP/1.") {
         return Err(format!("bad status line {line:?}"));
     }
-    code.parse()
-        .map_err(|_| format!("bad status line {line:?}"))
+    code.parse().map_err(|_| format!("bad status line {line:?}"))
 }
 
 /// Decodes a chunked body; `Ok(None)` while incomplete.
@@ -291,10 +276,7 @@ mod tests {
         assert!(parse_reply(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n").is_err());
         assert!(parse_reply(b"HTTP/1.1 200 OK\r\n\r\n{}").is_err());
         assert!(parse_reply(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
-        let huge = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
-            MAX_BODY_BYTES + 1
-        );
+        let huge = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", MAX_BODY_BYTES + 1);
         assert!(parse_reply(huge.as_bytes()).is_err());
     }
 
@@ -304,8 +286,6 @@ mod tests {
             std::env::temp_dir().join(format!("kuryr-cni-absent-{}.sock", std::process::id()));
         let err = post(&path, b"{}", Duration::from_secs(5)).unwrap_err();
         assert!(matches!(err, ClientError::NotRunning { .. }), "{err}");
-        assert!(err
-            .to_string()
-            .starts_with("kuryr daemon is not running at "));
+        assert!(err.to_string().starts_with("kuryr daemon is not running at "));
     }
 }

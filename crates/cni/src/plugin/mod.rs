@@ -90,10 +90,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            socket: PathBuf::from(DEFAULT_SOCKET),
-            timeouts: Timeouts::default(),
-        }
+        Self { socket: PathBuf::from(DEFAULT_SOCKET), timeouts: Timeouts::default() }
     }
 }
 
@@ -218,10 +215,7 @@ fn forward(
         // VERSION always answers: it ignores the other variables and a
         // missing or broken stdin, as libcni's skel does.
         let config: Option<Value> = input.ok().and_then(|t| serde_json::from_str(&t).ok());
-        let given = config
-            .as_ref()
-            .and_then(|c| c.get("cniVersion"))
-            .and_then(Value::as_str);
+        let given = config.as_ref().and_then(|c| c.get("cniVersion")).and_then(Value::as_str);
         return to_value(&VersionResult::kuryr(given)).map(Some);
     }
     let env = CniEnv::from_lookup(lookup)?;
@@ -262,9 +256,9 @@ pub fn call_daemon(settings: &Settings, request: &Request) -> Result<Option<Valu
         let response: Response = serde_json::from_slice(&reply.body)
             .map_err(|e| CniError::decode(format!("cannot decode kuryr daemon reply: {e}")))?;
         return match (request.command, response.result) {
-            (CniCommand::Add, None) => Err(CniError::decode(
-                "kuryr daemon answered ADD without a result",
-            )),
+            (CniCommand::Add, None) => {
+                Err(CniError::decode("kuryr daemon answered ADD without a result"))
+            }
             (CniCommand::Add, result) => Ok(result),
             // The other commands print nothing on success.
             _ => Ok(None),

@@ -34,19 +34,12 @@ impl Outcome {
 }
 
 fn invoke_plugin(env: &[(&str, &str)], stdin: &str) -> Outcome {
-    let vars: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let vars: HashMap<String, String> =
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let mut input = stdin.as_bytes();
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
-    let status = run(
-        |name| vars.get(name).cloned(),
-        &mut input,
-        &mut stdout,
-        &mut stderr,
-    );
+    let status = run(|name| vars.get(name).cloned(), &mut input, &mut stdout, &mut stderr);
     Outcome {
         status,
         stdout: String::from_utf8(stdout).unwrap(),
@@ -67,13 +60,7 @@ fn add_env(socket: &Path) -> Vec<(&'static str, String)> {
 
 fn with_command(env: &[(&'static str, String)], command: &str) -> Vec<(&'static str, String)> {
     env.iter()
-        .map(|(k, v)| {
-            if *k == "CNI_COMMAND" {
-                (*k, command.to_string())
-            } else {
-                (*k, v.clone())
-            }
-        })
+        .map(|(k, v)| if *k == "CNI_COMMAND" { (*k, command.to_string()) } else { (*k, v.clone()) })
         .collect()
 }
 
@@ -139,11 +126,7 @@ fn version_is_answered_locally() {
     );
     // Broken stdin or environment does not matter to VERSION.
     let out = invoke_plugin(
-        &[
-            ("CNI_COMMAND", "VERSION"),
-            ("CNI_ARGS", "garbage"),
-            ("CNI_IFNAME", "x/y"),
-        ],
+        &[("CNI_COMMAND", "VERSION"), ("CNI_ARGS", "garbage"), ("CNI_IFNAME", "x/y")],
         "not json",
     );
     assert_eq!(out.status, 0);
@@ -186,11 +169,8 @@ fn config_errors_need_no_daemon() {
     let env = add_env(&dir.join("absent.sock"));
     invoke_plugin(&refs(&env), r#"{"cniVersion": "1.1.0"}"#).assert_error(7, "no name");
     invoke_plugin(&refs(&env), r#"{"cniVersion": "0.2.0", "name": "n"}"#).assert_error(1, "0.2.0");
-    invoke_plugin(
-        &refs(&with_command(&env, "STATUS")),
-        r#"{"cniVersion": "1.0.0", "name": "n"}"#,
-    )
-    .assert_error(1, "STATUS is not part of CNI 1.0.0");
+    invoke_plugin(&refs(&with_command(&env, "STATUS")), r#"{"cniVersion": "1.0.0", "name": "n"}"#)
+        .assert_error(1, "STATUS is not part of CNI 1.0.0");
 }
 
 #[test]
@@ -202,10 +182,7 @@ fn absent_daemon_is_try_again_later() {
         let config = r#"{"cniVersion": "1.1.0", "name": "kuryr", "prevResult": {}}"#;
         let out = invoke_plugin(&refs(&with_command(&env, command)), config);
         let reply = out.assert_error(11, "kuryr daemon is not running at ");
-        assert!(reply["msg"]
-            .as_str()
-            .unwrap()
-            .contains(&socket.display().to_string()));
+        assert!(reply["msg"].as_str().unwrap().contains(&socket.display().to_string()));
     }
     let gc = r#"{"cniVersion": "1.1.0", "name": "kuryr", "cni.dev/valid-attachments": []}"#;
     invoke_plugin(&refs(&with_command(&env, "GC")), gc).assert_error(11, "not running");
@@ -229,10 +206,7 @@ fn sends_one_http_request_with_the_raw_config() {
     let dir = TempDir::new("send");
     let socket = dir.join("cni.sock");
     let result = json!({"cniVersion": "1.1.0", "interfaces": [{"name": "eth0"}]});
-    let daemon = fake_daemon(
-        &socket,
-        http("200 OK", &json!({ "result": result }).to_string()),
-    );
+    let daemon = fake_daemon(&socket, http("200 OK", &json!({ "result": result }).to_string()));
     let mut env = add_env(&socket);
     env.push(("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web".into()));
     let config = fixture("spec-1.1.0/add-2-tuning-config.json");
@@ -331,14 +305,8 @@ fn settings_from_environment() {
     let settings = Settings::from_lookup(|_| None).unwrap();
     assert_eq!(settings, Settings::default());
     assert_eq!(settings.socket, Path::new("/run/kuryr/cni.sock"));
-    assert_eq!(
-        settings.timeouts.for_command(CniCommand::Add),
-        Duration::from_secs(120)
-    );
-    assert_eq!(
-        settings.timeouts.for_command(CniCommand::Status),
-        Duration::from_secs(5)
-    );
+    assert_eq!(settings.timeouts.for_command(CniCommand::Add), Duration::from_secs(120));
+    assert_eq!(settings.timeouts.for_command(CniCommand::Status), Duration::from_secs(5));
 
     let vars: HashMap<&str, &str> = [
         ("KURYR_CNI_SOCKET", "/tmp/x.sock"),

@@ -8,37 +8,41 @@ async fn invalid_input_gives_spec_error_codes() {
     let mut daemon = Daemon::start("invalid").await;
     let socket = daemon.socket.clone();
     let bad_ifname = attachment_env_with("ADD", "CNI_IFNAME", "eth0/1");
-    run_plugin(&socket, &bad_ifname, &config("1.0.0"))
+    run_plugin(&socket, &bad_ifname, &config("1.0.0")).await.assert_error(
+        4,
+        "1.0.0",
+        "invalid CNI_IFNAME",
+    );
+    let no_container: Vec<_> =
+        attachment_env("ADD").into_iter().filter(|(k, _)| *k != "CNI_CONTAINERID").collect();
+    run_plugin(&socket, &no_container, &config("1.1.0")).await.assert_error(
+        4,
+        "1.1.0",
+        "CNI_CONTAINERID",
+    );
+    run_plugin(&socket, &[("CNI_COMMAND", "UP")], &config("1.1.0")).await.assert_error(
+        4,
+        "1.1.0",
+        "invalid CNI_COMMAND",
+    );
+    run_plugin(&socket, &attachment_env("ADD"), &json!({"cniVersion": "0.2.0", "name": "kuryr"}))
         .await
-        .assert_error(4, "1.0.0", "invalid CNI_IFNAME");
-    let no_container: Vec<_> = attachment_env("ADD")
-        .into_iter()
-        .filter(|(k, _)| *k != "CNI_CONTAINERID")
-        .collect();
-    run_plugin(&socket, &no_container, &config("1.1.0"))
-        .await
-        .assert_error(4, "1.1.0", "CNI_CONTAINERID");
-    run_plugin(&socket, &[("CNI_COMMAND", "UP")], &config("1.1.0"))
-        .await
-        .assert_error(4, "1.1.0", "invalid CNI_COMMAND");
-    run_plugin(
-        &socket,
-        &attachment_env("ADD"),
-        &json!({"cniVersion": "0.2.0", "name": "kuryr"}),
-    )
-    .await
-    .assert_error(1, "1.1.0", "0.2.0");
-    run_plugin(&socket, &attachment_env("CHECK"), &config("0.3.1"))
-        .await
-        .assert_error(1, "0.3.1", "CHECK is not part of CNI 0.3.1");
+        .assert_error(1, "1.1.0", "0.2.0");
+    run_plugin(&socket, &attachment_env("CHECK"), &config("0.3.1")).await.assert_error(
+        1,
+        "0.3.1",
+        "CHECK is not part of CNI 0.3.1",
+    );
     run_plugin(&socket, &attachment_env("ADD"), &Value::Null)
         .await
         .assert_error(6, "1.1.0", "empty");
     let mut typo = config("1.1.0");
     typo["neutron"]["securitygroups"] = json!(["web"]);
-    run_plugin(&socket, &attachment_env("ADD"), &typo)
-        .await
-        .assert_error(2, "1.1.0", "neutron.securitygroups = [\"web\"]");
+    run_plugin(&socket, &attachment_env("ADD"), &typo).await.assert_error(
+        2,
+        "1.1.0",
+        "neutron.securitygroups = [\"web\"]",
+    );
     assert!(daemon.handler.calls().is_empty());
     daemon.stop().await;
 }
@@ -48,10 +52,7 @@ async fn absent_daemon_is_code_11_and_status_50() {
     let mut daemon = Daemon::start("absent").await;
     let socket = daemon.socket.clone();
     daemon.stop().await;
-    assert!(
-        !socket.exists(),
-        "the server removes its socket on shutdown"
-    );
+    assert!(!socket.exists(), "the server removes its socket on shutdown");
     for command in ["ADD", "DEL"] {
         let out = run_plugin(&socket, &attachment_env(command), &config("1.0.0")).await;
         out.assert_error(
@@ -62,28 +63,24 @@ async fn absent_daemon_is_code_11_and_status_50() {
     }
     let mut gc = config("1.1.0");
     gc["cni.dev/valid-attachments"] = json!([]);
-    run_plugin(
-        &socket,
-        &[("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")],
-        &gc,
-    )
-    .await
-    .assert_error(11, "1.1.0", "not running");
-    run_plugin(&socket, &[("CNI_COMMAND", "STATUS")], &config("1.1.0"))
+    run_plugin(&socket, &[("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")], &gc)
         .await
-        .assert_error(50, "1.1.0", "kuryr daemon is not running");
+        .assert_error(11, "1.1.0", "not running");
+    run_plugin(&socket, &[("CNI_COMMAND", "STATUS")], &config("1.1.0")).await.assert_error(
+        50,
+        "1.1.0",
+        "kuryr daemon is not running",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_plugin_of_a_chain() {
     let mut daemon = Daemon::start("chain").await;
     let list = kuryr_conflist();
-    let capability_args: Map<String, Value> = [
-        ("mac".to_string(), json!("fa:16:3e:aa:bb:cc")),
-        ("portMappings".to_string(), json!([])),
-    ]
-    .into_iter()
-    .collect();
+    let capability_args: Map<String, Value> =
+        [("mac".to_string(), json!("fa:16:3e:aa:bb:cc")), ("portMappings".to_string(), json!([]))]
+            .into_iter()
+            .collect();
 
     // ADD: first in the chain, so no prevResult; runtimeConfig carries the
     // declared capability.
@@ -94,9 +91,7 @@ async fn first_plugin_of_a_chain() {
     let our_result = add.json();
 
     // Our stdout is a valid prevResult for the next plugins.
-    let tuning_config = list
-        .request_config(1, &capability_args, Some(&our_result))
-        .unwrap();
+    let tuning_config = list.request_config(1, &capability_args, Some(&our_result)).unwrap();
     assert_eq!(tuning_config["prevResult"], our_result);
     let parsed = AddResult::parse(&tuning_config["prevResult"], CniVersion::V1_1_0).unwrap();
     assert_eq!(parsed.interfaces[0].name, "eth0");
@@ -106,26 +101,15 @@ async fn first_plugin_of_a_chain() {
     let mut final_result = our_result.clone();
     final_result["interfaces"][0]["mac"] = json!("fa:16:3e:aa:bb:cc");
     for command in ["CHECK", "DEL"] {
-        let config = list
-            .request_config(0, &capability_args, Some(&final_result))
-            .unwrap();
-        run_plugin(&daemon.socket, &attachment_env(command), &config)
-            .await
-            .assert_ok_silent();
+        let config = list.request_config(0, &capability_args, Some(&final_result)).unwrap();
+        run_plugin(&daemon.socket, &attachment_env(command), &config).await.assert_ok_silent();
     }
     let calls = daemon.handler.calls();
-    let Call::Add(add_req) = &calls[0] else {
-        panic!()
-    };
+    let Call::Add(add_req) = &calls[0] else { panic!() };
     assert_eq!(add_req.raw_config, add_config);
-    assert_eq!(
-        add_req.config.runtime_config.as_ref().unwrap()["mac"],
-        "fa:16:3e:aa:bb:cc"
-    );
+    assert_eq!(add_req.config.runtime_config.as_ref().unwrap()["mac"], "fa:16:3e:aa:bb:cc");
     for call in &calls[1..] {
-        let (Call::Check(req) | Call::Del(req)) = call else {
-            panic!("{call:?}")
-        };
+        let (Call::Check(req) | Call::Del(req)) = call else { panic!("{call:?}") };
         assert_eq!(req.raw_config["prevResult"], final_result);
         let prev = req.prev_result.as_ref().unwrap();
         assert_eq!(prev.interfaces[0].mac.as_deref(), Some("fa:16:3e:aa:bb:cc"));

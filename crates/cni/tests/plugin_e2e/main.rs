@@ -52,10 +52,7 @@ fn answer(call: &Call) -> Result<AddResult, CniError> {
         Some("10.10.0.1".parse().unwrap()),
         Some(0),
     ));
-    own.routes.push(Route::new(
-        "0.0.0.0/0".parse().unwrap(),
-        Some("10.10.0.1".parse().unwrap()),
-    ));
+    own.routes.push(Route::new("0.0.0.0/0".parse().unwrap(), Some("10.10.0.1".parse().unwrap())));
     own.dns.nameservers.push("10.10.0.2".into());
     Ok(match req.prev_result.clone() {
         Some(mut prev) => {
@@ -84,13 +81,7 @@ impl Daemon {
         let task = tokio::spawn(bound.serve(router(handler.clone()), async {
             let _ = stopped.await;
         }));
-        Self {
-            _dir: dir,
-            socket,
-            handler,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Self { _dir: dir, socket, handler, stop: Some(stop), task: Some(task) }
     }
 
     async fn stop(&mut self) {
@@ -112,20 +103,13 @@ struct Outcome {
 impl Outcome {
     fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}): {:?} / {:?}",
-                self.stdout, self.stderr
-            )
+            panic!("stdout is not JSON ({e}): {:?} / {:?}", self.stdout, self.stderr)
         })
     }
 
     #[track_caller]
     fn assert_ok_silent(&self) {
-        assert_eq!(
-            self.code, 0,
-            "stdout {:?} stderr {:?}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "stdout {:?} stderr {:?}", self.stdout, self.stderr);
         assert_eq!(self.stdout, "");
     }
 
@@ -144,15 +128,9 @@ impl Outcome {
 /// Runs the binary in a clean environment, as a runtime would.
 async fn run_plugin(socket: &Path, env: &[(&str, &str)], stdin: &Value) -> Outcome {
     let socket = socket.to_path_buf();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let stdin = if stdin.is_null() {
-        String::new()
-    } else {
-        stdin.to_string()
-    };
+    let env: Vec<(String, String)> =
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let stdin = if stdin.is_null() { String::new() } else { stdin.to_string() };
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new(BIN)
             .env_clear()
@@ -163,12 +141,7 @@ async fn run_plugin(socket: &Path, env: &[(&str, &str)], stdin: &Value) -> Outco
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         let output = child.wait_with_output().unwrap();
         Outcome {
             code: output.status.code().unwrap_or(-1),
@@ -212,10 +185,7 @@ fn config(version: &str) -> Value {
 }
 
 fn kuryr_conflist() -> NetConfList {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/kuryr/conflist.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kuryr/conflist.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -223,12 +193,8 @@ fn kuryr_conflist() -> NetConfList {
 async fn add_prints_the_result_in_the_requested_version() {
     let mut daemon = Daemon::start("add").await;
     for version in CniVersion::SUPPORTED {
-        let out = run_plugin(
-            &daemon.socket,
-            &attachment_env("ADD"),
-            &config(version.as_str()),
-        )
-        .await;
+        let out =
+            run_plugin(&daemon.socket, &attachment_env("ADD"), &config(version.as_str())).await;
         assert_eq!(out.code, 0, "{version}: {} {}", out.stdout, out.stderr);
         assert!(out.stderr.is_empty(), "{}", out.stderr);
         let result = out.json();
@@ -236,39 +202,23 @@ async fn add_prints_the_result_in_the_requested_version() {
         let ip = &result["ips"][0];
         assert_eq!(ip["address"], "10.10.0.5/24");
         assert_eq!(ip["interface"], 0);
-        assert_eq!(
-            ip.get("version").is_some(),
-            version < CniVersion::V1_0_0,
-            "{version}"
-        );
+        assert_eq!(ip.get("version").is_some(), version < CniVersion::V1_0_0, "{version}");
         let iface = &result["interfaces"][0];
         assert_eq!(iface["name"], "eth0");
         assert_eq!(iface["sandbox"], "/var/run/netns/cni-3f2c");
-        assert_eq!(
-            iface.get("mtu").is_some(),
-            version == CniVersion::V1_1_0,
-            "{version}"
-        );
-        assert_eq!(
-            result["routes"][0],
-            json!({"dst": "0.0.0.0/0", "gw": "10.10.0.1"})
-        );
+        assert_eq!(iface.get("mtu").is_some(), version == CniVersion::V1_1_0, "{version}");
+        assert_eq!(result["routes"][0], json!({"dst": "0.0.0.0/0", "gw": "10.10.0.1"}));
         assert_eq!(result["dns"], json!({"nameservers": ["10.10.0.2"]}));
     }
     let calls = daemon.handler.calls();
     assert_eq!(calls.len(), CniVersion::SUPPORTED.len());
-    let Call::Add(req) = &calls[0] else {
-        panic!("{calls:?}")
-    };
+    let Call::Add(req) = &calls[0] else { panic!("{calls:?}") };
     assert_eq!(req.container_id, "3f2c1a9e8b7d");
     assert_eq!(req.ifname, "eth0");
     assert_eq!(req.args.k8s_pod_namespace(), Some("default"));
     assert_eq!(req.args.k8s_pod_uid(), Some("0b7c"));
     assert_eq!(req.path, vec!["/usr/lib/cni", "/opt/cni/bin"]);
-    assert_eq!(
-        req.config.neutron.as_ref().unwrap().subnet.as_deref(),
-        Some("pods-v4")
-    );
+    assert_eq!(req.config.neutron.as_ref().unwrap().subnet.as_deref(), Some("pods-v4"));
     daemon.stop().await;
 }
 
@@ -280,41 +230,25 @@ async fn del_check_gc_status_succeed_silently() {
     let mut with_prev = config("1.1.0");
     with_prev["prevResult"] = add.json();
 
-    run_plugin(&daemon.socket, &attachment_env("CHECK"), &with_prev)
-        .await
-        .assert_ok_silent();
-    run_plugin(&daemon.socket, &attachment_env("DEL"), &with_prev)
-        .await
-        .assert_ok_silent();
+    run_plugin(&daemon.socket, &attachment_env("CHECK"), &with_prev).await.assert_ok_silent();
+    run_plugin(&daemon.socket, &attachment_env("DEL"), &with_prev).await.assert_ok_silent();
     // DEL again, without netns (already gone) and without prevResult.
-    let del_env: Vec<_> = attachment_env("DEL")
-        .into_iter()
-        .filter(|(k, _)| *k != "CNI_NETNS")
-        .collect();
-    run_plugin(&daemon.socket, &del_env, &config("1.1.0"))
-        .await
-        .assert_ok_silent();
+    let del_env: Vec<_> =
+        attachment_env("DEL").into_iter().filter(|(k, _)| *k != "CNI_NETNS").collect();
+    run_plugin(&daemon.socket, &del_env, &config("1.1.0")).await.assert_ok_silent();
 
     let mut gc = config("1.1.0");
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "a0b1c2", "ifname": "eth0"}]);
     let gc_env = [("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")];
-    run_plugin(&daemon.socket, &gc_env, &gc)
+    run_plugin(&daemon.socket, &gc_env, &gc).await.assert_ok_silent();
+    run_plugin(&daemon.socket, &[("CNI_COMMAND", "STATUS")], &config("1.1.0"))
         .await
         .assert_ok_silent();
-    run_plugin(
-        &daemon.socket,
-        &[("CNI_COMMAND", "STATUS")],
-        &config("1.1.0"),
-    )
-    .await
-    .assert_ok_silent();
 
     let calls = daemon.handler.calls();
     let commands: Vec<&str> = calls.iter().map(|c| c.command().as_str()).collect();
     assert_eq!(commands, ["ADD", "CHECK", "DEL", "DEL", "GC", "STATUS"]);
-    let Call::Del(second_del) = &calls[3] else {
-        panic!()
-    };
+    let Call::Del(second_del) = &calls[3] else { panic!() };
     assert_eq!(second_del.netns, None);
     assert_eq!(second_del.prev_result, None);
     let Call::Gc(gc) = &calls[4] else { panic!() };
@@ -337,12 +271,8 @@ async fn version_needs_no_daemon() {
         json!({"cniVersion": "1.1.0", "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]})
     );
     // libcni sends {"cniVersion": ...}; some callers send nothing.
-    let out = run_plugin(
-        &dir.0.join("absent.sock"),
-        &[("CNI_COMMAND", "VERSION")],
-        &Value::Null,
-    )
-    .await;
+    let out =
+        run_plugin(&dir.0.join("absent.sock"), &[("CNI_COMMAND", "VERSION")], &Value::Null).await;
     assert_eq!(out.code, 0);
     assert_eq!(out.json()["cniVersion"], "1.1.0");
 }
@@ -360,8 +290,10 @@ async fn handler_errors_reach_the_runtime() {
     }
     let mut down = config("1.1.0");
     down["fail"] = json!({"code": 50, "msg": "neutron unreachable"});
-    run_plugin(&daemon.socket, &[("CNI_COMMAND", "STATUS")], &down)
-        .await
-        .assert_error(50, "1.1.0", "neutron unreachable");
+    run_plugin(&daemon.socket, &[("CNI_COMMAND", "STATUS")], &down).await.assert_error(
+        50,
+        "1.1.0",
+        "neutron unreachable",
+    );
     daemon.stop().await;
 }

@@ -36,22 +36,14 @@ impl Binder {
             if plugged.vif_type != PlugKind::OVS {
                 return std::future::pending::<Result<ActiveVia, BindError>>().await;
             }
-            match self
-                .switch
-                .wait_ovn_installed(&plugged.host_ifname, timeout)
-                .await
-            {
+            match self.switch.wait_ovn_installed(&plugged.host_ifname, timeout).await {
                 Ok(_) => Ok(ActiveVia::OvnInstalled),
                 // No OVN signal: leave the answer to Neutron.
                 Err(_) => std::future::pending().await,
             }
         };
         // Without the OVN signal there is nothing to wait for first.
-        let delay = if plugged.vif_type == PlugKind::OVS {
-            poll_delay
-        } else {
-            Duration::ZERO
-        };
+        let delay = if plugged.vif_type == PlugKind::OVS { poll_delay } else { Duration::ZERO };
         let remote = poll_neutron_active(neutron, port_id, timeout, delay);
         tokio::select! {
             res = local => res,
@@ -77,20 +69,13 @@ pub async fn poll_neutron_active(
             Ok(port) if port.status == PortStatus::Active => return Ok(ActiveVia::Neutron),
             Ok(port) => status = port.status.to_string(),
             Err(source) if source.is_not_found() => {
-                return Err(BindError::Neutron {
-                    port_id: port_id.to_string(),
-                    source,
-                })
+                return Err(BindError::Neutron { port_id: port_id.to_string(), source })
             }
             Err(err) => warn!(port_id, %err, "polling port status"),
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Err(BindError::NotActive {
-                port_id: port_id.to_string(),
-                timeout,
-                status,
-            });
+            return Err(BindError::NotActive { port_id: port_id.to_string(), timeout, status });
         }
         tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(Duration::from_secs(1));

@@ -28,10 +28,7 @@ impl Binder {
                 break found;
             }
             if tokio::time::Instant::now() >= deadline {
-                debug!(
-                    port_id,
-                    sandbox, "gratuitous ARP: interface not configured in time"
-                );
+                debug!(port_id, sandbox, "gratuitous ARP: interface not configured in time");
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -78,16 +75,8 @@ pub(super) async fn configured_link(
 ) -> Option<(Netns, String)> {
     let netns = Netns::from_path(sandbox).ok()?;
     let inside = Netlink::in_netns(&netns).await.ok()?;
-    let link = inside
-        .links()
-        .await
-        .ok()?
-        .into_iter()
-        .find(|l| l.mac == Some(mac) && l.admin_up)?;
+    let link = inside.links().await.ok()?.into_iter().find(|l| l.mac == Some(mac) && l.admin_up)?;
     let addresses = inside.addresses(&link.name).await.ok()?;
     let first = IpAddr::V4(*ips.first()?);
-    addresses
-        .iter()
-        .any(|a| a.addr.addr() == first)
-        .then_some((netns, link.name))
+    addresses.iter().any(|a| a.addr.addr() == first).then_some((netns, link.name))
 }

@@ -118,11 +118,7 @@ enum LinkPlace {
     /// CNI: created straight in the container's netns. Kept by path and
     /// identity, not by an open handle: a handle would keep the netns (and
     /// the link in it) alive after the runtime deleted it.
-    Netns {
-        path: std::path::PathBuf,
-        id: Option<(u64, u64)>,
-        ifname: String,
-    },
+    Netns { path: std::path::PathBuf, id: Option<(u64, u64)>, ifname: String },
 }
 
 /// The VM port's pairs as last seen, with the revision they belong to.
@@ -188,9 +184,7 @@ pub(crate) fn pick_free_vlan(sub_ports: &[SubPort]) -> Option<u16> {
         .filter(|s| s.segmentation_type.is_empty() || s.segmentation_type == "vlan")
         .filter_map(|s| s.segmentation_id)
         .collect();
-    let free: Vec<u16> = VLAN_IDS
-        .filter(|id| !used.contains(&u32::from(*id)))
-        .collect();
+    let free: Vec<u16> = VLAN_IDS.filter(|id| !used.contains(&u32::from(*id))).collect();
     if free.is_empty() {
         return None;
     }
@@ -235,10 +229,7 @@ impl Nested {
         };
         Ok(ips
             .iter()
-            .map(|ip| AddressPair {
-                ip_address: ip.to_string(),
-                mac_address: Some(mac.clone()),
-            })
+            .map(|ip| AddressPair { ip_address: ip.to_string(), mac_address: Some(mac.clone()) })
             .collect())
     }
 
@@ -256,9 +247,7 @@ impl Nested {
                 reason: "the port has no fixed IPs to allow on the VM port".into(),
             });
         }
-        let pairs = self
-            .pairs_for(&req.port_id, req.mac.to_string(), &req.fixed_ips)
-            .await?;
+        let pairs = self.pairs_for(&req.port_id, req.mac.to_string(), &req.fixed_ips).await?;
         let vlan_id = match self.mode {
             NestedMode::Vlan => Some(self.client.add_subport(&req.port_id).await?),
             _ => {
@@ -283,11 +272,7 @@ impl Nested {
         };
         self.records().insert(
             req.port_id.clone(),
-            Record {
-                owner_id: req.owner_id.clone(),
-                pairs,
-                link: place,
-            },
+            Record { owner_id: req.owner_id.clone(), pairs, link: place },
         );
         info!(port_id = %req.port_id, mode = ?self.mode, container_ifname, ?vlan_id, "plugged (nested)");
         Ok(Plugged {
@@ -305,10 +290,7 @@ impl Nested {
         place: &LinkPlace,
         vlan_id: Option<u16>,
     ) -> Result<(), BindError> {
-        let plumbing = |source| BindError::Plumbing {
-            port_id: req.port_id.clone(),
-            source,
-        };
+        let plumbing = |source| BindError::Plumbing { port_id: req.port_id.clone(), source };
         let (name, netns) = match (place, target) {
             (LinkPlace::Host(name), _) => {
                 // A leftover of a crash between plug and record is replaced.
@@ -388,12 +370,10 @@ impl Nested {
             .unwrap_or_else(|| LinkPlace::Host(naming::container_veth_name(port_id)));
         match &link {
             LinkPlace::Host(name) => {
-                host.delete_link(name)
-                    .await
-                    .map_err(|source| BindError::Plumbing {
-                        port_id: port_id.to_string(),
-                        source,
-                    })?;
+                host.delete_link(name).await.map_err(|source| BindError::Plumbing {
+                    port_id: port_id.to_string(),
+                    source,
+                })?;
             }
             // The netns may be gone already, taking the link with it, or
             // its path may name another netns by now.
@@ -419,18 +399,14 @@ impl Nested {
                     Ok(port) => {
                         let ips: Vec<IpAddr> =
                             port.fixed_ips.iter().map(|f| f.ip_address).collect();
-                        self.pairs_for(port_id, port.mac_address.to_lowercase(), &ips)
-                            .await?
+                        self.pairs_for(port_id, port.mac_address.to_lowercase(), &ips).await?
                     }
                     Err(err) if err.is_not_found() => {
                         warn!(port_id, "port gone before unplug: its allowed address pairs stay on the VM port");
                         return Ok(());
                     }
                     Err(source) => {
-                        return Err(BindError::Neutron {
-                            port_id: port_id.to_string(),
-                            source,
-                        })
+                        return Err(BindError::Neutron { port_id: port_id.to_string(), source })
                     }
                 }
             }

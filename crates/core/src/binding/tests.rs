@@ -30,17 +30,11 @@ async fn nested_binder_dispatch() {
     assert!(veth.binds_host() && veth.nested_mode().is_none());
     let binder = Binder::new(netlink, switch, "br-int").with_nested(
         neutron.clone(),
-        NestedConfig {
-            mode: NestedMode::Macvlan,
-            link_iface: "eth0".into(),
-        },
+        NestedConfig { mode: NestedMode::Macvlan, link_iface: "eth0".into() },
     );
     assert!(!binder.binds_host());
     assert_eq!(binder.nested_mode(), Some(NestedMode::Macvlan));
-    assert_eq!(
-        binder.vm_port_client().map(|c| c.link_iface()),
-        Some("eth0")
-    );
+    assert_eq!(binder.vm_port_client().map(|c| c.link_iface()), Some("eth0"));
     let mut req = request("unbound");
     req.fixed_ips.clear();
     let err = binder.plug(&req).await.expect_err("no addresses");
@@ -51,13 +45,7 @@ async fn nested_binder_dispatch() {
         vif_type: PlugKind::Nested(NestedMode::Macvlan),
     };
     let via = binder
-        .wait_active(
-            &neutron,
-            &req.port_id,
-            &plugged,
-            Duration::from_secs(5),
-            Duration::ZERO,
-        )
+        .wait_active(&neutron, &req.port_id, &plugged, Duration::from_secs(5), Duration::ZERO)
         .await
         .expect("not awaited");
     assert_eq!(via, ActiveVia::NotAwaited);
@@ -71,14 +59,7 @@ async fn unsupported_vif_type_names_it_and_touches_nothing() {
     };
     let switch = Arc::new(FakeSwitch::with_bridge("br-int"));
     let binder = Binder::new(netlink, switch.clone(), "br-int");
-    let err = binder
-        .plug(&request("binding_failed"))
-        .await
-        .expect_err("must fail");
+    let err = binder.plug(&request("binding_failed")).await.expect_err("must fail");
     assert!(err.to_string().contains("binding_failed"), "{err}");
-    assert!(switch
-        .find_interfaces("iface-id", None)
-        .await
-        .expect("fake")
-        .is_empty());
+    assert!(switch.find_interfaces("iface-id", None).await.expect("fake").is_empty());
 }

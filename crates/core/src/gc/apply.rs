@@ -50,10 +50,7 @@ pub async fn collect(
         .map_err(neutron_err("listing this host's Kuryr ports"))?;
     let adopted: Vec<PortRecord> = host
         .neutron
-        .list(
-            Resource::Ports,
-            &Query::new().tags([naming::EXISTING_PORT_TAG]),
-        )
+        .list(Resource::Ports, &Query::new().tags([naming::EXISTING_PORT_TAG]))
         .await
         .map_err(neutron_err("listing adopted ports"))?;
     ports.extend(
@@ -108,9 +105,7 @@ pub(super) async fn docker_networks_of(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let query = ids
-        .iter()
-        .fold(Query::new().fields(["id", "tags"]), |q, id| q.id(*id));
+    let query = ids.iter().fold(Query::new().fields(["id", "tags"]), |q, id| q.id(*id));
     let networks = neutron
         .list_networks(&query)
         .await
@@ -139,10 +134,7 @@ pub async fn apply(host: &Host<'_>, actions: &[Action]) -> Vec<Outcome> {
             Ok(()) => info!(%action, "gc: done"),
             Err(err) => warn!(%action, %err, "gc: failed"),
         }
-        out.push(Outcome {
-            action: action.clone(),
-            error: result.err().map(|e| e.to_string()),
-        });
+        out.push(Outcome { action: action.clone(), error: result.err().map(|e| e.to_string()) });
     }
     out
 }

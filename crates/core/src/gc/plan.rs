@@ -21,24 +21,13 @@ pub fn plan(snapshot: &Snapshot, settings: &Settings) -> Plan {
         handled_ports.insert(port.id.clone());
         match verdict(port, snapshot, settings) {
             Verdict::Live => out.live += 1,
-            Verdict::Keep(reason) => out.kept.push(Kept {
-                port_id: port.id.clone(),
-                reason,
-            }),
+            Verdict::Keep(reason) => out.kept.push(Kept { port_id: port.id.clone(), reason }),
             Verdict::Garbage(reason) => {
                 let (port_id, name) = (port.id.clone(), port.name.clone());
                 out.actions.push(if port.is_adopted() {
-                    Action::ResetPort {
-                        port_id,
-                        name,
-                        reason,
-                    }
+                    Action::ResetPort { port_id, name, reason }
                 } else {
-                    Action::DeletePort {
-                        port_id,
-                        name,
-                        reason,
-                    }
+                    Action::DeletePort { port_id, name, reason }
                 });
             }
         }
@@ -68,11 +57,7 @@ pub fn plan(snapshot: &Snapshot, settings: &Settings) -> Plan {
         if host_handled.contains(veth) || !looks_like_port_prefix(prefix) {
             continue;
         }
-        if snapshot
-            .all_port_ids
-            .iter()
-            .any(|id| id.starts_with(prefix))
-        {
+        if snapshot.all_port_ids.iter().any(|id| id.starts_with(prefix)) {
             continue;
         }
         out.actions.push(Action::RemoveVeth {

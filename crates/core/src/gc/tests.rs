@@ -71,10 +71,7 @@ fn ovs(name: &str, port_id: &str) -> InterfaceRecord {
 fn timestamps() {
     assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
     assert_eq!(parse_timestamp("2000-03-01T00:00:01Z"), Some(951_868_801));
-    assert_eq!(
-        parse_timestamp("2026-11-28T04:00:00.123+00:00"),
-        parse_timestamp(NOW)
-    );
+    assert_eq!(parse_timestamp("2026-11-28T04:00:00.123+00:00"), parse_timestamp(NOW));
     assert_eq!(parse_timestamp("garbage"), None);
 }
 
@@ -82,13 +79,7 @@ fn timestamps() {
 fn unrecorded_owner_is_read_from_ovsdb() {
     // The owner PUT failed (or a crash came first): Neutron still says
     // kuryr-unbound-port, OVSDB knows the endpoint.
-    let unrecorded = port(
-        P1,
-        naming::UNBOUND_PORT_NAME,
-        "",
-        &["compute:kuryr"],
-        HOUR_AGO,
-    );
+    let unrecorded = port(P1, naming::UNBOUND_PORT_NAME, "", &["compute:kuryr"], HOUR_AGO);
     let mut snap = snapshot(vec![unrecorded], &["ep"]);
     snap.ovs_interfaces = vec![ovs("tap1", P1)];
     let plan = plan(&snap, &settings());
@@ -100,13 +91,7 @@ fn unrecorded_owner_is_read_from_ovsdb() {
 fn live_endpoint_is_kept_and_dead_ones_go() {
     let live = port(P1, "ep1-port", "ep1", &["compute:kuryr"], HOUR_AGO);
     let dead = port(P2, "ep2-port", "ep2", &["compute:kuryr"], HOUR_AGO);
-    let unbound = port(
-        P3,
-        naming::UNBOUND_PORT_NAME,
-        "",
-        &["compute:kuryr"],
-        HOUR_AGO,
-    );
+    let unbound = port(P3, naming::UNBOUND_PORT_NAME, "", &["compute:kuryr"], HOUR_AGO);
     let plan = plan(&snapshot(vec![live, dead, unbound], &["ep1"]), &settings());
     assert_eq!(plan.live, 1);
     let ids: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
@@ -133,10 +118,7 @@ fn young_ports_and_doubt_keep() {
     // Another driver's network: not ours to judge.
     s.docker.insert(
         DNET.into(),
-        Ok(Some(DockerNetwork {
-            driver: "other".into(),
-            endpoints: BTreeSet::new(),
-        })),
+        Ok(Some(DockerNetwork { driver: "other".into(), endpoints: BTreeSet::new() })),
     );
     assert!(plan(&s, &zero).actions.is_empty());
     // Docker network gone: garbage.
@@ -147,13 +129,7 @@ fn young_ports_and_doubt_keep() {
 #[test]
 fn adopted_is_reset_pool_is_kept() {
     let adopted = port(P1, "mine", "", &[naming::EXISTING_PORT_TAG], HOUR_AGO);
-    let pool = port(
-        P2,
-        POOL_PORT_NAME,
-        "",
-        &["compute:kuryr", POOL_PORT_TAG],
-        HOUR_AGO,
-    );
+    let pool = port(P2, POOL_PORT_NAME, "", &["compute:kuryr", POOL_PORT_TAG], HOUR_AGO);
     let s = snapshot(vec![adopted, pool], &[]);
     let p = plan(&s, &settings());
     assert_eq!(p.actions.len(), 1);
@@ -168,12 +144,8 @@ fn adopted_is_reset_pool_is_kept() {
 
 #[test]
 fn cni_port_lives_with_its_veth() {
-    let tags = [
-        "compute:kuryr",
-        "kuryr.cni.cid.lh:abc",
-        "kuryr.cni.cid.uh:def",
-        "kuryr.cni.ifname:eth0",
-    ];
+    let tags =
+        ["compute:kuryr", "kuryr.cni.cid.lh:abc", "kuryr.cni.cid.uh:def", "kuryr.cni.ifname:eth0"];
     let cni = port(P1, "kuryr-cni-abcdef-eth0", "abcdef", &tags, HOUR_AGO);
     assert_eq!(cni.cni_attachment(), Some(("abcdef".into(), "eth0".into())));
     let mut s = snapshot(vec![cni], &[]);
@@ -230,9 +202,6 @@ fn network_scope() {
 
 #[test]
 fn summary_counts() {
-    let a = Action::RemoveVeth {
-        ifname: "t".into(),
-        reason: "r".into(),
-    };
+    let a = Action::RemoveVeth { ifname: "t".into(), reason: "r".into() };
     assert_eq!(summary(&[a.clone(), a])["veths removed"], 2);
 }

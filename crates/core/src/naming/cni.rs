@@ -70,10 +70,7 @@ pub fn network_tag(cni_network: &str) -> String {
 /// `(container id, ifname)` of a CNI port, from its tags.
 pub fn attachment_of(tags: &[String]) -> Option<(String, String)> {
     let low = tags.iter().find_map(|t| t.strip_prefix(CID_LOW_HALF))?;
-    let high = tags
-        .iter()
-        .find_map(|t| t.strip_prefix(CID_HIGH_HALF))
-        .unwrap_or("");
+    let high = tags.iter().find_map(|t| t.strip_prefix(CID_HIGH_HALF)).unwrap_or("");
     let ifname = tags.iter().find_map(|t| t.strip_prefix(IFNAME))?;
     Some((format!("{low}{high}"), ifname.to_string()))
 }
@@ -102,10 +99,7 @@ mod tests {
         for tag in port_tags(&long, "eth0", &"n".repeat(200)) {
             assert!(tag.len() <= TAG_MAX, "{tag}");
         }
-        assert_eq!(
-            attachment_of(&port_tags("x", "net1", "n")),
-            Some(("x".into(), "net1".into()))
-        );
+        assert_eq!(attachment_of(&port_tags("x", "net1", "n")), Some(("x".into(), "net1".into())));
         assert_eq!(attachment_of(&["compute:kuryr".to_string()]), None);
     }
 

@@ -159,9 +159,8 @@ impl PortPool {
                         .filter(|p| p.status == PortStatus::Active)
                         .map(|p| p.id.as_str())
                         .collect();
-                    let (now_up, still): (Vec<_>, Vec<_>) = waiting
-                        .into_iter()
-                        .partition(|p| up.contains(&p.port.id.as_str()));
+                    let (now_up, still): (Vec<_>, Vec<_>) =
+                        waiting.into_iter().partition(|p| up.contains(&p.port.id.as_str()));
                     active.extend(now_up.into_iter().map(|mut p| {
                         p.port.status = PortStatus::Active;
                         p
@@ -208,16 +207,9 @@ impl PortPool {
                 request.vif_type.as_str()
             ));
         }
-        let plugged = self
-            .binder
-            .plug(&request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let plugged = self.binder.plug(&request).await.map_err(|e| e.to_string())?;
         let mut set = BTreeMap::new();
-        set.insert(
-            naming::OVS_POOL_KEY.to_string(),
-            port.network_id.to_string(),
-        );
+        set.insert(naming::OVS_POOL_KEY.to_string(), port.network_id.to_string());
         self.binder
             .switch()
             .update_interface_external_ids(&plugged.host_ifname, &set, &[OWNER_KEY])

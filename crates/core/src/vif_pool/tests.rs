@@ -17,24 +17,14 @@ fn keys_ignore_security_group_order() {
         }],
         ..Port::default()
     };
-    assert_eq!(
-        PoolKey::of_port(&port),
-        Some(PoolKey::new("n", "s", "h", Vec::new(), ""))
-    );
-    assert_eq!(
-        PoolKey::of_port(&Port::default()),
-        None,
-        "no address, no pool"
-    );
+    assert_eq!(PoolKey::of_port(&port), Some(PoolKey::new("n", "s", "h", Vec::new(), "")));
+    assert_eq!(PoolKey::of_port(&Port::default()), None, "no address, no pool");
 }
 
 #[test]
 fn settings_from_config() {
     let mut config = crate::config::Config::default();
-    assert!(
-        !PoolSettings::from_config(&config).enabled(),
-        "off by default"
-    );
+    assert!(!PoolSettings::from_config(&config).enabled(), "off by default");
     config.vif_pool.ports_pool_min = 3;
     config.vif_pool.ports_pool_max = 5;
     let s = PoolSettings::from_config(&config);
@@ -43,8 +33,5 @@ fn settings_from_config() {
     assert!(!s.has_room(5));
     assert!(PoolSettings { max: 0, ..s }.has_room(1000), "0: no limit");
     config.binding.driver = "macvlan".into();
-    assert!(
-        !PoolSettings::from_config(&config).enabled(),
-        "nested bindings have no pools"
-    );
+    assert!(!PoolSettings::from_config(&config).enabled(), "nested bindings have no pools");
 }

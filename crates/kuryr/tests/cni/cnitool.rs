@@ -122,10 +122,7 @@ fn cnitool_chain_with_tuning_and_portmap() {
     };
     // The shipped conflist (Debian's plugins speak up to 1.0.0), pointed
     // at this test's network.
-    let shipped = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/cni/10-kuryr.conflist"
-    );
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/cni/10-kuryr.conflist");
     let mut conflist: Value = serde_json::from_str(
         &std::fs::read_to_string(shipped).expect("deploy/cni/10-kuryr.conflist"),
     )
@@ -134,11 +131,7 @@ fn cnitool_chain_with_tuning_and_portmap() {
     conflist["plugins"][0]["neutron"] = json!({"network": f.net_name});
     let conf_path = f.dir.join("10-kuryr.conflist");
     std::fs::write(&conf_path, conflist.to_string()).expect("conflist");
-    let bin_dir = kuryr_cni_bin()
-        .parent()
-        .expect("bin dir")
-        .to_string_lossy()
-        .to_string();
+    let bin_dir = kuryr_cni_bin().parent().expect("bin dir").to_string_lossy().to_string();
     let socket = f.socket();
     let cache = f.dir.join("cache");
     let tool_run = |verb: &str, cid: &str, netns: &str| {
@@ -171,19 +164,12 @@ fn cnitool_chain_with_tuning_and_portmap() {
         let port = f.port_of(&cid);
         f.wait_active(&port.id);
         assert_eq!(
-            result["ips"][0]["address"]
-                .as_str()
-                .expect("address")
-                .split('/')
-                .next(),
+            result["ips"][0]["address"].as_str().expect("address").split('/').next(),
             Some(port.fixed_ips[0].ip_address.to_string().as_str())
         );
         // tuning ran after us in the same netns.
         let name = netns.trim_start_matches("/var/run/netns/");
-        let somaxconn = ok(
-            "ip",
-            &["netns", "exec", name, "sysctl", "-n", "net.core.somaxconn"],
-        );
+        let somaxconn = ok("ip", &["netns", "exec", name, "sysctl", "-n", "net.core.somaxconn"]);
         assert_eq!(somaxconn, "512");
         tool_run("check", &cid, &netns);
         tool_run("del", &cid, &netns);

@@ -27,29 +27,17 @@ fn add_check_del_lifecycle() {
         "kuryr.cni.ifname:eth0".to_string(),
         format!("kuryr.cni.net:kct{}", f.suffix),
     ] {
-        assert!(
-            port.tags.contains(&tag),
-            "tag {tag} missing: {:?}",
-            port.tags
-        );
+        assert!(port.tags.contains(&tag), "tag {tag} missing: {:?}", port.tags);
     }
     let ip = port.fixed_ips[0].ip_address.to_string();
-    let mtu = f
-        .stack
-        .network(&f.net_id)
-        .expect("network")
-        .mtu
-        .expect("mtu");
+    let mtu = f.stack.network(&f.net_id).expect("network").mtu.expect("mtu");
 
     // The interface as the container sees it.
     let link = link_json(&netns, "eth0");
     assert_eq!(link["ifname"], "eth0");
     assert_eq!(link["address"], port.mac_address.as_str());
     assert_eq!(link["mtu"], mtu);
-    assert!(link["flags"]
-        .as_array()
-        .expect("flags")
-        .contains(&json!("UP")));
+    assert!(link["flags"].as_array().expect("flags").contains(&json!("UP")));
     let addrs: Vec<String> = link["addr_info"]
         .as_array()
         .expect("addr_info")
@@ -59,10 +47,7 @@ fn add_check_del_lifecycle() {
         .collect();
     assert_eq!(addrs, vec![format!("{ip}/24")]);
     let routes = in_netns(&netns, &["route", "show"]);
-    assert!(
-        routes.contains(&format!("default via {}.1 dev eth0", f.prefix)),
-        "{routes}"
-    );
+    assert!(routes.contains(&format!("default via {}.1 dev eth0", f.prefix)), "{routes}");
     assert!(
         routes.contains(&format!("192.168.250.0/24 via {}.254 dev eth0", f.prefix)),
         "{routes}"
@@ -81,29 +66,14 @@ fn add_check_del_lifecycle() {
     assert_eq!(result["ips"][0]["interface"], 1);
     assert!(result["ips"][0].get("version").is_none());
     assert_eq!(result["dns"]["nameservers"], json!(["10.0.0.53"]));
-    assert_eq!(
-        each_of(&result, "routes", "dst"),
-        ["0.0.0.0/0", "192.168.250.0/24"]
-    );
+    assert_eq!(each_of(&result, "routes", "dst"), ["0.0.0.0/0", "192.168.250.0/24"]);
 
     // Host side.
     assert!(link_exists(&host));
-    assert_eq!(
-        ovs_interfaces_with("iface-id", &port.id),
-        vec![host.clone()]
-    );
-    assert_eq!(
-        ovs_external_id(&host, "vm-uuid").as_deref(),
-        Some(cid.as_str())
-    );
-    assert_eq!(
-        ovs_external_id(&host, "kuryr-cni-ifname").as_deref(),
-        Some("eth0")
-    );
-    assert_eq!(
-        ovs_external_id(&host, "kuryr-cni-net"),
-        Some(format!("kct{}", f.suffix))
-    );
+    assert_eq!(ovs_interfaces_with("iface-id", &port.id), vec![host.clone()]);
+    assert_eq!(ovs_external_id(&host, "vm-uuid").as_deref(), Some(cid.as_str()));
+    assert_eq!(ovs_external_id(&host, "kuryr-cni-ifname").as_deref(), Some("eth0"));
+    assert_eq!(ovs_external_id(&host, "kuryr-cni-net"), Some(format!("kct{}", f.suffix)));
 
     // CHECK passes with the result as prevResult.
     let mut check_conf = conf.clone();
@@ -115,17 +85,10 @@ fn add_check_del_lifecycle() {
     in_netns(&netns, &["route", "del", "192.168.250.0/24"]);
     let drifted = f.call(&check, &check_conf);
     assert_eq!(drifted.code(), 103, "{}", drifted.stdout);
-    assert!(
-        drifted.stdout.contains("192.168.250.0/24"),
-        "{}",
-        drifted.stdout
-    );
+    assert!(drifted.stdout.contains("192.168.250.0/24"), "{}", drifted.stdout);
 
     // CHECK of an unknown attachment.
-    let other = CniCall {
-        container_id: Some("nosuchcontainer"),
-        ..check.clone()
-    };
+    let other = CniCall { container_id: Some("nosuchcontainer"), ..check.clone() };
     assert_eq!(f.call(&other, &check_conf).code(), 3);
 
     f.del(&cid, Some(&netns), "eth0", &conf);
@@ -152,19 +115,12 @@ fn two_containers_ping_through_ovn_in_older_versions() {
     let ip2 = f.port_of(&c2).fixed_ips[0].ip_address.to_string();
     let ns1_name = ns1.trim_start_matches("/var/run/netns/").to_string();
     let ping = |count: &str| {
-        run(
-            "ip",
-            &[
-                "netns", "exec", &ns1_name, "ping", "-c", count, "-i", "0.2", "-W", "1", &ip2,
-            ],
-        )
-        .status
-        .success()
+        run("ip", &["netns", "exec", &ns1_name, "ping", "-c", count, "-i", "0.2", "-W", "1", &ip2])
+            .status
+            .success()
     };
     // ovn-installed means the flows are in; allow a moment for ARP.
-    wait_for("a ping through OVN", Duration::from_secs(15), || {
-        ping("1").then_some(())
-    });
+    wait_for("a ping through OVN", Duration::from_secs(15), || ping("1").then_some(()));
     assert!(ping("3"), "pings after the first one failed");
     let p1 = f.port_of(&c1).id;
     let p2 = f.port_of(&c2).id;

@@ -33,11 +33,7 @@ const DEVICE_OWNER: &str = "compute:kuryr";
 fn cni(socket: &Path, call: &CniCall<'_>, conf: &Value) -> CniOut {
     let out = cni_invoke(socket, call, conf);
     if matches!(call.command, "ADD" | "DEL") && out.success {
-        eprintln!(
-            "latency {} {} ms",
-            call.command,
-            out.elapsed.as_secs_f64() * 1000.0
-        );
+        eprintln!("latency {} {} ms", call.command, out.elapsed.as_secs_f64() * 1000.0);
     }
     out
 }
@@ -128,12 +124,7 @@ impl Fixture {
         let conf = self.conf(version);
         self.add(&cid, &netns, "eth0", &conf);
         let port = self.port_of(&cid);
-        Attached {
-            netns,
-            cid,
-            conf,
-            port,
-        }
+        Attached { netns, cid, conf, port }
     }
 
     fn container_id(&self, tag: &str) -> String {
@@ -193,10 +184,7 @@ impl Fixture {
         assert!(self.stack.port(port_id).is_none(), "port {port_id} left");
         let (host, _) = veth_names(port_id);
         assert!(!link_exists(&host), "veth {host} left");
-        assert!(
-            !self.stack.local().ovs_ports().contains(&host),
-            "OVS port {host} left"
-        );
+        assert!(!self.stack.local().ovs_ports().contains(&host), "OVS port {host} left");
     }
 }
 
@@ -239,11 +227,7 @@ fn fixture(test: &str) -> Option<Fixture> {
 }
 
 fn in_netns(netns_path: &str, args: &[&str]) -> String {
-    let name = Path::new(netns_path)
-        .file_name()
-        .expect("netns name")
-        .to_string_lossy()
-        .to_string();
+    let name = Path::new(netns_path).file_name().expect("netns name").to_string_lossy().to_string();
     let mut full = vec!["netns", "exec", &name, "ip"];
     full.extend_from_slice(args);
     ok("ip", &full)
@@ -297,10 +281,7 @@ fn gc_removes_leaked_and_keeps_valid() {
 
     let mut gc_conf = conf.clone();
     gc_conf["cni.dev/valid-attachments"] = json!([{"containerID": keep, "ifname": "eth0"}]);
-    let gc = CniCall {
-        command: "GC",
-        ..CniCall::default()
-    };
+    let gc = CniCall { command: "GC", ..CniCall::default() };
     f.call(&gc, &gc_conf).expect_ok("GC");
     f.assert_gone(&leak, &leak_port.id);
     f.assert_gone(&orphan, &orphan_port.id);
@@ -323,10 +304,7 @@ fn gc_removes_leaked_and_keeps_valid() {
 #[test]
 fn status_follows_neutron() {
     let mut f = cni_fixture!("status_follows_neutron");
-    let status = CniCall {
-        command: "STATUS",
-        ..CniCall::default()
-    };
+    let status = CniCall { command: "STATUS", ..CniCall::default() };
     f.call(&status, &f.conf("1.1.0")).expect_ok("STATUS");
 
     // A port nothing listens on: bind, note it, close.
@@ -341,10 +319,7 @@ fn status_follows_neutron() {
     let down = Daemon::start(
         &dir,
         &["--debug"],
-        &[
-            ("OS_ENDPOINT", &endpoint),
-            ("OS_NEUTRON_ENDPOINT", &endpoint),
-        ],
+        &[("OS_ENDPOINT", &endpoint), ("OS_NEUTRON_ENDPOINT", &endpoint)],
     );
     let out = cni(&down.socket, &status, &f.conf("1.1.0"));
     assert_eq!(out.code(), 50, "{}", out.stdout);
@@ -382,18 +357,12 @@ fn bad_config_gives_the_right_code_and_leaves_nothing() {
     bad_sg["neutron"]["security_groups"] = json!([format!("no-such-sg-{}", f.suffix)]);
     assert_eq!(f.call(&add, &bad_sg).code(), 7);
 
-    let gone_netns = CniCall {
-        netns: Some("/var/run/netns/kct-no-such-netns"),
-        ..add.clone()
-    };
+    let gone_netns = CniCall { netns: Some("/var/run/netns/kct-no-such-netns"), ..add.clone() };
     assert_eq!(f.call(&gone_netns, &f.conf("1.1.0")).code(), 4);
 
     // An ifname the netns already has: the port is made, plugging fails,
     // and everything is undone.
-    in_netns(
-        &netns,
-        &["link", "add", "eth0", "type", "veth", "peer", "name", "x0"],
-    );
+    in_netns(&netns, &["link", "add", "eth0", "type", "veth", "peer", "name", "x0"]);
     let out = f.call(&add, &f.conf("1.1.0"));
     assert_eq!(out.code(), 101, "{}", out.stdout);
 
@@ -421,24 +390,14 @@ fn dual_stack_addresses_and_routes() {
     let conf = f.conf("1.1.0");
     let result = f.add(&cid, &netns, "eth0", &conf);
     let port = f.port_of(&cid);
-    let v6_ip = port
-        .fixed_ips
-        .iter()
-        .find(|ip| ip.ip_address.is_ipv6())
-        .expect("a v6 address")
-        .ip_address;
+    let v6_ip =
+        port.fixed_ips.iter().find(|ip| ip.ip_address.is_ipv6()).expect("a v6 address").ip_address;
     let addrs = each_of(&result, "ips", "address");
     assert!(addrs.contains(&format!("{v6_ip}/64").as_str()), "{addrs:?}");
     assert_eq!(addrs.len(), 2, "{addrs:?}");
-    assert_eq!(
-        result["dns"]["nameservers"],
-        json!(["10.0.0.53", "fd00::53"])
-    );
+    assert_eq!(result["dns"]["nameservers"], json!(["10.0.0.53", "fd00::53"]));
     let routes6 = in_netns(&netns, &["-6", "route", "show"]);
-    assert!(
-        routes6.contains(&format!("default via {v6}::1 dev eth0")),
-        "{routes6}"
-    );
+    assert!(routes6.contains(&format!("default via {v6}::1 dev eth0")), "{routes6}");
     let addr6 = in_netns(&netns, &["-6", "addr", "show", "dev", "eth0"]);
     assert!(addr6.contains(&format!("{v6_ip}/64")), "{addr6}");
     assert!(!addr6.contains("tentative dadfailed"), "{addr6}");
@@ -461,9 +420,7 @@ fn recreated_network_is_looked_up_again() {
     f.add(&first, &netns, "eth0", &conf);
     f.del(&first, Some(&netns), "eth0", &conf);
     // Same name, new network: the daemon's cached id is stale.
-    f.stack
-        .block_on(f.stack.neutron.delete_network(&f.net_id))
-        .expect("deleting the network");
+    f.stack.block_on(f.stack.neutron.delete_network(&f.net_id)).expect("deleting the network");
     let name = f.net_name.clone();
     let (new_id, _) = f.make_network(&name);
     let second = f.container_id("r2");

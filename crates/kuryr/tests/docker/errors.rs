@@ -50,10 +50,7 @@ fn bad_network_options_give_clear_errors_and_leave_nothing() {
     assert!(s.subnets_with_cidr(&cidr).is_empty(), "no subnet left");
     // Nothing half-made for a Docker network that never was.
     let calls = f.kuryr.neutron_calls_since(0);
-    assert!(
-        !calls.iter().any(|c| c == "POST /v2.0/networks"),
-        "no network created: {calls:#?}"
-    );
+    assert!(!calls.iter().any(|c| c == "POST /v2.0/networks"), "no network created: {calls:#?}");
 
     // A user's subnet named without its network: refused, and neither the
     // subnet nor its network is renamed, tagged or deleted.
@@ -75,30 +72,20 @@ fn bad_network_options_give_clear_errors_and_leave_nothing() {
     let by_uuid = format!("neutron.subnet.uuid={}", user_subnet.id);
     let err = f.create_network_fails(&n3, &["--subnet", &cidr2, "--ipam-opt", &by_uuid]);
     eprintln!("subnet without its network: {err}");
-    assert!(
-        err.contains(&format!("-o neutron.net.uuid={}", user_net.id)),
-        "says how: {err}"
-    );
+    assert!(err.contains(&format!("-o neutron.net.uuid={}", user_net.id)), "says how: {err}");
     let net_after = s.network(&user_net.id).expect("the user's network stays");
     assert_eq!(net_after.name, user_net.name);
     assert!(net_after.tags.is_empty(), "untagged: {:?}", net_after.tags);
     let subnet_after = s.subnet(&user_subnet.id).expect("the user's subnet stays");
     assert_eq!(subnet_after.name, user_subnet.name);
-    assert!(
-        subnet_after.tags.is_empty(),
-        "untagged: {:?}",
-        subnet_after.tags
-    );
+    assert!(subnet_after.tags.is_empty(), "untagged: {:?}", subnet_after.tags);
     let made: Vec<String> = f
         .kuryr
         .neutron_calls_since(0)
         .into_iter()
         .filter(|c| c.starts_with("POST /v2.0/networks") || c.starts_with("DELETE /v2.0/networks/"))
         .collect();
-    assert!(
-        made.len().is_multiple_of(2),
-        "every network made is deleted again: {made:#?}"
-    );
+    assert!(made.len().is_multiple_of(2), "every network made is deleted again: {made:#?}");
     assert!(run("docker", &["network", "inspect", &n3]).status.code() != Some(0));
 }
 
@@ -262,10 +249,7 @@ fn reused_address_reaches_a_peer_at_once() {
             .join("\n")
     };
     let neigh = neighbour(&anchor);
-    assert!(
-        neigh.contains(&old_att.mac.to_lowercase()),
-        "anchor neighbours: {neigh}"
-    );
+    assert!(neigh.contains(&old_att.mac.to_lowercase()), "anchor neighbours: {neigh}");
     f.remove_container(&old);
 
     let new = f.name("new");

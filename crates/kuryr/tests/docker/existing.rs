@@ -24,26 +24,16 @@ fn existing_network(test: &str, how: Adopt) {
     let f = fixture_or_skip!(test);
     let s = &f.stack;
     let (p, cidr) = f.fresh_cidr();
-    let gw = if how == Adopt::SubnetToo {
-        ip(&format!("{p}.254"))
-    } else {
-        ip(&format!("{p}.1"))
-    };
+    let gw = if how == Adopt::SubnetToo { ip(&format!("{p}.254")) } else { ip(&format!("{p}.1")) };
     let name = format!("{}-ext", f.driver());
     let pre = s.create_network_named(name.clone());
     f.made(Resource::Networks, &pre.id);
-    s.block_on(
-        s.neutron
-            .replace_tags(Resource::Networks, &pre.id, &["team:blue"]),
-    )
-    .expect("tagging");
+    s.block_on(s.neutron.replace_tags(Resource::Networks, &pre.id, &["team:blue"]))
+        .expect("tagging");
     let subnet_name = format!("{name}-subnet");
     let pre_subnet = s.create_subnet_named(&pre.id, Some(subnet_name.clone()), &cidr, Some(gw));
-    s.block_on(
-        s.neutron
-            .replace_tags(Resource::Subnets, &pre_subnet.id, &["team:blue"]),
-    )
-    .expect("tagging");
+    s.block_on(s.neutron.replace_tags(Resource::Subnets, &pre_subnet.id, &["team:blue"]))
+        .expect("tagging");
 
     let net_option = match how {
         Adopt::ByName => format!("neutron.net.name={name}"),
@@ -61,11 +51,7 @@ fn existing_network(test: &str, how: Adopt) {
     let mut wanted = id_tags(&docker_net);
     wanted.push(format!("kuryr.net.existing:{}", &docker_net[..12]));
     wanted.push("team:blue".into());
-    assert!(
-        has_all_tags(&adopted.tags, &wanted),
-        "{:?} lacks {wanted:?}",
-        adopted.tags
-    );
+    assert!(has_all_tags(&adopted.tags, &wanted), "{:?} lacks {wanted:?}", adopted.tags);
     // No second subnet.
     let subnet = s.only_subnet_of(&pre.id);
     assert_eq!(subnet.id, pre_subnet.id);
@@ -78,10 +64,7 @@ fn existing_network(test: &str, how: Adopt) {
         let other = f.name("other");
         let err = f.create_network_fails(&other, &["--subnet", &cidr]);
         assert!(
-            err.contains(&format!(
-                "{cidr} is already used by Neutron network {}",
-                pre.id
-            )),
+            err.contains(&format!("{cidr} is already used by Neutron network {}", pre.id)),
             "{err}"
         );
         assert_eq!(s.kuryr_pools(&cidr).len(), 1);
@@ -92,25 +75,15 @@ fn existing_network(test: &str, how: Adopt) {
     let a = f.run_detached(&c, &net, &[]);
     let port = check_port(&f, &a, &pre.id);
     assert_eq!(port.fixed_ips[0].subnet_id, pre_subnet.id);
-    assert_eq!(
-        a.gateway,
-        Some(gw),
-        "the container's gateway is the subnet's"
-    );
+    assert_eq!(a.gateway, Some(gw), "the container's gateway is the subnet's");
     ping_from_new_container(&net, a.ip.expect("v4"));
     f.remove_container(&c);
     f.remove_network(&net);
 
     let after = s.network(&pre.id).expect("the existing network survives");
     assert_eq!(after.name, name);
-    assert_eq!(
-        after.tags,
-        vec!["team:blue".to_string()],
-        "only our tags go"
-    );
-    let subnet_after = s
-        .subnet(&pre_subnet.id)
-        .expect("the existing subnet survives");
+    assert_eq!(after.tags, vec!["team:blue".to_string()], "only our tags go");
+    let subnet_after = s.subnet(&pre_subnet.id).expect("the existing subnet survives");
     assert_eq!(subnet_after.cidr, cidr);
     assert_eq!(subnet_after.name, subnet_name);
     assert_eq!(subnet_after.gateway_ip, Some(gw));
@@ -121,10 +94,7 @@ fn existing_network(test: &str, how: Adopt) {
     );
     assert!(s.kuryr_pools(&cidr).is_empty(), "no kuryrPool left");
     f.assert_port_gone(&port.id);
-    assert!(
-        s.non_neutron_ports(&pre.id).is_empty(),
-        "no port left on the existing network"
-    );
+    assert!(s.non_neutron_ports(&pre.id).is_empty(), "no port left on the existing network");
 }
 
 /// `-o neutron.net.name=`: adopted, and survives `network rm`.
@@ -193,17 +163,12 @@ fn existing_port_picked_by_ip() {
     assert_eq!(after.device_owner, "", "reset");
     assert_eq!(after.binding_host_id, "", "reset");
     assert_eq!(after.name, port_name);
-    assert_eq!(
-        after.tags,
-        vec!["team:blue".to_string()],
-        "our tags removed"
-    );
+    assert_eq!(after.tags, vec!["team:blue".to_string()], "our tags removed");
     assert_eq!(after.fixed_ips[0].ip_address, wanted_ip);
     s.local().assert_unplugged(&pre.id);
 
     // The user's port holds the network; it is theirs to delete.
-    s.block_on(s.neutron.delete_port(&pre.id))
-        .expect("deleting the port");
+    s.block_on(s.neutron.delete_port(&pre.id)).expect("deleting the port");
     f.remove_network(&net);
     f.assert_clean(&docker_net, &[&cidr], &[&pre.id]);
 }
@@ -218,11 +183,7 @@ fn exposed_ports_become_security_group_rules() {
     let s = &f.stack;
     let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let c = f.name("c1");
-    let a = f.run_detached(
-        &c,
-        &net,
-        &["--expose", "80", "--expose", "81/udp", "--expose", "82"],
-    );
+    let a = f.run_detached(&c, &net, &["--expose", "80", "--expose", "81/udp", "--expose", "82"]);
     let port = check_port(&f, &a, &network.id);
     let sg_name = format!("{}-exposed_ports", port.id);
     let groups = s
@@ -298,17 +259,12 @@ fn endpoint_oper_info_reports_port_status() {
     let set_admin_state = |up: bool, status: &str| {
         s.block_on(s.neutron.update_port(
             &port.id,
-            &PortUpdate {
-                admin_state_up: Some(up),
-                ..PortUpdate::default()
-            },
+            &PortUpdate { admin_state_up: Some(up), ..PortUpdate::default() },
         ))
         .unwrap_or_else(|err| panic!("admin_state_up = {up}: {err}"));
-        wait_for(
-            &format!("Neutron to report the port {status}"),
-            WAIT,
-            || (s.port(&port.id)?.status == status).then_some(()),
-        );
+        wait_for(&format!("Neutron to report the port {status}"), WAIT, || {
+            (s.port(&port.id)?.status == status).then_some(())
+        });
     };
     set_admin_state(false, "DOWN");
     wait_for("EndpointOperInfo to report DOWN", WAIT, || {
@@ -328,14 +284,9 @@ fn endpoint_oper_info_reports_port_status() {
 
     // An endpoint Kuryr does not know: 404 in Docker's error shape.
     let unknown = json!({"NetworkID": docker_net, "EndpointID": hex(64)});
-    let (status, body) = f
-        .kuryr
-        .post_json("/NetworkDriver.EndpointOperInfo", &unknown);
+    let (status, body) = f.kuryr.post_json("/NetworkDriver.EndpointOperInfo", &unknown);
     assert_eq!(status, 404, "{body}");
-    assert!(
-        body["Err"].as_str().is_some_and(|e| !e.is_empty()),
-        "{body}"
-    );
+    assert!(body["Err"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
 
     f.remove_container(&c);
     f.remove_network(&net);

@@ -58,20 +58,12 @@ fn check_port(f: &Fixture, att: &Attachment, network_id: &str) -> Port {
     });
     assert_eq!(port.device_owner, "compute:kuryr");
     assert_eq!(port.device_id, att.endpoint);
-    assert_eq!(
-        port.binding_host_id,
-        f.stack.local().host,
-        "binding:host_id"
-    );
+    assert_eq!(port.binding_host_id, f.stack.local().host, "binding:host_id");
     assert_eq!(port.binding_vif_type, "ovs");
     assert_eq!(port.network_id, network_id);
     let mut wanted = id_tags(&att.endpoint);
     wanted.extend(docker_net_tags(&att.network_id));
-    assert!(
-        has_all_tags(&port.tags, &wanted),
-        "port tags {:?} lack {wanted:?}",
-        port.tags
-    );
+    assert!(has_all_tags(&port.tags, &wanted), "port tags {:?} lack {wanted:?}", port.tags);
     assert!(port.mac_address.eq_ignore_ascii_case(&att.mac), "MAC");
     let port_ips: BTreeSet<IpAddr> = port.fixed_ips.iter().map(|f| f.ip_address).collect();
     let docker_ips: BTreeSet<IpAddr> = att.ip.into_iter().chain(att.ipv6).collect();
@@ -102,11 +94,7 @@ fn docker_net_gateway(network: &str) -> Vec<String> {
     let info = inspect(network);
     info["IPAM"]["Config"]
         .as_array()
-        .map(|c| {
-            c.iter()
-                .filter_map(|e| e["Gateway"].as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|c| c.iter().filter_map(|e| e["Gateway"].as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
@@ -209,20 +197,14 @@ fn run_rm_lifecycle_neutron_calls() {
     docker(&["run", "--rm", "--network", &net, "kbox", "true"]);
     let calls = wait_for("the port's DELETE in the log", WAIT, || {
         let calls = f.kuryr.neutron_calls_since(from);
-        calls
-            .iter()
-            .any(|c| c.starts_with("DELETE /v2.0/ports/"))
-            .then_some(calls)
+        calls.iter().any(|c| c.starts_with("DELETE /v2.0/ports/")).then_some(calls)
     });
     eprintln!("Neutron calls of one `docker run --rm` lifecycle:");
     for c in &calls {
         eprintln!("  {c}");
     }
     let posts: Vec<_> = calls.iter().filter(|c| *c == "POST /v2.0/ports").collect();
-    let deletes: Vec<_> = calls
-        .iter()
-        .filter(|c| c.starts_with("DELETE /v2.0/ports/"))
-        .collect();
+    let deletes: Vec<_> = calls.iter().filter(|c| c.starts_with("DELETE /v2.0/ports/")).collect();
     assert_eq!(posts.len(), 1, "{calls:#?}");
     assert_eq!(deletes.len(), 1, "{calls:#?}");
     f.remove_network(&net);
@@ -237,10 +219,7 @@ fn network_without_gateway_gets_the_subnet_gateway() {
     let f = fixture_or_skip!("network_without_gateway_gets_the_subnet_gateway");
     let s = &f.stack;
     let (cidr, net, docker_net, network) = f.fresh_neutron_network();
-    let gw = s
-        .only_subnet_of(&network.id)
-        .gateway_ip
-        .expect("Neutron gave the subnet a gateway");
+    let gw = s.only_subnet_of(&network.id).gateway_ip.expect("Neutron gave the subnet a gateway");
     let docker_gw = docker_net_gateway(&net);
     assert!(
         docker_gw.is_empty() || docker_gw == vec![gw.to_string()],
@@ -265,10 +244,7 @@ fn mac_address_requested_by_the_user() {
     // The docker 28 CLI refuses --mac-address against a 1.41 engine; the
     // engine's own 20.10 CLI sends it.
     let client = "/usr/bin/docker";
-    assert!(
-        std::path::Path::new(client).exists(),
-        "Debian's docker CLI at {client}"
-    );
+    assert!(std::path::Path::new(client).exists(), "Debian's docker CLI at {client}");
     let (cidr, net, docker_net, network) = f.fresh_neutron_network();
     let c = f.name("c1");
     let mac = "02:42:ac:11:7e:57";
@@ -299,16 +275,10 @@ fn network_without_subnet_comes_from_default_pool() {
     assert_eq!(network.name, format!("kuryr-net-{}", &docker_net[..8]));
     let subnet = &s.only_subnet_of(&network.id);
     f.uses_cidr(&subnet.cidr);
-    assert_eq!(
-        subnet.subnetpool_id.as_deref(),
-        Some(default_pool.id.as_str())
-    );
+    assert_eq!(subnet.subnetpool_id.as_deref(), Some(default_pool.id.as_str()));
     assert_eq!(subnet.name, format!("kuryr-subnet-{}", subnet.cidr));
     assert!(
-        default_pool
-            .prefixes
-            .iter()
-            .any(|prefix| v4_cidr_contains(prefix, &subnet.cidr)),
+        default_pool.prefixes.iter().any(|prefix| v4_cidr_contains(prefix, &subnet.cidr)),
         "{} is carved from {:?}",
         subnet.cidr,
         default_pool.prefixes
@@ -326,10 +296,7 @@ fn network_without_subnet_comes_from_default_pool() {
     f.assert_clean(&docker_net, &[&subnet.cidr], &[&port.id]);
     assert!(s.subnet(&subnet.id).is_none(), "carved subnet deleted");
     assert!(s.network(&network.id).is_none(), "network deleted");
-    assert!(
-        s.subnetpool(&default_pool.id).is_some(),
-        "default pool kept"
-    );
+    assert!(s.subnetpool(&default_pool.id).is_some(), "default pool kept");
 }
 
 fn dual_stack(test: &str, explicit_gateways: bool) {
@@ -407,24 +374,16 @@ fn ip_range_narrows_the_allocation_pool() {
     let (p, cidr) = f.fresh_cidr();
     let range = format!("{p}.128/26");
     let gw = format!("{p}.1");
-    let (net, docker_net) = f.network_named(
-        "net",
-        &["--subnet", &cidr, "--ip-range", &range, "--gateway", &gw],
-    );
+    let (net, docker_net) =
+        f.network_named("net", &["--subnet", &cidr, "--ip-range", &range, "--gateway", &gw]);
     let network = s.network_of_docker(&docker_net);
     let subnet = &s.only_subnet_of(&network.id);
     assert_eq!(subnet.cidr, cidr, "the subnet is the whole --subnet");
     assert_eq!(subnet.name, format!("kuryr-subnet-{cidr}"));
     assert_eq!(subnet.gateway_ip, Some(ip(&gw)));
-    let pools: Vec<(IpAddr, IpAddr)> = subnet
-        .allocation_pools
-        .iter()
-        .map(|a| (a.start, a.end))
-        .collect();
-    assert_eq!(
-        pools,
-        vec![(ip(&format!("{p}.128")), ip(&format!("{p}.191")))]
-    );
+    let pools: Vec<(IpAddr, IpAddr)> =
+        subnet.allocation_pools.iter().map(|a| (a.start, a.end)).collect();
+    assert_eq!(pools, vec![(ip(&format!("{p}.128")), ip(&format!("{p}.191")))]);
     let pools = s.kuryr_pools(&cidr);
     assert_eq!(pools.len(), 1, "pool named after --subnet");
     assert_eq!(pools[0].prefixes, vec![cidr.clone()]);
@@ -442,11 +401,7 @@ fn ip_range_narrows_the_allocation_pool() {
             IpAddr::V4(v4) => v4.octets()[3],
             IpAddr::V6(_) => panic!("v4 expected"),
         };
-        assert!(
-            (128..=191).contains(&octet),
-            "{:?} outside the range",
-            att.ip
-        );
+        assert!((128..=191).contains(&octet), "{:?} outside the range", att.ip);
         assert_eq!(att.prefix, 24, "the prefix is the subnet's");
     }
     let e = eth0(&ca);

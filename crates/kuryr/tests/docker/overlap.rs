@@ -70,12 +70,8 @@ fn user_network(f: &Fixture, name: &str, cidr: &str, gateway: IpAddr) -> (String
     let s = &f.stack;
     let network = s.create_network_named(name.to_string());
     f.made(Resource::Networks, &network.id);
-    let subnet = s.create_subnet_named(
-        &network.id,
-        Some(format!("{name}-subnet")),
-        cidr,
-        Some(gateway),
-    );
+    let subnet =
+        s.create_subnet_named(&network.id, Some(format!("{name}-subnet")), cidr, Some(gateway));
     (network.id.into_string(), subnet.id.into_string())
 }
 
@@ -168,10 +164,7 @@ fn overlapping_cidrs_on_two_adopted_networks() {
         let a = attachment(c, net);
         assert_eq!(a.ip, Some(ip(&same)));
         let port = check_port(&f, &a, network_id);
-        assert_eq!(
-            &port.fixed_ips[0].subnet_id, subnet_id,
-            "{c}'s port is on its own subnet"
-        );
+        assert_eq!(&port.fixed_ips[0].subnet_id, subnet_id, "{c}'s port is on its own subnet");
         check_plugged(&f, &port, &a.endpoint);
         ports.push((a, port));
     }
@@ -184,9 +177,7 @@ fn overlapping_cidrs_on_two_adopted_networks() {
         "the released port is deleted before disconnect returns"
     );
     s.local().assert_unplugged(&ports[0].1.id);
-    let other = s
-        .port(&ports[1].1.id)
-        .expect("the other network's port stays");
+    let other = s.port(&ports[1].1.id).expect("the other network's port stays");
     assert_eq!(other.device_id, ports[1].0.endpoint, "still owned");
     assert_eq!(other.binding_host_id, s.local().host, "still bound");
     assert_eq!(other.status, "ACTIVE");
@@ -200,10 +191,7 @@ fn overlapping_cidrs_on_two_adopted_networks() {
         assert!(s.networks_of_docker(docker_net).is_empty());
         assert!(s.network(network_id).is_some(), "the user's network stays");
         assert!(s.subnet(subnet_id).is_some(), "the user's subnet stays");
-        assert!(
-            s.non_neutron_ports(network_id).is_empty(),
-            "no port of ours left on {network_id}"
-        );
+        assert!(s.non_neutron_ports(network_id).is_empty(), "no port of ours left on {network_id}");
     }
     f.remove_container(&names[0]);
 }
@@ -226,16 +214,7 @@ fn adopted_subnet_that_is_the_ip_range() {
     let net_opt = format!("neutron.net.name={name}");
     let (net, docker_net) = f.network_named(
         "net",
-        &[
-            "--subnet",
-            &wide,
-            "--ip-range",
-            &range,
-            "--gateway",
-            &gw.to_string(),
-            "-o",
-            &net_opt,
-        ],
+        &["--subnet", &wide, "--ip-range", &range, "--gateway", &gw.to_string(), "-o", &net_opt],
     );
     assert_eq!(s.network_of_docker(&docker_net).id, network_id);
     // The range's subnet serves.
@@ -243,10 +222,7 @@ fn adopted_subnet_that_is_the_ip_range() {
     assert_eq!(subnet.id, subnet_id);
     let pools = s.kuryr_pools(&wide);
     assert_eq!(pools.len(), 1, "kuryrPool-{wide}");
-    assert!(
-        subnet.tags.contains(&pools[0].id.to_string()),
-        "tagged with its pool"
-    );
+    assert!(subnet.tags.contains(&pools[0].id.to_string()), "tagged with its pool");
 
     let c = f.name("c1");
     let a = f.run_detached(&c, &net, &[]);
@@ -293,10 +269,8 @@ fn ip_range_as_subnet_builds_networks_as_upstream() {
     f.uses_cidr(&range);
     f.uses_cidr(&wide);
     let gw = format!("{p}.1");
-    let (net, docker_net) = f.network_named(
-        "net",
-        &["--subnet", &wide, "--ip-range", &range, "--gateway", &gw],
-    );
+    let (net, docker_net) =
+        f.network_named("net", &["--subnet", &wide, "--ip-range", &range, "--gateway", &gw]);
     let network = s.network_of_docker(&docker_net);
     let subnet = s.only_subnet_of(&network.id);
     assert_eq!(subnet.cidr, range, "the range is the subnet");
@@ -322,14 +296,7 @@ fn ip_range_as_subnet_builds_networks_as_upstream() {
     let bad = f.name("bad");
     let err = f.create_network_fails(
         &bad,
-        &[
-            "--subnet",
-            &wide,
-            "--ip-range",
-            &range,
-            "--gateway",
-            &outside,
-        ],
+        &["--subnet", &wide, "--ip-range", &range, "--gateway", &outside],
     );
     assert!(err.contains("ip_range_as_subnet"), "{err}");
     assert!(s.kuryr_pools(&range).is_empty(), "no kuryrPool left");
@@ -352,10 +319,7 @@ fn same_cidr_twice_without_pools_is_a_clear_conflict() {
     let err = f.create_network_fails(&n2, &["--subnet", &cidr]);
     eprintln!("same cidr: {err}");
     assert!(
-        err.contains(&format!(
-            "{cidr} is already used by Neutron network {}",
-            network.id
-        )),
+        err.contains(&format!("{cidr} is already used by Neutron network {}", network.id)),
         "{err}"
     );
     assert!(err.contains("neutron.pool.name"), "says how: {err}");
@@ -365,11 +329,7 @@ fn same_cidr_twice_without_pools_is_a_clear_conflict() {
     );
     assert_eq!(s.kuryr_pools(&cidr).len(), 1, "no second subnetpool");
     assert_eq!(s.subnets_with_cidr(&cidr).len(), 1, "no second subnet");
-    assert_eq!(
-        s.networks(Query::new().name(format!("kuryr-net-{}", &docker_net[..8])))
-            .len(),
-        1
-    );
+    assert_eq!(s.networks(Query::new().name(format!("kuryr-net-{}", &docker_net[..8]))).len(), 1);
     // The first network still works.
     let c = f.name("c1");
     let a = f.run_detached(&c, &n1, &[]);

@@ -32,19 +32,11 @@ fn run_cases(test: &str, cases: Vec<Case>) {
             case.name,
             if out.status.success() { "ok" } else { "failed" },
             elapsed.as_secs_f64(),
-            if stderr.is_empty() {
-                String::new()
-            } else {
-                format!(": {stderr}")
-            }
+            if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
         );
         match case.error {
             None => {
-                assert!(
-                    out.status.success(),
-                    "{}: docker run failed: {stderr}",
-                    case.name
-                );
+                assert!(out.status.success(), "{}: docker run failed: {stderr}", case.name);
                 wait_active(&f, &network.id, &attachment(&c, &net));
             }
             Some(words) => {
@@ -77,11 +69,7 @@ fn run_cases(test: &str, cases: Vec<Case>) {
                     "fault {}: KNOWN LEAK: port {} (device_owner {:?}, device_id {:?}, tags {:?})",
                     case.name, port.id, port.device_owner, port.device_id, port.tags
                 );
-                assert_eq!(
-                    port.device_owner, "compute:kuryr",
-                    "{}: leaked port",
-                    case.name
-                );
+                assert_eq!(port.device_owner, "compute:kuryr", "{}: leaked port", case.name);
                 f.stack
                     .block_on(f.stack.neutron.delete_port(&port.id))
                     .expect("deleting the leaked port");
@@ -204,11 +192,7 @@ fn neutron_stalls() {
             .logs(OWNER_DEFERRED),
             Case::new(
                 "POST /v2.0/ports done by Neutron, reply held 30 s",
-                once(
-                    "POST",
-                    "/v2.0/ports",
-                    Fault::StallReply(Duration::from_secs(30)),
-                ),
+                once("POST", "/v2.0/ports", Fault::StallReply(Duration::from_secs(30))),
             )
             .fails(&["RequestAddress", "POST /v2.0/ports: timed out"])
             .hits(1)

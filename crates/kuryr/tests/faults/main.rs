@@ -118,34 +118,22 @@ impl Case {
 
     /// The run fails and Docker's message contains every word.
     fn fails(self, words: &'static [&'static str]) -> Self {
-        Self {
-            error: Some(words),
-            ..self
-        }
+        Self { error: Some(words), ..self }
     }
 
     /// The rule catches these many requests.
     fn hits(self, hits: u32) -> Self {
-        Self {
-            hits: vec![hits],
-            ..self
-        }
+        Self { hits: vec![hits], ..self }
     }
 
     /// Kuryr's log holds `line` afterwards.
     fn logs(self, line: &'static str) -> Self {
-        Self {
-            log: Some(line),
-            ..self
-        }
+        Self { log: Some(line), ..self }
     }
 
     /// A known leak: see [`Case::known_leak`].
     fn known_leak(self) -> Self {
-        Self {
-            known_leak: true,
-            ..self
-        }
+        Self { known_leak: true, ..self }
     }
 }
 
@@ -173,9 +161,8 @@ fn keystone_token_expiry_reauthenticates_once() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let upstream = rt
-        .block_on(neutron.client().endpoint())
-        .expect("Neutron's endpoint from the catalog");
+    let upstream =
+        rt.block_on(neutron.client().endpoint()).expect("Neutron's endpoint from the catalog");
     let upstream: SocketAddr = format!(
         "{}:{}",
         upstream.host_str().expect("a host"),
@@ -220,10 +207,8 @@ fn keystone_token_expiry_reauthenticates_once() {
         assert_eq!(proxy.hits(rule), 1);
         assert_eq!(reauth, 1, "one re-authentication");
         let pool_id = reply["PoolID"].as_str().expect("PoolID").to_string();
-        let (status, reply) = kuryr.post_json(
-            "/IpamDriver.ReleasePool",
-            &serde_json::json!({ "PoolID": pool_id }),
-        );
+        let (status, reply) =
+            kuryr.post_json("/IpamDriver.ReleasePool", &serde_json::json!({ "PoolID": pool_id }));
         assert_eq!(status, 200, "ReleasePool: {reply}");
 
         // A token Neutron never accepts: 401 after one re-authentication.
@@ -231,10 +216,7 @@ fn keystone_token_expiry_reauthenticates_once() {
         let rule = proxy.add("GET", "/v2.0/", Fault::unauthorized(), None);
         let (status, reply) = request_pool();
         eprintln!("fault 401 always: RequestPool {status}: {reply}");
-        assert!(
-            status >= 400,
-            "RequestPool with a refused token: {status} {reply}"
-        );
+        assert!(status >= 400, "RequestPool with a refused token: {status} {reply}");
         let err = reply["Err"].as_str().unwrap_or_default();
         assert!(err.contains("Unauthorized"), "{err}");
         // The request, then once more after re-authenticating (at least:
@@ -271,10 +253,7 @@ fn keystone_token_expiry_reauthenticates_once() {
 /// Asserts a failure's message names each of `words`.
 fn assert_names_all(case: &str, message: &str, words: &[&str]) {
     for word in words {
-        assert!(
-            message.contains(word),
-            "{case}: the message lacks {word:?}: {message}"
-        );
+        assert!(message.contains(word), "{case}: the message lacks {word:?}: {message}");
     }
 }
 
@@ -301,37 +280,22 @@ struct CniCase {
 impl CniCase {
     /// An ADD with `rule` in place that succeeds.
     fn add(name: &'static str, rule: FaultRule) -> Self {
-        Self {
-            name,
-            command: "ADD",
-            rules: vec![rule],
-            expect: Ok(()),
-            hits: Vec::new(),
-        }
+        Self { name, command: "ADD", rules: vec![rule], expect: Ok(()), hits: Vec::new() }
     }
 
     /// A DEL (after a clean ADD) with `rule` in place that succeeds.
     fn del(name: &'static str, rule: FaultRule) -> Self {
-        Self {
-            command: "DEL",
-            ..Self::add(name, rule)
-        }
+        Self { command: "DEL", ..Self::add(name, rule) }
     }
 
     /// The call fails with one of `codes` and a `msg` holding every word.
     fn fails(self, codes: &'static [u64], words: &'static [&'static str]) -> Self {
-        Self {
-            expect: Err((codes, words)),
-            ..self
-        }
+        Self { expect: Err((codes, words)), ..self }
     }
 
     /// The rule catches these many requests.
     fn hits(self, hits: u32) -> Self {
-        Self {
-            hits: vec![hits],
-            ..self
-        }
+        Self { hits: vec![hits], ..self }
     }
 }
 
@@ -361,11 +325,7 @@ fn run_cni_cases(test: &str, cases: Vec<CniCase>) {
         if case.command == "DEL" {
             proxy.clear();
             let add = w.call("ADD", &cid, &netns);
-            assert!(
-                add.success,
-                "{}: ADD: {} {}",
-                case.name, add.stdout, add.stderr
-            );
+            assert!(add.success, "{}: ADD: {} {}", case.name, add.stdout, add.stderr);
             assert_eq!(proxy.add_all(&case.rules), indexes);
         }
         let out = w.call(case.command, &cid, &netns);
@@ -379,11 +339,7 @@ fn run_cni_cases(test: &str, cases: Vec<CniCase>) {
         );
         match case.expect {
             Ok(()) => {
-                assert!(
-                    out.success,
-                    "{}: ADD failed: {} {}",
-                    case.name, out.stdout, out.stderr
-                );
+                assert!(out.success, "{}: ADD failed: {} {}", case.name, out.stdout, out.stderr);
             }
             Err((codes, words)) => {
                 let (code, msg) = out.error();
@@ -401,11 +357,7 @@ fn run_cni_cases(test: &str, cases: Vec<CniCase>) {
         // calls DEL again. Both must work once the faults are gone.
         if !(case.command == "DEL" && out.success) {
             let del = w.call("DEL", &cid, &netns);
-            assert!(
-                del.success,
-                "{}: DEL: {} {}",
-                case.name, del.stdout, del.stderr
-            );
+            assert!(del.success, "{}: DEL: {} {}", case.name, del.stdout, del.stderr);
         }
         let seen = port_ids_seen(&proxy);
         eventually(&format!("cni {}: nothing left behind", case.name), || {
@@ -424,17 +376,9 @@ fn run_cni_cases(test: &str, cases: Vec<CniCase>) {
         let netns = w.netns(&format!("ok{n}"));
         let cid = w.container_id(&format!("ok{n}"));
         let add = w.call("ADD", &cid, &netns);
-        assert!(
-            add.success,
-            "{}: next ADD: {} {}",
-            case.name, add.stdout, add.stderr
-        );
+        assert!(add.success, "{}: next ADD: {} {}", case.name, add.stdout, add.stderr);
         let del = w.call("DEL", &cid, &netns);
-        assert!(
-            del.success,
-            "{}: next DEL: {} {}",
-            case.name, del.stdout, del.stderr
-        );
+        assert!(del.success, "{}: next DEL: {} {}", case.name, del.stdout, del.stderr);
     }
 }
 
@@ -478,11 +422,7 @@ fn cni_add_under_faults() {
             // ADD must find it (by device_id) and delete it.
             CniCase::add(
                 "POST /v2.0/ports done by Neutron, reply held 30 s",
-                once(
-                    "POST",
-                    "/v2.0/ports",
-                    Fault::StallReply(Duration::from_secs(30)),
-                ),
+                once("POST", "/v2.0/ports", Fault::StallReply(Duration::from_secs(30))),
             )
             .fails(&[11], &["timed out"])
             .hits(1),

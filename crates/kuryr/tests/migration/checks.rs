@@ -17,12 +17,7 @@ pub(super) fn check_attachment(
     let s = &f.stack;
     let port = s.wait_active_port_of_endpoint(&att.endpoint, WAIT);
     assert_eq!(port.network_id, network_id, "port {} network", port.id);
-    assert_eq!(
-        port.binding_host_id,
-        s.local().host,
-        "port {} binding:host_id",
-        port.id
-    );
+    assert_eq!(port.binding_host_id, s.local().host, "port {} binding:host_id", port.id);
     assert_eq!(port.binding_vif_type, "ovs", "port {} vif_type", port.id);
     assert_eq!(port.device_owner, "compute:kuryr", "port {} owner", port.id);
     let ip = att.ip.expect("an IPv4 address");
@@ -32,10 +27,7 @@ pub(super) fn check_attachment(
         port.id,
         port.fixed_ips
     );
-    assert!(
-        v4_cidr_contains(subnet_cidr, &format!("{ip}/32")),
-        "{ip} is not in {subnet_cidr}"
-    );
+    assert!(v4_cidr_contains(subnet_cidr, &format!("{ip}/32")), "{ip} is not in {subnet_cidr}");
     assert!(
         port.mac_address.eq_ignore_ascii_case(&att.mac),
         "MAC: port {} vs Docker {}",
@@ -44,15 +36,8 @@ pub(super) fn check_attachment(
     );
     let (tap, _) = veth_names(&port.id);
     assert!(link_exists(&tap), "host veth {tap} missing");
-    assert!(
-        s.local().ovs_ports().contains(&tap),
-        "{tap} not on {}",
-        s.local().bridge
-    );
-    assert_eq!(
-        ovs_external_id(&tap, "iface-id").as_deref(),
-        Some(port.id.as_str())
-    );
+    assert!(s.local().ovs_ports().contains(&tap), "{tap} not on {}", s.local().bridge);
+    assert_eq!(ovs_external_id(&tap, "iface-id").as_deref(), Some(port.id.as_str()));
     port
 }
 
@@ -84,11 +69,8 @@ pub(super) fn tools_see_upstream_in_use(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let kuryr = kuryr_bin();
     let out = run(&kuryr.to_string_lossy(), &args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("kuryr gc --dry-run on upstream's networks:\n{text}");
     assert!(out.status.success(), "kuryr gc --dry-run failed");
     for p in upstream_ports {
@@ -98,10 +80,7 @@ pub(super) fn tools_see_upstream_in_use(
             p.id
         );
     }
-    assert!(
-        text.contains("5 ports in use"),
-        "gc sees upstream's 5 ports in use"
-    );
+    assert!(text.contains("5 ports in use"), "gc sees upstream's 5 ports in use");
     step(t0, "kuryr gc --dry-run leaves upstream's live ports alone");
 
     // And `kuryr status` lists upstream's networks and attachments.
@@ -126,16 +105,12 @@ pub(super) fn tools_see_upstream_in_use(
     }
     for p in upstream_ports {
         assert!(
-            text.lines()
-                .any(|l| l.contains(p.id.as_str()) && l.contains("[in use]")),
+            text.lines().any(|l| l.contains(p.id.as_str()) && l.contains("[in use]")),
             "kuryr status lists upstream's port {} in use:\n{text}",
             p.id
         );
     }
-    step(
-        t0,
-        "kuryr status lists upstream's networks and ports, in use",
-    );
+    step(t0, "kuryr status lists upstream's networks and ports, in use");
 }
 
 /// Restarts ours on the same address with `ip_range_as_subnet` as given;
@@ -149,16 +124,8 @@ pub(super) fn restart_ours(f: &mut Fixture, addr: SocketAddr, ip_range_as_subnet
 
 /// Asserts Neutron has neither the network nor its subnet any more.
 pub(super) fn assert_network_and_subnet_gone(s: &Stack, network: &Network, subnet: &Subnet) {
-    assert!(
-        s.network(&network.id).is_none(),
-        "network {} deleted",
-        network.id
-    );
-    assert!(
-        s.subnet(&subnet.id).is_none(),
-        "subnet {} deleted",
-        subnet.id
-    );
+    assert!(s.network(&network.id).is_none(), "network {} deleted", network.id);
+    assert!(s.subnet(&subnet.id).is_none(), "subnet {} deleted", subnet.id);
 }
 
 /// Waits until the network a Docker network adopted is back as the
@@ -211,22 +178,10 @@ pub(super) fn assert_who_served(
     ours: &[&Attachment],
 ) {
     for att in upstream {
-        assert!(
-            up_log.contains(&att.endpoint),
-            "upstream served {}",
-            att.endpoint
-        );
+        assert!(up_log.contains(&att.endpoint), "upstream served {}", att.endpoint);
     }
     for att in ours {
-        assert!(
-            ours_log.contains(&att.endpoint),
-            "ours served {}",
-            att.endpoint
-        );
-        assert!(
-            !up_log.contains(&att.endpoint),
-            "upstream did not serve {}",
-            att.endpoint
-        );
+        assert!(ours_log.contains(&att.endpoint), "ours served {}", att.endpoint);
+        assert!(!up_log.contains(&att.endpoint), "upstream did not serve {}", att.endpoint);
     }
 }

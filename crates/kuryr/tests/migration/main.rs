@@ -121,10 +121,9 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let gateway = Some(gw3.parse().expect("ip"));
     let pre_subnet =
         s.create_subnet_named(&pre.id, Some(format!("{premade}-subnet")), &cidr3, gateway);
-    for (res, id) in [
-        (Resource::Networks, pre.id.as_str()),
-        (Resource::Subnets, pre_subnet.id.as_str()),
-    ] {
+    for (res, id) in
+        [(Resource::Networks, pre.id.as_str()), (Resource::Subnets, pre_subnet.id.as_str())]
+    {
         s.block_on(s.neutron.replace_tags(res, id, &[USER_TAG]))
             .expect("tagging the pre-made objects");
     }
@@ -146,10 +145,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
     up = Upstream::start(&venv, addr, &neutron_url);
     step(
         t0,
-        &format!(
-            "upstream kuryr-server pid {} serves {DRIVER} on {addr}",
-            up.pid().unwrap_or(0)
-        ),
+        &format!("upstream kuryr-server pid {} serves {DRIVER} on {addr}", up.pid().unwrap_or(0)),
     );
     let id1 = f.create_network_with(DRIVER, &net1, &["--subnet", &cidr1, "--gateway", &gw1]);
     let id2 = f.create_network_with(
@@ -160,29 +156,13 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let id3 = f.create_network_with(
         DRIVER,
         &net3,
-        &[
-            "--subnet",
-            &cidr3,
-            "--gateway",
-            &gw3,
-            "-o",
-            &format!("neutron.net.name={premade}"),
-        ],
+        &["--subnet", &cidr3, "--gateway", &gw3, "-o", &format!("neutron.net.name={premade}")],
     );
     let pool_opt = format!("neutron.pool.name={op_pool_name}");
     let id5 = f.create_network_with(
         DRIVER,
         &net5,
-        &[
-            "--subnet",
-            &cidr5,
-            "--gateway",
-            &gw5,
-            "--ipam-opt",
-            &pool_opt,
-            "-o",
-            &pool_opt,
-        ],
+        &["--subnet", &cidr5, "--gateway", &gw5, "--ipam-opt", &pool_opt, "-o", &pool_opt],
     );
     step(t0, "upstream made four networks");
 
@@ -193,8 +173,7 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let n3 = s.network_of_docker(&id3);
     assert_eq!(n3.id, pre.id, "upstream adopted the pre-made network");
     assert!(
-        n3.tags
-            .contains(&format!("kuryr.net.existing:{}", &id3[..12])),
+        n3.tags.contains(&format!("kuryr.net.existing:{}", &id3[..12])),
         "adopted network tags: {:?}",
         n3.tags
     );
@@ -241,16 +220,10 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let port_a3 = check_attachment(&f, &att_a3, &n2.id, range2);
     let port_a4 = check_attachment(&f, &att_a4, &n3.id, &cidr3);
     let port_a5 = check_attachment(&f, &att_a5, &n5.id, &cidr5);
-    step(
-        t0,
-        "upstream started five containers; their ports are ACTIVE",
-    );
+    step(t0, "upstream started five containers; their ports are ACTIVE");
     let upstream_ports = [&port_a1, &port_a2, &port_a3, &port_a4, &port_a5];
     for p in upstream_ports {
-        eprintln!(
-            "  upstream port {} name {:?} tags {:?}",
-            p.id, p.name, p.tags
-        );
+        eprintln!("  upstream port {} name {:?} tags {:?}", p.id, p.name, p.tags);
     }
     let (ip_a1, ip_a2, ip_a3, ip_a4) = (
         att_a1.ip.expect("a1 ip"),
@@ -305,14 +278,8 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let port_b2 = check_attachment(&f, &att_b2, &n2.id, range2);
     let port_b3 = check_attachment(&f, &att_b3, &n3.id, &cidr3);
     for (old, new) in [(&att_a1, &att_b1), (&att_a3, &att_b2), (&att_a4, &att_b3)] {
-        assert_eq!(
-            new.prefix, old.prefix,
-            "prefix of a new container vs an old one"
-        );
-        assert_eq!(
-            new.gateway, old.gateway,
-            "gateway of a new container vs an old one"
-        );
+        assert_eq!(new.prefix, old.prefix, "prefix of a new container vs an old one");
+        assert_eq!(new.gateway, old.gateway, "gateway of a new container vs an old one");
     }
     assert_eq!(att_b2.prefix, 24, "upstream's range network: a /24 subnet");
     let ip_b1 = att_b1.ip.expect("b1 ip");
@@ -321,27 +288,18 @@ fn switch_from_upstream_kuryr_libnetwork() {
     pings_both_ways(&b1, ip_b1, &a1, ip_a1);
     pings_both_ways(&b2, ip_b2, &a3, ip_a3);
     pings_both_ways(&b3, ip_b3, &a4, ip_a4);
-    step(
-        t0,
-        "ours: new containers on the three upstream networks ping the old ones",
-    );
+    step(t0, "ours: new containers on the three upstream networks ping the old ones");
 
     // An upstream container restarted: Docker deletes its endpoint (ours
     // releases upstream's port) and makes a new one (ours makes the port).
     docker(&["restart", "-t", "1", &a4]);
     f.assert_port_gone(&port_a4.id);
     let att_a4r = attachment(&a4, &net3);
-    assert_ne!(
-        att_a4r.endpoint, att_a4.endpoint,
-        "a new endpoint after restart"
-    );
+    assert_ne!(att_a4r.endpoint, att_a4.endpoint, "a new endpoint after restart");
     let port_a4r = check_attachment(&f, &att_a4r, &n3.id, &cidr3);
     pings_both_ways(&a4, att_a4r.ip.expect("a4 ip"), &b3, ip_b3);
     let ip_a4 = att_a4r.ip.expect("a4 ip");
-    step(
-        t0,
-        "docker restart of an upstream container: upstream's port released, ours made, pings",
-    );
+    step(t0, "docker restart of an upstream container: upstream's port released, ours made, pings");
 
     // A new container on upstream's network from the operator's subnetpool.
     // Docker's pool id there is the `kuryrPool-<cidr>` upstream made in
@@ -350,23 +308,13 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let b5 = c("b5");
     let att_b5 = f.run_detached(&b5, &net5, &[]);
     let port_b5 = check_attachment(&f, &att_b5, &n5.id, &cidr5);
-    pings_both_ways(
-        &b5,
-        att_b5.ip.expect("b5 ip"),
-        &a5,
-        att_a5.ip.expect("a5 ip"),
-    );
-    step(
-        t0,
-        "ours: a new container on upstream's network from the operator's subnetpool pings",
-    );
+    pings_both_ways(&b5, att_b5.ip.expect("b5 ip"), &a5, att_a5.ip.expect("a5 ip"));
+    step(t0, "ours: a new container on upstream's network from the operator's subnetpool pings");
 
     // ------------------------------------------------------------ 3b. ip_range_as_subnet
     restart_ours(&mut f, addr, true);
     assert!(
-        !f.kuryr
-            .log_text()
-            .contains("unknown option [DEFAULT] ip_range_as_subnet"),
+        !f.kuryr.log_text().contains("unknown option [DEFAULT] ip_range_as_subnet"),
         "this build does not know [DEFAULT] ip_range_as_subnet"
     );
     step(t0, "ours restarted with ip_range_as_subnet = true");
@@ -387,16 +335,10 @@ fn switch_from_upstream_kuryr_libnetwork() {
         let s = &f.stack;
         let n4 = s.network_of_docker(&id4);
         let sub4 = s.only_subnet_of(&n4.id);
-        assert_eq!(
-            sub4.cidr, range4,
-            "ip_range_as_subnet: the range is the subnet"
-        );
+        assert_eq!(sub4.cidr, range4, "ip_range_as_subnet: the range is the subnet");
         f.remove_network(&net4);
         f.assert_network_clean(&id4, &[&cidr4, &range4]);
-        step(
-            t0,
-            "ip_range_as_subnet in force: a new network's range is its subnet",
-        );
+        step(t0, "ip_range_as_subnet in force: a new network's range is its subnet");
     }
     let (d1, d2, d3) = (c("d1"), c("d2"), c("d3"));
     let att_d1 = f.run_detached(&d1, &net1, &[]);
@@ -414,19 +356,13 @@ fn switch_from_upstream_kuryr_libnetwork() {
         f.remove_container(name);
         f.assert_port_gone(&port.id);
     }
-    step(
-        t0,
-        "ours with ip_range_as_subnet: containers joined, pinged, removed cleanly",
-    );
+    step(t0, "ours with ip_range_as_subnet: containers joined, pinged, removed cleanly");
     restart_ours(&mut f, addr, false);
     step(t0, "ours restarted in its default mode");
 
     // The ping that ran across both switches and restarts.
     let (sent, received, out) = stop_background_ping(&a1, "across");
-    eprintln!(
-        "across the switch: {sent} sent, {received} received ({:.0} s)",
-        sent as f64 * 0.2
-    );
+    eprintln!("across the switch: {sent} sent, {received} received ({:.0} s)", sent as f64 * 0.2);
     assert!(sent >= 10, "the background ping ran: {out}");
     assert!(
         received + 1 >= sent,
@@ -438,28 +374,17 @@ fn switch_from_upstream_kuryr_libnetwork() {
     // An upstream endpoint taken off its network, then its container.
     f.disconnect(&net1, &a2);
     f.assert_port_gone(&port_a2.id);
-    step(
-        t0,
-        "docker network disconnect of an upstream endpoint: port, veth, OVS port gone",
-    );
+    step(t0, "docker network disconnect of an upstream endpoint: port, veth, OVS port gone");
     f.remove_container(&a2);
     f.remove_container(&a1);
     f.assert_port_gone(&port_a1.id);
     f.remove_container(&b1);
     f.assert_port_gone(&port_b1.id);
-    for (name, port) in [
-        (&a3, &port_a3),
-        (&b2, &port_b2),
-        (&a4, &port_a4r),
-        (&b3, &port_b3),
-    ] {
+    for (name, port) in [(&a3, &port_a3), (&b2, &port_b2), (&a4, &port_a4r), (&b3, &port_b3)] {
         f.remove_container(name);
         f.assert_port_gone(&port.id);
     }
-    step(
-        t0,
-        "docker rm -f of upstream's and ours' containers: ports, veths, OVS ports gone",
-    );
+    step(t0, "docker rm -f of upstream's and ours' containers: ports, veths, OVS ports gone");
 
     let ports5 = [port_a5.clone(), port_b5];
     f.remove_container(&a5);
@@ -471,53 +396,28 @@ fn switch_from_upstream_kuryr_libnetwork() {
     let ids5: Vec<&str> = ports5.iter().map(|p| p.id.as_str()).collect();
     f.assert_clean(&id5, &[&cidr5], &ids5);
     assert_network_and_subnet_gone(s, &n5, &sub5);
-    step(
-        t0,
-        "docker network rm of upstream's network from the operator's pool: nothing left",
-    );
+    step(t0, "docker network rm of upstream's network from the operator's pool: nothing left");
     // The operator's pool stays. Upstream tagged it `kuryr.subnetpool.existing`
     // in RequestPool and, for a --subnet other than the pool's prefix, never
     // removes that tag itself (its ReleasePool gets the kuryrPool's id); ours
     // leaves it too (docs/migration.md).
-    let op_pool_after = s
-        .subnetpool(&op_pool.id)
-        .expect("the operator's subnetpool is kept");
-    eprintln!(
-        "  operator's pool tags after network rm: {:?}",
-        op_pool_after.tags
-    );
+    let op_pool_after = s.subnetpool(&op_pool.id).expect("the operator's subnetpool is kept");
+    eprintln!("  operator's pool tags after network rm: {:?}", op_pool_after.tags);
 
     f.remove_network(&net1);
     f.assert_clean(&id1, &[&cidr1], &[&port_a1.id, &port_a2.id, &port_b1.id]);
     assert_network_and_subnet_gone(s, &n1, &sub1);
-    step(
-        t0,
-        "docker network rm of upstream's --subnet network: nothing left",
-    );
+    step(t0, "docker network rm of upstream's --subnet network: nothing left");
 
     f.remove_network(&net2);
-    f.assert_clean(
-        &id2,
-        &[cidr2, range2],
-        &[&port_a3.id, &port_b2.id, &port_d2.id],
-    );
+    f.assert_clean(&id2, &[cidr2, range2], &[&port_a3.id, &port_b2.id, &port_d2.id]);
     assert_network_and_subnet_gone(s, &n2, &sub2);
-    step(
-        t0,
-        "docker network rm of upstream's --ip-range network: nothing left",
-    );
+    step(t0, "docker network rm of upstream's --ip-range network: nothing left");
 
     f.remove_network(&net3);
-    f.assert_clean(
-        &id3,
-        &[&cidr3],
-        &[&port_a4.id, &port_a4r.id, &port_b3.id, &port_d3.id],
-    );
+    f.assert_clean(&id3, &[&cidr3], &[&port_a4.id, &port_a4r.id, &port_b3.id, &port_d3.id]);
     assert_adopted_network_restored(s, &pre, &pre_subnet, &premade, &cidr3);
-    step(
-        t0,
-        "docker network rm of the adopted network: network and subnet kept, untagged",
-    );
+    step(t0, "docker network rm of the adopted network: network and subnet kept, untagged");
 
     // Nothing of Kuryr's on the host: no veth or OVS port of any port.
     let all_ports = [
@@ -528,11 +428,8 @@ fn switch_from_upstream_kuryr_libnetwork() {
         s.local().assert_unplugged(&p.id);
         assert!(s.port(&p.id).is_none(), "port {} left", p.id);
     }
-    let tags_left: Vec<String> = s
-        .networks(Query::new().tags_any(id_tags(&id3)))
-        .iter()
-        .map(|n| n.id.to_string())
-        .collect();
+    let tags_left: Vec<String> =
+        s.networks(Query::new().tags_any(id_tags(&id3))).iter().map(|n| n.id.to_string()).collect();
     assert!(tags_left.is_empty(), "networks still tagged: {tags_left:?}");
     // Who served what: upstream made a1..a5, ours the others.
     let ours_log = f.kuryr.log_text();
@@ -540,14 +437,10 @@ fn switch_from_upstream_kuryr_libnetwork() {
         &up.log_text(),
         &ours_log,
         &[&att_a1, &att_a2, &att_a3, &att_a4, &att_a5],
-        &[
-            &att_b1, &att_b2, &att_b3, &att_a4r, &att_d1, &att_d2, &att_d3, &att_b5,
-        ],
+        &[&att_b1, &att_b2, &att_b3, &att_a4r, &att_d1, &att_d2, &att_d3, &att_b5],
     );
-    let complaints: Vec<&str> = ours_log
-        .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        .collect();
+    let complaints: Vec<&str> =
+        ours_log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
     eprintln!(
         "ours logged {} warnings/errors over the whole run:\n{}",
         complaints.len(),

@@ -15,13 +15,8 @@ fn vlan_binding_or_clear_skip() {
     let test = "vlan_binding_or_clear_skip";
     with_vm(test, true, |stack, net, vm| {
         let port = net.ports(1).remove(0);
-        let (binder, _ns, linked) = plug_nested(
-            test,
-            stack,
-            (NestedMode::Vlan, &vm.nic),
-            &port,
-            "vlan (8021q)",
-        );
+        let (binder, _ns, linked) =
+            plug_nested(test, stack, (NestedMode::Vlan, &vm.nic), &port, "vlan (8021q)");
         if linked {
             let sub = vm.sub_ports();
             assert_eq!(sub.len(), 1);
@@ -44,17 +39,13 @@ fn ipvlan_binding_or_clear_skip() {
         let ip = port.fixed_ips[0].ip_address.to_string();
         // The Neutron side alone, as the ipvlan driver does it.
         let client = stack.block_on(vm_client(stack, &vm.nic));
-        let pair = AddressPair {
-            ip_address: ip.clone(),
-            mac_address: Some(vm.port.mac_address.clone()),
-        };
+        let pair =
+            AddressPair { ip_address: ip.clone(), mac_address: Some(vm.port.mac_address.clone()) };
         stack
             .block_on(client.update_pairs(&port.id, std::slice::from_ref(&pair), &[]))
             .expect("pair");
         assert!(vm.has_pair(&ip, &vm.port.mac_address));
-        stack
-            .block_on(client.update_pairs(&port.id, &[], &[pair]))
-            .expect("pair removed");
+        stack.block_on(client.update_pairs(&port.id, &[], &[pair])).expect("pair removed");
         assert!(vm.pairs().is_empty());
 
         let (binder, _ns, linked) =
@@ -78,23 +69,16 @@ fn nested_without_a_vm_port_is_a_clear_error() {
     let net = Net::new(&stack);
     let port = net.ports(1).remove(0);
     let (a, b) = (format!("knx{}", hex(6)), format!("kny{}", hex(6)));
-    ok(
-        "ip",
-        &["link", "add", &a, "type", "veth", "peer", "name", &b],
-    );
+    ok("ip", &["link", "add", &a, "type", "veth", "peer", "name", &b]);
     let binder = nested_binder(&stack, NestedMode::Macvlan, &b);
-    let err = stack
-        .block_on(binder.plug(&plug_request(&port)))
-        .expect_err("no VM port");
+    let err = stack.block_on(binder.plug(&plug_request(&port))).expect_err("no VM port");
     let _ = run("ip", &["link", "del", &a]);
     assert!(
         matches!(err, BindError::Nested { .. })
             && err.to_string().contains("no Neutron port has MAC"),
         "{err}"
     );
-    assert!(!link_exists(&kuryr_core::naming::container_veth_name(
-        &port.id
-    )));
+    assert!(!link_exists(&kuryr_core::naming::container_veth_name(&port.id)));
 }
 
 // ------------------------------------------------------------- Linux bridge
@@ -108,19 +92,12 @@ fn linux_bridge_binding_on_the_kernel() {
     if !needs_root(test) {
         return;
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let network_id = format!("{}-0000-4000-8000-000000000000", hex(8));
     let bridge = kuryr_core::naming::linux_bridge_name(&network_id);
     assert_eq!(bridge, format!("brq{}", &network_id[..11]));
     let netlink = rt.block_on(Netlink::host()).expect("netlink");
-    let binder = Binder::new(
-        netlink,
-        Arc::new(FakeSwitch::with_bridge("br-int")),
-        "br-int",
-    );
+    let binder = Binder::new(netlink, Arc::new(FakeSwitch::with_bridge("br-int")), "br-int");
     let (ns1, ns2) = (TempNetns::new(), TempNetns::new());
     let mk = |n: u8| Port {
         id: format!("{}-aaaa-4000-8000-00000000000{n}", hex(8)).into(),
@@ -146,14 +123,9 @@ fn linux_bridge_binding_on_the_kernel() {
         }
         let target = p2.fixed_ips[0].ip_address.to_string();
         let pinged = (0..3).any(|_| {
-            run(
-                "ip",
-                &[
-                    "netns", "exec", &ns1.0, "ping", "-c", "1", "-W", "2", &target,
-                ],
-            )
-            .status
-            .success()
+            run("ip", &["netns", "exec", &ns1.0, "ping", "-c", "1", "-W", "2", &target])
+                .status
+                .success()
         });
         assert!(pinged, "no traffic through {bridge}");
         for port in [&p1, &p2] {
@@ -190,11 +162,8 @@ fn cni_macvlan_in_a_vm() {
         let dir = std::env::temp_dir().join(format!("kuryr-nested-{}", hex(6)));
         std::fs::create_dir_all(&dir).expect("dir");
         let config = dir.join("kuryr.conf");
-        std::fs::write(
-            &config,
-            format!("[binding]\ndriver = macvlan\nlink_iface = {}\n", vm.nic),
-        )
-        .expect("config");
+        std::fs::write(&config, format!("[binding]\ndriver = macvlan\nlink_iface = {}\n", vm.nic))
+            .expect("config");
         let socket = dir.join("cni.sock");
         let log = std::fs::File::create(dir.join("daemon.log")).expect("log");
         let mut daemon = Command::new(kuryr_bin())
@@ -209,9 +178,7 @@ fn cni_macvlan_in_a_vm() {
             .expect("kuryr daemon");
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             wait_for("the daemon's socket", Duration::from_secs(20), || {
-                std::os::unix::net::UnixStream::connect(&socket)
-                    .ok()
-                    .map(|_| ())
+                std::os::unix::net::UnixStream::connect(&socket).ok().map(|_| ())
             });
             let ns = TempNetns::new();
             let cid = format!("knt{}", hex(48));
@@ -230,15 +197,9 @@ fn cni_macvlan_in_a_vm() {
             } else {
                 assert_eq!(refused["code"], 101, "{refused}");
                 let msg = refused["msg"].as_str().unwrap_or_default();
-                assert!(
-                    msg.contains("VRRP") && msg.contains("InvalidVirtualMACAddress"),
-                    "{msg}"
-                );
+                assert!(msg.contains("VRRP") && msg.contains("InvalidVirtualMACAddress"), "{msg}");
                 assert!(vm.pairs().is_empty(), "{:?}", vm.pairs());
-                assert!(
-                    stack.ports(Query::new().device_id(&cid)).is_empty(),
-                    "port left behind"
-                );
+                assert!(stack.ports(Query::new().device_id(&cid)).is_empty(), "port left behind");
                 let links = ok("ip", &["netns", "exec", &ns.0, "ip", "-o", "link"]);
                 assert!(!links.contains("eth0"), "{links}");
             }
@@ -248,10 +209,7 @@ fn cni_macvlan_in_a_vm() {
             stack
                 .block_on(stack.neutron.update_port(
                     &vm.port.id,
-                    &PortUpdate {
-                        binding_host_id: Some(String::new()),
-                        ..PortUpdate::default()
-                    },
+                    &PortUpdate { binding_host_id: Some(String::new()), ..PortUpdate::default() },
                 ))
                 .expect("unbinding the VM port");
             let started = Instant::now();
@@ -268,22 +226,10 @@ fn cni_macvlan_in_a_vm() {
             assert_eq!(added["ips"][0]["interface"], 0);
             let mac = interfaces[0]["mac"].as_str().expect("mac").to_string();
             assert!(vm.has_pair(&ip.to_string(), &mac), "{:?}", vm.pairs());
-            let link = ok(
-                "ip",
-                &["netns", "exec", &ns.0, "ip", "-d", "addr", "show", "eth0"],
-            );
-            assert!(
-                link.contains("macvlan") && link.contains("mode bridge"),
-                "{link}"
-            );
-            assert!(
-                link.contains(&format!("{ip}/")) && link.contains(&mac),
-                "{link}"
-            );
-            let port = stack
-                .ports(Query::new().device_id(&cid))
-                .pop()
-                .expect("the port");
+            let link = ok("ip", &["netns", "exec", &ns.0, "ip", "-d", "addr", "show", "eth0"]);
+            assert!(link.contains("macvlan") && link.contains("mode bridge"), "{link}");
+            assert!(link.contains(&format!("{ip}/")) && link.contains(&mac), "{link}");
+            let port = stack.ports(Query::new().device_id(&cid)).pop().expect("the port");
             assert_eq!(port.binding_host_id, "", "a nested port stays unbound");
             let started = Instant::now();
             let (success, out) = cni_call(&socket, "DEL", &cid, &ns.path(), &conf);

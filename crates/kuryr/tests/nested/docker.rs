@@ -79,19 +79,7 @@ fn docker_macvlan_in_a_vm() {
     // Through OVN: container to container, to the outside port and back.
     ping(&c1_name, ip2);
     for (name, att) in [(&c1_name, &c1), (&c2_name, &c2)] {
-        let out = run(
-            "docker",
-            &[
-                "exec",
-                name,
-                "ping",
-                "-c",
-                "2",
-                "-W",
-                "2",
-                &ext.ip.to_string(),
-            ],
-        );
+        let out = run("docker", &["exec", name, "ping", "-c", "2", "-W", "2", &ext.ip.to_string()]);
         if out.status.success() {
             continue;
         }
@@ -129,25 +117,15 @@ fn docker_macvlan_in_a_vm() {
     let rogue_ip = format!("{prefix}.250");
     let rogue_mac = "00:00:5e:00:01:5a";
     let rogue = Rogue::new(&nic_name, rogue_mac, &format!("{rogue_ip}/24"));
-    assert!(
-        !rogue.ping(ext.ip, 2),
-        "an address that is not an allowed address pair got through"
-    );
+    assert!(!rogue.ping(ext.ip, 2), "an address that is not an allowed address pair got through");
     let client = f.stack.block_on(vm_client(&f.stack, &nic_name));
-    let rogue_pair = AddressPair {
-        ip_address: rogue_ip.clone(),
-        mac_address: Some(rogue_mac.into()),
-    };
+    let rogue_pair =
+        AddressPair { ip_address: rogue_ip.clone(), mac_address: Some(rogue_mac.into()) };
     f.stack
         .block_on(client.update_pairs("rogue", std::slice::from_ref(&rogue_pair), &[]))
         .expect("adding the pair");
-    assert!(
-        rogue.ping(ext.ip, 5),
-        "with its pair, the same address passes"
-    );
-    f.stack
-        .block_on(client.update_pairs("rogue", &[], &[rogue_pair]))
-        .expect("removing the pair");
+    assert!(rogue.ping(ext.ip, 5), "with its pair, the same address passes");
+    f.stack.block_on(client.update_pairs("rogue", &[], &[rogue_pair])).expect("removing the pair");
     assert!(!rogue.ping(ext.ip, 2), "its pair is gone: dropped again");
     drop(rogue);
 
@@ -177,9 +155,7 @@ fn docker_macvlan_in_a_vm() {
             vec![format!("pairs {pairs:?}")]
         }
     });
-    assert!(!link_exists(&kuryr_core::naming::container_veth_name(
-        &p1.id
-    )));
+    assert!(!link_exists(&kuryr_core::naming::container_veth_name(&p1.id)));
 }
 
 // ------------------------------------------------------------- Neutron side
@@ -190,66 +166,52 @@ fn docker_macvlan_in_a_vm() {
 /// gets a clear error; removing them all at once leaves none.
 #[test]
 fn concurrent_pair_updates_lose_nothing() {
-    with_vm(
-        "concurrent_pair_updates_lose_nothing",
-        false,
-        |stack, net, vm| {
-            let pairs: Vec<AddressPair> = (0..10)
-                .map(|i| AddressPair {
-                    ip_address: format!("{}.{}", net.prefix, 100 + i),
-                    // VRRP MACs: ML2/OVN accepts no other foreign MAC in pairs.
-                    mac_address: Some(format!("00:00:5e:00:01:{:02x}", i + 1)),
-                })
-                .collect();
-            let run_all = |add: bool| {
-                let started = Instant::now();
-                stack.block_on(async {
-                    let mut tasks = tokio::task::JoinSet::new();
-                    for pair in pairs.clone() {
-                        let client = vm_client(stack, &vm.nic).await;
-                        tasks.spawn(async move {
-                            let (a, r) = if add {
-                                (vec![pair], vec![])
-                            } else {
-                                (vec![], vec![pair])
-                            };
-                            client.update_pairs("test", &a, &r).await
-                        });
-                    }
-                    while let Some(res) = tasks.join_next().await {
-                        res.expect("task").expect("pair update");
-                    }
-                });
-                eprintln!(
-                    "10 concurrent pair updates (add={add}): {:?}",
-                    started.elapsed()
-                );
-            };
-            run_all(true);
-            let got = vm.pairs();
-            for pair in &pairs {
-                assert!(
-                    vm.has_pair(&pair.ip_address, pair.mac_address.as_deref().expect("mac")),
-                    "lost {pair:?}; VM port has {got:?}"
-                );
-            }
-            assert_eq!(got.len(), 10);
-            let client = stack.block_on(vm_client(stack, &vm.nic));
-            let eleventh = AddressPair {
-                ip_address: format!("{}.99", net.prefix),
-                mac_address: Some("00:00:5e:00:01:63".into()),
-            };
-            let err = stack
-                .block_on(client.update_pairs("test", &[eleventh], &[]))
-                .expect_err("the VM port is full");
+    with_vm("concurrent_pair_updates_lose_nothing", false, |stack, net, vm| {
+        let pairs: Vec<AddressPair> = (0..10)
+            .map(|i| AddressPair {
+                ip_address: format!("{}.{}", net.prefix, 100 + i),
+                // VRRP MACs: ML2/OVN accepts no other foreign MAC in pairs.
+                mac_address: Some(format!("00:00:5e:00:01:{:02x}", i + 1)),
+            })
+            .collect();
+        let run_all = |add: bool| {
+            let started = Instant::now();
+            stack.block_on(async {
+                let mut tasks = tokio::task::JoinSet::new();
+                for pair in pairs.clone() {
+                    let client = vm_client(stack, &vm.nic).await;
+                    tasks.spawn(async move {
+                        let (a, r) = if add { (vec![pair], vec![]) } else { (vec![], vec![pair]) };
+                        client.update_pairs("test", &a, &r).await
+                    });
+                }
+                while let Some(res) = tasks.join_next().await {
+                    res.expect("task").expect("pair update");
+                }
+            });
+            eprintln!("10 concurrent pair updates (add={add}): {:?}", started.elapsed());
+        };
+        run_all(true);
+        let got = vm.pairs();
+        for pair in &pairs {
             assert!(
-                err.to_string().contains("max_allowed_address_pair"),
-                "{err}"
+                vm.has_pair(&pair.ip_address, pair.mac_address.as_deref().expect("mac")),
+                "lost {pair:?}; VM port has {got:?}"
             );
-            run_all(false);
-            assert!(vm.pairs().is_empty(), "{:?}", vm.pairs());
-        },
-    );
+        }
+        assert_eq!(got.len(), 10);
+        let client = stack.block_on(vm_client(stack, &vm.nic));
+        let eleventh = AddressPair {
+            ip_address: format!("{}.99", net.prefix),
+            mac_address: Some("00:00:5e:00:01:63".into()),
+        };
+        let err = stack
+            .block_on(client.update_pairs("test", &[eleventh], &[]))
+            .expect_err("the VM port is full");
+        assert!(err.to_string().contains("max_allowed_address_pair"), "{err}");
+        run_all(false);
+        assert!(vm.pairs().is_empty(), "{:?}", vm.pairs());
+    });
 }
 
 /// 20 container ports become subports of the VM's trunk at once, each
@@ -258,69 +220,57 @@ fn concurrent_pair_updates_lose_nothing() {
 /// bound parent, and removing them leaves the trunk empty.
 #[test]
 fn concurrent_subports_get_unique_vlans() {
-    with_vm(
-        "concurrent_subports_get_unique_vlans",
-        true,
-        |stack, net, vm| {
-            let ports = net.ports(20);
-            let started = Instant::now();
-            let vlans: Vec<(String, u16)> = stack.block_on(async {
-                let mut tasks = tokio::task::JoinSet::new();
-                for port in &ports {
-                    let client = vm_client(stack, &vm.nic).await;
-                    let id = port.id.to_string();
-                    tasks.spawn(async move {
-                        let vlan = client.add_subport(&id).await.expect("subport added");
-                        (id, vlan)
-                    });
-                }
-                let mut out = Vec::new();
-                while let Some(res) = tasks.join_next().await {
-                    out.push(res.expect("task"));
-                }
-                out
-            });
-            eprintln!("20 concurrent subport adds: {:?}", started.elapsed());
-            let mut ids: Vec<u16> = vlans.iter().map(|(_, v)| *v).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            assert_eq!(ids.len(), 20, "VLAN ids collide: {vlans:?}");
-            let subs = vm.sub_ports();
-            assert_eq!(subs.len(), 20, "{subs:?}");
-            for (port_id, vlan) in &vlans {
-                let sub = subs
-                    .iter()
-                    .find(|s| &s.port_id == port_id)
-                    .expect("subport");
-                assert_eq!(sub.segmentation_id, Some(u32::from(*vlan)));
+    with_vm("concurrent_subports_get_unique_vlans", true, |stack, net, vm| {
+        let ports = net.ports(20);
+        let started = Instant::now();
+        let vlans: Vec<(String, u16)> = stack.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for port in &ports {
+                let client = vm_client(stack, &vm.nic).await;
+                let id = port.id.to_string();
+                tasks.spawn(async move {
+                    let vlan = client.add_subport(&id).await.expect("subport added");
+                    (id, vlan)
+                });
             }
-            // A retried add keeps the id it has.
-            let client = stack.block_on(vm_client(stack, &vm.nic));
-            let (first, first_vlan) = &vlans[0];
-            assert_eq!(
-                stack.block_on(client.add_subport(first)).expect("again"),
-                *first_vlan
-            );
-            // The parent is bound: Neutron/OVN set its subports ACTIVE.
-            let started = Instant::now();
-            wait_status(stack, first, "ACTIVE");
-            eprintln!("subport ACTIVE after {:?}", started.elapsed());
+            let mut out = Vec::new();
+            while let Some(res) = tasks.join_next().await {
+                out.push(res.expect("task"));
+            }
+            out
+        });
+        eprintln!("20 concurrent subport adds: {:?}", started.elapsed());
+        let mut ids: Vec<u16> = vlans.iter().map(|(_, v)| *v).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 20, "VLAN ids collide: {vlans:?}");
+        let subs = vm.sub_ports();
+        assert_eq!(subs.len(), 20, "{subs:?}");
+        for (port_id, vlan) in &vlans {
+            let sub = subs.iter().find(|s| &s.port_id == port_id).expect("subport");
+            assert_eq!(sub.segmentation_id, Some(u32::from(*vlan)));
+        }
+        // A retried add keeps the id it has.
+        let client = stack.block_on(vm_client(stack, &vm.nic));
+        let (first, first_vlan) = &vlans[0];
+        assert_eq!(stack.block_on(client.add_subport(first)).expect("again"), *first_vlan);
+        // The parent is bound: Neutron/OVN set its subports ACTIVE.
+        let started = Instant::now();
+        wait_status(stack, first, "ACTIVE");
+        eprintln!("subport ACTIVE after {:?}", started.elapsed());
 
-            stack.block_on(async {
-                let mut tasks = tokio::task::JoinSet::new();
-                for (port_id, _) in vlans.clone() {
-                    let client = vm_client(stack, &vm.nic).await;
-                    tasks.spawn(async move { client.remove_subport(&port_id).await });
-                }
-                while let Some(res) = tasks.join_next().await {
-                    res.expect("task").expect("subport removed");
-                }
-            });
-            assert!(vm.sub_ports().is_empty(), "{:?}", vm.sub_ports());
-            // Removing again is fine.
-            stack
-                .block_on(client.remove_subport(first))
-                .expect("idempotent");
-        },
-    );
+        stack.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (port_id, _) in vlans.clone() {
+                let client = vm_client(stack, &vm.nic).await;
+                tasks.spawn(async move { client.remove_subport(&port_id).await });
+            }
+            while let Some(res) = tasks.join_next().await {
+                res.expect("task").expect("subport removed");
+            }
+        });
+        assert!(vm.sub_ports().is_empty(), "{:?}", vm.sub_ports());
+        // Removing again is fine.
+        stack.block_on(client.remove_subport(first)).expect("idempotent");
+    });
 }

@@ -80,16 +80,8 @@ impl<'a> SimVm<'a> {
                 .expect("binding the trunk parent");
         }
         let mac = vm.port.mac_address.clone();
-        ok(
-            "ip",
-            &[
-                "link", "add", &vm.tap, "type", "veth", "peer", "name", &vm.nic,
-            ],
-        );
-        ok(
-            "ip",
-            &["link", "set", &vm.nic, "address", &mac, "mtu", "1442"],
-        );
+        ok("ip", &["link", "add", &vm.tap, "type", "veth", "peer", "name", &vm.nic]);
+        ok("ip", &["link", "set", &vm.nic, "address", &mac, "mtu", "1442"]);
         ok("ip", &["link", "set", &vm.tap, "mtu", "1442", "up"]);
         ok("ip", &["link", "set", &vm.nic, "up"]);
         plug_ovs(&vm.tap, &vm.port.id, &mac);
@@ -98,26 +90,19 @@ impl<'a> SimVm<'a> {
     }
 
     fn pairs(&self) -> Vec<AddressPair> {
-        self.stack
-            .port(&self.port.id)
-            .expect("the VM port")
-            .allowed_address_pairs
+        self.stack.port(&self.port.id).expect("the VM port").allowed_address_pairs
     }
 
     fn has_pair(&self, ip: &str, mac: &str) -> bool {
         self.pairs().iter().any(|p| {
             p.ip_address == ip
-                && p.mac_address
-                    .as_deref()
-                    .is_some_and(|m| m.eq_ignore_ascii_case(mac))
+                && p.mac_address.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(mac))
         })
     }
 
     fn sub_ports(&self) -> Vec<openstack::neutron::SubPort> {
         let trunk = self.trunk_id.as_deref().expect("a trunk");
-        self.stack
-            .block_on(self.stack.neutron.get_subports(trunk))
-            .expect("reading the subports")
+        self.stack.block_on(self.stack.neutron.get_subports(trunk)).expect("reading the subports")
     }
 }
 
@@ -143,10 +128,11 @@ impl Drop for SimVm<'_> {
 fn nova_port(stack: &Stack, port: PortCreate) -> Port {
     let name = port.name.clone().unwrap_or_default();
     stack
-        .block_on(stack.neutron.create_port(&PortCreate {
-            device_owner: Some("compute:nova".into()),
-            ..port
-        }))
+        .block_on(
+            stack
+                .neutron
+                .create_port(&PortCreate { device_owner: Some("compute:nova".into()), ..port }),
+        )
         .unwrap_or_else(|e| panic!("creating port {name}: {e}"))
 }
 
@@ -170,14 +156,10 @@ fn plug_ovs(dev: &str, port_id: &str, mac: &str) {
 }
 
 fn wait_status(stack: &Stack, port_id: &str, status: &str) {
-    wait_for(
-        &format!("port {port_id} {status}"),
-        Duration::from_secs(30),
-        || {
-            let port = stack.port(port_id)?;
-            (port.status == status).then_some(())
-        },
-    );
+    wait_for(&format!("port {port_id} {status}"), Duration::from_secs(30), || {
+        let port = stack.port(port_id)?;
+        (port.status == status).then_some(())
+    });
 }
 
 /// A Neutron port outside the VM: bound here, in its own netns.
@@ -203,16 +185,12 @@ impl<'a> Outside<'a> {
             }))
             .expect("creating the security group");
         stack
-            .block_on(
-                stack
-                    .neutron
-                    .create_security_group_rule(&SecurityGroupRuleCreate {
-                        security_group_id: sg.id.clone(),
-                        direction: "ingress".into(),
-                        ethertype: Some("IPv4".into()),
-                        ..SecurityGroupRuleCreate::default()
-                    }),
-            )
+            .block_on(stack.neutron.create_security_group_rule(&SecurityGroupRuleCreate {
+                security_group_id: sg.id.clone(),
+                direction: "ingress".into(),
+                ethertype: Some("IPv4".into()),
+                ..SecurityGroupRuleCreate::default()
+            }))
             .expect("creating the rule");
         let port = nova_port(
             stack,
@@ -234,12 +212,7 @@ impl<'a> Outside<'a> {
         };
         let peer = format!("kxp{suffix}");
         ok("ip", &["netns", "add", &out.netns]);
-        ok(
-            "ip",
-            &[
-                "link", "add", &out.tap, "type", "veth", "peer", "name", &peer,
-            ],
-        );
+        ok("ip", &["link", "add", &out.tap, "type", "veth", "peer", "name", &peer]);
         ok("ip", &["link", "set", &out.tap, "mtu", "1442", "up"]);
         ok("ip", &["link", "set", &peer, "netns", &out.netns]);
         let inside = |args: &[&str]| {
@@ -247,16 +220,7 @@ impl<'a> Outside<'a> {
             all.extend_from_slice(args);
             ok("ip", &all);
         };
-        inside(&[
-            "link",
-            "set",
-            &peer,
-            "address",
-            &out.port.mac_address,
-            "mtu",
-            "1442",
-            "up",
-        ]);
+        inside(&["link", "set", &peer, "address", &out.port.mac_address, "mtu", "1442", "up"]);
         inside(&["addr", "add", &format!("{ip}/{prefix_len}"), "dev", &peer]);
         plug_ovs(&out.tap, &out.port.id, &out.port.mac_address);
         wait_status(stack, &out.port.id, "ACTIVE");
@@ -282,9 +246,7 @@ struct Rogue {
 
 impl Rogue {
     fn new(nic: &str, mac: &str, cidr: &str) -> Rogue {
-        let r = Rogue {
-            netns: format!("knt-rogue-{}", hex(6)),
-        };
+        let r = Rogue { netns: format!("knt-rogue-{}", hex(6)) };
         let dev = format!("krg{}", hex(6));
         ok("ip", &["netns", "add", &r.netns]);
         ok(
@@ -295,10 +257,9 @@ impl Rogue {
             ],
         );
         ok("ip", &["link", "set", &dev, "netns", &r.netns]);
-        for args in [
-            vec!["link", "set", &dev, "mtu", "1442", "up"],
-            vec!["addr", "add", cidr, "dev", &dev],
-        ] {
+        for args in
+            [vec!["link", "set", &dev, "mtu", "1442", "up"], vec!["addr", "add", cidr, "dev", &dev]]
+        {
             let mut all = vec!["netns", "exec", &r.netns, "ip"];
             all.extend(args);
             ok("ip", &all);
@@ -309,22 +270,9 @@ impl Rogue {
     fn ping(&self, target: IpAddr, tries: usize) -> bool {
         let t = target.to_string();
         (0..tries).any(|_| {
-            run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &self.netns,
-                    "ping",
-                    "-c",
-                    "1",
-                    "-W",
-                    "2",
-                    &t,
-                ],
-            )
-            .status
-            .success()
+            run("ip", &["netns", "exec", &self.netns, "ping", "-c", "1", "-W", "2", &t])
+                .status
+                .success()
         })
     }
 }
@@ -405,11 +353,7 @@ impl<'a> Net<'a> {
             }))
             .expect("creating the network");
         let prefix = stack.add_fresh_subnet(&net.id);
-        Net {
-            stack,
-            id: net.id.into_string(),
-            prefix,
-        }
+        Net { stack, id: net.id.into_string(), prefix }
     }
 
     /// Container-like ports: unbound, `compute:kuryr`.
@@ -441,18 +385,8 @@ impl Drop for Net<'_> {
 
 fn nested_binder(stack: &Stack, mode: NestedMode, nic: &str) -> Binder {
     let netlink = stack.block_on(Netlink::host()).expect("netlink");
-    Binder::new(
-        netlink,
-        Arc::new(FakeSwitch::with_bridge("br-int")),
-        "br-int",
-    )
-    .with_nested(
-        stack.neutron.clone(),
-        NestedConfig {
-            mode,
-            link_iface: nic.to_string(),
-        },
-    )
+    Binder::new(netlink, Arc::new(FakeSwitch::with_bridge("br-int")), "br-int")
+        .with_nested(stack.neutron.clone(), NestedConfig { mode, link_iface: nic.to_string() })
 }
 
 fn plug_request(port: &Port) -> PlugRequest {
@@ -499,8 +433,7 @@ fn link_or_skip(test: &str, result: Result<(), BindError>, feature: &str) -> boo
     match result {
         Ok(()) => true,
         Err(BindError::Plumbing {
-            source: source @ netplumb::Error::Unsupported { .. },
-            ..
+            source: source @ netplumb::Error::Unsupported { .. }, ..
         }) => {
             assert!(source.to_string().contains(feature), "{source}");
             eprintln!("{test}: link side skipped: {source}");

@@ -26,17 +26,11 @@ fn podman_containers_ping_through_ovn() {
     let ip2 = w.assert_inside(c2, "eth0", net, &p2);
     let routes = w.exec(c1, &["ip", "route"]);
     let gateway = format!("default via {}.1 dev eth0", w.nets[net].prefix);
-    assert!(
-        routes.lines().any(|l| l.trim() == gateway),
-        "{gateway}: {routes}"
-    );
+    assert!(routes.lines().any(|l| l.trim() == gateway), "{gateway}: {routes}");
 
     let started = Instant::now();
     w.assert_ping(c1, &ip2);
-    eprintln!(
-        "timing: first ping through OVN {} ms",
-        started.elapsed().as_millis()
-    );
+    eprintln!("timing: first ping through OVN {} ms", started.elapsed().as_millis());
     w.assert_ping(c2, &ip1);
 
     w.remove_and_check(c1, &[p1]);
@@ -55,10 +49,7 @@ fn podman_second_attachment_on_another_network() {
 
     // podman 4.3 keeps networks in a map: without interface_name, which
     // network gets eth0 varies from run to run.
-    let nets = [
-        format!("{name_a}:interface_name=eth0"),
-        format!("{name_b}:interface_name=eth1"),
-    ];
+    let nets = [format!("{name_a}:interface_name=eth0"), format!("{name_b}:interface_name=eth1")];
     let nets = [nets[0].as_str(), nets[1].as_str()];
     let c1 = w.run("one", &nets);
     let c2 = w.run("two", &nets);
@@ -72,15 +63,9 @@ fn podman_second_attachment_on_another_network() {
         eth1_ips.push(w.assert_inside(c, "eth1", b, &eth1));
         // busybox `ip route` ignores a `default` selector: filter here.
         let routes = w.exec(c, &["ip", "route"]);
-        let defaults: Vec<&str> = routes
-            .lines()
-            .filter(|l| l.starts_with("default"))
-            .collect();
+        let defaults: Vec<&str> = routes.lines().filter(|l| l.starts_with("default")).collect();
         assert_eq!(defaults.len(), 1, "one default route: {routes}");
-        assert!(
-            defaults[0].contains(" dev eth0"),
-            "the default route is on eth0: {routes}"
-        );
+        assert!(defaults[0].contains(" dev eth0"), "the default route is on eth0: {routes}");
         ports.push(vec![eth0, eth1]);
     }
     // Through the second network (its own OVN logical switch).
@@ -105,15 +90,10 @@ fn podman_cleanup_after_the_container_dies_runs_del() {
     let name = w.containers[c].name.clone();
     w.podman(&["kill", &name]);
     let started = Instant::now();
-    wait_for(
-        "the port to go after the container died",
-        Duration::from_secs(60),
-        || w.stack.port(&port.id).is_none().then_some(()),
-    );
-    eprintln!(
-        "timing: port gone {} ms after podman kill",
-        started.elapsed().as_millis()
-    );
+    wait_for("the port to go after the container died", Duration::from_secs(60), || {
+        w.stack.port(&port.id).is_none().then_some(())
+    });
+    eprintln!("timing: port gone {} ms after podman kill", started.elapsed().as_millis());
     w.stack.local().assert_unplugged(&port.id);
     assert!(w.ports_of(c).is_empty(), "a port of {name} is left");
     let state = w.podman(&["inspect", "--format", "{{.State.Status}}", &name]);

@@ -42,15 +42,14 @@ const PODMAN_TIMEOUT: Duration = Duration::from_secs(180);
 /// podman from `PATH`; its absence on a noauth stack fails the test.
 fn podman_bin(test: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("podman"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
+    std::env::split_paths(&path).map(|dir| dir.join("podman")).find(|p| p.is_file()).unwrap_or_else(
+        || {
             panic!(
                 "{test}: podman is not installed, but the stack is up: \
                  run `scripts/stack install` (it installs Debian's podman)"
             )
-        })
+        },
+    )
 }
 
 // ------------------------------------------------------------- the daemon
@@ -176,11 +175,7 @@ impl World {
     }
 
     fn podman_out(&self, args: &[&str]) -> Output {
-        run_command(
-            self.podman_cmd(args),
-            &format!("podman {}", args.join(" ")),
-            PODMAN_TIMEOUT,
-        )
+        run_command(self.podman_cmd(args), &format!("podman {}", args.join(" ")), PODMAN_TIMEOUT)
     }
 
     /// A podman command that must succeed; its trimmed stdout.
@@ -196,9 +191,7 @@ impl World {
     /// `podman import` of a busybox-static rootfs (as scripts/stack builds kbox).
     fn import_image(&self) {
         let root = self.dir.join("rootfs");
-        for sub in [
-            "bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var/run",
-        ] {
+        for sub in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var/run"] {
             std::fs::create_dir_all(root.join(sub)).expect("rootfs dir");
         }
         std::fs::copy("/bin/busybox", root.join("bin/busybox"))
@@ -285,12 +278,7 @@ impl World {
         );
         let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert_eq!(id.len(), 64, "podman run prints the container id: {id}");
-        let sandbox = self.podman(&[
-            "inspect",
-            "--format",
-            "{{.NetworkSettings.SandboxKey}}",
-            &id,
-        ]);
+        let sandbox = self.podman(&["inspect", "--format", "{{.NetworkSettings.SandboxKey}}", &id]);
         assert!(
             Path::new(&sandbox).exists(),
             "podman inspect names the netns it made: {sandbox:?}"
@@ -309,11 +297,9 @@ impl World {
 
     fn ping_ok(&self, from: usize, ip: &str, count: &str) -> bool {
         let name = self.containers[from].name.as_str();
-        self.podman_out(&[
-            "exec", name, "ping", "-c", count, "-i", "0.2", "-W", "1", ip,
-        ])
-        .status
-        .success()
+        self.podman_out(&["exec", name, "ping", "-c", count, "-i", "0.2", "-W", "1", ip])
+            .status
+            .success()
     }
 
     /// Pings `ip` from container `from` (the first one may wait for ARP).
@@ -323,15 +309,11 @@ impl World {
             Duration::from_secs(15),
             || self.ping_ok(from, ip, "1").then_some(()),
         );
-        assert!(
-            self.ping_ok(from, ip, "3"),
-            "pings to {ip} after the first failed"
-        );
+        assert!(self.ping_ok(from, ip, "3"), "pings to {ip} after the first failed");
     }
 
     fn ports_of(&self, c: usize) -> Vec<Port> {
-        self.stack
-            .ports(Query::new().device_id(self.containers[c].id.clone()))
+        self.stack.ports(Query::new().device_id(self.containers[c].id.clone()))
     }
 
     /// The container's port with ifname tag `ifname`, checked like a user
@@ -350,10 +332,7 @@ impl World {
             },
         );
         assert_eq!(port.device_owner, DEVICE_OWNER);
-        assert_eq!(
-            &port.device_id, cid,
-            "device_id is podman's CNI_CONTAINERID"
-        );
+        assert_eq!(&port.device_id, cid, "device_id is podman's CNI_CONTAINERID");
         assert_eq!(port.binding_host_id, self.stack.local().host);
         assert_eq!(port.network_id, self.nets[net].neutron_id);
         assert_eq!(port.name, format!("kuryr-cni-{}-{ifname}", &cid[..12]));
@@ -364,11 +343,7 @@ impl World {
             ifname_tag.clone(),
             format!("kuryr.cni.net:{}", self.nets[net].cni_name),
         ] {
-            assert!(
-                port.tags.contains(&tag),
-                "tag {tag} missing: {:?}",
-                port.tags
-            );
+            assert!(port.tags.contains(&tag), "tag {tag} missing: {:?}", port.tags);
         }
         port
     }
@@ -377,31 +352,18 @@ impl World {
     /// and the port's address; `podman inspect` reports the same.
     fn assert_inside(&self, c: usize, ifname: &str, net: usize, port: &Port) -> String {
         let ip = port.fixed_ips[0].ip_address.to_string();
-        assert!(
-            ip.starts_with(&format!("{}.", self.nets[net].prefix)),
-            "{ip} is in the subnet"
-        );
-        let mtu = self
-            .stack
-            .network(&self.nets[net].neutron_id)
-            .expect("network")
-            .mtu
-            .expect("mtu");
+        assert!(ip.starts_with(&format!("{}.", self.nets[net].prefix)), "{ip} is in the subnet");
+        let mtu =
+            self.stack.network(&self.nets[net].neutron_id).expect("network").mtu.expect("mtu");
         let link = self.exec(c, &["ip", "link", "show", "dev", ifname]);
         assert!(
             link.contains(&format!("link/ether {}", port.mac_address.to_lowercase())),
             "{ifname} has the port's MAC: {link}"
         );
-        assert!(
-            link.contains(&format!("mtu {mtu} ")),
-            "{ifname} MTU {mtu}: {link}"
-        );
+        assert!(link.contains(&format!("mtu {mtu} ")), "{ifname} MTU {mtu}: {link}");
         assert!(link.contains(",UP"), "{ifname} is up: {link}");
         let addr = self.exec(c, &["ip", "-4", "-o", "addr", "show", "dev", ifname]);
-        assert!(
-            addr.contains(&format!("inet {ip}/24 ")),
-            "{ifname} has {ip}/24: {addr}"
-        );
+        assert!(addr.contains(&format!("inet {ip}/24 ")), "{ifname} has {ip}/24: {addr}");
 
         let inspect = self.podman(&[
             "inspect",
@@ -452,11 +414,8 @@ impl Drop for World {
                 PODMAN_TIMEOUT,
             );
         }
-        let _ = run_command(
-            self.podman_cmd(&["rmi", "-f", &self.image]),
-            "podman rmi",
-            PODMAN_TIMEOUT,
-        );
+        let _ =
+            run_command(self.podman_cmd(&["rmi", "-f", &self.image]), "podman rmi", PODMAN_TIMEOUT);
         self.daemon.take();
         for net in &self.nets {
             self.stack.remove_network_and_ports(&net.neutron_id);
@@ -472,9 +431,8 @@ impl Drop for World {
             }
         }
         for ns in self.containers.iter().map(|c| &c.sandbox) {
-            if let Some(name) = ns
-                .strip_prefix("/run/netns/")
-                .or(ns.strip_prefix("/var/run/netns/"))
+            if let Some(name) =
+                ns.strip_prefix("/run/netns/").or(ns.strip_prefix("/var/run/netns/"))
             {
                 if Path::new(ns).exists() {
                     let _ = run("ip", &["netns", "del", name]);

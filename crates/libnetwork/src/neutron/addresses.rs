@@ -51,10 +51,7 @@ impl KuryrDriver {
             mac_address: mac,
             device_owner: Some(naming::DEVICE_OWNER.to_string()),
             // Nested (in a VM): the port stays unbound (docs/nested.md).
-            binding_host_id: self
-                .binder
-                .binds_host()
-                .then(|| self.settings.lifecycle.host.clone()),
+            binding_host_id: self.binder.binds_host().then(|| self.settings.lifecycle.host.clone()),
             admin_state_up: Some(true),
             tags: Some(vec![naming::DEVICE_OWNER.to_string()]),
             ..PortCreate::new(subnet.network_id.clone())
@@ -71,9 +68,7 @@ impl KuryrDriver {
 
     /// The port holding `ip` on `subnet`, if any (one GET).
     async fn port_holding(&self, subnet: &Subnet, ip: IpAddr) -> DriverResult<Option<Port>> {
-        let query = Query::new()
-            .fixed_ip_subnet(&subnet.id)
-            .fixed_ip_address(ip);
+        let query = Query::new().fixed_ip_subnet(&subnet.id).fixed_ip_address(ip);
         let ports = self
             .neutron
             .list_ports(&query)
@@ -192,10 +187,7 @@ impl IpamAddresses for KuryrDriver {
                 }
                 err
             })?;
-            return Ok(RequestAddressResponse {
-                address,
-                data: BTreeMap::new(),
-            });
+            return Ok(RequestAddressResponse { address, data: BTreeMap::new() });
         }
         let subnet = pool.subnet.ok_or_else(|| {
             DriverError::not_found(format!(
@@ -253,13 +245,8 @@ impl IpamAddresses for KuryrDriver {
                 ))
             })?;
         info!(port_id = %port.id, %ip, "address allocated");
-        self.cache()
-            .addresses
-            .insert(SubnetAddr::new(&subnet.id, ip), port);
-        Ok(RequestAddressResponse {
-            address: address_on(&subnet, ip)?,
-            data: BTreeMap::new(),
-        })
+        self.cache().addresses.insert(SubnetAddr::new(&subnet.id, ip), port);
+        Ok(RequestAddressResponse { address: address_on(&subnet, ip)?, data: BTreeMap::new() })
     }
 
     async fn release_address(&self, req: ReleaseAddressRequest) -> DriverResult<()> {
@@ -280,10 +267,7 @@ impl IpamAddresses for KuryrDriver {
         let at = SubnetAddr::new(&subnet.id, ip);
         let (back, cached) = {
             let mut cache = self.cache();
-            let back = cache
-                .returning
-                .remove(&at)
-                .or_else(|| cache.pooled.remove(&at));
+            let back = cache.returning.remove(&at).or_else(|| cache.pooled.remove(&at));
             (back, cache.addresses.remove(&at))
         };
         if let Some((key, pooled)) = back {

@@ -60,11 +60,7 @@ impl KuryrDriver {
                 },
             );
         }
-        self.defer(
-            &port.id,
-            &port.network_id,
-            self.lifecycle.record_owner(&port.id, record),
-        );
+        self.defer(&port.id, &port.network_id, self.lifecycle.record_owner(&port.id, record));
         let interface = (!mac_requested)
             .then(|| {
                 mac.parse()
@@ -99,9 +95,7 @@ impl KuryrDriver {
         mac: Option<String>,
     ) -> DriverResult<Port> {
         let mut ports = ports.into_iter();
-        let primary = ports
-            .next()
-            .ok_or_else(|| DriverError::internal("no port to claim"))?;
+        let primary = ports.next().ok_or_else(|| DriverError::internal("no port to claim"))?;
         let mut fixed_ips: Option<Vec<FixedIpRequest>> = None;
         for extra in ports {
             let mut all = fixed_ips.unwrap_or_else(|| requests(&primary));
@@ -116,10 +110,8 @@ impl KuryrDriver {
         if mac.is_some() && is_bound(&primary) {
             // Neutron refuses a new MAC on a bound port (PortBound): unbind
             // first. Only `--mac-address` pays this extra call.
-            let unbind = PortUpdate {
-                binding_host_id: Some(String::new()),
-                ..PortUpdate::default()
-            };
+            let unbind =
+                PortUpdate { binding_host_id: Some(String::new()), ..PortUpdate::default() };
             self.neutron
                 .update_port(&primary.id, &unbind)
                 .await

@@ -33,9 +33,7 @@ const ANNOUNCE_PATIENCE: Duration = Duration::from_secs(10);
 /// The subnet among a network's that holds `ip` (a network's subnets never
 /// overlap).
 fn subnet_holding(subnets: &[Subnet], ip: IpAddr) -> Option<&Subnet> {
-    subnets
-        .iter()
-        .find(|s| s.cidr.parse::<IpNet>().is_ok_and(|cidr| cidr.contains(&ip)))
+    subnets.iter().find(|s| s.cidr.parse::<IpNet>().is_ok_and(|cidr| cidr.contains(&ip)))
 }
 
 pub(super) fn bind_error(err: BindError) -> DriverError {
@@ -55,11 +53,7 @@ impl KuryrDriver {
     /// warning) if Neutron cannot say.
     async fn port_subnets(&self, network_id: &str, port: &Port, cached: &[Subnet]) -> Vec<Subnet> {
         let on_port = |s: &Subnet| port.fixed_ips.iter().any(|f| f.subnet_id == s.id);
-        match self
-            .neutron
-            .list_subnets(&Query::new().network_id(network_id))
-            .await
-        {
+        match self.neutron.list_subnets(&Query::new().network_id(network_id)).await {
             Ok(subnets) => subnets.into_iter().filter(on_port).collect(),
             Err(err) => {
                 warn!(port_id = %port.id, %err, "reading the subnets; using cached ones");
@@ -153,10 +147,7 @@ impl KuryrDriver {
     /// pool name and no device_id. Records its owner now. One GET, plus one
     /// network GET and the update per such port. Returns how many.
     pub async fn reconcile_owners(&self) -> DriverResult<usize> {
-        self.lifecycle
-            .recover_owners(OwnerKind::DockerEndpoint)
-            .await
-            .map_err(lifecycle_error)
+        self.lifecycle.recover_owners(OwnerKind::DockerEndpoint).await.map_err(lifecycle_error)
     }
 
     /// A pool port whose veth pair Docker gave back intact (the container
@@ -171,10 +162,7 @@ impl KuryrDriver {
         {
             return false;
         }
-        let pooled = PooledPort {
-            port: info.port.clone(),
-            plugged: info.plugged.clone(),
-        };
+        let pooled = PooledPort { port: info.port.clone(), plugged: info.plugged.clone() };
         if let Err(err) = self.lifecycle.pool().reset_local(&pooled).await {
             warn!(port_id = %info.port.id, %err, "resetting the pool port; unplugging it");
             return false;
@@ -216,9 +204,7 @@ impl KuryrDriver {
             .collect();
         let binder = self.binder.clone();
         tokio::spawn(async move {
-            binder
-                .announce_in_sandbox(&info.port.id, &sandbox, mac, &ips, ANNOUNCE_PATIENCE)
-                .await;
+            binder.announce_in_sandbox(&info.port.id, &sandbox, mac, &ips, ANNOUNCE_PATIENCE).await;
         });
     }
 }
@@ -256,19 +242,14 @@ impl Endpoints for KuryrDriver {
             .collect();
         let pooled: Vec<(PoolKey, PooledPort)> = {
             let mut cache = self.cache();
-            at.iter()
-                .filter_map(|(_, a)| cache.pooled.remove(a.as_ref()?))
-                .collect()
+            at.iter().filter_map(|(_, a)| cache.pooled.remove(a.as_ref()?)).collect()
         };
         for (key, pooled) in pooled {
             let mac_ok = requested_mac
                 .as_ref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(&pooled.port.mac_address));
             if addresses.len() == 1 && mac_ok {
-                match self
-                    .claim_pooled(&owner, &net, key, pooled, requested_mac.is_some())
-                    .await
-                {
+                match self.claim_pooled(&owner, &net, key, pooled, requested_mac.is_some()).await {
                     Ok(response) => return Ok(response),
                     Err(err) => {
                         warn!(endpoint = ep, %err, "claiming the pool port locally failed; plugging it again")
@@ -283,17 +264,13 @@ impl Endpoints for KuryrDriver {
         }
         let mut ports = Vec::new();
         for (ip, on_subnet) in &at {
-            let port = self
-                .port_of_address(&net.neutron_id, *ip, on_subnet.as_ref())
-                .await?;
+            let port = self.port_of_address(&net.neutron_id, *ip, on_subnet.as_ref()).await?;
             if !ports.iter().any(|p: &Port| p.id == port.id) {
                 ports.push(port);
             }
         }
         let deferred = ports.len() == 1
-            && requested_mac
-                .as_ref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(&ports[0].mac_address))
+            && requested_mac.as_ref().is_none_or(|m| m.eq_ignore_ascii_case(&ports[0].mac_address))
             && self.owner_deferrable(&ports[0]);
         let port = if deferred {
             let mut port = ports.remove(0);
@@ -302,8 +279,7 @@ impl Endpoints for KuryrDriver {
             port.tags = owner.claimed_tags(&port.tags);
             port
         } else {
-            self.claim_port(&owner, ports, requested_mac.clone())
-                .await?
+            self.claim_port(&owner, ports, requested_mac.clone()).await?
         };
         {
             let mut cache = self.cache();
@@ -315,8 +291,7 @@ impl Endpoints for KuryrDriver {
         // may have changed host_routes (or the gateway) since CreateNetwork
         // filled the cache, and Join hands them to the container.
         let (bound, subnets) = tokio::join!(
-            self.lifecycle
-                .bind(&port, &owner, net.mtu, Target::HostNamespace),
+            self.lifecycle.bind(&port, &owner, net.mtu, Target::HostNamespace),
             self.port_subnets(&net.neutron_id, &port, &net.subnets)
         );
         let bound = bound.map_err(bind_error)?;
@@ -328,21 +303,13 @@ impl Endpoints for KuryrDriver {
             self.defer(
                 &port.id,
                 &port.network_id,
-                self.lifecycle
-                    .record_owner(&port.id, owner.record(&port.tags)),
+                self.lifecycle.record_owner(&port.id, owner.record(&port.tags)),
             );
         }
         let mac = port.mac_address.clone();
         self.cache().endpoints.insert(
             ep.to_string(),
-            EndpointInfo {
-                port,
-                plugged,
-                subnets,
-                exposed_sg: None,
-                active_seen,
-                pool: None,
-            },
+            EndpointInfo { port, plugged, subnets, exposed_sg: None, active_seen, pool: None },
         );
         let interface = match requested_mac {
             Some(_) => None,
@@ -362,11 +329,7 @@ impl Endpoints for KuryrDriver {
         req: EndpointOperInfoRequest,
     ) -> DriverResult<EndpointOperInfoResponse> {
         let (docker_net, ep) = (req.network_id.as_str(), req.endpoint_id.as_str());
-        let cached = self
-            .cache()
-            .endpoints
-            .get(ep)
-            .map(|i| (i.port.id.clone(), i.active_seen));
+        let cached = self.cache().endpoints.get(ep).map(|i| (i.port.id.clone(), i.active_seen));
         let (port_id, status) = match cached {
             // Docker asks right after Join, only for port mappings: the
             // ACTIVE CreateEndpoint just saw answers without a call. Later
@@ -389,14 +352,8 @@ impl Endpoints for KuryrDriver {
             }
         };
         let mut value = BTreeMap::new();
-        value.insert(
-            "status".to_string(),
-            serde_json::Value::String(status.to_string()),
-        );
-        value.insert(
-            "port_id".to_string(),
-            serde_json::Value::String(port_id.into_string()),
-        );
+        value.insert("status".to_string(), serde_json::Value::String(status.to_string()));
+        value.insert("port_id".to_string(), serde_json::Value::String(port_id.into_string()));
         Ok(EndpointOperInfoResponse { value })
     }
 
@@ -467,9 +424,7 @@ impl Endpoints for KuryrDriver {
             }
         }
         // ProgramExternalConnectivity announces the addresses from there.
-        self.cache()
-            .sandboxes
-            .insert(ep.to_string(), req.sandbox_key.clone());
+        self.cache().sandboxes.insert(ep.to_string(), req.sandbox_key.clone());
         Ok(response)
     }
 

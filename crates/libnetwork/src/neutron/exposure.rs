@@ -32,11 +32,7 @@ impl KuryrDriver {
         }
         let mut ethertypes: Vec<&str> = Vec::new();
         for fixed in &port.fixed_ips {
-            let ethertype = if fixed.ip_address.is_ipv4() {
-                "IPv4"
-            } else {
-                "IPv6"
-            };
+            let ethertype = if fixed.ip_address.is_ipv4() { "IPv4" } else { "IPv6" };
             if !ethertypes.contains(&ethertype) {
                 ethertypes.push(ethertype);
             }
@@ -74,10 +70,7 @@ impl KuryrDriver {
         port_id: &str,
         groups: Vec<SecurityGroupId>,
     ) -> openstack::Result<()> {
-        let update = PortUpdate {
-            security_groups: Some(groups),
-            ..PortUpdate::default()
-        };
+        let update = PortUpdate { security_groups: Some(groups), ..PortUpdate::default() };
         self.neutron.update_port(port_id, &update).await.map(|_| ())
     }
 }
@@ -91,18 +84,13 @@ impl ExternalConnectivity for KuryrDriver {
         if !self.settings.process_external_connectivity || req.options.exposed_ports.is_empty() {
             return Ok(());
         }
-        let info = self
-            .endpoint_info(&req.network_id, &req.endpoint_id)
-            .await?;
+        let info = self.endpoint_info(&req.network_id, &req.endpoint_id).await?;
         let port = &info.port;
         let sg = self
             .neutron
             .create_security_group(&SecurityGroupCreate {
                 name: naming::exposed_ports_sg_name(&port.id),
-                description: Some(format!(
-                    "Docker exposed ports of endpoint {}",
-                    req.endpoint_id
-                )),
+                description: Some(format!("Docker exposed ports of endpoint {}", req.endpoint_id)),
                 ..SecurityGroupCreate::default()
             })
             .await
@@ -126,11 +114,7 @@ impl ExternalConnectivity for KuryrDriver {
         req: RevokeExternalConnectivityRequest,
     ) -> DriverResult<()> {
         let (docker_net, ep) = (req.network_id.as_str(), req.endpoint_id.as_str());
-        let cached = self
-            .cache()
-            .endpoints
-            .get(ep)
-            .map(|i| (i.port.clone(), i.exposed_sg.clone()));
+        let cached = self.cache().endpoints.get(ep).map(|i| (i.port.clone(), i.exposed_sg.clone()));
         let (port, groups) = match cached {
             Some((_, None)) => return Ok(()),
             Some((port, Some(sg))) => (port, vec![sg]),
@@ -150,31 +134,19 @@ impl ExternalConnectivity for KuryrDriver {
         if groups.is_empty() {
             return Ok(());
         }
-        let kept: Vec<SecurityGroupId> = port
-            .security_groups
-            .iter()
-            .filter(|g| !groups.contains(g))
-            .cloned()
-            .collect();
+        let kept: Vec<SecurityGroupId> =
+            port.security_groups.iter().filter(|g| !groups.contains(g)).cloned().collect();
         match self.set_security_groups(&port.id, kept).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
-            Err(e) => {
-                return Err(neutron_error(
-                    "detaching the exposed-ports security group",
-                    e,
-                ))
-            }
+            Err(e) => return Err(neutron_error("detaching the exposed-ports security group", e)),
         }
         for sg in &groups {
             match self.neutron.delete_security_group(sg).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => {
-                    return Err(neutron_error(
-                        "deleting the exposed-ports security group",
-                        e,
-                    ))
+                    return Err(neutron_error("deleting the exposed-ports security group", e))
                 }
             }
         }

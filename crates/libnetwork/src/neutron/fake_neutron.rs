@@ -26,11 +26,7 @@ impl FakeDriver for FakeNeutron {
 
     async fn driver_with(&self, settings: DriverSettings) -> KuryrDriver {
         let netlink = Netlink::host().await.expect("a netlink socket");
-        let binder = Binder::new(
-            netlink,
-            Arc::new(FakeSwitch::with_bridge("br-int")),
-            "br-int",
-        );
+        let binder = Binder::new(netlink, Arc::new(FakeSwitch::with_bridge("br-int")), "br-int");
         KuryrDriver::new(self.client(), binder, settings)
     }
 }

@@ -146,17 +146,12 @@ struct SubnetAddr {
 
 impl SubnetAddr {
     fn new(subnet_id: &str, ip: IpAddr) -> Self {
-        SubnetAddr {
-            subnet_id: subnet_id.to_string(),
-            ip,
-        }
+        SubnetAddr { subnet_id: subnet_id.to_string(), ip }
     }
 
     /// Every address of the port, each on its own subnet.
     fn of_port(port: &Port) -> impl Iterator<Item = SubnetAddr> + '_ {
-        port.fixed_ips
-            .iter()
-            .map(|f| SubnetAddr::new(&f.subnet_id, f.ip_address))
+        port.fixed_ips.iter().map(|f| SubnetAddr::new(&f.subnet_id, f.ip_address))
     }
 }
 
@@ -233,13 +228,8 @@ impl KuryrDriver {
             }
             work.await;
         });
-        background.insert(
-            port_id.to_string(),
-            Background {
-                network_id: network_id.to_string(),
-                task,
-            },
-        );
+        background
+            .insert(port_id.to_string(), Background { network_id: network_id.to_string(), task });
         // Finished entries are dropped here, so the map stays small.
         background.retain(|_, b| !b.task.is_finished());
     }
@@ -253,10 +243,7 @@ impl KuryrDriver {
                 .filter(|(id, b)| which(id, b))
                 .map(|(id, _)| id.clone())
                 .collect();
-            ids.iter()
-                .filter_map(|id| background.remove(id))
-                .map(|b| b.task)
-                .collect()
+            ids.iter().filter_map(|id| background.remove(id)).map(|b| b.task).collect()
         };
         for task in tasks {
             let _ = task.await;
@@ -296,9 +283,7 @@ impl KuryrDriver {
     }
 
     fn background(&self) -> MutexGuard<'_, HashMap<String, Background>> {
-        self.background
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.background.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The port pools (for tests and metrics).
@@ -309,10 +294,7 @@ impl KuryrDriver {
     /// At start: re-adopts this host's ready pool ports (one GET) with the
     /// `[vif_pool]` sizes. Returns how many.
     pub async fn recover_pools(&self) -> usize {
-        self.lifecycle
-            .pool()
-            .recover(&self.settings.lifecycle.host, self.settings.pool)
-            .await
+        self.lifecycle.pool().recover(&self.settings.lifecycle.host, self.settings.pool).await
     }
 
     /// The pool sizes of a Neutron network.
@@ -322,11 +304,7 @@ impl KuryrDriver {
             // a network asks for one (docs/nested.md).
             return PoolSettings::default();
         }
-        self.cache()
-            .pool_settings
-            .get(network_id)
-            .copied()
-            .unwrap_or(self.settings.pool)
+        self.cache().pool_settings.get(network_id).copied().unwrap_or(self.settings.pool)
     }
 
     /// The key of the pool serving addresses of `subnet` here.
@@ -347,9 +325,7 @@ impl KuryrDriver {
 
     fn cache(&self) -> MutexGuard<'_, Cache> {
         // A panic while holding the lock leaves plain data behind; keep serving.
-        self.cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -364,9 +340,7 @@ fn by_id_or_name(
     match (uuid, name) {
         (Some(id), _) => Ok((Query::new().id(id), format!("id {id}"))),
         (None, Some(name)) => Ok((Query::new().name(name), format!("name {name:?}"))),
-        (None, None) => Err(DriverError::bad_request(format!(
-            "no {option} option given"
-        ))),
+        (None, None) => Err(DriverError::bad_request(format!("no {option} option given"))),
     }
 }
 
@@ -383,9 +357,8 @@ where
     Fut: std::future::Future<Output = Result<Vec<T>, openstack::Error>>,
 {
     let (query, what) = by_id_or_name(named.0, named.1, option)?;
-    let found = list(query)
-        .await
-        .map_err(|e| neutron_error(&format!("looking up the {kind}"), e))?;
+    let found =
+        list(query).await.map_err(|e| neutron_error(&format!("looking up the {kind}"), e))?;
     exactly_one(found, kind, &what, option)
 }
 
@@ -396,9 +369,7 @@ fn exactly_one<T>(found: Vec<T>, kind: &str, what: &str, option: &str) -> Driver
     let mut found = found.into_iter();
     match (found.next(), n) {
         (Some(one), 1) => Ok(one),
-        (None, _) => Err(DriverError::not_found(format!(
-            "no Neutron {kind} with {what}"
-        ))),
+        (None, _) => Err(DriverError::not_found(format!("no Neutron {kind} with {what}"))),
         _ => Err(DriverError::conflict(format!(
             "{n} Neutron {kind}s have {what}: use {option}.uuid"
         ))),
@@ -420,16 +391,10 @@ pub(crate) fn lifecycle_error(err: kuryr_core::lifecycle::LifecycleError) -> Dri
 pub(crate) fn neutron_error(context: &str, err: openstack::Error) -> DriverError {
     if let Some(api) = err.api() {
         let kind = api.kind.as_deref().unwrap_or("error");
-        let request = api
-            .request_id
-            .as_deref()
-            .map(|id| format!(" (request {id})"))
-            .unwrap_or_default();
+        let request =
+            api.request_id.as_deref().map(|id| format!(" (request {id})")).unwrap_or_default();
         let message = format!("{context}: Neutron {kind}: {}{request}", api.message);
-        return DriverError::new(
-            crate::api::ErrorKind::Upstream(api.status.as_u16()),
-            message,
-        );
+        return DriverError::new(crate::api::ErrorKind::Upstream(api.status.as_u16()), message);
     }
     if err.is_connect() || err.is_timeout() {
         return DriverError::unavailable(format!("{context}: Neutron is unreachable: {err}"));

@@ -156,10 +156,7 @@ impl KuryrDriver {
         let pick = {
             let cache = self.cache();
             let in_use = |subnet: &Subnet| {
-                cache
-                    .networks
-                    .values()
-                    .any(|n| n.subnets.iter().any(|s| s.id == subnet.id))
+                cache.networks.values().any(|n| n.subnets.iter().any(|s| s.id == subnet.id))
             };
             cache
                 .pools
@@ -169,11 +166,7 @@ impl KuryrDriver {
                 .filter(|(id, info)| pool_fits(id, info, opts, wanted_pool.as_deref(), adopt))
                 .map(|(id, info)| {
                     let used = info.subnet.as_ref().is_some_and(in_use);
-                    (
-                        (used, info.subnet.is_some(), id.to_string()),
-                        id,
-                        info.clone(),
-                    )
+                    ((used, info.subnet.is_some(), id.to_string()), id, info.clone())
                 })
                 .min_by(|a, b| a.0.cmp(&b.0))
                 .map(|(_, id, info)| (id, info))
@@ -253,10 +246,7 @@ impl KuryrDriver {
                 .neutron
                 .update_network(
                     &pending_id,
-                    &NetworkUpdate {
-                        name: Some(name),
-                        ..NetworkUpdate::default()
-                    },
+                    &NetworkUpdate { name: Some(name), ..NetworkUpdate::default() },
                 )
                 .await
                 .map_err(|e| neutron_error("naming the network", e))?,
@@ -298,10 +288,7 @@ impl KuryrDriver {
         docker_id: &str,
         subnets: &[Subnet],
     ) {
-        for subnet in subnets
-            .iter()
-            .filter(|s| naming::is_kuryr_subnet_name(&s.name))
-        {
+        for subnet in subnets.iter().filter(|s| naming::is_kuryr_subnet_name(&s.name)) {
             if let Err(err) = self.neutron.delete_subnet(&subnet.id).await {
                 warn!(subnet = %subnet.id, %err, "cleanup: deleting subnet failed");
             }
@@ -321,10 +308,8 @@ impl KuryrDriver {
         match self.neutron.get_tags(Resource::Networks, network_id).await {
             Ok(tags) => {
                 let kept: Vec<&String> = tags.iter().filter(|t| !ours.contains(t)).collect();
-                if let Err(err) = self
-                    .neutron
-                    .replace_tags(Resource::Networks, network_id, &kept)
-                    .await
+                if let Err(err) =
+                    self.neutron.replace_tags(Resource::Networks, network_id, &kept).await
                 {
                     warn!(network_id, %err, "untagging the adopted network failed");
                 }
@@ -338,27 +323,18 @@ impl KuryrDriver {
         if let Some(info) = self.cache().networks.get(docker_id) {
             return Ok(info.clone());
         }
-        let network = self
-            .find_network_by_docker_id(docker_id)
-            .await?
-            .ok_or_else(|| {
-                DriverError::not_found(format!(
-                    "no Neutron network is tagged for Docker network {docker_id}"
-                ))
-            })?;
+        let network = self.find_network_by_docker_id(docker_id).await?.ok_or_else(|| {
+            DriverError::not_found(format!(
+                "no Neutron network is tagged for Docker network {docker_id}"
+            ))
+        })?;
         let subnets = self
             .neutron
             .list_subnets(&Query::new().network_id(&network.id))
             .await
             .map_err(|e| neutron_error("listing the network's subnets", e))?;
-        let info = NetworkInfo {
-            neutron_id: network.id.into_string(),
-            mtu: network.mtu,
-            subnets,
-        };
-        self.cache()
-            .networks
-            .insert(docker_id.to_string(), info.clone());
+        let info = NetworkInfo { neutron_id: network.id.into_string(), mtu: network.mtu, subnets };
+        self.cache().networks.insert(docker_id.to_string(), info.clone());
         Ok(info)
     }
 
@@ -377,10 +353,7 @@ impl KuryrDriver {
             .list_subnets(&Query::new().network_id(&network.id))
             .await
             .map_err(|e| neutron_error("listing the network's subnets", e))?;
-        for subnet in subnets
-            .iter()
-            .filter(|s| naming::is_kuryr_subnet_name(&s.name))
-        {
+        for subnet in subnets.iter().filter(|s| naming::is_kuryr_subnet_name(&s.name)) {
             match self.neutron.delete_subnet(&subnet.id).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}
@@ -404,16 +377,12 @@ impl Networks for KuryrDriver {
         let opts = NetOptions::parse(&generic, self.settings.pool)?;
         // The adopted network is found first: it tells which pool this
         // network's addresses came from when two pools share a CIDR.
-        let adopt = if opts.adopts() {
-            Some(self.find_network_by_option(&opts).await?)
-        } else {
-            None
-        };
+        let adopt =
+            if opts.adopts() { Some(self.find_network_by_option(&opts).await?) } else { None };
         let mut families = Vec::new();
-        for (data, family_opts) in [
-            (req.ipv4_data.first(), &opts.v4),
-            (req.ipv6_data.first(), &opts.v6),
-        ] {
+        for (data, family_opts) in
+            [(req.ipv4_data.first(), &opts.v4), (req.ipv6_data.first(), &opts.v6)]
+        {
             if let Some(data) = data {
                 families.push(self.family_for(data, family_opts, adopt.as_ref()).await?);
             }
@@ -425,8 +394,7 @@ impl Networks for KuryrDriver {
             match self.ensure_subnet(&network, family).await {
                 Ok(subnet) => subnets.push(subnet),
                 Err(err) => {
-                    self.undo_network(&network, adopted, docker_id, &subnets)
-                        .await;
+                    self.undo_network(&network, adopted, docker_id, &subnets).await;
                     return Err(err);
                 }
             }
@@ -445,18 +413,12 @@ impl Networks for KuryrDriver {
         let sizes = self.pool_settings_of(&network.id);
         if sizes.enabled() {
             for subnet in &subnets {
-                self.lifecycle
-                    .pool()
-                    .configure(&self.pool_key(subnet), sizes, network.mtu);
+                self.lifecycle.pool().configure(&self.pool_key(subnet), sizes, network.mtu);
             }
         }
         self.cache().networks.insert(
             docker_id.to_string(),
-            NetworkInfo {
-                neutron_id: network.id.to_string(),
-                mtu: network.mtu,
-                subnets,
-            },
+            NetworkInfo { neutron_id: network.id.to_string(), mtu: network.mtu, subnets },
         );
         info!(docker_network = docker_id, neutron_network = %network.id, adopted, "network created");
         Ok(())
@@ -472,10 +434,7 @@ impl Networks for KuryrDriver {
         // Neutron refuses to delete a network that still has ports.
         self.empty_network(&network.id).await;
         self.cache().pool_settings.remove(network.id.as_str());
-        if network
-            .tags
-            .contains(&naming::existing_network_tag(docker_id))
-        {
+        if network.tags.contains(&naming::existing_network_tag(docker_id)) {
             self.delete_kuryr_subnets(&network).await?;
             self.untag_adopted_network(&network.id, docker_id).await;
             info!(docker_network = docker_id, neutron_network = %network.id, "adopted network released");
@@ -484,12 +443,7 @@ impl Networks for KuryrDriver {
         match self.neutron.delete_network(&network.id).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
-            Err(e) => {
-                return Err(neutron_error(
-                    &format!("deleting network {}", network.id),
-                    e,
-                ))
-            }
+            Err(e) => return Err(neutron_error(&format!("deleting network {}", network.id), e)),
         }
         info!(docker_network = docker_id, neutron_network = %network.id, "network deleted");
         Ok(())

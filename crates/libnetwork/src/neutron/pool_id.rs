@@ -40,9 +40,7 @@ impl PoolId {
         let bad = || DriverError::bad_request(format!("PoolID {text:?} was not made by Kuryr"));
         if let Some(subnet) = text.strip_prefix("subnet:") {
             return if is_neutron_id(subnet) {
-                Ok(PoolId::Existing {
-                    subnet: subnet.to_string(),
-                })
+                Ok(PoolId::Existing { subnet: subnet.to_string() })
             } else {
                 Err(bad())
             };
@@ -52,9 +50,7 @@ impl PoolId {
                 pool: pool.to_string(),
                 cidr: cidr.parse().map_err(|_| bad())?,
             }),
-            None if is_neutron_id(text) => Ok(PoolId::Dedicated {
-                pool: text.to_string(),
-            }),
+            None if is_neutron_id(text) => Ok(PoolId::Dedicated { pool: text.to_string() }),
             _ => Err(bad()),
         }
     }

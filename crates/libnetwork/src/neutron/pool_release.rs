@@ -73,13 +73,9 @@ impl KuryrDriver {
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(neutron_error("reading the subnetpool", e)),
         };
-        let ours = subnetpool
-            .name
-            .starts_with(&format!("{}-", self.settings.subnetpool_name_prefix))
-            && !subnetpool
-                .tags
-                .iter()
-                .any(|t| t == naming::EXISTING_SUBNETPOOL_TAG);
+        let ours =
+            subnetpool.name.starts_with(&format!("{}-", self.settings.subnetpool_name_prefix))
+                && !subnetpool.tags.iter().any(|t| t == naming::EXISTING_SUBNETPOOL_TAG);
         if !ours {
             return Ok(());
         }

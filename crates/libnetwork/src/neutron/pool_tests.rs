@@ -56,12 +56,7 @@ fn addr(ip: &str) -> SubnetAddr {
 }
 
 fn sizes(min: usize, max: usize) -> PoolSettings {
-    PoolSettings {
-        min,
-        max,
-        batch: 1,
-        update_frequency: Duration::from_secs(60),
-    }
+    PoolSettings { min, max, batch: 1, update_frequency: Duration::from_secs(60) }
 }
 
 /// A driver that knows network `n1` (Docker `NET`, subnet `s1` as pool
@@ -85,11 +80,7 @@ async fn driver_with_pool(
         );
         cache.networks.insert(
             NET.into(),
-            NetworkInfo {
-                neutron_id: "n1".into(),
-                mtu: Some(1442),
-                subnets: vec![subnet()],
-            },
+            NetworkInfo { neutron_id: "n1".into(), mtu: Some(1442), subnets: vec![subnet()] },
         );
         cache.pool_settings.insert("n1".into(), settings);
     }
@@ -163,31 +154,20 @@ async fn a_pooled_start_makes_no_neutron_call() {
         .await
         .expect("joined");
     assert_eq!(join.gateway, "10.1.2.1".parse().ok());
-    assert!(
-        fake.lines().is_empty(),
-        "no call before the replies: {:?}",
-        fake.lines()
-    );
+    assert!(fake.lines().is_empty(), "no call before the replies: {:?}", fake.lines());
     let ids = ovs_ids(&driver, PORT).await;
     assert_eq!(ids.get("vm-uuid").map(String::as_str), Some(EP));
     assert!(!ids.contains_key(naming::OVS_POOL_KEY), "{ids:?}");
-    assert_eq!(
-        driver.lifecycle.pool().ready_ports(&key),
-        vec!["p2".to_string()]
-    );
+    assert_eq!(driver.lifecycle.pool().ready_ports(&key), vec!["p2".to_string()]);
 
     driver.settle_all().await;
     let calls = fake.calls();
-    let put = calls
-        .iter()
-        .find(|c| c.path == format!("/v2.0/ports/{PORT}"))
-        .expect("the owner PUT");
+    let put =
+        calls.iter().find(|c| c.path == format!("/v2.0/ports/{PORT}")).expect("the owner PUT");
     assert_eq!(put.body["port"]["device_id"], EP);
     assert_eq!(put.body["port"]["name"], format!("{EP}-port"));
-    let tags = calls
-        .iter()
-        .find(|c| c.path == format!("/v2.0/ports/{PORT}/tags"))
-        .expect("the tag PUT");
+    let tags =
+        calls.iter().find(|c| c.path == format!("/v2.0/ports/{PORT}/tags")).expect("the tag PUT");
     let tags: Vec<String> = serde_json::from_value(tags.body["tags"].clone()).expect("tags");
     assert!(!tags.contains(&naming::POOL_TAG.to_string()), "{tags:?}");
     assert!(tags.contains(&naming::DEVICE_OWNER.to_string()));
@@ -203,10 +183,7 @@ async fn a_released_port_returns_to_its_pool() {
     accept_port_updates(&fake);
     let (driver, key) = driver_with_pool(&fake, sizes(1, 0), &[pool_port("p2", "10.1.2.6")]).await;
     let pooled = pool_port(PORT, "10.1.2.5");
-    driver
-        .cache()
-        .returning
-        .insert(addr("10.1.2.5"), (key.clone(), pooled));
+    driver.cache().returning.insert(addr("10.1.2.5"), (key.clone(), pooled));
     let req = serde_json::from_value(
         json!({"PoolID": "subnet:5f2bd9d5-6f6e-4bd0-9a8e-0a7c1c2d3e4f", "Address": "10.1.2.5"}),
     )
@@ -220,40 +197,21 @@ async fn a_released_port_returns_to_its_pool() {
         .expect("reset PUT");
     assert_eq!(put.body["port"]["name"], naming::POOL_PORT_NAME);
     assert_eq!(put.body["port"]["device_id"], "");
-    let tags = fake
-        .calls()
-        .into_iter()
-        .find(|c| c.path.ends_with("/tags"))
-        .expect("tag PUT");
+    let tags = fake.calls().into_iter().find(|c| c.path.ends_with("/tags")).expect("tag PUT");
     assert_eq!(
         tags.body["tags"],
-        json!([
-            naming::DEVICE_OWNER,
-            naming::POOL_TAG,
-            "kuryr.pool.docker:test"
-        ])
+        json!([naming::DEVICE_OWNER, naming::POOL_TAG, "kuryr.pool.docker:test"])
     );
-    assert_eq!(
-        driver.lifecycle.pool().ready_ports(&key),
-        vec!["p2".to_string(), PORT.to_string()]
-    );
+    assert_eq!(driver.lifecycle.pool().ready_ports(&key), vec!["p2".to_string(), PORT.to_string()]);
 }
 
 /// Above `max`, a released pool port is deleted instead.
 #[tokio::test]
 async fn a_full_pool_deletes_what_comes_back() {
     let fake = FakeNeutron::start().await;
-    fake.on(
-        "DELETE",
-        &format!("/v2.0/ports/{PORT}"),
-        204,
-        serde_json::Value::Null,
-    );
+    fake.on("DELETE", &format!("/v2.0/ports/{PORT}"), 204, serde_json::Value::Null);
     let (driver, key) = driver_with_pool(&fake, sizes(1, 1), &[pool_port("p2", "10.1.2.6")]).await;
-    driver
-        .cache()
-        .returning
-        .insert(addr("10.1.2.5"), (key.clone(), pool_port(PORT, "10.1.2.5")));
+    driver.cache().returning.insert(addr("10.1.2.5"), (key.clone(), pool_port(PORT, "10.1.2.5")));
     let req = serde_json::from_value(
         json!({"PoolID": "subnet:5f2bd9d5-6f6e-4bd0-9a8e-0a7c1c2d3e4f", "Address": "10.1.2.5"}),
     )
@@ -261,10 +219,7 @@ async fn a_full_pool_deletes_what_comes_back() {
     driver.release_address(req).await.expect("released");
     driver.settle_all().await;
     assert_eq!(fake.lines(), vec![format!("DELETE /v2.0/ports/{PORT}")]);
-    assert_eq!(
-        driver.lifecycle.pool().ready_ports(&key),
-        vec!["p2".to_string()]
-    );
+    assert_eq!(driver.lifecycle.pool().ready_ports(&key), vec!["p2".to_string()]);
 }
 
 /// A specific address, or a MAC, is not served from the pool.
@@ -285,8 +240,5 @@ async fn a_specific_address_bypasses_the_pool() {
     let reply = driver.request_address(req).await.expect("address");
     assert_eq!(reply.address.to_string(), "10.1.2.9/24");
     assert_eq!(fake.lines(), vec!["POST /v2.0/ports".to_string()]);
-    assert_eq!(
-        driver.lifecycle.pool().ready_ports(&key),
-        vec![PORT.to_string()]
-    );
+    assert_eq!(driver.lifecycle.pool().ready_ports(&key), vec![PORT.to_string()]);
 }

@@ -111,17 +111,8 @@ impl KuryrDriver {
                     subnet.id, subnet.cidr
                 )));
             }
-            let id = PoolId::Existing {
-                subnet: subnet.id.to_string(),
-            };
-            return Ok((
-                id,
-                PoolInfo {
-                    cidr,
-                    sub_pool,
-                    subnet: Some(subnet),
-                },
-            ));
+            let id = PoolId::Existing { subnet: subnet.id.to_string() };
+            return Ok((id, PoolInfo { cidr, sub_pool, subnet: Some(subnet) }));
         }
         if opts.pool_uuid.is_some() || opts.pool_name.is_some() {
             let pool = self.find_pool_by_option(opts).await?;
@@ -137,31 +128,13 @@ impl KuryrDriver {
                     pool.prefixes.join(", ")
                 )));
             }
-            let id = PoolId::Carved {
-                pool: pool.id.into_string(),
-                cidr,
-            };
-            return Ok((
-                id,
-                PoolInfo {
-                    cidr,
-                    sub_pool,
-                    subnet: None,
-                },
-            ));
+            let id = PoolId::Carved { pool: pool.id.into_string(), cidr };
+            return Ok((id, PoolInfo { cidr, sub_pool, subnet: None }));
         }
-        let pool = self
-            .ensure_dedicated_pool(cidr, sub_pool, opts.shared)
-            .await?;
+        let pool = self.ensure_dedicated_pool(cidr, sub_pool, opts.shared).await?;
         Ok((
-            PoolId::Dedicated {
-                pool: pool.id.into_string(),
-            },
-            PoolInfo {
-                cidr,
-                sub_pool,
-                subnet: None,
-            },
+            PoolId::Dedicated { pool: pool.id.into_string() },
+            PoolInfo { cidr, sub_pool, subnet: None },
         ))
     }
 
@@ -215,11 +188,8 @@ impl KuryrDriver {
             shared: shared.then_some(true),
             ..SubnetPoolCreate::default()
         };
-        let pool = self
-            .neutron
-            .create_subnetpool(&body)
-            .await
-            .map_err(|e| neutron_error(&ctx, e))?;
+        let pool =
+            self.neutron.create_subnetpool(&body).await.map_err(|e| neutron_error(&ctx, e))?;
         self.set_ip_range_tag(&pool, sub_pool).await?;
         Ok(pool)
     }
@@ -229,12 +199,8 @@ impl KuryrDriver {
         pool: &SubnetPool,
         sub_pool: Option<IpNet>,
     ) -> DriverResult<()> {
-        let mut tags: Vec<String> = pool
-            .tags
-            .iter()
-            .filter(|t| !t.starts_with(IP_RANGE_TAG))
-            .cloned()
-            .collect();
+        let mut tags: Vec<String> =
+            pool.tags.iter().filter(|t| !t.starts_with(IP_RANGE_TAG)).cloned().collect();
         if let Some(range) = sub_pool {
             tags.push(format!("{IP_RANGE_TAG}{range}"));
         }
@@ -295,18 +261,8 @@ impl KuryrDriver {
         let cidr: IpNet = subnet.cidr.parse().map_err(|_| {
             DriverError::internal(format!("Neutron returned a bad cidr {:?}", subnet.cidr))
         })?;
-        let id = PoolId::Carved {
-            pool: pool_id,
-            cidr,
-        };
-        Ok((
-            id,
-            PoolInfo {
-                cidr,
-                sub_pool: None,
-                subnet: Some(subnet),
-            },
-        ))
+        let id = PoolId::Carved { pool: pool_id, cidr };
+        Ok((id, PoolInfo { cidr, sub_pool: None, subnet: Some(subnet) }))
     }
 
     pub(super) async fn default_pool_id(&self, name: &str) -> DriverResult<String> {
@@ -324,9 +280,7 @@ impl KuryrDriver {
                  (see [neutron] default_subnetpool_v4/_v6)"
             ))
         })?;
-        self.cache()
-            .pool_ids
-            .insert(name.to_string(), pool.id.to_string());
+        self.cache().pool_ids.insert(name.to_string(), pool.id.to_string());
         Ok(pool.id.into_string())
     }
 
@@ -361,39 +315,22 @@ impl KuryrDriver {
         let ctx = format!("pool {id}");
         match id {
             PoolId::Existing { subnet } => {
-                let subnet = self
-                    .neutron
-                    .get_subnet(subnet)
-                    .await
-                    .map_err(|e| neutron_error(&ctx, e))?;
+                let subnet =
+                    self.neutron.get_subnet(subnet).await.map_err(|e| neutron_error(&ctx, e))?;
                 let cidr = parse_cidr(&subnet)?;
-                Ok(PoolInfo {
-                    cidr,
-                    sub_pool: None,
-                    subnet: Some(subnet),
-                })
+                Ok(PoolInfo { cidr, sub_pool: None, subnet: Some(subnet) })
             }
             PoolId::Carved { pool, cidr } => {
                 let subnet = self.subnet_of_pool(pool, Some(*cidr)).await?;
-                Ok(PoolInfo {
-                    cidr: *cidr,
-                    sub_pool: None,
-                    subnet,
-                })
+                Ok(PoolInfo { cidr: *cidr, sub_pool: None, subnet })
             }
             PoolId::Dedicated { pool } => {
-                let subnetpool = self
-                    .neutron
-                    .get_subnetpool(pool)
-                    .await
-                    .map_err(|e| neutron_error(&ctx, e))?;
-                let cidr = subnetpool
-                    .prefixes
-                    .first()
-                    .and_then(|p| p.parse::<IpNet>().ok())
-                    .ok_or_else(|| {
-                        DriverError::internal(format!("subnetpool {pool} has no prefix"))
-                    })?;
+                let subnetpool =
+                    self.neutron.get_subnetpool(pool).await.map_err(|e| neutron_error(&ctx, e))?;
+                let cidr =
+                    subnetpool.prefixes.first().and_then(|p| p.parse::<IpNet>().ok()).ok_or_else(
+                        || DriverError::internal(format!("subnetpool {pool} has no prefix")),
+                    )?;
                 let sub_pool = subnetpool
                     .tags
                     .iter()
@@ -403,11 +340,7 @@ impl KuryrDriver {
                     Some(subnet) => Some(subnet),
                     None => self.upstream_subnet_from_named_pool(cidr).await?,
                 };
-                Ok(PoolInfo {
-                    cidr,
-                    sub_pool,
-                    subnet,
-                })
+                Ok(PoolInfo { cidr, sub_pool, subnet })
             }
         }
     }
@@ -425,9 +358,7 @@ impl KuryrDriver {
         let candidates = self
             .neutron
             .list_subnets(
-                &Query::new()
-                    .cidr(cidr_text.clone())
-                    .name(naming::subnet_name(&cidr_text)),
+                &Query::new().cidr(cidr_text.clone()).name(naming::subnet_name(&cidr_text)),
             )
             .await
             .map_err(|e| neutron_error(&ctx, e))?;
@@ -487,10 +418,7 @@ impl KuryrDriver {
 
 pub(super) fn parse_cidr(subnet: &Subnet) -> DriverResult<IpNet> {
     subnet.cidr.parse().map_err(|_| {
-        DriverError::internal(format!(
-            "subnet {} has a bad cidr {:?}",
-            subnet.id, subnet.cidr
-        ))
+        DriverError::internal(format!("subnet {} has a bad cidr {:?}", subnet.id, subnet.cidr))
     })
 }
 
@@ -498,10 +426,7 @@ impl IpamPools for KuryrDriver {
     async fn ipam_capabilities(&self) -> DriverResult<IpamCapabilities> {
         // The port, created in RequestAddress, brings its own MAC; Docker
         // takes it from CreateEndpoint. docs/mapping.md says why.
-        Ok(IpamCapabilities {
-            requires_mac_address: false,
-            requires_request_replay: false,
-        })
+        Ok(IpamCapabilities { requires_mac_address: false, requires_request_replay: false })
     }
 
     async fn default_address_spaces(&self) -> DriverResult<AddressSpaces> {
@@ -535,20 +460,13 @@ impl IpamPools for KuryrDriver {
             }
         }
         let (id, info) = match req.pool {
-            Some(cidr) => {
-                self.pool_for_cidr(cidr.trunc(), req.sub_pool, &opts)
-                    .await?
-            }
+            Some(cidr) => self.pool_for_cidr(cidr.trunc(), req.sub_pool, &opts).await?,
             None => self.carve_default_pool(req.v6, &opts).await?,
         };
         let cidr = info.cidr;
         info!(pool_id = %id, %cidr, "pool ready");
         self.cache().pools.insert(id.to_string(), info);
-        Ok(RequestPoolResponse {
-            pool_id: id.to_string(),
-            pool: cidr,
-            data: BTreeMap::new(),
-        })
+        Ok(RequestPoolResponse { pool_id: id.to_string(), pool: cidr, data: BTreeMap::new() })
     }
 
     async fn release_pool(&self, req: ReleasePoolRequest) -> DriverResult<()> {

@@ -43,10 +43,7 @@ impl KuryrDriver {
             // A default-pool subnet on its own pending network: move it.
             self.delete_subnet_and_pending_network(subnet).await?;
         }
-        if let Some(existing) = self
-            .existing_subnet(network, cidr, family.info.sub_pool)
-            .await?
-        {
+        if let Some(existing) = self.existing_subnet(network, cidr, family.info.sub_pool).await? {
             return match family.id.subnetpool() {
                 Some(pool) => self.tag_with_pool(existing, pool).await,
                 None => Ok(existing),
@@ -104,19 +101,12 @@ impl KuryrDriver {
             .await
             .map_err(|e| neutron_error("looking up the network's subnets", e))?;
         let with_cidr = |want: IpNet| {
-            subnets
-                .iter()
-                .find(|s| s.cidr.parse::<IpNet>().ok() == Some(want))
-                .cloned()
+            subnets.iter().find(|s| s.cidr.parse::<IpNet>().ok() == Some(want)).cloned()
         };
         Ok(with_cidr(cidr).or_else(|| range.and_then(with_cidr)))
     }
 
-    pub(super) async fn create_subnet(
-        &self,
-        network: &Network,
-        family: &Family,
-    ) -> DriverResult<Subnet> {
+    async fn create_subnet(&self, network: &Network, family: &Family) -> DriverResult<Subnet> {
         let cidr = family.info.cidr;
         let allocation_pools = match family.info.sub_pool {
             Some(range) => Some(
@@ -127,10 +117,7 @@ impl KuryrDriver {
                 )
                 .map_err(|e| DriverError::bad_request(e.to_string()))?
                 .into_iter()
-                .map(|r| AllocationPool {
-                    start: r.start,
-                    end: r.end,
-                })
+                .map(|r| AllocationPool { start: r.start, end: r.end })
                 .collect(),
             ),
             None => None,
@@ -162,10 +149,7 @@ impl KuryrDriver {
         self.neutron
             .update_subnet(
                 &subnet.id,
-                &SubnetUpdate {
-                    name: Some(name),
-                    ..SubnetUpdate::default()
-                },
+                &SubnetUpdate { name: Some(name), ..SubnetUpdate::default() },
             )
             .await
             .map_err(|e| neutron_error("naming the subnet", e))

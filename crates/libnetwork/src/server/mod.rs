@@ -43,20 +43,14 @@ const LOGGED_BODY_BYTES: usize = 4096;
 /// The app serving every plugin call with `driver`. Serve it on a unix
 /// socket or TCP [`Listener`] or drive it directly in tests.
 pub fn router<D: Driver>(driver: Arc<D>) -> App {
-    kuryr_server::router(
-        "Docker plugin API",
-        driver,
-        |driver, id, request| async move {
-            let path = request.uri().path().to_owned();
-            let span = tracing::info_span!("plugin_call", id, path = %path);
-            traced(
-                span,
-                serve_call(&*driver, &path, request),
-                |response, elapsed| record(&path, response.status(), elapsed),
-            )
-            .await
-        },
-    )
+    kuryr_server::router("Docker plugin API", driver, |driver, id, request| async move {
+        let path = request.uri().path().to_owned();
+        let span = tracing::info_span!("plugin_call", id, path = %path);
+        traced(span, serve_call(&*driver, &path, request), |response, elapsed| {
+            record(&path, response.status(), elapsed)
+        })
+        .await
+    })
 }
 
 /// Records the call in the process-wide metrics; unknown paths share one
@@ -159,10 +153,9 @@ fn empty_reply(_: ()) -> Response {
 fn ok_reply<T: Serialize>(body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => json_reply(StatusCode::OK, bytes),
-        Err(e) => error_reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode reply: {e}"),
-        ),
+        Err(e) => {
+            error_reply(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode reply: {e}"))
+        }
     }
 }
 
@@ -175,13 +168,6 @@ fn error_reply(status: StatusCode, message: String) -> Response {
 }
 
 fn json_reply(status: StatusCode, bytes: Vec<u8>) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PLUGIN_CONTENT_TYPE),
-        )],
-        bytes,
-    )
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(PLUGIN_CONTENT_TYPE))], bytes)
         .into_response()
 }

@@ -11,23 +11,10 @@ fn nl_error(errno: i32) -> rtnetlink::Error {
 #[test]
 fn create_error_mapping() {
     let e = create_error("vlan (8021q)", "v100", nl_error(libc::EOPNOTSUPP));
-    assert!(matches!(
-        e,
-        Error::Unsupported {
-            feature: "vlan (8021q)",
-            ..
-        }
-    ));
-    assert!(
-        e.to_string()
-            .starts_with("kernel lacks vlan (8021q) support"),
-        "{e}"
-    );
+    assert!(matches!(e, Error::Unsupported { feature: "vlan (8021q)", .. }));
+    assert!(e.to_string().starts_with("kernel lacks vlan (8021q) support"), "{e}");
     let e = create_error("ipvlan", "ipv0", nl_error(libc::EOPNOTSUPP));
-    assert!(
-        e.to_string().starts_with("kernel lacks ipvlan support"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("kernel lacks ipvlan support"), "{e}");
     let e = create_error("veth", "tap0", nl_error(libc::EEXIST));
     assert!(matches!(e, Error::LinkExists { ref name } if name == "tap0"));
     let e = create_error("veth", "tap0", nl_error(libc::EPERM));

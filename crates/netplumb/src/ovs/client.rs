@@ -121,16 +121,10 @@ impl OvsdbClient {
         params.extend(ops);
         let params = Value::Array(params);
         let conn = self.conn().await?;
-        let result = match conn
-            .call("transact", params.clone(), self.rpc_timeout)
-            .await
-        {
+        let result = match conn.call("transact", params.clone(), self.rpc_timeout).await {
             Err(Error::OvsdbDisconnected { reason }) => {
                 debug!(%reason, what, "ovsdb connection dropped, retrying on a new one");
-                self.conn()
-                    .await?
-                    .call("transact", params, self.rpc_timeout)
-                    .await?
+                self.conn().await?.call("transact", params, self.rpc_timeout).await?
             }
             other => other?,
         };
@@ -161,25 +155,19 @@ impl OvsdbClient {
         let read = self.transact(what, proto::add_port_read_ops(spec)).await?;
         let bridge = proto::rows(&read, 0)?
             .first()
-            .ok_or_else(|| Error::BridgeNotFound {
-                name: spec.bridge.clone(),
-            })?;
+            .ok_or_else(|| Error::BridgeNotFound { name: spec.bridge.clone() })?;
         let bridge_ports = proto::parse_uuid_set(proto::column(bridge, "ports")?)?;
         let port = proto::rows(&read, 1)?.first();
         let iface = proto::rows(&read, 2)?.first();
 
         let Some(port) = port else {
-            self.transact(what, proto::add_port_insert_ops(spec))
-                .await?;
+            self.transact(what, proto::add_port_insert_ops(spec)).await?;
             info!(bridge = %spec.bridge, port = %spec.port, "ovs port created");
             return Ok(AddPortOutcome::Created);
         };
         let port_uuid = proto::parse_uuid(proto::column(port, "_uuid")?)?;
         if !bridge_ports.contains(&port_uuid) {
-            let actual = self
-                .bridge_of_port(&port_uuid)
-                .await?
-                .unwrap_or_else(|| "(none)".into());
+            let actual = self.bridge_of_port(&port_uuid).await?.unwrap_or_else(|| "(none)".into());
             return Err(Error::PortOnOtherBridge {
                 port: spec.port.clone(),
                 expected: spec.bridge.clone(),
@@ -187,18 +175,12 @@ impl OvsdbClient {
             });
         }
         let iface = iface.ok_or_else(|| {
-            Error::OvsdbProtocol(format!(
-                "port {} has no interface of the same name",
-                spec.port
-            ))
+            Error::OvsdbProtocol(format!("port {} has no interface of the same name", spec.port))
         })?;
         let iface_uuid = proto::parse_uuid(proto::column(iface, "_uuid")?)?;
         let set_type = proto::column_str(iface, "type")? != spec.iface_type.as_str();
-        self.transact(
-            what,
-            proto::add_port_update_ops(spec, &port_uuid, &iface_uuid, set_type),
-        )
-        .await?;
+        self.transact(what, proto::add_port_update_ops(spec, &port_uuid, &iface_uuid, set_type))
+            .await?;
         info!(bridge = %spec.bridge, port = %spec.port, "ovs port already there, interface updated");
         Ok(AddPortOutcome::Updated)
     }
@@ -209,19 +191,12 @@ impl OvsdbClient {
                 "find bridge of port",
                 vec![select(
                     "Bridge",
-                    vec![json!([
-                        "ports",
-                        "includes",
-                        proto::set(vec![proto::uuid(port_uuid)])
-                    ])],
+                    vec![json!(["ports", "includes", proto::set(vec![proto::uuid(port_uuid)])])],
                     &["name"],
                 )],
             )
             .await?;
-        proto::rows(&res, 0)?
-            .first()
-            .map(|r| proto::column_str(r, "name"))
-            .transpose()
+        proto::rows(&res, 0)?.first().map(|r| proto::column_str(r, "name")).transpose()
     }
 
     /// See [`Switch::delete_port`].
@@ -287,8 +262,7 @@ impl OvsdbClient {
                 });
             }
         }
-        self.transact(what, proto::del_port_ops(&bridge_uuid, &port_uuid, port))
-            .await?;
+        self.transact(what, proto::del_port_ops(&bridge_uuid, &port_uuid, port)).await?;
         info!(bridge = %bridge_name, port, "ovs port deleted");
         Ok(Deleted::Removed)
     }
@@ -302,10 +276,7 @@ impl OvsdbClient {
             return Ok(BridgeOutcome::Existing);
         }
         match self
-            .transact(
-                &format!("add-br {name}"),
-                proto::add_bridge_ops(name, datapath.as_str()),
-            )
+            .transact(&format!("add-br {name}"), proto::add_bridge_ops(name, datapath.as_str()))
             .await
         {
             Ok(_) => {
@@ -323,11 +294,7 @@ impl OvsdbClient {
         let Some(uuid) = self.bridge_uuid(name).await? else {
             return Ok(Deleted::Absent);
         };
-        self.transact(
-            &format!("del-br {name}"),
-            proto::del_bridge_ops(&uuid, name),
-        )
-        .await?;
+        self.transact(&format!("del-br {name}"), proto::del_bridge_ops(&uuid, name)).await?;
         info!(bridge = name, "ovs bridge deleted");
         Ok(Deleted::Removed)
     }
@@ -346,9 +313,7 @@ impl OvsdbClient {
             .await?;
         let b = proto::rows(&res, 0)?
             .first()
-            .ok_or_else(|| Error::BridgeNotFound {
-                name: bridge.into(),
-            })?;
+            .ok_or_else(|| Error::BridgeNotFound { name: bridge.into() })?;
         let wanted = proto::parse_uuid_set(proto::column(b, "ports")?)?;
         let mut names = Vec::new();
         for p in proto::rows(&res, 1)? {
@@ -361,16 +326,21 @@ impl OvsdbClient {
     }
 
     async fn bridge_uuid(&self, name: &str) -> Result<Option<String>> {
-        let res = self
-            .transact(
-                "find bridge",
-                vec![select("Bridge", vec![eq("name", json!(name))], &["_uuid"])],
-            )
-            .await?;
-        proto::rows(&res, 0)?
-            .first()
-            .map(|r| proto::parse_uuid(proto::column(r, "_uuid")?))
-            .transpose()
+        let uuid = self.column_of_named("find bridge", "Bridge", name, "_uuid").await?;
+        uuid.as_ref().map(proto::parse_uuid).transpose()
+    }
+
+    /// Column `column` of the `table` row named `name`, if there is one.
+    async fn column_of_named(
+        &self,
+        what: &str,
+        table: &str,
+        name: &str,
+        column: &str,
+    ) -> Result<Option<Value>> {
+        let find = select(table, vec![eq("name", json!(name))], &[column]);
+        let res = self.transact(what, vec![find]).await?;
+        proto::rows(&res, 0)?.first().map(|r| proto::column(r, column).cloned()).transpose()
     }
 }
 
@@ -416,9 +386,7 @@ impl Switch for OvsdbClient {
         set: &'a BTreeMap<String, String>,
         remove: &'a [&'a str],
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(OvsdbClient::update_interface_external_ids(
-            self, name, set, remove,
-        ))
+        Box::pin(OvsdbClient::update_interface_external_ids(self, name, set, remove))
     }
 
     fn wait_ovn_installed<'a>(

@@ -52,10 +52,7 @@ pub struct FakeSwitch {
 
 impl Default for FakeSwitch {
     fn default() -> Self {
-        FakeSwitch {
-            state: Mutex::new(FakeState::default()),
-            version: watch::Sender::new(0),
-        }
+        FakeSwitch { state: Mutex::new(FakeState::default()), version: watch::Sender::new(0) }
     }
 }
 
@@ -111,9 +108,7 @@ impl FakeSwitch {
         spec.validate()?;
         self.modify(|st| {
             if !st.bridges.contains(&spec.bridge) {
-                return Err(Error::BridgeNotFound {
-                    name: spec.bridge.clone(),
-                });
+                return Err(Error::BridgeNotFound { name: spec.bridge.clone() });
             }
             match st.interfaces.get_mut(&spec.port) {
                 Some(i) if i.bridge != spec.bridge => Err(Error::PortOnOtherBridge {
@@ -169,10 +164,7 @@ impl FakeSwitch {
             if let Some(s) = self.state_of(name).filter(InterfaceState::ovn_installed) {
                 return Ok(s);
             }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
                 return Err(Error::Timeout {
                     what: format!("external_ids:ovn-installed=true on interface {name}"),
                     timeout,
@@ -229,11 +221,7 @@ impl Switch for FakeSwitch {
     ) -> BoxFuture<'a, Result<Option<BTreeMap<String, String>>>> {
         Box::pin(async move {
             validate_ifname(name)?;
-            Ok(self
-                .lock()
-                .interfaces
-                .get(name)
-                .map(|i| i.external_ids.clone()))
+            Ok(self.lock().interfaces.get(name).map(|i| i.external_ids.clone()))
         })
     }
 
@@ -289,25 +277,15 @@ mod tests {
         let spec = PortSpec::neutron("br-int", "tap0", "p1", mac, "vm");
         assert_eq!(sw.add_port(&spec).await.unwrap(), AddPortOutcome::Created);
         assert_eq!(sw.add_port(&spec).await.unwrap(), AddPortOutcome::Updated);
-        let err = sw
-            .add_port(&PortSpec::new("br-x", "tap1"))
-            .await
-            .unwrap_err();
+        let err = sw.add_port(&PortSpec::new("br-x", "tap1")).await.unwrap_err();
         assert!(matches!(err, Error::BridgeNotFound { .. }));
         let found = sw.find_interfaces("iface-id", Some("p1")).await.unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].bridge.as_deref(), Some("br-int"));
-        assert!(sw
-            .find_interfaces("iface-id", Some("p2"))
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(sw.find_interfaces("iface-id", Some("p2")).await.unwrap().is_empty());
         let err = sw.delete_port(Some("br-ex"), "tap0").await.unwrap_err();
         assert!(matches!(err, Error::PortOnOtherBridge { .. }));
-        assert_eq!(
-            sw.delete_port(None, "tap0").await.unwrap(),
-            Deleted::Removed
-        );
+        assert_eq!(sw.delete_port(None, "tap0").await.unwrap(), Deleted::Removed);
         assert_eq!(sw.delete_port(None, "tap0").await.unwrap(), Deleted::Absent);
     }
 
@@ -318,17 +296,12 @@ mod tests {
         let spec = PortSpec::neutron("br-int", "tap0", "p1", mac, "vm");
         sw.add_port(&spec).await.unwrap();
         let set = BTreeMap::from([("kuryr-pool".to_string(), "net".to_string())]);
-        sw.update_interface_external_ids("tap0", &set, &["vm-uuid", "absent"])
-            .await
-            .unwrap();
+        sw.update_interface_external_ids("tap0", &set, &["vm-uuid", "absent"]).await.unwrap();
         let ids = sw.interface_external_ids("tap0").await.unwrap().unwrap();
         assert_eq!(ids.get("kuryr-pool").map(String::as_str), Some("net"));
         assert!(!ids.contains_key("vm-uuid"));
         assert_eq!(ids.get("iface-id").map(String::as_str), Some("p1"));
-        let err = sw
-            .update_interface_external_ids("tap9", &set, &[])
-            .await
-            .unwrap_err();
+        let err = sw.update_interface_external_ids("tap9", &set, &[]).await.unwrap_err();
         assert!(matches!(err, Error::InterfaceNotFound { .. }));
     }
 
@@ -336,20 +309,14 @@ mod tests {
     async fn fake_ovn_installed_wait_wakes_and_times_out() {
         let sw = Arc::new(FakeSwitch::with_bridge("br-int"));
         sw.add_port(&PortSpec::new("br-int", "tap0")).await.unwrap();
-        let err = sw
-            .wait_ovn_installed("tap0", Duration::from_millis(20))
-            .await
-            .unwrap_err();
+        let err = sw.wait_ovn_installed("tap0", Duration::from_millis(20)).await.unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }));
         let sw2 = Arc::clone(&sw);
         let setter = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(30)).await;
             sw2.mark_ovn_installed("tap0");
         });
-        let state = sw
-            .wait_ovn_installed("tap0", Duration::from_secs(10))
-            .await
-            .unwrap();
+        let state = sw.wait_ovn_installed("tap0", Duration::from_secs(10)).await.unwrap();
         assert!(state.ovn_installed());
         setter.await.unwrap();
     }

@@ -302,14 +302,8 @@ mod tests {
 
         assert!(PortSpec::new("br-int", "bad name").validate().is_err());
         assert!(PortSpec::new("", "tap0").validate().is_err());
-        assert!(PortSpec::new("br-int", "tap0")
-            .tag(4096)
-            .validate()
-            .is_err());
-        assert!(PortSpec::new("br-int", "tap0")
-            .external_id("a=b", "x")
-            .validate()
-            .is_err());
+        assert!(PortSpec::new("br-int", "tap0").tag(4096).validate().is_err());
+        assert!(PortSpec::new("br-int", "tap0").external_id("a=b", "x").validate().is_err());
         assert!(PortSpec::new("br-int", "tap0")
             .external_id("k", "line\nbreak")
             .validate()
@@ -318,10 +312,7 @@ mod tests {
             .external_id(ATTACHED_MAC, "nope")
             .validate()
             .is_err());
-        assert!(PortSpec::new("br-int", "tap0")
-            .external_id(IFACE_ID, "")
-            .validate()
-            .is_err());
+        assert!(PortSpec::new("br-int", "tap0").external_id(IFACE_ID, "").validate().is_err());
         assert_eq!(InterfaceType::System.as_str(), "");
         assert_eq!(InterfaceType::Internal.as_str(), "internal");
     }

@@ -15,10 +15,7 @@ pub(crate) const DB: &str = "Open_vSwitch";
 
 /// `["map", [[k, v], ...]]`
 pub(crate) fn map(m: &BTreeMap<String, String>) -> Value {
-    json!([
-        "map",
-        m.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()
-    ])
+    json!(["map", m.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()])
 }
 
 /// `["set", [...]]`
@@ -69,10 +66,7 @@ fn comment(text: String) -> Value {
 /// insert the pairs. A plain `insert` would not overwrite existing keys.
 pub(crate) fn map_upsert_mutations(column: &str, m: &BTreeMap<String, String>) -> Vec<Value> {
     let keys: Vec<Value> = m.keys().map(|k| json!(k)).collect();
-    vec![
-        json!([column, "delete", set(keys)]),
-        json!([column, "insert", map(m)]),
-    ]
+    vec![json!([column, "delete", set(keys)]), json!([column, "insert", map(m)])]
 }
 
 // ----- decoding ----------------------------------------------------------
@@ -84,10 +78,9 @@ fn proto(msg: impl Into<String>) -> Error {
 /// The elements of a set column: `["set", [...]]` or a single bare atom.
 fn set_elems(v: &Value) -> Vec<&Value> {
     match v.as_array() {
-        Some(a) if a.len() == 2 && a[0] == "set" => a[1]
-            .as_array()
-            .map(|e| e.iter().collect())
-            .unwrap_or_default(),
+        Some(a) if a.len() == 2 && a[0] == "set" => {
+            a[1].as_array().map(|e| e.iter().collect()).unwrap_or_default()
+        }
         _ => vec![v],
     }
 }
@@ -125,9 +118,9 @@ fn parse_opt<T>(v: &Value, what: &str, f: impl Fn(&Value) -> Option<T>) -> Resul
     let elems = set_elems(v);
     match elems.as_slice() {
         [] => Ok(None),
-        [one] => f(one)
-            .map(Some)
-            .ok_or_else(|| proto(format!("expected optional {what}, got {v}"))),
+        [one] => {
+            f(one).map(Some).ok_or_else(|| proto(format!("expected optional {what}, got {v}")))
+        }
         _ => Err(proto(format!("expected at most one {what}, got {v}"))),
     }
 }
@@ -141,8 +134,7 @@ pub(crate) fn parse_opt_string(v: &Value) -> Result<Option<String>> {
 }
 
 pub(crate) fn column<'a>(row: &'a Value, name: &str) -> Result<&'a Value> {
-    row.get(name)
-        .ok_or_else(|| proto(format!("row lacks column {name:?}: {row}")))
+    row.get(name).ok_or_else(|| proto(format!("row lacks column {name:?}: {row}")))
 }
 
 pub(crate) fn column_str(row: &Value, name: &str) -> Result<String> {
@@ -176,10 +168,7 @@ pub(crate) fn check_transact(what: &str, n_ops: usize, result: Value) -> Result<
     let Value::Array(results) = result else {
         return Err(proto(format!("transact result is not an array: {result}")));
     };
-    if let Some(failed) = results
-        .iter()
-        .find(|r| r.get("error").is_some_and(|e| !e.is_null()))
-    {
+    if let Some(failed) = results.iter().find(|r| r.get("error").is_some_and(|e| !e.is_null())) {
         return Err(Error::OvsdbTransaction {
             what: what.into(),
             error: failed.get("error").map(value_text).unwrap_or_default(),
@@ -214,21 +203,9 @@ pub(crate) fn is_wait_failure(e: &Error) -> bool {
 /// interface of that name.
 pub(crate) fn add_port_read_ops(spec: &PortSpec) -> Vec<Value> {
     vec![
-        select(
-            "Bridge",
-            vec![eq("name", json!(spec.bridge))],
-            &["_uuid", "ports"],
-        ),
-        select(
-            "Port",
-            vec![eq("name", json!(spec.port))],
-            &["_uuid", "interfaces"],
-        ),
-        select(
-            "Interface",
-            vec![eq("name", json!(spec.port))],
-            &["_uuid", "type"],
-        ),
+        select("Bridge", vec![eq("name", json!(spec.bridge))], &["_uuid", "ports"]),
+        select("Port", vec![eq("name", json!(spec.port))], &["_uuid", "interfaces"]),
+        select("Interface", vec![eq("name", json!(spec.port))], &["_uuid", "type"]),
     ]
 }
 
@@ -241,13 +218,7 @@ pub(crate) fn add_port_insert_ops(spec: &PortSpec) -> Vec<Value> {
         port_row["tag"] = json!(tag);
     }
     vec![
-        wait(
-            "Port",
-            vec![eq("name", json!(spec.port))],
-            &["name"],
-            "==",
-            vec![],
-        ),
+        wait("Port", vec![eq("name", json!(spec.port))], &["name"], "==", vec![]),
         wait(
             "Bridge",
             vec![eq("name", json!(spec.bridge))],
@@ -297,15 +268,10 @@ pub(crate) fn add_port_update_ops(
         );
     }
     if let Some(tag) = spec.tag {
-        ops.push(
-            json!({"op": "update", "table": "Port", "where": [eq("_uuid", uuid(port_uuid))],
-                        "row": {"tag": tag}}),
-        );
+        ops.push(json!({"op": "update", "table": "Port", "where": [eq("_uuid", uuid(port_uuid))],
+                        "row": {"tag": tag}}));
     }
-    ops.push(comment(format!(
-        "netplumb: add-port --may-exist {} {}",
-        spec.bridge, spec.port
-    )));
+    ops.push(comment(format!("netplumb: add-port --may-exist {} {}", spec.bridge, spec.port)));
     ops
 }
 
@@ -332,13 +298,7 @@ pub(crate) fn del_port_ops(bridge_uuid: &str, port_uuid: &str, port: &str) -> Ve
 /// Create a bridge with its internal port, like `ovs-vsctl add-br`.
 pub(crate) fn add_bridge_ops(name: &str, datapath_type: &str) -> Vec<Value> {
     vec![
-        wait(
-            "Bridge",
-            vec![eq("name", json!(name))],
-            &["name"],
-            "==",
-            vec![],
-        ),
+        wait("Bridge", vec![eq("name", json!(name))], &["name"], "==", vec![]),
         json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
                "row": {"name": name, "type": "internal"}}),
         json!({"op": "insert", "table": "Port", "uuid-name": "port",
@@ -378,17 +338,9 @@ impl InterfaceState {
     pub(crate) fn from_row(row: &Value) -> Result<Self> {
         Ok(InterfaceState {
             name: column_str(row, "name")?,
-            external_ids: row
-                .get("external_ids")
-                .map(parse_map)
-                .transpose()?
-                .unwrap_or_default(),
+            external_ids: row.get("external_ids").map(parse_map).transpose()?.unwrap_or_default(),
             ofport: row.get("ofport").map(parse_opt_int).transpose()?.flatten(),
-            error: row
-                .get("error")
-                .map(parse_opt_string)
-                .transpose()?
-                .flatten(),
+            error: row.get("error").map(parse_opt_string).transpose()?.flatten(),
         })
     }
 
@@ -398,10 +350,7 @@ impl InterfaceState {
     /// key, new value).
     pub(crate) fn apply_diff(&mut self, diff: &Value) -> Result<()> {
         if let Some(v) = diff.get("name") {
-            self.name = v
-                .as_str()
-                .ok_or_else(|| proto("name is not a string"))?
-                .to_string();
+            self.name = v.as_str().ok_or_else(|| proto("name is not a string"))?.to_string();
         }
         if let Some(v) = diff.get("external_ids") {
             for (k, val) in parse_map(v)? {
@@ -418,10 +367,7 @@ impl InterfaceState {
         if let Some(v) = diff.get("ofport") {
             let elems: Vec<i64> = set_elems(v)
                 .into_iter()
-                .map(|e| {
-                    e.as_i64()
-                        .ok_or_else(|| proto(format!("bad ofport diff {v}")))
-                })
+                .map(|e| e.as_i64().ok_or_else(|| proto(format!("bad ofport diff {v}"))))
                 .collect::<Result<_>>()?;
             self.ofport = xor_optional(self.ofport, elems, "ofport")?;
         }
@@ -465,9 +411,7 @@ pub(crate) fn apply_interface_updates(
     let Some(table) = updates.get("Interface") else {
         return Ok(());
     };
-    let table = table
-        .as_object()
-        .ok_or_else(|| proto(format!("bad table-updates2: {updates}")))?;
+    let table = table.as_object().ok_or_else(|| proto(format!("bad table-updates2: {updates}")))?;
     for (row_uuid, update) in table {
         if let Some(row) = update.get("initial").or_else(|| update.get("insert")) {
             rows.insert(row_uuid.clone(), InterfaceState::from_row(row)?);

@@ -67,19 +67,14 @@ impl Shared {
             st.closed = Some(reason.to_string());
         }
         for (_, (_, tx)) in st.pending.drain() {
-            let _ = tx.send(Err(Error::OvsdbDisconnected {
-                reason: reason.into(),
-            }));
+            let _ = tx.send(Err(Error::OvsdbDisconnected { reason: reason.into() }));
         }
         // Dropping the senders ends every monitor stream.
         st.monitors.clear();
     }
 
     async fn dispatch(&self, msg: Value) {
-        let method = msg
-            .get("method")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let method = msg.get("method").and_then(Value::as_str).map(str::to_string);
         let id = msg.get("id").cloned().unwrap_or(Value::Null);
         match method {
             Some(m) if m == "echo" && !id.is_null() => {
@@ -89,10 +84,9 @@ impl Shared {
             }
             Some(m) if matches!(m.as_str(), "update" | "update2") => {
                 let params = msg.get("params").and_then(Value::as_array);
-                let (Some(mon), Some(updates)) = (
-                    params.and_then(|p| p.first()),
-                    params.and_then(|p| p.get(1)),
-                ) else {
+                let (Some(mon), Some(updates)) =
+                    (params.and_then(|p| p.first()), params.and_then(|p| p.get(1)))
+                else {
                     warn!(%msg, "malformed ovsdb update notification");
                     return;
                 };
@@ -120,10 +114,7 @@ impl Shared {
                 let reply = match error {
                     Some(e) => Err(Error::OvsdbRpc {
                         method,
-                        error: e
-                            .get("error")
-                            .map(value_text)
-                            .unwrap_or_else(|| value_text(e)),
+                        error: e.get("error").map(value_text).unwrap_or_else(|| value_text(e)),
                         details: e.get("details").map(value_text),
                     }),
                     None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
@@ -150,13 +141,9 @@ impl Drop for RpcConn {
 impl RpcConn {
     /// Connect to a unix socket.
     pub(crate) async fn connect(path: &Path) -> Result<Arc<Self>> {
-        let stream =
-            tokio::net::UnixStream::connect(path)
-                .await
-                .map_err(|e| Error::OvsdbConnect {
-                    path: path.to_path_buf(),
-                    source: e,
-                })?;
+        let stream = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(|e| Error::OvsdbConnect { path: path.to_path_buf(), source: e })?;
         let (rd, wr) = stream.into_split();
         Ok(Arc::new(Self::from_halves(rd, wr)))
     }
@@ -193,9 +180,7 @@ impl RpcConn {
         {
             let mut st = self.shared.lock();
             if let Some(reason) = &st.closed {
-                return Err(Error::OvsdbDisconnected {
-                    reason: reason.clone(),
-                });
+                return Err(Error::OvsdbDisconnected { reason: reason.clone() });
             }
             st.pending.insert(id, (method.to_string(), tx));
         }
@@ -279,11 +264,7 @@ fn split_messages(buf: &[u8]) -> (Vec<Value>, usize, Option<String>) {
             }
             Some(Err(e)) if e.is_eof() => return (out, consumed, None),
             Some(Err(e)) => {
-                return (
-                    out,
-                    consumed,
-                    Some(format!("malformed JSON from ovsdb-server: {e}")),
-                )
+                return (out, consumed, Some(format!("malformed JSON from ovsdb-server: {e}")))
             }
             None => return (out, it.byte_offset(), None),
         }
@@ -318,12 +299,7 @@ mod tests {
 
     impl Server {
         async fn recv(&mut self) -> Value {
-            let line = self
-                .lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("client sent a line");
+            let line = self.lines.next_line().await.unwrap().expect("client sent a line");
             serde_json::from_str(&line).unwrap()
         }
         async fn send_raw(&mut self, bytes: &[u8]) {
@@ -336,10 +312,7 @@ mod tests {
         let (ard, awr) = a.into_split();
         let (brd, bwr) = b.into_split();
         let conn = RpcConn::from_halves(ard, awr);
-        let server = Server {
-            lines: BufReader::new(brd).lines(),
-            wr: bwr,
-        };
+        let server = Server { lines: BufReader::new(brd).lines(), wr: bwr };
         (conn, server)
     }
 
@@ -350,8 +323,7 @@ mod tests {
         let mut updates = conn.register_monitor("m1");
         let c2 = Arc::clone(&conn);
         let call = tokio::spawn(async move {
-            c2.call("transact", json!(["Open_vSwitch"]), Duration::from_secs(5))
-                .await
+            c2.call("transact", json!(["Open_vSwitch"]), Duration::from_secs(5)).await
         });
 
         let req = server.recv().await;
@@ -361,9 +333,7 @@ mod tests {
 
         // An echo from the server, a notification, then the reply split in
         // two writes.
-        server
-            .send_raw(br#"{"id":"echo","method":"echo","params":[]}"#)
-            .await;
+        server.send_raw(br#"{"id":"echo","method":"echo","params":[]}"#).await;
         let echo = server.recv().await;
         assert_eq!(echo, json!({"id": "echo", "result": [], "error": null}));
         server
@@ -385,8 +355,7 @@ mod tests {
         let conn = Arc::new(conn);
         let c2 = Arc::clone(&conn);
         let call = tokio::spawn(async move {
-            c2.call("monitor_cond", json!([]), Duration::from_secs(5))
-                .await
+            c2.call("monitor_cond", json!([]), Duration::from_secs(5)).await
         });
         let id = server.recv().await["id"].as_u64().unwrap();
         server
@@ -408,25 +377,16 @@ mod tests {
         drop(server);
         let err = pending.await.unwrap().unwrap_err();
         assert!(matches!(err, Error::OvsdbDisconnected { .. }), "{err}");
-        assert!(
-            mon.recv().await.is_none(),
-            "monitor stream ends on disconnect"
-        );
+        assert!(mon.recv().await.is_none(), "monitor stream ends on disconnect");
         assert!(conn.is_closed());
-        let err = conn
-            .call("transact", json!([]), Duration::from_secs(1))
-            .await
-            .unwrap_err();
+        let err = conn.call("transact", json!([]), Duration::from_secs(1)).await.unwrap_err();
         assert!(matches!(err, Error::OvsdbDisconnected { .. }));
     }
 
     #[tokio::test]
     async fn reply_timeout_is_typed() {
         let (conn, _server) = pair();
-        let err = conn
-            .call("transact", json!([]), Duration::from_millis(50))
-            .await
-            .unwrap_err();
+        let err = conn.call("transact", json!([]), Duration::from_millis(50)).await.unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
     }
 }

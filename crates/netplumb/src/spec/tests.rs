@@ -89,25 +89,16 @@ fn veth_sets_mtu_and_mac_on_both_ends_and_host_up() {
     assert!(msg.header.change_mask.contains(LinkFlags::Up));
     assert_eq!(name_attr(&msg), Some("tap-host"));
     assert_eq!(mtu_attr(&msg), Some(1442));
-    assert_eq!(
-        mac_attr(&msg).map(<[u8]>::to_vec),
-        Some(vec![0xfe, 0x16, 0x3e, 0, 0, 1])
-    );
+    assert_eq!(mac_attr(&msg).map(<[u8]>::to_vec), Some(vec![0xfe, 0x16, 0x3e, 0, 0, 1]));
     assert!(info(&msg).contains(&LinkInfo::Kind(InfoKind::Veth)));
 
     let InfoData::Veth(InfoVeth::Peer(peer)) = info_data(&msg) else {
         panic!("veth info data must carry the peer");
     };
-    assert!(
-        !peer.header.flags.contains(LinkFlags::Up),
-        "peer stays down by default"
-    );
+    assert!(!peer.header.flags.contains(LinkFlags::Up), "peer stays down by default");
     assert_eq!(name_attr(peer), Some("tap-peer"));
     assert_eq!(mtu_attr(peer), Some(1442));
-    assert_eq!(
-        mac_attr(peer).map(<[u8]>::to_vec),
-        Some(vec![0xfa, 0x16, 0x3e, 0, 0, 2])
-    );
+    assert_eq!(mac_attr(peer).map(<[u8]>::to_vec), Some(vec![0xfa, 0x16, 0x3e, 0, 0, 2]));
     assert!(attr(peer, |a| match a {
         LinkAttribute::NetNsFd(f) => Some(*f),
         _ => None,
@@ -125,18 +116,13 @@ fn veth_sets_mtu_and_mac_on_both_ends_and_host_up() {
 #[test]
 fn veth_peer_in_netns_and_up() {
     let ns = Netns::current().unwrap();
-    let spec = VethSpec::new("h0", "eth0")
-        .peer_netns(ns.clone())
-        .peer_up(true);
+    let spec = VethSpec::new("h0", "eth0").peer_netns(ns.clone()).peer_up(true);
     spec.validate().unwrap();
     let msg = veth_message(&spec);
     let InfoData::Veth(InfoVeth::Peer(peer)) = info_data(&msg) else {
         panic!("peer missing");
     };
-    assert!(
-        !peer.header.flags.contains(LinkFlags::Up),
-        "peer_up is applied after creation"
-    );
+    assert!(!peer.header.flags.contains(LinkFlags::Up), "peer_up is applied after creation");
     assert_eq!(
         attr(peer, |a| match a {
             LinkAttribute::NetNsFd(f) => Some(*f),
@@ -150,14 +136,9 @@ fn veth_peer_in_netns_and_up() {
 #[test]
 fn veth_validation() {
     assert!(VethSpec::new("same", "same").validate().is_err());
-    assert!(VethSpec::new("way-too-long-name-x", "p")
-        .validate()
-        .is_err());
+    assert!(VethSpec::new("way-too-long-name-x", "p").validate().is_err());
     assert!(VethSpec::new("h", "p").mtu(10).validate().is_err());
-    assert!(VethSpec::new("h", "p")
-        .peer_mac(mac("01:00:00:00:00:01"))
-        .validate()
-        .is_err());
+    assert!(VethSpec::new("h", "p").peer_mac(mac("01:00:00:00:00:01")).validate().is_err());
 }
 
 /// Checks what every sub-interface request carries (a valid spec, its kind
@@ -186,9 +167,7 @@ fn macvlan_request() {
         (MacvlanMode::Vepa, MacVlanMode::Vepa),
         (MacvlanMode::Passthru, MacVlanMode::Passthrough),
     ] {
-        let spec = MacvlanSpec::new("mv0", "eth1", mode)
-            .mac(mac("fa:16:3e:aa:bb:cc"))
-            .mtu(1400);
+        let spec = MacvlanSpec::new("mv0", "eth1", mode).mac(mac("fa:16:3e:aa:bb:cc")).mtu(1400);
         let data = InfoData::MacVlan(vec![InfoMacVlan::Mode(wire)]);
         let msg = checked_sub_link(&spec, 7, InfoKind::MacVlan, data);
         assert_eq!(mtu_attr(&msg), Some(1400));
@@ -201,10 +180,7 @@ fn vlan_request() {
     let spec = VlanSpec::new("eth1.100", "eth1", 100).mac(mac("fa:16:3e:01:02:03"));
     let data = InfoData::Vlan(vec![InfoVlan::Id(100)]);
     let msg = checked_sub_link(&spec, 3, InfoKind::Vlan, data);
-    assert_eq!(
-        mac_attr(&msg).map(<[u8]>::to_vec),
-        Some(vec![0xfa, 0x16, 0x3e, 1, 2, 3])
-    );
+    assert_eq!(mac_attr(&msg).map(<[u8]>::to_vec), Some(vec![0xfa, 0x16, 0x3e, 1, 2, 3]));
     assert!(!msg.header.flags.contains(LinkFlags::Up));
     assert!(VlanSpec::new("v", "eth1", 0).validate().is_err());
     assert!(VlanSpec::new("v", "eth1", 4095).validate().is_err());
@@ -212,22 +188,13 @@ fn vlan_request() {
 
 #[test]
 fn ipvlan_request() {
-    for (mode, wire) in [
-        (IpvlanMode::L2, IpVlanMode::L2),
-        (IpvlanMode::L3, IpVlanMode::L3),
-    ] {
+    for (mode, wire) in [(IpvlanMode::L2, IpVlanMode::L2), (IpvlanMode::L3, IpVlanMode::L3)] {
         let spec = IpvlanSpec::new("ipv0", "eth1", mode);
         let data = InfoData::IpVlan(vec![InfoIpVlan::Mode(wire)]);
         checked_sub_link(&spec, 9, InfoKind::IpVlan, data);
     }
     let with_mac = IpvlanSpec::new("ipv0", "eth1", IpvlanMode::L2).mac(mac("fa:16:3e:00:00:01"));
-    assert!(matches!(
-        with_mac.validate(),
-        Err(Error::InvalidValue {
-            what: "ipvlan mac",
-            ..
-        })
-    ));
+    assert!(matches!(with_mac.validate(), Err(Error::InvalidValue { what: "ipvlan mac", .. })));
 }
 
 /// Nested CNI: the VLAN subinterface and the ipvlan are created straight
@@ -253,22 +220,14 @@ fn vlan_and_ipvlan_into_netns_with_mtu() {
     assert_eq!(mtu(&msg), Some(1442));
     assert_eq!(roundtrip(&msg), msg);
 
-    let ipvlan = IpvlanSpec::new("eth0", "ens3", IpvlanMode::L2)
-        .mtu(1442)
-        .netns(ns.clone());
+    let ipvlan = IpvlanSpec::new("eth0", "ens3", IpvlanMode::L2).mtu(1442).netns(ns.clone());
     ipvlan.validate().unwrap();
     let msg = ipvlan_message(&ipvlan, 2);
     assert_eq!(netns_fd(&msg), Some(ns.raw_fd()));
     assert_eq!(mtu(&msg), Some(1442));
-    assert!(
-        mac_attr(&msg).map(<[u8]>::len).is_none(),
-        "an ipvlan shares its parent's MAC"
-    );
+    assert!(mac_attr(&msg).map(<[u8]>::len).is_none(), "an ipvlan shares its parent's MAC");
     assert_eq!(roundtrip(&msg), msg);
-    assert!(IpvlanSpec::new("eth0", "ens3", IpvlanMode::L2)
-        .mtu(10)
-        .validate()
-        .is_err());
+    assert!(IpvlanSpec::new("eth0", "ens3", IpvlanMode::L2).mtu(10).validate().is_err());
 }
 
 #[test]
@@ -286,22 +245,13 @@ fn v6_address_has_nodad_v4_has_broadcast() {
     assert_eq!(v6.header.prefix_len, 64);
     assert_eq!(v6.header.index, 4);
     assert!(v6.header.flags.contains(AddressHeaderFlags::Nodad));
-    assert!(v6
-        .attributes
-        .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
-    assert!(v6
-        .attributes
-        .contains(&AddressAttribute::Local("2001:db8::5".parse().unwrap())));
+    assert!(v6.attributes.contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+    assert!(v6.attributes.contains(&AddressAttribute::Local("2001:db8::5".parse().unwrap())));
 
     let v4 = address_message(4, "10.0.0.5/24".parse().unwrap());
     assert_eq!(v4.header.family, AddressFamily::Inet);
-    assert!(!v4
-        .attributes
-        .iter()
-        .any(|a| matches!(a, AddressAttribute::Flags(_))));
-    assert!(v4
-        .attributes
-        .contains(&AddressAttribute::Broadcast("10.0.0.255".parse().unwrap())));
+    assert!(!v4.attributes.iter().any(|a| matches!(a, AddressAttribute::Flags(_))));
+    assert!(v4.attributes.contains(&AddressAttribute::Broadcast("10.0.0.255".parse().unwrap())));
 }
 
 #[test]
@@ -313,18 +263,13 @@ fn route_requests() {
     assert_eq!(def.header.scope, RouteScope::Universe);
     assert!(def
         .attributes
-        .contains(&RouteAttribute::Gateway(RouteAddress::Inet(
-            "10.0.0.1".parse().unwrap()
-        ))));
+        .contains(&RouteAttribute::Gateway(RouteAddress::Inet("10.0.0.1".parse().unwrap()))));
     assert!(def.attributes.contains(&RouteAttribute::Oif(5)));
 
     let host = route_message(5, &RouteSpec::new("192.168.7.7/32".parse().unwrap()));
     assert_eq!(host.header.scope, RouteScope::Link);
     assert_eq!(host.header.destination_prefix_length, 32);
-    assert!(!host
-        .attributes
-        .iter()
-        .any(|a| matches!(a, RouteAttribute::Gateway(_))));
+    assert!(!host.attributes.iter().any(|a| matches!(a, RouteAttribute::Gateway(_))));
 
     let v6 = route_message(
         6,
@@ -338,31 +283,23 @@ fn route_requests() {
     assert!(v6.attributes.contains(&RouteAttribute::Priority(100)));
     assert!(v6
         .attributes
-        .contains(&RouteAttribute::Gateway(RouteAddress::Inet6(
-            "2001:db8::1".parse().unwrap()
-        ))));
+        .contains(&RouteAttribute::Gateway(RouteAddress::Inet6("2001:db8::1".parse().unwrap()))));
 }
 
 #[test]
 fn route_validation() {
-    RouteSpec::default_via("fe80::1".parse().unwrap())
-        .validate()
-        .unwrap();
+    RouteSpec::default_via("fe80::1".parse().unwrap()).validate().unwrap();
     assert!(RouteSpec::new("10.0.0.0/8".parse().unwrap())
         .via("2001:db8::1".parse().unwrap())
         .validate()
         .is_err());
-    assert!(RouteSpec::new("10.0.0.1/8".parse().unwrap())
-        .validate()
-        .is_err());
+    assert!(RouteSpec::new("10.0.0.1/8".parse().unwrap()).validate().is_err());
     assert!(RouteSpec::new("10.0.0.0/8".parse().unwrap())
         .via("0.0.0.0".parse().unwrap())
         .validate()
         .is_err());
     assert_eq!(
-        RouteSpec::default_via("10.0.0.1".parse().unwrap())
-            .metric(5)
-            .to_string(),
+        RouteSpec::default_via("10.0.0.1".parse().unwrap()).metric(5).to_string(),
         "0.0.0.0/0 via 10.0.0.1 metric 5"
     );
 }

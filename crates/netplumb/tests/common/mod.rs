@@ -51,10 +51,7 @@ pub(crate) fn cleanup_on_private_runtime<T: Send + 'static>(
     cleanup: impl std::future::Future<Output = Option<T>> + Send + 'static,
 ) {
     let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
         rt.block_on(cleanup)
     })
     .join();

@@ -56,10 +56,7 @@ async fn veth_create_read_delete() {
     assert_eq!(pair.host.mac, Some(mac("fe:16:3e:00:00:01")));
     assert_eq!(pair.peer.mac, Some(mac("fa:16:3e:00:00:02")));
     assert!(pair.host.admin_up, "host end must be up");
-    assert!(
-        !pair.peer.admin_up,
-        "peer end stays down for Docker to move"
-    );
+    assert!(!pair.peer.admin_up, "peer end stays down for Docker to move");
     assert_eq!(pair.host.kind.as_deref(), Some("veth"));
     assert_eq!(pair.host.parent, Some(pair.peer.index));
 
@@ -70,18 +67,9 @@ async fn veth_create_read_delete() {
 
     // Same names again: distinct error, existing pair untouched.
     let err = nl.create_veth(&spec).await.unwrap_err();
-    assert!(
-        matches!(err, Error::LinkExists { ref name } if *name == host),
-        "{err}"
-    );
-    let err = nl
-        .create_veth(&VethSpec::new(unique("knp-x"), &peer))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::LinkExists { ref name } if *name == peer),
-        "{err}"
-    );
+    assert!(matches!(err, Error::LinkExists { ref name } if *name == host), "{err}");
+    let err = nl.create_veth(&VethSpec::new(unique("knp-x"), &peer)).await.unwrap_err();
+    assert!(matches!(err, Error::LinkExists { ref name } if *name == peer), "{err}");
     assert!(nl.link_exists(&host).await.unwrap());
 
     // Delete one end: both go; deleting again is Absent.
@@ -90,37 +78,22 @@ async fn veth_create_read_delete() {
     assert!(!nl.link_exists(&peer).await.unwrap());
     assert_eq!(nl.delete_link(&host).await.unwrap(), Deleted::Absent);
     assert!(nl.get_link(&peer).await.unwrap().is_none());
-    assert!(matches!(
-        nl.link(&peer).await.unwrap_err(),
-        Error::LinkNotFound { .. }
-    ));
+    assert!(matches!(nl.link(&peer).await.unwrap_err(), Error::LinkNotFound { .. }));
 }
 
 #[tokio::test]
 async fn invalid_input_changes_nothing() {
     let nl = or_skip!(root_host("invalid_input_changes_nothing").await);
     let ok = unique("knp-p");
-    let err = nl
-        .create_veth(&VethSpec::new("bad name", &ok))
-        .await
-        .unwrap_err();
+    let err = nl.create_veth(&VethSpec::new("bad name", &ok)).await.unwrap_err();
     assert!(matches!(err, Error::InvalidName { .. }), "{err}");
     assert!(!nl.link_exists(&ok).await.unwrap());
     let (h, p) = (unique("knp-h"), unique("knp-p"));
-    let err = nl
-        .create_veth(&VethSpec::new(&h, &p).mtu(20))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::InvalidValue { what: "mtu", .. }),
-        "{err}"
-    );
+    let err = nl.create_veth(&VethSpec::new(&h, &p).mtu(20)).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidValue { what: "mtu", .. }), "{err}");
     let err = nl.get_link("x/y").await.unwrap_err();
     assert!(matches!(err, Error::InvalidName { .. }), "{err}");
-    assert!(matches!(
-        nl.set_mtu("lo", 1).await.unwrap_err(),
-        Error::InvalidValue { .. }
-    ));
+    assert!(matches!(nl.set_mtu("lo", 1).await.unwrap_err(), Error::InvalidValue { .. }));
     assert!(!nl.link_exists(&h).await.unwrap());
     assert!(!nl.link_exists(&p).await.unwrap());
 }
@@ -150,35 +123,22 @@ async fn cni_flow_peer_created_in_netns_with_addresses_and_routes() {
     let eth0 = inner.link("eth0").await.unwrap();
     assert_eq!(eth0.mac, Some(mac("fa:16:3e:12:34:56")));
     assert_eq!(eth0.mtu, 1400);
-    assert!(
-        inner.link(&host).await.is_err(),
-        "host end is not in the netns"
-    );
+    assert!(inner.link(&host).await.is_err(), "host end is not in the netns");
     inner.set_up("lo").await.unwrap();
 
-    inner
-        .add_address("eth0", net("10.77.0.5/24"))
-        .await
-        .unwrap();
+    inner.add_address("eth0", net("10.77.0.5/24")).await.unwrap();
     inner.add_address("eth0", net("fd77::5/64")).await.unwrap();
-    let err = inner
-        .add_address("eth0", net("10.77.0.5/24"))
-        .await
-        .unwrap_err();
+    let err = inner.add_address("eth0", net("10.77.0.5/24")).await.unwrap_err();
     assert!(matches!(err, Error::AddressExists { .. }), "{err}");
 
     let wanted = [
         RouteSpec::default_via(ip("10.77.0.1")),
         RouteSpec::default_via(ip("fd77::1")),
-        RouteSpec::new(net("192.0.2.0/24"))
-            .via(ip("10.77.0.254"))
-            .metric(50),
+        RouteSpec::new(net("192.0.2.0/24")).via(ip("10.77.0.254")).metric(50),
         RouteSpec::new(net("198.51.100.7/32")),
         RouteSpec::new(net("2001:db8:9::/48")).via(ip("fd77::fe")),
         // Gateway outside every subnet: needs onlink.
-        RouteSpec::new(net("203.0.113.0/24"))
-            .via(ip("172.31.0.1"))
-            .onlink(),
+        RouteSpec::new(net("203.0.113.0/24")).via(ip("172.31.0.1")).onlink(),
     ];
     for route in &wanted {
         inner.add_route("eth0", route).await.unwrap();
@@ -187,26 +147,15 @@ async fn cni_flow_peer_created_in_netns_with_addresses_and_routes() {
     assert!(matches!(err, Error::RouteExists { .. }), "{err}");
 
     let addrs = inner.addresses("eth0").await.unwrap();
-    let v4 = addrs
-        .iter()
-        .find(|a| a.addr == net("10.77.0.5/24"))
-        .expect("v4 read back");
+    let v4 = addrs.iter().find(|a| a.addr == net("10.77.0.5/24")).expect("v4 read back");
     assert_eq!(v4.scope, Scope::Universe);
-    let v6 = addrs
-        .iter()
-        .find(|a| a.addr == net("fd77::5/64"))
-        .expect("v6 read back");
-    assert!(
-        !v6.tentative,
-        "nodad: the v6 address must be usable at once"
-    );
+    let v6 = addrs.iter().find(|a| a.addr == net("fd77::5/64")).expect("v6 read back");
+    assert!(!v6.tentative, "nodad: the v6 address must be usable at once");
     assert!(!v6.dad_failed);
 
     let routes = inner.routes("eth0").await.unwrap();
     let has = |dest: &str, gw: Option<&str>| {
-        routes
-            .iter()
-            .any(|r| r.dest == net(dest) && r.gateway == gw.map(ip))
+        routes.iter().any(|r| r.dest == net(dest) && r.gateway == gw.map(ip))
     };
     assert!(has("0.0.0.0/0", Some("10.77.0.1")), "{routes:#?}");
     assert!(has("::/0", Some("fd77::1")), "{routes:#?}");
@@ -237,9 +186,7 @@ async fn docker_flow_move_rename_configure() {
     let ns = NetnsGuard::new();
     let (host, _g) = LinkGuard::unique("knp-h");
     let peer = unique("knp-p");
-    nl.create_veth(&VethSpec::new(&host, &peer).mtu(1450))
-        .await
-        .unwrap();
+    nl.create_veth(&VethSpec::new(&host, &peer).mtu(1450)).await.unwrap();
 
     // Open the netns by its /proc/PID/ns/net-style path equivalent too.
     let by_path = Netns::from_path(format!("/var/run/netns/{}", ns.name)).unwrap();
@@ -250,10 +197,7 @@ async fn docker_flow_move_rename_configure() {
 
     let inner = Netlink::in_netns(&by_path).await.unwrap();
     inner.rename(&peer, "eth0").await.unwrap();
-    inner
-        .set_mac("eth0", mac("fa:16:3e:ab:cd:ef"))
-        .await
-        .unwrap();
+    inner.set_mac("eth0", mac("fa:16:3e:ab:cd:ef")).await.unwrap();
     inner.set_mtu("eth0", 1400).await.unwrap();
     inner.set_up("eth0").await.unwrap();
     let eth0 = inner.link("eth0").await.unwrap();
@@ -299,19 +243,12 @@ async fn failed_veth_in_netns_leaves_nothing_behind() {
     let ns = NetnsGuard::new();
     let (h1, _g1) = LinkGuard::unique("knp-h");
     let (h2, _g2) = LinkGuard::unique("knp-h");
-    nl.create_veth(&VethSpec::new(&h1, "eth0").peer_netns(ns.ns.clone()))
-        .await
-        .unwrap();
+    nl.create_veth(&VethSpec::new(&h1, "eth0").peer_netns(ns.ns.clone())).await.unwrap();
     // eth0 is taken inside the netns: EEXIST, reported on the peer name, and
     // no host end left over.
-    let err = nl
-        .create_veth(&VethSpec::new(&h2, "eth0").peer_netns(ns.ns.clone()))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::LinkExists { ref name } if name == "eth0"),
-        "{err}"
-    );
+    let err =
+        nl.create_veth(&VethSpec::new(&h2, "eth0").peer_netns(ns.ns.clone())).await.unwrap_err();
+    assert!(matches!(err, Error::LinkExists { ref name } if name == "eth0"), "{err}");
     assert!(!nl.link_exists(&h2).await.unwrap());
 }
 
@@ -325,21 +262,12 @@ fn named_netns_lifecycle() {
     let name = unique("knp-");
     let ns = netplumb::netns::create_named(&name).unwrap();
     let path = format!("/var/run/netns/{name}");
-    assert_eq!(
-        Netns::from_path(&path).unwrap().id().unwrap(),
-        ns.id().unwrap()
-    );
+    assert_eq!(Netns::from_path(&path).unwrap().id().unwrap(), ns.id().unwrap());
     assert_ne!(ns.id().unwrap(), Netns::current().unwrap().id().unwrap());
     // Name in use.
     assert!(netplumb::netns::create_named(&name).is_err());
-    assert_eq!(
-        netplumb::netns::delete_named(&name).unwrap(),
-        Deleted::Removed
-    );
-    assert_eq!(
-        netplumb::netns::delete_named(&name).unwrap(),
-        Deleted::Absent
-    );
+    assert_eq!(netplumb::netns::delete_named(&name).unwrap(), Deleted::Removed);
+    assert_eq!(netplumb::netns::delete_named(&name).unwrap(), Deleted::Absent);
     let err = Netns::from_path(&path).unwrap_err();
     assert!(matches!(err, Error::NetnsNotFound { .. }), "{err}");
 }
@@ -357,19 +285,11 @@ async fn netns_handles_never_move_runtime_threads() {
         tasks.push(tokio::spawn(async move {
             let inner = Netlink::in_netns(&netns).await.unwrap();
             // Only lo exists inside: proves the socket is in the netns.
-            let names: Vec<String> = inner
-                .links()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|l| l.name)
-                .collect();
+            let names: Vec<String> =
+                inner.links().await.unwrap().into_iter().map(|l| l.name).collect();
             assert_eq!(names, vec!["lo".to_string()]);
             // And this runtime thread is still in the host netns.
-            Netns::from_path("/proc/thread-self/ns/net")
-                .unwrap()
-                .id()
-                .unwrap()
+            Netns::from_path("/proc/thread-self/ns/net").unwrap().id().unwrap()
         }));
     }
     for t in tasks {
@@ -401,16 +321,10 @@ async fn gratuitous_arp_updates_a_peers_stale_entry() {
     host.move_to_netns(&link, &peer.ns).await.unwrap();
     let in_peer = Netlink::in_netns(&peer.ns).await.unwrap();
     in_peer.set_up(&link).await.unwrap();
-    in_peer
-        .add_address(&link, net("10.99.7.1/24"))
-        .await
-        .unwrap();
+    in_peer.add_address(&link, net("10.99.7.1/24")).await.unwrap();
     let in_holder = Netlink::in_netns(&holder.ns).await.unwrap();
     in_holder.set_up("eth0").await.unwrap();
-    in_holder
-        .add_address("eth0", net("10.99.7.2/24"))
-        .await
-        .unwrap();
+    in_holder.add_address("eth0", net("10.99.7.2/24")).await.unwrap();
 
     let ip_in_peer = |args: &[&str]| {
         let out = std::process::Command::new("ip")

@@ -24,9 +24,7 @@ async fn macvlan_on_veth_parent() {
         let (name, _m) = LinkGuard::unique("knp-m");
         let link = nl
             .create_macvlan(
-                &MacvlanSpec::new(&name, &parent, mode)
-                    .mac(mac("fa:16:3e:00:11:22"))
-                    .mtu(1400),
+                &MacvlanSpec::new(&name, &parent, mode).mac(mac("fa:16:3e:00:11:22")).mtu(1400),
             )
             .await
             .unwrap();
@@ -39,9 +37,7 @@ async fn macvlan_on_veth_parent() {
 
     // Passthru takes the parent over: only one allowed.
     let (pt, _pt) = LinkGuard::unique("knp-m");
-    nl.create_macvlan(&MacvlanSpec::new(&pt, &parent, MacvlanMode::Passthru))
-        .await
-        .unwrap();
+    nl.create_macvlan(&MacvlanSpec::new(&pt, &parent, MacvlanMode::Passthru)).await.unwrap();
     let (pt2, _pt2) = LinkGuard::unique("knp-m");
     assert!(nl
         .create_macvlan(&MacvlanSpec::new(&pt2, &parent, MacvlanMode::Passthru))
@@ -69,18 +65,11 @@ async fn macvlan_on_veth_parent() {
         .unwrap();
     assert_eq!(inner_link.name, "eth0");
     let inner = Netlink::in_netns(&ns.ns).await.unwrap();
-    assert_eq!(
-        inner.link("eth0").await.unwrap().mac,
-        Some(mac("fa:16:3e:00:11:33"))
-    );
+    assert_eq!(inner.link("eth0").await.unwrap().mac, Some(mac("fa:16:3e:00:11:33")));
 
     // Missing parent: typed not-found.
     let err = nl
-        .create_macvlan(&MacvlanSpec::new(
-            unique("knp-m"),
-            "knp-nope0",
-            MacvlanMode::Bridge,
-        ))
+        .create_macvlan(&MacvlanSpec::new(unique("knp-m"), "knp-nope0", MacvlanMode::Bridge))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::LinkNotFound { .. }), "{err}");
@@ -91,20 +80,9 @@ async fn vlan_subinterface_or_clear_unsupported() {
     let nl = or_skip!(root_host("vlan_subinterface_or_clear_unsupported").await);
     let (parent, _g) = veth_parent(&nl, None).await;
     let (name, _v) = LinkGuard::unique("knp-v");
-    match nl
-        .create_vlan(&VlanSpec::new(&name, &parent, 100).mac(mac("fa:16:3e:00:00:64")))
-        .await
-    {
-        Err(
-            e @ Error::Unsupported {
-                feature: "vlan (8021q)",
-                ..
-            },
-        ) => {
-            assert!(
-                e.to_string().contains("kernel lacks vlan (8021q) support"),
-                "{e}"
-            );
+    match nl.create_vlan(&VlanSpec::new(&name, &parent, 100).mac(mac("fa:16:3e:00:00:64"))).await {
+        Err(e @ Error::Unsupported { feature: "vlan (8021q)", .. }) => {
+            assert!(e.to_string().contains("kernel lacks vlan (8021q) support"), "{e}");
             assert!(!nl.link_exists(&name).await.unwrap());
             eprintln!("skipped vlan_subinterface: {e}");
         }
@@ -122,15 +100,8 @@ async fn ipvlan_or_clear_unsupported() {
     let (parent, _g) = veth_parent(&nl, None).await;
     for mode in [IpvlanMode::L2, IpvlanMode::L3] {
         let (name, _i) = LinkGuard::unique("knp-i");
-        match nl
-            .create_ipvlan(&IpvlanSpec::new(&name, &parent, mode))
-            .await
-        {
-            Err(
-                e @ Error::Unsupported {
-                    feature: "ipvlan", ..
-                },
-            ) => {
+        match nl.create_ipvlan(&IpvlanSpec::new(&name, &parent, mode)).await {
+            Err(e @ Error::Unsupported { feature: "ipvlan", .. }) => {
                 assert!(e.to_string().contains("kernel lacks ipvlan support"), "{e}");
                 eprintln!("skipped ipvlan {mode:?}: {e}");
             }
@@ -153,9 +124,7 @@ async fn vlan_and_ipvlan_into_netns_or_clear_unsupported() {
         .mac(mac("fa:16:3e:00:00:2a"))
         .mtu(1400)
         .netns(ns.ns.clone());
-    let ipvlan = IpvlanSpec::new("eth1", &parent, IpvlanMode::L2)
-        .mtu(1400)
-        .netns(ns.ns.clone());
+    let ipvlan = IpvlanSpec::new("eth1", &parent, IpvlanMode::L2).mtu(1400).netns(ns.ns.clone());
     for (name, result, feature) in [
         ("eth0", nl.create_vlan(&vlan).await, "vlan (8021q)"),
         ("eth1", nl.create_ipvlan(&ipvlan).await, "ipvlan"),
@@ -199,16 +168,7 @@ async fn linux_bridge_attach_detach() {
 
     // A name taken by a non-bridge.
     let err = nl.ensure_bridge(&host).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::WrongLinkKind {
-                expected: "bridge",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::WrongLinkKind { expected: "bridge", .. }), "{err}");
 
     assert_eq!(nl.delete_link(&br).await.unwrap(), Deleted::Removed);
 }

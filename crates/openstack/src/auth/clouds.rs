@@ -46,16 +46,13 @@ pub(super) fn load(
     clouds_files: &[PathBuf],
     secure_files: &[PathBuf],
 ) -> Result<AuthOptions, ConfigError> {
-    let path = clouds_files.iter().find(|p| p.is_file()).ok_or_else(|| {
-        ConfigError::CloudsYamlNotFound {
-            searched: clouds_files.to_vec(),
-        }
+    let path = clouds_files
+        .iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| ConfigError::CloudsYamlNotFound { searched: clouds_files.to_vec() })?;
+    let mut entry = cloud_entry(&read_yaml(path)?, cloud).ok_or_else(|| {
+        ConfigError::CloudNotFound { cloud: cloud.to_owned(), path: path.clone() }
     })?;
-    let mut entry =
-        cloud_entry(&read_yaml(path)?, cloud).ok_or_else(|| ConfigError::CloudNotFound {
-            cloud: cloud.to_owned(),
-            path: path.clone(),
-        })?;
     if let Some(secure_path) = secure_files.iter().find(|p| p.is_file()) {
         if let Some(secret_entry) = cloud_entry(&read_yaml(secure_path)?, cloud) {
             deep_merge(&mut entry, secret_entry);
@@ -65,10 +62,7 @@ pub(super) fn load(
 }
 
 fn read_yaml(path: &Path) -> Result<Value, ConfigError> {
-    let file_error = |message: String| ConfigError::File {
-        path: path.to_path_buf(),
-        message,
-    };
+    let file_error = |message: String| ConfigError::File { path: path.to_path_buf(), message };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
     serde_yaml_ng::from_str(&text).map_err(|e| file_error(e.to_string()))
 }
@@ -108,10 +102,7 @@ fn scalar(map: &Mapping, key: &str) -> Option<String> {
 fn from_cloud_entry(entry: &Value) -> Result<AuthOptions, ConfigError> {
     let empty = Mapping::new();
     let top = entry.as_mapping().unwrap_or(&empty);
-    let auth = top
-        .get("auth")
-        .and_then(Value::as_mapping)
-        .unwrap_or(&empty);
+    let auth = top.get("auth").and_then(Value::as_mapping).unwrap_or(&empty);
     // openstacksdk accepts some auth keys at the top level of a cloud too.
     let a = |key: &str| scalar(auth, key).or_else(|| scalar(top, key));
     let t = |key: &str| scalar(top, key);
@@ -122,31 +113,25 @@ fn from_cloud_entry(entry: &Value) -> Result<AuthOptions, ConfigError> {
         (None, None) => false,
     };
     let region_name = t("region_name").or_else(|| {
-        top.get("regions")
-            .and_then(Value::as_sequence)
-            .and_then(|r| r.first())
-            .and_then(|r| match r {
+        top.get("regions").and_then(Value::as_sequence).and_then(|r| r.first()).and_then(
+            |r| match r {
                 Value::String(s) => Some(s.clone()),
                 Value::Mapping(m) => scalar(m, "name"),
                 _ => None,
-            })
+            },
+        )
     });
 
     Ok(AuthOptions {
         auth_type: t("auth_type").map(|v| v.parse()).transpose()?,
         endpoint: t("network_endpoint_override").or_else(|| a("endpoint")),
         region_name,
-        interface: t("interface")
-            .or_else(|| t("endpoint_type"))
-            .map(|v| v.parse())
-            .transpose()?,
+        interface: t("interface").or_else(|| t("endpoint_type")).map(|v| v.parse()).transpose()?,
         cafile: t("cacert").map(PathBuf::from),
         certfile: t("cert").map(PathBuf::from),
         keyfile: t("key").map(PathBuf::from),
         insecure,
-        timeout: t("api_timeout")
-            .map(|v| parse_seconds("api_timeout", &v))
-            .transpose()?,
+        timeout: t("api_timeout").map(|v| parse_seconds("api_timeout", &v)).transpose()?,
         ..AuthOptions::credentials_from(a)
     })
 }
@@ -218,10 +203,8 @@ clouds:
     fn first_existing_file_wins_and_secure_merges() {
         let dir = TempDir::new("merge");
         let clouds = dir.write("clouds.yaml", CLOUDS);
-        let secure = dir.write(
-            "secure.yaml",
-            "clouds:\n  devstack:\n    auth:\n      password: pw123\n",
-        );
+        let secure =
+            dir.write("secure.yaml", "clouds:\n  devstack:\n    auth:\n      password: pw123\n");
         let missing = dir.0.join("nope.yaml");
         let o = AuthOptions::from_clouds_yaml_in(
             "devstack",
@@ -269,9 +252,7 @@ clouds:
         assert!(e.to_string().starts_with("cloud \"nope\" not found in "));
 
         let e = AuthOptions::from_clouds_yaml_in("x", &[dir.0.join("a.yaml")], &[]).unwrap_err();
-        assert!(e
-            .to_string()
-            .starts_with("no clouds.yaml found (searched: "));
+        assert!(e.to_string().starts_with("no clouds.yaml found (searched: "));
 
         let bad = dir.write("bad.yaml", "clouds: [unterminated");
         let e = AuthOptions::from_clouds_yaml_in("x", &[bad], &[]).unwrap_err();
@@ -281,14 +262,9 @@ clouds:
     #[test]
     fn candidate_order() {
         let c = clouds_yaml_candidates();
-        let etc = c
-            .iter()
-            .position(|p| p == Path::new("/etc/openstack/clouds.yaml"))
-            .unwrap();
-        let cwd = c
-            .iter()
-            .position(|p| p.ends_with("clouds.yaml") && !p.starts_with("/etc"))
-            .unwrap();
+        let etc = c.iter().position(|p| p == Path::new("/etc/openstack/clouds.yaml")).unwrap();
+        let cwd =
+            c.iter().position(|p| p.ends_with("clouds.yaml") && !p.starts_with("/etc")).unwrap();
         assert!(cwd < etc);
     }
 }

@@ -38,9 +38,7 @@ impl AuthOptions {
                 .map(|v| parse_bool("insecure", &v))
                 .transpose()?
                 .unwrap_or(false),
-            timeout: get("OS_TIMEOUT")
-                .map(|v| parse_seconds("timeout", &v))
-                .transpose()?,
+            timeout: get("OS_TIMEOUT").map(|v| parse_seconds("timeout", &v)).transpose()?,
             ..AuthOptions::credentials_from(|name| {
                 get(&format!("OS_{}", name.to_ascii_uppercase()))
             })
@@ -81,10 +79,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Result<AuthOptions, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         AuthOptions::from_env_with(move |k| map.get(k).cloned())
     }
 
@@ -138,10 +134,7 @@ mod tests {
     #[test]
     fn env_bad_values() {
         let e = env(&[("OS_INSECURE", "maybe")]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid value \"maybe\" for insecure: expected true or false"
-        );
+        assert_eq!(e.to_string(), "invalid value \"maybe\" for insecure: expected true or false");
         assert!(env(&[("OS_AUTH_TYPE", "kerberos")]).is_err());
         assert!(env(&[("OS_INTERFACE", "x")]).is_err());
         assert!(env(&[("OS_TIMEOUT", "-1")]).is_err());

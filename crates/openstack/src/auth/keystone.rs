@@ -14,11 +14,7 @@ const DEFAULT_DOMAIN_ID: &str = "default";
 /// `{auth_url}/v3/auth/tokens`, whether or not `auth_url` ends in `/v3`.
 pub(crate) fn tokens_url(auth_url: &str) -> Result<reqwest::Url, ConfigError> {
     let base = auth_url.trim_end_matches('/');
-    let base = if base.ends_with("/v3") {
-        base.to_owned()
-    } else {
-        format!("{base}/v3")
-    };
+    let base = if base.ends_with("/v3") { base.to_owned() } else { format!("{base}/v3") };
     reqwest::Url::parse(&format!("{base}/auth/tokens")).map_err(|_| ConfigError::InvalidValue {
         option: "auth_url",
         value: auth_url.to_owned(),
@@ -90,26 +86,17 @@ pub(crate) fn auth_body(o: &AuthOptions) -> Value {
             let secret = o.application_credential_secret.as_ref().map(|s| s.expose());
             ac.insert("secret".into(), json!(secret));
             // An application credential carries its own scope.
-            (
-                json!({ "methods": ["application_credential"], "application_credential": ac }),
-                false,
-            )
+            (json!({ "methods": ["application_credential"], "application_credential": ac }), false)
         }
         AuthType::Token => {
             let token = o.token.as_ref().map(|t| t.expose());
-            (
-                json!({ "methods": ["token"], "token": { "id": token } }),
-                true,
-            )
+            (json!({ "methods": ["token"], "token": { "id": token } }), true)
         }
         AuthType::Password | AuthType::NoAuth => {
             let mut u = user(o);
             let password = o.password.as_ref().map(|p| p.expose());
             u.insert("password".into(), json!(password));
-            (
-                json!({ "methods": ["password"], "password": { "user": u } }),
-                true,
-            )
+            (json!({ "methods": ["password"], "password": { "user": u } }), true)
         }
     };
     let mut auth = Map::new();
@@ -169,30 +156,18 @@ pub(crate) struct TokenInfo {
 
 pub(crate) fn parse_token_reply(body: &[u8]) -> Result<TokenInfo, String> {
     let reply: TokenReply = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let expires = reply
-        .token
-        .expires_at
-        .as_deref()
-        .and_then(crate::time::parse_timestamp);
+    let expires = reply.token.expires_at.as_deref().and_then(crate::time::parse_timestamp);
     let issued = reply
         .token
         .issued_at
         .as_deref()
         .and_then(crate::time::parse_timestamp)
-        .or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .ok()
-                .map(|d| d.as_secs_f64())
-        });
+        .or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64()));
     let lifetime = match (expires, issued) {
         (Some(e), Some(i)) => Some(Duration::from_secs_f64((e - i).max(0.0))),
         _ => None,
     };
-    Ok(TokenInfo {
-        lifetime,
-        catalog: reply.token.catalog.unwrap_or_default(),
-    })
+    Ok(TokenInfo { lifetime, catalog: reply.token.catalog.unwrap_or_default() })
 }
 
 /// The URL of the first endpoint of `service_type` with this interface (and
@@ -221,16 +196,8 @@ mod tests {
 
     #[test]
     fn tokens_url_variants() {
-        for u in [
-            "http://ks:5000",
-            "http://ks:5000/",
-            "http://ks:5000/v3",
-            "http://ks:5000/v3/",
-        ] {
-            assert_eq!(
-                tokens_url(u).unwrap().as_str(),
-                "http://ks:5000/v3/auth/tokens"
-            );
+        for u in ["http://ks:5000", "http://ks:5000/", "http://ks:5000/v3", "http://ks:5000/v3/"] {
+            assert_eq!(tokens_url(u).unwrap().as_str(), "http://ks:5000/v3/auth/tokens");
         }
         assert_eq!(
             tokens_url("https://h/identity").unwrap().as_str(),
@@ -284,10 +251,7 @@ mod tests {
         };
         let b = auth_body(&o);
         assert_eq!(b["auth"]["scope"], json!({"project": {"id": "p1"}}));
-        assert_eq!(
-            b["auth"]["identity"]["password"]["user"]["domain"],
-            json!({"name": "UD"})
-        );
+        assert_eq!(b["auth"]["identity"]["password"]["user"]["domain"], json!({"name": "UD"}));
     }
 
     #[test]
@@ -350,18 +314,9 @@ mod tests {
         let info = parse_token_reply(reply).unwrap();
         assert_eq!(info.lifetime, Some(Duration::from_secs(3600)));
         let c = &info.catalog;
-        assert_eq!(
-            find_endpoint(c, "network", "public", None),
-            Some("http://n1-pub")
-        );
-        assert_eq!(
-            find_endpoint(c, "network", "public", Some("R2")),
-            Some("http://n2-pub")
-        );
-        assert_eq!(
-            find_endpoint(c, "network", "internal", Some("R1")),
-            Some("http://n1-int")
-        );
+        assert_eq!(find_endpoint(c, "network", "public", None), Some("http://n1-pub"));
+        assert_eq!(find_endpoint(c, "network", "public", Some("R2")), Some("http://n2-pub"));
+        assert_eq!(find_endpoint(c, "network", "internal", Some("R1")), Some("http://n1-int"));
         assert_eq!(find_endpoint(c, "network", "admin", None), None);
         assert_eq!(find_endpoint(c, "compute", "public", None), None);
     }

@@ -58,12 +58,7 @@ impl FromStr for AuthType {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s
-            .trim()
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "")
-            .as_str()
-        {
+        match s.trim().to_ascii_lowercase().replace(['-', '_'], "").as_str() {
             "password" | "v3password" => Ok(AuthType::Password),
             "v3applicationcredential" | "applicationcredential" => {
                 Ok(AuthType::ApplicationCredential)
@@ -141,10 +136,7 @@ mod tests {
 
     #[test]
     fn interface_names() {
-        assert_eq!(
-            "internal".parse::<Interface>().unwrap(),
-            Interface::Internal
-        );
+        assert_eq!("internal".parse::<Interface>().unwrap(), Interface::Internal);
         assert_eq!("publicURL".parse::<Interface>().unwrap(), Interface::Public);
         assert_eq!("ADMIN".parse::<Interface>().unwrap(), Interface::Admin);
         assert!("private".parse::<Interface>().is_err());

@@ -123,11 +123,7 @@ impl AuthOptions {
     /// the matching `secure.yaml` (same places, `$OS_CLIENT_SECURE_FILE`
     /// first) merged over it.
     pub fn from_clouds_yaml(cloud_name: &str) -> Result<Self, ConfigError> {
-        clouds::load(
-            cloud_name,
-            &clouds_yaml_candidates(),
-            &secure_yaml_candidates(),
-        )
+        clouds::load(cloud_name, &clouds_yaml_candidates(), &secure_yaml_candidates())
     }
 
     /// Like [`AuthOptions::from_clouds_yaml`] with explicit candidate files,
@@ -204,10 +200,7 @@ impl AuthOptions {
                         || self.application_credential_name.is_some(),
                     "application_credential_id or application_credential_name",
                 );
-                need(
-                    self.application_credential_secret.is_some(),
-                    "application_credential_secret",
-                );
+                need(self.application_credential_secret.is_some(), "application_credential_secret");
                 if self.application_credential_id.is_none()
                     && self.application_credential_name.is_some()
                 {
@@ -216,10 +209,7 @@ impl AuthOptions {
             }
             AuthType::Token => {
                 need(self.token.is_some(), "token");
-                need(
-                    self.auth_url.is_some() || self.endpoint.is_some(),
-                    "auth_url or endpoint",
-                );
+                need(self.auth_url.is_some() || self.endpoint.is_some(), "auth_url or endpoint");
             }
             AuthType::NoAuth => need(self.endpoint.is_some(), "endpoint"),
         }
@@ -252,23 +242,14 @@ mod tests {
 
     /// Options of `auth_type`, nothing else set.
     fn of_type(auth_type: AuthType) -> AuthOptions {
-        AuthOptions {
-            auth_type: Some(auth_type),
-            ..Default::default()
-        }
+        AuthOptions { auth_type: Some(auth_type), ..Default::default() }
     }
 
     #[test]
     fn inference_of_noauth() {
-        let o = AuthOptions {
-            endpoint: Some("http://n:9696".into()),
-            ..Default::default()
-        };
+        let o = AuthOptions { endpoint: Some("http://n:9696".into()), ..Default::default() };
         assert_eq!(o.effective_auth_type(), AuthType::NoAuth);
-        assert_eq!(
-            AuthOptions::default().effective_auth_type(),
-            AuthType::Password
-        );
+        assert_eq!(AuthOptions::default().effective_auth_type(), AuthType::Password);
     }
 
     #[test]
@@ -282,10 +263,7 @@ mod tests {
                 },
                 "auth_url is required for auth_type password",
             ),
-            (
-                of_type(AuthType::NoAuth),
-                "endpoint is required for auth_type none",
-            ),
+            (of_type(AuthType::NoAuth), "endpoint is required for auth_type none"),
             (
                 of_type(AuthType::Password),
                 "auth_url and username or user_id and password are required for auth_type password",
@@ -300,10 +278,7 @@ mod tests {
                 "username or user_id is required for auth_type v3applicationcredential",
             ),
             (
-                AuthOptions {
-                    token: Some("t".into()),
-                    ..of_type(AuthType::Token)
-                },
+                AuthOptions { token: Some("t".into()), ..of_type(AuthType::Token) },
                 "auth_url or endpoint is required for auth_type token",
             ),
             (

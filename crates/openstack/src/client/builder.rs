@@ -50,11 +50,8 @@ impl ClientBuilder {
         let o = &self.options;
         o.validate()?;
         let auth_type = o.effective_auth_type();
-        let endpoint_override = o
-            .endpoint
-            .as_deref()
-            .map(|e| service_root(e, "endpoint"))
-            .transpose()?;
+        let endpoint_override =
+            o.endpoint.as_deref().map(|e| service_root(e, "endpoint")).transpose()?;
         let tokens_url = match (auth_type, &o.auth_url) {
             (AuthType::NoAuth, _) | (AuthType::Token, None) => None,
             (_, Some(url)) => Some(keystone::tokens_url(url)?),
@@ -67,10 +64,7 @@ impl ClientBuilder {
                 endpoint_override,
                 tokens_url,
                 session: Mutex::new(None),
-                retry: RetryPolicy {
-                    max_attempts: self.retry.max_attempts.max(1),
-                    ..self.retry
-                },
+                retry: RetryPolicy { max_attempts: self.retry.max_attempts.max(1), ..self.retry },
                 renew_before: self.renew_before,
                 service_type: self.service_type,
                 counters: Counters::default(),
@@ -93,10 +87,8 @@ pub(super) fn service_root(url: &str, option: &'static str) -> Result<Url, Confi
 }
 
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|e| ConfigError::File {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    std::fs::read(path)
+        .map_err(|e| ConfigError::File { path: path.to_path_buf(), message: e.to_string() })
 }
 
 fn http_client(o: &AuthOptions) -> Result<reqwest::Client, ConfigError> {

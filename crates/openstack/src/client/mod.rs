@@ -98,16 +98,8 @@ impl Client {
     /// Replies received from the service so far as `(method, status,
     /// count)`, sorted; retries count once per reply, Keystone is excluded.
     pub fn reply_counts(&self) -> Vec<(String, u16, u64)> {
-        let replies = self
-            .inner
-            .counters
-            .replies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        replies
-            .iter()
-            .map(|((method, status), n)| (method.clone(), *status, *n))
-            .collect()
+        let replies = self.inner.counters.replies.lock().unwrap_or_else(|e| e.into_inner());
+        replies.iter().map(|((method, status), n)| (method.clone(), *status, *n)).collect()
     }
 
     /// Authenticates now (if needed) and returns the service endpoint.
@@ -167,11 +159,7 @@ impl Client {
     }
 
     fn url(&self, endpoint: &Url, request: &ApiRequest) -> Result<Url> {
-        let raw = format!(
-            "{}{}",
-            endpoint.as_str().trim_end_matches('/'),
-            request.path
-        );
+        let raw = format!("{}{}", endpoint.as_str().trim_end_matches('/'), request.path);
         let mut url = Url::parse(&raw)
             .map_err(|e| Error::decode(request.method.as_str(), &request.path, e))?;
         if !request.query.is_empty() {
@@ -195,10 +183,7 @@ impl Client {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         if let Some(token) = &session.token {
-            headers.insert(
-                HeaderName::from_static("x-auth-token"),
-                token_header(token)?,
-            );
+            headers.insert(HeaderName::from_static("x-auth-token"), token_header(token)?);
         }
         for (name, value) in &request.headers {
             headers.insert(name.clone(), value.clone());

@@ -25,13 +25,7 @@ pub struct ApiRequest {
 impl ApiRequest {
     /// A request without query, body or extra headers.
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        ApiRequest {
-            method,
-            path: path.into(),
-            query: Vec::new(),
-            body: None,
-            headers: Vec::new(),
-        }
+        ApiRequest { method, path: path.into(), query: Vec::new(), body: None, headers: Vec::new() }
     }
 
     /// Sets the query pairs.

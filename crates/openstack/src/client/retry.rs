@@ -45,10 +45,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// No retries at all.
     pub fn none() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        }
+        RetryPolicy { max_attempts: 1, ..RetryPolicy::default() }
     }
 
     /// The delay after failed attempt number `attempt` (1-based).
@@ -139,15 +136,7 @@ impl Client {
         if let (Ok(reply), false) = (&outcome, a.is_auth) {
             counters.count_reply(a.method, reply.status);
         }
-        log_outcome!(
-            debug,
-            a,
-            attempt,
-            &outcome,
-            elapsed_ms,
-            "reply",
-            "transport error"
-        );
+        log_outcome!(debug, a, attempt, &outcome, elapsed_ms, "reply", "transport error");
         outcome
     }
 }

@@ -57,31 +57,20 @@ impl Client {
         let inner = &self.inner;
         let Some(tokens_url) = &inner.tokens_url else {
             // noauth, or a bare token for an explicit endpoint.
-            let endpoint = inner
-                .endpoint_override
-                .clone()
-                .ok_or(ConfigError::Missing {
-                    auth_type: inner.auth_type,
-                    missing: vec!["endpoint".into()],
-                })?;
+            let endpoint = inner.endpoint_override.clone().ok_or(ConfigError::Missing {
+                auth_type: inner.auth_type,
+                missing: vec!["endpoint".into()],
+            })?;
             let token = match inner.auth_type {
                 AuthType::NoAuth => None,
                 _ => inner.options.token.clone(),
             };
-            return Ok(Session {
-                token,
-                endpoint,
-                renew_at: None,
-            });
+            return Ok(Session { token, endpoint, renew_at: None });
         };
         let body = serde_json::to_vec(&keystone::auth_body(&inner.options))
             .map_err(|e| Error::decode("POST", AUTH_PATH, e))?;
-        let attempt = Attempt {
-            method: &Method::POST,
-            path: AUTH_PATH,
-            idempotent: false,
-            is_auth: true,
-        };
+        let attempt =
+            Attempt { method: &Method::POST, path: AUTH_PATH, idempotent: false, is_auth: true };
         let span = tracing::debug_span!("keystone_auth", auth_type = %inner.auth_type);
         let reply = self
             .execute(&attempt, || {
@@ -95,13 +84,7 @@ impl Client {
             .instrument(span)
             .await?;
         if !reply.status.is_success() {
-            return Err(api_error(
-                reply.status,
-                reply.request_id,
-                "POST",
-                AUTH_PATH,
-                &reply.body,
-            ));
+            return Err(api_error(reply.status, reply.request_id, "POST", AUTH_PATH, &reply.body));
         }
         let info = keystone::parse_token_reply(&reply.body)
             .map_err(|e| Error::decode("POST", AUTH_PATH, e))?;
@@ -126,14 +109,8 @@ impl Client {
             }
         };
         tracing::debug!(endpoint = %endpoint, lifetime_s = info.lifetime.map(|l| l.as_secs()), "authenticated");
-        let renew_at = info
-            .lifetime
-            .map(|l| Instant::now() + l.saturating_sub(inner.renew_before));
-        Ok(Session {
-            token: Some(token),
-            endpoint,
-            renew_at,
-        })
+        let renew_at = info.lifetime.map(|l| Instant::now() + l.saturating_sub(inner.renew_before));
+        Ok(Session { token: Some(token), endpoint, renew_at })
     }
 }
 

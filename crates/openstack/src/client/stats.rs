@@ -69,9 +69,7 @@ impl Counters {
     pub(super) fn count_reply(&self, method: &Method, status: StatusCode) {
         // Counters stay meaningful after a panic elsewhere held the lock.
         let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
-        *replies
-            .entry((method.as_str().to_owned(), status.as_u16()))
-            .or_default() += 1;
+        *replies.entry((method.as_str().to_owned(), status.as_u16())).or_default() += 1;
     }
 
     pub(super) fn snapshot(&self) -> CallStats {

@@ -131,8 +131,7 @@ impl Neutron {
         }
         let path = collection_path(Resource::Ports);
         let body = json!({ "ports": to_value("POST", &path, &bodies)? });
-        self.send_for(ApiRequest::new(Method::POST, path).json(body), "ports")
-            .await
+        self.send_for(ApiRequest::new(Method::POST, path).json(body), "ports").await
     }
 
     /// Updates a port only if its `revision_number` is still `revision`
@@ -144,7 +143,6 @@ impl Neutron {
         body: &PortUpdate,
         revision: u64,
     ) -> Result<Port> {
-        self.update_with(Resource::Ports, id, body, Some(revision))
-            .await
+        self.update_with(Resource::Ports, id, body, Some(revision)).await
     }
 }

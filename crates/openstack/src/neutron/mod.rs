@@ -223,11 +223,7 @@ impl Neutron {
     ) -> Result<T> {
         let path = collection_path(res);
         let body = json!({ res.singular(): to_value("POST", &path, body)? });
-        self.send_for(
-            ApiRequest::new(Method::POST, path).json(body),
-            res.singular(),
-        )
-        .await
+        self.send_for(ApiRequest::new(Method::POST, path).json(body), res.singular()).await
     }
 
     /// `PUT /v2.0/{collection}/{id}` with `{singular: body}`.
@@ -260,8 +256,7 @@ impl Neutron {
 
     /// `DELETE /v2.0/{collection}/{id}`.
     pub async fn delete(&self, res: Resource, id: &str) -> Result<()> {
-        self.send_only(ApiRequest::new(Method::DELETE, item_path(res, id)))
-            .await
+        self.send_only(ApiRequest::new(Method::DELETE, item_path(res, id))).await
     }
 
     /// Sends `req` and takes `key` out of the JSON reply.
@@ -279,11 +274,7 @@ impl Neutron {
 
     /// `GET /v2.0/extensions`.
     pub async fn list_extensions(&self) -> Result<Vec<Extension>> {
-        self.send_for(
-            ApiRequest::new(Method::GET, "/v2.0/extensions"),
-            "extensions",
-        )
-        .await
+        self.send_for(ApiRequest::new(Method::GET, "/v2.0/extensions"), "extensions").await
     }
 }
 

@@ -173,11 +173,7 @@ impl Query {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let joined = tags
-            .into_iter()
-            .map(|t| t.as_ref().to_owned())
-            .collect::<Vec<_>>()
-            .join(",");
+        let joined = tags.into_iter().map(|t| t.as_ref().to_owned()).collect::<Vec<_>>().join(",");
         self.param(key, joined)
     }
 
@@ -193,8 +189,7 @@ impl Query {
 
     /// Sort by `key`, ascending or descending.
     pub fn sort(self, key: impl Into<String>, ascending: bool) -> Self {
-        self.param("sort_key", key)
-            .param("sort_dir", if ascending { "asc" } else { "desc" })
+        self.param("sort_key", key).param("sort_dir", if ascending { "asc" } else { "desc" })
     }
 }
 

@@ -22,14 +22,12 @@ fn quota_path(project_id: &str) -> String {
 impl Neutron {
     /// The tags of a resource.
     pub async fn get_tags(&self, res: Resource, id: &str) -> Result<Vec<String>> {
-        self.send_for(ApiRequest::new(Method::GET, tags_path(res, id)), "tags")
-            .await
+        self.send_for(ApiRequest::new(Method::GET, tags_path(res, id)), "tags").await
     }
 
     /// Adds one tag (`PUT .../tags/{tag}`); adding an existing tag is a no-op.
     pub async fn add_tag(&self, res: Resource, id: &str, tag: &str) -> Result<()> {
-        self.send_only(ApiRequest::new(Method::PUT, tag_path(res, id, tag)))
-            .await
+        self.send_only(ApiRequest::new(Method::PUT, tag_path(res, id, tag))).await
     }
 
     /// Replaces all tags (`PUT .../tags {"tags": [...]}`); returns the new set.
@@ -46,36 +44,28 @@ impl Neutron {
 
     /// Removes one tag (`DELETE .../tags/{tag}`; 404 if absent).
     pub async fn remove_tag(&self, res: Resource, id: &str, tag: &str) -> Result<()> {
-        self.send_only(ApiRequest::new(Method::DELETE, tag_path(res, id, tag)))
-            .await
+        self.send_only(ApiRequest::new(Method::DELETE, tag_path(res, id, tag))).await
     }
 
     /// Removes all tags (`DELETE .../tags`).
     pub async fn remove_all_tags(&self, res: Resource, id: &str) -> Result<()> {
-        self.send_only(ApiRequest::new(Method::DELETE, tags_path(res, id)))
-            .await
+        self.send_only(ApiRequest::new(Method::DELETE, tags_path(res, id))).await
     }
 
     /// The quotas of a project.
     pub async fn get_quota(&self, project_id: &str) -> Result<Quota> {
-        self.send_for(
-            ApiRequest::new(Method::GET, quota_path(project_id)),
-            "quota",
-        )
-        .await
+        self.send_for(ApiRequest::new(Method::GET, quota_path(project_id)), "quota").await
     }
 
     /// Sets the given quotas of a project; returns all of them.
     pub async fn update_quota(&self, project_id: &str, quota: &Quota) -> Result<Quota> {
         let path = quota_path(project_id);
         let body = json!({ "quota": to_value("PUT", &path, quota)? });
-        self.send_for(ApiRequest::new(Method::PUT, path).json(body), "quota")
-            .await
+        self.send_for(ApiRequest::new(Method::PUT, path).json(body), "quota").await
     }
 
     /// Resets a project's quotas to the defaults.
     pub async fn reset_quota(&self, project_id: &str) -> Result<()> {
-        self.send_only(ApiRequest::new(Method::DELETE, quota_path(project_id)))
-            .await
+        self.send_only(ApiRequest::new(Method::DELETE, quota_path(project_id))).await
     }
 }

@@ -21,27 +21,20 @@ impl Neutron {
         trunk_id: &str,
         port_ids: &[S],
     ) -> Result<Trunk> {
-        let list: Vec<Value> = port_ids
-            .iter()
-            .map(|p| json!({ "port_id": p.as_ref() }))
-            .collect();
-        self.trunk_action(trunk_id, "remove_subports", json!({ "sub_ports": list }))
-            .await
+        let list: Vec<Value> = port_ids.iter().map(|p| json!({ "port_id": p.as_ref() })).collect();
+        self.trunk_action(trunk_id, "remove_subports", json!({ "sub_ports": list })).await
     }
 
     /// `GET /v2.0/trunks/{id}/get_subports`.
     pub async fn get_subports(&self, trunk_id: &str) -> Result<Vec<SubPort>> {
         let path = format!("{}/get_subports", item_path(Resource::Trunks, trunk_id));
-        self.send_for(ApiRequest::new(Method::GET, path), "sub_ports")
-            .await
+        self.send_for(ApiRequest::new(Method::GET, path), "sub_ports").await
     }
 
     async fn trunk_action(&self, trunk_id: &str, action: &str, body: Value) -> Result<Trunk> {
         let path = format!("{}/{action}", item_path(Resource::Trunks, trunk_id));
-        let reply: Value = self
-            .client
-            .send_json(&ApiRequest::new(Method::PUT, path.clone()).json(body))
-            .await?;
+        let reply: Value =
+            self.client.send_json(&ApiRequest::new(Method::PUT, path.clone()).json(body)).await?;
         // Neutron replies with the bare trunk; accept a wrapped one too.
         let trunk = match reply {
             Value::Object(mut m) if m.contains_key("trunk") && !m.contains_key("id") => {

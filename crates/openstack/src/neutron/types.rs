@@ -519,18 +519,12 @@ pub struct FixedIpRequest {
 impl FixedIpRequest {
     /// Any address from `subnet_id`.
     pub fn subnet(subnet_id: impl Into<SubnetId>) -> Self {
-        FixedIpRequest {
-            subnet_id: Some(subnet_id.into()),
-            ip_address: None,
-        }
+        FixedIpRequest { subnet_id: Some(subnet_id.into()), ip_address: None }
     }
 
     /// Exactly `ip` (from `subnet_id` when given).
     pub fn address(ip: IpAddr, subnet_id: Option<SubnetId>) -> Self {
-        FixedIpRequest {
-            subnet_id,
-            ip_address: Some(ip),
-        }
+        FixedIpRequest { subnet_id, ip_address: Some(ip) }
     }
 }
 
@@ -710,10 +704,7 @@ bodies! {
 impl PortCreate {
     /// A port on `network_id` with everything else left to Neutron.
     pub fn new(network_id: impl Into<NetworkId>) -> Self {
-        PortCreate {
-            network_id: network_id.into(),
-            ..PortCreate::default()
-        }
+        PortCreate { network_id: network_id.into(), ..PortCreate::default() }
     }
 }
 
@@ -836,19 +827,13 @@ mod tests {
             "dns_name": null, "qos_policy_id": null
         }))
         .unwrap();
-        assert_eq!(
-            port.fixed_ips[1].ip_address,
-            "fd00::5".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(port.fixed_ips[1].ip_address, "fd00::5".parse::<IpAddr>().unwrap());
         assert_eq!(port.binding_vif_details["bridge_name"], "br-int");
         assert_eq!(port.description, "");
         assert_eq!(port.revision_number, Some(3));
         let td = port.trunk_details.unwrap();
         assert_eq!(td.sub_ports[0].segmentation_id, Some(101));
-        assert_eq!(
-            td.sub_ports[0].mac_address.as_deref(),
-            Some("fa:16:3e:00:00:03")
-        );
+        assert_eq!(td.sub_ports[0].mac_address.as_deref(), Some("fa:16:3e:00:00:03"));
     }
 
     #[test]
@@ -926,22 +911,15 @@ mod tests {
 
     #[test]
     fn nullable_updates() {
-        let body = serde_json::to_value(FloatingIpUpdate {
-            port_id: Some(None),
-            ..Default::default()
-        })
-        .unwrap();
+        let body =
+            serde_json::to_value(FloatingIpUpdate { port_id: Some(None), ..Default::default() })
+                .unwrap();
         assert_eq!(body, json!({"port_id": null}));
-        let body = serde_json::to_value(SubnetUpdate {
-            gateway_ip: Some(None),
-            ..Default::default()
-        })
-        .unwrap();
+        let body =
+            serde_json::to_value(SubnetUpdate { gateway_ip: Some(None), ..Default::default() })
+                .unwrap();
         assert_eq!(body, json!({"gateway_ip": null}));
-        assert_eq!(
-            serde_json::to_value(SubnetUpdate::default()).unwrap(),
-            json!({})
-        );
+        assert_eq!(serde_json::to_value(SubnetUpdate::default()).unwrap(), json!({}));
     }
 
     #[test]
@@ -960,10 +938,7 @@ mod tests {
             serde_json::from_value(json!({"port": 50, "network": 10, "trunk": -1})).unwrap();
         assert_eq!(q.port, Some(50));
         assert_eq!(q.other["trunk"], json!(-1));
-        let upd = Quota {
-            port: Some(5),
-            ..Default::default()
-        };
+        let upd = Quota { port: Some(5), ..Default::default() };
         assert_eq!(serde_json::to_value(upd).unwrap(), json!({"port": 5}));
     }
 

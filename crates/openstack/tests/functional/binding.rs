@@ -9,31 +9,13 @@ use super::*;
 /// A veth whose host end is on the integration bridge with the port's
 /// iface-id; registered for cleanup before each step so nothing leaks.
 fn plug(c: &Cleanup, bridge: &str, tag: &str, port: &Port) -> Result<(), String> {
-    let (ns, host, peer) = (
-        format!("ostest-{tag}"),
-        format!("ot{tag}"),
-        format!("ot{tag}p"),
-    );
+    let (ns, host, peer) = (format!("ostest-{tag}"), format!("ot{tag}"), format!("ot{tag}p"));
     c.add(Item::Netns(ns.clone()));
     sh("ip", &["netns", "add", &ns])?;
     c.add(Item::Link(host.clone()));
-    sh(
-        "ip",
-        &["link", "add", &host, "type", "veth", "peer", "name", &peer],
-    )?;
+    sh("ip", &["link", "add", &host, "type", "veth", "peer", "name", &peer])?;
     sh("ip", &["link", "set", &peer, "netns", &ns])?;
-    sh(
-        "ip",
-        &[
-            "-n",
-            &ns,
-            "link",
-            "set",
-            &peer,
-            "address",
-            &port.mac_address,
-        ],
-    )?;
+    sh("ip", &["-n", &ns, "link", "set", &peer, "address", &port.mac_address])?;
     sh("ip", &["-n", &ns, "link", "set", &peer, "up"])?;
     sh("ip", &["link", "set", &host, "up"])?;
     c.add(Item::OvsPort(bridge.to_owned(), host.clone()));
@@ -89,11 +71,7 @@ async fn bound_port_goes_active_when_plugged() {
     assert_eq!(port.status, "DOWN");
     assert_eq!(
         s.neutron
-            .list_ports(
-                &Query::new()
-                    .binding_host_id(&s.host)
-                    .device_id(format!("dev-{tag}"))
-            )
+            .list_ports(&Query::new().binding_host_id(&s.host).device_id(format!("dev-{tag}")))
             .await
             .unwrap()
             .len(),
@@ -105,17 +83,8 @@ async fn bound_port_goes_active_when_plugged() {
     assert_eq!(active.status, "ACTIVE", "the plugged port becomes ACTIVE");
 
     // Unplugging takes it down again.
-    sh(
-        "ovs-vsctl",
-        &[
-            "--timeout=10",
-            "--if-exists",
-            "del-port",
-            &s.bridge,
-            &format!("ot{tag}"),
-        ],
-    )
-    .unwrap();
+    sh("ovs-vsctl", &["--timeout=10", "--if-exists", "del-port", &s.bridge, &format!("ot{tag}")])
+        .unwrap();
     let down = wait_for_status(&s.neutron, &port.id, "DOWN").await;
     assert_eq!(down.status, "DOWN");
 }
@@ -132,10 +101,8 @@ async fn noauth_takes_the_project_from_the_body() {
     let c = Cleanup::new(&s);
     let tag = suffix();
     c.add(Item::ProjectSecurityGroups(format!("proj{tag}")));
-    let body = NetworkCreate {
-        project_id: Some(format!("proj{tag}").into()),
-        ..named_network(&tag)
-    };
+    let body =
+        NetworkCreate { project_id: Some(format!("proj{tag}").into()), ..named_network(&tag) };
     let net = create_network(&s, &c, body).await;
     assert_eq!(net.project_id, Some(format!("proj{tag}").into()));
     assert_eq!(s.neutron.calls().auth, 0, "no Keystone in noauth mode");
@@ -144,17 +111,10 @@ async fn noauth_takes_the_project_from_the_body() {
 #[tokio::test]
 async fn keystone_password_auth_uses_the_catalog() {
     let s = stack_or_skip!("keystone_password_auth_uses_the_catalog");
-    if !only_in(
-        "keystone_password_auth_uses_the_catalog",
-        &s,
-        Mode::Keystone,
-    ) {
+    if !only_in("keystone_password_auth_uses_the_catalog", &s, Mode::Keystone) {
         return;
     }
-    let opts = AuthOptions {
-        endpoint: None,
-        ..s.opts.clone()
-    };
+    let opts = AuthOptions { endpoint: None, ..s.opts.clone() };
     let client = Client::new(opts).unwrap();
     let endpoint = client.endpoint().await.unwrap();
     assert!(endpoint.as_str().contains(":9696"), "{endpoint}");
@@ -181,15 +141,10 @@ async fn keystone_bad_token_is_unauthorized() {
     let err = bogus.list_networks(&Query::new()).await.unwrap_err();
     assert!(err.is_unauthorized(), "{err}");
 
-    let wrong_password = Neutron::new(AuthOptions {
-        password: Some("definitely-wrong".into()),
-        ..s.opts.clone()
-    })
-    .unwrap();
-    let err = wrong_password
-        .list_networks(&Query::new())
-        .await
-        .unwrap_err();
+    let wrong_password =
+        Neutron::new(AuthOptions { password: Some("definitely-wrong".into()), ..s.opts.clone() })
+            .unwrap();
+    let err = wrong_password.list_networks(&Query::new()).await.unwrap_err();
     assert!(err.is_unauthorized(), "{err}");
     assert_eq!(err.api().unwrap().path, "/v3/auth/tokens");
     assert!(!err.to_string().contains("definitely-wrong"));
@@ -230,8 +185,5 @@ async fn keystone_member_cannot_bind_ports() {
         .unwrap_err();
     assert!(err.is_forbidden(), "{err}");
     let port = port_on(&member_stack, &c, PortCreate::new(&net.id)).await;
-    assert_eq!(
-        port.binding_host_id, "",
-        "members do not see binding:* fields"
-    );
+    assert_eq!(port.binding_host_id, "", "members do not see binding:* fields");
 }

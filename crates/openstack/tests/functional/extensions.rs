@@ -28,17 +28,9 @@ async fn trunks_with_subports() {
     assert_eq!(trunk.sub_ports.len(), 1);
     assert_eq!(trunk.sub_ports[0].segmentation_id, Some(101));
 
-    let added = s
-        .neutron
-        .add_subports(&trunk.id, &[SubPort::vlan(&sub2.id, 102)])
-        .await
-        .unwrap();
+    let added = s.neutron.add_subports(&trunk.id, &[SubPort::vlan(&sub2.id, 102)]).await.unwrap();
     assert_eq!(added.id, trunk.id);
-    let vlans: BTreeSet<_> = added
-        .sub_ports
-        .iter()
-        .filter_map(|p| p.segmentation_id)
-        .collect();
+    let vlans: BTreeSet<_> = added.sub_ports.iter().filter_map(|p| p.segmentation_id).collect();
     assert_eq!(vlans, BTreeSet::from([101, 102]));
 
     let subs = s.neutron.get_subports(&trunk.id).await.unwrap();
@@ -55,53 +47,28 @@ async fn trunks_with_subports() {
         .expect("trunk_details on the parent");
     assert_eq!(details.trunk_id, trunk.id);
     assert_eq!(details.sub_ports.len(), 2);
-    let sub2_mac = &details
-        .sub_ports
-        .iter()
-        .find(|p| p.port_id == sub2.id)
-        .unwrap()
-        .mac_address;
+    let sub2_mac = &details.sub_ports.iter().find(|p| p.port_id == sub2.id).unwrap().mac_address;
     assert_eq!(sub2_mac.as_deref(), Some(sub2.mac_address.as_str()));
-    assert_eq!(
-        s.neutron.get_port(&sub1.id).await.unwrap().device_owner,
-        "trunk:subport"
-    );
+    assert_eq!(s.neutron.get_port(&sub1.id).await.unwrap().device_owner, "trunk:subport");
 
     let by_parent = Query::new().port_id(&parent.id);
     let listed = s.neutron.list_trunks(&by_parent).await.unwrap();
     assert_eq!(listed.len(), 1);
 
     // A VLAN id already used on the trunk is refused.
-    let err = s
-        .neutron
-        .add_subports(&trunk.id, &[SubPort::vlan(&sub2.id, 101)])
-        .await
-        .unwrap_err();
+    let err = s.neutron.add_subports(&trunk.id, &[SubPort::vlan(&sub2.id, 101)]).await.unwrap_err();
     assert!(err.is_conflict() || err.is_bad_request(), "{err}");
 
-    let removed = s
-        .neutron
-        .remove_subports(&trunk.id, &[&sub1.id])
-        .await
-        .unwrap();
+    let removed = s.neutron.remove_subports(&trunk.id, &[&sub1.id]).await.unwrap();
     assert_eq!(removed.sub_ports.len(), 1);
     assert_eq!(removed.sub_ports[0].port_id, sub2.id);
 
-    let rename = TrunkUpdate {
-        name: Some(format!("ostest-{tag}-b")),
-        ..Default::default()
-    };
+    let rename = TrunkUpdate { name: Some(format!("ostest-{tag}-b")), ..Default::default() };
     let renamed = s.neutron.update_trunk(&trunk.id, &rename).await.unwrap();
     assert_eq!(renamed.name, format!("ostest-{tag}-b"));
-    assert_eq!(
-        s.neutron.get_trunk(&trunk.id).await.unwrap().name,
-        renamed.name
-    );
+    assert_eq!(s.neutron.get_trunk(&trunk.id).await.unwrap().name, renamed.name);
 
-    s.neutron
-        .remove_subports(&trunk.id, &[&sub2.id])
-        .await
-        .unwrap();
+    s.neutron.remove_subports(&trunk.id, &[&sub2.id]).await.unwrap();
     s.neutron.delete_trunk(&trunk.id).await.unwrap();
     let err = s.neutron.get_trunk(&trunk.id).await.unwrap_err();
     assert!(err.is_not_found());
@@ -125,9 +92,7 @@ async fn security_groups_and_rules() {
     c.neutron(Resource::SecurityGroups, &sg.id);
     assert_eq!(sg.name, format!("ostest-{tag}"));
     assert!(
-        sg.security_group_rules
-            .iter()
-            .any(|r| r.direction == "egress"),
+        sg.security_group_rules.iter().any(|r| r.direction == "egress"),
         "new groups get default egress rules"
     );
 
@@ -152,9 +117,7 @@ async fn security_groups_and_rules() {
     let rules = s
         .neutron
         .list_security_group_rules(
-            &Query::new()
-                .security_group_id(&sg.id)
-                .param("direction", "ingress"),
+            &Query::new().security_group_id(&sg.id).param("direction", "ingress"),
         )
         .await
         .unwrap();
@@ -164,12 +127,7 @@ async fn security_groups_and_rules() {
     let groups = s.neutron.list_security_groups(&by_name).await.unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(
-        s.neutron
-            .get_security_group(&sg.id)
-            .await
-            .unwrap()
-            .security_group_rules
-            .len(),
+        s.neutron.get_security_group(&sg.id).await.unwrap().security_group_rules.len(),
         sg.security_group_rules.len() + 1
     );
 
@@ -178,10 +136,7 @@ async fn security_groups_and_rules() {
     let port = port_on(
         &s,
         &c,
-        PortCreate {
-            security_groups: Some(vec![sg.id.clone()]),
-            ..PortCreate::new(&net.id)
-        },
+        PortCreate { security_groups: Some(vec![sg.id.clone()]), ..PortCreate::new(&net.id) },
     )
     .await;
     assert_eq!(port.security_groups, [sg.id.as_str()]);
@@ -189,10 +144,7 @@ async fn security_groups_and_rules() {
     assert!(err.is_conflict(), "in use: {err}");
     s.neutron.delete_port(&port.id).await.unwrap();
 
-    s.neutron
-        .delete_security_group_rule(&rule.id)
-        .await
-        .unwrap();
+    s.neutron.delete_security_group_rule(&rule.id).await.unwrap();
     s.neutron.delete_security_group(&sg.id).await.unwrap();
     assert!(is_gone(s.neutron.get_security_group(&sg.id).await));
 }
@@ -241,14 +193,7 @@ async fn floating_ips() {
         .await
         .unwrap();
     assert_eq!(updated.description, "second");
-    assert_eq!(
-        s.neutron
-            .get_floating_ip(&fip.id)
-            .await
-            .unwrap()
-            .description,
-        "second"
-    );
+    assert_eq!(s.neutron.get_floating_ip(&fip.id).await.unwrap().description, "second");
     s.neutron.delete_floating_ip(&fip.id).await.unwrap();
     assert!(is_gone(s.neutron.get_floating_ip(&fip.id).await));
 }
@@ -265,13 +210,7 @@ async fn port_quota_is_enforced() {
     c.add(Item::Quota(project.clone()));
     let q = s
         .neutron
-        .update_quota(
-            &project,
-            &Quota {
-                port: Some(1),
-                ..Default::default()
-            },
-        )
+        .update_quota(&project, &Quota { port: Some(1), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(q.port, Some(1));
@@ -279,15 +218,9 @@ async fn port_quota_is_enforced() {
     assert_eq!(s.neutron.get_quota(&project).await.unwrap().port, Some(1));
 
     // The quota bites: the project's second port is refused.
-    let body = NetworkCreate {
-        shared: Some(true),
-        ..named_network(&tag)
-    };
+    let body = NetworkCreate { shared: Some(true), ..named_network(&tag) };
     let net = create_network(&s, &c, body).await;
-    let body = PortCreate {
-        project_id: Some(project.clone().into()),
-        ..PortCreate::new(&net.id)
-    };
+    let body = PortCreate { project_id: Some(project.clone().into()), ..PortCreate::new(&net.id) };
     let first = port_on(&s, &c, body.clone()).await;
     assert_eq!(first.project_id.as_deref(), Some(project.as_str()));
     let err = s.neutron.create_port(&body).await.unwrap_err();
@@ -295,8 +228,5 @@ async fn port_quota_is_enforced() {
     assert_eq!(err.neutron_type(), Some("OverQuota"));
 
     s.neutron.reset_quota(&project).await.unwrap();
-    assert_eq!(
-        s.neutron.get_quota(&project).await.unwrap().port,
-        defaults.port
-    );
+    assert_eq!(s.neutron.get_quota(&project).await.unwrap().port, defaults.port);
 }

@@ -93,10 +93,7 @@ fn stack(test: &str) -> Option<Stack> {
 
 fn only_in(test: &str, s: &Stack, mode: Mode) -> bool {
     if s.mode != mode {
-        eprintln!(
-            "{test}: skipped: only for {mode:?} mode (stack is {:?})",
-            s.mode
-        );
+        eprintln!("{test}: skipped: only for {mode:?} mode (stack is {:?})", s.mode);
         return false;
     }
     true
@@ -140,10 +137,7 @@ enum Item {
 
 impl Cleanup {
     fn new(s: &Stack) -> Self {
-        Cleanup {
-            opts: s.opts.clone(),
-            items: Mutex::new(Vec::new()),
-        }
+        Cleanup { opts: s.opts.clone(), items: Mutex::new(Vec::new()) }
     }
 
     fn add(&self, item: Item) {
@@ -163,10 +157,7 @@ impl Drop for Cleanup {
         }
         let opts = self.opts.clone();
         let worker = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
                 let neutron = Neutron::new(opts).unwrap();
                 for item in items.into_iter().rev() {
@@ -175,10 +166,9 @@ impl Drop for Cleanup {
                             Err(e) if !e.is_not_found() => Err(e.to_string()),
                             _ => Ok(()),
                         },
-                        Item::Quota(project) => neutron
-                            .reset_quota(project)
-                            .await
-                            .map_err(|e| e.to_string()),
+                        Item::Quota(project) => {
+                            neutron.reset_quota(project).await.map_err(|e| e.to_string())
+                        }
                         Item::ProjectSecurityGroups(project) => {
                             delete_project_groups(&neutron, project).await
                         }
@@ -220,18 +210,11 @@ async fn delete_project_groups(neutron: &Neutron, project: &str) -> Result<(), S
 }
 
 fn sh(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
+    let out = Command::new(cmd).args(args).output().map_err(|e| format!("{cmd}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(format!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 
@@ -241,10 +224,7 @@ fn link_exists(name: &str) -> bool {
 
 /// The body of a network named after the test's `tag`.
 fn named_network(tag: &str) -> NetworkCreate {
-    NetworkCreate {
-        name: Some(format!("ostest-{tag}")),
-        ..Default::default()
-    }
+    NetworkCreate { name: Some(format!("ostest-{tag}")), ..Default::default() }
 }
 
 /// Creates a network, registered for cleanup.
@@ -275,10 +255,8 @@ fn kuryr_port(net: &Network, tag: &str) -> PortCreate {
 /// A network with one IPv4 subnet, both registered for cleanup.
 async fn network_with_subnet(s: &Stack, c: &Cleanup, tag: &str, cidr: &str) -> (Network, Subnet) {
     let net = create_network(s, c, named_network(tag)).await;
-    let body = SubnetCreate {
-        name: Some(format!("ostest-{tag}")),
-        ..SubnetCreate::new(&net.id, cidr)
-    };
+    let body =
+        SubnetCreate { name: Some(format!("ostest-{tag}")), ..SubnetCreate::new(&net.id, cidr) };
     let subnet = create_subnet(s, c, body).await;
     (net, subnet)
 }
@@ -300,10 +278,7 @@ fn ids(ports: &[Port]) -> BTreeSet<PortId> {
 /// The ports the tests made: Neutron's own (the `network:distributed`
 /// metadata port ML2/OVN gives every network, DHCP, routers) left out.
 fn ours(ports: Vec<Port>) -> Vec<Port> {
-    ports
-        .into_iter()
-        .filter(|p| !p.device_owner.starts_with("network:"))
-        .collect()
+    ports.into_iter().filter(|p| !p.device_owner.starts_with("network:")).collect()
 }
 
 // ----------------------------------------------------------- discovery
@@ -311,14 +286,8 @@ fn ours(ports: Vec<Port>) -> Vec<Port> {
 #[tokio::test]
 async fn extensions_include_what_kuryr_needs() {
     let s = stack_or_skip!("extensions_include_what_kuryr_needs");
-    let aliases: BTreeSet<String> = s
-        .neutron
-        .list_extensions()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.alias)
-        .collect();
+    let aliases: BTreeSet<String> =
+        s.neutron.list_extensions().await.unwrap().into_iter().map(|e| e.alias).collect();
     for needed in [
         "binding",
         "trunk",
@@ -343,20 +312,14 @@ async fn network_and_subnet_crud() {
     assert!(net.admin_state_up);
     assert!(net.mtu.is_some());
     assert!(net.revision_number.is_some());
-    assert!(
-        net.network_type.is_some(),
-        "admin sees provider:network_type"
-    );
+    assert!(net.network_type.is_some(), "admin sees provider:network_type");
 
     let by_name = Query::new().name(format!("ostest-{tag}"));
     let found = s.neutron.list_networks(&by_name).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, net.id);
 
-    let rename = NetworkUpdate {
-        name: Some(format!("ostest-{tag}-b")),
-        ..Default::default()
-    };
+    let rename = NetworkUpdate { name: Some(format!("ostest-{tag}-b")), ..Default::default() };
     let updated = s.neutron.update_network(&net.id, &rename).await.unwrap();
     assert_eq!(updated.name, format!("ostest-{tag}-b"));
 
@@ -384,20 +347,11 @@ async fn network_and_subnet_crud() {
 
     let no_gw = s
         .neutron
-        .update_subnet(
-            &subnet.id,
-            &SubnetUpdate {
-                gateway_ip: Some(None),
-                ..Default::default()
-            },
-        )
+        .update_subnet(&subnet.id, &SubnetUpdate { gateway_ip: Some(None), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(no_gw.gateway_ip, None);
-    assert_eq!(
-        s.neutron.get_subnet(&subnet.id).await.unwrap().gateway_ip,
-        None
-    );
+    assert_eq!(s.neutron.get_subnet(&subnet.id).await.unwrap().gateway_ip, None);
     let on_net = Query::new().network_id(&net.id);
     let listed = s.neutron.list_subnets(&on_net).await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -456,24 +410,14 @@ async fn subnetpool_crud_and_allocation() {
     assert!(subnet.cidr.ends_with("/28"), "{}", subnet.cidr);
     assert!(subnet.cidr.starts_with(&format!("10.{second}.")));
 
-    let rename = SubnetPoolUpdate {
-        name: Some(format!("ostest-{tag}-b")),
-        ..Default::default()
-    };
-    let updated = s
-        .neutron
-        .update_subnetpool(&pool.id, &rename)
-        .await
-        .unwrap();
+    let rename = SubnetPoolUpdate { name: Some(format!("ostest-{tag}-b")), ..Default::default() };
+    let updated = s.neutron.update_subnetpool(&pool.id, &rename).await.unwrap();
     assert_eq!(updated.name, format!("ostest-{tag}-b"));
     let by_new_name = Query::new().name(format!("ostest-{tag}-b"));
     let listed = s.neutron.list_subnetpools(&by_new_name).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].default_prefixlen, Some(26));
-    assert_eq!(
-        s.neutron.get_subnetpool(&pool.id).await.unwrap().id,
-        pool.id
-    );
+    assert_eq!(s.neutron.get_subnetpool(&pool.id).await.unwrap().id, pool.id);
 
     s.neutron.delete_subnet(&subnet.id).await.unwrap();
     s.neutron.delete_subnetpool(&pool.id).await.unwrap();

@@ -51,10 +51,7 @@ async fn port_crud_filters_and_revisions() {
     let just_port = BTreeSet::from([port.id.clone()]);
     let both = BTreeSet::from([port.id.clone(), other.id.clone()]);
     assert_eq!(
-        one(Query::new().fixed_ip_address(ip("10.1.0.50")))
-            .await
-            .intersection(&both)
-            .count(),
+        one(Query::new().fixed_ip_address(ip("10.1.0.50"))).await.intersection(&both).count(),
         1
     );
     let on_net = || Query::new().network_id(&net.id);
@@ -74,11 +71,7 @@ async fn port_crud_filters_and_revisions() {
     // fields= selection returns partial objects.
     let partial = s
         .neutron
-        .list_ports(
-            &Query::new()
-                .device_id(&device_id)
-                .fields(["id", "fixed_ips"]),
-        )
+        .list_ports(&Query::new().device_id(&device_id).fields(["id", "fixed_ips"]))
         .await
         .unwrap();
     assert_eq!(partial[0].id, port.id);
@@ -86,11 +79,7 @@ async fn port_crud_filters_and_revisions() {
     assert_eq!(partial[0].mac_address, "", "not selected");
     let shown: Port = s
         .neutron
-        .show(
-            Resource::Ports,
-            &port.id,
-            &Query::new().fields(["id", "revision_number"]),
-        )
+        .show(Resource::Ports, &port.id, &Query::new().fields(["id", "revision_number"]))
         .await
         .unwrap();
     assert_eq!(shown.revision_number, port.revision_number);
@@ -114,38 +103,20 @@ async fn port_crud_filters_and_revisions() {
         .unwrap();
     assert_eq!(updated.name, format!("ostest-{tag}-b"));
     assert_eq!(updated.allowed_address_pairs[0].ip_address, "10.1.0.200");
-    assert_eq!(
-        updated.allowed_address_pairs[0].mac_address.as_deref(),
-        Some("fa:16:3e:12:34:56")
-    );
+    assert_eq!(updated.allowed_address_pairs[0].mac_address.as_deref(), Some("fa:16:3e:12:34:56"));
     let rev = updated.revision_number.unwrap();
     assert!(rev > port.revision_number.unwrap());
     let pairs = |ip: &str| PortUpdate {
-        allowed_address_pairs: Some(vec![AddressPair {
-            ip_address: ip.into(),
-            mac_address: None,
-        }]),
+        allowed_address_pairs: Some(vec![AddressPair { ip_address: ip.into(), mac_address: None }]),
         ..Default::default()
     };
-    let ok = s
-        .neutron
-        .update_port_if_revision(&port.id, &pairs("10.1.0.201"), rev)
-        .await
-        .unwrap();
+    let ok = s.neutron.update_port_if_revision(&port.id, &pairs("10.1.0.201"), rev).await.unwrap();
     assert_eq!(ok.allowed_address_pairs[0].ip_address, "10.1.0.201");
-    let err = s
-        .neutron
-        .update_port_if_revision(&port.id, &pairs("10.1.0.202"), rev)
-        .await
-        .unwrap_err();
+    let err =
+        s.neutron.update_port_if_revision(&port.id, &pairs("10.1.0.202"), rev).await.unwrap_err();
     assert!(err.is_precondition_failed(), "{err}");
     assert_eq!(
-        s.neutron
-            .get_port(&port.id)
-            .await
-            .unwrap()
-            .allowed_address_pairs[0]
-            .ip_address,
+        s.neutron.get_port(&port.id).await.unwrap().allowed_address_pairs[0].ip_address,
         "10.1.0.201",
         "a stale revision changes nothing"
     );
@@ -163,10 +134,7 @@ async fn duplicate_fixed_ip_is_a_conflict() {
     let (s, c, tag) = setup_or_skip!("duplicate_fixed_ip_is_a_conflict");
     let (net, subnet) = network_with_subnet(&s, &c, &tag, "10.2.0.0/24").await;
     let body = PortCreate {
-        fixed_ips: Some(vec![FixedIpRequest::address(
-            ip("10.2.0.9"),
-            Some(subnet.id.clone()),
-        )]),
+        fixed_ips: Some(vec![FixedIpRequest::address(ip("10.2.0.9"), Some(subnet.id.clone()))]),
         ..PortCreate::new(&net.id)
     };
     port_on(&s, &c, body.clone()).await;
@@ -175,19 +143,10 @@ async fn duplicate_fixed_ip_is_a_conflict() {
     assert_eq!(err.neutron_type(), Some("IpAddressAlreadyAllocated"));
     let api = err.api().unwrap();
     assert!(api.message.contains("10.2.0.9"), "{}", api.message);
-    assert_eq!(
-        (api.method.as_str(), api.path.as_str()),
-        ("POST", "/v2.0/ports")
-    );
+    assert_eq!((api.method.as_str(), api.path.as_str()), ("POST", "/v2.0/ports"));
     assert!(api.request_id.is_some());
     assert_eq!(
-        ours(
-            s.neutron
-                .list_ports(&Query::new().network_id(&net.id))
-                .await
-                .unwrap()
-        )
-        .len(),
+        ours(s.neutron.list_ports(&Query::new().network_id(&net.id)).await.unwrap()).len(),
         1
     );
 }
@@ -198,10 +157,7 @@ async fn bulk_port_create_is_atomic() {
     let (net, subnet) = network_with_subnet(&s, &c, &tag, "10.3.0.0/24").await;
     let with_ip = |addr: &str, name: &str| PortCreate {
         name: Some(format!("ostest-{tag}-{name}")),
-        fixed_ips: Some(vec![FixedIpRequest::address(
-            ip(addr),
-            Some(subnet.id.clone()),
-        )]),
+        fixed_ips: Some(vec![FixedIpRequest::address(ip(addr), Some(subnet.id.clone()))]),
         tags: Some(vec![format!("bulk-{tag}")]),
         ..PortCreate::new(&net.id)
     };
@@ -225,27 +181,14 @@ async fn bulk_port_create_is_atomic() {
         .unwrap_err();
     assert!(err.is_conflict(), "{err}");
     assert_eq!(err.neutron_type(), Some("IpAddressAlreadyAllocated"));
-    let left = ours(
-        s.neutron
-            .list_ports(&Query::new().network_id(&net.id))
-            .await
-            .unwrap(),
-    );
+    let left = ours(s.neutron.list_ports(&Query::new().network_id(&net.id)).await.unwrap());
     for p in &left {
         c.neutron(Resource::Ports, &p.id);
     }
-    assert_eq!(
-        ids(&left),
-        ids(&created),
-        "the failed bulk left nothing behind"
-    );
+    assert_eq!(ids(&left), ids(&created), "the failed bulk left nothing behind");
     assert!(s
         .neutron
-        .list_ports(
-            &Query::new()
-                .fixed_ip_address(ip("10.3.0.12"))
-                .network_id(&net.id)
-        )
+        .list_ports(&Query::new().fixed_ip_address(ip("10.3.0.12")).network_id(&net.id))
         .await
         .unwrap()
         .is_empty());
@@ -261,10 +204,7 @@ async fn tags_and_tag_filters() {
 
     // `b` goes on twice: adding a tag a port has is no error.
     for (port, t) in [(&p1, &a), (&p1, &b), (&p1, &b), (&p2, &a)] {
-        s.neutron
-            .add_tag(Resource::Ports, &port.id, t)
-            .await
-            .unwrap();
+        s.neutron.add_tag(Resource::Ports, &port.id, t).await.unwrap();
     }
     let mut t1 = s.neutron.get_tags(Resource::Ports, &p1.id).await.unwrap();
     t1.sort();
@@ -285,50 +225,22 @@ async fn tags_and_tag_filters() {
     assert_eq!(q(scope().not_tags_any([&b])).await, only2);
     assert_eq!(q(scope().not_tags_any([&a])).await, BTreeSet::new());
 
-    let replaced = s
-        .neutron
-        .replace_tags(Resource::Ports, &p1.id, &[&k])
-        .await
-        .unwrap();
+    let replaced = s.neutron.replace_tags(Resource::Ports, &p1.id, &[&k]).await.unwrap();
     assert_eq!(replaced, [k.as_str()]);
     assert_eq!(q(scope().tags([&k])).await, only1);
-    s.neutron
-        .remove_tag(Resource::Ports, &p1.id, &k)
-        .await
-        .unwrap();
-    let err = s
-        .neutron
-        .remove_tag(Resource::Ports, &p1.id, &k)
-        .await
-        .unwrap_err();
+    s.neutron.remove_tag(Resource::Ports, &p1.id, &k).await.unwrap();
+    let err = s.neutron.remove_tag(Resource::Ports, &p1.id, &k).await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
-    assert!(s
-        .neutron
-        .get_tags(Resource::Ports, &p1.id)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(s.neutron.get_tags(Resource::Ports, &p1.id).await.unwrap().is_empty());
 
     // Other resources: networks.
-    s.neutron
-        .replace_tags(Resource::Networks, &net.id, &[&a, &b])
-        .await
-        .unwrap();
+    s.neutron.replace_tags(Resource::Networks, &net.id, &[&a, &b]).await.unwrap();
     let tagged_both = Query::new().tags([&a, &b]);
     let nets = s.neutron.list_networks(&tagged_both).await.unwrap();
     assert_eq!(nets.len(), 1);
     assert_eq!(nets[0].id, net.id);
-    s.neutron
-        .remove_all_tags(Resource::Networks, &net.id)
-        .await
-        .unwrap();
-    assert!(s
-        .neutron
-        .get_network(&net.id)
-        .await
-        .unwrap()
-        .tags
-        .is_empty());
+    s.neutron.remove_all_tags(Resource::Networks, &net.id).await.unwrap();
+    assert!(s.neutron.get_network(&net.id).await.unwrap().tags.is_empty());
 }
 
 #[tokio::test]
@@ -336,26 +248,17 @@ async fn lists_follow_pages() {
     let (s, c, tag) = setup_or_skip!("lists_follow_pages");
     let (net, _) = network_with_subnet(&s, &c, &tag, "10.5.0.0/24").await;
     let bodies: Vec<PortCreate> = (0..5)
-        .map(|_| PortCreate {
-            tags: Some(vec![format!("page-{tag}")]),
-            ..PortCreate::new(&net.id)
-        })
+        .map(|_| PortCreate { tags: Some(vec![format!("page-{tag}")]), ..PortCreate::new(&net.id) })
         .collect();
     let created = s.neutron.create_ports(&bodies).await.unwrap();
     for p in &created {
         c.neutron(Resource::Ports, &p.id);
     }
     let before = s.neutron.calls();
-    let listed = s
-        .neutron
-        .list_ports(&Query::new().tags([format!("page-{tag}")]).limit(2))
-        .await
-        .unwrap();
+    let listed =
+        s.neutron.list_ports(&Query::new().tags([format!("page-{tag}")]).limit(2)).await.unwrap();
     let gets = s.neutron.calls().since(&before).get;
     assert_eq!(ids(&listed), ids(&created));
     assert_eq!(listed.len(), 5, "no duplicates across pages");
-    assert!(
-        gets >= 3,
-        "5 items in pages of 2 need at least 3 GETs, saw {gets}"
-    );
+    assert!(gets >= 3, "5 items in pages of 2 need at least 3 GETs, saw {gets}");
 }

@@ -29,10 +29,7 @@ fn fast_retries() -> RetryPolicy {
 
 /// A Neutron client for `opts` that retries with [`fast_retries`].
 fn fast_neutron(opts: AuthOptions) -> Neutron {
-    let client = Client::builder(opts)
-        .retry_policy(fast_retries())
-        .build()
-        .unwrap();
+    let client = Client::builder(opts).retry_policy(fast_retries()).build().unwrap();
     Neutron::from_client(client)
 }
 
@@ -56,11 +53,7 @@ fn password_opts(server: &MockServer) -> AuthOptions {
 /// A Keystone token reply whose catalog points Neutron at `{uri}/networking`
 /// (public, RegionOne) and `{uri}/internal` (internal, RegionTwo).
 fn token_reply(uri: &str, token: &str, lifetime_s: u32) -> ResponseTemplate {
-    let expires = format!(
-        "2026-11-28T02:{:02}:{:02}.000000Z",
-        lifetime_s / 60,
-        lifetime_s % 60
-    );
+    let expires = format!("2026-11-28T02:{:02}:{:02}.000000Z", lifetime_s / 60, lifetime_s % 60);
     ResponseTemplate::new(201)
         .insert_header("X-Subject-Token", token)
         .insert_header("x-openstack-request-id", "req-auth")
@@ -142,11 +135,7 @@ async fn requests(server: &MockServer) -> Vec<Request> {
 }
 
 async fn count(server: &MockServer, p: &str) -> usize {
-    requests(server)
-        .await
-        .iter()
-        .filter(|r| r.url.path() == p)
-        .count()
+    requests(server).await.iter().filter(|r| r.url.path() == p).count()
 }
 
 /// Lists networks `times` times through `neutron`, each call succeeding.
@@ -220,9 +209,7 @@ async fn concurrent_requests_share_one_authentication() {
     mount_all(
         &server,
         [
-            on("POST", format!("/identity{TOKENS}"))
-                .respond_with(slow_token)
-                .expect(1),
+            on("POST", format!("/identity{TOKENS}")).respond_with(slow_token).expect(1),
             networks(CATALOG_NETWORKS),
         ],
     )
@@ -271,15 +258,11 @@ async fn unauthorized_reauthenticates_once_and_retries_once() {
     mount_all(
         &server,
         [
-            keystone(&server, "old", 3600)
-                .up_to_n_times(1)
-                .with_priority(1),
+            keystone(&server, "old", 3600).up_to_n_times(1).with_priority(1),
             keystone(&server, "new", 3600).with_priority(2),
-            on("POST", "/networking/v2.0/ports")
-                .and(header("x-auth-token", "old"))
-                .respond_with(
-                    ResponseTemplate::new(401).set_body_string("Authentication required"),
-                ),
+            on("POST", "/networking/v2.0/ports").and(header("x-auth-token", "old")).respond_with(
+                ResponseTemplate::new(401).set_body_string("Authentication required"),
+            ),
             on("POST", "/networking/v2.0/ports")
                 .and(header("x-auth-token", "new"))
                 .respond_with(created),
@@ -300,9 +283,7 @@ async fn persistent_unauthorized_gives_up_after_one_reauthentication() {
         &server,
         [
             keystone(&server, "tok", 3600).expect(2),
-            on("GET", CATALOG_NETWORKS)
-                .respond_with(unauthorized("req-401"))
-                .expect(2),
+            on("GET", CATALOG_NETWORKS).respond_with(unauthorized("req-401")).expect(2),
         ],
     )
     .await;
@@ -329,11 +310,7 @@ async fn static_token_with_endpoint_is_sent_and_never_reauthenticated() {
     };
     assert_eq!(opts.effective_auth_type(), AuthType::Token);
     let neutron = Neutron::new(opts).unwrap();
-    assert!(neutron
-        .list_networks(&Query::new())
-        .await
-        .unwrap_err()
-        .is_unauthorized());
+    assert!(neutron.list_networks(&Query::new()).await.unwrap_err().is_unauthorized());
 }
 
 #[tokio::test]
@@ -370,17 +347,15 @@ async fn token_auth_and_app_credential_bodies() {
         ..Default::default()
     };
     for opts in [token, app_credential] {
-        let opts = AuthOptions {
-            auth_url: Some(server.uri()),
-            ..opts
-        };
+        let opts = AuthOptions { auth_url: Some(server.uri()), ..opts };
         list_networks(&Neutron::new(opts).unwrap(), 1).await;
     }
     let reqs = requests(&server).await;
-    assert!(reqs
-        .iter()
-        .filter(|r| r.url.path().ends_with("/networks"))
-        .any(|r| r.headers.get("x-auth-token").unwrap() == "appcred"));
+    assert!(reqs.iter().filter(|r| r.url.path().ends_with("/networks")).any(|r| r
+        .headers
+        .get("x-auth-token")
+        .unwrap()
+        == "appcred"));
 }
 
 #[tokio::test]
@@ -412,35 +387,20 @@ async fn interface_region_and_override_select_the_endpoint() {
         ..password_opts(&server)
     };
     let c = Client::new(internal.clone()).unwrap();
-    assert_eq!(
-        c.endpoint().await.unwrap().as_str(),
-        format!("{uri}/internal")
-    );
+    assert_eq!(c.endpoint().await.unwrap().as_str(), format!("{uri}/internal"));
 
-    let wrong_region = AuthOptions {
-        region_name: Some("RegionOne".into()),
-        ..internal
-    };
-    let err = Client::new(wrong_region)
-        .unwrap()
-        .endpoint()
-        .await
-        .unwrap_err();
+    let wrong_region = AuthOptions { region_name: Some("RegionOne".into()), ..internal };
+    let err = Client::new(wrong_region).unwrap().endpoint().await.unwrap_err();
     assert!(matches!(err, Error::EndpointNotFound { .. }), "{err}");
     assert_eq!(
         err.to_string(),
         "no network endpoint with interface internal in region RegionOne in the service catalog"
     );
 
-    let overridden = AuthOptions {
-        endpoint: Some(format!("{uri}/elsewhere")),
-        ..password_opts(&server)
-    };
+    let overridden =
+        AuthOptions { endpoint: Some(format!("{uri}/elsewhere")), ..password_opts(&server) };
     let c = Client::new(overridden).unwrap();
-    assert_eq!(
-        c.endpoint().await.unwrap().as_str(),
-        format!("{uri}/elsewhere")
-    );
+    assert_eq!(c.endpoint().await.unwrap().as_str(), format!("{uri}/elsewhere"));
 }
 
 #[tokio::test]
@@ -448,25 +408,16 @@ async fn secrets_stay_out_of_debug_output() {
     let server = MockServer::start().await;
     let opts = password_opts(&server);
     let client = Client::new(opts.clone()).unwrap();
-    let text = format!(
-        "{opts:?} {client:?} {:?}",
-        Neutron::from_client(client.clone())
-    );
+    let text = format!("{opts:?} {client:?} {:?}", Neutron::from_client(client.clone()));
     assert!(!text.contains("pa55w0rd"), "{text}");
 }
 
 #[test]
 fn invalid_options_fail_at_build_time() {
-    let err = Client::new(AuthOptions {
-        auth_type: Some(AuthType::NoAuth),
-        ..Default::default()
-    })
-    .unwrap_err();
+    let err = Client::new(AuthOptions { auth_type: Some(AuthType::NoAuth), ..Default::default() })
+        .unwrap_err();
     assert!(matches!(err, Error::Config(_)));
-    assert_eq!(
-        err.to_string(),
-        "configuration error: endpoint is required for auth_type none"
-    );
+    assert_eq!(err.to_string(), "configuration error: endpoint is required for auth_type none");
     let err = Client::new(AuthOptions {
         cafile: Some("/nonexistent/ca.pem".into()),
         ..AuthOptions::noauth("https://neutron:9696")

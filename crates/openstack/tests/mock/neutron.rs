@@ -8,10 +8,7 @@ use super::*;
 
 /// The error of a port create that must fail.
 async fn failed_port_create(neutron: &Neutron) -> Error {
-    neutron
-        .create_port(&PortCreate::new("n"))
-        .await
-        .unwrap_err()
+    neutron.create_port(&PortCreate::new("n")).await.unwrap_err()
 }
 
 // ---------------------------------------------------------- error mapping
@@ -36,10 +33,7 @@ async fn neutron_errors_are_mapped() {
     assert_eq!(err.neutron_type(), Some("IpAddressAlreadyAllocated"));
     assert_eq!(err.request_id(), Some("req-abc"));
     let api = err.api().unwrap();
-    assert_eq!(
-        (api.method.as_str(), api.path.as_str()),
-        ("POST", "/v2.0/ports")
-    );
+    assert_eq!((api.method.as_str(), api.path.as_str()), ("POST", "/v2.0/ports"));
 
     let err = neutron.get_port("missing").await.unwrap_err();
     assert!(err.is_not_found());
@@ -71,13 +65,7 @@ async fn idempotent_requests_are_retried_on_5xx() {
         ]
     };
     let [a, b] = flaky("GET", "/v2.0/networks", 2, 503, networks_reply());
-    let [c, d] = flaky(
-        "DELETE",
-        "/v2.0/ports/p",
-        1,
-        502,
-        ResponseTemplate::new(204),
-    );
+    let [c, d] = flaky("DELETE", "/v2.0/ports/p", 1, 502, ResponseTemplate::new(204));
     let server = serve([a, b, c, d]).await;
     let neutron = noauth(&server);
     assert_eq!(neutron.list_networks(&Query::new()).await.unwrap().len(), 1);
@@ -92,20 +80,15 @@ async fn retries_are_bounded() {
         .respond_with(neutron_error(500, "DBError", "database is locked"))
         .expect(3)])
     .await;
-    let err = noauth(&server)
-        .update_port("p", &PortUpdate::default())
-        .await
-        .unwrap_err();
+    let err = noauth(&server).update_port("p", &PortUpdate::default()).await.unwrap_err();
     assert!(err.is_server_error());
     assert_eq!(err.neutron_type(), Some("DBError"));
 }
 
 #[tokio::test]
 async fn post_is_not_retried_on_5xx() {
-    let server = serve([on("POST", "/v2.0/ports")
-        .respond_with(ResponseTemplate::new(503))
-        .expect(1)])
-    .await;
+    let server =
+        serve([on("POST", "/v2.0/ports").respond_with(ResponseTemplate::new(503)).expect(1)]).await;
     let neutron = noauth(&server);
     let err = failed_port_create(&neutron).await;
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
@@ -127,11 +110,7 @@ async fn post_is_not_retried_on_timeout_but_get_is() {
     let neutron = fast_neutron(opts);
     let err = failed_port_create(&neutron).await;
     assert!(err.is_timeout(), "{err}");
-    assert_eq!(
-        count(&server, "/v2.0/ports").await,
-        1,
-        "a POST that may have landed is not resent"
-    );
+    assert_eq!(count(&server, "/v2.0/ports").await, 1, "a POST that may have landed is not resent");
     let err = neutron.get_port("p").await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert_eq!(count(&server, "/v2.0/ports/p").await, 3);
@@ -140,10 +119,7 @@ async fn post_is_not_retried_on_timeout_but_get_is() {
 #[tokio::test]
 async fn connection_refused_is_retried_even_for_post() {
     // Bind then drop a listener to get a port nobody listens on.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let neutron = fast_neutron(AuthOptions::noauth(format!("http://{addr}")));
     let err = failed_port_create(&neutron).await;
     assert!(err.is_connect(), "{err}");
@@ -183,10 +159,7 @@ async fn lists_follow_next_links() {
     )
     .await;
     let neutron = noauth(&server);
-    let ports = neutron
-        .list_ports(&Query::new().tags(["a", "b"]).limit(2))
-        .await
-        .unwrap();
+    let ports = neutron.list_ports(&Query::new().tags(["a", "b"]).limit(2)).await.unwrap();
     let ids: Vec<_> = ports.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, ["p1", "p2", "p3"]);
     assert_eq!(neutron.calls().get, 2);
@@ -223,10 +196,7 @@ async fn subnetpool_prefixlens_may_be_strings() {
          "min_prefixlen": 64, "max_prefixlen": 128, "ip_version": 6}
     ]});
     let server = serve([on("GET", "/v2.0/subnetpools").respond_with(json_reply(200, pools))]).await;
-    let pools = noauth(&server)
-        .list_subnetpools(&Query::new())
-        .await
-        .unwrap();
+    let pools = noauth(&server).list_subnetpools(&Query::new()).await.unwrap();
     assert_eq!(pools[0].default_prefixlen, Some(24));
     assert_eq!(pools[1].max_prefixlen, Some(128));
 }
@@ -243,18 +213,12 @@ async fn trunk_subport_calls_take_unwrapped_replies() {
             .respond_with(json_reply(200, trunk)),
         on("PUT", "/v2.0/trunks/t1/remove_subports")
             .and(body_json(json!({"sub_ports": [{"port_id": "sp1"}]})))
-            .respond_with(json_reply(
-                200,
-                json!({"trunk": {"id": "t1", "sub_ports": []}}),
-            )),
+            .respond_with(json_reply(200, json!({"trunk": {"id": "t1", "sub_ports": []}}))),
         on("GET", "/v2.0/trunks/t1/get_subports").respond_with(json_reply(200, listed)),
     ])
     .await;
     let neutron = noauth(&server);
-    let t = neutron
-        .add_subports("t1", &[SubPort::vlan("sp1", 100)])
-        .await
-        .unwrap();
+    let t = neutron.add_subports("t1", &[SubPort::vlan("sp1", 100)]).await.unwrap();
     assert_eq!(t.sub_ports[0].segmentation_id, Some(100));
     let subs = neutron.get_subports("t1").await.unwrap();
     assert_eq!(subs[0].mac_address.as_deref(), Some("fa:16:3e:00:00:01"));
@@ -287,18 +251,12 @@ async fn bulk_create_and_if_match() {
     let neutron = noauth(&server);
     let bodies: Vec<PortCreate> = ["a", "b"]
         .iter()
-        .map(|n| PortCreate {
-            name: Some(n.to_string()),
-            ..PortCreate::new("n")
-        })
+        .map(|n| PortCreate { name: Some(n.to_string()), ..PortCreate::new("n") })
         .collect();
     let ports = neutron.create_ports(&bodies).await.unwrap();
     assert_eq!(ports.len(), 2);
     assert!(neutron.create_ports(&[]).await.unwrap().is_empty());
-    let err = neutron
-        .update_port_if_revision("1", &PortUpdate::default(), 4)
-        .await
-        .unwrap_err();
+    let err = neutron.update_port_if_revision("1", &PortUpdate::default(), 4).await.unwrap_err();
     assert!(err.is_precondition_failed());
     assert_eq!(err.neutron_type(), Some("RevisionNumberConstraintFailed"));
     assert_eq!(neutron.calls().post, 1, "an empty bulk sends nothing");
@@ -320,21 +278,9 @@ async fn tag_calls() {
     ])
     .await;
     let neutron = noauth(&server);
-    neutron
-        .add_tag(Resource::Networks, "n1", "a b/c")
-        .await
-        .unwrap();
-    assert_eq!(
-        neutron
-            .replace_tags(Resource::Ports, "p1", &["x", "y"])
-            .await
-            .unwrap(),
-        ["x", "y"]
-    );
-    neutron
-        .remove_tag(Resource::SecurityGroups, "sg", "x")
-        .await
-        .unwrap();
+    neutron.add_tag(Resource::Networks, "n1", "a b/c").await.unwrap();
+    assert_eq!(neutron.replace_tags(Resource::Ports, "p1", &["x", "y"]).await.unwrap(), ["x", "y"]);
+    neutron.remove_tag(Resource::SecurityGroups, "sg", "x").await.unwrap();
 }
 
 #[tokio::test]
@@ -345,10 +291,7 @@ async fn list_with_security_group_key() {
              "port_range_min": null, "remote_ip_prefix": null}]}]});
     let server =
         serve([on("GET", "/v2.0/security-groups").respond_with(json_reply(200, groups))]).await;
-    let groups = noauth(&server)
-        .list_security_groups(&Query::new())
-        .await
-        .unwrap();
+    let groups = noauth(&server).list_security_groups(&Query::new()).await.unwrap();
     assert_eq!(groups[0].security_group_rules[0].direction, "egress");
 }
 
@@ -360,10 +303,7 @@ async fn raw_requests_for_uncovered_calls() {
     let neutron = noauth(&server);
     let v: Value = neutron
         .client()
-        .send_json(&openstack::ApiRequest::new(
-            openstack::Method::GET,
-            "/v2.0/routers",
-        ))
+        .send_json(&openstack::ApiRequest::new(openstack::Method::GET, "/v2.0/routers"))
         .await
         .unwrap();
     assert_eq!(v, json!({"routers": []}));

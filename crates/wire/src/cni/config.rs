@@ -128,13 +128,8 @@ pub struct NeutronConfig {
 
 impl NeutronConfig {
     /// The keys this version understands.
-    pub const KEYS: [&'static str; 5] = [
-        "network",
-        "subnet",
-        "security_groups",
-        "project",
-        "namespace_networks",
-    ];
+    pub const KEYS: [&'static str; 5] =
+        ["network", "subnet", "security_groups", "project", "namespace_networks"];
 
     /// Error 2 for an unknown key (naming key and value), error 7 for an
     /// empty name.
@@ -146,16 +141,11 @@ impl NeutronConfig {
                 format!("the neutron section accepts: {}", Self::KEYS.join(", ")),
             ));
         }
-        let names = [
-            ("network", &self.network),
-            ("subnet", &self.subnet),
-            ("project", &self.project),
-        ];
+        let names =
+            [("network", &self.network), ("subnet", &self.subnet), ("project", &self.project)];
         for (key, value) in names {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                return Err(CniError::invalid_config(format!(
-                    "neutron.{key} must not be empty"
-                )));
+                return Err(CniError::invalid_config(format!("neutron.{key} must not be empty")));
             }
         }
         if let Some((ns, _)) = self
@@ -168,12 +158,7 @@ impl NeutronConfig {
                 "neutron.namespace_networks[{ns:?}]: namespace and network must not be empty"
             )));
         }
-        if let Some(i) = self
-            .security_groups
-            .iter()
-            .flatten()
-            .position(|sg| sg.trim().is_empty())
-        {
+        if let Some(i) = self.security_groups.iter().flatten().position(|sg| sg.trim().is_empty()) {
             return Err(CniError::invalid_config(format!(
                 "neutron.security_groups[{i}] must not be empty"
             )));
@@ -197,9 +182,7 @@ fn null_as_empty<'de, D>(d: D) -> Result<Option<Vec<GcAttachment>>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    Ok(Some(
-        Option::<Vec<GcAttachment>>::deserialize(d)?.unwrap_or_default(),
-    ))
+    Ok(Some(Option::<Vec<GcAttachment>>::deserialize(d)?.unwrap_or_default()))
 }
 
 impl NetConf {
@@ -207,9 +190,7 @@ impl NetConf {
     /// object of the right shape.
     pub fn from_value(value: &Value) -> Result<Self, CniError> {
         if !value.is_object() {
-            return Err(CniError::decode(
-                "network configuration must be a JSON object",
-            ));
+            return Err(CniError::decode("network configuration must be a JSON object"));
         }
         super::decode(value, "network configuration")
     }
@@ -247,9 +228,7 @@ impl NetConf {
         }
         match self.name.as_deref() {
             None | Some("") => {
-                return Err(CniError::invalid_config(
-                    "network configuration has no name",
-                ))
+                return Err(CniError::invalid_config("network configuration has no name"))
             }
             Some(name) => validate_network_name(name)?,
         }
@@ -263,19 +242,14 @@ impl NetConf {
             None | Some(Value::Null) => Ok(None),
             Some(value) => AddResult::parse_as_latest(value, version)
                 .map(Some)
-                .map_err(|e| CniError {
-                    msg: format!("prevResult: {}", e.msg),
-                    ..e
-                }),
+                .map_err(|e| CniError { msg: format!("prevResult: {}", e.msg), ..e }),
         }
     }
 
     /// The `GC` list of valid attachments (`cni.dev/valid-attachments`,
     /// else `cni.dev/attachments`), if given.
     pub fn gc_attachments(&self) -> Option<&[GcAttachment]> {
-        self.valid_attachments
-            .as_deref()
-            .or(self.attachments.as_deref())
+        self.valid_attachments.as_deref().or(self.attachments.as_deref())
     }
 }
 
@@ -365,10 +339,8 @@ impl NetConfList {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         config.insert("type".into(), Value::String(plugin.plugin_type.clone()));
-        config.insert(
-            "cniVersion".into(),
-            Value::String(self.select_version()?.as_str().to_owned()),
-        );
+        config
+            .insert("cniVersion".into(), Value::String(self.select_version()?.as_str().to_owned()));
         config.insert("name".into(), Value::String(self.name.clone()));
         let runtime_config: Map<String, Value> = plugin
             .capabilities

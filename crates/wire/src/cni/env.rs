@@ -84,10 +84,8 @@ impl FromStr for CniCommand {
             "GC" => Self::Gc,
             "STATUS" => Self::Status,
             other => {
-                return Err(
-                    CniError::invalid_env(format!("invalid {ENV_COMMAND} {other:?}"))
-                        .with_details("expected one of ADD, DEL, CHECK, VERSION, GC, STATUS"),
-                )
+                return Err(CniError::invalid_env(format!("invalid {ENV_COMMAND} {other:?}"))
+                    .with_details("expected one of ADD, DEL, CHECK, VERSION, GC, STATUS"))
             }
         })
     }
@@ -100,9 +98,7 @@ spelled_as_str!(CniCommand, |e: CniError| e.msg);
 /// Checks a container id: not empty, starts with an ASCII alphanumeric,
 /// then alphanumerics, `_`, `.` or `-`.
 pub fn validate_container_id(id: &str) -> Result<(), CniError> {
-    require_cni_name(id, || {
-        CniError::invalid_env(format!("invalid {ENV_CONTAINERID} {id:?}"))
-    })
+    require_cni_name(id, || CniError::invalid_env(format!("invalid {ENV_CONTAINERID} {id:?}")))
 }
 
 /// Checks an interface name the way Linux and the spec do: not empty, at
@@ -111,30 +107,20 @@ pub fn validate_ifname(name: &str) -> Result<(), CniError> {
     let problem = if name.is_empty() {
         "must not be empty".to_owned()
     } else if name.len() > MAX_IFNAME_LEN {
-        format!(
-            "is {} bytes long, at most {MAX_IFNAME_LEN} allowed",
-            name.len()
-        )
+        format!("is {} bytes long, at most {MAX_IFNAME_LEN} allowed", name.len())
     } else if name == "." || name == ".." {
         "must not be \".\" or \"..\"".to_owned()
-    } else if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
+    } else if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
         "must not contain '/', ':' or whitespace".to_owned()
     } else {
         return Ok(());
     };
-    Err(CniError::invalid_env(format!(
-        "invalid {ENV_IFNAME} {name:?}: {problem}"
-    )))
+    Err(CniError::invalid_env(format!("invalid {ENV_IFNAME} {name:?}: {problem}")))
 }
 
 /// Checks a network name: same characters as a container id.
 pub fn validate_network_name(name: &str) -> Result<(), CniError> {
-    require_cni_name(name, || {
-        CniError::invalid_config(format!("invalid network name {name:?}"))
-    })
+    require_cni_name(name, || CniError::invalid_config(format!("invalid network name {name:?}")))
 }
 
 /// `Ok` for a name [`is_cni_name`] accepts, else `error()` with the rule
@@ -206,13 +192,9 @@ impl CniArgs {
 
     /// Builds from a map (the daemon protocol carries a map).
     pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, CniError> {
-        let args = Self {
-            pairs: map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        };
+        let args = Self { pairs: map.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
         if let Some(key) = args.pairs.iter().map(|(k, _)| k).find(|k| k.is_empty()) {
-            return Err(CniError::invalid_env(format!(
-                "invalid {ENV_ARGS}: empty key {key:?}"
-            )));
+            return Err(CniError::invalid_env(format!("invalid {ENV_ARGS}: empty key {key:?}")));
         }
         args.parse_ignore_unknown()?;
         Ok(args)
@@ -235,11 +217,7 @@ impl CniArgs {
 
     /// The value of `key` (the last one if repeated).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Whether `IgnoreUnknown` is `1` or `true` (any case).
@@ -301,14 +279,12 @@ impl CniArgs {
         if unknown.is_empty() || self.ignore_unknown() {
             return Ok(());
         }
-        Err(
-            CniError::invalid_env(format!("unknown {ENV_ARGS} keys: {}", unknown.join(", ")))
-                .with_details(format!(
-                    "known keys: {}; set {}=1 to ignore others",
-                    known.join(", "),
-                    Self::IGNORE_UNKNOWN
-                )),
-        )
+        Err(CniError::invalid_env(format!("unknown {ENV_ARGS} keys: {}", unknown.join(", ")))
+            .with_details(format!(
+                "known keys: {}; set {}=1 to ignore others",
+                known.join(", "),
+                Self::IGNORE_UNKNOWN
+            )))
     }
 }
 
@@ -377,13 +353,8 @@ impl CniEnv {
     /// Applies the spec's per-command rules: required variables present,
     /// container id and interface name well-formed, netns absolute.
     pub fn validate(&self) -> Result<(), CniError> {
-        let missing: Vec<&str> = self
-            .command
-            .required_vars()
-            .iter()
-            .copied()
-            .filter(|var| !self.is_set(var))
-            .collect();
+        let missing: Vec<&str> =
+            self.command.required_vars().iter().copied().filter(|var| !self.is_set(var)).collect();
         if !missing.is_empty() {
             return Err(CniError::invalid_env(format!(
                 "required environment variables missing for {}: {}",
@@ -430,8 +401,5 @@ pub fn validate_netns(netns: &str) -> Result<(), CniError> {
 }
 
 fn split_path(path: &str) -> Vec<String> {
-    path.split(':')
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect()
+    path.split(':').filter(|p| !p.is_empty()).map(str::to_owned).collect()
 }

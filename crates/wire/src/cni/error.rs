@@ -117,11 +117,7 @@ macro_rules! with_code {
 impl CniError {
     /// An error with any code and no details.
     pub fn new(code: ErrorCode, msg: impl Into<String>) -> Self {
-        Self {
-            code,
-            msg: msg.into(),
-            details: String::new(),
-        }
+        Self { code, msg: msg.into(), details: String::new() }
     }
 
     /// Replaces the details.
@@ -206,10 +202,6 @@ pub struct ErrorReply {
 
 impl From<ErrorReply> for CniError {
     fn from(reply: ErrorReply) -> Self {
-        Self {
-            code: ErrorCode::from_code(reply.code),
-            msg: reply.msg,
-            details: reply.details,
-        }
+        Self { code: ErrorCode::from_code(reply.code), msg: reply.msg, details: reply.details }
     }
 }

@@ -87,12 +87,7 @@ pub struct IpConfig {
 impl IpConfig {
     /// An address on interface `interface`, without the version field.
     pub fn new(address: IpNet, gateway: Option<IpAddr>, interface: Option<u32>) -> Self {
-        Self {
-            version: None,
-            address,
-            gateway,
-            interface,
-        }
+        Self { version: None, address, gateway, interface }
     }
 
     /// `"4"` or `"6"` for the address family.
@@ -132,15 +127,7 @@ pub struct Route {
 impl Route {
     /// A route to `dst` via `gw`, with no 1.1.0 attributes.
     pub fn new(dst: IpNet, gw: Option<IpAddr>) -> Self {
-        Self {
-            dst,
-            gw,
-            mtu: None,
-            advmss: None,
-            priority: None,
-            table: None,
-            scope: None,
-        }
+        Self { dst, gw, mtu: None, advmss: None, priority: None, table: None, scope: None }
     }
 
     fn strip_extended(&mut self) {
@@ -244,9 +231,7 @@ impl AddResult {
         let mut out = self.clone();
         out.cni_version = Some(version.as_str().to_owned());
         for ip in &mut out.ips {
-            ip.version = version
-                .has_ip_version_field()
-                .then(|| ip.family().to_owned());
+            ip.version = version.has_ip_version_field().then(|| ip.family().to_owned());
         }
         if !version.has_extended_fields() {
             for iface in &mut out.interfaces {

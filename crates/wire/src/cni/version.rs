@@ -29,13 +29,8 @@ impl CniVersion {
     pub const LATEST: CniVersion = CniVersion::V1_1_0;
 
     /// Every supported version, oldest first (what `VERSION` reports).
-    pub const SUPPORTED: [CniVersion; 5] = [
-        Self::V0_3_0,
-        Self::V0_3_1,
-        Self::V0_4_0,
-        Self::V1_0_0,
-        Self::V1_1_0,
-    ];
+    pub const SUPPORTED: [CniVersion; 5] =
+        [Self::V0_3_0, Self::V0_3_1, Self::V0_4_0, Self::V1_0_0, Self::V1_1_0];
 
     /// The version string, e.g. `"1.1.0"`.
     pub fn as_str(self) -> &'static str {
@@ -137,8 +132,5 @@ impl VersionResult {
 /// input version is worth echoing.
 fn is_semver_like(v: &str) -> bool {
     let parts: Vec<&str> = v.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }

@@ -31,12 +31,8 @@ where
     T::Err: Display,
     E: serde::de::Error,
 {
-    s.parse().map_err(|e| {
-        E::custom(format_args!(
-            "invalid value {s:?} ({e}), expected {}",
-            T::EXPECTED
-        ))
-    })
+    s.parse()
+        .map_err(|e| E::custom(format_args!("invalid value {s:?} ({e}), expected {}", T::EXPECTED)))
 }
 
 /// `null` becomes `T::default()`: Go sends a nil map or slice as `null`.

@@ -303,9 +303,7 @@ impl Serialize for Request {
 /// with its own message).
 fn require_object(body: &[u8]) -> Result<(), BodyError> {
     if body.trim_ascii_start().first() == Some(&b'[') {
-        return Err(BodyError::Invalid(
-            "invalid type: array, expected a JSON object".into(),
-        ));
+        return Err(BodyError::Invalid("invalid type: array, expected a JSON object".into()));
     }
     Ok(())
 }
@@ -337,9 +335,7 @@ pub struct ActivateResponse {
 impl ActivateResponse {
     /// What Kuryr implements: `["NetworkDriver", "IpamDriver"]`.
     pub fn kuryr() -> Self {
-        Self {
-            implements: vec!["NetworkDriver".to_owned(), "IpamDriver".to_owned()],
-        }
+        Self { implements: vec!["NetworkDriver".to_owned(), "IpamDriver".to_owned()] }
     }
 }
 

@@ -71,11 +71,7 @@ where
     #[derive(Deserialize)]
     struct Prefix(#[serde(with = "text")] IpNet);
     let map: Option<BTreeMap<String, Prefix>> = Option::deserialize(d)?;
-    Ok(map
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, Prefix(v))| (k, v))
-        .collect())
+    Ok(map.unwrap_or_default().into_iter().map(|(k, Prefix(v))| (k, v)).collect())
 }
 
 /// The `Options` map of `CreateNetwork`.

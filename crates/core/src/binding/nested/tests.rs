@@ -4,18 +4,12 @@ use super::vm_port::merged_pairs;
 use super::*;
 
 fn pair(ip: &str, mac: &str) -> AddressPair {
-    AddressPair {
-        ip_address: ip.into(),
-        mac_address: Some(mac.into()),
-    }
+    AddressPair { ip_address: ip.into(), mac_address: Some(mac.into()) }
 }
 
 #[test]
 fn driver_names() {
-    assert_eq!(
-        NestedMode::from_driver("macvlan"),
-        Some(NestedMode::Macvlan)
-    );
+    assert_eq!(NestedMode::from_driver("macvlan"), Some(NestedMode::Macvlan));
     assert_eq!(NestedMode::from_driver("nested"), Some(NestedMode::Macvlan));
     assert_eq!(NestedMode::from_driver("vlan"), Some(NestedMode::Vlan));
     assert_eq!(NestedMode::from_driver("ipvlan"), Some(NestedMode::Ipvlan));
@@ -29,16 +23,9 @@ fn driver_names() {
 #[test]
 fn pairs_merge_keeps_others() {
     let other = pair("10.0.0.9", "fa:16:3e:00:00:09");
-    let vip = AddressPair {
-        ip_address: "10.0.0.0/24".into(),
-        mac_address: None,
-    };
+    let vip = AddressPair { ip_address: "10.0.0.0/24".into(), mac_address: None };
     let mine = pair("10.0.0.5", "fa:16:3e:00:00:05");
-    let merged = merged_pairs(
-        &[other.clone(), vip.clone()],
-        std::slice::from_ref(&mine),
-        &[],
-    );
+    let merged = merged_pairs(&[other.clone(), vip.clone()], std::slice::from_ref(&mine), &[]);
     assert_eq!(merged, vec![other.clone(), vip.clone(), mine.clone()]);
     let again = merged_pairs(&merged, &[pair("10.0.0.5", "FA:16:3E:00:00:05")], &[]);
     assert_eq!(again, merged);
@@ -57,9 +44,7 @@ fn pairs_merge_keeps_others() {
 
 #[test]
 fn free_vlan_avoids_used_ids() {
-    let used: Vec<SubPort> = (1..=4093)
-        .map(|id| SubPort::vlan(format!("p{id}"), id))
-        .collect();
+    let used: Vec<SubPort> = (1..=4093).map(|id| SubPort::vlan(format!("p{id}"), id)).collect();
     assert_eq!(pick_free_vlan(&used), Some(4094));
     let mut all = used;
     all.push(SubPort::vlan("last", 4094));

@@ -25,35 +25,23 @@ impl VmPortClient {
     /// `GET /ports?mac_address=`, then cached). Upstream kuryr-kubernetes
     /// finds it by the node's IP instead; the MAC names the NIC exactly.
     pub async fn vm_port(&self, for_port: &str) -> Result<&VmPort, BindError> {
-        self.vm_port
-            .get_or_try_init(|| self.find_vm_port(for_port))
-            .await
+        self.vm_port.get_or_try_init(|| self.find_vm_port(for_port)).await
     }
 
     async fn find_vm_port(&self, for_port: &str) -> Result<VmPort, BindError> {
-        let nested = |reason: String| BindError::Nested {
-            port_id: for_port.to_string(),
-            reason,
-        };
+        let nested = |reason: String| BindError::Nested { port_id: for_port.to_string(), reason };
         let link = self
             .netlink
             .link(&self.link_iface)
             .await
-            .map_err(|source| BindError::Plumbing {
-                port_id: for_port.to_string(),
-                source,
-            })?;
-        let mac = link
-            .mac
-            .ok_or_else(|| nested(format!("link_iface {} has no MAC", self.link_iface)))?;
+            .map_err(|source| BindError::Plumbing { port_id: for_port.to_string(), source })?;
+        let mac =
+            link.mac.ok_or_else(|| nested(format!("link_iface {} has no MAC", self.link_iface)))?;
         let found = self
             .neutron
             .list_ports(&Query::new().mac_address(mac.to_string()))
             .await
-            .map_err(|source| BindError::Neutron {
-                port_id: for_port.to_string(),
-                source,
-            })?;
+            .map_err(|source| BindError::Neutron { port_id: for_port.to_string(), source })?;
         let port = match found.as_slice() {
             [one] => one,
             [] => {
@@ -89,10 +77,7 @@ impl VmPortClient {
         remove: &[AddressPair],
     ) -> Result<(), BindError> {
         let vm = self.vm_port(for_port).await?.clone();
-        let neutron_err = |source| BindError::Neutron {
-            port_id: for_port.to_string(),
-            source,
-        };
+        let neutron_err = |source| BindError::Neutron { port_id: for_port.to_string(), source };
         let mut cached = self.pairs.lock().await;
         for attempt in 1..=MAX_ATTEMPTS {
             let state = match cached.take() {
@@ -109,15 +94,10 @@ impl VmPortClient {
                 *cached = Some(state);
                 return Ok(());
             }
-            let body = PortUpdate {
-                allowed_address_pairs: Some(wanted),
-                ..PortUpdate::default()
-            };
+            let body = PortUpdate { allowed_address_pairs: Some(wanted), ..PortUpdate::default() };
             let reply = match state.revision {
                 Some(revision) => {
-                    self.neutron
-                        .update_port_if_revision(&vm.id, &body, revision)
-                        .await
+                    self.neutron.update_port_if_revision(&vm.id, &body, revision).await
                 }
                 // No revision-if-match in this Neutron: last writer wins.
                 None => self.neutron.update_port(&vm.id, &body).await,
@@ -168,15 +148,8 @@ impl VmPortClient {
     pub async fn add_subport(&self, port_id: &str) -> Result<u16, BindError> {
         let vm = self.vm_port(port_id).await?;
         let trunk_id = self.trunk_id(vm, port_id)?;
-        let neutron_err = |source| BindError::Neutron {
-            port_id: port_id.to_string(),
-            source,
-        };
-        let mut sub_ports = self
-            .neutron
-            .get_subports(trunk_id)
-            .await
-            .map_err(neutron_err)?;
+        let neutron_err = |source| BindError::Neutron { port_id: port_id.to_string(), source };
+        let mut sub_ports = self.neutron.get_subports(trunk_id).await.map_err(neutron_err)?;
         for attempt in 1..=MAX_ATTEMPTS {
             if let Some(id) = vlan_of(&sub_ports, port_id) {
                 return Ok(id);
@@ -193,11 +166,7 @@ impl VmPortClient {
                 }
                 Err(err) if err.is_conflict() && attempt < MAX_ATTEMPTS => {
                     debug!(port_id, vlan_id, attempt, %err, "VLAN id taken meanwhile; re-reading the trunk");
-                    sub_ports = self
-                        .neutron
-                        .get_subports(trunk_id)
-                        .await
-                        .map_err(neutron_err)?;
+                    sub_ports = self.neutron.get_subports(trunk_id).await.map_err(neutron_err)?;
                 }
                 Err(err) => return Err(neutron_err(err)),
             }
@@ -215,10 +184,7 @@ impl VmPortClient {
         match self.neutron.remove_subports(trunk_id, &[port_id]).await {
             Ok(_) => Ok(()),
             Err(err) if err.is_not_found() => Ok(()),
-            Err(source) => Err(BindError::Neutron {
-                port_id: port_id.to_string(),
-                source,
-            }),
+            Err(source) => Err(BindError::Neutron { port_id: port_id.to_string(), source }),
         }
     }
 }
@@ -243,17 +209,11 @@ pub(super) fn pairs_refused(port_id: &str, vm_port: &str, err: openstack::Error)
             }
         }
     };
-    BindError::Nested {
-        port_id: port_id.to_string(),
-        reason,
-    }
+    BindError::Nested { port_id: port_id.to_string(), reason }
 }
 
 pub(super) fn pairs_state(port: &Port) -> PairsState {
-    PairsState {
-        pairs: port.allowed_address_pairs.clone(),
-        revision: port.revision_number,
-    }
+    PairsState { pairs: port.allowed_address_pairs.clone(), revision: port.revision_number }
 }
 
 /// `current` without the pairs in `remove`, then with the pairs of `add`
@@ -264,11 +224,8 @@ pub(crate) fn merged_pairs(
     add: &[AddressPair],
     remove: &[AddressPair],
 ) -> Vec<AddressPair> {
-    let mut out: Vec<AddressPair> = current
-        .iter()
-        .filter(|p| !remove.iter().any(|r| same_pair(p, r)))
-        .cloned()
-        .collect();
+    let mut out: Vec<AddressPair> =
+        current.iter().filter(|p| !remove.iter().any(|r| same_pair(p, r))).cloned().collect();
     for pair in add {
         if !out.iter().any(|p| same_pair(p, pair)) {
             out.push(pair.clone());

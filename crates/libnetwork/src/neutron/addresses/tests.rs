@@ -9,46 +9,25 @@ fn pool(cidr: &str, gateway: Option<&str>) -> PoolInfo {
         gateway_ip: Some(gw.parse().expect("ip")),
         ..Subnet::default()
     });
-    PoolInfo {
-        cidr: cidr.parse().expect("cidr"),
-        sub_pool: None,
-        subnet,
-    }
+    PoolInfo { cidr: cidr.parse().expect("cidr"), sub_pool: None, subnet }
 }
 
 #[test]
 fn gateway_before_subnet_exists() {
     let p = pool("10.10.1.0/24", None);
-    assert_eq!(
-        gateway_address(&p, None).expect("ok").to_string(),
-        "10.10.1.1/24"
-    );
+    assert_eq!(gateway_address(&p, None).expect("ok").to_string(), "10.10.1.1/24");
     let gw = "10.10.1.254".parse().ok();
-    assert_eq!(
-        gateway_address(&p, gw).expect("ok").to_string(),
-        "10.10.1.254/24"
-    );
+    assert_eq!(gateway_address(&p, gw).expect("ok").to_string(), "10.10.1.254/24");
     let outside = "10.10.2.1".parse().ok();
-    assert_eq!(
-        gateway_address(&p, outside).expect_err("bad").http_status(),
-        400
-    );
+    assert_eq!(gateway_address(&p, outside).expect_err("bad").http_status(), 400);
 }
 
 #[test]
 fn gateway_of_existing_subnet() {
     let p = pool("10.10.1.0/24", Some("10.10.1.1"));
-    assert_eq!(
-        gateway_address(&p, None).expect("ok").to_string(),
-        "10.10.1.1/24"
-    );
+    assert_eq!(gateway_address(&p, None).expect("ok").to_string(), "10.10.1.1/24");
     let other = "10.10.1.2".parse().ok();
-    assert_eq!(
-        gateway_address(&p, other)
-            .expect_err("conflict")
-            .http_status(),
-        409
-    );
+    assert_eq!(gateway_address(&p, other).expect_err("conflict").http_status(), 409);
 }
 
 const SUBNET_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
@@ -107,10 +86,7 @@ async fn releasing_an_address_touches_only_its_own_subnets_port() {
     let cache = driver.cache();
     assert!(!cache.addresses.contains_key(&SubnetAddr::new(SUBNET_A, ip)));
     assert_eq!(
-        cache
-            .addresses
-            .get(&SubnetAddr::new(SUBNET_B, ip))
-            .map(|p| p.id.as_str()),
+        cache.addresses.get(&SubnetAddr::new(SUBNET_B, ip)).map(|p| p.id.as_str()),
         Some("port-b")
     );
 }

@@ -29,23 +29,14 @@ async fn claimed_body(primary: Port) -> serde_json::Value {
     fake.ok("PUT", "/v2.0/ports/p1", json!({"port": primary.clone()}));
     fake.ok("PUT", "/v2.0/ports/p1/tags", json!({"tags": []}));
     let driver = fake.driver().await;
-    let owner = Owner::DockerEndpoint {
-        endpoint: EP.into(),
-        docker_network: NET.into(),
-    };
-    driver
-        .claim_port(&owner, vec![primary], None)
-        .await
-        .expect("claimed");
+    let owner = Owner::DockerEndpoint { endpoint: EP.into(), docker_network: NET.into() };
+    driver.claim_port(&owner, vec![primary], None).await.expect("claimed");
     fake.calls()[0].body["port"].clone()
 }
 
 /// `EndpointOperInfo` of [`EP`] on [`NET`].
 async fn oper_info(driver: &KuryrDriver) -> EndpointOperInfoResponse {
-    let request = EndpointOperInfoRequest {
-        network_id: NET.into(),
-        endpoint_id: EP.into(),
-    };
+    let request = EndpointOperInfoRequest { network_id: NET.into(), endpoint_id: EP.into() };
     driver.endpoint_oper_info(request).await.expect("ok")
 }
 
@@ -80,25 +71,16 @@ fn cached_endpoint(active_seen: Option<Instant>) -> EndpointInfo {
 #[tokio::test]
 async fn endpoint_oper_info_reports_neutrons_status() {
     let fake = FakeNeutron::start().await;
-    fake.get(
-        "/v2.0/ports/p1",
-        json!({"port": {"id": "p1", "status": "DOWN"}}),
-    );
+    fake.get("/v2.0/ports/p1", json!({"port": {"id": "p1", "status": "DOWN"}}));
     let driver = fake.driver().await;
-    driver
-        .cache()
-        .endpoints
-        .insert(EP.into(), cached_endpoint(Some(Instant::now())));
+    driver.cache().endpoints.insert(EP.into(), cached_endpoint(Some(Instant::now())));
     let fresh = oper_info(&driver).await;
     assert_eq!(fresh.value["status"], "ACTIVE");
     assert_eq!(fresh.value["port_id"], "p1");
     assert!(fake.calls().is_empty());
 
     let long_ago = Instant::now().checked_sub(ACTIVE_SEEN_FRESH + Duration::from_secs(1));
-    driver
-        .cache()
-        .endpoints
-        .insert(EP.into(), cached_endpoint(long_ago));
+    driver.cache().endpoints.insert(EP.into(), cached_endpoint(long_ago));
     let later = oper_info(&driver).await;
     assert_eq!(later.value["status"], "DOWN");
     assert_eq!(fake.lines(), vec!["GET /v2.0/ports/p1"]);
@@ -118,10 +100,7 @@ async fn endpoint_subnets_are_read_fresh() {
         ]}),
     );
     let driver = fake.driver().await;
-    let stale = vec![Subnet {
-        id: "s1".into(),
-        ..Subnet::default()
-    }];
+    let stale = vec![Subnet { id: "s1".into(), ..Subnet::default() }];
     let subnets = driver.port_subnets("n1", &port(&[], "x"), &stale).await;
     assert_eq!(subnets.len(), 1, "only the port's subnet");
     assert_eq!(

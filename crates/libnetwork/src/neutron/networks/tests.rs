@@ -15,9 +15,7 @@ fn user_subnet() -> Subnet {
 
 fn existing_family() -> Family {
     Family {
-        id: PoolId::Existing {
-            subnet: "s-user".into(),
-        },
+        id: PoolId::Existing { subnet: "s-user".into() },
         info: PoolInfo {
             cidr: "10.1.2.0/24".parse().expect("cidr"),
             sub_pool: None,
@@ -43,10 +41,8 @@ async fn a_users_subnet_does_not_make_its_network_kuryrs() {
     let driver = fake.driver().await;
     let opts = NetOptions::parse(&BTreeMap::new(), PoolSettings::default()).expect("no options");
     let families = [existing_family()];
-    let (network, adopted) = driver
-        .network_for(DOCKER_NET, &opts, None, &families)
-        .await
-        .expect("a new network");
+    let (network, adopted) =
+        driver.network_for(DOCKER_NET, &opts, None, &families).await.expect("a new network");
     assert_eq!(network.id, "n-new");
     assert!(!adopted);
     let err = driver
@@ -55,15 +51,9 @@ async fn a_users_subnet_does_not_make_its_network_kuryrs() {
         .expect_err("the subnet is on another network");
     assert_eq!(err.http_status(), 400);
     assert!(err.message.contains("-o neutron.net.uuid=n-user"), "{err}");
-    let touched: Vec<String> = fake
-        .lines()
-        .into_iter()
-        .filter(|l| l.contains("n-user") || l.contains("s-user"))
-        .collect();
-    assert!(
-        touched.is_empty(),
-        "the user's objects were touched: {touched:?}"
-    );
+    let touched: Vec<String> =
+        fake.lines().into_iter().filter(|l| l.contains("n-user") || l.contains("s-user")).collect();
+    assert!(touched.is_empty(), "the user's objects were touched: {touched:?}");
 }
 
 /// The same subnet on its adopted network is used as it is: not renamed
@@ -72,15 +62,9 @@ async fn a_users_subnet_does_not_make_its_network_kuryrs() {
 async fn a_users_subnet_on_the_adopted_network_is_left_as_is() {
     let fake = FakeNeutron::start().await;
     let driver = fake.driver().await;
-    let network = Network {
-        id: "n-user".into(),
-        subnets: vec!["s-user".into()],
-        ..Network::default()
-    };
-    let subnet = driver
-        .ensure_subnet(&network, &existing_family())
-        .await
-        .expect("used as is");
+    let network =
+        Network { id: "n-user".into(), subnets: vec!["s-user".into()], ..Network::default() };
+    let subnet = driver.ensure_subnet(&network, &existing_family()).await.expect("used as is");
     assert_eq!(subnet.name, "user-subnet");
     assert!(fake.calls().is_empty(), "{:?}", fake.lines());
 }
@@ -88,19 +72,13 @@ async fn a_users_subnet_on_the_adopted_network_is_left_as_is() {
 /// `ensure_subnet` of [`dedicated_family`] on network `n1`.
 async fn ensure_dedicated_subnet(fake: &FakeNeutron) -> DriverResult<Subnet> {
     let driver = fake.driver().await;
-    driver
-        .ensure_subnet(&network("n1"), &dedicated_family())
-        .await
+    driver.ensure_subnet(&network("n1"), &dedicated_family()).await
 }
 
 fn dedicated_family() -> Family {
     Family {
         id: PoolId::Dedicated { pool: "p1".into() },
-        info: PoolInfo {
-            cidr: "10.1.2.0/24".parse().expect("cidr"),
-            sub_pool: None,
-            subnet: None,
-        },
+        info: PoolInfo { cidr: "10.1.2.0/24".parse().expect("cidr"), sub_pool: None, subnet: None },
         gateway: "10.1.2.1".parse().ok(),
     }
 }
@@ -119,10 +97,7 @@ async fn a_created_subnet_is_tagged_with_its_pool() {
     fake.on("PUT", "/v2.0/subnets/s1/tags/p1", 201, Value::Null);
     let subnet = ensure_dedicated_subnet(&fake).await.expect("created");
     assert_eq!(subnet.tags, vec!["p1".to_string()]);
-    assert_eq!(
-        fake.lines(),
-        vec!["POST /v2.0/subnets", "PUT /v2.0/subnets/s1/tags/p1"]
-    );
+    assert_eq!(fake.lines(), vec!["POST /v2.0/subnets", "PUT /v2.0/subnets/s1/tags/p1"]);
 }
 
 /// A subnet that cannot be tagged is not left behind.
@@ -142,14 +117,9 @@ async fn an_untaggable_subnet_is_deleted() {
         json!({"NeutronError": {"type": "PolicyNotAuthorized", "message": "no", "detail": ""}}),
     );
     fake.on("DELETE", "/v2.0/subnets/s1", 204, Value::Null);
-    let err = ensure_dedicated_subnet(&fake)
-        .await
-        .expect_err("tagging failed");
+    let err = ensure_dedicated_subnet(&fake).await.expect_err("tagging failed");
     assert_eq!(err.http_status(), 403);
-    assert_eq!(
-        fake.lines().last().map(String::as_str),
-        Some("DELETE /v2.0/subnets/s1")
-    );
+    assert_eq!(fake.lines().last().map(String::as_str), Some("DELETE /v2.0/subnets/s1"));
 }
 
 /// A driver whose cache holds two user pools of one cidr, `sub-a` of
@@ -171,10 +141,7 @@ fn cache_user_pool(driver: &KuryrDriver, subnet_id: &str, network_id: &str, name
         ..user_subnet()
     };
     driver.cache().pools.insert(
-        PoolId::Existing {
-            subnet: subnet_id.into(),
-        }
-        .to_string(),
+        PoolId::Existing { subnet: subnet_id.into() }.to_string(),
         PoolInfo {
             cidr: "10.1.2.0/24".parse().expect("cidr"),
             sub_pool: None,
@@ -199,23 +166,14 @@ async fn pools_of_one_cidr_are_told_apart_by_the_adopted_network_or_subnet() {
     let fake = FakeNeutron::start().await;
     for _ in 0..16 {
         let driver = two_user_pools(&fake).await;
-        let network_b = Network {
-            id: "n-b".into(),
-            ..Network::default()
-        };
+        let network_b = Network { id: "n-b".into(), ..Network::default() };
         let family = driver
             .family_for(&ipam_data(), &PoolOptions::default(), Some(&network_b))
             .await
             .expect("found");
         assert_eq!(family.id.to_string(), format!("subnet:{SUBNET_B}"));
-        let named_a = PoolOptions {
-            subnet_name: Some("sub-a".into()),
-            ..PoolOptions::default()
-        };
-        let family = driver
-            .family_for(&ipam_data(), &named_a, None)
-            .await
-            .expect("found");
+        let named_a = PoolOptions { subnet_name: Some("sub-a".into()), ..PoolOptions::default() };
+        let family = driver.family_for(&ipam_data(), &named_a, None).await.expect("found");
         assert_eq!(family.id.to_string(), format!("subnet:{SUBNET_A}"));
     }
     assert!(fake.calls().is_empty(), "{:?}", fake.lines());
@@ -229,10 +187,8 @@ async fn an_unhinted_pick_prefers_the_unused_pool_and_is_stable() {
     let fake = FakeNeutron::start().await;
     for _ in 0..16 {
         let driver = two_user_pools(&fake).await;
-        let tie = driver
-            .family_for(&ipam_data(), &PoolOptions::default(), None)
-            .await
-            .expect("found");
+        let tie =
+            driver.family_for(&ipam_data(), &PoolOptions::default(), None).await.expect("found");
         assert_eq!(tie.id.to_string(), format!("subnet:{SUBNET_A}"));
         let used = driver.cache().pools[&tie.id.to_string()].clone();
         driver.cache().networks.insert(
@@ -243,10 +199,8 @@ async fn an_unhinted_pick_prefers_the_unused_pool_and_is_stable() {
                 subnets: used.subnet.into_iter().collect(),
             },
         );
-        let next = driver
-            .family_for(&ipam_data(), &PoolOptions::default(), None)
-            .await
-            .expect("found");
+        let next =
+            driver.family_for(&ipam_data(), &PoolOptions::default(), None).await.expect("found");
         assert_eq!(next.id.to_string(), format!("subnet:{SUBNET_B}"));
     }
 }
@@ -265,11 +219,8 @@ async fn an_adopted_subnet_that_is_the_ip_range_is_used() {
     );
     fake.on("PUT", "/v2.0/subnets/s-range/tags/p1", 201, Value::Null);
     let driver = fake.driver().await;
-    let network = Network {
-        id: "n-user".into(),
-        subnets: vec!["s-range".into()],
-        ..Network::default()
-    };
+    let network =
+        Network { id: "n-user".into(), subnets: vec!["s-range".into()], ..Network::default() };
     let family = Family {
         id: PoolId::Dedicated { pool: "p1".into() },
         info: PoolInfo {
@@ -279,16 +230,10 @@ async fn an_adopted_subnet_that_is_the_ip_range_is_used() {
         },
         gateway: "10.1.2.1".parse().ok(),
     };
-    let subnet = driver
-        .ensure_subnet(&network, &family)
-        .await
-        .expect("adopted");
+    let subnet = driver.ensure_subnet(&network, &family).await.expect("adopted");
     assert_eq!(subnet.id, "s-range");
     assert_eq!(subnet.name, "theirs");
-    assert_eq!(
-        fake.lines(),
-        vec!["GET /v2.0/subnets", "PUT /v2.0/subnets/s-range/tags/p1"]
-    );
+    assert_eq!(fake.lines(), vec!["GET /v2.0/subnets", "PUT /v2.0/subnets/s-range/tags/p1"]);
 }
 
 #[test]
@@ -302,17 +247,12 @@ fn network_options() {
     assert_eq!(opts.v4.pool_name.as_deref(), Some("p"));
     generic.insert("neutron.nett.name".to_string(), "typo".to_string());
     assert_eq!(
-        NetOptions::parse(&generic, PoolSettings::default())
-            .err()
-            .map(|e| e.http_status()),
+        NetOptions::parse(&generic, PoolSettings::default()).err().map(|e| e.http_status()),
         Some(400)
     );
 }
 
 /// A Neutron network known by its id alone.
 fn network(id: &str) -> Network {
-    Network {
-        id: id.into(),
-        ..Network::default()
-    }
+    Network { id: id.into(), ..Network::default() }
 }

@@ -17,30 +17,15 @@ async fn release_of_a_dedicated_pool_untags_an_adopted_subnet() {
         json!({"subnets": [{"id": "s-user", "name": "user-subnet", "network_id": "n-user",
                             "cidr": "10.1.2.0/24", "tags": [pool, "team:blue"]}]}),
     );
-    fake.on(
-        "DELETE",
-        &format!("/v2.0/subnets/s-user/tags/{pool}"),
-        204,
-        Value::Null,
-    );
+    fake.on("DELETE", &format!("/v2.0/subnets/s-user/tags/{pool}"), 204, Value::Null);
     fake.get(
         &format!("/v2.0/subnetpools/{pool}"),
         json!({"subnetpool": {"id": pool, "name": "kuryrPool-10.1.2.0/24",
                                "prefixes": ["10.1.2.0/24"], "tags": []}}),
     );
-    fake.on(
-        "DELETE",
-        &format!("/v2.0/subnetpools/{pool}"),
-        204,
-        Value::Null,
-    );
+    fake.on("DELETE", &format!("/v2.0/subnetpools/{pool}"), 204, Value::Null);
     let driver = fake.driver().await;
-    driver
-        .release_pool(ReleasePoolRequest {
-            pool_id: pool.into(),
-        })
-        .await
-        .expect("released");
+    driver.release_pool(ReleasePoolRequest { pool_id: pool.into() }).await.expect("released");
     let calls = fake.calls();
     assert!(
         calls[0].query.contains(&format!("tags={pool}")),
@@ -50,10 +35,7 @@ async fn release_of_a_dedicated_pool_untags_an_adopted_subnet() {
     let lines = fake.lines();
     assert!(lines.contains(&format!("DELETE /v2.0/subnets/s-user/tags/{pool}")));
     assert!(!lines.contains(&"DELETE /v2.0/subnets/s-user".to_string()));
-    assert_eq!(
-        lines.last(),
-        Some(&format!("DELETE /v2.0/subnetpools/{pool}"))
-    );
+    assert_eq!(lines.last(), Some(&format!("DELETE /v2.0/subnetpools/{pool}")));
 }
 
 /// A `kuryrPool-<cidr>` whose only user is an adopted network's
@@ -76,10 +58,7 @@ async fn a_pool_used_by_an_adopted_subnet_is_not_shared() {
     );
     let driver = fake.driver().await;
     let cidr: IpNet = "10.1.2.0/24".parse().expect("cidr");
-    let err = driver
-        .ensure_dedicated_pool(cidr, None, false)
-        .await
-        .expect_err("taken");
+    let err = driver.ensure_dedicated_pool(cidr, None, false).await.expect_err("taken");
     assert_eq!(err.http_status(), 409);
     assert!(err.message.contains("n-user"), "{err}");
     fake.assert_no("POST");
@@ -101,10 +80,7 @@ async fn with_ip_range_as_subnet_the_range_is_the_pool() {
     );
     let settings = super::super::fake_neutron::settings();
     let driver = fake
-        .driver_with(super::super::DriverSettings {
-            ip_range_as_subnet: true,
-            ..settings
-        })
+        .driver_with(super::super::DriverSettings { ip_range_as_subnet: true, ..settings })
         .await;
     let req = serde_json::from_value(json!({
         "AddressSpace": "no_address_space", "Pool": "10.1.0.0/16",
@@ -114,11 +90,7 @@ async fn with_ip_range_as_subnet_the_range_is_the_pool() {
     let reply = driver.request_pool(req).await.expect("pool");
     assert_eq!(reply.pool.to_string(), "10.1.2.0/24");
     assert_eq!(reply.pool_id, pool);
-    let post = fake
-        .calls()
-        .into_iter()
-        .find(|c| c.method == "POST")
-        .expect("a POST");
+    let post = fake.calls().into_iter().find(|c| c.method == "POST").expect("a POST");
     assert_eq!(post.body["subnetpool"]["name"], "kuryrPool-10.1.2.0/24");
     assert_eq!(post.body["subnetpool"]["prefixes"], json!(["10.1.2.0/24"]));
     // Docker's gateway request outside the range is refused, saying why.
@@ -127,10 +99,7 @@ async fn with_ip_range_as_subnet_the_range_is_the_pool() {
         "Options": {"RequestAddressType": "com.docker.network.gateway"}
     }))
     .expect("request");
-    let err = driver
-        .request_address(gw)
-        .await
-        .expect_err("outside the range");
+    let err = driver.request_address(gw).await.expect_err("outside the range");
     assert_eq!(err.http_status(), 400);
     assert!(err.message.contains("ip_range_as_subnet"), "{err}");
 }
@@ -161,11 +130,7 @@ async fn upstreams_subnet_from_an_operators_pool_is_found_by_cidr() {
                                 "network_id": "n-up", "cidr": "10.1.2.0/24",
                                 "subnetpool_id": "p-op", "tags": ["p-op"]}]}),
         );
-        let tags = if tagged {
-            json!([naming::EXISTING_SUBNETPOOL_TAG])
-        } else {
-            json!([])
-        };
+        let tags = if tagged { json!([naming::EXISTING_SUBNETPOOL_TAG]) } else { json!([]) };
         fake.get(
             "/v2.0/subnetpools/p-op",
             json!({"subnetpool": {"id": "p-op", "name": "operators",
@@ -173,9 +138,7 @@ async fn upstreams_subnet_from_an_operators_pool_is_found_by_cidr() {
         );
         let driver = fake.driver().await;
         let info = driver
-            .lookup_pool(&PoolId::Dedicated {
-                pool: kuryr_pool.into(),
-            })
+            .lookup_pool(&PoolId::Dedicated { pool: kuryr_pool.into() })
             .await
             .expect("looked up");
         assert_eq!(
@@ -201,13 +164,7 @@ fn pool_ids_round_trip() {
 
 #[test]
 fn foreign_pool_ids_are_bad_requests() {
-    for text in [
-        "",
-        "probe-pool-10.98.1.0/24",
-        "abc/notacidr",
-        "subnet:",
-        "x y",
-    ] {
+    for text in ["", "probe-pool-10.98.1.0/24", "abc/notacidr", "subnet:", "x y"] {
         let err = PoolId::parse(text).expect_err(text);
         assert_eq!(err.http_status(), 400, "{text}");
     }

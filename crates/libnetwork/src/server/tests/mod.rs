@@ -25,9 +25,7 @@ struct Reply {
 
 impl Reply {
     fn err(&self) -> &str {
-        self.json["Err"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no Err in {}", self.json))
+        self.json["Err"].as_str().unwrap_or_else(|| panic!("no Err in {}", self.json))
     }
 }
 
@@ -66,12 +64,7 @@ fn assert_error(reply: &Reply, status: StatusCode, err_prefix: &str) {
         "{:?} does not start with {err_prefix:?}",
         reply.err()
     );
-    assert_eq!(
-        reply.json.as_object().unwrap().len(),
-        1,
-        "only Err: {}",
-        reply.json
-    );
+    assert_eq!(reply.json.as_object().unwrap().len(), 1, "only Err: {}", reply.json);
 }
 
 // ---------- the captures, replayed ----------
@@ -91,10 +84,7 @@ async fn replays_every_captured_exchange() {
         assert_eq!(strip_empty(&reply.json), strip_empty(&ex.resp), "{}", ex.at);
     }
     // Every call but Activate reached the driver, in order, with what Docker sent.
-    let forwarded: Vec<_> = all
-        .iter()
-        .filter(|ex| ex.path != "/Plugin.Activate")
-        .collect();
+    let forwarded: Vec<_> = all.iter().filter(|ex| ex.path != "/Plugin.Activate").collect();
     let calls = driver.calls();
     assert_eq!(calls.len(), forwarded.len());
     for (ex, (call, req)) in forwarded.iter().zip(&calls) {
@@ -109,10 +99,7 @@ async fn activate_is_answered_by_the_server() {
     for body in ["", "null", "{}\n"] {
         let reply = post(&app, "/Plugin.Activate", body).await;
         assert_eq!(reply.status, StatusCode::OK);
-        assert_eq!(
-            reply.json,
-            json!({"Implements": ["NetworkDriver", "IpamDriver"]})
-        );
+        assert_eq!(reply.json, json!({"Implements": ["NetworkDriver", "IpamDriver"]}));
     }
     assert!(driver.calls().is_empty());
 }
@@ -120,14 +107,8 @@ async fn activate_is_answered_by_the_server() {
 #[tokio::test]
 async fn calls_without_payload_take_an_empty_body() {
     let (driver, app) = app();
-    driver.reply_with(
-        PluginCall::NetworkGetCapabilities,
-        json!({"Scope": "local"}),
-    );
-    driver.reply_with(
-        PluginCall::IpamGetCapabilities,
-        json!({"RequiresMACAddress": true}),
-    );
+    driver.reply_with(PluginCall::NetworkGetCapabilities, json!({"Scope": "local"}));
+    driver.reply_with(PluginCall::IpamGetCapabilities, json!({"RequiresMACAddress": true}));
     driver.reply_with(
         PluginCall::GetDefaultAddressSpaces,
         json!({"LocalDefaultAddressSpace": "no_address_space", "GlobalDefaultAddressSpace": "no_address_space"}),
@@ -135,10 +116,7 @@ async fn calls_without_payload_take_an_empty_body() {
     let reply = post(&app, "/NetworkDriver.GetCapabilities", "").await;
     assert_eq!(reply.json, json!({"Scope": "local"}));
     let reply = post(&app, "/IpamDriver.GetCapabilities", "").await;
-    assert_eq!(
-        reply.json,
-        json!({"RequiresMACAddress": true, "RequiresRequestReplay": false})
-    );
+    assert_eq!(reply.json, json!({"RequiresMACAddress": true, "RequiresRequestReplay": false}));
     let reply = post(&app, "/IpamDriver.GetDefaultAddressSpaces", "").await;
     assert_eq!(reply.json["LocalDefaultAddressSpace"], "no_address_space");
 }
@@ -146,10 +124,7 @@ async fn calls_without_payload_take_an_empty_body() {
 #[tokio::test]
 async fn swarm_and_discovery_calls_reach_the_driver() {
     let (driver, app) = app();
-    driver.reply_with(
-        PluginCall::AllocateNetwork,
-        json!({"Options": {"vni": "7"}}),
-    );
+    driver.reply_with(PluginCall::AllocateNetwork, json!({"Options": {"vni": "7"}}));
     let reply = post(
         &app,
         "/NetworkDriver.AllocateNetwork",
@@ -157,19 +132,12 @@ async fn swarm_and_discovery_calls_reach_the_driver() {
     )
     .await;
     assert_eq!(reply.json, json!({"Options": {"vni": "7"}}));
-    for path in [
-        "/NetworkDriver.DiscoverNew",
-        "/NetworkDriver.DiscoverDelete",
-    ] {
+    for path in ["/NetworkDriver.DiscoverNew", "/NetworkDriver.DiscoverDelete"] {
         let reply = post(&app, path, r#"{"DiscoveryType":1,"DiscoveryData":{"Address":"192.0.2.1","BindAddress":"","Self":false}}"#).await;
         assert_eq!((reply.status, reply.json), (StatusCode::OK, json!({})));
     }
-    let reply = post(
-        &app,
-        "/NetworkDriver.FreeNetwork",
-        &format!(r#"{{"NetworkID":"{NET}"}}"#),
-    )
-    .await;
+    let reply =
+        post(&app, "/NetworkDriver.FreeNetwork", &format!(r#"{{"NetworkID":"{NET}"}}"#)).await;
     assert_eq!(reply.json, json!({}));
     assert_eq!(driver.calls().len(), 4);
 }
@@ -179,12 +147,7 @@ async fn swarm_and_discovery_calls_reach_the_driver() {
 #[tokio::test]
 async fn malformed_json_is_400_with_the_position() {
     let (driver, app) = app();
-    let reply = post(
-        &app,
-        "/NetworkDriver.CreateNetwork",
-        "{\"NetworkID\": \"abc\",\n",
-    )
-    .await;
+    let reply = post(&app, "/NetworkDriver.CreateNetwork", "{\"NetworkID\": \"abc\",\n").await;
     assert_error(
         &reply,
         StatusCode::BAD_REQUEST,
@@ -262,9 +225,7 @@ async fn huge_body_is_413() {
         .method("POST")
         .uri("/NetworkDriver.CreateNetwork")
         .body(Body::from_stream(futures::stream::iter(
-            body.chunks(64 * 1024)
-                .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
-                .collect::<Vec<_>>(),
+            body.chunks(64 * 1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
         )))
         .unwrap();
     let response = app.router().clone().oneshot(request).await.unwrap();
@@ -275,18 +236,9 @@ async fn huge_body_is_413() {
 #[tokio::test]
 async fn unknown_path_is_404() {
     let (driver, app) = app();
-    for path in [
-        "/Foo.Bar",
-        "/networkdriver.createnetwork",
-        "/",
-        "/VolumeDriver.Create",
-    ] {
+    for path in ["/Foo.Bar", "/networkdriver.createnetwork", "/", "/VolumeDriver.Create"] {
         let reply = post(&app, path, "{}").await;
-        assert_error(
-            &reply,
-            StatusCode::NOT_FOUND,
-            &format!("unknown plugin call {path}"),
-        );
+        assert_error(&reply, StatusCode::NOT_FOUND, &format!("unknown plugin call {path}"));
     }
     assert!(driver.calls().is_empty());
 }
@@ -301,11 +253,7 @@ async fn methods_other_than_post_are_405() {
             .body(Body::empty())
             .unwrap();
         let response = app.router().clone().oneshot(request).await.unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "{method}"
-        );
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(response.headers()["allow"], "POST");
         assert_eq!(response.headers()["content-type"], PLUGIN_CONTENT_TYPE);
     }
@@ -343,10 +291,7 @@ async fn driver_errors_map_to_their_status_never_200() {
         assert_eq!(reply.json, json!({"Err": err.message}));
     }
     // Calls with a typed reply fail the same way.
-    driver.fail_with(
-        PluginCall::RequestAddress,
-        DriverError::conflict("address 10.98.1.5 in use"),
-    );
+    driver.fail_with(PluginCall::RequestAddress, DriverError::conflict("address 10.98.1.5 in use"));
     let reply = post(
         &app,
         "/IpamDriver.RequestAddress",

@@ -24,14 +24,7 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     let headers: Vec<(String, String)> = lines
         .map(|l| {
             let (k, v) = l.split_once(':').unwrap();
@@ -62,10 +55,7 @@ fn docker_request(host: &str, path: &str, body: &str) -> Vec<u8> {
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// Bounds a wait so that a hang fails the test instead of blocking CI.
@@ -83,10 +73,7 @@ async fn serves_on_a_unix_socket_with_mode_0600_and_removes_it() {
     assert_eq!(socket.path(), Some(path.as_path()));
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    let dir_mode = std::fs::metadata(path.parent().unwrap())
-        .unwrap()
-        .permissions()
-        .mode();
+    let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
     assert_eq!(dir_mode & 0o777, 0o700);
 
     let driver = Arc::new(FakeDriver::default());
@@ -106,31 +93,16 @@ async fn serves_on_a_unix_socket_with_mode_0600_and_removes_it() {
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-type"), Some(PLUGIN_CONTENT_TYPE));
     assert_eq!(json, json!({"Implements": ["NetworkDriver", "IpamDriver"]}));
-    let (status, _, json) = http_exchange(
-        &mut conn,
-        &docker_request("", "/NetworkDriver.GetCapabilities", ""),
-    )
-    .await;
-    assert_eq!(
-        (status, json),
-        (200, json!({"Scope": "local", "ConnectivityScope": "local"}))
-    );
+    let (status, _, json) =
+        http_exchange(&mut conn, &docker_request("", "/NetworkDriver.GetCapabilities", "")).await;
+    assert_eq!((status, json), (200, json!({"Scope": "local", "ConnectivityScope": "local"})));
     let body = format!("{{\"NetworkID\":\"{NET}\"}}\n");
-    let (status, _, json) = http_exchange(
-        &mut conn,
-        &docker_request("", "/NetworkDriver.DeleteNetwork", &body),
-    )
-    .await;
+    let (status, _, json) =
+        http_exchange(&mut conn, &docker_request("", "/NetworkDriver.DeleteNetwork", &body)).await;
     assert_eq!((status, json), (200, json!({})));
     let (status, _, json) =
         http_exchange(&mut conn, &docker_request("", "/NetworkDriver.Nope", "{}")).await;
-    assert_eq!(
-        (status, json),
-        (
-            404,
-            json!({"Err": "unknown plugin call /NetworkDriver.Nope"})
-        )
-    );
+    assert_eq!((status, json), (404, json!({"Err": "unknown plugin call /NetworkDriver.Nope"})));
     assert_eq!(driver.calls().len(), 2);
 
     // Shutdown closes the idle connection, returns, and removes the socket.
@@ -149,11 +121,9 @@ async fn serves_on_tcp() {
         let _ = stopped.await;
     }));
     let mut conn = tokio::net::TcpStream::connect(address).await.unwrap();
-    let (status, headers, json) = http_exchange(
-        &mut conn,
-        &docker_request(&address.to_string(), "/Plugin.Activate", ""),
-    )
-    .await;
+    let (status, headers, json) =
+        http_exchange(&mut conn, &docker_request(&address.to_string(), "/Plugin.Activate", ""))
+            .await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-type"), Some(PLUGIN_CONTENT_TYPE));
     assert_eq!(json["Implements"][1], "IpamDriver");
@@ -173,10 +143,7 @@ async fn calls_are_timed_and_errors_counted_by_status_class() {
     let unknown = "kuryr_operation_errors_total{operation=\"unknown\",kind=\"4xx\"}";
     let before = (metric(activated), metric(bad), metric(unknown));
     let (_, app) = app();
-    assert_eq!(
-        post(&app, "/Plugin.Activate", "").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(post(&app, "/Plugin.Activate", "").await.status, StatusCode::OK);
     let reply = post(&app, "/NetworkDriver.CreateNetwork", "{").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let reply = post(&app, "/No.Such", "{}").await;

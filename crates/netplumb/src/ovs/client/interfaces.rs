@@ -66,11 +66,7 @@ impl OvsdbClient {
             .transact(
                 "find interfaces",
                 vec![
-                    select(
-                        "Interface",
-                        cond,
-                        &["_uuid", "name", "type", "external_ids", "ofport"],
-                    ),
+                    select("Interface", cond, &["_uuid", "name", "type", "external_ids", "ofport"]),
                     select("Port", vec![], &["_uuid", "interfaces"]),
                     select("Bridge", vec![], &["name", "ports"]),
                 ],
@@ -103,10 +99,7 @@ impl OvsdbClient {
                 iface_type: proto::column_str(row, "type")?,
                 external_ids,
                 ofport: proto::parse_opt_int(proto::column(row, "ofport")?)?,
-                bridge: port_of_iface
-                    .get(&iu)
-                    .and_then(|pu| bridge_of_port.get(pu))
-                    .cloned(),
+                bridge: port_of_iface.get(&iu).and_then(|pu| bridge_of_port.get(pu)).cloned(),
             });
         }
         Ok(out)
@@ -118,20 +111,9 @@ impl OvsdbClient {
         name: &str,
     ) -> Result<Option<BTreeMap<String, String>>> {
         validate_ifname(name)?;
-        let res = self
-            .transact(
-                "read interface external_ids",
-                vec![select(
-                    "Interface",
-                    vec![eq("name", json!(name))],
-                    &["external_ids"],
-                )],
-            )
-            .await?;
-        proto::rows(&res, 0)?
-            .first()
-            .map(|r| proto::parse_map(proto::column(r, "external_ids")?))
-            .transpose()
+        let what = "read interface external_ids";
+        let ids = self.column_of_named(what, "Interface", name, "external_ids").await?;
+        ids.as_ref().map(proto::parse_map).transpose()
     }
 
     /// See [`Switch::set_interface_external_ids`](crate::ovs::Switch::set_interface_external_ids). [`Error::InterfaceNotFound`] if
@@ -171,10 +153,8 @@ impl OvsdbClient {
         let keys: Vec<Value> = keys.iter().map(|k| json!(k)).collect();
         self.transact(
             "remove interface external_ids",
-            vec![
-                json!({"op": "mutate", "table": "Interface", "where": [eq("name", json!(name))],
-                        "mutations": [["external_ids", "delete", proto::set(keys)]]}),
-            ],
+            vec![json!({"op": "mutate", "table": "Interface", "where": [eq("name", json!(name))],
+                        "mutations": [["external_ids", "delete", proto::set(keys)]]})],
         )
         .await?;
         Ok(())
@@ -195,11 +175,8 @@ impl OvsdbClient {
             validate_ovs_key(k)?;
         }
         let mut mutations = proto::map_upsert_mutations("external_ids", set);
-        let removed: Vec<Value> = remove
-            .iter()
-            .filter(|k| !set.contains_key(**k))
-            .map(|k| json!(k))
-            .collect();
+        let removed: Vec<Value> =
+            remove.iter().filter(|k| !set.contains_key(**k)).map(|k| json!(k)).collect();
         mutations.push(json!(["external_ids", "delete", proto::set(removed)]));
         let res = self
             .transact(
@@ -233,24 +210,13 @@ impl OvsdbClient {
         validate_ifname(name)?;
         let deadline = Instant::now() + timeout;
         let conn = self.conn().await?;
-        let id = format!(
-            "netplumb-{}",
-            self.monitor_seq.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = format!("netplumb-{}", self.monitor_seq.fetch_add(1, Ordering::Relaxed));
         let mut updates = conn.register_monitor(&id);
-        let guard = MonitorGuard {
-            conn: Arc::clone(&conn),
-            id: id.clone(),
-            rpc_timeout: self.rpc_timeout,
-        };
+        let guard =
+            MonitorGuard { conn: Arc::clone(&conn), id: id.clone(), rpc_timeout: self.rpc_timeout };
         let rpc_timeout = self.rpc_timeout.min(timeout.max(Duration::from_millis(1)));
-        let initial = conn
-            .call(
-                "monitor_cond",
-                proto::monitor_iface_params(&id, name),
-                rpc_timeout,
-            )
-            .await?;
+        let initial =
+            conn.call("monitor_cond", proto::monitor_iface_params(&id, name), rpc_timeout).await?;
         let mut rows = BTreeMap::new();
         proto::apply_interface_updates(&mut rows, &initial)?;
         loop {
@@ -303,12 +269,8 @@ impl OvsdbClient {
     /// implies it. Needs a running vswitchd.
     pub async fn wait_ofport(&self, name: &str, timeout: Duration) -> Result<i64> {
         let state = self
-            .wait_interface(name, timeout, "an ofport", |s| {
-                s.ofport.is_some_and(|p| p > 0)
-            })
+            .wait_interface(name, timeout, "an ofport", |s| s.ofport.is_some_and(|p| p > 0))
             .await?;
-        state
-            .ofport
-            .ok_or_else(|| Error::OvsdbProtocol("ofport vanished".into()))
+        state.ofport.ok_or_else(|| Error::OvsdbProtocol("ofport vanished".into()))
     }
 }

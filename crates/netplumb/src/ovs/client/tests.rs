@@ -27,12 +27,7 @@ async fn reconnects_after_the_server_hangs_up() {
     client.connect().await.unwrap();
     // Let the reader notice the hang-up.
     for _ in 0..500 {
-        let closed = client
-            .conn
-            .lock()
-            .await
-            .as_ref()
-            .is_some_and(|c| c.is_closed());
+        let closed = client.conn.lock().await.as_ref().is_some_and(|c| c.is_closed());
         if closed {
             break;
         }

@@ -2,10 +2,7 @@ use super::*;
 use crate::ovs::InterfaceType;
 
 fn ids(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn neutron_spec() -> PortSpec {
@@ -18,10 +15,7 @@ fn neutron_spec() -> PortSpec {
 
 #[test]
 fn encodings() {
-    assert_eq!(
-        map(&ids(&[("a", "1"), ("b", "2")])),
-        json!(["map", [["a", "1"], ["b", "2"]]])
-    );
+    assert_eq!(map(&ids(&[("a", "1"), ("b", "2")])), json!(["map", [["a", "1"], ["b", "2"]]]));
     assert_eq!(map(&BTreeMap::new()), json!(["map", []]));
     assert_eq!(uuid("x"), json!(["uuid", "x"]));
     assert_eq!(named_uuid("n"), json!(["named-uuid", "n"]));
@@ -30,10 +24,7 @@ fn encodings() {
 
 #[test]
 fn decodings() {
-    assert_eq!(
-        parse_map(&json!(["map", [["k", "v"]]])).unwrap(),
-        ids(&[("k", "v")])
-    );
+    assert_eq!(parse_map(&json!(["map", [["k", "v"]]])).unwrap(), ids(&[("k", "v")]));
     assert!(parse_map(&json!(["set", []])).is_err());
     assert!(parse_map(&json!(["map", [["k", 1]]])).is_err());
     assert_eq!(parse_uuid_set(&json!(["uuid", "a"])).unwrap(), vec!["a"]);
@@ -41,42 +32,27 @@ fn decodings() {
         parse_uuid_set(&json!(["set", [["uuid", "a"], ["uuid", "b"]]])).unwrap(),
         vec!["a", "b"]
     );
-    assert_eq!(
-        parse_uuid_set(&json!(["set", []])).unwrap(),
-        Vec::<String>::new()
-    );
+    assert_eq!(parse_uuid_set(&json!(["set", []])).unwrap(), Vec::<String>::new());
     assert_eq!(parse_opt_int(&json!(["set", []])).unwrap(), None);
     assert_eq!(parse_opt_int(&json!(7)).unwrap(), Some(7));
     assert_eq!(parse_opt_int(&json!(["set", [-1]])).unwrap(), Some(-1));
     assert!(parse_opt_int(&json!(["set", [1, 2]])).is_err());
-    assert_eq!(
-        parse_opt_string(&json!("boom")).unwrap(),
-        Some("boom".into())
-    );
+    assert_eq!(parse_opt_string(&json!("boom")).unwrap(), Some("boom".into()));
 }
 
 #[test]
 fn transact_errors_are_typed() {
     let ok = check_transact("t", 2, json!([{"rows": []}, {"count": 1}])).unwrap();
     assert_eq!(count(&ok, 1).unwrap(), 1);
-    let err = check_transact(
-        "add-port",
-        2,
-        json!([{"error": "timed out", "details": "wait"}, null]),
-    )
-    .unwrap_err();
+    let err =
+        check_transact("add-port", 2, json!([{"error": "timed out", "details": "wait"}, null]))
+            .unwrap_err();
     assert!(is_wait_failure(&err));
-    assert_eq!(
-        err.to_string(),
-        "ovsdb transaction (add-port) failed: timed out: wait"
-    );
+    assert_eq!(err.to_string(), "ovsdb transaction (add-port) failed: timed out: wait");
     // Commit failure reported as an extra element.
-    let err = check_transact(
-        "x",
-        1,
-        json!([{}, {"error": "constraint violation", "details": "dup"}]),
-    )
-    .unwrap_err();
+    let err =
+        check_transact("x", 1, json!([{}, {"error": "constraint violation", "details": "dup"}]))
+            .unwrap_err();
     assert!(
         matches!(err, Error::OvsdbTransaction { ref error, .. } if error == "constraint violation")
     );
@@ -118,9 +94,7 @@ fn add_port_insert_shape() {
     );
     assert_eq!(ops[5]["op"], "comment");
 
-    let tagged = PortSpec::new("br", "p")
-        .iface_type(InterfaceType::Internal)
-        .tag(100);
+    let tagged = PortSpec::new("br", "p").iface_type(InterfaceType::Internal).tag(100);
     let ops = add_port_insert_ops(&tagged);
     assert_eq!(ops[2]["row"]["type"], "internal");
     assert_eq!(ops[3]["row"]["tag"], 100);
@@ -132,10 +106,7 @@ fn add_port_update_keeps_other_keys() {
     let ops = add_port_update_ops(&spec, "P-UUID", "I-UUID", false);
     assert_eq!(
         ops[0]["where"],
-        json!([
-            ["name", "==", "br-int"],
-            ["ports", "includes", ["set", [["uuid", "P-UUID"]]]]
-        ])
+        json!([["name", "==", "br-int"], ["ports", "includes", ["set", [["uuid", "P-UUID"]]]]])
     );
     assert_eq!(
         ops[1],
@@ -200,11 +171,8 @@ fn update2_initial_modify_delete() {
     assert_eq!(rows["u1"].ofport, None);
 
     // Default-valued columns are omitted from initial/insert rows.
-    apply_interface_updates(
-        &mut rows,
-        &json!({"Interface": {"u2": {"insert": {"name": "tap1"}}}}),
-    )
-    .unwrap();
+    apply_interface_updates(&mut rows, &json!({"Interface": {"u2": {"insert": {"name": "tap1"}}}}))
+        .unwrap();
     assert_eq!(rows["u2"].external_ids, BTreeMap::new());
     assert_eq!(rows["u2"].ofport, None);
     rows.remove("u2");
@@ -219,10 +187,7 @@ fn update2_initial_modify_delete() {
     .unwrap();
     let s = &rows["u1"];
     assert_eq!(s.ofport, Some(5));
-    assert_eq!(
-        s.external_ids,
-        ids(&[("iface-id", "p2"), ("ovn-installed", "true")])
-    );
+    assert_eq!(s.external_ids, ids(&[("iface-id", "p2"), ("ovn-installed", "true")]));
 
     // ofport -1 → 7 arrives as the symmetric difference {5, 7}... from 5.
     apply_interface_updates(

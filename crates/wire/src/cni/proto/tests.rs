@@ -85,20 +85,12 @@ fn request_wire_format() {
 
 #[test]
 fn response_wire_format() {
-    assert_eq!(
-        serde_json::to_value(Response::default()).unwrap(),
-        json!({})
-    );
-    let response = Response {
-        result: Some(json!({"cniVersion": "1.1.0"})),
-    };
+    assert_eq!(serde_json::to_value(Response::default()).unwrap(), json!({}));
+    let response = Response { result: Some(json!({"cniVersion": "1.1.0"})) };
     let wire = serde_json::to_value(&response).unwrap();
     assert_eq!(wire, json!({"result": {"cniVersion": "1.1.0"}}));
     assert_eq!(serde_json::from_value::<Response>(wire).unwrap(), response);
-    assert_eq!(
-        serde_json::from_str::<Response>("{}").unwrap(),
-        Response::default()
-    );
+    assert_eq!(serde_json::from_str::<Response>("{}").unwrap(), Response::default());
 }
 
 #[test]
@@ -137,10 +129,7 @@ fn add_validates_into_attachment_request() {
     assert_eq!(req.ifname, "eth0");
     assert_eq!(req.netns.as_deref(), Some("/var/run/netns/blue"));
     assert_eq!(req.args.k8s_pod_namespace(), Some("default"));
-    assert_eq!(
-        req.config.neutron.as_ref().unwrap().network.as_deref(),
-        Some("pods")
-    );
+    assert_eq!(req.config.neutron.as_ref().unwrap().network.as_deref(), Some("pods"));
     assert_eq!(req.prev_result, None);
     assert_eq!(req.raw_config, kuryr_config());
 }
@@ -169,67 +158,39 @@ fn each_command_types_its_request() {
     let mut del = add_request(fixture("spec-1.1.0/del-3-bridge-config.json"));
     del.command = CniCommand::Del;
     del.netns = None;
-    let Call::Del(req) = del.validate().unwrap() else {
-        panic!()
-    };
+    let Call::Del(req) = del.validate().unwrap() else { panic!() };
     assert_eq!(req.netns, None);
     assert!(req.prev_result.is_some());
 
     let gc = gc_request(fixture("kuryr/gc-config.json"));
-    let Call::Gc(req) = gc.validate().unwrap() else {
-        panic!()
-    };
+    let Call::Gc(req) = gc.validate().unwrap() else { panic!() };
     assert_eq!(req.valid_attachments.len(), 3);
 
-    let status = Request {
-        command: CniCommand::Status,
-        path: vec![],
-        config: kuryr_config(),
-        ..gc.clone()
-    };
-    let Call::Status(req) = status.validate().unwrap() else {
-        panic!()
-    };
+    let status =
+        Request { command: CniCommand::Status, path: vec![], config: kuryr_config(), ..gc.clone() };
+    let Call::Status(req) = status.validate().unwrap() else { panic!() };
     assert_eq!(req.version, CniVersion::V1_1_0);
 
-    let version = Request {
-        command: CniCommand::Version,
-        config: json!({"cniVersion": "0.4.0"}),
-        ..gc
-    };
-    assert_eq!(
-        version.validate().unwrap(),
-        Call::Version(Some("0.4.0".into()))
-    );
+    let version =
+        Request { command: CniCommand::Version, config: json!({"cniVersion": "0.4.0"}), ..gc };
+    assert_eq!(version.validate().unwrap(), Call::Version(Some("0.4.0".into())));
 }
 
 #[test]
 fn validation_errors() {
     let mut missing_netns = add_request(kuryr_config());
     missing_netns.netns = None;
-    expect_err(
-        &missing_netns,
-        ErrorCode::InvalidEnvironment,
-        "missing for ADD: CNI_NETNS",
-    );
+    expect_err(&missing_netns, ErrorCode::InvalidEnvironment, "missing for ADD: CNI_NETNS");
 
     let mut bad_ifname = add_request(kuryr_config());
     bad_ifname.ifname = Some("a-very-long-ifname".into());
-    expect_err(
-        &bad_ifname,
-        ErrorCode::InvalidEnvironment,
-        "invalid CNI_IFNAME",
-    );
+    expect_err(&bad_ifname, ErrorCode::InvalidEnvironment, "invalid CNI_IFNAME");
 
     let mut bad_args = add_request(kuryr_config());
     bad_args.args.insert("IgnoreUnknown".into(), "yes".into());
     expect_err(&bad_args, ErrorCode::InvalidEnvironment, "IgnoreUnknown");
 
-    expect_err(
-        &add_request(json!("not an object")),
-        ErrorCode::Decode,
-        "must be a JSON object",
-    );
+    expect_err(&add_request(json!("not an object")), ErrorCode::Decode, "must be a JSON object");
     expect_err(
         &add_request(json!({"cniVersion": "0.2.0", "name": "kuryr"})),
         ErrorCode::IncompatibleVersion,
@@ -246,49 +207,23 @@ fn validation_errors() {
 
     let mut check = add_request(kuryr_config());
     check.command = CniCommand::Check;
-    expect_err(
-        &check,
-        ErrorCode::InvalidNetworkConfig,
-        "CHECK needs prevResult",
-    );
+    expect_err(&check, ErrorCode::InvalidNetworkConfig, "CHECK needs prevResult");
     check.config["cniVersion"] = json!("0.3.1");
-    expect_err(
-        &check,
-        ErrorCode::IncompatibleVersion,
-        "CHECK is not part of CNI 0.3.1",
-    );
+    expect_err(&check, ErrorCode::IncompatibleVersion, "CHECK is not part of CNI 0.3.1");
 
     let gc = gc_request(kuryr_config());
-    expect_err(
-        &gc,
-        ErrorCode::InvalidNetworkConfig,
-        "GC needs cni.dev/valid-attachments",
-    );
+    expect_err(&gc, ErrorCode::InvalidNetworkConfig, "GC needs cni.dev/valid-attachments");
     let mut old_gc = gc.clone();
     old_gc.config["cniVersion"] = json!("1.0.0");
-    expect_err(
-        &old_gc,
-        ErrorCode::IncompatibleVersion,
-        "GC is not part of CNI 1.0.0",
-    );
+    expect_err(&old_gc, ErrorCode::IncompatibleVersion, "GC is not part of CNI 1.0.0");
     let mut no_path = gc;
     no_path.path.clear();
-    expect_err(
-        &no_path,
-        ErrorCode::InvalidEnvironment,
-        "missing for GC: CNI_PATH",
-    );
+    expect_err(&no_path, ErrorCode::InvalidEnvironment, "missing for GC: CNI_PATH");
 }
 
 #[test]
 fn reply_version_follows_config() {
-    assert_eq!(
-        add_request(json!({"cniVersion": "0.3.1"})).reply_version(),
-        CniVersion::V0_3_1
-    );
-    assert_eq!(
-        add_request(json!({"cniVersion": "7.0.0"})).reply_version(),
-        CniVersion::LATEST
-    );
+    assert_eq!(add_request(json!({"cniVersion": "0.3.1"})).reply_version(), CniVersion::V0_3_1);
+    assert_eq!(add_request(json!({"cniVersion": "7.0.0"})).reply_version(), CniVersion::LATEST);
     assert_eq!(add_request(json!(null)).reply_version(), CniVersion::LATEST);
 }

@@ -14,20 +14,12 @@ fn every_spec_request_config_round_trips() {
             }
             let example = fixture(&format!("{dir}/{name}"));
             let conf = NetConf::from_value(&example).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(
-                serde_json::to_value(&conf).unwrap(),
-                example,
-                "{dir}/{name}"
-            );
+            assert_eq!(serde_json::to_value(&conf).unwrap(), example, "{dir}/{name}");
             let version = conf.validate_for(CniCommand::Add).unwrap();
             assert_eq!(Some(version.as_str()), conf.cni_version.as_deref());
             assert_eq!(conf.name.as_deref().map(|n| !n.is_empty()), Some(true));
             let prev = conf.prev_result(version).unwrap();
-            assert_eq!(
-                prev.is_some(),
-                example.get("prevResult").is_some(),
-                "{name}"
-            );
+            assert_eq!(prev.is_some(), example.get("prevResult").is_some(), "{name}");
             seen += 1;
         }
     }
@@ -38,25 +30,16 @@ fn every_spec_request_config_round_trips() {
 fn request_config_typed_fields() {
     let conf = NetConf::from_value(&fixture("spec-1.1.0/add-2-tuning-config.json")).unwrap();
     assert_eq!(conf.plugin_type.as_deref(), Some("tuning"));
-    assert_eq!(
-        conf.runtime_config.as_ref().unwrap()["mac"],
-        "00:11:22:33:44:66"
-    );
+    assert_eq!(conf.runtime_config.as_ref().unwrap()["mac"], "00:11:22:33:44:66");
     assert_eq!(conf.extra["sysctl"], json!({"net.core.somaxconn": "500"}));
     let prev = conf.prev_result(CniVersion::V1_1_0).unwrap().unwrap();
     assert_eq!(prev.interfaces.len(), 3);
-    assert_eq!(
-        prev.interfaces[2].sandbox.as_deref(),
-        Some("/var/run/netns/blue")
-    );
+    assert_eq!(prev.interfaces[2].sandbox.as_deref(), Some("/var/run/netns/blue"));
     assert_eq!(prev.ips[0].interface, Some(2));
     assert_eq!(prev.ips[0].address.to_string(), "10.1.0.5/16");
 
     let conf = NetConf::from_value(&fixture("spec-0.4.0/add-1-bridge-config.json")).unwrap();
-    assert_eq!(
-        conf.args.as_ref().unwrap()["labels"],
-        json!({"appVersion": "1.0"})
-    );
+    assert_eq!(conf.args.as_ref().unwrap()["labels"], json!({"appVersion": "1.0"}));
     let ipam = conf.ipam.as_ref().unwrap();
     assert_eq!(ipam.ipam_type, "host-local");
     assert_eq!(ipam.extra["subnet"], "10.1.0.0/16");
@@ -116,11 +99,7 @@ fn config_validation_errors() {
         .unwrap()
         .validate_for(CniCommand::Check)
         .is_ok());
-    assert_code(
-        NetConf::from_value(&json!([1, 2])),
-        ErrorCode::Decode,
-        "must be a JSON object",
-    );
+    assert_code(NetConf::from_value(&json!([1, 2])), ErrorCode::Decode, "must be a JSON object");
     assert_code(
         patched(json!({"prevResult": {"ips": [{"address": "10.0.0.5"}]}}))
             .unwrap()
@@ -165,11 +144,7 @@ fn neutron_section() {
     let mapped = parse(json!({"network": "pods", "namespace_networks": {"team-b": "net-b"}}));
     mapped.validate().unwrap();
     assert_eq!(
-        mapped
-            .namespace_networks
-            .as_ref()
-            .and_then(|m| m.get("team-b"))
-            .map(String::as_str),
+        mapped.namespace_networks.as_ref().and_then(|m| m.get("team-b")).map(String::as_str),
         Some("net-b")
     );
     assert_code(
@@ -179,14 +154,9 @@ fn neutron_section() {
     );
     // Absent security groups (Neutron's default group) differ from none.
     assert_eq!(parse(json!({})).security_groups, None);
-    assert_eq!(
-        parse(json!({"security_groups": []})).security_groups,
-        Some(vec![])
-    );
+    assert_eq!(parse(json!({"security_groups": []})).security_groups, Some(vec![]));
     assert!(parse(json!({})).validate().is_ok());
-    assert!(
-        serde_json::from_value::<NeutronConfig>(json!({"security_groups": "default"})).is_err()
-    );
+    assert!(serde_json::from_value::<NeutronConfig>(json!({"security_groups": "default"})).is_err());
 }
 
 #[test]
@@ -197,34 +167,18 @@ fn gc_attachments() {
     assert_eq!(valid.len(), 3);
     assert_eq!(
         valid[1],
-        GcAttachment {
-            container_id: "3f2c1a9e8b7d".into(),
-            ifname: "eth1".into()
-        }
+        GcAttachment { container_id: "3f2c1a9e8b7d".into(), ifname: "eth1".into() }
     );
-    assert_eq!(
-        serde_json::to_value(&conf).unwrap(),
-        fixture("kuryr/gc-config.json")
-    );
+    assert_eq!(serde_json::to_value(&conf).unwrap(), fixture("kuryr/gc-config.json"));
 
     let base = json!({"cniVersion": "1.1.0", "name": "kuryr"});
     let mut old_name = base.clone();
     old_name["cni.dev/attachments"] = json!([{"containerID": "c1", "ifname": "eth0"}]);
-    assert_eq!(
-        NetConf::from_value(&old_name)
-            .unwrap()
-            .gc_attachments()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(NetConf::from_value(&old_name).unwrap().gc_attachments().unwrap().len(), 1);
     // Go encodes an empty list as null: that is "nothing is valid".
     let mut null_list = base.clone();
     null_list["cni.dev/valid-attachments"] = Value::Null;
-    assert_eq!(
-        NetConf::from_value(&null_list).unwrap().gc_attachments(),
-        Some(&[][..])
-    );
+    assert_eq!(NetConf::from_value(&null_list).unwrap().gc_attachments(), Some(&[][..]));
     assert_eq!(NetConf::from_value(&base).unwrap().gc_attachments(), None);
 }
 
@@ -273,23 +227,16 @@ fn derived_request_configs_match_the_spec_appendix() {
         json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]),
     );
     let bridge_result = fixture("spec-1.1.0/add-1-bridge-result.json");
-    let tuning = list
-        .request_config(1, &capability_args, Some(&bridge_result))
-        .unwrap();
+    let tuning = list.request_config(1, &capability_args, Some(&bridge_result)).unwrap();
     assert_eq!(tuning, fixture("spec-1.1.0/add-2-tuning-config.json"));
     let tuning_result = fixture("spec-1.1.0/add-2-tuning-result.json");
-    let portmap = list
-        .request_config(2, &capability_args, Some(&tuning_result))
-        .unwrap();
+    let portmap = list.request_config(2, &capability_args, Some(&tuning_result)).unwrap();
     assert_eq!(portmap, fixture("spec-1.1.0/add-3-portmap-config.json"));
     // The bridge declares no capabilities, so gets no runtimeConfig; the
     // first plugin gets no prevResult.
     let bridge = list.request_config(0, &capability_args, None).unwrap();
     assert!(bridge.get("runtimeConfig").is_none() && bridge.get("prevResult").is_none());
-    assert_eq!(
-        bridge["keyA"],
-        json!(["some more", "plugin specific", "configuration"])
-    );
+    assert_eq!(bridge["keyA"], json!(["some more", "plugin specific", "configuration"]));
     assert_code(
         list.request_config(3, &capability_args, None),
         ErrorCode::InvalidNetworkConfig,
@@ -297,16 +244,7 @@ fn derived_request_configs_match_the_spec_appendix() {
     );
 
     let gc = list
-        .gc_config(
-            0,
-            &[GcAttachment {
-                container_id: "c1".into(),
-                ifname: "eth0".into(),
-            }],
-        )
+        .gc_config(0, &[GcAttachment { container_id: "c1".into(), ifname: "eth0".into() }])
         .unwrap();
-    assert_eq!(
-        gc["cni.dev/valid-attachments"],
-        json!([{"containerID": "c1", "ifname": "eth0"}])
-    );
+    assert_eq!(gc["cni.dev/valid-attachments"], json!([{"containerID": "c1", "ifname": "eth0"}]));
 }

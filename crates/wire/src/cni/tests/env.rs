@@ -26,11 +26,7 @@ fn add_environment_parses() {
 
 #[test]
 fn command_is_required_and_exact() {
-    assert_code(
-        env_of(&[]),
-        ErrorCode::InvalidEnvironment,
-        "CNI_COMMAND is missing",
-    );
+    assert_code(env_of(&[]), ErrorCode::InvalidEnvironment, "CNI_COMMAND is missing");
     assert_code(
         env_of(&[("CNI_COMMAND", "")]),
         ErrorCode::InvalidEnvironment,
@@ -67,11 +63,7 @@ fn required_variables_per_command() {
         "missing for ADD: CNI_NETNS",
     );
     assert_code(
-        env_of(&with(
-            without(add_env(), "CNI_NETNS"),
-            "CNI_COMMAND",
-            "CHECK",
-        )),
+        env_of(&with(without(add_env(), "CNI_NETNS"), "CNI_COMMAND", "CHECK")),
         ErrorCode::InvalidEnvironment,
         "missing for CHECK: CNI_NETNS",
     );
@@ -79,10 +71,7 @@ fn required_variables_per_command() {
     // the runtime exports it empty.
     let del = with(without(add_env(), "CNI_NETNS"), "CNI_COMMAND", "DEL");
     assert_eq!(env_of(&del).unwrap().netns, None);
-    assert_eq!(
-        env_of(&with(del.clone(), "CNI_NETNS", "")).unwrap().netns,
-        None
-    );
+    assert_eq!(env_of(&with(del.clone(), "CNI_NETNS", "")).unwrap().netns, None);
     assert_code(
         env_of(&without(del, "CNI_IFNAME")),
         ErrorCode::InvalidEnvironment,
@@ -116,17 +105,7 @@ fn container_id_rules() {
     for good in ["a", "3f2c1a9e8b7d", "A_b.c-1", "0"] {
         assert!(validate_container_id(good).is_ok(), "{good}");
     }
-    for bad in [
-        "",
-        "-abc",
-        "_abc",
-        ".abc",
-        "a b",
-        "a/b",
-        "a:b",
-        "cont\u{e4}iner",
-        "a\n",
-    ] {
+    for bad in ["", "-abc", "_abc", ".abc", "a b", "a/b", "a:b", "cont\u{e4}iner", "a\n"] {
         assert_code(
             validate_container_id(bad),
             ErrorCode::InvalidEnvironment,
@@ -195,11 +174,7 @@ fn cni_args_parsing() {
         ErrorCode::InvalidEnvironment,
         "CNI_ARGS: \"FOO\" is not KEY=VALUE",
     );
-    assert_code(
-        CniArgs::parse("=x"),
-        ErrorCode::InvalidEnvironment,
-        "CNI_ARGS: bad key",
-    );
+    assert_code(CniArgs::parse("=x"), ErrorCode::InvalidEnvironment, "CNI_ARGS: bad key");
     assert_code(
         CniArgs::parse("IgnoreUnknown=maybe"),
         ErrorCode::InvalidEnvironment,
@@ -241,9 +216,5 @@ fn cni_args_from_map() {
     let map = [("K8S_POD_NAME".to_string(), "web".to_string())].into();
     assert_eq!(CniArgs::from_map(&map).unwrap().k8s_pod_name(), Some("web"));
     let bad = [("".to_string(), "x".to_string())].into();
-    assert_code(
-        CniArgs::from_map(&bad),
-        ErrorCode::InvalidEnvironment,
-        "CNI_ARGS",
-    );
+    assert_code(CniArgs::from_map(&bad), ErrorCode::InvalidEnvironment, "CNI_ARGS");
 }

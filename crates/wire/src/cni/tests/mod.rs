@@ -12,10 +12,8 @@ mod results;
 const SPEC_DIRS: [&str; 3] = ["spec-1.1.0", "spec-1.0.0", "spec-0.4.0"];
 
 fn env_of(pairs: &[(&str, &str)]) -> Result<CniEnv, CniError> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let map: HashMap<String, String> =
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     CniEnv::from_lookup(|name| map.get(name).cloned())
 }
 
@@ -161,10 +159,7 @@ fn error_reply_shape() {
     );
     let err =
         CniError::unsupported_field("neutron.netwrk", &json!("pods"), "did you mean network?");
-    assert_eq!(
-        err.msg,
-        "unsupported field in network configuration: neutron.netwrk = \"pods\""
-    );
+    assert_eq!(err.msg, "unsupported field in network configuration: neutron.netwrk = \"pods\"");
     assert_eq!(
         serde_json::to_value(err.to_reply("1.1.0")).unwrap()["details"],
         "did you mean network?"

@@ -13,18 +13,12 @@ fn spec_results_round_trip() {
         {
             let example = fixture(&format!("{dir}/{name}"));
             let result = AddResult::parse(&example, CniVersion::V1_1_0).unwrap();
-            assert_eq!(
-                serde_json::to_value(&result).unwrap(),
-                example,
-                "{dir}/{name}"
-            );
+            assert_eq!(serde_json::to_value(&result).unwrap(), example, "{dir}/{name}");
         }
     }
-    let ipam = AddResult::parse(
-        &fixture("spec-1.1.0/add-1-host-local-result.json"),
-        CniVersion::V1_1_0,
-    )
-    .unwrap();
+    let ipam =
+        AddResult::parse(&fixture("spec-1.1.0/add-1-host-local-result.json"), CniVersion::V1_1_0)
+            .unwrap();
     assert!(ipam.interfaces.is_empty());
     assert_eq!(ipam.ips[0].interface, None);
     assert_eq!(ipam.routes[0].dst.to_string(), "0.0.0.0/0");
@@ -98,21 +92,13 @@ fn result_parse_rejects_inconsistent_input() {
             ErrorCode::Decode,
             "cannot decode result: ips[0].address",
         ),
-        (
-            json!({"routes": [{"gw": "10.0.0.1"}]}),
-            ErrorCode::Decode,
-            "missing field `dst`",
-        ),
+        (json!({"routes": [{"gw": "10.0.0.1"}]}), ErrorCode::Decode, "missing field `dst`"),
         (
             json!({"interfaces": [{"mac": "00:11:22:33:44:55"}]}),
             ErrorCode::Decode,
             "missing field `name`",
         ),
-        (
-            json!({"cniVersion": "0.2.0", "ip4": {}}),
-            ErrorCode::IncompatibleVersion,
-            "0.2.0",
-        ),
+        (json!({"cniVersion": "0.2.0", "ip4": {}}), ErrorCode::IncompatibleVersion, "0.2.0"),
     ];
     for (value, code, part) in cases {
         assert_code(AddResult::parse(&value, CniVersion::V1_1_0), code, part);
@@ -126,13 +112,8 @@ fn result_parse_rejects_inconsistent_input() {
 #[test]
 fn result_keeps_host_address_and_omits_empty_parts() {
     let mut result = AddResult::default();
-    result
-        .ips
-        .push(IpConfig::new("10.1.0.5/16".parse().unwrap(), None, Some(0)));
-    result.interfaces.push(Interface {
-        name: "eth0".into(),
-        ..Interface::default()
-    });
+    result.ips.push(IpConfig::new("10.1.0.5/16".parse().unwrap(), None, Some(0)));
+    result.interfaces.push(Interface { name: "eth0".into(), ..Interface::default() });
     assert_eq!(
         result.to_json(CniVersion::V1_1_0),
         json!({"cniVersion": "1.1.0", "interfaces": [{"name": "eth0"}], "ips": [{"address": "10.1.0.5/16", "interface": 0}]})
@@ -145,24 +126,19 @@ fn result_keeps_host_address_and_omits_empty_parts() {
 
 #[test]
 fn append_shifts_interface_indexes() {
-    let mut first = AddResult::parse(
-        &fixture("spec-1.1.0/add-1-bridge-result.json"),
-        CniVersion::V1_1_0,
-    )
-    .unwrap();
+    let mut first =
+        AddResult::parse(&fixture("spec-1.1.0/add-1-bridge-result.json"), CniVersion::V1_1_0)
+            .unwrap();
     let mut second = AddResult::default();
     second.interfaces.push(Interface {
         name: "eth1".into(),
         sandbox: Some("/var/run/netns/blue".into()),
         ..Interface::default()
     });
+    second.ips.push(IpConfig::new("10.2.0.5/24".parse().unwrap(), None, Some(0)));
     second
-        .ips
-        .push(IpConfig::new("10.2.0.5/24".parse().unwrap(), None, Some(0)));
-    second.routes.push(Route::new(
-        "10.3.0.0/16".parse().unwrap(),
-        Some("10.2.0.1".parse().unwrap()),
-    ));
+        .routes
+        .push(Route::new("10.3.0.0/16".parse().unwrap(), Some("10.2.0.1".parse().unwrap())));
     second.dns.domain = Some("example.org".into());
     second.dns.nameservers.push("10.2.0.2".into());
     first.append(second);

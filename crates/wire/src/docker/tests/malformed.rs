@@ -8,27 +8,16 @@ use super::*;
 fn empty_or_null_body_is_missing_for_calls_with_payload() {
     for call in PluginCall::ALL.into_iter().filter(|c| c.has_payload()) {
         for body in ["", "\n", "null", " null\n"] {
-            assert_eq!(
-                parse(call, body),
-                Err(BodyError::Missing),
-                "{call} {body:?}"
-            );
+            assert_eq!(parse(call, body), Err(BodyError::Missing), "{call} {body:?}");
         }
     }
-    assert_eq!(
-        BodyError::Missing.to_string(),
-        "empty body, expected a JSON object"
-    );
+    assert_eq!(BodyError::Missing.to_string(), "empty body, expected a JSON object");
 }
 
 #[test]
 fn malformed_json_reports_the_position() {
     let cases = [
-        (
-            PluginCall::CreateNetwork,
-            "{\"NetworkID\": ".to_owned(),
-            "EOF while parsing",
-        ),
+        (PluginCall::CreateNetwork, "{\"NetworkID\": ".to_owned(), "EOF while parsing"),
         (
             PluginCall::DeleteNetwork,
             format!("{{\"NetworkID\":\"{NET}\"}} trailing"),
@@ -57,46 +46,19 @@ fn assert_errors(cases: &[(PluginCall, String, &str)], locator: &str) {
 #[test]
 fn missing_required_fields_are_named() {
     let cases = [
-        (
-            PluginCall::CreateNetwork,
-            r#"{"Options":{}}"#.to_owned(),
-            "NetworkID",
-        ),
+        (PluginCall::CreateNetwork, r#"{"Options":{}}"#.to_owned(), "NetworkID"),
         (PluginCall::DeleteNetwork, "{}".to_owned(), "NetworkID"),
-        (
-            PluginCall::CreateEndpoint,
-            format!(r#"{{"NetworkID":"{NET}"}}"#),
-            "EndpointID",
-        ),
-        (
-            PluginCall::Join,
-            format!(r#"{{"NetworkID":"{NET}","EndpointID":"{EP}"}}"#),
-            "SandboxKey",
-        ),
-        (
-            PluginCall::Leave,
-            format!(r#"{{"EndpointID":"{EP}"}}"#),
-            "NetworkID",
-        ),
-        (
-            PluginCall::RequestAddress,
-            r#"{"Address":""}"#.to_owned(),
-            "PoolID",
-        ),
+        (PluginCall::CreateEndpoint, format!(r#"{{"NetworkID":"{NET}"}}"#), "EndpointID"),
+        (PluginCall::Join, format!(r#"{{"NetworkID":"{NET}","EndpointID":"{EP}"}}"#), "SandboxKey"),
+        (PluginCall::Leave, format!(r#"{{"EndpointID":"{EP}"}}"#), "NetworkID"),
+        (PluginCall::RequestAddress, r#"{"Address":""}"#.to_owned(), "PoolID"),
         (PluginCall::ReleasePool, "{}".to_owned(), "PoolID"),
-        (
-            PluginCall::ReleaseAddress,
-            r#"{"Address":"10.0.0.1"}"#.to_owned(),
-            "PoolID",
-        ),
+        (PluginCall::ReleaseAddress, r#"{"Address":"10.0.0.1"}"#.to_owned(), "PoolID"),
         (PluginCall::DiscoverNew, "{}".to_owned(), "DiscoveryType"),
     ];
     for (call, body, field) in cases {
         let msg = parse_err(call, &body);
-        assert!(
-            msg.contains(&format!("missing field `{field}`")),
-            "{call}: {msg}"
-        );
+        assert!(msg.contains(&format!("missing field `{field}`")), "{call}: {msg}");
     }
 }
 

@@ -82,11 +82,7 @@ fn fixture_bodies_are_byte_exact() {
         if ex.req.is_null() {
             assert!(ex.body.is_empty(), "{}", ex.at);
         } else {
-            assert!(
-                ex.body.ends_with(b"}\n"),
-                "{}: JSON bodies end with a newline",
-                ex.at
-            );
+            assert!(ex.body.ends_with(b"}\n"), "{}: JSON bodies end with a newline", ex.at);
         }
     }
     assert!(checked_raw >= 3);
@@ -94,10 +90,8 @@ fn fixture_bodies_are_byte_exact() {
 
 #[test]
 fn fixtures_cover_every_call_docker_20_10_sent() {
-    let seen: std::collections::BTreeSet<PluginCall> = exchanges()
-        .iter()
-        .filter_map(|ex| PluginCall::from_path(&ex.path))
-        .collect();
+    let seen: std::collections::BTreeSet<PluginCall> =
+        exchanges().iter().filter_map(|ex| PluginCall::from_path(&ex.path)).collect();
     let expected = [
         PluginCall::Activate,
         PluginCall::NetworkGetCapabilities,
@@ -160,27 +154,18 @@ fn capture_values_land_in_typed_fields() {
         .map(|e| Request::parse(PluginCall::from_path(&e.path).unwrap(), &e.body).unwrap())
         .collect();
 
-    let Request::RequestPool(pool) = &raw[4] else {
-        panic!("{:?}", raw[4])
-    };
+    let Request::RequestPool(pool) = &raw[4] else { panic!("{:?}", raw[4]) };
     assert_eq!(pool.address_space, "probe-local");
     assert_eq!((pool.pool, pool.sub_pool, pool.v6), (None, None, false));
     assert!(pool.options.is_empty());
 
-    let Request::RequestAddress(gw) = &raw[5] else {
-        panic!()
-    };
+    let Request::RequestAddress(gw) = &raw[5] else { panic!() };
     assert_eq!(gw.pool_id, "probe-pool-10.98.1.0/24");
     assert!(gw.is_gateway_request());
     assert_eq!(gw.address, None);
 
-    let Request::CreateNetwork(cn) = &raw[6] else {
-        panic!()
-    };
-    assert_eq!(
-        cn.network_id,
-        "01895533501ecd92f270b168b6e64e20f9be172e124dabd894f0adedf6da04da"
-    );
+    let Request::CreateNetwork(cn) = &raw[6] else { panic!() };
+    assert_eq!(cn.network_id, "01895533501ecd92f270b168b6e64e20f9be172e124dabd894f0adedf6da04da");
     assert!(!cn.options.enable_ipv6());
     assert_eq!(cn.options.enable_ipv6, Some(false));
     assert!(cn.options.generic().is_empty());
@@ -191,15 +176,11 @@ fn capture_values_land_in_typed_fields() {
     assert_eq!(cn.ipv4_data[0].gateway.unwrap().addr(), ip("10.98.1.1"));
     assert!(cn.ipv6_data.is_empty());
 
-    let Request::RequestAddress(addr) = &raw[7] else {
-        panic!()
-    };
+    let Request::RequestAddress(addr) = &raw[7] else { panic!() };
     assert!(!addr.is_gateway_request());
     assert_eq!(addr.options.mac_address(), Some(&mac("02:42:0f:c7:0d:28")));
 
-    let Request::CreateEndpoint(ce) = &raw[8] else {
-        panic!()
-    };
+    let Request::CreateEndpoint(ce) = &raw[8] else { panic!() };
     assert_eq!(ce.interface.address, Some(net("10.98.1.2/24")));
     assert_eq!(ce.interface.address_ipv6, None);
     assert_eq!(ce.interface.mac_address, Some(mac("02:42:0f:c7:0d:28")));
@@ -207,14 +188,10 @@ fn capture_values_land_in_typed_fields() {
     assert!(ce.options.port_map().is_empty());
     assert_eq!(ce.options.mac_address(), None);
 
-    let Request::Join(join) = &raw[9] else {
-        panic!()
-    };
+    let Request::Join(join) = &raw[9] else { panic!() };
     assert_eq!(join.sandbox_key, "/var/run/docker/netns/22e67db7125f");
 
-    let Request::ReleaseAddress(rel) = &raw[16] else {
-        panic!("{:?}", raw[16])
-    };
+    let Request::ReleaseAddress(rel) = &raw[16] else { panic!("{:?}", raw[16]) };
     assert_eq!(rel.address, Some(ip("10.98.1.2")));
 
     // The first capture: Docker chose no MAC (RequiresMACAddress was unset).

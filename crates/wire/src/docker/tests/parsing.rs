@@ -19,24 +19,13 @@ fn create_network_with_driver_options_ipv6_and_aux_addresses() {
         "IPv6Data": [{"AddressSpace": "no_address_space", "Gateway": "fd00::1/64", "Pool": "fd00::/64"}]
     })
     .to_string();
-    let Request::CreateNetwork(req) = parse_ok(PluginCall::CreateNetwork, &body) else {
-        panic!()
-    };
+    let Request::CreateNetwork(req) = parse_ok(PluginCall::CreateNetwork, &body) else { panic!() };
     assert!(req.options.enable_ipv6());
-    assert_eq!(
-        req.options.generic_option("neutron.net.uuid"),
-        Some("4f6b4c5e")
-    );
+    assert_eq!(req.options.generic_option("neutron.net.uuid"), Some("4f6b4c5e"));
     assert_eq!(req.options.generic_option("mtu"), Some("1400"));
     assert_eq!(req.options.generic_option("absent"), None);
-    assert_eq!(
-        req.options.other.get("com.docker.network.enable_ipv4"),
-        Some(&Value::Bool(true))
-    );
-    assert_eq!(
-        req.ipv4_data[0].aux_addresses.get("router"),
-        Some(&net("10.10.0.2/24"))
-    );
+    assert_eq!(req.options.other.get("com.docker.network.enable_ipv4"), Some(&Value::Bool(true)));
+    assert_eq!(req.ipv4_data[0].aux_addresses.get("router"), Some(&net("10.10.0.2/24")));
     assert_eq!(req.ipv6_data[0].gateway, Some(net("fd00::1/64")));
 }
 
@@ -90,37 +79,22 @@ fn create_endpoint_with_ports_and_base64_mac() {
     };
     assert_eq!(req.interface.address_ipv6, Some(net("fd00::2/64")));
     assert_eq!(req.options.mac_address(), Some(&mac("02:42:0f:c7:0d:28")));
-    assert_eq!(
-        req.options.mac_address().unwrap().to_string(),
-        "02:42:0f:c7:0d:28"
-    );
+    assert_eq!(req.options.mac_address().unwrap().to_string(), "02:42:0f:c7:0d:28");
     assert_eq!(
         req.options.exposed_ports(),
         &[
-            TransportPort {
-                proto: Protocol::TCP,
-                port: 80
-            },
-            TransportPort {
-                proto: Protocol::UDP,
-                port: 53
-            }
+            TransportPort { proto: Protocol::TCP, port: 80 },
+            TransportPort { proto: Protocol::UDP, port: 53 }
         ]
     );
     let pb = &req.options.port_map()[0];
     assert_eq!(pb.proto.name(), Some("tcp"));
     assert_eq!((pb.ip, pb.port, pb.host_ip), (None, 80, None));
     assert_eq!((pb.host_port, pb.host_port_end), (8080, 8080));
-    assert_eq!(
-        req.options.other.get("com.docker.network.endpoint.ifname"),
-        Some(&json!("eth7"))
-    );
+    assert_eq!(req.options.other.get("com.docker.network.endpoint.ifname"), Some(&json!("eth7")));
     // Re-encoding keeps Docker's base64 form.
     let back = serde_json::to_value(&req).unwrap();
-    assert_eq!(
-        back["Options"]["com.docker.network.endpoint.macaddress"],
-        "AkIPxw0o"
-    );
+    assert_eq!(back["Options"]["com.docker.network.endpoint.macaddress"], "AkIPxw0o");
 }
 
 #[test]
@@ -178,10 +152,7 @@ fn protocol_accepts_names_and_numbers() {
     assert_eq!(ports[2].proto.to_string(), "sctp");
     assert_eq!(ports[3].proto.to_string(), "99");
     assert_eq!(ports[3].proto.name(), None);
-    assert_eq!(
-        serde_json::to_string(&ports[0]).unwrap(),
-        r#"{"Proto":6,"Port":1}"#
-    );
+    assert_eq!(serde_json::to_string(&ports[0]).unwrap(), r#"{"Proto":6,"Port":1}"#);
 }
 
 #[test]
@@ -222,10 +193,9 @@ fn ipam_requests_with_nulls_and_addresses() {
     assert!(req.is_gateway_request());
     assert_eq!(req.options.other["other"], "x");
 
-    let Request::ReleaseAddress(req) = parse_ok(
-        PluginCall::ReleaseAddress,
-        r#"{"PoolID":"p","Address":"fd00::1"}"#,
-    ) else {
+    let Request::ReleaseAddress(req) =
+        parse_ok(PluginCall::ReleaseAddress, r#"{"PoolID":"p","Address":"fd00::1"}"#)
+    else {
         panic!()
     };
     assert_eq!(req.address, Some(ip("fd00::1")));
@@ -247,10 +217,7 @@ fn swarm_only_calls_parse() {
     };
     assert_eq!(req.options["a"], "b");
     assert!(matches!(
-        parse_ok(
-            PluginCall::FreeNetwork,
-            &format!(r#"{{"NetworkID":"{NET}"}}"#)
-        ),
+        parse_ok(PluginCall::FreeNetwork, &format!(r#"{{"NetworkID":"{NET}"}}"#)),
         Request::FreeNetwork(_)
     ));
     let Request::DiscoverNew(req) = parse_ok(
@@ -263,10 +230,7 @@ fn swarm_only_calls_parse() {
     assert_eq!(req.discovery_data.address, "192.0.2.10");
     assert!(req.discovery_data.is_self);
     assert!(matches!(
-        parse_ok(
-            PluginCall::DiscoverDelete,
-            r#"{"DiscoveryType":1,"DiscoveryData":null}"#
-        ),
+        parse_ok(PluginCall::DiscoverDelete, r#"{"DiscoveryType":1,"DiscoveryData":null}"#),
         Request::DiscoverDelete(_)
     ));
 }
@@ -276,8 +240,5 @@ fn unknown_fields_are_ignored_for_forward_compatibility() {
     let body = format!(
         r#"{{"NetworkID":"{NET}","EndpointID":"{EP}","SandboxKey":"/x","Options":{{}},"Future":[1]}}"#
     );
-    assert!(matches!(
-        parse_ok(PluginCall::Join, &body),
-        Request::Join(_)
-    ));
+    assert!(matches!(parse_ok(PluginCall::Join, &body), Request::Join(_)));
 }

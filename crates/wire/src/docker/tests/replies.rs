@@ -15,14 +15,8 @@ fn replies_carry_only_the_fields_set() {
         to_json(&ActivateResponse::kuryr()),
         r#"{"Implements":["NetworkDriver","IpamDriver"]}"#
     );
-    assert_eq!(
-        to_json(&ErrorResponse { err: "boom".into() }),
-        r#"{"Err":"boom"}"#
-    );
-    assert_eq!(
-        to_json(&NetworkCapabilities::default()),
-        r#"{"Scope":"local"}"#
-    );
+    assert_eq!(to_json(&ErrorResponse { err: "boom".into() }), r#"{"Err":"boom"}"#);
+    assert_eq!(to_json(&NetworkCapabilities::default()), r#"{"Scope":"local"}"#);
     assert_eq!(
         to_json(&NetworkCapabilities {
             scope: Scope::Global,
@@ -31,10 +25,7 @@ fn replies_carry_only_the_fields_set() {
         r#"{"Scope":"global","ConnectivityScope":"local"}"#
     );
     assert_eq!(
-        to_json(&IpamCapabilities {
-            requires_mac_address: true,
-            requires_request_replay: false
-        }),
+        to_json(&IpamCapabilities { requires_mac_address: true, requires_request_replay: false }),
         r#"{"RequiresMACAddress":true,"RequiresRequestReplay":false}"#
     );
     assert_eq!(
@@ -55,10 +46,7 @@ fn replies_carry_only_the_fields_set() {
         r#"{"Interface":{"MacAddress":"02:73:72:50:08:76"}}"#
     );
     assert_eq!(to_json(&AllocateNetworkResponse::default()), "{}");
-    assert_eq!(
-        to_json(&EndpointOperInfoResponse::default()),
-        r#"{"Value":{}}"#
-    );
+    assert_eq!(to_json(&EndpointOperInfoResponse::default()), r#"{"Value":{}}"#);
     assert_eq!(
         to_json(&RequestPoolResponse {
             pool_id: "3b1c".into(),
@@ -68,10 +56,7 @@ fn replies_carry_only_the_fields_set() {
         r#"{"PoolID":"3b1c","Pool":"10.10.1.0/24"}"#
     );
     assert_eq!(
-        to_json(&RequestAddressResponse {
-            address: net("10.10.1.5/24"),
-            data: Default::default()
-        }),
+        to_json(&RequestAddressResponse { address: net("10.10.1.5/24"), data: Default::default() }),
         r#"{"Address":"10.10.1.5/24"}"#
     );
 }
@@ -128,58 +113,28 @@ fn mac_address_forms() {
     assert_eq!(mac("02-42-0f-c7-0d-28"), m);
     assert_eq!(m.to_base64(), "AkIPxw0o");
     assert_eq!(MacAddress::from_base64_or_text("AkIPxw0o"), Ok(m.clone()));
-    assert_eq!(
-        MacAddress::from_base64_or_text("02:42:0f:c7:0d:28"),
-        Ok(m.clone())
-    );
-    assert_eq!(
-        MacAddress::from_bytes(&[0; 8]).unwrap().to_string(),
-        "00:00:00:00:00:00:00:00"
-    );
-    assert_eq!(
-        MacAddress::from_bytes(&[0; 7]),
-        Err(MacAddressError::BadLength(7))
-    );
-    assert_eq!(
-        "02:42:0f".parse::<MacAddress>(),
-        Err(MacAddressError::BadLength(3))
-    );
-    assert_eq!(
-        "0242.0fc7.0d28".parse::<MacAddress>(),
-        Err(MacAddressError::BadSyntax)
-    );
-    assert_eq!(
-        "2:42:f:c7:d:28".parse::<MacAddress>(),
-        Err(MacAddressError::BadSyntax)
-    );
-    assert_eq!(
-        MacAddress::from_base64_or_text("***"),
-        Err(MacAddressError::BadEncoding)
-    );
+    assert_eq!(MacAddress::from_base64_or_text("02:42:0f:c7:0d:28"), Ok(m.clone()));
+    assert_eq!(MacAddress::from_bytes(&[0; 8]).unwrap().to_string(), "00:00:00:00:00:00:00:00");
+    assert_eq!(MacAddress::from_bytes(&[0; 7]), Err(MacAddressError::BadLength(7)));
+    assert_eq!("02:42:0f".parse::<MacAddress>(), Err(MacAddressError::BadLength(3)));
+    assert_eq!("0242.0fc7.0d28".parse::<MacAddress>(), Err(MacAddressError::BadSyntax));
+    assert_eq!("2:42:f:c7:d:28".parse::<MacAddress>(), Err(MacAddressError::BadSyntax));
+    assert_eq!(MacAddress::from_base64_or_text("***"), Err(MacAddressError::BadEncoding));
 }
 
 #[test]
 fn bodies_that_are_not_objects_are_refused_for_every_call() {
     // serde alone would read an array as the struct's fields in order.
-    let arrays: [&[u8]; 2] = [
-        b"[]",
-        b" [\"01895533501ecd92f270b168b6e64e20f9be172e124dabd894f0adedf6da04da\"]",
-    ];
+    let arrays: [&[u8]; 2] =
+        [b"[]", b" [\"01895533501ecd92f270b168b6e64e20f9be172e124dabd894f0adedf6da04da\"]"];
     for call in PluginCall::ALL {
         for body in arrays {
             let err = Request::parse(call, body).expect_err(call.path());
-            assert_eq!(
-                err.to_string(),
-                "invalid type: array, expected a JSON object",
-                "{call}"
-            );
+            assert_eq!(err.to_string(), "invalid type: array, expected a JSON object", "{call}");
         }
         for body in [&b"42"[..], b"\"x\"", b"true"] {
             let err = Request::parse(call, body).expect_err(call.path());
-            assert!(
-                err.to_string().starts_with("invalid type: "),
-                "{call}: {err}"
-            );
+            assert!(err.to_string().starts_with("invalid type: "), "{call}: {err}");
         }
     }
 }
