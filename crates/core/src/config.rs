@@ -141,6 +141,115 @@ pub struct VifPoolOptions {
     pub ports_pool_update_frequency: u64,
 }
 
+/// Where a pod's Kubernetes service account token is mounted.
+pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/// Where a pod's Kubernetes service account CA bundle is mounted.
+pub const SERVICE_ACCOUNT_CA: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+
+/// `[kubernetes] pod_subnets_driver`: which subnet a pod's port is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodSubnetsDriver {
+    /// `default`: `[neutron_defaults] pod_subnet`, for every pod.
+    Default,
+    /// `namespace`: each namespace gets its own network and subnet, from
+    /// `[namespace_subnet] pod_subnet_pool`, on `pod_router`.
+    Namespace,
+}
+
+/// `[kubernetes] pod_vif_driver`: how pods' ports are bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodVifDriver {
+    /// `neutron-vif`: bound to the pod's node (bare metal).
+    NeutronVif,
+    /// `nested-vlan`: a subport of the worker VM's trunk.
+    NestedVlan,
+    /// `nested-macvlan`: an address pair of the worker VM's port.
+    NestedMacvlan,
+}
+
+impl PodVifDriver {
+    /// The nested binding it asks the node daemon for, if any.
+    pub fn nested_mode(self) -> Option<crate::binding::NestedMode> {
+        match self {
+            PodVifDriver::NeutronVif => None,
+            PodVifDriver::NestedVlan => Some(crate::binding::NestedMode::Vlan),
+            PodVifDriver::NestedMacvlan => Some(crate::binding::NestedMode::Macvlan),
+        }
+    }
+}
+
+/// `[kubernetes]`: how the controller and the node daemon reach the
+/// apiserver, and upstream kuryr-kubernetes' driver choices. Present only
+/// when the file has the section (Kubernetes mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesOptions {
+    /// `api_root`: the apiserver's URL; unset: the in-cluster service
+    /// account, else the kubeconfig (`KUBECONFIG`, `~/.kube/config`).
+    pub api_root: Option<String>,
+    /// `ssl_client_crt_file`: a client certificate, PEM; checked at load
+    /// to come with its key.
+    pub ssl_client_crt_file: Option<PathBuf>,
+    /// `ssl_client_key_file`: its key, PEM (only with the certificate).
+    pub ssl_client_key_file: Option<PathBuf>,
+    /// `token_file`: a bearer token, used with `api_root` when it exists.
+    pub token_file: PathBuf,
+    /// `ssl_ca_crt_file`: the CA bundle the apiserver's certificate is
+    /// checked against, used with `api_root` when it exists.
+    pub ssl_ca_crt_file: PathBuf,
+    /// `ssl_verify_server_crt`: verify the apiserver's certificate (upstream
+    /// defaulted to false; here true).
+    pub ssl_verify_server_crt: bool,
+    /// `controller_ha`: run controllers as active/passive replicas (a Lease).
+    pub controller_ha: bool,
+    /// `pod_subnets_driver`: a subnet per namespace (the default here) or
+    /// one for all pods (upstream's default).
+    pub pod_subnets_driver: PodSubnetsDriver,
+    /// `pod_vif_driver`.
+    pub pod_vif_driver: PodVifDriver,
+}
+
+impl Default for KubernetesOptions {
+    fn default() -> Self {
+        KubernetesOptions {
+            api_root: None,
+            token_file: PathBuf::from(SERVICE_ACCOUNT_TOKEN),
+            ssl_ca_crt_file: PathBuf::from(SERVICE_ACCOUNT_CA),
+            ssl_client_crt_file: None,
+            ssl_client_key_file: None,
+            ssl_verify_server_crt: true,
+            controller_ha: false,
+            pod_subnets_driver: PodSubnetsDriver::Namespace,
+            pod_vif_driver: PodVifDriver::NeutronVif,
+        }
+    }
+}
+
+/// `[neutron_defaults]`: where the Kubernetes controller makes pods' ports
+/// (upstream kuryr-kubernetes' names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NeutronDefaultsOptions {
+    /// `project`: the OpenStack project of what the controller makes
+    /// (unset: the credentials' project).
+    pub project: Option<String>,
+    /// `pod_subnet`: the subnet of every pod (`pod_subnets_driver = default`).
+    pub pod_subnet: Option<String>,
+    /// `pod_security_groups`: security groups of pods' ports (none:
+    /// Neutron's default group).
+    pub pod_security_groups: Vec<String>,
+    /// `resource_tags`: tags on every Neutron object the controller makes.
+    pub resource_tags: Vec<String>,
+}
+
+/// `[namespace_subnet]`: a network per namespace
+/// (`pod_subnets_driver = namespace`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceSubnetOptions {
+    /// `pod_subnet_pool`: the subnetpool namespaces' subnets come from.
+    pub pod_subnet_pool: Option<String>,
+    /// `pod_router`: the router every namespace's subnet is attached to.
+    pub pod_router: Option<String>,
+}
+
 /// `kuryr.conf`, parsed and checked (docs/configuration.md).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -152,6 +261,15 @@ pub struct Config {
     pub binding: BindingOptions,
     /// `[vif_pool]`.
     pub vif_pool: VifPoolOptions,
+    /// `[neutron_defaults]`: where the Kubernetes controller makes pods'
+    /// ports.
+    pub neutron_defaults: NeutronDefaultsOptions,
+    /// `[namespace_subnet]`: where it makes namespaces' subnets (the
+    /// `namespace` pod subnets driver).
+    pub namespace_subnet: NamespaceSubnetOptions,
+    /// `[kubernetes]`, when the file has the section: Kubernetes mode is
+    /// on (docs/kubernetes.md).
+    pub kubernetes: Option<KubernetesOptions>,
     /// Things worth telling the operator that do not stop us (unknown
     /// options, a world-readable file holding a password).
     pub warnings: Vec<String>,
@@ -188,6 +306,9 @@ pub const NEUTRON_AUTH_KEYS: &[&str] = &[
     "timeout",
     "cloud",
 ];
+
+/// Neutron's limit on a tag's length.
+const TAG_MAX: usize = 60;
 
 const SECRET_KEYS: &[&str] = &["password", "application_credential_secret", "token"];
 
@@ -228,6 +349,9 @@ impl Default for Config {
                 ports_pool_batch: 10,
                 ports_pool_update_frequency: 1,
             },
+            kubernetes: None,
+            neutron_defaults: NeutronDefaultsOptions::default(),
+            namespace_subnet: NamespaceSubnetOptions::default(),
             warnings: Vec::new(),
         }
     }
@@ -264,6 +388,21 @@ impl Config {
         config.apply("neutron", ini.section("neutron"), Config::set_neutron)?;
         config.apply("binding", ini.section("binding"), Config::set_binding)?;
         config.apply("vif_pool", ini.section("vif_pool"), Config::set_vif_pool)?;
+        if ini.section_names().any(|n| n == "kubernetes") {
+            config.kubernetes = Some(KubernetesOptions::default());
+        }
+        config.apply("kubernetes", ini.section("kubernetes"), Config::set_kubernetes)?;
+        config.apply(
+            "neutron_defaults",
+            ini.section("neutron_defaults"),
+            Config::set_neutron_defaults,
+        )?;
+        config.apply(
+            "namespace_subnet",
+            ini.section("namespace_subnet"),
+            Config::set_namespace_subnet,
+        )?;
+        config.check_kubernetes()?;
         let p = &config.vif_pool;
         if p.ports_pool_max > 0 && p.ports_pool_max < p.ports_pool_min {
             return Err(invalid(
@@ -274,7 +413,16 @@ impl Config {
             ));
         }
         for name in ini.section_names() {
-            if !matches!(name, "DEFAULT" | "neutron" | "binding" | "vif_pool") {
+            if !matches!(
+                name,
+                "DEFAULT"
+                    | "neutron"
+                    | "binding"
+                    | "vif_pool"
+                    | "kubernetes"
+                    | "neutron_defaults"
+                    | "namespace_subnet"
+            ) {
                 config.warnings.push(format!("ignoring unknown config section [{name}]"));
             }
         }
@@ -403,6 +551,138 @@ impl Config {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Sets one `[kubernetes]` option; `Ok(false)` when it is not one Kuryr knows.
+    fn set_kubernetes(&mut self, key: &str, value: String) -> Result<bool, ConfigError> {
+        let k = self.kubernetes.get_or_insert_with(KubernetesOptions::default);
+        let path = |v: &str| non_empty(v).map(PathBuf::from);
+        match key {
+            "api_root" => {
+                k.api_root = non_empty(&value);
+                if let Some(root) = &k.api_root {
+                    if !(root.starts_with("https://") || root.starts_with("http://")) {
+                        return Err(invalid(
+                            "kubernetes",
+                            key,
+                            &value,
+                            "must be an http:// or https:// URL",
+                        ));
+                    }
+                }
+            }
+            "token_file" => k.token_file = PathBuf::from(&value),
+            "ssl_ca_crt_file" => k.ssl_ca_crt_file = PathBuf::from(&value),
+            "ssl_client_crt_file" => k.ssl_client_crt_file = path(&value),
+            "ssl_client_key_file" => k.ssl_client_key_file = path(&value),
+            "ssl_verify_server_crt" => {
+                k.ssl_verify_server_crt = boolean("kubernetes", key, &value)?
+            }
+            "controller_ha" => k.controller_ha = boolean("kubernetes", key, &value)?,
+            "pod_subnets_driver" => {
+                k.pod_subnets_driver = match value.as_str() {
+                    "default" => PodSubnetsDriver::Default,
+                    "namespace" => PodSubnetsDriver::Namespace,
+                    _ => {
+                        return Err(invalid(
+                            "kubernetes",
+                            key,
+                            &value,
+                            "must be default or namespace",
+                        ))
+                    }
+                }
+            }
+            "pod_vif_driver" => {
+                k.pod_vif_driver = match value.as_str() {
+                    "neutron-vif" => PodVifDriver::NeutronVif,
+                    "nested-vlan" => PodVifDriver::NestedVlan,
+                    "nested-macvlan" => PodVifDriver::NestedMacvlan,
+                    _ => {
+                        return Err(invalid(
+                            "kubernetes",
+                            key,
+                            &value,
+                            "must be neutron-vif, nested-vlan or nested-macvlan",
+                        ))
+                    }
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Sets one `[neutron_defaults]` option; `Ok(false)` when it is not one Kuryr knows.
+    fn set_neutron_defaults(&mut self, key: &str, value: String) -> Result<bool, ConfigError> {
+        let d = &mut self.neutron_defaults;
+        match key {
+            "project" => d.project = non_empty(&value),
+            "pod_subnet" => d.pod_subnet = non_empty(&value),
+            "pod_security_groups" => d.pod_security_groups = parse_list(&value),
+            "resource_tags" => {
+                d.resource_tags = parse_list(&value);
+                if let Some(long) = d.resource_tags.iter().find(|t| t.len() > TAG_MAX) {
+                    return Err(invalid(
+                        "neutron_defaults",
+                        key,
+                        &value,
+                        &format!("tag {long:?} is longer than Neutron's {TAG_MAX} characters"),
+                    ));
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Sets one `[namespace_subnet]` option; `Ok(false)` when it is not one Kuryr knows.
+    fn set_namespace_subnet(&mut self, key: &str, value: String) -> Result<bool, ConfigError> {
+        let slot = match key {
+            "pod_subnet_pool" => &mut self.namespace_subnet.pod_subnet_pool,
+            "pod_router" => &mut self.namespace_subnet.pod_router,
+            _ => return Ok(false),
+        };
+        *slot = non_empty(&value);
+        Ok(true)
+    }
+
+    /// With `[kubernetes]`: the options its drivers need are set, and a
+    /// client certificate comes with its key.
+    fn check_kubernetes(&self) -> Result<(), ConfigError> {
+        let Some(k) = &self.kubernetes else { return Ok(()) };
+        let required = |section, option: &str, value: &Option<String>, why: &str| match value {
+            Some(_) => Ok(()),
+            None => Err(invalid(section, option, "", why)),
+        };
+        match k.pod_subnets_driver {
+            PodSubnetsDriver::Default => required(
+                "neutron_defaults",
+                "pod_subnet",
+                &self.neutron_defaults.pod_subnet,
+                "is required with [kubernetes] pod_subnets_driver = default",
+            )?,
+            PodSubnetsDriver::Namespace => {
+                let why =
+                    "is required with [kubernetes] pod_subnets_driver = namespace (the default)";
+                required(
+                    "namespace_subnet",
+                    "pod_subnet_pool",
+                    &self.namespace_subnet.pod_subnet_pool,
+                    why,
+                )?;
+                required("namespace_subnet", "pod_router", &self.namespace_subnet.pod_router, why)?;
+            }
+        }
+        if k.ssl_client_crt_file.is_some() != k.ssl_client_key_file.is_some() {
+            return Err(invalid(
+                "kubernetes",
+                "ssl_client_crt_file",
+                "",
+                "ssl_client_crt_file and ssl_client_key_file go together",
+            ));
+        }
+        Ok(())
     }
 
     /// A file holding a secret should not be readable by other users.
@@ -535,6 +815,69 @@ mod tests {
         let c = Config::load(&path, true).expect("valid");
         assert!(c.warnings.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    const K8S: &str = "[kubernetes]\n[namespace_subnet]\npod_subnet_pool = sp1\npod_router = r1\n";
+
+    #[test]
+    fn kubernetes_mode_is_off_without_its_section() {
+        let c = Config::parse("[neutron_defaults]\nproject = p1\n").expect("valid");
+        assert_eq!(c.kubernetes, None);
+        assert_eq!(c.neutron_defaults.project.as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn kubernetes_sections_with_upstream_names() {
+        let text = "[kubernetes]\napi_root = https://127.0.0.1:6443\ntoken_file = /etc/kuryr/token\n\
+            ssl_ca_crt_file = /etc/kuryr/ca.crt\nssl_client_crt_file = /etc/kuryr/c.crt\n\
+            ssl_client_key_file = /etc/kuryr/c.key\nssl_verify_server_crt = False\ncontroller_ha = True\n\
+            pod_subnets_driver = default\npod_vif_driver = nested-vlan\n\
+            [neutron_defaults]\nproject = p1\npod_subnet = s1\npod_security_groups = sg1, sg2\n\
+            resource_tags = k8s, cluster-a\n";
+        let c = Config::parse(text).expect("valid");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let k = c.kubernetes.expect("kubernetes mode");
+        assert_eq!(k.api_root.as_deref(), Some("https://127.0.0.1:6443"));
+        assert_eq!(k.token_file, Path::new("/etc/kuryr/token"));
+        assert_eq!(k.ssl_ca_crt_file, Path::new("/etc/kuryr/ca.crt"));
+        assert_eq!(k.ssl_client_key_file.as_deref(), Some(Path::new("/etc/kuryr/c.key")));
+        assert!(!k.ssl_verify_server_crt);
+        assert!(k.controller_ha);
+        assert_eq!(k.pod_subnets_driver, PodSubnetsDriver::Default);
+        assert_eq!(k.pod_vif_driver.nested_mode(), Some(crate::binding::NestedMode::Vlan));
+        let d = c.neutron_defaults;
+        assert_eq!(d.pod_subnet.as_deref(), Some("s1"));
+        assert_eq!(d.pod_security_groups, ["sg1", "sg2"]);
+        assert_eq!(d.resource_tags, ["k8s", "cluster-a"]);
+    }
+
+    #[test]
+    fn kubernetes_defaults() {
+        let c = Config::parse(K8S).expect("valid");
+        let k = c.kubernetes.expect("kubernetes mode");
+        assert_eq!(k, KubernetesOptions::default());
+        assert_eq!(k.pod_subnets_driver, PodSubnetsDriver::Namespace);
+        assert!(k.ssl_verify_server_crt);
+        assert_eq!(k.token_file, Path::new(SERVICE_ACCOUNT_TOKEN));
+        assert_eq!(c.namespace_subnet.pod_router.as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn kubernetes_mode_checks_what_its_drivers_need() {
+        for (text, needle) in [
+            ("[kubernetes]\n", "pod_subnet_pool"),
+            ("[kubernetes]\n[namespace_subnet]\npod_subnet_pool = sp\n", "pod_router"),
+            ("[kubernetes]\npod_subnets_driver = default\n", "pod_subnet"),
+            (&format!("{K8S}[kubernetes]\nssl_client_crt_file = /c\n"), "go together"),
+            (&format!("{K8S}[kubernetes]\napi_root = localhost:6443\n"), "api_root"),
+            (&format!("{K8S}[kubernetes]\npod_vif_driver = sriov\n"), "pod_vif_driver"),
+            (&format!("{K8S}[kubernetes]\npod_subnets_driver = magic\n"), "pod_subnets_driver"),
+            (&format!("{K8S}[kubernetes]\ncontroller_ha = maybe\n"), "controller_ha"),
+            (&format!("{K8S}[neutron_defaults]\nresource_tags = {}\n", "t".repeat(61)), "60"),
+        ] {
+            let err = Config::parse(text).expect_err(text);
+            assert!(err.to_string().contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod gc;
 pub mod ini;
 pub mod ipmath;
+pub mod layout;
 pub mod lifecycle;
 pub mod metrics;
 pub mod naming;

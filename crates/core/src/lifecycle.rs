@@ -203,15 +203,7 @@ impl Lifecycle {
     /// in a VM: docs/nested.md). The caller adds addresses, security groups
     /// or a project.
     pub fn port_create(&self, owner: &Owner, network_id: &str) -> PortCreate {
-        PortCreate {
-            name: Some(owner.port_name()),
-            device_owner: Some(naming::DEVICE_OWNER.to_string()),
-            device_id: Some(owner.device_id().to_string()),
-            binding_host_id: self.binder.binds_host().then(|| self.settings.host.clone()),
-            admin_state_up: Some(true),
-            tags: Some(owner.port_tags()),
-            ..PortCreate::new(network_id)
-        }
+        owner.port_create(network_id, self.binder.binds_host().then(|| self.settings.host.clone()))
     }
 
     /// Provisions a port: one POST.

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use openstack::neutron::PortCreate;
+
 use crate::binding::OWNER_KEY;
 use crate::naming::{self, cni, pod};
 
@@ -82,6 +84,8 @@ pub enum Owner {
         name: String,
         /// Its uid.
         uid: String,
+        /// Its cluster's id (`naming::pod::cluster_tag`).
+        cluster: String,
     },
 }
 
@@ -139,7 +143,23 @@ impl Owner {
             Owner::CniAttachment { container_id, ifname, cni_network } => {
                 cni::port_tags(container_id, ifname, cni_network)
             }
-            Owner::Pod { namespace, .. } => pod::port_tags(namespace),
+            Owner::Pod { namespace, cluster, .. } => pod::port_tags(namespace, cluster),
+        }
+    }
+
+    /// The POST body of a new port for this owner on `network_id`: named,
+    /// tagged and owned for its kind, up, and bound to `host` when given
+    /// (`binding:host_id`). The caller adds addresses, security groups or
+    /// a project.
+    pub fn port_create(&self, network_id: &str, host: Option<String>) -> PortCreate {
+        PortCreate {
+            name: Some(self.port_name()),
+            device_owner: Some(naming::DEVICE_OWNER.to_string()),
+            device_id: Some(self.device_id().to_string()),
+            binding_host_id: host,
+            admin_state_up: Some(true),
+            tags: Some(self.port_tags()),
+            ..PortCreate::new(network_id)
         }
     }
 
@@ -226,6 +246,7 @@ mod tests {
             namespace: "default".into(),
             name: "web-0".into(),
             uid: "0b0e7c2a-1111-2222-3333-444455556666".into(),
+            cluster: "c1".into(),
         }
     }
 
