@@ -7,7 +7,10 @@
 //! - [`vif`]: what a KuryrPort's status tells the node daemon about one
 //!   interface, so it binds without asking Neutron;
 //! - [`pod`]: the controller's pure decisions about a pod (does it need a
-//!   port, its desired KuryrPort, its Neutron port's body).
+//!   port, its desired KuryrPort, its Neutron port's body);
+//! - [`namespace`]: the same for a namespace (its desired KuryrNetwork,
+//!   its network's and subnet's bodies);
+//! - [`MissingField`]: an object the apiserver would never send.
 //!
 //! It translates only: Neutron names and tags come from
 //! `kuryr_core::naming` (through `kuryr_core::owner::Owner::Pod`), a port's
@@ -15,5 +18,35 @@
 //! pure; the I/O (kube-rs reconcilers, Neutron calls) comes later.
 
 pub mod crds;
+pub mod namespace;
 pub mod pod;
 pub mod vif;
+
+/// An object without a field the apiserver always sets (a malformed
+/// object, or a test's): the controller cannot act on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{object} has no {field}")]
+pub struct MissingField {
+    /// The object, as far as it is known (`pod shop/web-0`).
+    pub object: String,
+    /// The field (`metadata.uid`).
+    pub field: &'static str,
+}
+
+/// `field` of `object`, when set and not empty.
+fn required(
+    object: impl FnOnce() -> String,
+    value: Option<&String>,
+    field: &'static str,
+) -> Result<String, MissingField> {
+    value.filter(|v| !v.is_empty()).cloned().ok_or_else(|| MissingField { object: object(), field })
+}
+
+/// `extra` (`[neutron_defaults] resource_tags`) appended to `tags`, each once.
+fn add_tags(tags: &mut Vec<String>, extra: &[String]) {
+    for tag in extra {
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+}

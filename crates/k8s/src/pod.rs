@@ -13,24 +13,11 @@ use kuryr_core::owner::Owner;
 use openstack::neutron::{FixedIpRequest, PortCreate};
 
 use crate::crds::{Finalizer, KuryrPort, KuryrPortSpec, NODE_NAME_LABEL};
+use crate::{required, MissingField};
 
 /// The kubelet's annotation naming where a pod came from (`api` unless
 /// static).
 const CONFIG_SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
-
-/// A pod the controller cannot act on: the apiserver always sets these, so
-/// this is a malformed object (or a test's).
-#[derive(Debug, thiserror::Error)]
-pub enum PodError {
-    /// A field every pod of the apiserver has is missing.
-    #[error("pod {pod} has no {field}")]
-    Missing {
-        /// `namespace/name`, as far as known.
-        pod: String,
-        /// The field.
-        field: &'static str,
-    },
-}
 
 /// A pod's `status.phase`, parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,22 +107,21 @@ pub struct PodIdentity {
 
 impl PodIdentity {
     /// The identity of a scheduled pod.
-    pub fn of(pod: &Pod) -> Result<PodIdentity, PodError> {
+    pub fn of(pod: &Pod) -> Result<PodIdentity, MissingField> {
         let meta = &pod.metadata;
-        let label = format!(
-            "{}/{}",
-            meta.namespace.as_deref().unwrap_or("?"),
-            meta.name.as_deref().unwrap_or("?")
-        );
-        let missing = |field| PodError::Missing { pod: label.clone(), field };
-        let present = |v: Option<&String>, field| {
-            v.filter(|v| !v.is_empty()).cloned().ok_or_else(|| missing(field))
+        let label = || {
+            let part = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+            format!("pod {}/{}", part(&meta.namespace), part(&meta.name))
         };
         Ok(PodIdentity {
-            namespace: present(meta.namespace.as_ref(), "metadata.namespace")?,
-            name: present(meta.name.as_ref(), "metadata.name")?,
-            uid: present(meta.uid.as_ref(), "metadata.uid")?,
-            node: present(pod.spec.as_ref().and_then(|s| s.node_name.as_ref()), "spec.nodeName")?,
+            namespace: required(label, meta.namespace.as_ref(), "metadata.namespace")?,
+            name: required(label, meta.name.as_ref(), "metadata.name")?,
+            uid: required(label, meta.uid.as_ref(), "metadata.uid")?,
+            node: required(
+                label,
+                pod.spec.as_ref().and_then(|s| s.node_name.as_ref()),
+                "spec.nodeName",
+            )?,
         })
     }
 
@@ -163,10 +149,11 @@ pub fn is_static(pod: &Pod) -> bool {
 /// The KuryrPort a scheduled pod should have, as upstream made it: named
 /// after the pod in its namespace, owned by it, labelled with its node,
 /// with the KuryrPort finalizer and no vif yet.
-pub fn desired_kuryrport(pod: &Pod) -> Result<KuryrPort, PodError> {
+pub fn desired_kuryrport(pod: &Pod) -> Result<KuryrPort, MissingField> {
     let id = PodIdentity::of(pod)?;
-    let owner = pod.controller_owner_ref(&()).ok_or_else(|| PodError::Missing {
-        pod: format!("{}/{}", id.namespace, id.name),
+    // Set once PodIdentity::of found the name.
+    let owner = pod.controller_owner_ref(&()).ok_or_else(|| MissingField {
+        object: format!("pod {}/{}", id.namespace, id.name),
         field: "metadata.name",
     })?;
     let mut kp = KuryrPort::new(
@@ -205,11 +192,7 @@ pub fn port_create(
     }
     create.project_id = defaults.project.as_deref().map(Into::into);
     if let Some(tags) = create.tags.as_mut() {
-        for tag in &defaults.resource_tags {
-            if !tags.contains(tag) {
-                tags.push(tag.clone());
-            }
-        }
+        crate::add_tags(tags, &defaults.resource_tags);
     }
     create
 }

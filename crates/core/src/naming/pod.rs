@@ -4,49 +4,65 @@
 //! switching implementations finds the same ports. A tag names the
 //! cluster (the uid of its `kube-system` namespace, which the controller
 //! reads at start), so GC and an operator can tell which cluster's
-//! controller made a port. The controller arrives with issue 14.
+//! controller made a port. A namespace's network and subnet (the
+//! `namespace` pod subnets driver) are both named `<namespace uid>/<namespace>`
+//! as upstream named them, and tagged with the namespace and the cluster.
+//! The controller arrives with issue 14.
 
 use super::DEVICE_OWNER;
 
 const NAMESPACE: &str = "kuryr.pod.ns:";
 const CLUSTER: &str = "kuryr.k8s.cluster:";
+const NETWORK_NAMESPACE: &str = "kuryr.k8s.ns:";
 const TAG_MAX: usize = 60;
 /// Neutron's limit on a port name.
 const NAME_MAX: usize = 255;
 
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(mut text: String, max: usize) -> String {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
+}
+
 /// `<namespace>/<pod name>`, cut to Neutron's 255 characters.
 pub fn port_name(namespace: &str, name: &str) -> String {
-    let mut full = format!("{namespace}/{name}");
-    if full.len() > NAME_MAX {
-        let mut cut = NAME_MAX;
-        while !full.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        full.truncate(cut);
-    }
-    full
+    cut(format!("{namespace}/{name}"), NAME_MAX)
 }
 
 /// `compute:kuryr`, the pod's namespace (cut to fit a tag): what finds a
 /// namespace's ports, and what tells GC a port is a pod's; and its
 /// cluster's [`cluster_tag`].
 pub fn port_tags(namespace: &str, cluster: &str) -> Vec<String> {
-    let mut ns = format!("{NAMESPACE}{namespace}");
-    // Namespaces are DNS labels (ASCII, at most 63): the cut is on a char.
-    ns.truncate(TAG_MAX);
+    let ns = cut(format!("{NAMESPACE}{namespace}"), TAG_MAX);
     vec![DEVICE_OWNER.to_string(), ns, cluster_tag(cluster)]
 }
 
 /// `kuryr.k8s.cluster:<cluster id>`: the cluster whose controller made a
 /// port (a uid, 36 characters, fits a tag; anything longer is cut).
 pub fn cluster_tag(cluster: &str) -> String {
-    let mut tag = format!("{CLUSTER}{cluster}");
-    let mut cut = TAG_MAX.min(tag.len());
-    while !tag.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    tag.truncate(cut);
-    tag
+    cut(format!("{CLUSTER}{cluster}"), TAG_MAX)
+}
+
+/// `<namespace uid>/<namespace>`: upstream's name of a namespace's network
+/// and of its subnet, cut to 255 characters.
+pub fn namespace_network_name(namespace: &str, uid: &str) -> String {
+    cut(format!("{uid}/{namespace}"), NAME_MAX)
+}
+
+/// The tags of a namespace's network and subnet: `kuryr.k8s.ns:<namespace>`
+/// and the cluster's [`cluster_tag`] (not a port's namespace tag, so GC
+/// never takes them for a pod's).
+pub fn namespace_network_tags(namespace: &str, cluster: &str) -> Vec<String> {
+    vec![cut(format!("{NETWORK_NAMESPACE}{namespace}"), TAG_MAX), cluster_tag(cluster)]
+}
+
+/// The namespace of a namespace's network or subnet, from its tags.
+pub fn namespace_of_network(tags: &[String]) -> Option<&str> {
+    tags.iter().find_map(|t| t.strip_prefix(NETWORK_NAMESPACE))
 }
 
 /// The cluster of a pod's port, from its tags.
@@ -80,5 +96,17 @@ mod tests {
         assert_eq!(namespace_of(&tags), Some("default"));
         assert_eq!(cluster_of(&tags), Some(cluster));
         assert!(port_tags(&"n".repeat(63), &"é".repeat(40)).iter().all(|t| t.len() <= 60));
+    }
+
+    #[test]
+    fn namespace_networks() {
+        let uid = "3c8e5f8a-2f1e-4d8b-9a77-0c1d2e3f4a5b";
+        assert_eq!(namespace_network_name("shop", uid), format!("{uid}/shop"));
+        assert_eq!(namespace_network_name(&"n".repeat(300), uid).len(), 255);
+        let tags = namespace_network_tags("shop", "c1");
+        assert_eq!(tags, ["kuryr.k8s.ns:shop", "kuryr.k8s.cluster:c1"]);
+        assert_eq!(namespace_of_network(&tags), Some("shop"));
+        assert_eq!(namespace_of(&tags), None, "not a pod port's tag");
+        assert_eq!(cluster_of(&tags), Some("c1"));
     }
 }
