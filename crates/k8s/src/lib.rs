@@ -10,6 +10,8 @@
 //!   port, its desired KuryrPort, its Neutron port's body);
 //! - [`namespace`]: the same for a namespace (its desired KuryrNetwork,
 //!   its network's and subnet's bodies);
+//! - [`node`]: the node daemon's decision on a CNI ADD (bind its pod's
+//!   vif, checked against `K8S_POD_UID`, or wait);
 //! - [`MissingField`]: an object the apiserver would never send.
 //!
 //! It translates only: Neutron names and tags come from
@@ -19,6 +21,7 @@
 
 pub mod crds;
 pub mod namespace;
+pub mod node;
 pub mod pod;
 pub mod vif;
 
