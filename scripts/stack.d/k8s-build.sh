@@ -111,7 +111,8 @@ k8s_prepare() {
     gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
     # Each staging module k8s.io/kubernetes requires at v0.0.0 (replaced by a
     # local path upstream) comes from its published v0.MINOR.PATCH.
-    for m in $(sed -n 's#^\t\(k8s\.io/[a-z0-9-]*\) v0\.0\.0.*#\1#p' "$gomod"); do
+    # (Not the pseudo-versions v0.0.0-<date>-<hash> of kube-openapi, utils...)
+    for m in $(sed -n 's#^\t\(k8s\.io/[a-z0-9-]*\) v0\.0\.0$#\1#p' "$gomod"); do
         go mod edit "-replace=$m=$m@v$S"
     done
     copy_mod_directives "k8s.io/kubernetes@v$K8S_VERSION"
@@ -146,13 +147,18 @@ bin_dirs() {
 main() {
     (($#)) || set -- kubernetes etcd containerd crictl
     [[ $1 == bin-dirs ]] && { bin_dirs; return; }
+    if [[ $1 == _one ]]; then
+        case $2 in fetch) k8s_prepare ;; *) "build_$2" ;; esac
+        return
+    fi
     command -v go >/dev/null || die "no Go at /usr/local/go"
     mkdir -p "$KCACHE"
     local t0=$SECONDS c
     for c in "$@"; do
         case $c in
-            kubernetes|etcd|containerd|crictl) ( "build_$c" ) || die "$c build failed" ;;
-            fetch) ( k8s_prepare ) || die "kubernetes module fetch failed" ;;
+            # A fresh shell per component: `set -e` holds inside it (it would
+            # not inside `( ... ) || die`).
+            kubernetes|etcd|containerd|crictl|fetch) "$HERE/k8s-build.sh" _one "$c" || die "$c failed" ;;
             *) die "unknown component $c" ;;
         esac
     done

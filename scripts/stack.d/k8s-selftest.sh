@@ -67,10 +67,10 @@ leftovers() {
     pgrep -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" >/dev/null && echo "process containerd shim"
     pgrep -f "$CONTAINERD_BIN/containerd " >/dev/null && echo "process containerd"
     awk -v a="$K8S_STATE" -v b="$K8S_RUN" 'index($2, a) == 1 || index($2, b) == 1 {print "mount " $2}' /proc/mounts
-    ls /var/run/netns 2>/dev/null | grep '^cni-' | sed 's/^/netns /'
+    for s in /var/run/netns/cni-*; do [[ -e $s ]] && echo "netns ${s##*/}"; done
     ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^veth' | sed 's/^/veth /'
     ip link show "$CNI_BRIDGE_DEV" >/dev/null 2>&1 && echo "link $CNI_BRIDGE_DEV"
-    for s in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do [[ -d $s ]] && echo "cgroup $s"; done
+    for s in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods /sys/fs/cgroup/*/k8s.io; do [[ -d $s ]] && echo "cgroup $s"; done
     [[ -e $CNI_BRIDGE_CONF ]] && echo "file $CNI_BRIDGE_CONF"
     [[ -e $K8S_RUN ]] && echo "dir $K8S_RUN"
     return 0
@@ -116,6 +116,7 @@ checks() {
         ip=$(k -n "$NS" get pod kbox -o jsonpath='{.status.podIP}')
         check "pod IP $ip in the bridge's subnet $CNI_BRIDGE_SUBNET" test "${ip%.*}" = "$(cut -d/ -f1 <<<"$CNI_BRIDGE_SUBNET" | cut -d. -f1-3)"
         t=$(now)
+        # shellcheck disable=SC2016 # expanded in the pod
         out=$(k -n "$NS" exec kbox -- sh -c 'echo hello-$(hostname); ip -4 -o addr show eth0')
         check "exec answers ($(head -n 1 <<<"$out"))" grep -q '^hello-kbox$' <<<"$out"
         check "pod's eth0 has $ip" grep -q "inet $ip/" <<<"$out"

@@ -312,7 +312,7 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.traci
   enable_selinux = false
   # No CAP_SYS_RESOURCE here: never lower a process's oom_score_adj.
   restrict_oom_score_adj = true
-  # Pod netns files under our state dir (not /var/run/netns), so `down`
+  # Pod netns files under our state dir (not /var/run/netns), so down
   # finds a killed containerd's leftovers there.
   netns_mounts_under_state_dir = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
@@ -508,10 +508,12 @@ k8s_unmount_leftovers() {
 }
 
 # The cgroups the kubelet made (cgroupfs driver): kubepods in every v1
-# hierarchy and in the unified one; children first.
+# hierarchy and in the unified one; and k8s.io, where containerd puts the
+# sandboxes of pods made through the CRI without the kubelet (crictl runp).
+# Children first; only empty ones can go.
 k8s_remove_cgroups() {
     local d
-    for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/kubepods.slice /sys/fs/cgroup/kubepods; do
+    for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io; do
         [[ -d $d ]] || continue
         find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
         [[ -d $d ]] && say "cgroup $d still there (processes in it?)"
@@ -532,6 +534,8 @@ k8s_remove_net_leftovers() {
         ip link del "$CNI_BRIDGE_DEV" 2>/dev/null || true
     fi
     rm -rf "$K8S_RUN/cni-ipam" /var/lib/cni/results/"$CNI_BRIDGE_NAME"-*
+    # libcni's result cache dir, made by the first CNI ADD here
+    rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
     local f
     for f in /var/log/containers/*.log; do
         [[ -L $f && $(readlink "$f") == "$K8S_STATE"/* ]] && rm -f "$f"
