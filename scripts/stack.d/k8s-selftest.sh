@@ -108,8 +108,9 @@ checks() {
 
     if [[ $cni == bridge ]]; then
         t=$(now)
+        # sleep as PID 1 ignores SIGTERM: a 1 s grace period, not 30.
         k -n "$NS" run kbox --image "$K8S_IMAGE" --image-pull-policy Never --restart Never \
-            --command -- sleep 3600 >/dev/null
+            --overrides '{"spec":{"terminationGracePeriodSeconds":1}}' --command -- sleep 3600 >/dev/null
         check "pod kbox Running" k -n "$NS" wait --for=condition=Ready pod/kbox --timeout=90s
         echo "  pod Running in $(since "$t") s"
         local ip out

@@ -569,12 +569,12 @@ k8s_status() {
     local s pid
     for s in "${K8S_SERVICES[@]}"; do
         if pid=$(svc_pid "$s"); then
-            printf '%-15s up    pid %s\n' "$s" "$pid"
+            printf '%-24s up    pid %s\n' "$s" "$pid"
         else
-            printf '%-15s down\n' "$s"
+            printf '%-24s down\n' "$s"
         fi
     done
-    printf '%-15s %s\n' cni "$(k8s_cni)"
+    printf '%-24s %s\n' cni "$(k8s_cni)"
 }
 
 k8s_env() {
