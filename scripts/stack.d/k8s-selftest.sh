@@ -60,12 +60,12 @@ leftovers() {
         pid=$(cat "$PIDS/$s.pid" 2>/dev/null || true)
         [[ -n $pid && -d /proc/$pid ]] && echo "process $s (pid $pid)"
     done
-    local n
-    for n in kubelet kube-apiserver kube-controller-manager kube-scheduler etcd; do
-        pgrep -x "$n" >/dev/null && echo "process $n (pgrep: $(pgrep -x "$n" | tr '\n' ' '))"
+    # any process running a binary of ours (shims included), whatever its PID file says
+    local p exe
+    for p in /proc/[0-9]*; do
+        exe=$(readlink "$p/exe" 2>/dev/null) || continue
+        [[ $exe == "$K8S_CACHE"/* ]] && echo "process ${exe##*/} (pid ${p#/proc/})"
     done
-    pgrep -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" >/dev/null && echo "process containerd shim"
-    pgrep -f "$CONTAINERD_BIN/containerd " >/dev/null && echo "process containerd"
     awk -v a="$K8S_STATE" -v b="$K8S_RUN" 'index($2, a) == 1 || index($2, b) == 1 {print "mount " $2}' /proc/mounts
     for s in /var/run/netns/cni-*; do [[ -e $s ]] && echo "netns ${s##*/}"; done
     ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^veth' | sed 's/^/veth /'

@@ -42,8 +42,11 @@ K8S_IMAGE=docker.io/library/kbox:latest
 K8S_PAUSE_IMAGE=docker.io/kuryr/pause:kbox
 K8S_ADMIN_KUBECONFIG=$K8S_STATE/admin.kubeconfig
 K8S_SERVICES=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)
-# Sysctls the kubelet sets at start (protectKernelDefaults: false); recorded
-# before it starts, not restored by `down`.
+# Sysctls the kubelet sets at start (protectKernelDefaults: false) to
+# vm.overcommit_memory=1 vm.panic_on_oom=0 kernel.panic=10 kernel.panic_on_oops=1
+# kernel.keys.root_maxkeys=1000000 kernel.keys.root_maxbytes=25000000; their
+# values before it starts go to $LOG/sysctl-before-kubelet; `down` does not
+# restore them.
 K8S_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
     kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 
@@ -321,6 +324,7 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.traci
       runtime_type = 'io.containerd.runc.v2'
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         BinaryName = '/usr/sbin/runc'
+        Root = '$K8S_RUN/runc'
         SystemdCgroup = false
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = [${bins%,}]
@@ -439,7 +443,7 @@ k8s_start_kubelet() { # host
     local s
     for s in "${K8S_SYSCTLS[@]}"; do
         printf '%s = %s\n' "$s" "$(sysctl -n "$s" 2>/dev/null || echo '?')"
-    done >"$K8S_STATE/sysctl-before-kubelet"
+    done >"$LOG/sysctl-before-kubelet"
     k8s_spawn kubelet "$K8S_BIN/kubelet" --config "$K8S_STATE/kubelet.yaml" \
         --kubeconfig "$K8S_STATE/kubelet.kubeconfig" --root-dir "$K8S_STATE/kubelet" \
         --hostname-override "$host" --v 1
@@ -534,8 +538,11 @@ k8s_remove_net_leftovers() {
         ip link del "$CNI_BRIDGE_DEV" 2>/dev/null || true
     fi
     rm -rf "$K8S_RUN/cni-ipam" /var/lib/cni/results/"$CNI_BRIDGE_NAME"-*
-    # libcni's result cache dir, made by the first CNI ADD here
-    rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
+    # Directories made on first use and shared by convention, removed only
+    # when empty: libcni's result cache, the kubelet's /var/log/containers
+    # (hard-coded), and the shims' socket dir (hard-coded /run/containerd/s).
+    rmdir /var/lib/cni/results /var/lib/cni /var/log/containers /run/containerd/s \
+        /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd 2>/dev/null || true
     local f
     for f in /var/log/containers/*.log; do
         [[ -L $f && $(readlink "$f") == "$K8S_STATE"/* ]] && rm -f "$f"
