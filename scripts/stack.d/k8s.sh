@@ -561,6 +561,10 @@ k8s_up() { # host cni
 }
 
 k8s_down() {
+    # Upstream kuryr-kubernetes, if scripts/bench.d/upstream-k8s started it here.
+    if compgen -G "$STATE/upstream-k8s/*.pid" >/dev/null; then
+        "$SCRIPT_DIR/bench.d/upstream-k8s" stop || true
+    fi
     k8s_stop_node
     k8s_stop_central
     k8s_stop_node_leftovers_after_central
