@@ -472,6 +472,15 @@ k8s_start_node() { # host cni
 # the kubelet and containerd, then whatever a killed process left behind.
 k8s_stop_node() {
     kill_svc kubelet 15
+    k8s_remove_pods
+    kill_svc containerd 15
+    k8s_kill_orphan_shims
+    k8s_unmount_leftovers
+    k8s_remove_cgroups
+    k8s_remove_net_leftovers
+}
+
+k8s_remove_pods() {
     if svc_pid containerd >/dev/null; then
         local ids
         ids=$(crictl_ours pods -q 2>/dev/null || true)
@@ -484,11 +493,6 @@ k8s_stop_node() {
             done
         fi
     fi
-    kill_svc containerd 15
-    k8s_kill_orphan_shims
-    k8s_unmount_leftovers
-    k8s_remove_cgroups
-    k8s_remove_net_leftovers
 }
 
 # Shims of our containerd (their -address is our socket) that outlived it.
@@ -561,7 +565,10 @@ k8s_up() { # host cni
 }
 
 k8s_down() {
-    # Upstream kuryr-kubernetes, if scripts/bench.d/upstream-k8s started it here.
+    # The kubelet, then the pods while their CNI (maybe Kuryr's) still runs,
+    # then upstream kuryr-kubernetes if scripts/bench.d/upstream-k8s started it.
+    kill_svc kubelet 15
+    k8s_remove_pods
     if compgen -G "$STATE/upstream-k8s/*.pid" >/dev/null; then
         "$SCRIPT_DIR/bench.d/upstream-k8s" stop || true
     fi
