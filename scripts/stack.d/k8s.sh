@@ -228,8 +228,10 @@ k8s_start_controllers() {
     wait_svc kube-scheduler 60 curl -fsSk https://127.0.0.1:10259/healthz
 }
 
-# RBAC for the Kuryr controller's identity (CN=kuryr-controller), the rights
-# upstream kuryr-kubernetes' ClusterRole grants, plus its CRDs' group.
+# RBAC for the Kuryr controller's identity (CN=kuryr-controller): upstream
+# kuryr-kubernetes' ClusterRole (devstack/lib/kuryr_kubernetes, 10.0.0), plus
+# pods/status, EndpointSlices, reading CRDs, and leases (leader election).
+# Upstream's CNI daemon runs under the same identity here.
 k8s_rbac() {
     kubectl_admin apply -f - >/dev/null <<'EOF'
 apiVersion: rbac.authorization.k8s.io/v1
@@ -237,17 +239,26 @@ kind: ClusterRole
 metadata: {name: kuryr-controller}
 rules:
 - apiGroups: [""]
-  resources: [endpoints, pods, pods/status, nodes, services, services/status, namespaces, events]
+  resources: [endpoints, pods, pods/status, services, services/status, namespaces]
   verbs: ["*"]
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [get, list, watch]
 - apiGroups: [openstack.org]
-  resources: ["*"]
+  resources: [kuryrnetworks, kuryrnetworkpolicies, kuryrloadbalancers, kuryrports]
   verbs: ["*"]
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, list, watch, update, patch]
+- apiGroups: [k8s.cni.cncf.io]
+  resources: [network-attachment-definitions]
+  verbs: [get]
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
