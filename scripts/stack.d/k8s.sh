@@ -21,7 +21,6 @@ K8S_BIN=$K8S_CACHE/kubernetes-$K8S_VERSION/bin
 ETCD_BIN=$K8S_CACHE/etcd-$ETCD_VERSION/bin
 CONTAINERD_BIN=$K8S_CACHE/containerd-$CONTAINERD_VERSION/bin
 CRICTL_BIN=$K8S_CACHE/crictl-$CRICTL_VERSION/bin
-K8S_PATH=$K8S_BIN:$ETCD_BIN:$CONTAINERD_BIN:$CRICTL_BIN
 CONTAINERD_SOCK=$K8S_RUN/containerd.sock
 ETCD_PORT=2379
 ETCD_PEER_PORT=2380
@@ -613,8 +612,11 @@ k8s_env() {
     echo "export KURYR_STACK_K8S_KURYR_KUBECONFIG='$K8S_STATE/kuryr-controller.kubeconfig'"
     echo "export CONTAINER_RUNTIME_ENDPOINT='unix://$CONTAINERD_SOCK'"
     echo "export IMAGE_SERVICE_ENDPOINT='unix://$CONTAINERD_SOCK'"
-    echo "export CONTAINERD_ADDRESS='$CONTAINERD_SOCK'"
+    echo "export KURYR_STACK_K8S_CONTAINERD='$CONTAINERD_SOCK'"
     echo "export KURYR_STACK_K8S_IMAGE='$K8S_IMAGE'"
+    # kubectl (and the other Kubernetes binaries) and crictl, not containerd's
+    # or etcd's dirs: dockerd, started from such a shell, runs the
+    # `containerd` it finds on PATH and must keep Debian's.
     # shellcheck disable=SC2016
-    printf 'case ":$PATH:" in *":%s:"*) ;; *) export PATH="%s:$PATH" ;; esac\n' "$K8S_BIN" "$K8S_PATH"
+    printf 'case ":$PATH:" in *":%s:"*) ;; *) export PATH="%s:%s:$PATH" ;; esac\n' "$K8S_BIN" "$K8S_BIN" "$CRICTL_BIN"
 }
