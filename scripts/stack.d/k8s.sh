@@ -225,6 +225,9 @@ k8s_start_controllers() {
         --bind-address 127.0.0.1 --secure-port 10259 --leader-elect=false --profiling=false --v 1
     wait_svc kube-controller-manager 60 curl -fsSk https://127.0.0.1:10257/healthz
     wait_svc kube-scheduler 60 curl -fsSk https://127.0.0.1:10259/healthz
+    # Pods are refused until the controller-manager made the namespace's
+    # default ServiceAccount: a `kubectl run` right after `up` must work.
+    wait_svc kube-controller-manager 60 kubectl_admin -n default get serviceaccount default
 }
 
 # RBAC for the Kuryr controller's identity (CN=kuryr-controller): upstream
