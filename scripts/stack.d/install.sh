@@ -77,12 +77,38 @@ venv_install() {
     say "venv: done in $(since "$t0") s"
 }
 
+# Kubernetes, etcd, containerd and crictl built from the Go module proxy into
+# /var/cache/kuryr-k8s (stack.d/k8s-build.sh, versions in stack.d/k8s-versions);
+# seconds when cached. KURYR_K8S_BUILD_LOG sends the build's output to a file.
+k8s_install() {
+    local t0 log=${KURYR_K8S_BUILD_LOG:-}
+    t0=$(now)
+    if [[ -n $log ]]; then
+        "$STACK_D/k8s-build.sh" >>"$log" 2>&1 || { tail -n 40 "$log" >&2; die "k8s build failed (log $log)"; }
+    else
+        "$STACK_D/k8s-build.sh" || die "k8s build failed"
+    fi
+    say "k8s: binaries ready in $(since "$t0") s ($("$STACK_D/k8s-build.sh" bin-dirs | head -n 1))"
+}
+
 cmd_install() {
     [[ $(id -u) == 0 ]] || die "install needs root"
+    local k8s=0 only_k8s=0
+    while (($#)); do
+        case $1 in
+            --k8s) k8s=1 ;;
+            --k8s-only) k8s=1; only_k8s=1 ;;  # the Go builds alone (scripts/test overlaps them with cargo)
+            *) die "install: unknown option $1" ;;
+        esac
+        shift
+    done
     mkdir -p "$CACHE"
     local t0
     t0=$(now)
-    apt_install
-    venv_install
+    if ((!only_k8s)); then
+        apt_install
+        venv_install
+    fi
+    ((k8s)) && k8s_install
     say "install: done in $(since "$t0") s"
 }
