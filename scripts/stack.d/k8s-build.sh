@@ -76,31 +76,32 @@ GO
     echo "etcd $ETCD_VERSION built in $((SECONDS - t0)) s" | tee "$d/.stamp" >&2
 }
 
-build_containerd() {
-    local d=$KCACHE/containerd-$CONTAINERD_VERSION m=github.com/containerd/containerd/v2
-    done_stamp "$d" && { say "containerd $CONTAINERD_VERSION cached"; return 0; }
+# build_module NAME VERSION MODULE GO-BUILD-ARGS...: a Go module built from
+# the proxy in a wrapper module into $KCACHE/NAME-VERSION/bin (containerd, crictl).
+build_module() {
+    local name=$1 version=$2 m=$3 d=$KCACHE/$1-$2
+    shift 3
+    done_stamp "$d" && { say "$name $version cached"; return 0; }
     local t0=$SECONDS
     new_wrapper "$d/src"
-    go get "$m@v$CONTAINERD_VERSION"
-    copy_mod_directives "$m@v$CONTAINERD_VERSION"
+    go get "$m@v$version"
+    copy_mod_directives "$m@v$version"
     mkdir -p "$d/bin"
-    "${NICE[@]}" "${GOBUILD[@]}" -tags "no_btrfs no_devmapper no_zfs" \
-        -ldflags "-s -w -X $m/version.Version=v$CONTAINERD_VERSION -X $m/version.Package=github.com/containerd/containerd" \
-        -o "$d/bin/" "$m/cmd/containerd" "$m/cmd/containerd-shim-runc-v2" "$m/cmd/ctr"
-    echo "containerd $CONTAINERD_VERSION built in $((SECONDS - t0)) s" | tee "$d/.stamp" >&2
+    "${NICE[@]}" "${GOBUILD[@]}" "$@"
+    echo "$name $version built in $((SECONDS - t0)) s" | tee "$d/.stamp" >&2
+}
+
+build_containerd() {
+    local m=github.com/containerd/containerd/v2 v=$CONTAINERD_VERSION
+    build_module containerd "$v" "$m" -tags "no_btrfs no_devmapper no_zfs" \
+        -ldflags "-s -w -X $m/version.Version=v$v -X $m/version.Package=github.com/containerd/containerd" \
+        -o "$KCACHE/containerd-$v/bin/" "$m/cmd/containerd" "$m/cmd/containerd-shim-runc-v2" "$m/cmd/ctr"
 }
 
 build_crictl() {
-    local d=$KCACHE/crictl-$CRICTL_VERSION m=sigs.k8s.io/cri-tools
-    done_stamp "$d" && { say "crictl $CRICTL_VERSION cached"; return 0; }
-    local t0=$SECONDS
-    new_wrapper "$d/src"
-    go get "$m@v$CRICTL_VERSION"
-    copy_mod_directives "$m@v$CRICTL_VERSION"
-    mkdir -p "$d/bin"
-    "${NICE[@]}" "${GOBUILD[@]}" -ldflags "-s -w -X $m/pkg/version.Version=v$CRICTL_VERSION" \
-        -o "$d/bin/crictl" "$m/cmd/crictl"
-    echo "crictl $CRICTL_VERSION built in $((SECONDS - t0)) s" | tee "$d/.stamp" >&2
+    local m=sigs.k8s.io/cri-tools v=$CRICTL_VERSION
+    build_module crictl "$v" "$m" -ldflags "-s -w -X $m/pkg/version.Version=v$v" \
+        -o "$KCACHE/crictl-$v/bin/crictl" "$m/cmd/crictl"
 }
 
 # Only fetch the modules (network bound): `fetch` mode, used to overlap the

@@ -43,13 +43,7 @@ cleanup() {
     if ((CHECKS_ONLY)) && svc_pid kube-apiserver >/dev/null; then
         k delete namespace "$NS" --ignore-not-found --wait=false >/dev/null 2>&1
     fi
-    if ((RESULT == 0 && rc == 0)); then
-        echo "selftest-k8s: PASSED"
-    else
-        echo "selftest-k8s: FAILED"
-        ((rc)) || rc=1
-    fi
-    exit "$rc"
+    selftest_verdict selftest-k8s "$RESULT" "$rc"
 }
 trap cleanup EXIT
 

@@ -175,3 +175,15 @@ admin_token_if_needed() {
         OS_TOKEN_CACHE=
     fi
 }
+
+# selftest_verdict NAME RESULT RC: the last words of a self-test's EXIT trap.
+# PASSED only when every check ran (RESULT=0) and the shell exits cleanly;
+# exits with RC, or 1 when the checks stopped short without an error status.
+selftest_verdict() {
+    if (($2 == 0 && $3 == 0)); then
+        echo "$1: PASSED"
+        exit 0
+    fi
+    echo "$1: FAILED"
+    exit $(($3 ? $3 : 1))
+}

@@ -64,13 +64,7 @@ cleanup() {
     if [[ -n $DEMO_NET_ID ]]; then
         api_as "$DEMO_TOKEN" DELETE "/v2.0/networks/$DEMO_NET_ID" >/dev/null 2>&1
     fi
-    if ((RESULT == 0 && rc == 0)); then
-        echo "selftest: PASSED"
-    else
-        echo "selftest: FAILED"
-        ((rc)) || rc=1
-    fi
-    exit "$rc"
+    selftest_verdict selftest "$RESULT" "$rc"
 }
 trap cleanup EXIT
 
