@@ -356,16 +356,27 @@ impl Lifecycle {
         target: Target<'_>,
     ) -> Result<Bound, BindError> {
         let request = PlugRequest::of_port(port, owner.device_id(), mtu)?;
+        self.bind_request(&request, target).await
+    }
+
+    /// Binds what `request` describes (a Kubernetes node daemon builds it
+    /// from a KuryrPort's vif, without asking Neutron): as [`Lifecycle::bind`].
+    pub async fn bind_request(
+        &self,
+        request: &PlugRequest,
+        target: Target<'_>,
+    ) -> Result<Bound, BindError> {
+        let port_id = request.port_id.as_str();
         let (plugged, host_mac) = match target {
-            Target::HostNamespace => (self.binder.plug(&request).await?, None),
+            Target::HostNamespace => (self.binder.plug(request).await?, None),
             Target::Netns(netns) => {
-                let done = self.binder.plug_into_netns(&request, netns).await?;
+                let done = self.binder.plug_into_netns(request, netns).await?;
                 (done.plugged, done.host_mac)
             }
         };
-        let readiness = self.await_active(&port.id, &plugged).await?;
+        let readiness = self.await_active(port_id, &plugged).await?;
         if let Target::Netns(netns) = target {
-            self.binder.announce(&port.id, request.mac, netns).await;
+            self.binder.announce(port_id, request.mac, netns).await;
         }
         Ok(Bound { plugged, host_mac, readiness })
     }

@@ -1,6 +1,7 @@
 //! Kuryr's Kubernetes adapter (issue 14; this is its groundwork, no
 //! controller runs yet). It owns:
 //!
+//! - [`client`]: the apiserver client of `[kubernetes]`;
 //! - [`crds`]: the custom resources, compatible with upstream
 //!   kuryr-kubernetes' (`openstack.org/v1` `KuryrPort` and `KuryrNetwork`),
 //!   their label and finalizer names, and the CRD YAML generated from them;
@@ -19,6 +20,7 @@
 //! addresses and routes from `kuryr_core::layout`. Every function here is
 //! pure; the I/O (kube-rs reconcilers, Neutron calls) comes later.
 
+pub mod client;
 pub mod crds;
 pub mod namespace;
 pub mod node;
