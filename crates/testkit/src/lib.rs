@@ -3,6 +3,7 @@
 //! copy for every test binary (a dev-dependency of the crates whose tests
 //! use it). Modules: [`cni_util`] (the CNI daemon and `kuryr-cni`),
 //! [`fault_proxy`] (a fault-injecting Neutron proxy on loopback),
+//! [`k8s`] (the stack's Kubernetes cluster through kubectl),
 //! [`upstream`] (upstream kuryr-libnetwork's `kuryr-server`); the rest is
 //! re-exported at the root, so tests `use kuryr_testkit::*`: `stack` (the
 //! admin Neutron client and the stack's nodes), `node` (one node: its host
@@ -24,6 +25,7 @@
 
 pub mod cni_util;
 pub mod fault_proxy;
+pub mod k8s;
 pub mod upstream;
 
 mod commands;
