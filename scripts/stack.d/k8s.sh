@@ -285,6 +285,10 @@ k8s_start_central() { # host
     t=$(now); k8s_start_apiserver; say "kube-apiserver up in $(since "$t") s ($APISERVER_URL, v$K8S_VERSION)"
     t=$(now); k8s_start_controllers; say "kube-controller-manager, kube-scheduler up in $(since "$t") s"
     k8s_rbac || fail kube-apiserver "cannot apply the kuryr-controller RBAC"
+    # Kuryr's CRDs (generated from the Rust types), so tests and the
+    # controller find them; deploy/kubernetes/ applies them again, unchanged.
+    kubectl_admin apply -f "$REPO/deploy/kubernetes/crds.yaml" >/dev/null \
+        || fail kube-apiserver "cannot apply deploy/kubernetes/crds.yaml"
 }
 
 k8s_stop_central() {
@@ -616,6 +620,7 @@ k8s_env() {
     echo "export CONTAINER_RUNTIME_ENDPOINT='unix://$CONTAINERD_SOCK'"
     echo "export IMAGE_SERVICE_ENDPOINT='unix://$CONTAINERD_SOCK'"
     echo "export KURYR_STACK_K8S_CONTAINERD='$CONTAINERD_SOCK'"
+    echo "export KURYR_STACK_K8S_CTR='$CONTAINERD_BIN/ctr'"
     echo "export KURYR_STACK_K8S_IMAGE='$K8S_IMAGE'"
     # kubectl (and the other Kubernetes binaries) and crictl, not containerd's
     # or etcd's dirs: dockerd, started from such a shell, runs the
