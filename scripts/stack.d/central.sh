@@ -205,18 +205,30 @@ wait_neutron() {
     done
 }
 
-ensure_subnetpool() { # name cidr prefixlen ipver
+# ensure_named COLLECTION NAME BODY: a Neutron object named NAME (POST
+# /v2.0/COLLECTION with BODY when there is none).
+ensure_named() {
     local out code
-    out=$(neutron_api GET "/v2.0/subnetpools?name=$1")
+    out=$(neutron_api GET "/v2.0/$1?name=$2")
     code=${out##*$'\n'}
-    [[ $code == 200 ]] || fail neutron "GET subnetpools: $code"
-    if printf '%s' "${out%$'\n'*}" | jq -e '.subnetpools | length > 0' >/dev/null; then
+    [[ $code == 200 ]] || fail neutron "GET $1: $code"
+    if printf '%s' "${out%$'\n'*}" | jq -e --arg c "$1" '.[$c] | length > 0' >/dev/null; then
         return 0
     fi
-    out=$(neutron_api POST /v2.0/subnetpools \
-        "{\"subnetpool\":{\"name\":\"$1\",\"prefixes\":[\"$2\"],\"default_prefixlen\":$3,\"shared\":true}}")
+    out=$(neutron_api POST "/v2.0/$1" "$3")
     code=${out##*$'\n'}
-    [[ $code == 201 ]] || fail neutron "creating subnetpool $1: HTTP $code ${out%$'\n'*}"
+    [[ $code == 201 ]] || fail neutron "creating $1 $2: HTTP $code ${out%$'\n'*}"
+}
+
+ensure_subnetpool() { # name cidr prefixlen
+    ensure_named subnetpools "$1" \
+        "{\"subnetpool\":{\"name\":\"$1\",\"prefixes\":[\"$2\"],\"default_prefixlen\":$3,\"shared\":true}}"
+}
+
+# ensure_router NAME: the router Kubernetes namespaces' subnets are attached
+# to ([namespace_subnet] pod_router of deploy/kubernetes/config.yaml).
+ensure_router() {
+    ensure_named routers "$1" "{\"router\":{\"name\":\"$1\"}}"
 }
 
 stop_central() {
