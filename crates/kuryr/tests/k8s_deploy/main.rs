@@ -1,0 +1,230 @@
+//! deploy/kubernetes/ on the stack's real cluster, as an operator runs it
+//! (docs/kubernetes.md § Deployment): `kubectl apply` of the CRDs, RBAC,
+//! the kuryr.conf ConfigMap (its EDIT values filled in for this stack), the
+//! controller Deployment and the node daemon DaemonSet, all running the
+//! image `deploy/kubernetes/build-image` made; then pods through the
+//! deployed daemon, checked with kubectl and the Neutron API; then nothing
+//! left once the namespaces and the deployment are deleted.
+//!
+//! Needs `scripts/stack up --k8s --cni kuryr` and the image in the stack's
+//! containerd (scripts/test builds it: `deploy/kubernetes/build-image
+//! --bin-dir <static binaries> --containerd $KURYR_STACK_K8S_CONTAINERD`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kuryr_testkit::k8s::{Cluster, TestNamespace};
+use kuryr_testkit::*;
+use openstack::neutron::{PortStatus, Query};
+use serde_json::Value;
+
+const POD_READY: Duration = Duration::from_secs(180);
+const GONE: Duration = Duration::from_secs(120);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// deploy/kubernetes/<file>.
+fn manifest(file: &str) -> String {
+    let path = repo().join("deploy/kubernetes").join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// config.yaml with the values an operator edits set for this stack: the
+/// apiserver (no kube-proxy here, so no service address) and Neutron.
+fn config_for_stack(cluster: &Cluster) -> String {
+    let neutron = std::env::var("OS_ENDPOINT").expect("OS_ENDPOINT from scripts/stack env");
+    let yaml = manifest("config.yaml");
+    let with_api = yaml.replace(
+        "    # api_root = https://10.0.0.10:6443\n",
+        &format!("    api_root = {}\n", cluster.api),
+    );
+    assert_ne!(with_api, yaml, "config.yaml no longer has the api_root line this test fills in");
+    with_api.replace("endpoint = http://127.0.0.1:9696", &format!("endpoint = {neutron}"))
+}
+
+/// The deployment, removed (with what its init container put on the host)
+/// when dropped.
+struct Deployed {
+    cluster: Cluster,
+}
+
+const DEPLOYED: [&str; 4] = ["rbac.yaml", "config.yaml", "controller.yaml", "daemon.yaml"];
+
+impl Deployed {
+    fn apply(cluster: &Cluster) -> Deployed {
+        let deployed = Deployed { cluster: cluster.clone() };
+        cluster.apply(&manifest("crds.yaml"));
+        cluster.apply(&manifest("rbac.yaml"));
+        cluster.apply(&config_for_stack(cluster));
+        cluster.apply(&manifest("controller.yaml"));
+        cluster.apply(&manifest("daemon.yaml"));
+        for what in ["daemonset/kuryr-daemon", "deployment/kuryr-controller"] {
+            cluster.kubectl(&["-n", "kube-system", "rollout", "status", what, "--timeout=180s"]);
+        }
+        deployed
+    }
+}
+
+impl Drop for Deployed {
+    fn drop(&mut self) {
+        for file in DEPLOYED.iter().rev() {
+            let _ = self.cluster.kubectl_output(
+                &["delete", "--ignore-not-found", "--wait=true", "--timeout=60s"],
+                Some(&manifest(file)),
+            );
+        }
+        for path in ["/etc/cni/net.d/10-kuryr.conflist", "/opt/cni/bin/kuryr-cni"] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A Deployment `name` of `replicas` busybox httpd pods in `ns`.
+fn web(cluster: &Cluster, ns: &str, name: &str, replicas: u32) {
+    cluster.apply(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: {image}
+        imagePullPolicy: Never
+        command: [httpd, -f, -p, "8080", -h, /etc]
+"#,
+        image = cluster.image
+    ));
+}
+
+/// The Running pods of `app` in `ns` once there are `n`: (name, uid, IP).
+fn running(cluster: &Cluster, ns: &str, app: &str, n: usize) -> Vec<(String, String, String)> {
+    let selector = format!("app={app}");
+    wait_for(&format!("{n} {app} pods Running in {ns}"), POD_READY, || {
+        let pods: Vec<(String, String, String)> = cluster
+            .list(&["pods", "-n", ns, "-l", &selector])
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running" && p["status"]["podIP"].is_string())
+            .map(|p| {
+                (
+                    str_of(&p["metadata"]["name"]),
+                    str_of(&p["metadata"]["uid"]),
+                    str_of(&p["status"]["podIP"]),
+                )
+            })
+            .collect();
+        (pods.len() == n).then_some(pods)
+    })
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// `kubectl exec` in `pod` of `ns`: its output, or why it failed.
+fn exec(cluster: &Cluster, ns: &str, pod: &str, cmd: &[&str]) -> Result<String, String> {
+    let mut args = vec!["exec", "-n", ns, pod, "--"];
+    args.extend_from_slice(cmd);
+    let out = cluster.kubectl_output(&args, None);
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// What an operator checks of a pod's Neutron port: exactly one, ACTIVE,
+/// bound to the pod's node, owned by the pod, holding the pod's IP.
+fn assert_pod_port(
+    stack: &Stack,
+    node: &str,
+    ns: &str,
+    (name, uid, ip): &(String, String, String),
+) {
+    let ports = stack.ports(Query::new().device_id(uid));
+    assert_eq!(
+        ports.len(),
+        1,
+        "pod {ns}/{name}: one port with device_id = its uid, found {ports:?}"
+    );
+    let port = &ports[0];
+    assert_eq!(port.device_owner, "compute:kuryr");
+    assert_eq!(port.binding_host_id, node);
+    assert_eq!(port.name, format!("{ns}/{name}"));
+    assert_eq!(port.status, PortStatus::Active, "port {} of {ns}/{name}", port.id);
+    assert!(port.fixed_ips.iter().any(|f| f.ip_address.to_string() == *ip), "{port:?} holds {ip}");
+    assert!(port.tags.iter().any(|t| t == "compute:kuryr"), "{:?}", port.tags);
+    assert!(port.tags.contains(&format!("kuryr.pod.ns:{ns}")), "{:?}", port.tags);
+}
+
+/// Deletes the namespace and waits until it and its Neutron objects are gone.
+fn delete_namespace(cluster: &Cluster, stack: &Stack, mut ns: TestNamespace, uids: &[String]) {
+    ns.keep();
+    cluster.kubectl(&["delete", "namespace", &ns.name, "--wait=false"]);
+    cluster.wait_gone(&format!("namespace {}", ns.name), GONE, &["namespace", &ns.name]);
+    for uid in uids {
+        assert!(
+            stack.ports(Query::new().device_id(uid)).is_empty(),
+            "the port of pod {uid} is left"
+        );
+    }
+    let tag = format!("kuryr.k8s.ns:{}", ns.name);
+    let networks = stack.networks(Query::new().tags([tag.as_str()]));
+    assert!(networks.is_empty(), "namespace {}'s network is left: {networks:?}", ns.name);
+    let subnets = stack.subnets(Query::new().tags([tag.as_str()]));
+    assert!(subnets.is_empty(), "namespace {}'s subnet is left: {subnets:?}", ns.name);
+}
+
+#[test]
+fn deployed_kuryr_networks_pods_and_cleans_up() {
+    let test = "deployed_kuryr_networks_pods_and_cleans_up";
+    let Some(cluster) = Cluster::or_skip(test) else { return };
+    if cluster.cni != "kuryr" {
+        eprintln!("{test}: skipped: the stack's kubelet runs --cni {}, not kuryr", cluster.cni);
+        return;
+    }
+    let Some(stack) = stack(test) else { return };
+    let node = stack.local().host.clone();
+    let deployed = Deployed::apply(&cluster);
+    cluster.wait_get("the node Ready with Kuryr's CNI", POD_READY, &["node", &node], |n| {
+        let conditions = n?["status"]["conditions"].as_array()?.clone();
+        conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True").then_some(())
+    });
+
+    // Two pods in one namespace reach each other over TCP and ICMP.
+    let shop = cluster.namespace("dep-shop");
+    web(&cluster, &shop.name, "web", 2);
+    let pods = running(&cluster, &shop.name, "web", 2);
+    for pod in &pods {
+        assert_pod_port(&stack, &node, &shop.name, pod);
+    }
+    let (a, b) = (&pods[0], &pods[1]);
+    let url = format!("http://{}:8080/hostname", b.2);
+    let answer = exec(&cluster, &shop.name, &a.0, &["wget", "-q", "-T", "5", "-O", "-", &url])
+        .unwrap_or_else(|e| panic!("{} -> {url}: {e}", a.0));
+    assert_eq!(answer, b.0, "pod {} answers with its hostname", b.0);
+
+    // A pod in another namespace reaches them through the pods' router.
+    let other = cluster.namespace("dep-other");
+    web(&cluster, &other.name, "probe", 1);
+    let probe = running(&cluster, &other.name, "probe", 1).remove(0);
+    assert_pod_port(&stack, &node, &other.name, &probe);
+    exec(&cluster, &other.name, &probe.0, &["ping", "-c", "1", "-W", "3", &a.2])
+        .unwrap_or_else(|e| panic!("{} -> {} across namespaces: {e}", probe.0, a.2));
+
+    // Nothing is left of the pods or their namespaces.
+    let shop_uids: Vec<String> = pods.iter().map(|p| p.1.clone()).collect();
+    delete_namespace(&cluster, &stack, shop, &shop_uids);
+    delete_namespace(&cluster, &stack, other, std::slice::from_ref(&probe.1));
+    drop(deployed);
+    assert!(!Path::new("/etc/cni/net.d/10-kuryr.conflist").exists());
+}
