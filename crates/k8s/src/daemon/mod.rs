@@ -11,7 +11,8 @@
 //!   `K8S_POD_UID` ([`crate::node::on_add`]), binds it into `CNI_NETNS`
 //!   and answers; it fails with 11 (try again later) naming what it
 //!   waited for.
-//! - **DEL** never waits: the host side is found in OVSDB by the
+//! - **DEL** never waits on the controller: it cancels an ADD of its
+//!   attachment still waiting, and finds the host side in OVSDB by the
 //!   attachment's `external_ids` (`kuryr_core::naming::pod`), else through
 //!   the cached KuryrPort; nothing found is success.
 //! - **CHECK** the netns against the KuryrPort's vif; **GC** unplugs host
@@ -22,7 +23,9 @@ pub mod ports;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kuryr_cni_daemon::attachments::{ports_in_ovsdb, unplug_invalid, AttachmentLocks, OvsKeys};
@@ -59,7 +62,52 @@ pub struct K8sCni {
     lifecycle: Lifecycle,
     ports: PortCache,
     settings: Settings,
+    /// One bind or unbind at a time per attachment.
     attachments: AttachmentLocks,
+    /// ADDs waiting for their KuryrPort, by attachment: they wait outside
+    /// the attachment's lock, so a DEL (the runtime gave up) never waits
+    /// on the controller; it cancels them instead.
+    waiting: Mutex<HashMap<(String, String), Arc<Pending>>>,
+}
+
+/// An ADD waiting for its KuryrPort, which a DEL of its attachment cancels.
+#[derive(Default)]
+struct Pending {
+    cancelled: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Pending {
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        // notify_one keeps a permit for a waiter not yet polled.
+        self.wake.notify_one();
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+}
+
+/// Removes its ADD's entry from `waiting` when the ADD ends (if still its).
+struct PendingGuard<'a> {
+    waiting: &'a Mutex<HashMap<(String, String), Arc<Pending>>>,
+    key: (String, String),
+    pending: Arc<Pending>,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = lock(self.waiting);
+        if map.get(&self.key).is_some_and(|p| Arc::ptr_eq(p, &self.pending)) {
+            map.remove(&self.key);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the map's lock leaves a usable map.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The pod a call is for, from `CNI_ARGS`.
@@ -97,7 +145,31 @@ impl K8sCni {
     /// A handler binding with `lifecycle` what `ports` (this node's
     /// KuryrPorts) describe.
     pub fn new(lifecycle: Lifecycle, ports: PortCache, settings: Settings) -> Self {
-        K8sCni { lifecycle, ports, settings, attachments: AttachmentLocks::default() }
+        K8sCni {
+            lifecycle,
+            ports,
+            settings,
+            attachments: AttachmentLocks::default(),
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Registers an ADD about to wait; a later ADD of the same attachment
+    /// (a runtime's retry) takes the slot over.
+    fn pending(&self, req: &AttachmentRequest) -> PendingGuard<'_> {
+        let key = (req.container_id.clone(), req.ifname.clone());
+        let pending = Arc::new(Pending::default());
+        lock(&self.waiting).insert(key.clone(), pending.clone());
+        PendingGuard { waiting: &self.waiting, key, pending }
+    }
+
+    /// Cancels the waiting ADD of `req`'s attachment, if any.
+    fn cancel_pending(&self, req: &AttachmentRequest) {
+        let key = (req.container_id.clone(), req.ifname.clone());
+        if let Some(pending) = lock(&self.waiting).remove(&key) {
+            info!("DEL cancels the ADD still waiting for its KuryrPort");
+            pending.cancel();
+        }
     }
 
     /// Waits until the cached KuryrPort of `pod` carries the vif of
@@ -146,6 +218,8 @@ impl K8sCni {
         }
     }
 
+    /// ADD: waits for the vif outside the attachment's lock (a DEL
+    /// cancels the wait), then binds under it.
     async fn add_attachment(&self, req: &AttachmentRequest) -> Result<AddResult, CniError> {
         let pod = Pod::of(req)?;
         let netns_path = req
@@ -154,7 +228,27 @@ impl K8sCni {
             .ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?;
         let netns = Netns::from_path(netns_path)
             .map_err(|e| CniError::invalid_env(format!("CNI_NETNS={netns_path}: {e}")))?;
-        let vif = self.vif_of(pod, &req.ifname).await?;
+        let pending = self.pending(req);
+        let vif = tokio::select! {
+            vif = self.vif_of(pod, &req.ifname) => vif?,
+            () = pending.pending.wake.notified() => return Err(deleted_meanwhile()),
+        };
+        let _serial = self.attachments.lock(&req.container_id, &req.ifname).await;
+        if pending.pending.is_cancelled() {
+            return Err(deleted_meanwhile());
+        }
+        self.bind(req, pod, &vif, netns, netns_path).await
+    }
+
+    /// Binds `vif` of `pod` into `netns` and answers.
+    async fn bind(
+        &self,
+        req: &AttachmentRequest,
+        pod: Pod<'_>,
+        vif: &Vif,
+        netns: Netns,
+        netns_path: &str,
+    ) -> Result<AddResult, CniError> {
         node::binding_fits(vif.binding, self.lifecycle.binder().nested_mode()).map_err(|why| {
             CniError::new(
                 errors::PLUMBING_FAILED,
@@ -307,12 +401,15 @@ impl K8sCni {
 impl CniHandler for K8sCni {
     async fn add(&self, req: AttachmentRequest) -> Result<AddResult, CniError> {
         let span = attachment_span("ADD", &req);
-        let _serial = self.attachments.lock(&req.container_id, &req.ifname).await;
         self.add_attachment(&req).instrument(span).await
     }
 
     async fn del(&self, req: AttachmentRequest) -> Result<(), CniError> {
         let span = attachment_span("DEL", &req);
+        // Before the lock: an ADD waiting on the controller gives up now;
+        // one already binding finishes (bounded by the ACTIVE wait), then
+        // this DEL removes what it made.
+        self.cancel_pending(&req);
         let _serial = self.attachments.lock(&req.container_id, &req.ifname).await;
         self.del_attachment(&req).instrument(span).await
     }
@@ -338,6 +435,13 @@ impl CniHandler for K8sCni {
             )))
         }
     }
+}
+
+/// What an ADD whose attachment a DEL removed while it waited answers.
+fn deleted_meanwhile() -> CniError {
+    CniError::try_again_later(
+        "a DEL of this attachment came while the ADD waited for its KuryrPort; nothing was bound",
+    )
 }
 
 /// A call's span: the verb, the attachment and, when `CNI_ARGS` name it,

@@ -289,6 +289,31 @@ async fn a_kuryrport_appearing_mid_wait_binds() {
     w.cni.del(w.call("DEL", World::pod_args(UID))).await.expect("unbound");
 }
 
+/// A DEL while the ADD still waits for its KuryrPort answers at once and
+/// cancels the ADD (11, nothing bound), even when the KuryrPort comes
+/// right after.
+#[tokio::test]
+async fn a_del_cancels_an_add_waiting_for_its_kuryrport() {
+    let Some(w) = World::new(Duration::from_secs(20), Duration::ZERO).await else {
+        return;
+    };
+    let w = Arc::new(w);
+    w.synced(vec![]);
+    let add = {
+        let w = w.clone();
+        tokio::spawn(async move { w.cni.add(w.call("ADD", World::pod_args(UID))).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    w.cni.del(w.call("DEL", World::pod_args(UID))).await.expect("nothing to unbind");
+    assert!(started.elapsed() < Duration::from_secs(2), "DEL waited {:?}", started.elapsed());
+    w.apply(Event::Apply(w.kuryrport(UID, true)));
+    let err = add.await.expect("task").expect_err("cancelled");
+    assert_eq!(err.code, ErrorCode::TryAgainLater, "{err:?}");
+    assert!(err.msg.contains("a DEL of this attachment came"), "{err:?}");
+    assert!(!w.plugged().await, "nothing bound");
+}
+
 /// DEL never needs the KuryrPort: with it gone (the controller was faster)
 /// and no CNI_ARGS at all, OVSDB's record of the attachment names the port.
 #[tokio::test]
