@@ -190,6 +190,22 @@ impl World {
         out
     }
 
+    /// CHECK of `pod` after its ADD answered `result`.
+    fn check(&mut self, pod: &TestPod, result: &Value) -> CniOut {
+        let args = format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_UID={}",
+            self.ns.name, pod.name, pod.uid
+        );
+        let call = CniCall {
+            args: Some(&args),
+            ..CniCall::attachment("CHECK", &pod.container_id, &pod.netns, "eth0")
+        };
+        let mut conf = self.conf();
+        conf["prevResult"] = result.clone();
+        let socket = self.daemon().socket.clone();
+        cni_invoke(&socket, &call, &conf)
+    }
+
     fn status(&mut self) -> CniOut {
         let socket = self.daemon().socket.clone();
         cni_invoke(&socket, &CniCall { command: "STATUS", ..CniCall::default() }, &self.conf())
@@ -260,10 +276,23 @@ fn two_pods_bind_ping_survive_a_restart_and_unbind() {
     wait_for("STATUS ok (KuryrPorts listed)", Duration::from_secs(30), || {
         w.status().success.then_some(())
     });
+    // The kubelet always names the pod; without its uid ADD is error 4.
+    let no_uid = format!("K8S_POD_NAMESPACE={};K8S_POD_NAME={}", w.ns.name, a.name);
+    let call = CniCall {
+        args: Some(&no_uid),
+        ..CniCall::attachment("ADD", &a.container_id, &a.netns, "eth0")
+    };
+    let socket = w.daemon().socket.clone();
+    let (code, msg) = cni_invoke(&socket, &call, &w.conf()).error();
+    assert_eq!(code, 4, "{msg}");
+    assert!(msg.contains("K8S_POD_UID"), "{msg}");
+    assert!(!w.plugged(&a));
+
     for pod in [&a, &b] {
         let out = w.cni("ADD", pod, &pod.uid);
         out.expect_ok("ADD");
         let result = out.json();
+        w.check(pod, &result).expect_ok("CHECK");
         let want = format!("{}/24", pod.ip());
         assert_eq!(result["ips"][0]["address"], want.as_str(), "{result}");
         assert_eq!(result["interfaces"][1]["mac"], pod.port.mac_address.as_str(), "{result}");
