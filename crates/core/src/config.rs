@@ -141,6 +141,22 @@ pub struct VifPoolOptions {
     pub ports_pool_update_frequency: u64,
 }
 
+/// `[cni_daemon]`: the node daemon in Kubernetes mode (upstream
+/// kuryr-kubernetes' section; its other options have no meaning here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CniDaemonOptions {
+    /// `vif_annotation_timeout`: seconds a CNI ADD waits for its pod's
+    /// KuryrPort (and its vif) before failing with error 11.
+    pub vif_annotation_timeout: u64,
+}
+
+impl Default for CniDaemonOptions {
+    fn default() -> Self {
+        // Upstream's default.
+        CniDaemonOptions { vif_annotation_timeout: 60 }
+    }
+}
+
 /// Where a pod's Kubernetes service account token is mounted.
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// Where a pod's Kubernetes service account CA bundle is mounted.
@@ -270,6 +286,8 @@ pub struct Config {
     /// `[kubernetes]`, when the file has the section: Kubernetes mode is
     /// on (docs/kubernetes.md).
     pub kubernetes: Option<KubernetesOptions>,
+    /// `[cni_daemon]`: the node daemon's waits in Kubernetes mode.
+    pub cni_daemon: CniDaemonOptions,
     /// Things worth telling the operator that do not stop us (unknown
     /// options, a world-readable file holding a password).
     pub warnings: Vec<String>,
@@ -350,6 +368,7 @@ impl Default for Config {
                 ports_pool_update_frequency: 1,
             },
             kubernetes: None,
+            cni_daemon: CniDaemonOptions::default(),
             neutron_defaults: NeutronDefaultsOptions::default(),
             namespace_subnet: NamespaceSubnetOptions::default(),
             warnings: Vec::new(),
@@ -402,6 +421,7 @@ impl Config {
             ini.section("namespace_subnet"),
             Config::set_namespace_subnet,
         )?;
+        config.apply("cni_daemon", ini.section("cni_daemon"), Config::set_cni_daemon)?;
         config.check_kubernetes()?;
         let p = &config.vif_pool;
         if p.ports_pool_max > 0 && p.ports_pool_max < p.ports_pool_min {
@@ -422,6 +442,7 @@ impl Config {
                     | "kubernetes"
                     | "neutron_defaults"
                     | "namespace_subnet"
+                    | "cni_daemon"
             ) {
                 config.warnings.push(format!("ignoring unknown config section [{name}]"));
             }
@@ -608,6 +629,27 @@ impl Config {
                     }
                 }
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Sets one `[cni_daemon]` option; `Ok(false)` when it is not one Kuryr
+    /// knows. Upstream's options that have no meaning here are accepted,
+    /// so an upstream kuryr.conf loads unchanged.
+    fn set_cni_daemon(&mut self, key: &str, value: String) -> Result<bool, ConfigError> {
+        match key {
+            "vif_annotation_timeout" => {
+                let seconds: u64 = value.parse().map_err(|_| {
+                    invalid("cni_daemon", key, &value, "must be a whole number of seconds")
+                })?;
+                if seconds == 0 {
+                    return Err(invalid("cni_daemon", key, &value, "must be at least 1"));
+                }
+                self.cni_daemon.vif_annotation_timeout = seconds;
+            }
+            "daemon_enabled" | "bind_address" | "worker_num" | "pyroute2_timeout"
+            | "docker_mode" | "netns_proc_dir" | "cni_failures_count" => {}
             _ => return Ok(false),
         }
         Ok(true)
@@ -849,6 +891,20 @@ mod tests {
         assert_eq!(d.pod_subnet.as_deref(), Some("s1"));
         assert_eq!(d.pod_security_groups, ["sg1", "sg2"]);
         assert_eq!(d.resource_tags, ["k8s", "cluster-a"]);
+    }
+
+    #[test]
+    fn cni_daemon_section() {
+        assert_eq!(Config::parse("").expect("empty").cni_daemon.vif_annotation_timeout, 60);
+        let c = Config::parse("[cni_daemon]\nvif_annotation_timeout = 5\ndaemon_enabled = true\n")
+            .expect("valid");
+        assert_eq!(c.cni_daemon.vif_annotation_timeout, 5);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        for bad in ["0", "soon"] {
+            let err = Config::parse(&format!("[cni_daemon]\nvif_annotation_timeout = {bad}\n"))
+                .expect_err("bad");
+            assert!(err.to_string().contains("vif_annotation_timeout"), "{err}");
+        }
     }
 
     #[test]

@@ -43,12 +43,15 @@ impl OwnerKind {
     }
 
     /// The kind an OVS interface's `external_ids` name (a claimed port):
-    /// a CNI attachment carries its ifname next to `vm-uuid`; a Docker
-    /// endpoint only `vm-uuid`. Pods are never plugged with an owner but
-    /// their uid, which is a CNI attachment's container here.
+    /// a CNI attachment carries its ifname next to `vm-uuid`, a pod's
+    /// interface (plugged by a node daemon in Kubernetes mode, `vm-uuid`
+    /// its uid) its sandbox's container id; a Docker endpoint only
+    /// `vm-uuid`.
     pub fn of_ovs_external_ids(ids: &BTreeMap<String, String>) -> Option<Self> {
         if ids.get(OWNER_KEY).is_none_or(|o| o.is_empty()) {
             None
+        } else if ids.contains_key(pod::OVS_CONTAINER_KEY) {
+            Some(OwnerKind::Pod)
         } else if ids.contains_key(cni::OVS_IFNAME_KEY) {
             Some(OwnerKind::CniAttachment)
         } else {
@@ -302,5 +305,8 @@ mod tests {
         assert_eq!(ids.len(), 1);
         assert_eq!(OwnerKind::of_ovs_external_ids(&ids), Some(OwnerKind::DockerEndpoint));
         assert_eq!(OwnerKind::of_ovs_external_ids(&BTreeMap::new()), None);
+        let mut ids = pod().ovs_external_ids();
+        ids.extend(pod::ovs_external_ids("default", "web-0", "c1", "eth0", "kuryr"));
+        assert_eq!(OwnerKind::of_ovs_external_ids(&ids), Some(OwnerKind::Pod));
     }
 }

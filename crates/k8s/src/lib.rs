@@ -13,15 +13,19 @@
 //!   its network's and subnet's bodies);
 //! - [`node`]: the node daemon's decision on a CNI ADD (bind its pod's
 //!   vif, checked against `K8S_POD_UID`, or wait);
+//! - [`daemon`]: the node daemon's Kubernetes mode, `K8sCni`, the CNI
+//!   handler acting on [`node`]'s decisions over a watched cache of the
+//!   node's KuryrPorts (it binds only; no Neutron port is made or deleted);
 //! - [`MissingField`]: an object the apiserver would never send.
 //!
 //! It translates only: Neutron names and tags come from
 //! `kuryr_core::naming` (through `kuryr_core::owner::Owner::Pod`), a port's
-//! addresses and routes from `kuryr_core::layout`. Every function here is
-//! pure; the I/O (kube-rs reconcilers, Neutron calls) comes later.
+//! addresses and routes from `kuryr_core::layout`. The decisions are pure;
+//! [`client`] and [`daemon`] do the I/O.
 
 pub mod client;
 pub mod crds;
+pub mod daemon;
 pub mod namespace;
 pub mod node;
 pub mod pod;

@@ -5,8 +5,10 @@
 //! checked against the ADD's `K8S_POD_UID`, the check that upstream added
 //! after a stale registry gave a pod another's address.
 
+use kuryr_core::binding::NestedMode;
+
 use crate::crds::KuryrPort;
-use crate::vif::Vif;
+use crate::vif::{Binding, Vif};
 
 /// Why an ADD cannot bind yet; each clears by itself once the controller
 /// has done its part (the daemon waits, bounded, for the KuryrPort to
@@ -24,6 +26,42 @@ pub enum Wait {
     Deleting,
     /// The controller has not written this interface's vif yet.
     NoVif,
+}
+
+impl Wait {
+    /// Why the ADD of pod `namespace/name`'s `ifname` is still waiting,
+    /// worded for the CNI error once the wait gives up.
+    pub fn describe(&self, namespace: &str, name: &str, ifname: &str, pod_uid: &str) -> String {
+        match self {
+            Wait::NoKuryrPort => format!(
+                "pod {namespace}/{name} has no KuryrPort yet: is kuryr-controller running?"
+            ),
+            Wait::OtherPod { kuryrport_uid } => format!(
+                "KuryrPort {namespace}/{name} belongs to pod uid {kuryrport_uid}, not {pod_uid} \
+                 (an earlier pod of the same name): waiting for the controller to replace it"
+            ),
+            Wait::Deleting => format!(
+                "KuryrPort {namespace}/{name} is being deleted: waiting for the controller to make a new one"
+            ),
+            Wait::NoVif => format!(
+                "KuryrPort {namespace}/{name} has no vif for {ifname} yet: the controller has not made its Neutron port"
+            ),
+        }
+    }
+}
+
+/// Whether this node's binder (`[binding] driver`: a veth when `nested` is
+/// `None`, else that nested mode) can bind a vif bound as `binding`; the
+/// error says why not.
+pub fn binding_fits(binding: Binding, nested: Option<NestedMode>) -> Result<(), String> {
+    if binding.nested_mode() == nested {
+        return Ok(());
+    }
+    let driver = nested.map_or("veth", NestedMode::as_str);
+    Err(format!(
+        "the vif is bound {}, which this node's [binding] driver = {driver} cannot bind",
+        binding.as_str()
+    ))
 }
 
 /// What a CNI ADD does.
@@ -103,5 +141,23 @@ mod tests {
         going.metadata.deletion_timestamp =
             Some(serde_json::from_value(json!("2026-12-06T04:00:00Z")).expect("time"));
         assert_eq!(on_add(Some(&going), "uid-new", "eth0"), AddDecision::Wait(Wait::Deleting));
+    }
+
+    #[test]
+    fn waits_name_their_cause_and_bindings_must_fit() {
+        let other = Wait::OtherPod { kuryrport_uid: "X".into() };
+        assert!(other
+            .describe("shop", "web-0", "eth0", "Y")
+            .starts_with("KuryrPort shop/web-0 belongs to pod uid X, not Y"));
+        assert_eq!(
+            Wait::NoKuryrPort.describe("shop", "web-0", "eth0", "Y"),
+            "pod shop/web-0 has no KuryrPort yet: is kuryr-controller running?"
+        );
+        assert!(binding_fits(Binding::Ovs, None).is_ok());
+        assert!(binding_fits(Binding::Bridge, None).is_ok());
+        assert!(binding_fits(Binding::NestedMacvlan, Some(NestedMode::Macvlan)).is_ok());
+        let err = binding_fits(Binding::NestedVlan { vlan_id: 3 }, None).expect_err("veth node");
+        assert!(err.contains("nested-vlan") && err.contains("veth"), "{err}");
+        assert!(binding_fits(Binding::Ovs, Some(NestedMode::Vlan)).is_err());
     }
 }

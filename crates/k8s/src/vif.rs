@@ -12,8 +12,9 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use kuryr_core::binding::NestedMode;
+use kuryr_core::binding::{NestedMode, PlugRequest};
 use kuryr_core::layout::{Layout, LayoutError};
+use netplumb::RouteSpec;
 use openstack::neutron::{Port, PortStatus, Subnet, VifType};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -121,6 +122,40 @@ impl Binding {
     pub fn goes_active(self) -> bool {
         !matches!(self, Binding::NestedMacvlan | Binding::NestedIpvlan)
     }
+
+    /// The nested mode it asks for; `None` on bare metal (a veth).
+    pub fn nested_mode(self) -> Option<NestedMode> {
+        match self {
+            Binding::Ovs | Binding::Bridge => None,
+            Binding::NestedVlan { .. } => Some(NestedMode::Vlan),
+            Binding::NestedMacvlan => Some(NestedMode::Macvlan),
+            Binding::NestedIpvlan => Some(NestedMode::Ipvlan),
+        }
+    }
+
+    /// The `binding:vif_type` the binder plugs by: `ovs`, `bridge`, and
+    /// `unbound` for the nested modes (their ports are not bound to a
+    /// host; the nested binder ignores it).
+    pub fn vif_type(self) -> VifType {
+        match self {
+            Binding::Ovs => VifType::Ovs,
+            Binding::Bridge => VifType::Bridge,
+            Binding::NestedVlan { .. } | Binding::NestedMacvlan | Binding::NestedIpvlan => {
+                VifType::Unbound
+            }
+        }
+    }
+
+    /// The mode's name as in the KuryrPort (`ovs`, `nested-vlan`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Binding::Ovs => "ovs",
+            Binding::Bridge => "bridge",
+            Binding::NestedVlan { .. } => "nested-vlan",
+            Binding::NestedMacvlan => "nested-macvlan",
+            Binding::NestedIpvlan => "nested-ipvlan",
+        }
+    }
 }
 
 /// A MAC address, written lowercase with colons (Neutron's and OVS's way).
@@ -208,6 +243,40 @@ pub struct Vif {
 }
 
 impl Vif {
+    /// What the node's binder plugs for this vif, the port owned by
+    /// `owner_id` (OVS `vm-uuid`: the pod's uid, as the port's
+    /// `device_id`): built from the KuryrPort alone, without Neutron.
+    pub fn plug_request(&self, owner_id: &str) -> PlugRequest {
+        PlugRequest {
+            port_id: self.port_id.clone(),
+            network_id: self.network_id.clone(),
+            mac: self.mac.0,
+            mtu: self.mtu,
+            vif_type: self.binding.vif_type(),
+            owner_id: owner_id.to_string(),
+            fixed_ips: self.layout.addresses.iter().map(|a| a.address.addr()).collect(),
+        }
+    }
+
+    /// Its addresses, routes and DNS as core's [`Layout`] (what the CNI
+    /// result and the netns configuration are made from).
+    pub fn layout(&self) -> Layout {
+        let VifLayout { addresses, routes, dns } = &self.layout;
+        Layout {
+            addresses: addresses.iter().map(|a| (a.address, a.gateway)).collect(),
+            routes: routes
+                .iter()
+                .map(|r| RouteSpec {
+                    dest: r.destination,
+                    gateway: r.gateway,
+                    onlink: r.onlink,
+                    metric: None,
+                })
+                .collect(),
+            nameservers: dns.clone(),
+        }
+    }
+
     /// The vif of `port`, bound as `binding`, on a network of `mtu`, from
     /// its network's `subnets`.
     pub fn of_port(
@@ -301,6 +370,33 @@ mod tests {
         let back: Vif =
             serde_json::from_value(serde_json::to_value(&vif).expect("json")).expect("round trip");
         assert_eq!(back, vif);
+    }
+
+    #[test]
+    fn a_vif_plugs_and_lays_out_as_its_port_would() {
+        let p = port("ovs");
+        let subnets = [subnet()];
+        let vif = Vif::of_port(&p, &subnets, Some(1442), Binding::Ovs).expect("vif");
+        let req = vif.plug_request("pod-uid");
+        let from_port = PlugRequest::of_port(&p, "pod-uid", Some(1442)).expect("plug");
+        assert_eq!(
+            (req.port_id.as_str(), req.network_id.as_str(), req.mac, req.mtu),
+            (
+                from_port.port_id.as_str(),
+                from_port.network_id.as_str(),
+                from_port.mac,
+                from_port.mtu
+            )
+        );
+        assert_eq!(
+            (req.vif_type, req.owner_id, req.fixed_ips),
+            (VifType::Ovs, "pod-uid".into(), from_port.fixed_ips)
+        );
+        assert_eq!(vif.layout(), Layout::of_port(&p, &subnets).expect("layout"));
+        let nested = Vif { binding: Binding::NestedVlan { vlan_id: 7 }, ..vif };
+        assert_eq!(nested.plug_request("u").vif_type, VifType::Unbound);
+        assert_eq!(nested.binding.nested_mode(), Some(NestedMode::Vlan));
+        assert_eq!(nested.binding.as_str(), "nested-vlan");
     }
 
     #[test]

@@ -99,11 +99,13 @@ impl CniOut {
 
 /// `kuryr [ARGS] daemon --socket DIR/cni.sock`, its stderr appended to
 /// `DIR/daemon.log`, with the test's environment (`OS_*` from
-/// scripts/stack) plus `env`; `KURYR_CONFIG_FILE=/dev/null`. Waits for the
+/// scripts/stack) plus `env`; `KURYR_CONFIG_FILE=/dev/null`, or
+/// `DIR/kuryr.conf` with [`Daemon::start_with_config`]. Waits for the
 /// socket. Dropping it stops the daemon by PID (SIGTERM, so the socket file
 /// goes).
 pub struct Daemon {
     child: Option<Child>,
+    config: Option<PathBuf>,
     /// The CNI socket.
     pub socket: PathBuf,
     /// The daemon's log.
@@ -115,8 +117,31 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon and waits for its socket.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_inner(dir, None, args, env)
+    }
+
+    /// Starts the daemon with `config` as its kuryr.conf (written to
+    /// `DIR/kuryr.conf`) and waits for its socket.
+    pub fn start_with_config(
+        dir: &Path,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let path = dir.join("kuryr.conf");
+        std::fs::write(&path, config).expect("writing the daemon's kuryr.conf");
+        Daemon::start_inner(dir, Some(path), args, env)
+    }
+
+    fn start_inner(
+        dir: &Path,
+        config: Option<PathBuf>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let mut daemon = Daemon {
             child: None,
+            config,
             socket: dir.join("cni.sock"),
             log: dir.join("daemon.log"),
             args: args.iter().map(ToString::to_string).collect(),
@@ -132,7 +157,10 @@ impl Daemon {
         cmd.args(&self.args)
             .args(["daemon", "--socket"])
             .arg(&self.socket)
-            .env("KURYR_CONFIG_FILE", "/dev/null")
+            .env(
+                "KURYR_CONFIG_FILE",
+                self.config.as_deref().unwrap_or_else(|| Path::new("/dev/null")),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -158,6 +186,18 @@ impl Daemon {
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
+    }
+
+    /// The running daemon's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Its resident memory (`VmRSS` of /proc/PID/status), in kB.
+    pub fn rss_kb(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Whether the process is still running.

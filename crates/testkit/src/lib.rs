@@ -4,6 +4,8 @@
 //! use it). Modules: [`cni_util`] (the CNI daemon and `kuryr-cni`),
 //! [`fault_proxy`] (a fault-injecting Neutron proxy on loopback),
 //! [`k8s`] (the stack's Kubernetes cluster through kubectl),
+//! [`k8s_node`] (KuryrPorts written by hand, for the node daemon's
+//! Kubernetes mode without a controller),
 //! [`upstream`] (upstream kuryr-libnetwork's `kuryr-server`); the rest is
 //! re-exported at the root, so tests `use kuryr_testkit::*`: `stack` (the
 //! admin Neutron client and the stack's nodes), `node` (one node: its host
@@ -26,6 +28,7 @@
 pub mod cni_util;
 pub mod fault_proxy;
 pub mod k8s;
+pub mod k8s_node;
 pub mod upstream;
 
 mod commands;

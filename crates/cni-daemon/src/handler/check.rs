@@ -1,7 +1,9 @@
-//! CHECK: the attachment in the netns against its Neutron port.
+//! CHECK: the attachment in the netns against its Neutron port
+//! ([`check_interface`], the netns half, serves Kubernetes mode too).
 
 use crate::proto::AttachmentRequest;
 use crate::CniError;
+use kuryr_core::layout::Layout;
 use netplumb::{MacAddr, Netlink, Netns};
 use openstack::neutron::{PortStatus, Query};
 
@@ -36,6 +38,22 @@ pub(super) async fn check(cni: &NeutronCni, req: &AttachmentRequest) -> Result<(
         .await
         .map_err(|e| errors::neutron("listing the subnets", &e))?;
     let layout = layout_of(port, &subnets)?;
+    let network = cni.resolve_network("the port's network", &port.network_id).await?;
+    let want_mac: Option<MacAddr> = port.mac_address.parse().ok();
+    check_interface(req, &port.id, want_mac, network.mtu, &layout).await
+}
+
+/// The netns half of CHECK: `CNI_IFNAME` inside `CNI_NETNS` exists, is up,
+/// has `mac` and `mtu` (when known), every address and route of `layout`;
+/// and every address `prevResult` gives it is the port's. `port_id` names
+/// the port in the messages.
+pub async fn check_interface(
+    req: &AttachmentRequest,
+    port_id: &str,
+    want_mac: Option<MacAddr>,
+    mtu: Option<u32>,
+    layout: &Layout,
+) -> Result<(), CniError> {
     let netns_path = req.netns.as_deref().unwrap_or_default();
     let netns = Netns::from_path(netns_path)
         .map_err(|e| errors::mismatch(format!("CNI_NETNS={netns_path}: {e}")))?;
@@ -48,24 +66,21 @@ pub(super) async fn check(cni: &NeutronCni, req: &AttachmentRequest) -> Result<(
         .await
         .map_err(|e| errors::plumbing("reading the interface", &e))?
         .ok_or_else(|| errors::mismatch(format!("no interface {ifname} in {netns_path}")))?;
-    let want_mac: Option<MacAddr> = port.mac_address.parse().ok();
     if link.mac != want_mac {
         return Err(errors::mismatch(format!(
-            "{ifname} has MAC {:?}, port {} has {}",
+            "{ifname} has MAC {:?}, port {port_id} has {}",
             link.mac.map(|m| m.to_string()),
-            port.id,
-            port.mac_address
+            want_mac.map(|m| m.to_string()).unwrap_or_default()
         )));
     }
     if !link.admin_up {
         return Err(errors::mismatch(format!("{ifname} is down")));
     }
-    let network = cni.resolve_network("the port's network", &port.network_id).await?;
-    if let Some(mtu) = network.mtu {
+    if let Some(mtu) = mtu {
         if link.mtu != mtu {
             return Err(errors::mismatch(format!(
-                "{ifname} has MTU {}, network {} has {mtu}",
-                link.mtu, network.id
+                "{ifname} has MTU {}, the network of port {port_id} has {mtu}",
+                link.mtu
             )));
         }
     }
@@ -74,8 +89,7 @@ pub(super) async fn check(cni: &NeutronCni, req: &AttachmentRequest) -> Result<(
     for (want, _) in &layout.addresses {
         if !present.iter().any(|a| a.addr == *want) {
             return Err(errors::mismatch(format!(
-                "{ifname} lacks address {want} of port {}",
-                port.id
+                "{ifname} lacks address {want} of port {port_id}"
             )));
         }
     }

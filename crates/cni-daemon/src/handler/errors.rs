@@ -1,22 +1,22 @@
-//! How failures of the Neutron-backed handler become CNI errors
-//! (docs/cni.md § Errors).
+//! How failures of the daemon's handlers (Neutron-backed, and Kubernetes
+//! mode's in kuryr-k8s) become CNI errors (docs/cni.md § Errors).
 
 use crate::{CniError, ErrorCode};
 use kuryr_core::binding::BindError;
 use kuryr_core::lifecycle::LifecycleError;
 
 /// 100: Neutron refused a request (4xx other than a bad configuration).
-pub(super) const NEUTRON_REFUSED: ErrorCode = ErrorCode::Other(100);
+pub const NEUTRON_REFUSED: ErrorCode = ErrorCode::Other(100);
 /// 101: host plumbing (veth, netns, OVS) failed.
-pub(super) const PLUMBING_FAILED: ErrorCode = ErrorCode::Other(101);
+pub const PLUMBING_FAILED: ErrorCode = ErrorCode::Other(101);
 /// 102: the port did not become ACTIVE in time.
-pub(super) const NOT_ACTIVE: ErrorCode = ErrorCode::Other(102);
+pub const NOT_ACTIVE: ErrorCode = ErrorCode::Other(102);
 /// 103: CHECK found the attachment differs from Neutron.
-pub(super) const CHECK_MISMATCH: ErrorCode = ErrorCode::Other(103);
+pub const CHECK_MISMATCH: ErrorCode = ErrorCode::Other(103);
 
 /// A Neutron failure while doing `what`: transient trouble (no answer,
 /// timeout, 5xx, 409) is 11 so the runtime retries; anything else 100.
-pub(super) fn neutron(what: &str, err: &openstack::Error) -> CniError {
+pub fn neutron(what: &str, err: &openstack::Error) -> CniError {
     let msg = format!("{what}: {err}");
     if is_transient(err) {
         CniError::try_again_later(msg)
@@ -25,7 +25,8 @@ pub(super) fn neutron(what: &str, err: &openstack::Error) -> CniError {
     }
 }
 
-pub(super) fn is_transient(err: &openstack::Error) -> bool {
+/// Whether Neutron's error is worth a retry (no answer, timeout, 5xx, 409).
+pub fn is_transient(err: &openstack::Error) -> bool {
     err.is_connect()
         || err.is_timeout()
         || err.is_transport()
@@ -33,7 +34,9 @@ pub(super) fn is_transient(err: &openstack::Error) -> bool {
         || err.is_conflict()
 }
 
-pub(super) fn bind(err: &BindError) -> CniError {
+/// A binding failure: 102 when not ACTIVE in time, 101 for the host's
+/// plumbing, 11 or 100 for Neutron.
+pub fn bind(err: &BindError) -> CniError {
     match err {
         BindError::NotActive { .. } => CniError::new(NOT_ACTIVE, err.to_string()),
         BindError::Neutron { source, .. } => neutron("binding the port", source),
@@ -44,7 +47,8 @@ pub(super) fn bind(err: &BindError) -> CniError {
     }
 }
 
-pub(super) fn lifecycle(err: &LifecycleError) -> CniError {
+/// A lifecycle failure, as [`bind`] and [`neutron`] classify them.
+pub fn lifecycle(err: &LifecycleError) -> CniError {
     match err {
         LifecycleError::Neutron { what, source } => neutron(what, source),
         LifecycleError::Host { .. } | LifecycleError::Pool(_) => {
@@ -54,10 +58,12 @@ pub(super) fn lifecycle(err: &LifecycleError) -> CniError {
     }
 }
 
-pub(super) fn plumbing(what: &str, err: &netplumb::Error) -> CniError {
+/// 101: the host's plumbing failed while doing `what`.
+pub fn plumbing(what: &str, err: &netplumb::Error) -> CniError {
     CniError::new(PLUMBING_FAILED, format!("{what}: {err}"))
 }
 
-pub(super) fn mismatch(msg: impl Into<String>) -> CniError {
+/// 103: CHECK found the attachment differs.
+pub fn mismatch(msg: impl Into<String>) -> CniError {
     CniError::new(CHECK_MISMATCH, msg)
 }

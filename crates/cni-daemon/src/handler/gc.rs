@@ -4,10 +4,10 @@
 
 use std::collections::HashSet;
 
-use super::{errors, NeutronCni};
+use super::{errors, NeutronCni, OVS_KEYS};
+use crate::attachments::unplug_invalid;
 use crate::proto::GcRequest;
 use crate::CniError;
-use kuryr_core::binding::OWNER_KEY;
 use kuryr_core::naming::{cni as tags, DEVICE_OWNER};
 use openstack::neutron::Query;
 use tracing::{info, warn};
@@ -76,23 +76,8 @@ impl NeutronCni {
                 return;
             }
         };
-        for iface in found {
-            let ids = &iface.external_ids;
-            let container_id = ids.get(OWNER_KEY).map(String::as_str).unwrap_or_default();
-            let ifname = ids.get(tags::OVS_IFNAME_KEY).map(String::as_str).unwrap_or_default();
-            let Some(port_id) = ids.get("iface-id") else {
-                continue;
-            };
-            if valid.contains(&(container_id, ifname)) {
-                continue;
-            }
-            match self.binder.unplug(port_id).await {
-                Ok(()) => info!(port_id, container_id, ifname, "GC: removed stale host side"),
-                Err(err) => {
-                    warn!(port_id, container_id, %err, "GC: could not unplug");
-                    first_error.get_or_insert(errors::bind(&err));
-                }
-            }
+        if let Some(err) = unplug_invalid(&self.binder, &found, OVS_KEYS, valid).await {
+            first_error.get_or_insert(err);
         }
     }
 }

@@ -9,8 +9,10 @@ use kuryr_core::layout::{Layout, LayoutError};
 use kuryr_core::lifecycle::Bound;
 use openstack::neutron::{Port, Subnet};
 
-/// The CNI result of an attachment (chained after `prevResult`, if any).
-pub(super) fn add_result(
+/// The CNI result of an attachment (chained after `prevResult`, if any):
+/// the host and container ends of `bound` (the container end with the
+/// port's `mac`), the addresses, routes and DNS of `layout`.
+pub fn add_result(
     req: &AttachmentRequest,
     bound: &Bound,
     mac: &str,

@@ -3,18 +3,21 @@
 //! container's netns (docs/cni.md § Mapping to Neutron).
 
 mod check;
-mod errors;
+pub mod errors;
 #[cfg(test)]
 mod fake_tests;
 mod gc;
 mod layout;
 mod lookup;
 
-use layout::{add_result, layout_of};
+pub use check::check_interface;
+pub use layout::add_result;
+use layout::layout_of;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use crate::attachments::{ports_in_ovsdb, AttachmentLocks, OvsKeys};
 use crate::proto::{AttachmentRequest, GcRequest, StatusRequest};
 use crate::{AddResult, CniError, CniHandler};
 use kuryr_core::binding::{Binder, NetnsTarget, OWNER_KEY};
@@ -25,6 +28,11 @@ use kuryr_core::vif_pool::{PoolKey, PoolSettings, PooledPort};
 use netplumb::Netns;
 use openstack::neutron::{FixedIpRequest, Neutron, Port, PortCreate, Query, Subnet};
 use tracing::{debug, info, info_span, warn, Instrument};
+
+/// How a standalone attachment's OVS interface names it: `vm-uuid` is the
+/// container id, `kuryr-cni-ifname` the ifname.
+pub(crate) const OVS_KEYS: OvsKeys =
+    OvsKeys { container_id: OWNER_KEY, ifname: tags::OVS_IFNAME_KEY };
 
 /// What the handler needs to know about this host.
 #[derive(Debug, Clone)]
@@ -54,13 +62,11 @@ pub struct NeutronCni {
     ids: Mutex<HashMap<String, String>>,
     /// One call at a time per attachment: a DEL sent while its ADD still
     /// runs (a runtime that timed out) waits, then finds the port.
-    attachments: Mutex<HashMap<(String, String), AttachmentLock>>,
+    attachments: AttachmentLocks,
     /// Provision and bind, and the pre-plugged ports (docs/cni.md § Port
     /// pools).
     lifecycle: Lifecycle,
 }
-
-type AttachmentLock = Arc<tokio::sync::Mutex<()>>;
 
 /// One ADD, resolved: who asks, on which network, into which netns.
 struct Add<'a> {
@@ -82,18 +88,12 @@ impl NeutronCni {
             settings,
             networks: Mutex::new(HashMap::new()),
             ids: Mutex::new(HashMap::new()),
-            attachments: Mutex::new(HashMap::new()),
+            attachments: AttachmentLocks::default(),
         }
     }
 
     async fn serialize(&self, req: &AttachmentRequest) -> tokio::sync::OwnedMutexGuard<()> {
-        let slot = {
-            let mut map = lock(&self.attachments);
-            // Entries nobody holds or waits for are dropped.
-            map.retain(|_, m| Arc::strong_count(m) > 1);
-            map.entry((req.container_id.clone(), req.ifname.clone())).or_default().clone()
-        };
-        slot.lock_owned().await
+        self.attachments.lock(&req.container_id, &req.ifname).await
     }
 
     async fn add_attachment(&self, req: &AttachmentRequest) -> Result<AddResult, CniError> {
@@ -259,16 +259,8 @@ impl NeutronCni {
     /// The port of an attachment through OVSDB alone (`vm-uuid` and
     /// `kuryr-cni-ifname`): a pool port whose owner is not in Neutron yet.
     async fn port_in_ovsdb(&self, container_id: &str, ifname: &str) -> Option<String> {
-        if !self.binder.binds_host() {
-            return None;
-        }
-        let found =
-            self.binder.switch().find_interfaces(OWNER_KEY, Some(container_id)).await.ok()?;
-        found.into_iter().find_map(|i| {
-            (i.external_ids.get(tags::OVS_IFNAME_KEY).map(String::as_str) == Some(ifname))
-                .then(|| i.external_ids.get("iface-id").cloned())
-                .flatten()
-        })
+        let found = ports_in_ovsdb(&self.binder, OVS_KEYS, container_id, ifname).await.ok()?;
+        found.into_iter().next()
     }
 
     async fn port_body(

@@ -9,6 +9,8 @@
 //! as upstream named them, and tagged with the namespace and the cluster.
 //! The controller arrives with issue 14.
 
+use std::collections::BTreeMap;
+
 use super::DEVICE_OWNER;
 
 const NAMESPACE: &str = "kuryr.pod.ns:";
@@ -26,6 +28,38 @@ fn cut(mut text: String, max: usize) -> String {
     }
     text.truncate(end);
     text
+}
+
+/// OVS interface `external_ids` key of a pod's interface plugged by a node
+/// daemon in Kubernetes mode: the CNI container id (the pod sandbox), so
+/// DEL and GC find the host side without the apiserver (`vm-uuid` is the
+/// pod's uid, as the port's `device_id`).
+pub const OVS_CONTAINER_KEY: &str = "kuryr-k8s-container";
+/// OVS interface `external_ids` key: the pod interface's `CNI_IFNAME`.
+pub const OVS_IFNAME_KEY: &str = "kuryr-k8s-ifname";
+/// OVS interface `external_ids` key: the CNI network (configuration)
+/// name, which scopes a CNI GC (the runtime lists the valid attachments of
+/// one network).
+pub const OVS_NETWORK_KEY: &str = "kuryr-k8s-net";
+/// OVS interface `external_ids` key: `<namespace>/<pod>`, for an operator
+/// reading `ovs-vsctl list interface`.
+pub const OVS_POD_KEY: &str = "kuryr-k8s-pod";
+
+/// The extra `external_ids` of a pod's OVS interface: the attachment
+/// (container id, ifname), its CNI network and the pod's name.
+pub fn ovs_external_ids(
+    namespace: &str,
+    name: &str,
+    container_id: &str,
+    ifname: &str,
+    cni_network: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (OVS_CONTAINER_KEY.to_string(), container_id.to_string()),
+        (OVS_IFNAME_KEY.to_string(), ifname.to_string()),
+        (OVS_NETWORK_KEY.to_string(), cni_network.to_string()),
+        (OVS_POD_KEY.to_string(), format!("{namespace}/{name}")),
+    ])
 }
 
 /// `<namespace>/<pod name>`, cut to Neutron's 255 characters.
@@ -96,6 +130,15 @@ mod tests {
         assert_eq!(namespace_of(&tags), Some("default"));
         assert_eq!(cluster_of(&tags), Some(cluster));
         assert!(port_tags(&"n".repeat(63), &"é".repeat(40)).iter().all(|t| t.len() <= 60));
+    }
+
+    #[test]
+    fn ovs_keys_name_the_attachment() {
+        let ids = ovs_external_ids("shop", "web-0", "c1", "eth0", "kuryr");
+        assert_eq!(ids[OVS_NETWORK_KEY], "kuryr");
+        assert_eq!(ids[OVS_CONTAINER_KEY], "c1");
+        assert_eq!(ids[OVS_IFNAME_KEY], "eth0");
+        assert_eq!(ids[OVS_POD_KEY], "shop/web-0");
     }
 
     #[test]
