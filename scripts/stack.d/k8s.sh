@@ -37,7 +37,9 @@ CNI_BRIDGE_DEV=kstbr0
 CNI_BRIDGE_SUBNET=${KURYR_K8S_BRIDGE_SUBNET:-10.244.0.0/24}
 # Images: the stack's busybox rootfs (cache/kbox.tar), imported into
 # containerd's k8s.io namespace as the workload image and as the pause image.
-K8S_IMAGE=docker.io/library/kbox:latest
+# Not Docker's kbox:latest: the import below goes through dockerd and removes
+# what it tagged, which must not be the Docker tests' image.
+K8S_IMAGE=docker.io/kuryr/kbox:k8s
 K8S_PAUSE_IMAGE=docker.io/kuryr/pause:kbox
 K8S_ADMIN_KUBECONFIG=$K8S_STATE/admin.kubeconfig
 K8S_SERVICES=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)
@@ -398,7 +400,9 @@ k8s_start_containerd() {
 # command blocks.
 k8s_import_images() {
     [[ -s $CACHE/kbox.tar ]] || fail containerd "no $CACHE/kbox.tar (made by dockerd's import_kbox)"
-    local stamp=$CACHE/k8s-images.stamp tar=$CACHE/k8s-images.tar
+    local stamp=$CACHE/k8s-images.stamp tar
+    # Named after the images it holds, so renaming them makes a new one.
+    tar=$CACHE/k8s-images-$(printf '%s %s' "$K8S_IMAGE" "$K8S_PAUSE_IMAGE" | md5sum | cut -c1-8).tar
     if [[ ! -s $tar || $CACHE/kbox.tar -nt $tar ]]; then
         docker import -c 'ENV PATH=/bin:/sbin' -c 'CMD ["/bin/sh"]' "$CACHE/kbox.tar" "$K8S_IMAGE" >/dev/null \
             || fail dockerd "docker import $K8S_IMAGE failed"

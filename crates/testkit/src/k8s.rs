@@ -51,7 +51,7 @@ impl Cluster {
             kuryr_kubeconfig: var("KURYR_STACK_K8S_KURYR_KUBECONFIG").unwrap_or_default(),
             cni: var("KURYR_STACK_K8S_CNI").unwrap_or_default(),
             image: var("KURYR_STACK_K8S_IMAGE")
-                .unwrap_or_else(|| "docker.io/kuryr/kbox:latest".into()),
+                .unwrap_or_else(|| "docker.io/kuryr/kbox:k8s".into()),
         })
     }
 
