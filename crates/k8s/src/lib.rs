@@ -21,6 +21,7 @@
 //! pure; the I/O (kube-rs reconcilers, Neutron calls) comes later.
 
 pub mod client;
+pub mod controller;
 pub mod crds;
 pub mod namespace;
 pub mod node;

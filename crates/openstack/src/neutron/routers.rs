@@ -52,7 +52,8 @@ impl Neutron {
         subnet_id: &str,
     ) -> Result<RouterInterface> {
         let path = format!("{}/{action}", item_path(Resource::Routers, router_id));
-        let req = ApiRequest::new(Method::PUT, path.clone()).json(json!({ "subnet_id": subnet_id }));
+        let req =
+            ApiRequest::new(Method::PUT, path.clone()).json(json!({ "subnet_id": subnet_id }));
         // Neutron replies with the bare interface object.
         let reply: serde_json::Value = self.client.send_json(&req).await?;
         serde_json::from_value(reply).map_err(|e| Error::decode("PUT", &path, e))
