@@ -1,0 +1,233 @@
+//! The controller's mapping, end to end: namespace → KuryrNetwork → Neutron
+//! network, subnet and router interface; pod → KuryrPort → one Neutron
+//! port; deletes leave nothing; kill -9 mid-rollout converges; bad
+//! configuration is an Event naming the cause.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kuryr_testkit::k8s::{controller_conf, ControllerWorld};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn conf(pool: &str, router: &str) -> String {
+    controller_conf(pool, router, "")
+}
+
+#[test]
+fn a_namespace_and_a_pod_map_to_neutron_and_leave_nothing() {
+    let Some(mut world) = ControllerWorld::new("k8s::a_namespace_and_a_pod", conf) else { return };
+    let ns = world.namespace();
+    let started = Instant::now();
+    let kn = world.wait_network(&ns, WAIT);
+    eprintln!("latency namespace -> KuryrNetwork populated: {:?}", started.elapsed());
+    let status = &kn["status"];
+    let (net_id, subnet_id) =
+        (status["netId"].as_str().expect("netId"), status["subnetId"].as_str().expect("subnetId"));
+    assert_eq!(status["routerId"], world.router.as_str());
+    let uid = world.cluster.get(&["namespace", &ns]).expect("namespace")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    let network = world.stack.network(net_id).expect("the namespace's network");
+    assert_eq!(network.name, format!("{uid}/{ns}"));
+    assert!(network.tags.contains(&format!("kuryr.k8s.ns:{ns}")), "{:?}", network.tags);
+    assert!(network.tags.iter().any(|t| t.starts_with("kuryr.k8s.cluster:")), "{:?}", network.tags);
+    let subnet = world.stack.subnet(subnet_id).expect("the namespace's subnet");
+    assert_eq!(subnet.subnetpool_id.as_ref().map(ToString::to_string), Some(world.pool.clone()));
+    assert_eq!(status["subnetCIDR"], subnet.cidr.as_str());
+    assert!(subnet.tags.contains(&format!("kuryr.k8s.ns:{ns}")), "{:?}", subnet.tags);
+    assert!(world.router_subnets().contains(&subnet_id.to_string()), "router interface");
+
+    // A pod: one port, bound to the node, named and tagged; 2 Neutron calls.
+    let before = world.controller.neutron_requests();
+    let started = Instant::now();
+    world.pod(&ns, "web-0");
+    let kp = world.wait_vif(&ns, "web-0", WAIT);
+    eprintln!("latency pod -> KuryrPort vif: {:?}", started.elapsed());
+    let pod = world.cluster.get(&["pod", "-n", &ns, "web-0"]).expect("pod");
+    let pod_uid = pod["metadata"]["uid"].as_str().expect("pod uid");
+    assert!(
+        pod["metadata"]["finalizers"].to_string().contains("kuryr.openstack.org/pod-finalizer"),
+        "{}",
+        pod["metadata"]
+    );
+    assert_eq!(kp["spec"]["podUid"], pod_uid);
+    assert_eq!(kp["metadata"]["ownerReferences"][0]["uid"], pod_uid);
+    let vif = &kp["status"]["vifs"]["eth0"];
+    let ports = world.pod_ports(&ns);
+    assert_eq!(ports.len(), 1, "one port: {ports:?}");
+    let port = &ports[0];
+    assert_eq!(vif["portId"], port.id.as_str());
+    assert_eq!(vif["networkId"], net_id);
+    assert_eq!(vif["binding"]["mode"], "ovs");
+    assert_eq!(port.device_owner, "compute:kuryr");
+    assert_eq!(port.device_id, pod_uid);
+    assert_eq!(port.binding_host_id, world.node);
+    assert_eq!(port.name, format!("{ns}/web-0"));
+    assert_eq!(port.network_id, net_id);
+    assert!(port.tags.contains(&format!("kuryr.pod.ns:{ns}")), "{:?}", port.tags);
+    assert!(port.tags.iter().any(|t| t.starts_with("kuryr.k8s.cluster:")), "{:?}", port.tags);
+    let address = vif["addresses"][0]["address"].as_str().expect("an address");
+    assert!(address.starts_with(&port.fixed_ips[0].ip_address.to_string()), "{address}");
+
+    // Deleting the pod releases the port before the finalizer goes.
+    let started = Instant::now();
+    world.cluster.kubectl(&["delete", "pod", "-n", &ns, "web-0", "--grace-period=0", "--force"]);
+    world.cluster.wait_gone("the pod gone", WAIT, &["pod", "-n", &ns, "web-0"]);
+    eprintln!("latency pod delete -> pod gone: {:?}", started.elapsed());
+    assert!(world.stack.port(&port.id).is_none(), "the port is gone before the pod");
+    world.cluster.wait_gone(
+        "the KuryrPort gone",
+        WAIT,
+        &["kuryrports.openstack.org", "-n", &ns, "web-0"],
+    );
+    let calls = world.controller.neutron_requests() - before;
+    eprintln!("neutron calls for one pod's lifecycle: {calls}");
+    assert!(calls <= 3, "at most 3 Neutron calls per pod lifecycle, made {calls}");
+
+    // Deleting the namespace deletes its network, subnet and interface.
+    let started = Instant::now();
+    world.delete_namespace(&ns, WAIT);
+    eprintln!("latency namespace delete -> gone: {:?}", started.elapsed());
+    assert!(world.stack.network(net_id).is_none(), "network {net_id} left");
+    assert!(world.stack.subnet(subnet_id).is_none(), "subnet {subnet_id} left");
+    assert!(!world.router_subnets().contains(&subnet_id.to_string()), "router interface left");
+}
+
+/// The uid of every pod of `ns`, by name.
+fn pod_uids(world: &ControllerWorld, ns: &str) -> BTreeMap<String, String> {
+    world
+        .cluster
+        .list(&["pods", "-n", ns])
+        .iter()
+        .map(|p| {
+            let name = p["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            (name, p["metadata"]["uid"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_mid_rollout_converges_to_one_port_per_pod() {
+    let Some(mut world) = ControllerWorld::new("k8s::kill_9_mid_rollout", conf) else { return };
+    let ns = world.namespace();
+    world.wait_network(&ns, WAIT);
+    const PODS: usize = 12;
+    let yaml: String = (0..PODS)
+        .map(|i| {
+            format!(
+                "---\n{}",
+                kuryr_testkit::k8s::pod_yaml(
+                    &ns,
+                    &format!("p{i}"),
+                    &world.node,
+                    &world.cluster.image
+                )
+            )
+        })
+        .collect();
+    world.cluster.apply(&yaml);
+    // Kill it once some, not all, pods have their vif.
+    kuryr_testkit::wait_for("a first vif", WAIT, || {
+        let kps = world.cluster.list(&["kuryrports.openstack.org", "-n", &ns]);
+        kps.iter().any(|kp| !kp["status"]["vifs"]["eth0"].is_null()).then_some(())
+    });
+    world.controller.kill9();
+    let ports_at_kill = world.pod_ports(&ns).len();
+    eprintln!("ports when killed: {ports_at_kill} of {PODS}");
+    world.controller.restart();
+    for i in 0..PODS {
+        world.wait_vif(&ns, &format!("p{i}"), WAIT);
+    }
+    let uids = pod_uids(&world, &ns);
+    let ports = world.pod_ports(&ns);
+    assert_eq!(ports.len(), PODS, "one port per pod, none twice: {ports:?}");
+    let mut owners: Vec<&str> = ports.iter().map(|p| p.device_id.as_str()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    assert_eq!(owners.len(), PODS, "every port a different pod's");
+    for uid in uids.values() {
+        assert!(owners.contains(&uid.as_str()), "pod {uid} has no port");
+    }
+    let mut addresses: Vec<String> =
+        ports.iter().map(|p| p.fixed_ips[0].ip_address.to_string()).collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), PODS, "no address given twice");
+
+    // Kill it again mid-deletion: nothing is left.
+    world.cluster.kubectl(&[
+        "delete",
+        "pods",
+        "--all",
+        "-n",
+        &ns,
+        "--grace-period=0",
+        "--force",
+        "--wait=false",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    world.controller.kill9();
+    world.controller.restart();
+    kuryr_testkit::wait_for("every pod gone", WAIT, || {
+        world.cluster.list(&["pods", "-n", &ns]).is_empty().then_some(())
+    });
+    kuryr_testkit::wait_for("every port gone", WAIT, || {
+        world.pod_ports(&ns).is_empty().then_some(())
+    });
+    assert!(world.cluster.list(&["kuryrports.openstack.org", "-n", &ns]).is_empty());
+}
+
+#[test]
+fn a_missing_subnetpool_is_an_event_on_the_namespace_until_it_is_fixed() {
+    let missing = kuryr_testkit::fresh_uuid();
+    let bad = |_: &str, router: &str| controller_conf(&missing, router, "");
+    let Some(mut world) = ControllerWorld::new("k8s::a_missing_subnetpool", bad) else { return };
+    let ns = world.namespace();
+    let message = world.cluster.wait_event(
+        "default",
+        ("Namespace", &ns),
+        "KuryrNetworkFailed",
+        &missing,
+        WAIT,
+    );
+    assert!(message.contains("pod_subnet_pool"), "{message}");
+    world.pod(&ns, "web-0");
+    // The pod waits, told why.
+    let message =
+        world.cluster.wait_event(&ns, ("Pod", "web-0"), "KuryrPortFailed", "not populated", WAIT);
+    assert!(message.contains(&missing), "the pod's Event names the cause: {message}");
+    assert!(world.namespace_networks(&ns).len() <= 1, "no network made twice");
+    // Fixed: the same objects recover by themselves.
+    let good = controller_conf(&world.pool, &world.router, "");
+    std::fs::write(&world.controller.conf, good).expect("kuryr.conf");
+    world.controller.restart();
+    world.wait_network(&ns, WAIT);
+    world.wait_vif(&ns, "web-0", WAIT);
+}
+
+#[test]
+fn a_missing_security_group_is_an_event_on_the_pod() {
+    let missing = kuryr_testkit::fresh_uuid();
+    let bad = |pool: &str, router: &str| {
+        controller_conf(
+            pool,
+            router,
+            &format!("[neutron_defaults]\npod_security_groups = {missing}\n"),
+        )
+    };
+    let Some(mut world) = ControllerWorld::new("k8s::a_missing_security_group", bad) else {
+        return;
+    };
+    let ns = world.namespace();
+    world.wait_network(&ns, WAIT);
+    world.pod(&ns, "web-0");
+    let message =
+        world.cluster.wait_event(&ns, ("Pod", "web-0"), "KuryrPortFailed", &missing, WAIT);
+    eprintln!("the pod's Event: {message}");
+    assert!(world.pod_ports(&ns).is_empty(), "nothing half-made");
+    let kp: Option<Value> = world.cluster.get(&["kuryrports.openstack.org", "-n", &ns, "web-0"]);
+    assert!(kp.is_some_and(|kp| kp["status"]["vifs"]["eth0"].is_null()));
+}
