@@ -234,11 +234,22 @@ impl Drop for TestNamespace {
 /// A pod `name` in `namespace`, pinned to `node` (`spec.nodeName`: no
 /// scheduler involved), running `image` (not pulled).
 pub fn pod_yaml(namespace: &str, name: &str, node: &str, image: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {namespace}\n\
-         spec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 0\n  containers:\n\
-         - name: c\n    image: {image}\n    imagePullPolicy: Never\n    command: [sleep, \"3600\"]\n"
-    )
+    let lines = [
+        "apiVersion: v1".to_string(),
+        "kind: Pod".into(),
+        "metadata:".into(),
+        format!("  name: {name}"),
+        format!("  namespace: {namespace}"),
+        "spec:".into(),
+        format!("  nodeName: {node}"),
+        "  terminationGracePeriodSeconds: 0".into(),
+        "  containers:".into(),
+        "  - name: c".into(),
+        format!("    image: {image}"),
+        "    imagePullPolicy: Never".into(),
+        "    command: [sleep, \"3600\"]".into(),
+    ];
+    lines.join("\n") + "\n"
 }
 
 /// A `kuryr controller` the test started, serving the namespaces labelled
