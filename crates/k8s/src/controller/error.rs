@@ -58,9 +58,19 @@ pub enum Error {
         /// How many.
         count: usize,
     },
-    /// Removing or adding a finalizer failed, or its cleanup did.
-    #[error("{0}")]
+    /// Removing or adding a finalizer failed, or the work it guards did.
+    #[error("{}", finalizer_message(.0))]
     Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+/// The work's own error as is (not kube-rs' "failed to apply object: "
+/// before it); a finalizer's own failure as kube-rs tells it.
+fn finalizer_message(e: &kube::runtime::finalizer::Error<Error>) -> String {
+    match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e.to_string(),
+        other => other.to_string(),
+    }
 }
 
 fn why_suffix(why: &Option<String>) -> String {
@@ -183,5 +193,8 @@ mod tests {
         assert!(why.to_string().ends_with("not populated yet: no pool"), "{why}");
         let field = Error::from(MissingField { object: "pod a/b".into(), field: "metadata.uid" });
         assert_eq!(field.kind(), "BadObject");
+        let wrapped = Error::from(kube::runtime::finalizer::Error::ApplyFailed(missing));
+        assert_eq!(wrapped.kind(), "NotFound");
+        assert!(wrapped.to_string().starts_with("subnetpool sp1 "), "{wrapped}");
     }
 }

@@ -343,6 +343,10 @@ async fn logged<K: kube::Resource>(
 ) {
     match result {
         Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+        // A requeue of an object deleted meanwhile: nothing to do.
+        Err(kube::runtime::controller::Error::ObjectNotFound(r)) => {
+            tracing::debug!(controller, object = %r, "gone before its requeue")
+        }
         Err(other) => warn!(controller, error = %other, "controller"),
     }
 }

@@ -96,7 +96,8 @@ pub async fn reconcile_pod(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, E
     let ns = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
     let has_finalizer = Finalizer::Pod.is_on(&pod.metadata);
-    if !ctx.serves(&ns) && !has_finalizer {
+    // Another controller's namespace (`--namespace-selector`).
+    if !ctx.serves(&ns) {
         return Ok(Action::requeue(RESYNC));
     }
     let regarding = pod.object_ref(&());
@@ -191,7 +192,7 @@ fn kuryrport_key(kp: &KuryrPort) -> String {
 #[instrument(skip_all, fields(pod = %format!("{}/{}", kp.namespace().unwrap_or_default(), kp.name_any())))]
 pub async fn reconcile_kuryrport(kp: Arc<KuryrPort>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = kp.namespace().unwrap_or_default();
-    if !ctx.serves(&ns) && !Finalizer::KuryrPort.is_on(&kp.metadata) {
+    if !ctx.serves(&ns) {
         return Ok(Action::requeue(RESYNC));
     }
     let api: Api<KuryrPort> = Api::namespaced(ctx.client.clone(), &ns);
