@@ -114,30 +114,40 @@ fn kill_9_mid_rollout_converges_to_one_port_per_pod() {
     let Some(mut world) = ControllerWorld::new("k8s::kill_9_mid_rollout", conf) else { return };
     let ns = world.namespace();
     world.wait_network(&ns, WAIT);
-    const PODS: usize = 12;
+    const PODS: usize = 20;
     let yaml: String = (0..PODS)
         .map(|i| {
-            format!(
-                "---\n{}",
-                kuryr_testkit::k8s::pod_yaml(
-                    &ns,
-                    &format!("p{i}"),
-                    &world.node,
-                    &world.cluster.image
-                )
-            )
+            let pod = kuryr_testkit::k8s::pod_yaml(
+                &ns,
+                &format!("p{i}"),
+                &world.node,
+                &world.cluster.image,
+            );
+            format!("---\n{pod}")
         })
         .collect();
     world.cluster.apply(&yaml);
-    // Kill it once some, not all, pods have their vif.
-    kuryr_testkit::wait_for("a first vif", WAIT, || {
-        let kps = world.cluster.list(&["kuryrports.openstack.org", "-n", &ns]);
-        kps.iter().any(|kp| !kp["status"]["vifs"]["eth0"].is_null()).then_some(())
-    });
-    world.controller.kill9();
-    let ports_at_kill = world.pod_ports(&ns).len();
-    eprintln!("ports when killed: {ports_at_kill} of {PODS}");
-    world.controller.restart();
+    // Kill it as the first ports are made, then again soon after its
+    // restart: each time some pods have a port and others not yet, and a
+    // port may be POSTed with its status unwritten.
+    for pause in [Duration::from_millis(0), Duration::from_millis(700)] {
+        std::thread::sleep(pause);
+        kuryr_testkit::wait_for("a first port", WAIT, || {
+            (!world.pod_ports(&ns).is_empty()).then_some(())
+        });
+        world.controller.kill9();
+        let vifs = world
+            .cluster
+            .list(&["kuryrports.openstack.org", "-n", &ns])
+            .iter()
+            .filter(|kp| !kp["status"]["vifs"]["eth0"].is_null())
+            .count();
+        eprintln!(
+            "killed with {} ports and {vifs} vifs of {PODS} pods",
+            world.pod_ports(&ns).len()
+        );
+        world.controller.restart();
+    }
     for i in 0..PODS {
         world.wait_vif(&ns, &format!("p{i}"), WAIT);
     }
