@@ -265,6 +265,7 @@ pub struct ControllerProcess {
     /// Its `/metrics` and `/healthz` address.
     pub metrics: String,
     selector: String,
+    env: Vec<(String, String)>,
 }
 
 impl ControllerProcess {
@@ -272,17 +273,36 @@ impl ControllerProcess {
     /// controller --namespace-selector selector`; waits for its metrics
     /// listener.
     pub fn start(dir: &Path, conf: &str, selector: &str) -> ControllerProcess {
-        let path = dir.join("kuryr.conf");
+        ControllerProcess::start_named(dir, "controller", conf, selector, &[])
+    }
+
+    /// Like [`ControllerProcess::start`], its files named after `name`
+    /// (`<name>.conf`, `<name>.log`: replicas share a dir) and `env` added
+    /// to the test's environment.
+    pub fn start_named(
+        dir: &Path,
+        name: &str,
+        conf: &str,
+        selector: &str,
+        env: &[(&str, &str)],
+    ) -> ControllerProcess {
+        let path = dir.join(format!("{name}.conf"));
         std::fs::write(&path, conf).expect("writing the controller's kuryr.conf");
         let mut process = ControllerProcess {
             child: None,
             conf: path,
-            log: dir.join("controller.log"),
+            log: dir.join(format!("{name}.log")),
             metrics: format!("127.0.0.1:{}", free_loopback_port()),
             selector: selector.to_string(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         process.spawn();
         process
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn spawn(&mut self) {
@@ -295,6 +315,9 @@ impl ControllerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(append_log(&self.log));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         self.child = Some(cmd.spawn().expect("starting kuryr controller"));
         let address = self.metrics.clone();
         wait_for("the controller's metrics listener", Duration::from_secs(60), || {
@@ -401,6 +424,16 @@ impl ControllerWorld {
     /// (see [`controller_conf`]); `None` (skipped) without a stack with
     /// Kubernetes.
     pub fn new(test: &str, conf: impl FnOnce(&str, &str) -> String) -> Option<ControllerWorld> {
+        ControllerWorld::with_env(test, conf, &[])
+    }
+
+    /// Like [`ControllerWorld::new`], `env` added to the controller's
+    /// environment (`POD_NAMESPACE`, `POD_NAME`).
+    pub fn with_env(
+        test: &str,
+        conf: impl FnOnce(&str, &str) -> String,
+        env: &[(&str, &str)],
+    ) -> Option<ControllerWorld> {
         let cluster = Cluster::or_skip(test)?;
         let stack = crate::stack(test)?;
         cluster.install_crds();
@@ -418,7 +451,13 @@ impl ControllerWorld {
         let (label, dir) = crate::fresh_dir("kuryr-ctl");
         let node = cluster.node();
         let selector = format!("{TEST_LABEL}={label}");
-        let controller = ControllerProcess::start(&dir, &conf(&pool, &router), &selector);
+        let controller = ControllerProcess::start_named(
+            &dir,
+            "controller",
+            &conf(&pool, &router),
+            &selector,
+            env,
+        );
         Some(ControllerWorld {
             stack,
             cluster,
@@ -438,6 +477,14 @@ impl ControllerWorld {
         ns.keep();
         self.namespaces.push(ns.name.clone());
         ns.name.clone()
+    }
+
+    /// Another replica of the world's controller (same kuryr.conf and
+    /// selector), `name`d for its files, with `env`.
+    pub fn replica(&self, name: &str, env: &[(&str, &str)]) -> ControllerProcess {
+        let conf = std::fs::read_to_string(&self.controller.conf).expect("the controller's conf");
+        let selector = format!("{TEST_LABEL}={}", self.label);
+        ControllerProcess::start_named(&self.dir, name, &conf, &selector, env)
     }
 
     /// Deletes namespace `ns` and waits until it is gone.

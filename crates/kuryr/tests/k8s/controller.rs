@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kuryr_testkit::k8s::{controller_conf, ControllerWorld};
+use kuryr_testkit::k8s::{controller_conf, Cluster, ControllerProcess, ControllerWorld};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -240,4 +240,60 @@ fn a_missing_security_group_is_an_event_on_the_pod() {
     assert!(world.pod_ports(&ns).is_empty(), "nothing half-made");
     let kp: Option<Value> = world.cluster.get(&["kuryrports.openstack.org", "-n", &ns, "web-0"]);
     assert!(kp.is_some_and(|kp| kp["status"]["vifs"]["eth0"].is_null()));
+}
+
+/// The replica among `replicas` whose identity (`<hostname>-<pid>`) holds
+/// the Lease in `ns`.
+fn leader(cluster: &Cluster, ns: &str, replicas: &[&ControllerProcess]) -> usize {
+    kuryr_testkit::wait_for("a Lease holder", WAIT, || {
+        let lease = cluster.get(&["leases.coordination.k8s.io", "-n", ns, "kuryr-controller"])?;
+        let holder = lease["spec"]["holderIdentity"].as_str()?.to_string();
+        replicas
+            .iter()
+            .position(|r| r.pid().is_some_and(|pid| holder.ends_with(&format!("-{pid}"))))
+    })
+}
+
+#[test]
+fn of_two_replicas_one_leads_and_the_other_takes_over() {
+    let Some(cluster) = Cluster::or_skip("k8s::of_two_replicas") else { return };
+    let lease_ns = cluster.namespace("ctl-lease");
+    let env = [("POD_NAMESPACE", lease_ns.name.as_str())];
+    let ha = |pool: &str, router: &str| {
+        controller_conf(pool, router, "").replacen(
+            "[kubernetes]\n",
+            "[kubernetes]\ncontroller_ha = true\n",
+            1,
+        )
+    };
+    let Some(mut world) = ControllerWorld::with_env("k8s::of_two_replicas", ha, &env) else {
+        return;
+    };
+    let mut second = world.replica("second", &env);
+    let first = leader(&cluster, &lease_ns.name, &[&world.controller, &second]);
+    let health = |r: &ControllerProcess| r.get("/healthz");
+    let (lead, standby) =
+        if first == 0 { (&world.controller, &second) } else { (&second, &world.controller) };
+    kuryr_testkit::wait_for("the leader healthy", WAIT, || (health(lead) == "ok\n").then_some(()));
+    assert_ne!(health(standby), "ok\n", "a standby is not ready");
+    let ns = world.namespace();
+    world.wait_network(&ns, WAIT);
+    world.pod(&ns, "a");
+    world.wait_vif(&ns, "a", WAIT);
+    // kill -9 the leader: the standby takes the Lease once it expires.
+    let started = Instant::now();
+    if first == 0 {
+        world.controller.kill9();
+    } else {
+        second.kill9();
+    }
+    world.pod(&ns, "b");
+    world.wait_vif(&ns, "b", Duration::from_secs(60));
+    eprintln!("latency leader killed -> the standby made a pod's port: {:?}", started.elapsed());
+    let now = leader(&cluster, &lease_ns.name, &[&world.controller, &second]);
+    assert_ne!(now, first, "the other replica holds the Lease");
+    assert_eq!(world.pod_ports(&ns).len(), 2, "one port per pod");
+    // Deleted while the new leader runs.
+    world.delete_namespace(&ns, WAIT);
+    assert!(world.namespace_networks(&ns).is_empty());
 }
