@@ -349,6 +349,13 @@ impl ControllerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Its resident memory (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// `GET path` on its metrics listener: the body.
     pub fn get(&self, path: &str) -> String {
         let mut stream = std::net::TcpStream::connect(&self.metrics).expect("the metrics listener");
@@ -496,6 +503,23 @@ impl ControllerWorld {
     /// A pod `name` in `ns` pinned to the node.
     pub fn pod(&self, ns: &str, name: &str) {
         self.cluster.apply(&pod_yaml(ns, name, &self.node, &self.cluster.image));
+    }
+
+    /// Pods `p0`…`p<n-1>` in `ns` pinned to the node, in one apply.
+    pub fn pods(&self, ns: &str, n: usize) {
+        let yaml: String = (0..n)
+            .map(|i| {
+                let pod = pod_yaml(ns, &format!("p{i}"), &self.node, &self.cluster.image);
+                format!("---\n{pod}")
+            })
+            .collect();
+        self.cluster.apply(&yaml);
+    }
+
+    /// How many KuryrPorts of `ns` carry their vif.
+    pub fn vifs(&self, ns: &str) -> usize {
+        let kps = self.cluster.list(&["kuryrports.openstack.org", "-n", ns]);
+        kps.iter().filter(|kp| !kp["status"]["vifs"]["eth0"].is_null()).count()
     }
 
     /// Waits for the KuryrPort of pod `ns/name` to carry its vif; returns

@@ -124,7 +124,12 @@ pub async fn reconcile_pod(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, E
                     finalizers.push(Finalizer::Pod.as_str().to_string());
                     let patch =
                         finalizers_patch(pod.metadata.resource_version.as_deref(), &finalizers);
-                    pods.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+                    match pods.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await {
+                        Ok(_) => {}
+                        // The pod changed since it was read: look again.
+                        Err(kube::Error::Api(e)) if e.code == 409 => return Ok(soon()),
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 if create_kuryrport {
                     match kps.create(&PostParams::default(), &desired).await {
@@ -158,6 +163,7 @@ pub async fn reconcile_pod(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, E
                 match pods.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await {
                     Ok(_) => info!("released: the pod finalizer is off"),
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => return Ok(soon()),
                     Err(e) => return Err(e.into()),
                 }
                 Ok(Action::await_change())
@@ -165,6 +171,12 @@ pub async fn reconcile_pod(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, E
         }
     })
     .await
+}
+
+/// A look again shortly: a write lost a race with another writer of the
+/// pod (the kubelet, the apiserver), which is no failure to tell.
+fn soon() -> Action {
+    Action::requeue(Duration::from_millis(200))
 }
 
 /// The error policy of the pod reconciler.

@@ -115,18 +115,7 @@ fn kill_9_mid_rollout_converges_to_one_port_per_pod() {
     let ns = world.namespace();
     world.wait_network(&ns, WAIT);
     const PODS: usize = 20;
-    let yaml: String = (0..PODS)
-        .map(|i| {
-            let pod = kuryr_testkit::k8s::pod_yaml(
-                &ns,
-                &format!("p{i}"),
-                &world.node,
-                &world.cluster.image,
-            );
-            format!("---\n{pod}")
-        })
-        .collect();
-    world.cluster.apply(&yaml);
+    world.pods(&ns, PODS);
     // Kill it as the first ports are made, then again soon after its
     // restart: each time some pods have a port and others not yet, and a
     // port may be POSTed with its status unwritten.
@@ -136,12 +125,7 @@ fn kill_9_mid_rollout_converges_to_one_port_per_pod() {
             (!world.pod_ports(&ns).is_empty()).then_some(())
         });
         world.controller.kill9();
-        let vifs = world
-            .cluster
-            .list(&["kuryrports.openstack.org", "-n", &ns])
-            .iter()
-            .filter(|kp| !kp["status"]["vifs"]["eth0"].is_null())
-            .count();
+        let vifs = world.vifs(&ns);
         eprintln!(
             "killed with {} ports and {vifs} vifs of {PODS} pods",
             world.pod_ports(&ns).len()
@@ -296,4 +280,30 @@ fn of_two_replicas_one_leads_and_the_other_takes_over() {
     // Deleted while the new leader runs.
     world.delete_namespace(&ns, WAIT);
     assert!(world.namespace_networks(&ns).is_empty());
+}
+
+#[test]
+fn twenty_pods_cost_two_neutron_calls_each() {
+    let Some(mut world) = ControllerWorld::new("k8s::twenty_pods", conf) else { return };
+    let ns = world.namespace();
+    world.wait_network(&ns, WAIT);
+    const PODS: usize = 20;
+    let before = world.controller.neutron_requests();
+    let started = Instant::now();
+    world.pods(&ns, PODS);
+    kuryr_testkit::wait_for("every vif", WAIT, || (world.vifs(&ns) == PODS).then_some(()));
+    eprintln!("latency 20 pods applied -> 20 vifs: {:?}", started.elapsed());
+    eprintln!("controller RSS with 20 pods: {:?} KiB", world.controller.rss_kib());
+    let started = Instant::now();
+    world.cluster.kubectl(&["delete", "pods", "--all", "-n", &ns, "--grace-period=0", "--force"]);
+    kuryr_testkit::wait_for("every port gone", WAIT, || {
+        world.pod_ports(&ns).is_empty().then_some(())
+    });
+    eprintln!("latency 20 pods deleted -> 0 ports: {:?}", started.elapsed());
+    kuryr_testkit::wait_for("every KuryrPort gone", WAIT, || {
+        world.cluster.list(&["kuryrports.openstack.org", "-n", &ns]).is_empty().then_some(())
+    });
+    let calls = world.controller.neutron_requests() - before;
+    eprintln!("neutron calls for 20 pods' lifecycles: {calls}");
+    assert!(calls <= 3 * PODS as u64, "at most 3 Neutron calls per pod, made {calls} for {PODS}");
 }
