@@ -307,3 +307,62 @@ fn twenty_pods_cost_two_neutron_calls_each() {
     eprintln!("neutron calls for 20 pods' lifecycles: {calls}");
     assert!(calls <= 3 * PODS as u64, "at most 3 Neutron calls per pod, made {calls} for {PODS}");
 }
+
+/// Resets a test project's quota when dropped.
+struct QuotaReset<'a>(&'a kuryr_testkit::Stack, String);
+
+impl Drop for QuotaReset<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.block_on(self.0.neutron.reset_quota(&self.1));
+    }
+}
+
+#[test]
+fn quota_and_an_unreachable_neutron_are_events_and_recover() {
+    use kuryr_testkit::fault_proxy::{neutron_addr, Fault, FaultProxy};
+    if !kuryr_testkit::stack_in_mode("k8s::quota_and_an_unreachable_neutron", "noauth") {
+        return;
+    }
+    let proxy = FaultProxy::start(neutron_addr());
+    // Pods' ports count against a project of the test's, through the proxy.
+    let project = format!("ctlq{}", kuryr_testkit::hex(12));
+    proxy.add("POST", "/v2.0/ports", Fault::SetProject(project.clone()), None);
+    let url = proxy.url();
+    let through_proxy = |pool: &str, router: &str| {
+        controller_conf(pool, router, &format!("[neutron]\nauth_type = none\nendpoint = {url}\n"))
+    };
+    let test = "k8s::quota_and_an_unreachable_neutron";
+    let Some(mut world) = ControllerWorld::new(test, through_proxy) else { return };
+    let ns = world.namespace();
+    let stack = &world.stack;
+    let _reset = QuotaReset(stack, project.clone());
+    let quota = |n: i64| {
+        let q = openstack::neutron::Quota { port: Some(n), ..Default::default() };
+        stack.block_on(stack.neutron.update_quota(&project, &q)).expect("setting the port quota");
+    };
+    quota(1);
+    world.wait_network(&ns, WAIT);
+    world.pod(&ns, "p0");
+    world.wait_vif(&ns, "p0", WAIT);
+    world.pod(&ns, "p1");
+    let message =
+        world.cluster.wait_event(&ns, ("Pod", "p1"), "KuryrPortFailed", "OverQuota", WAIT);
+    eprintln!("over quota: {message}");
+    assert_eq!(world.pod_ports(&ns).len(), 1, "nothing half-made");
+    quota(3);
+    world.wait_vif(&ns, "p1", WAIT);
+
+    // Neutron answering 503 to every port POST: an Event, then recovery.
+    let body = kuryr_testkit::fault_proxy::neutron_error("ServiceUnavailable", "down for the test");
+    // (The first matching rule applies: the 503 replaces the project's.)
+    proxy.clear();
+    let down = proxy.add("POST", "/v2.0/ports", Fault::Status(503, body), None);
+    world.pod(&ns, "p2");
+    let message = world.cluster.wait_event(&ns, ("Pod", "p2"), "KuryrPortFailed", "503", WAIT);
+    eprintln!("Neutron down: {message}");
+    assert!(proxy.hits(down) > 0);
+    proxy.clear();
+    proxy.add("POST", "/v2.0/ports", Fault::SetProject(project.clone()), None);
+    world.wait_vif(&ns, "p2", WAIT);
+    assert_eq!(world.pod_ports(&ns).len(), 3, "one port per pod");
+}
