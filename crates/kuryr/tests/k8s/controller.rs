@@ -366,3 +366,46 @@ fn quota_and_an_unreachable_neutron_are_events_and_recover() {
     world.wait_vif(&ns, "p2", WAIT);
     assert_eq!(world.pod_ports(&ns).len(), 3, "one port per pod");
 }
+
+/// Deletes a network of the test's (its ports first) when dropped.
+struct NetworkGuard(kuryr_testkit::Stack, String);
+
+impl Drop for NetworkGuard {
+    fn drop(&mut self) {
+        self.0.remove_network_and_ports(&self.1);
+    }
+}
+
+#[test]
+fn the_default_driver_puts_every_pod_on_pod_subnet() {
+    let test = "k8s::the_default_driver";
+    let Some(stack) = kuryr_testkit::stack(test) else { return };
+    if Cluster::or_skip(test).is_none() {
+        return;
+    }
+    let network = stack.create_network_named(format!("ctl-{}", kuryr_testkit::hex(6)));
+    let net = NetworkGuard(stack, network.id.to_string());
+    let prefix = kuryr_testkit::fresh_v4();
+    let gateway = format!("{prefix}.1").parse().ok();
+    let subnet = net.0.create_subnet_named(&network.id, None, &format!("{prefix}.0/24"), gateway);
+    let default_driver = |pool: &str, router: &str| {
+        controller_conf(pool, router, &format!("[neutron_defaults]\npod_subnet = {}\n", subnet.id))
+            .replacen("[kubernetes]\n", "[kubernetes]\npod_subnets_driver = default\n", 1)
+    };
+    let Some(mut world) = ControllerWorld::new(test, default_driver) else { return };
+    let ns = world.namespace();
+    world.pod(&ns, "web-0");
+    let kp = world.wait_vif(&ns, "web-0", WAIT);
+    assert_eq!(kp["status"]["vifs"]["eth0"]["networkId"], network.id.as_str());
+    assert_eq!(kp["status"]["vifs"]["eth0"]["addresses"][0]["subnetId"], subnet.id.as_str());
+    assert_eq!(kp["status"]["vifs"]["eth0"]["addresses"][0]["gateway"], format!("{prefix}.1"));
+    assert!(
+        world.cluster.get(&["kuryrnetworks.openstack.org", "-n", &ns, &ns]).is_none(),
+        "no KuryrNetwork with the default driver"
+    );
+    assert_eq!(world.pod_ports(&ns).len(), 1);
+    world.cluster.kubectl(&["delete", "pod", "-n", &ns, "web-0", "--grace-period=0", "--force"]);
+    kuryr_testkit::wait_for("the port gone", WAIT, || {
+        world.pod_ports(&ns).is_empty().then_some(())
+    });
+}
