@@ -21,6 +21,11 @@ pub const LEASE_NAME: &str = "kuryr-controller";
 /// How long a Lease is good for without a renewal.
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 
+/// How long the holder keeps leading without a successful renewal:
+/// shorter than [`LEASE_DURATION`], so it has stopped before a standby may
+/// take the Lease.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+
 /// How often the holder renews it, and a standby looks at it.
 pub const RETRY_PERIOD: Duration = Duration::from_secs(2);
 
@@ -165,8 +170,8 @@ impl Elector {
     }
 
     /// Runs rounds until `stop`, telling `leading` whether we hold the
-    /// Lease. Leadership is lost when no renewal succeeds for a whole
-    /// [`LEASE_DURATION`] (another replica may have taken it by then).
+    /// Lease. Leadership is lost when no renewal succeeds for
+    /// [`RENEW_DEADLINE`], before another replica may take it.
     pub async fn run(self, leading: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
         let mut last_ok: Option<tokio::time::Instant> = None;
         loop {
@@ -181,7 +186,7 @@ impl Elector {
                 }
                 Err(err) => {
                     warn!(%err, "leader election round failed");
-                    if last_ok.is_some_and(|at| at.elapsed() >= LEASE_DURATION) {
+                    if last_ok.is_some_and(|at| at.elapsed() >= RENEW_DEADLINE) {
                         last_ok = None;
                         leading.send_if_modified(|l| std::mem::replace(l, false));
                     }
@@ -231,6 +236,11 @@ mod tests {
         assert_eq!(decide(Some(&released), "a", at(1)), Decision::Acquire);
         let never = LeaseSpec { renew_time: None, acquire_time: None, ..held("b", 0) };
         assert_eq!(decide(Some(&never), "a", at(1)), Decision::Acquire);
+    }
+
+    #[test]
+    fn a_holder_stops_before_its_lease_can_be_taken() {
+        assert!(RENEW_DEADLINE + RETRY_PERIOD < LEASE_DURATION);
     }
 
     #[test]
