@@ -66,6 +66,9 @@ pub struct NeutronSide {
     namespace_subnet: NamespaceSubnetOptions,
     known: Mutex<Known>,
     ports: Mutex<HashMap<String, Vec<Port>>>,
+    /// Pods whose port POST had no answer (timeout, reset): Neutron may
+    /// have made the port, so it is looked for before another POST.
+    uncertain: Mutex<std::collections::HashSet<String>>,
 }
 
 impl NeutronSide {
@@ -84,6 +87,7 @@ impl NeutronSide {
             namespace_subnet,
             known: Mutex::default(),
             ports: Mutex::default(),
+            uncertain: Mutex::default(),
         }
     }
 
@@ -362,6 +366,10 @@ impl NeutronSide {
         network_id: &str,
         subnet_id: &str,
     ) -> Result<Port, Error> {
+        let uncertain = self.uncertain.lock().unwrap_or_else(|p| p.into_inner()).remove(&id.uid);
+        if uncertain {
+            self.look_for_ports(&id.uid).await?;
+        }
         let mut existing = self.ports_of(&id.uid);
         if let Some(keep) = existing.pop() {
             for extra in existing {
@@ -372,12 +380,33 @@ impl NeutronSide {
             return Ok(keep);
         }
         let body = port_create(id, &self.cluster, network_id, subnet_id, &self.defaults);
-        let port = self.neutron.create_port(&body).await.map_err(|e| {
-            Error::neutron(format!("creating the port of pod {}/{}", id.namespace, id.name), e)
-        })?;
+        let port = match self.neutron.create_port(&body).await {
+            Ok(port) => port,
+            Err(e) => {
+                if e.is_timeout() || e.is_transport() {
+                    self.uncertain.lock().unwrap_or_else(|p| p.into_inner()).insert(id.uid.clone());
+                }
+                let action = format!("creating the port of pod {}/{}", id.namespace, id.name);
+                return Err(Error::neutron(action, e));
+            }
+        };
         info!(pod = %format!("{}/{}", id.namespace, id.name), port = %port.id, "created the pod's port");
         self.remember_port(&port);
         Ok(port)
+    }
+
+    /// Indexes what Neutron has for pod `uid` (one GET), after a POST whose
+    /// outcome is unknown.
+    async fn look_for_ports(&self, uid: &str) -> Result<(), Error> {
+        let ports = self
+            .neutron
+            .list_ports(&Query::new().device_id(uid).device_owner(naming::DEVICE_OWNER))
+            .await
+            .map_err(|e| Error::neutron(format!("looking for the ports of pod {uid}"), e))?;
+        for port in &ports {
+            self.remember_port(port);
+        }
+        Ok(())
     }
 
     /// Reads `port` again (one GET) when it is not bound yet, and indexes
@@ -698,6 +727,36 @@ mod tests {
             ]
         );
         fake.assert_no("POST");
+    }
+
+    /// Not a tokio test: the fault proxy runs its own runtime.
+    #[test]
+    fn a_post_without_an_answer_is_looked_for_before_another() {
+        use kuryr_testkit::fault_proxy::{Fault, FaultProxy};
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let fake = rt.block_on(FakeNeutron::start());
+        let upstream = fake.url().trim_start_matches("http://").parse().expect("address");
+        let proxy = FaultProxy::start(upstream);
+        // Neutron made the port; its answer never came.
+        proxy.add("POST", "/v2.0/ports", Fault::Reset, Some(1));
+        fake.get("/v2.0/ports", json!({"ports": [port_json("p1", "pod-uid")]}));
+        let neutron = Neutron::new(openstack::AuthOptions::noauth(proxy.url())).expect("client");
+        let side = NeutronSide::new(
+            neutron,
+            CLUSTER.into(),
+            NeutronDefaultsOptions::default(),
+            NamespaceSubnetOptions::default(),
+        );
+        rt.block_on(async {
+            let err = side.pod_port(&pod(), "n1", "s1").await.expect_err("no answer");
+            assert_eq!(err.kind(), "NeutronUnreachable", "{err}");
+            let port = side.pod_port(&pod(), "n1", "s1").await.expect("found");
+            assert_eq!(port.id, "p1");
+        });
+        let calls = fake.calls();
+        assert_eq!(fake.lines(), ["GET /v2.0/ports"], "one look, no second POST");
+        assert!(calls[0].query.contains("device_id=pod-uid"), "{}", calls[0].query);
+        drop(proxy);
     }
 
     #[tokio::test]
