@@ -21,6 +21,15 @@ pub enum Error {
         #[source]
         source: openstack::Error,
     },
+    /// A Neutron call got no answer (timeout, reset): it may have been
+    /// done; the next try looks before it acts again.
+    #[error("Neutron: {action}: no answer: {message}")]
+    Unanswered {
+        /// What was being done.
+        action: String,
+        /// Why there was no answer.
+        message: String,
+    },
     /// An object the configuration (or an annotation) names is not in
     /// Neutron.
     #[error("{what} {id} ({option}) does not exist in Neutron")]
@@ -89,6 +98,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Neutron { source, .. } => neutron_kind(source),
+            Error::Unanswered { .. } => "NeutronUnreachable",
             Error::Missing { .. } => "NotFound",
             Error::Kube(_) => "KubernetesApi",
             Error::Field(_) => "BadObject",
