@@ -3,6 +3,7 @@
 //! message naming the cause (the Event's note). The reconcilers requeue a
 //! failed object with backoff ([`backoff`]); nothing here decides to give
 //! up, so an object recovers by itself once the cause is gone.
+//! docs/kubernetes.md § Events.
 
 use std::time::Duration;
 

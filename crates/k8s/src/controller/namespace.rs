@@ -4,6 +4,7 @@
 //! Neutron** (its network, subnet and router interface made, and written
 //! in its status; deleted, once no pod's port is left, before its
 //! finalizer goes). Failures are Events on the namespace.
+//! docs/kubernetes.md § How it maps.
 
 use std::sync::Arc;
 

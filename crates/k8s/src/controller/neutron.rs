@@ -18,7 +18,7 @@
 //! again one port at a time, so each pod gets its own answer.
 //!
 //! The bodies come from `crate::namespace` and `crate::pod` (pure); here
-//! are only the calls. Deletes are idempotent (404 is done).
+//! are only the calls. docs/kubernetes.md § How it maps. Deletes are idempotent (404 is done).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

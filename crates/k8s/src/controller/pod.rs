@@ -3,7 +3,8 @@
 //! KuryrPort deleted, then loses the finalizer: [`pod_step`]) and
 //! **KuryrPort → Neutron port** (the port made, or found in the index, and
 //! its vif written in the status; deleted before the KuryrPort's finalizer
-//! goes). Failures are Events on the pod.
+//! goes). Failures are Events on the pod. docs/kubernetes.md § How it
+//! maps.
 
 use std::sync::Arc;
 use std::time::Duration;
