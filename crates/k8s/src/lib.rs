@@ -1,7 +1,8 @@
-//! Kuryr's Kubernetes adapter (issue 14; this is its groundwork, no
-//! controller runs yet). It owns:
+//! Kuryr's Kubernetes adapter (issue 14). It owns:
 //!
 //! - [`client`]: the apiserver client of `[kubernetes]`;
+//! - [`controller`]: `kuryr controller`'s reconcilers (namespaces and pods
+//!   to Neutron), its Neutron side, its Events and leader election;
 //! - [`crds`]: the custom resources, compatible with upstream
 //!   kuryr-kubernetes' (`openstack.org/v1` `KuryrPort` and `KuryrNetwork`),
 //!   their label and finalizer names, and the CRD YAML generated from them;
@@ -21,9 +22,10 @@
 //! It translates only: Neutron names and tags come from
 //! `kuryr_core::naming` (through `kuryr_core::owner::Owner::Pod`), a port's
 //! addresses and routes from `kuryr_core::layout`. The decisions are pure;
-//! [`client`] and [`daemon`] do the I/O.
+//! [`client`], [`controller`] and [`daemon`] do the I/O.
 
 pub mod client;
+pub mod controller;
 pub mod crds;
 pub mod daemon;
 pub mod namespace;

@@ -2,6 +2,7 @@
 //! subcommand per role.
 
 mod clients;
+mod controller;
 mod daemon;
 mod gc;
 mod libnetwork;
@@ -39,6 +40,8 @@ enum Command {
     Libnetwork(libnetwork::Args),
     /// Serve the CNI node daemon for the `kuryr-cni` plugin.
     Daemon(daemon::Args),
+    /// Run the Kubernetes controller: pods to Neutron ports, namespaces to networks.
+    Controller(controller::Args),
     /// Print the configuration in force (secrets hidden) and check the credentials.
     CheckConfig,
     /// Remove what this host's Kuryr made and nobody uses (ports, veths, OVS ports).
@@ -77,6 +80,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Libnetwork(args) => runtime.block_on(libnetwork::run(config, args)),
         Command::Daemon(args) => runtime.block_on(daemon::run(config, args)),
+        Command::Controller(args) => runtime.block_on(controller::run(config, args)),
         Command::CheckConfig => check_config(&config),
         Command::Gc(args) => runtime.block_on(gc::run(config, args)),
         Command::Status(args) => runtime.block_on(status::run(config, args)),

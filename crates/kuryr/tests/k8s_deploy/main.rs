@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use kuryr_testkit::k8s::{Cluster, TestNamespace};
 use kuryr_testkit::*;
-use openstack::neutron::{PortStatus, Query};
+use openstack::neutron::{PortStatus, Query, Resource};
 use serde_json::Value;
 
 const POD_READY: Duration = Duration::from_secs(180);
@@ -32,16 +32,30 @@ fn manifest(file: &str) -> String {
 }
 
 /// config.yaml with the values an operator edits set for this stack: the
-/// apiserver (no kube-proxy here, so no service address) and Neutron.
-fn config_for_stack(cluster: &Cluster) -> String {
+/// apiserver (no kube-proxy here, so no service address), Neutron, the
+/// stack's subnetpool `kuryr` and router `kuryr-pods`.
+fn config_for_stack(cluster: &Cluster, stack: &Stack) -> String {
     let neutron = std::env::var("OS_ENDPOINT").expect("OS_ENDPOINT from scripts/stack env");
-    let yaml = manifest("config.yaml");
-    let with_api = yaml.replace(
-        "    # api_root = https://10.0.0.10:6443\n",
-        &format!("    api_root = {}\n", cluster.api),
-    );
-    assert_ne!(with_api, yaml, "config.yaml no longer has the api_root line this test fills in");
-    with_api.replace("endpoint = http://127.0.0.1:9696", &format!("endpoint = {neutron}"))
+    let pool = stack.default_pool("kuryr").id.to_string();
+    let routers: Vec<Value> = stack
+        .block_on(stack.neutron.list(Resource::Routers, &Query::new().name("kuryr-pods")))
+        .expect("listing routers");
+    let router =
+        routers.first().and_then(|r| r["id"].as_str()).expect("the stack's router kuryr-pods");
+    let mut yaml = manifest("config.yaml");
+    for (line, value) in [
+        ("    # api_root = https://10.0.0.10:6443\n", format!("    api_root = {}\n", cluster.api)),
+        ("endpoint = http://127.0.0.1:9696", format!("endpoint = {neutron}")),
+        ("EDIT-subnetpool-id", pool),
+        ("EDIT-router-id", router.to_string()),
+    ] {
+        assert!(
+            yaml.contains(line),
+            "config.yaml no longer has {line:?}, which this test fills in"
+        );
+        yaml = yaml.replace(line, &value);
+    }
+    yaml
 }
 
 /// The deployment, removed (with what its init container put on the host)
@@ -53,11 +67,11 @@ struct Deployed {
 const DEPLOYED: [&str; 4] = ["rbac.yaml", "config.yaml", "controller.yaml", "daemon.yaml"];
 
 impl Deployed {
-    fn apply(cluster: &Cluster) -> Deployed {
+    fn apply(cluster: &Cluster, stack: &Stack) -> Deployed {
         let deployed = Deployed { cluster: cluster.clone() };
         cluster.apply(&manifest("crds.yaml"));
         cluster.apply(&manifest("rbac.yaml"));
-        cluster.apply(&config_for_stack(cluster));
+        cluster.apply(&config_for_stack(cluster, stack));
         cluster.apply(&manifest("controller.yaml"));
         cluster.apply(&manifest("daemon.yaml"));
         for what in ["daemonset/kuryr-daemon", "deployment/kuryr-controller"] {
@@ -194,7 +208,7 @@ fn deployed_kuryr_networks_pods_and_cleans_up() {
     }
     let Some(stack) = stack(test) else { return };
     let node = stack.local().host.clone();
-    let deployed = Deployed::apply(&cluster);
+    let deployed = Deployed::apply(&cluster, &stack);
     cluster.wait_get("the node Ready with Kuryr's CNI", POD_READY, &["node", &node], |n| {
         let conditions = n?["status"]["conditions"].as_array()?.clone();
         conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True").then_some(())

@@ -4,6 +4,7 @@ mod calls;
 mod de;
 mod ids;
 mod query;
+mod routers;
 mod tags;
 mod trunks;
 mod types;
@@ -21,6 +22,7 @@ pub use ids::{
     SecurityGroupId, SecurityGroupRuleId, SubnetId, SubnetPoolId, TrunkId, VifType,
 };
 pub use query::Query;
+pub use routers::RouterInterface;
 pub use types::*;
 
 use crate::client::{ApiRequest, CallStats, Client};
