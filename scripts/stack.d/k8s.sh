@@ -17,6 +17,8 @@ K8S_CACHE=${KURYR_K8S_CACHE:-/var/cache/kuryr-k8s}
 K8S_STATE=$STATE/k8s
 K8S_PKI=$K8S_STATE/pki
 K8S_RUN=/run/kuryr-k8s
+# Where containerd mounts pods' netns files (netns_mounts_under_state_dir).
+K8S_NETNS_DIR=$K8S_RUN/containerd/io.containerd.grpc.v1.cri/netns
 K8S_BIN=$K8S_CACHE/kubernetes-$K8S_VERSION/bin
 ETCD_BIN=$K8S_CACHE/etcd-$ETCD_VERSION/bin
 CONTAINERD_BIN=$K8S_CACHE/containerd-$CONTAINERD_VERSION/bin
@@ -388,7 +390,13 @@ EOF
 }
 
 k8s_start_containerd() {
-    mkdir -p "$K8S_STATE/containerd" "$K8S_RUN"
+    mkdir -p "$K8S_STATE/containerd" "$K8S_RUN" "$K8S_NETNS_DIR"
+    # A shared mount, as `ip netns` makes /run/netns: a node daemon in a pod
+    # (deploy/kubernetes/daemon.yaml) mounts it with HostToContainer
+    # propagation, which the kubelet allows only on a shared or slave mount,
+    # and this host's / is private. `down` unmounts it with the rest.
+    mountpoint -q "$K8S_NETNS_DIR" || mount --bind "$K8S_NETNS_DIR" "$K8S_NETNS_DIR"
+    mount --make-shared "$K8S_NETNS_DIR"
     k8s_containerd_config
     PATH=$CONTAINERD_BIN:$PATH k8s_spawn containerd "$CONTAINERD_BIN/containerd" \
         --config "$K8S_STATE/containerd.toml" --log-level warn
@@ -625,6 +633,9 @@ k8s_env() {
     echo "export IMAGE_SERVICE_ENDPOINT='unix://$CONTAINERD_SOCK'"
     echo "export KURYR_STACK_K8S_CONTAINERD='$CONTAINERD_SOCK'"
     echo "export KURYR_STACK_K8S_CTR='$CONTAINERD_BIN/ctr'"
+    # Where containerd mounts pods' netns files (under its state dir here,
+    # not /var/run/netns): what a node daemon in a pod must see.
+    echo "export KURYR_STACK_K8S_NETNS_DIR='$K8S_NETNS_DIR'"
     echo "export KURYR_STACK_K8S_IMAGE='$K8S_IMAGE'"
     # kubectl (and the other Kubernetes binaries) and crictl, not containerd's
     # or etcd's dirs: dockerd, started from such a shell, runs the

@@ -59,30 +59,60 @@ fn config_for_stack(cluster: &Cluster, stack: &Stack) -> String {
 }
 
 /// The deployment, removed (with what its init container put on the host)
-/// when dropped.
+/// when dropped: first the test's namespaces, while the controller still
+/// runs to release their ports and networks, then the Kuryr pods.
+///
+/// Two changes to the files as shipped, both for sharing the stack: the
+/// controller serves only the namespaces labelled for this test
+/// (`--namespace-selector`), so the cluster's own namespaces (and other
+/// tests') get no network; the daemon mounts the stack's containerd netns
+/// directory, which is under containerd's state dir, not /var/run/netns.
 struct Deployed {
     cluster: Cluster,
+    label: String,
 }
 
 const DEPLOYED: [&str; 4] = ["rbac.yaml", "config.yaml", "controller.yaml", "daemon.yaml"];
+const LABEL_KEY: &str = "kuryr-deploy-test";
 
 impl Deployed {
     fn apply(cluster: &Cluster, stack: &Stack) -> Deployed {
-        let deployed = Deployed { cluster: cluster.clone() };
-        cluster.apply(&manifest("crds.yaml"));
+        let deployed = Deployed { cluster: cluster.clone(), label: hex(6) };
+        cluster.install_crds();
         cluster.apply(&manifest("rbac.yaml"));
         cluster.apply(&config_for_stack(cluster, stack));
-        cluster.apply(&manifest("controller.yaml"));
-        cluster.apply(&manifest("daemon.yaml"));
+        let controller = manifest("controller.yaml");
+        let selected = controller.replace(
+            "kuryr.conf, controller]",
+            &format!(
+                "kuryr.conf, controller, --namespace-selector, {LABEL_KEY}={}]",
+                deployed.label
+            ),
+        );
+        assert_ne!(selected, controller, "controller.yaml's command changed");
+        cluster.apply(&selected);
+        let netns = std::env::var("KURYR_STACK_K8S_NETNS_DIR")
+            .expect("KURYR_STACK_K8S_NETNS_DIR from scripts/stack env");
+        cluster.apply(&manifest("daemon.yaml").replace("/var/run/netns", &netns));
         for what in ["daemonset/kuryr-daemon", "deployment/kuryr-controller"] {
             cluster.kubectl(&["-n", "kube-system", "rollout", "status", what, "--timeout=180s"]);
         }
         deployed
     }
+
+    /// A namespace the deployed controller serves.
+    fn namespace(&self, prefix: &str) -> TestNamespace {
+        self.cluster.labelled_namespace(prefix, LABEL_KEY, &self.label)
+    }
 }
 
 impl Drop for Deployed {
     fn drop(&mut self) {
+        let selector = format!("{LABEL_KEY}={}", self.label);
+        let _ = self.cluster.kubectl_output(
+            &["delete", "namespace", "-l", &selector, "--wait=true", "--timeout=120s"],
+            None,
+        );
         for file in DEPLOYED.iter().rev() {
             let _ = self.cluster.kubectl_output(
                 &["delete", "--ignore-not-found", "--wait=true", "--timeout=60s"],
@@ -120,9 +150,12 @@ spec:
 }
 
 /// The Running pods of `app` in `ns` once there are `n`: (name, uid, IP).
+/// When they do not come, what an operator would look at first is
+/// printed: the namespace's Events and the Kuryr pods' logs.
 fn running(cluster: &Cluster, ns: &str, app: &str, n: usize) -> Vec<(String, String, String)> {
     let selector = format!("app={app}");
-    wait_for(&format!("{n} {app} pods Running in {ns}"), POD_READY, || {
+    let deadline = std::time::Instant::now() + POD_READY;
+    loop {
         let pods: Vec<(String, String, String)> = cluster
             .list(&["pods", "-n", ns, "-l", &selector])
             .iter()
@@ -135,8 +168,24 @@ fn running(cluster: &Cluster, ns: &str, app: &str, n: usize) -> Vec<(String, Str
                 )
             })
             .collect();
-        (pods.len() == n).then_some(pods)
-    })
+        if pods.len() == n {
+            return pods;
+        }
+        if std::time::Instant::now() > deadline {
+            let events = cluster.kubectl_output(&["get", "events", "-n", ns], None);
+            eprintln!("events in {ns}:\n{}", String::from_utf8_lossy(&events.stdout));
+            for role in ["kuryr-controller", "kuryr-daemon"] {
+                let label = format!("app.kubernetes.io/name={role}");
+                let logs = cluster.kubectl_output(
+                    &["logs", "-n", "kube-system", "-l", &label, "--tail=40"],
+                    None,
+                );
+                eprintln!("{role} logs:\n{}", String::from_utf8_lossy(&logs.stdout));
+            }
+            panic!("{n} {app} pods not Running in {ns} after {POD_READY:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn str_of(v: &Value) -> String {
@@ -215,20 +264,22 @@ fn deployed_kuryr_networks_pods_and_cleans_up() {
     });
 
     // Two pods in one namespace reach each other over TCP and ICMP.
-    let shop = cluster.namespace("dep-shop");
+    let shop = deployed.namespace("dep-shop");
     web(&cluster, &shop.name, "web", 2);
     let pods = running(&cluster, &shop.name, "web", 2);
     for pod in &pods {
         assert_pod_port(&stack, &node, &shop.name, pod);
     }
     let (a, b) = (&pods[0], &pods[1]);
-    let url = format!("http://{}:8080/hostname", b.2);
-    let answer = exec(&cluster, &shop.name, &a.0, &["wget", "-q", "-T", "5", "-O", "-", &url])
-        .unwrap_or_else(|e| panic!("{} -> {url}: {e}", a.0));
+    // busybox-static's wget crashes (Debian's build): HTTP by hand over nc.
+    let get = format!("printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {} 8080", b.2);
+    let answer = exec(&cluster, &shop.name, &a.0, &["sh", "-c", &get])
+        .unwrap_or_else(|e| panic!("{} -> {}:8080: {e}", a.0, b.2));
+    let answer = answer.lines().last().unwrap_or_default().trim().to_string();
     assert_eq!(answer, b.0, "pod {} answers with its hostname", b.0);
 
     // A pod in another namespace reaches them through the pods' router.
-    let other = cluster.namespace("dep-other");
+    let other = deployed.namespace("dep-other");
     web(&cluster, &other.name, "probe", 1);
     let probe = running(&cluster, &other.name, "probe", 1).remove(0);
     assert_pod_port(&stack, &node, &other.name, &probe);

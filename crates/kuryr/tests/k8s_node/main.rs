@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use kuryr_k8s::vif::{Binding, Vif};
 use kuryr_testkit::cni_util::{cni_invoke, CniCall, CniOut, Daemon};
 use kuryr_testkit::k8s::{Cluster, TestNamespace};
-use kuryr_testkit::k8s_node::{delete_kuryrport, install_crds, write_kuryrport};
+use kuryr_testkit::k8s_node::{delete_kuryrport, write_kuryrport};
 use kuryr_testkit::*;
 use openstack::neutron::{Port, PortCreate, Query};
 use serde_json::{json, Value};
@@ -65,7 +65,7 @@ impl World {
         let cluster = Cluster::or_skip(test)?;
         let stack = stack(test)?;
         let _ = kuryr_cni_bin();
-        install_crds(&cluster);
+        cluster.install_crds();
         let ns = cluster.namespace("nd");
         let (suffix, dir) = fresh_dir("kuryr-nd");
         let net = stack.create_network_named(format!("nd{suffix}"));
