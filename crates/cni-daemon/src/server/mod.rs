@@ -28,7 +28,7 @@ use kuryr_wire::cni::proto::{
     CALL_PATH, MAX_BODY_BYTES,
 };
 use kuryr_wire::cni::{
-    AddResult, CniArgs, CniError, CniVersion, ErrorCode, NetConf, VersionResult,
+    AddResult, CniArgs, CniCommand, CniError, CniVersion, ErrorCode, NetConf, VersionResult,
 };
 
 pub use kuryr_server::{App, Listener, ServeError};
@@ -184,12 +184,18 @@ async fn serve_verb<H: CniHandler>(
     };
     let version = parsed.reply_version();
     *verb = Some(parsed.command.as_str());
-    tracing::info!(
-        command = %parsed.command,
-        container_id = parsed.container_id.as_deref().unwrap_or(""),
-        ifname = parsed.ifname.as_deref().unwrap_or(""),
-        "request"
-    );
+    // The runtime asks STATUS every few seconds: at info it would drown
+    // the attachments' lines.
+    if parsed.command == CniCommand::Status {
+        tracing::debug!(command = %parsed.command, "request");
+    } else {
+        tracing::info!(
+            command = %parsed.command,
+            container_id = parsed.container_id.as_deref().unwrap_or(""),
+            ifname = parsed.ifname.as_deref().unwrap_or(""),
+            "request"
+        );
+    }
     let call = match parsed.validate().and_then(|call| {
         kuryr_checks(&call)?;
         Ok(call)
