@@ -2,7 +2,8 @@
 //! `(container id, ifname)` on this host: one call at a time per
 //! attachment ([`AttachmentLocks`]), and their host sides found through
 //! OVSDB alone, without Neutron or the apiserver ([`OvsKeys`],
-//! [`ports_in_ovsdb`], [`unplug_invalid`]) (docs/cni.md).
+//! [`ports_in_ovsdb`], [`unplug_invalid`]), and an ADD's netns
+//! ([`netns_of`]) (docs/cni.md).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -11,9 +12,22 @@ use kuryr_core::binding::{Binder, IFACE_ID_KEY};
 use netplumb::ovs::InterfaceRecord;
 use tracing::{info, warn};
 
+use crate::proto::AttachmentRequest;
 use crate::CniError;
 
 type AttachmentLock = Arc<tokio::sync::Mutex<()>>;
+
+/// An ADD's `CNI_NETNS`, opened, and its path: error 4 (invalid
+/// environment) when it is missing or not a network namespace.
+pub fn netns_of(req: &AttachmentRequest) -> Result<(netplumb::Netns, &str), CniError> {
+    let path = req
+        .netns
+        .as_deref()
+        .ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?;
+    let netns = netplumb::Netns::from_path(path)
+        .map_err(|e| CniError::invalid_env(format!("CNI_NETNS={path}: {e}")))?;
+    Ok((netns, path))
+}
 
 /// One call at a time per attachment: a DEL sent while its ADD still runs
 /// (a runtime that timed out) waits for it, then finds what it made.

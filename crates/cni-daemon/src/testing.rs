@@ -4,7 +4,9 @@
 
 use std::sync::Mutex;
 
-use crate::{AddResult, AttachmentRequest, Call, CniError, CniHandler, GcRequest, StatusRequest};
+use crate::{
+    AddResult, AttachmentRequest, Call, CniError, CniHandler, GcRequest, Request, StatusRequest,
+};
 
 /// What the test answers: a call (already recorded) to the ADD result, or
 /// to the error every command returns. Only ADD's result is used.
@@ -60,5 +62,19 @@ impl CniHandler for RecordingHandler {
 
     async fn status(&self, req: StatusRequest) -> Result<(), CniError> {
         self.record(Call::Status(req)).map(drop)
+    }
+}
+
+/// A valid STATUS request for the CNI network `name` (cniVersion 1.1.0).
+pub fn status_request(name: &str) -> StatusRequest {
+    let request: Request = serde_json::from_value(serde_json::json!({
+        "command": "STATUS",
+        "path": ["/opt/cni/bin"],
+        "config": {"cniVersion": "1.1.0", "name": name, "type": "kuryr-cni"},
+    }))
+    .expect("a STATUS request");
+    match request.validate().expect("a valid STATUS request") {
+        Call::Status(s) => s,
+        other => panic!("not STATUS: {other:?}"),
     }
 }

@@ -56,32 +56,20 @@ async fn run_standalone(config: Config, args: Args) -> Result<()> {
     let handler = Arc::new(NeutronCni::new(neutron, clients.binder, settings));
     // Before serving: the first ADD after a restart takes a pool port found again.
     handler.recover_pools().await;
-    let socket = kuryr_cni_daemon::Listener::unix(&args.socket)
-        .await
-        .with_context(|| format!("binding {}", args.socket.display()))?;
-    info!(
-        host,
-        socket = %args.socket.display(),
-        version = env!("CARGO_PKG_VERSION"),
-        mode = "standalone",
-        "kuryr daemon serving CNI"
-    );
-    let (stop_tx, stop_rx) = watch::channel(false);
     let app = kuryr_cni_daemon::router(handler);
-    let bound = std::future::ready(Ok(socket));
-    let server = crate::metrics::serve_app(bound, app, health.clone(), stopped(stop_rx.clone()));
-    let metrics = crate::metrics::spawn(&args.service, &config, health, stopped(stop_rx)).await?;
-    if !args.service.no_gc {
-        crate::gc::spawn_at_start(&config, gc_neutron, config.default.plugin_socket.clone());
-    }
-    wait_for_signal().await?;
-    info!("shutting down");
-    let _ = stop_tx.send(true);
-    server.await.context("CNI server task")??;
-    if let Some(metrics) = metrics {
-        metrics.await.context("metrics listener task")??;
-    }
-    Ok(())
+    serve(&config, &args, app, health, || {
+        info!(
+            host,
+            socket = %args.socket.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            mode = "standalone",
+            "kuryr daemon serving CNI"
+        );
+        if !args.service.no_gc {
+            crate::gc::spawn_at_start(&config, gc_neutron, config.default.plugin_socket.clone());
+        }
+    })
+    .await
 }
 
 /// Kubernetes mode: binds the KuryrPorts the controller wrote for this
@@ -116,26 +104,42 @@ async fn run_kubernetes(
     };
     let handler = Arc::new(kuryr_k8s::daemon::K8sCni::new(lifecycle, ports, settings));
     let health = Arc::new(crate::metrics::Health::new(Arc::new(neutron)));
+    let app = kuryr_cni_daemon::router(handler);
+    let served = serve(&config, &args, app, health, || {
+        info!(
+            node = host,
+            socket = %args.socket.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            mode = "kubernetes",
+            timeout_s = config.cni_daemon.vif_annotation_timeout,
+            "kuryr daemon serving CNI: binding this node's KuryrPorts"
+        );
+    })
+    .await;
+    watch_task.abort();
+    served
+}
+
+/// Serves `app` on the CNI socket, with `/metrics` and `/healthz`, until
+/// SIGTERM or SIGINT; `serving` runs once the socket is bound.
+async fn serve(
+    config: &Config,
+    args: &Args,
+    app: kuryr_cni_daemon::App,
+    health: Arc<crate::metrics::Health>,
+    serving: impl FnOnce(),
+) -> Result<()> {
     let socket = kuryr_cni_daemon::Listener::unix(&args.socket)
         .await
         .with_context(|| format!("binding {}", args.socket.display()))?;
-    info!(
-        node = host,
-        socket = %args.socket.display(),
-        version = env!("CARGO_PKG_VERSION"),
-        mode = "kubernetes",
-        timeout_s = config.cni_daemon.vif_annotation_timeout,
-        "kuryr daemon serving CNI: binding this node's KuryrPorts"
-    );
+    serving();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = kuryr_cni_daemon::router(handler);
     let bound = std::future::ready(Ok(socket));
     let server = crate::metrics::serve_app(bound, app, health.clone(), stopped(stop_rx.clone()));
-    let metrics = crate::metrics::spawn(&args.service, &config, health, stopped(stop_rx)).await?;
+    let metrics = crate::metrics::spawn(&args.service, config, health, stopped(stop_rx)).await?;
     wait_for_signal().await?;
     info!("shutting down");
     let _ = stop_tx.send(true);
-    watch_task.abort();
     server.await.context("CNI server task")??;
     if let Some(metrics) = metrics {
         metrics.await.context("metrics listener task")??;

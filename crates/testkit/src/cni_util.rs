@@ -7,13 +7,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use openstack::neutron::{NetworkId, Port, Query};
 use serde_json::{json, Value};
 
-use crate::{append_log, fresh_dir, fresh_v4, hex, ok, run, wait_for, Stack};
+use crate::{append_log, fresh_dir, fresh_v4, hex, ok, run, wait_for, KuryrChild, Stack};
 pub use crate::{kuryr_bin, kuryr_cni_bin};
 
 /// What `kuryr-cni` printed and whether it succeeded.
@@ -104,12 +104,10 @@ impl CniOut {
 /// socket. Dropping it stops the daemon by PID (SIGTERM, so the socket file
 /// goes).
 pub struct Daemon {
-    child: Option<Child>,
+    process: KuryrChild,
     config: Option<PathBuf>,
     /// The CNI socket.
     pub socket: PathBuf,
-    /// The daemon's log.
-    pub log: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -140,10 +138,9 @@ impl Daemon {
         env: &[(&str, &str)],
     ) -> Daemon {
         let mut daemon = Daemon {
-            child: None,
+            process: KuryrChild::new(dir.join("daemon.log")),
             config,
             socket: dir.join("cni.sock"),
-            log: dir.join("daemon.log"),
             args: args.iter().map(ToString::to_string).collect(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
@@ -167,57 +164,22 @@ impl Daemon {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().expect("starting kuryr daemon"));
+        self.process.started(cmd.spawn().expect("starting kuryr daemon"));
         let socket = self.socket.clone();
         wait_for("the daemon's socket", Duration::from_secs(60), || {
             std::os::unix::net::UnixStream::connect(&socket).ok().map(|_| ())
         });
     }
 
-    /// `kill -9`: the socket file stays behind, as after a crash.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// `kill -9`, then start again on the same socket.
+    /// `kill -9`, then start again on the same socket (the old socket
+    /// file stays behind, as after a crash).
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
     }
-
-    /// The running daemon's process id.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Its resident memory (`VmRSS` of /proc/PID/status), in kB.
-    pub fn rss_kb(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    /// Whether the process is still running.
-    pub fn is_alive(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    /// The log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            crate::terminate(&mut child);
-        }
-    }
-}
+crate::process::derefs_to_kuryr_child!(Daemon);
 
 /// A daemon, its network and netns.
 pub struct CniWorld<'a> {
@@ -275,7 +237,7 @@ impl<'a> CniWorld<'a> {
 
     /// Whether the daemon process is still running.
     pub fn daemon_alive(&mut self) -> bool {
-        self.daemon.as_mut().is_some_and(Daemon::is_alive)
+        self.daemon.as_mut().is_some_and(|d| d.is_alive())
     }
 
     /// A new netns `kcw-<hex>-<tag>`; returns its path.

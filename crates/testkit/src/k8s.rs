@@ -18,14 +18,15 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use openstack::neutron::Resource;
 use serde_json::{json, Value};
 
 use crate::{
-    append_log, free_loopback_port, hex, kuryr_bin, run_command, stdout_of_success, wait_for, Stack,
+    append_log, free_loopback_port, hex, kuryr_bin, run_command, stdout_of_success, wait_for,
+    KuryrChild, Stack,
 };
 
 /// How long one kubectl call may take.
@@ -274,11 +275,9 @@ pub fn pod_yaml(namespace: &str, name: &str, node: &str, image: &str) -> String 
 /// listener on loopback; `OS_*` and `KUBECONFIG` come from the test's
 /// environment. Dropping it stops it by PID.
 pub struct ControllerProcess {
-    child: Option<Child>,
+    process: KuryrChild,
     /// Its kuryr.conf.
     pub conf: PathBuf,
-    /// Its log (stderr).
-    pub log: PathBuf,
     /// Its `/metrics` and `/healthz` address.
     pub metrics: String,
     selector: String,
@@ -306,20 +305,14 @@ impl ControllerProcess {
         let path = dir.join(format!("{name}.conf"));
         std::fs::write(&path, conf).expect("writing the controller's kuryr.conf");
         let mut process = ControllerProcess {
-            child: None,
+            process: KuryrChild::new(dir.join(format!("{name}.log"))),
             conf: path,
-            log: dir.join(format!("{name}.log")),
             metrics: format!("127.0.0.1:{}", free_loopback_port()),
             selector: selector.to_string(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         process.spawn();
         process
-    }
-
-    /// Its process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
     }
 
     fn spawn(&mut self) {
@@ -335,42 +328,17 @@ impl ControllerProcess {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().expect("starting kuryr controller"));
+        self.process.started(cmd.spawn().expect("starting kuryr controller"));
         let address = self.metrics.clone();
         wait_for("the controller's metrics listener", Duration::from_secs(60), || {
             std::net::TcpStream::connect(&address).ok().map(|_| ())
         });
     }
 
-    /// `kill -9`, as a crash.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again (after [`ControllerProcess::kill9`]).
+    /// Starts it again (after [`KuryrChild::kill9`]).
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
-    }
-
-    /// Whether it still runs.
-    pub fn is_alive(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    /// Its log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Its resident memory (`VmRSS`), in KiB.
-    pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// `GET path` on its metrics listener: the body.
@@ -395,13 +363,7 @@ impl ControllerProcess {
     }
 }
 
-impl Drop for ControllerProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            crate::terminate(&mut child);
-        }
-    }
-}
+crate::process::derefs_to_kuryr_child!(ControllerProcess);
 
 /// A kuryr.conf for a test's controller: `[kubernetes]` through the
 /// admin kubeconfig (`KUBECONFIG`), namespaces' subnets from `pool` on
@@ -550,6 +512,14 @@ impl ControllerWorld {
         )
     }
 
+    /// A namespace of the world ([`ControllerWorld::namespace`]) whose
+    /// KuryrNetwork is populated.
+    pub fn ready_namespace(&mut self, timeout: Duration) -> String {
+        let ns = self.namespace();
+        self.wait_network(&ns, timeout);
+        ns
+    }
+
     /// Waits for namespace `ns`'s KuryrNetwork to be populated; returns it.
     pub fn wait_network(&self, ns: &str, timeout: Duration) -> Value {
         self.cluster.wait_get(
@@ -623,14 +593,21 @@ impl Drop for ControllerWorld {
             }
             for net in self.namespace_networks(ns) {
                 for subnet in &net.subnets {
-                    let _ =
-                        self.stack.block_on(neutron.remove_router_interface(&self.router, subnet));
+                    let _ = self.stack.block_on(neutron.router_interface(
+                        openstack::neutron::InterfaceAction::Remove,
+                        &self.router,
+                        subnet,
+                    ));
                 }
                 self.stack.remove_network_and_ports(&net.id);
             }
         }
         for subnet in self.router_subnets() {
-            let _ = self.stack.block_on(neutron.remove_router_interface(&self.router, &subnet));
+            let _ = self.stack.block_on(neutron.router_interface(
+                openstack::neutron::InterfaceAction::Remove,
+                &self.router,
+                &subnet,
+            ));
         }
         let _ = self.stack.block_on(neutron.delete(Resource::Routers, &self.router));
     }

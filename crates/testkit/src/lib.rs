@@ -38,6 +38,7 @@ mod fresh;
 mod host;
 mod node;
 mod plugin;
+mod process;
 mod stack;
 
 pub use commands::*;
@@ -47,6 +48,7 @@ pub use fresh::*;
 pub use host::*;
 pub use node::*;
 pub use plugin::*;
+pub use process::*;
 pub use stack::*;
 
 use std::path::{Path, PathBuf};

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::NeutronCni;
 use crate::proto::Request;
-use crate::{Call, CniHandler, ErrorCode, Settings, StatusRequest};
+use crate::{Call, CniHandler, ErrorCode, Settings};
 
 const CID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const STALE: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
@@ -183,7 +183,7 @@ async fn status_follows_neutron() {
     let fake = FakeNeutron::start().await;
     fake.get("/v2.0/extensions", json!({"extensions": []}));
     let cni = handler(fake.client()).await;
-    cni.status(status_request()).await.expect("Neutron answers");
+    cni.status(crate::testing::status_request("kn")).await.expect("Neutron answers");
 
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
@@ -191,19 +191,6 @@ async fn status_follows_neutron() {
     };
     let dead = Neutron::new(AuthOptions::noauth(format!("http://{closed}"))).expect("client");
     let cni = handler(dead).await;
-    let err = cni.status(status_request()).await.expect_err("no Neutron");
+    let err = cni.status(crate::testing::status_request("kn")).await.expect_err("no Neutron");
     assert_eq!(err.code, ErrorCode::PluginNotAvailable);
-}
-
-fn status_request() -> StatusRequest {
-    let request: Request = serde_json::from_value(json!({
-        "command": "STATUS",
-        "path": ["/opt/cni/bin"],
-        "config": {"cniVersion": "1.1.0", "name": "kn", "type": "kuryr-cni"},
-    }))
-    .expect("request");
-    match request.validate().expect("valid") {
-        Call::Status(s) => s,
-        other => panic!("not STATUS: {other:?}"),
-    }
 }

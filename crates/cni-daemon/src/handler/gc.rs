@@ -24,11 +24,7 @@ impl NeutronCni {
             .list_ports(&query)
             .await
             .map_err(|e| errors::neutron("listing this host's CNI ports", &e))?;
-        let valid: HashSet<(&str, &str)> = req
-            .valid_attachments
-            .iter()
-            .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
-            .collect();
+        let valid = req.valid_set();
         let mut first_error = None;
         for port in &ports {
             let Some((container_id, ifname)) = tags::attachment_of(&port.tags) else {

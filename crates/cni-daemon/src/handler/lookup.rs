@@ -80,22 +80,22 @@ impl NeutronCni {
         network_id: &str,
         reference: &str,
     ) -> Result<String, CniError> {
-        let cache_key = format!("subnet:{network_id}:{reference}");
-        if let Some(id) = lock(&self.ids).get(&cache_key) {
-            return Ok(id.clone());
-        }
         let query = Query::new().network_id(network_id).fields(["id"]);
         let query =
             if looks_like_uuid(reference) { query.id(reference) } else { query.name(reference) };
-        let found = self.neutron.list_subnets(&query).await.map_err(|e| {
-            errors::neutron(&format!("looking up neutron.subnet = {reference:?}"), &e)
-        })?;
-        self.cache_one(
-            cache_key,
-            found.into_iter().map(|s| s.id.into_string()).collect(),
+        let lookup = async {
+            let found = self.neutron.list_subnets(&query).await.map_err(|e| {
+                errors::neutron(&format!("looking up neutron.subnet = {reference:?}"), &e)
+            })?;
+            Ok(found.into_iter().map(|s| s.id.into_string()).collect())
+        };
+        self.one_id(
+            format!("subnet:{network_id}:{reference}"),
+            lookup,
             || format!("neutron.subnet = {reference:?}: no subnet with that name or id on network {network_id}"),
             || format!("neutron.subnet = {reference:?}: several subnets of network {network_id} have that name; use the id"),
         )
+        .await
     }
 
     pub(super) async fn security_group_id(
@@ -106,35 +106,42 @@ impl NeutronCni {
         if looks_like_uuid(reference) {
             return Ok(reference.to_string());
         }
-        let cache_key = format!("sg:{}:{reference}", project.unwrap_or_default());
-        if let Some(id) = lock(&self.ids).get(&cache_key) {
-            return Ok(id.clone());
-        }
         let mut query = Query::new().name(reference).fields(["id"]);
         if let Some(project) = project {
             query = query.project_id(project);
         }
-        let found = self.neutron.list_security_groups(&query).await.map_err(|e| {
-            errors::neutron(&format!("looking up neutron.security_groups entry {reference:?}"), &e)
-        })?;
-        self.cache_one(
-            cache_key,
-            found.into_iter().map(|g| g.id.into_string()).collect(),
+        let lookup = async {
+            let found = self.neutron.list_security_groups(&query).await.map_err(|e| {
+                errors::neutron(
+                    &format!("looking up neutron.security_groups entry {reference:?}"),
+                    &e,
+                )
+            })?;
+            Ok(found.into_iter().map(|g| g.id.into_string()).collect())
+        };
+        self.one_id(
+            format!("sg:{}:{reference}", project.unwrap_or_default()),
+            lookup,
             || format!("neutron.security_groups: no security group named {reference:?}"),
             || format!("neutron.security_groups: several security groups are named {reference:?}; use the id or set neutron.project"),
         )
+        .await
     }
 
-    /// The one id found, cached under `cache_key`; none or several is a
-    /// configuration error, worded by `none` or `several`.
-    fn cache_one(
+    /// The id cached under `cache_key`, else the one `lookup` finds,
+    /// cached; none or several is a configuration error, worded by `none`
+    /// or `several`.
+    async fn one_id(
         &self,
         cache_key: String,
-        found: Vec<String>,
+        lookup: impl std::future::Future<Output = Result<Vec<String>, CniError>>,
         none: impl FnOnce() -> String,
         several: impl FnOnce() -> String,
     ) -> Result<String, CniError> {
-        let id = match <[String; 1]>::try_from(found) {
+        if let Some(id) = lock(&self.ids).get(&cache_key) {
+            return Ok(id.clone());
+        }
+        let id = match <[String; 1]>::try_from(lookup.await?) {
             Ok([one]) => one,
             Err(found) if found.is_empty() => return Err(CniError::invalid_config(none())),
             Err(_) => return Err(CniError::invalid_config(several())),

@@ -97,12 +97,7 @@ impl NeutronCni {
     }
 
     async fn add_attachment(&self, req: &AttachmentRequest) -> Result<AddResult, CniError> {
-        let netns_path = req
-            .netns
-            .as_deref()
-            .ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?;
-        let netns = Netns::from_path(netns_path)
-            .map_err(|e| CniError::invalid_env(format!("CNI_NETNS={netns_path}: {e}")))?;
+        let (netns, netns_path) = crate::attachments::netns_of(req)?;
         if req.container_id.len() > tags::MAX_CONTAINER_ID {
             return Err(CniError::invalid_env(format!(
                 "CNI_CONTAINERID is {} characters long; kuryr-cni supports up to {}",

@@ -215,6 +215,33 @@ impl Context {
     }
 }
 
+/// Runs `apply` while the object lives, or `cleanup` once it is being
+/// deleted, under `name` (kube-rs' finalizer helper puts the finalizer on
+/// first and removes it once `cleanup` succeeds); its errors as ours.
+async fn under_finalizer<K, A, C>(
+    api: &Api<K>,
+    name: crate::crds::Finalizer,
+    obj: Arc<K>,
+    apply: impl FnOnce(Arc<K>) -> A,
+    cleanup: impl FnOnce(Arc<K>) -> C,
+) -> Result<Action, Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+    A: Future<Output = Result<Action, Error>>,
+    C: Future<Output = Result<Action, Error>>,
+{
+    use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+    finalizer(api, name.as_str(), obj, |event| async move {
+        match event {
+            FinalizerEvent::Apply(obj) => apply(obj).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(obj).await,
+        }
+    })
+    .await
+    .map_err(Error::from)
+}
+
 /// Runs the controller until `stop` says so: reads the cluster id, waits
 /// for the Lease with `controller_ha`, indexes the cluster's ports, then
 /// reconciles. `ready` is told whether it is reconciling (for `/healthz`).
@@ -309,22 +336,20 @@ pub async fn run(
     let halt = || stopped(halt_rx.clone());
     ready(true);
     info!("reconciling");
-    let namespaces = ns_ctl
-        .graceful_shutdown_on(halt())
-        .run(namespace::reconcile_namespace, namespace::namespace_error, ctx.clone())
-        .for_each(|r| logged("namespace", r));
-    let networks = kn_ctl
-        .graceful_shutdown_on(halt())
-        .run(namespace::reconcile_network, namespace::network_error, ctx.clone())
-        .for_each(|r| logged("kuryrnetwork", r));
-    let ports = kp_ctl
-        .graceful_shutdown_on(halt())
-        .run(pod::reconcile_kuryrport, pod::kuryrport_error, ctx.clone())
-        .for_each(|r| logged("kuryrport", r));
-    let pods = pod_ctl
-        .graceful_shutdown_on(halt())
-        .run(pod::reconcile_pod, pod::pod_error, ctx.clone())
-        .for_each(|r| logged("pod", r));
+    // Each reconciler stops with the others (a lost Lease, a shutdown).
+    macro_rules! serve {
+        ($ctl:expr, $reconcile:path, $error_policy:path, $kind:literal) => {
+            $ctl.graceful_shutdown_on(halt())
+                .run($reconcile, $error_policy, ctx.clone())
+                .for_each(|r| logged($kind, r))
+        };
+    }
+    let namespaces =
+        serve!(ns_ctl, namespace::reconcile_namespace, namespace::namespace_error, "namespace");
+    let networks =
+        serve!(kn_ctl, namespace::reconcile_network, namespace::network_error, "kuryrnetwork");
+    let ports = serve!(kp_ctl, pod::reconcile_kuryrport, pod::kuryrport_error, "kuryrport");
+    let pods = serve!(pod_ctl, pod::reconcile_pod, pod::pod_error, "pod");
     futures::join!(namespaces, networks, ports, pods);
     ready(false);
     let _ = halt_tx.send(true);

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use kuryr_core::config::PodSubnetsDriver;
@@ -20,7 +19,7 @@ use tracing::{info, instrument};
 
 use super::error::Error;
 use super::neutron::{Cleanup, NamespaceNetwork};
-use super::{Context, RESYNC};
+use super::{under_finalizer, Context, RESYNC};
 use crate::crds::{Finalizer, KuryrNetwork, KuryrNetworkStatus};
 use crate::namespace::{desired_kuryrnetwork, NamespaceIdentity};
 
@@ -116,17 +115,21 @@ pub async fn reconcile_network(kn: Arc<KuryrNetwork>, ctx: Arc<Context>) -> Resu
     let key = format!("kuryrnetwork/{ns}");
     let api: Api<KuryrNetwork> = Api::namespaced(ctx.client.clone(), &ns);
     let regarding = namespace_ref(&ns);
+    let (ctx_ref, api_ref) = (&ctx, &api);
     let result = ctx
-        .guarded("k8s_reconcile_kuryrnetwork", key, regarding, NETWORK_FAILED, async {
-            finalizer(&api, Finalizer::KuryrNetwork.as_str(), kn.clone(), |event| async {
-                match event {
-                    FinalizerEvent::Apply(kn) => apply(&kn, &ctx, &api).await,
-                    FinalizerEvent::Cleanup(kn) => cleanup(&kn, &ctx).await,
-                }
-            })
-            .await
-            .map_err(Error::from)
-        })
+        .guarded(
+            "k8s_reconcile_kuryrnetwork",
+            key,
+            regarding,
+            NETWORK_FAILED,
+            under_finalizer(
+                &api,
+                Finalizer::KuryrNetwork,
+                kn.clone(),
+                move |kn| async move { apply(&kn, ctx_ref, api_ref).await },
+                move |kn| async move { cleanup(&kn, ctx_ref).await },
+            ),
+        )
         .await;
     ctx.network_failure(&ns, result.as_ref().err().map(ToString::to_string));
     result

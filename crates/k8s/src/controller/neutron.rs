@@ -239,12 +239,9 @@ impl NeutronSide {
                 (network, true)
             }
         };
-        if !tags.iter().all(|t| network.tags.contains(t)) {
-            self.neutron
-                .replace_tags(Resource::Networks, &network.id, &tags)
-                .await
-                .map_err(|e| Error::neutron(what("tagging the network"), e))?;
-        }
+        self.ensure_tags(Resource::Networks, &network.id, &network.tags, &tags)
+            .await
+            .map_err(|e| Error::neutron(what("tagging the network"), e))?;
         self.known().mtus.insert(network.id.to_string(), network.mtu);
         // A network just made has no subnet: no need to look.
         let existing = if fresh {
@@ -272,18 +269,19 @@ impl NeutronSide {
                 (subnet, true)
             }
         };
-        if !tags.iter().all(|t| subnet.tags.contains(t)) {
-            self.neutron
-                .replace_tags(Resource::Subnets, &subnet.id, &tags)
-                .await
-                .map_err(|e| Error::neutron(what("tagging the subnet"), e))?;
-        }
+        self.ensure_tags(Resource::Subnets, &subnet.id, &subnet.tags, &tags)
+            .await
+            .map_err(|e| Error::neutron(what("tagging the subnet"), e))?;
         self.known().subnets.insert(subnet.id.to_string(), subnet.clone());
         // A subnet found again may be attached already (a crash after the
         // PUT): ask the router's ports rather than reading an error text.
         let attached = !subnet_fresh && self.is_attached(router, &subnet.id).await?;
         if !attached {
-            match self.neutron.add_router_interface(router, &subnet.id).await {
+            match self
+                .neutron
+                .router_interface(openstack::neutron::InterfaceAction::Add, router, &subnet.id)
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() && e.neutron_type() == Some("RouterNotFound") => {
                     return Err(missing_router(router))
@@ -345,7 +343,11 @@ impl NeutronSide {
             return Ok(Cleanup::PortsRemain(pods.len()));
         }
         if let (Some(subnet), Some(router)) = (&subnet_id, &self.namespace_subnet.pod_router) {
-            match self.neutron.remove_router_interface(router, subnet).await {
+            match self
+                .neutron
+                .router_interface(openstack::neutron::InterfaceAction::Remove, router, subnet)
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => debug!(subnet, "no router interface to remove"),
                 Err(e) => return Err(Error::neutron(what("detaching the subnet"), e)),
@@ -375,6 +377,22 @@ impl NeutronSide {
             option: "[namespace_subnet] pod_subnet_pool",
         })?;
         Ok((router, pool))
+    }
+
+    /// Puts `tags` on a network or subnet that lacks one of them (found
+    /// again after a crash between its POST and its tags): one PUT, none
+    /// when it has them all.
+    async fn ensure_tags(
+        &self,
+        res: Resource,
+        id: &str,
+        has: &[String],
+        tags: &[String],
+    ) -> Result<(), openstack::Error> {
+        if tags.iter().all(|t| has.contains(t)) {
+            return Ok(());
+        }
+        self.neutron.replace_tags(res, id, tags).await.map(|_| ())
     }
 
     async fn pool_version(&self, pool: &str) -> Result<u8, Error> {

@@ -12,7 +12,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use kuryr_core::config::PodSubnetsDriver;
@@ -20,7 +19,7 @@ use serde_json::json;
 use tracing::{debug, info, instrument};
 
 use super::error::Error;
-use super::{Context, RESYNC};
+use super::{under_finalizer, Context, RESYNC};
 use crate::crds::{Finalizer, KuryrPort};
 use crate::pod::{desired_kuryrport, PodIdentity, PortNeed};
 use crate::vif::DEFAULT_IFNAME;
@@ -210,17 +209,15 @@ pub async fn reconcile_kuryrport(kp: Arc<KuryrPort>, ctx: Arc<Context>) -> Resul
     }
     let api: Api<KuryrPort> = Api::namespaced(ctx.client.clone(), &ns);
     let (key, regarding) = (kuryrport_key(&kp), pod_ref(&kp));
-    ctx.guarded("k8s_reconcile_kuryrport", key, regarding, PORT_FAILED, async {
-        finalizer(&api, Finalizer::KuryrPort.as_str(), kp.clone(), |event| async {
-            match event {
-                FinalizerEvent::Apply(kp) => make_port(&kp, &ctx, &api).await,
-                FinalizerEvent::Cleanup(kp) => release_port(&kp, &ctx).await,
-            }
-        })
-        .await
-        .map_err(Error::from)
-    })
-    .await
+    let (ctx_ref, api_ref) = (&ctx, &api);
+    let reconcile = under_finalizer(
+        &api,
+        Finalizer::KuryrPort,
+        kp.clone(),
+        move |kp| async move { make_port(&kp, ctx_ref, api_ref).await },
+        move |kp| async move { release_port(&kp, ctx_ref).await },
+    );
+    ctx.guarded("k8s_reconcile_kuryrport", key, regarding, PORT_FAILED, reconcile).await
 }
 
 /// The error policy of the KuryrPort reconciler.

@@ -23,7 +23,7 @@ pub mod ports;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -222,12 +222,7 @@ impl K8sCni {
     /// cancels the wait), then binds under it.
     async fn add_attachment(&self, req: &AttachmentRequest) -> Result<AddResult, CniError> {
         let pod = Pod::of(req)?;
-        let netns_path = req
-            .netns
-            .as_deref()
-            .ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?;
-        let netns = Netns::from_path(netns_path)
-            .map_err(|e| CniError::invalid_env(format!("CNI_NETNS={netns_path}: {e}")))?;
+        let (netns, netns_path) = kuryr_cni_daemon::attachments::netns_of(req)?;
         let pending = self.pending(req);
         let vif = tokio::select! {
             vif = self.vif_of(pod, &req.ifname) => vif?,
@@ -389,11 +384,7 @@ impl K8sCni {
             .find_interfaces(naming::OVS_NETWORK_KEY, Some(cni_network))
             .await
             .map_err(|e| errors::plumbing("listing OVS interfaces", &e))?;
-        let valid: HashSet<(&str, &str)> = req
-            .valid_attachments
-            .iter()
-            .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
-            .collect();
+        let valid = req.valid_set();
         unplug_invalid(binder, &found, OVS_KEYS, &valid).await.map_or(Ok(()), Err)
     }
 }

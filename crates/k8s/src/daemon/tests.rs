@@ -54,6 +54,15 @@ struct World {
 
 impl World {
     /// `None` (skip) without the privileges to make a netns.
+    /// A world (ADD waits up to 5 s, no ACTIVE wait) whose pod `UID` has
+    /// its KuryrPort and is bound.
+    async fn bound() -> Option<World> {
+        let w = World::new(Duration::from_secs(5), Duration::ZERO).await?;
+        w.synced(vec![w.kuryrport(UID, true)]);
+        w.cni.add(w.call("ADD", World::pod_args(UID))).await.expect("bound");
+        Some(w)
+    }
+
     async fn new(timeout: Duration, active_timeout: Duration) -> Option<World> {
         let netlink = Netlink::host().await.ok()?;
         let port_id = fresh_port_id();
@@ -318,11 +327,7 @@ async fn a_del_cancels_an_add_waiting_for_its_kuryrport() {
 /// and no CNI_ARGS at all, OVSDB's record of the attachment names the port.
 #[tokio::test]
 async fn del_without_kuryrport_finds_the_port_in_ovsdb() {
-    let Some(w) = World::new(Duration::from_secs(5), Duration::ZERO).await else {
-        return;
-    };
-    w.synced(vec![w.kuryrport(UID, true)]);
-    w.cni.add(w.call("ADD", World::pod_args(UID))).await.expect("bound");
+    let Some(w) = World::bound().await else { return };
     assert!(w.plugged().await);
     w.apply(Event::Delete(w.kuryrport(UID, true)));
     w.cni.del(w.call("DEL", json!({}))).await.expect("unbound");
@@ -333,11 +338,7 @@ async fn del_without_kuryrport_finds_the_port_in_ovsdb() {
 /// successor has plugged alone.
 #[tokio::test]
 async fn a_late_del_of_the_sandbox_before_leaves_its_successor_alone() {
-    let Some(w) = World::new(Duration::from_secs(5), Duration::ZERO).await else {
-        return;
-    };
-    w.synced(vec![w.kuryrport(UID, true)]);
-    w.cni.add(w.call("ADD", World::pod_args(UID))).await.expect("bound");
+    let Some(w) = World::bound().await else { return };
     let mut old = w.call("DEL", World::pod_args(UID));
     old.container_id = "sandbox-0".into();
     w.cni.del(old).await.expect("nothing of sandbox-0");
@@ -370,11 +371,7 @@ async fn missing_k8s_args_are_error_4() {
 /// longer lists, and keeps the listed ones.
 #[tokio::test]
 async fn gc_unplugs_only_unlisted_attachments() {
-    let Some(w) = World::new(Duration::from_secs(5), Duration::ZERO).await else {
-        return;
-    };
-    w.synced(vec![w.kuryrport(UID, true)]);
-    w.cni.add(w.call("ADD", World::pod_args(UID))).await.expect("bound");
+    let Some(w) = World::bound().await else { return };
     let gc = |valid: Value| {
         let request: Request = serde_json::from_value(json!({
             "command": "GC",
@@ -400,18 +397,7 @@ async fn status_is_ready_once_synced() {
     let Some(w) = World::new(Duration::from_secs(5), Duration::ZERO).await else {
         return;
     };
-    let status = || {
-        let request: Request = serde_json::from_value(json!({
-            "command": "STATUS",
-            "path": ["/opt/cni/bin"],
-            "config": {"cniVersion": "1.1.0", "name": "kuryr", "type": "kuryr-cni"},
-        }))
-        .expect("request");
-        match request.validate().expect("valid") {
-            Call::Status(s) => s,
-            other => panic!("not STATUS: {other:?}"),
-        }
-    };
+    let status = || kuryr_cni_daemon::testing::status_request("kuryr");
     let err = w.cni.status(status()).await.expect_err("not synced");
     assert_eq!(err.code, ErrorCode::PluginNotAvailable);
     assert!(err.msg.contains("node-1"), "{err:?}");

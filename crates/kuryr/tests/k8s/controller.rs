@@ -112,8 +112,7 @@ fn pod_uids(world: &ControllerWorld, ns: &str) -> BTreeMap<String, String> {
 #[test]
 fn kill_9_mid_rollout_converges_to_one_port_per_pod() {
     let Some(mut world) = ControllerWorld::new("k8s::kill_9_mid_rollout", conf) else { return };
-    let ns = world.namespace();
-    world.wait_network(&ns, WAIT);
+    let ns = world.ready_namespace(WAIT);
     const PODS: usize = 20;
     world.pods(&ns, PODS);
     // Kill it as the first ports are made, then again soon after its
@@ -215,8 +214,7 @@ fn a_missing_security_group_is_an_event_on_the_pod() {
     let Some(mut world) = ControllerWorld::new("k8s::a_missing_security_group", bad) else {
         return;
     };
-    let ns = world.namespace();
-    world.wait_network(&ns, WAIT);
+    let ns = world.ready_namespace(WAIT);
     world.pod(&ns, "web-0");
     let message =
         world.cluster.wait_event(&ns, ("Pod", "web-0"), "KuryrPortFailed", &missing, WAIT);
@@ -260,8 +258,7 @@ fn of_two_replicas_one_leads_and_the_other_takes_over() {
         if first == 0 { (&world.controller, &second) } else { (&second, &world.controller) };
     kuryr_testkit::wait_for("the leader healthy", WAIT, || (health(lead) == "ok\n").then_some(()));
     assert_ne!(health(standby), "ok\n", "a standby is not ready");
-    let ns = world.namespace();
-    world.wait_network(&ns, WAIT);
+    let ns = world.ready_namespace(WAIT);
     world.pod(&ns, "a");
     world.wait_vif(&ns, "a", WAIT);
     // kill -9 the leader: the standby takes the Lease once it expires.
@@ -285,8 +282,7 @@ fn of_two_replicas_one_leads_and_the_other_takes_over() {
 #[test]
 fn twenty_pods_cost_at_most_two_neutron_calls_each() {
     let Some(mut world) = ControllerWorld::new("k8s::twenty_pods", conf) else { return };
-    let ns = world.namespace();
-    world.wait_network(&ns, WAIT);
+    let ns = world.ready_namespace(WAIT);
     const PODS: usize = 20;
     let before = world.controller.neutron_requests();
     let started = Instant::now();

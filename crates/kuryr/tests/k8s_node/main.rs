@@ -319,7 +319,7 @@ fn two_pods_bind_ping_survive_a_restart_and_unbind() {
         assert_eq!(port.binding_host_id, w.node().host);
     }
 
-    let rss = w.daemon().rss_kb();
+    let rss = w.daemon().rss_kib();
     eprintln!("rss kuryr daemon (Kubernetes mode, 2 pods) {} kB", rss.unwrap_or_default());
     w.daemon().restart();
     assert!(w.node().link_exists(&World::host_veth(&a)), "the veth outlives the daemon");

@@ -22,7 +22,7 @@ pub use ids::{
     SecurityGroupId, SecurityGroupRuleId, SubnetId, SubnetPoolId, TrunkId, VifType,
 };
 pub use query::Query;
-pub use routers::RouterInterface;
+pub use routers::{InterfaceAction, RouterInterface};
 pub use types::*;
 
 use crate::client::{ApiRequest, CallStats, Client};

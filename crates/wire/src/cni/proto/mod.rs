@@ -255,6 +255,16 @@ pub struct GcRequest {
     pub raw_config: Value,
 }
 
+impl GcRequest {
+    /// The attachments still in use, as `(container id, ifname)`.
+    pub fn valid_set(&self) -> std::collections::HashSet<(&str, &str)> {
+        self.valid_attachments
+            .iter()
+            .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
+            .collect()
+    }
+}
+
 /// STATUS of the plugin for a network.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StatusRequest {
