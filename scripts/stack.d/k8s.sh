@@ -237,12 +237,14 @@ k8s_start_controllers() {
 # RBAC for the Kuryr controller's identity (CN=kuryr-controller): upstream
 # kuryr-kubernetes' ClusterRole (devstack/lib/kuryr_kubernetes, 10.0.0), plus
 # pods/status, EndpointSlices, reading CRDs, and leases (leader election).
-# Upstream's CNI daemon runs under the same identity here.
+# Upstream's CNI daemon runs under the same identity here. The objects are
+# named kuryr-stack-controller: deploy/kubernetes/rbac.yaml's own
+# (kuryr-controller, for its service account) come and go with a deployment.
 k8s_rbac() {
     kubectl_admin apply -f - >/dev/null <<'EOF'
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
-metadata: {name: kuryr-controller}
+metadata: {name: kuryr-stack-controller}
 rules:
 - apiGroups: [""]
   resources: [endpoints, pods, pods/status, services, services/status, namespaces]
@@ -274,8 +276,8 @@ rules:
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
-metadata: {name: kuryr-controller}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kuryr-controller}
+metadata: {name: kuryr-stack-controller}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kuryr-stack-controller}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: kuryr-controller}
 EOF
