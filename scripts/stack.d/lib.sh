@@ -128,8 +128,16 @@ wait_svc() { # service timeout_s command...
     local svc=$1 timeout=$2 deadline
     deadline=$(awk -v a="$(now)" -v t="$timeout" 'BEGIN{printf "%.3f", a+t}')
     shift 2
+    local pid
     until "$@" >/dev/null 2>&1; do
-        svc_pid "$svc" >/dev/null || fail "$svc" "exited during start-up"
+        # Just spawned, its /proc/PID/cmdline may still be the forking
+        # shell's (not yet exec'd): only a recorded PID that is gone means
+        # it exited.
+        if ! svc_pid "$svc" >/dev/null; then
+            pid=$(cat "$PIDS/$svc.pid" 2>/dev/null || true)
+            [[ -n $pid && -r /proc/$pid/status ]] && ! grep -q '^State:.*zombie' "/proc/$pid/status" \
+                || fail "$svc" "exited during start-up"
+        fi
         if awk -v d="$deadline" -v n="$(now)" 'BEGIN{exit !(n>d)}'; then
             fail "$svc" "not ready after ${timeout} s"
         fi
