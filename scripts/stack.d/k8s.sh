@@ -93,9 +93,17 @@ k8s_check_foreign() {
             die "127.0.0.1:$port is already in use by a process this stack did not start"
         fi
     done
-    local pid
-    for pid in $(pgrep -x kubelet || true) $(pgrep -x kube-apiserver || true); do
-        die "a kubelet/kube-apiserver this stack did not start runs as pid $pid"
+    # One our own `down` just killed may still be exiting, or a zombie that
+    # PID 1 has not reaped yet: give it 15 s before calling it foreign.
+    local pid live deadline=$((SECONDS + 15))
+    while :; do
+        live=()
+        for pid in $(pgrep -x kubelet || true) $(pgrep -x kube-apiserver || true); do
+            grep -q '^State:.*zombie' "/proc/$pid/status" 2>/dev/null || live+=("$pid")
+        done
+        ((${#live[@]} == 0)) && break
+        ((SECONDS < deadline)) || die "a kubelet/kube-apiserver this stack did not start runs as pid ${live[0]}"
+        sleep 0.5
     done
 }
 
